@@ -1,1 +1,6 @@
-//! Telemetry.
+//! Telemetry: counters named after Linux's MIB counters, kept per worker and
+//! summed on read.
+
+pub mod counters;
+
+pub use counters::{Counter, Counters, CounterSnapshot};

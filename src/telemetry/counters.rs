@@ -1,0 +1,242 @@
+//! Per-worker counters with Linux's `nstat` names.
+//!
+//! Each worker owns one [`Counters`] block and is its only writer, so an
+//! increment is a relaxed load + store on a cache-padded block (no RMW, no
+//! sharing on the hot path). Readers (stats, the control plane) load every
+//! cell of every worker and sum them: a snapshot is not atomic across cells,
+//! exactly like reading `/proc/net/netstat`.
+
+use crossbeam::utils::CachePadded;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// A counter. The display name is the one `nstat` prints.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(usize)]
+        pub enum Counter { $( $(#[$doc])* $variant, )* }
+
+        impl Counter {
+            /// Every counter, in declaration order.
+            pub const ALL: &'static [Counter] = &[ $( Counter::$variant, )* ];
+            /// Number of counters.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The name Linux's `nstat` uses (or ours, for counters Linux lacks).
+            pub const fn name(self) -> &'static str {
+                match self { $( Counter::$variant => $name, )* }
+            }
+        }
+    };
+}
+
+counters! {
+    // --- Ip / Icmp / host behaviour ---
+    /// Frames received from the port.
+    RxFrames => "DlRxFrames",
+    /// Frames handed to the port for transmission.
+    TxFrames => "DlTxFrames",
+    /// Frames the TX queue did not take (ring full), freed.
+    TxDrops => "DlTxDrops",
+    /// Frames shorter than their headers claim or otherwise unparsable.
+    RxMalformed => "DlRxMalformed",
+    /// Ethernet frames of a type we do not handle.
+    RxUnknownEthertype => "DlRxUnknownEthertype",
+    /// Frames addressed to another MAC (not us, not broadcast).
+    RxOtherHost => "DlRxOtherHost",
+    /// ARP requests for one of our addresses that we answered.
+    ArpReplies => "DlArpReplies",
+    /// ARP packets ignored (other targets, unsupported hardware).
+    ArpIgnored => "DlArpIgnored",
+    /// Received IPv4 datagrams (Linux: Ip InReceives).
+    IpInReceives => "IpInReceives",
+    /// IPv4 header errors: bad version, IHL, length, TTL (Ip InHdrErrors).
+    IpInHdrErrors => "IpInHdrErrors",
+    /// IPv4 datagrams addressed to someone else (Ip InAddrErrors).
+    IpInAddrErrors => "IpInAddrErrors",
+    /// IPv4 fragments: counted and dropped, we do not reassemble (Ip ReasmFails).
+    IpReasmFails => "IpReasmFails",
+    /// IPv4 datagrams with options: counted and dropped.
+    IpInOptionsDropped => "DlIpInOptionsDropped",
+    /// IPv4 datagrams with an unknown protocol (Ip InUnknownProtos).
+    IpInUnknownProtos => "IpInUnknownProtos",
+    /// IPv4 header checksum failures.
+    IpInCsumErrors => "DlIpInCsumErrors",
+    /// ICMP messages received (Icmp InMsgs).
+    IcmpInMsgs => "IcmpInMsgs",
+    /// ICMP messages with a bad checksum or length (Icmp InErrors).
+    IcmpInErrors => "IcmpInErrors",
+    /// ICMP echo requests received (IcmpMsg InType8).
+    IcmpInEchos => "IcmpInEchos",
+    /// ICMP messages sent (Icmp OutMsgs).
+    IcmpOutMsgs => "IcmpOutMsgs",
+    /// ICMP echo replies sent.
+    IcmpOutEchoReps => "IcmpOutEchoReps",
+    /// ICMP destination unreachable sent.
+    IcmpOutDestUnreachs => "IcmpOutDestUnreachs",
+    /// ICMP errors suppressed by the rate limit (Linux: icmp_ratelimit).
+    IcmpOutRateLimited => "IcmpOutRateLimitHost",
+    /// UDP datagrams received (Udp InDatagrams).
+    UdpInDatagrams => "UdpInDatagrams",
+    /// UDP datagrams to a port nobody listens on (Udp NoPorts).
+    UdpNoPorts => "UdpNoPorts",
+    /// UDP checksum errors (Udp InCsumErrors).
+    UdpInCsumErrors => "UdpInCsumErrors",
+
+    // --- Tcp ---
+    /// TCP segments received (Tcp InSegs).
+    TcpInSegs => "TcpInSegs",
+    /// TCP segments sent (Tcp OutSegs).
+    TcpOutSegs => "TcpOutSegs",
+    /// RSTs sent (Tcp OutRsts).
+    TcpOutRsts => "TcpOutRsts",
+    /// Bad segments received: bad header length, impossible flags (Tcp InErrs).
+    TcpInErrs => "TcpInErrs",
+    /// TCP checksum errors (Tcp InCsumErrors).
+    TcpInCsumErrors => "TcpInCsumErrors",
+    /// Connections that went SYN_RECV -> ESTABLISHED (Tcp PassiveOpens).
+    TcpPassiveOpens => "TcpPassiveOpens",
+    /// Failed connection attempts (Tcp AttemptFails).
+    TcpAttemptFails => "TcpAttemptFails",
+    /// Accept queue full when a handshake completed or a SYN arrived.
+    ListenOverflows => "TcpExtListenOverflows",
+    /// SYNs or ACKs dropped by a listener for any reason.
+    ListenDrops => "TcpExtListenDrops",
+    /// SYN dropped because the request queue was full and cookies are off.
+    TcpReqQFullDrop => "TcpExtTCPReqQFullDrop",
+    /// SYN answered with a cookie because the request queue was full.
+    TcpReqQFullDoCookies => "TcpExtTCPReqQFullDoCookies",
+    /// SYN cookies sent.
+    SyncookiesSent => "TcpExtSyncookiesSent",
+    /// Valid SYN cookies received.
+    SyncookiesRecv => "TcpExtSyncookiesRecv",
+    /// Invalid SYN cookies received.
+    SyncookiesFailed => "TcpExtSyncookiesFailed",
+    /// RSTs received for request socks (SYN_RECV).
+    EmbryonicRsts => "TcpExtEmbryonicRsts",
+    /// Connections opened by TCP Fast Open.
+    TcpFastOpenPassive => "TcpExtTCPFastOpenPassive",
+    /// TFO SYNs with an invalid cookie (fell back to the handshake).
+    TcpFastOpenPassiveFail => "TcpExtTCPFastOpenPassiveFail",
+    /// TFO refused because the fast-open queue was full.
+    TcpFastOpenListenOverflow => "TcpExtTCPFastOpenListenOverflow",
+    /// TFO cookie requests answered.
+    TcpFastOpenCookieReqd => "TcpExtTCPFastOpenCookieReqd",
+    /// Requests migrated to another reuseport member on close.
+    TcpMigrateReqSuccess => "TcpExtTCPMigrateReqSuccess",
+    /// Requests that could not be migrated (last member closed).
+    TcpMigrateReqFailure => "TcpExtTCPMigrateReqFailure",
+    /// Requests dropped by TCP_DEFER_ACCEPT.
+    TcpDeferAcceptDrop => "TcpExtTCPDeferAcceptDrop",
+    /// SYN-ACK retransmissions (Linux: TCPSynRetrans counts both directions).
+    TcpSynRetrans => "TcpExtTCPSynRetrans",
+    /// Request socks that died after tcp_synack_retries.
+    TcpReqTimeouts => "DlTcpReqTimeouts",
+    /// ACKs with no matching request, connection or valid cookie (answered with RST).
+    TcpAckNoMatch => "DlTcpAckNoMatch",
+    /// SYNs to a port nobody listens on (answered with RST|ACK).
+    TcpSynNoListener => "DlTcpSynNoListener",
+}
+
+/// One worker's counters. Single writer (the worker), many readers.
+pub struct Counters {
+    cells: CachePadded<[AtomicU64; Counter::COUNT]>,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Counters {
+    pub fn new() -> Self {
+        Counters { cells: CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))) }
+    }
+
+    /// Add `n` to `c`. Only the owning worker may call this: it is a load and a
+    /// store, not an atomic add, because there is a single writer.
+    #[inline]
+    pub fn add(&self, c: Counter, n: u64) {
+        let cell = &self.cells[c as usize];
+        cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self, c: Counter) {
+        self.add(c, 1);
+    }
+
+    #[inline]
+    pub fn get(&self, c: Counter) -> u64 {
+        self.cells[c as usize].load(Ordering::Relaxed)
+    }
+
+    /// Copy every cell.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot { values: std::array::from_fn(|i| self.cells[i].load(Ordering::Relaxed)) }
+    }
+}
+
+/// A copy of counters, possibly summed over workers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    values: [u64; Counter::COUNT],
+}
+
+impl Default for CounterSnapshot {
+    fn default() -> Self {
+        CounterSnapshot { values: [0; Counter::COUNT] }
+    }
+}
+
+impl CounterSnapshot {
+    pub fn get(&self, c: Counter) -> u64 {
+        self.values[c as usize]
+    }
+
+    /// Sum snapshots (e.g. of every worker).
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a CounterSnapshot>) -> CounterSnapshot {
+        let mut total = CounterSnapshot::default();
+        for p in parts {
+            for (t, v) in total.values.iter_mut().zip(p.values.iter()) {
+                *t = t.wrapping_add(*v);
+            }
+        }
+        total
+    }
+
+    /// Non-zero counters as (name, value), in declaration order, like `nstat`.
+    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Counter::ALL.iter().filter(|c| self.get(**c) != 0).map(|c| (c.name(), self.get(*c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len());
+    }
+
+    #[test]
+    fn snapshots_sum_over_workers() {
+        let a = Counters::new();
+        let b = Counters::new();
+        a.inc(Counter::SyncookiesSent);
+        a.add(Counter::SyncookiesSent, 2);
+        b.inc(Counter::SyncookiesSent);
+        b.inc(Counter::ListenDrops);
+        let total = CounterSnapshot::sum([&a.snapshot(), &b.snapshot()]);
+        assert_eq!(total.get(Counter::SyncookiesSent), 4);
+        assert_eq!(total.get(Counter::ListenDrops), 1);
+        let nz: Vec<_> = total.nonzero().collect();
+        assert_eq!(nz, vec![("TcpExtListenDrops", 1), ("TcpExtSyncookiesSent", 4)]);
+    }
+}
