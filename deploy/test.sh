@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, as root on Debian 12: installs what it needs (deploy/setup.sh),
+# then unit, property and deterministic engine tests, the loom model check of the
+# accept queue, and the end-to-end tests that run real Linux peers against dlisten
+# through net_tap inside network namespaces the tests create (198.18.0.0/15 only).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deploy/test.sh: run as root (the end-to-end tests create network namespaces and tap devices)" >&2
+  exit 1
+fi
+
+./deploy/setup.sh
+
+echo "== cargo test (unit, property, engine scripts, end-to-end)"
+# End-to-end tests share 2 cores with busy-polling workers: one test thread.
+cargo test --all-targets -- --test-threads=1
+
+echo "== loom: accept queue model check"
+if grep -rq 'cfg(loom)' src; then
+  RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test --release --lib accept_queue -- --test-threads=1
+fi
