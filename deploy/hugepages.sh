@@ -24,7 +24,7 @@
 # itself. 1G pages need the CPU flag pdpe1gb (grep pdpe1gb /proc/cpuinfo).
 set -euo pipefail
 
-here=$(dirname "$(readlink -f "$0")")
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 

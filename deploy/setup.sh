@@ -8,7 +8,7 @@
 # is missing, loads no kernel module. Exits non-zero with a message on failure.
 set -euo pipefail
 
-here=$(dirname "$(readlink -f "$0")")
+here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
