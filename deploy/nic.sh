@@ -57,6 +57,7 @@ resolve_pci() {
         done
         dl_die "interface $1 is not on a PCI device"
     fi
+    [ ! -e "/sys/class/net/$1" ] || dl_die "interface $1 is not on a PCI device"
     pci=$(dl_pci_normalize "$1") || dl_die "'$1' is neither a PCI address (0000:03:00.0) nor an interface"
     [ -d "/sys/bus/pci/devices/$pci" ] || dl_die "no PCI device $pci"
     echo "$pci"
