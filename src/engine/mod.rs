@@ -8,5 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod errno;
+pub mod fastopen;
+pub mod isn;
+pub mod secrets;
+pub mod syncookie;
 pub mod sysctl;
 pub mod time;
