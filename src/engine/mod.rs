@@ -14,3 +14,4 @@ pub mod secrets;
 pub mod syncookie;
 pub mod sysctl;
 pub mod time;
+pub mod timer_wheel;
