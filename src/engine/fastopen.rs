@@ -123,6 +123,20 @@ mod tests {
     }
 
     #[test]
+    fn same_cookie_as_a_linux_server() {
+        // Recorded from Linux 6.18 in a network namespace: 198.18.0.1 and
+        // 198.18.0.2 on lo, tcp_fastopen=3, this tcp_fastopen_key, a listener
+        // with TCP_FASTOPEN on 198.18.0.1:8080 and a MSG_FASTOPEN client bound
+        // to 198.18.0.2; `ip tcp_metrics show` then printed the client's
+        // cached cookie as `fo_cookie a48dac0638247cd6`.
+        let k = TfoKeys::parse_linux("00112233-44556677-8899aabb-ccddeeff").unwrap();
+        assert_eq!(
+            gen(&k, CLIENT, SERVER),
+            [0xa4, 0x8d, 0xac, 0x06, 0x38, 0x24, 0x7c, 0xd6]
+        );
+    }
+
+    #[test]
     fn valid_for_the_same_pair_only() {
         let k = keys();
         let c = gen(&k, CLIENT, SERVER);
