@@ -690,6 +690,23 @@ mod tests {
     }
 
     #[test]
+    fn ts_matches_a_linux_cookie_synack() {
+        // Recorded from Linux 6.18 in a network namespace with
+        // tcp_syncookies=2 and tcp_timestamps=2 (no per-pair offset): a SYN
+        // with `sackOK, TS val 1256169, wscale 10` got a cookie SYN-ACK with
+        // `TS val 1256154` (0x1a in the low bits: wscale 10 | SACK).
+        assert_eq!(encode_ts(1_256_169, Some(10), true, false), 1_256_154);
+        assert_eq!(
+            decode_ts(1_256_154, &Sysctls::default()),
+            Some(CookieOpts {
+                wscale: Some(10),
+                sack: true,
+                ecn: false
+            })
+        );
+    }
+
+    #[test]
     fn ts_decode_honours_sysctls_like_linux() {
         let on = Sysctls::default();
         let ts = encode_ts(77_777, Some(3), true, true);
