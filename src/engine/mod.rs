@@ -8,5 +8,10 @@
 #![forbid(unsafe_code)]
 
 pub mod errno;
+pub mod fastopen;
+pub mod isn;
+pub mod secrets;
+pub mod syncookie;
 pub mod sysctl;
 pub mod time;
+pub mod timer_wheel;

@@ -1,0 +1,198 @@
+//! TCP Fast Open cookies (RFC 7413 §4.1.2), as Linux's net/ipv4/tcp_fastopen.c
+//! makes them.
+//!
+//! Linux (5.x and later): the cookie is `siphash(saddr ‖ daddr, key)`, 8
+//! bytes, over the addresses in network byte order as they sit in the IPv4
+//! header of the SYN (saddr = the client), output little-endian. Two keys:
+//! the primary mints cookies; a cookie valid under the backup is still
+//! accepted, and the SYN-ACK then carries a fresh primary cookie (counted as
+//! `TCPFastOpenPassiveAltKey`). Same key bytes, same cookies as a Linux
+//! server: a fleet mixing both can share `tcp_fastopen_key`
+//! (see [`super::secrets::parse_linux_tfo_key`]).
+
+use std::hash::Hasher as _;
+
+use super::secrets::{parse_linux_tfo_key, KeyParseError, SipKey};
+
+/// Linux's `TCP_FASTOPEN_COOKIE_SIZE`: the length of the cookies we mint.
+pub const TCP_FASTOPEN_COOKIE_SIZE: usize = 8;
+
+/// The server's TFO keys (Linux's `tcp_fastopen_context`: up to 2 keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TfoKeys {
+    pub primary: SipKey,
+    pub backup: Option<SipKey>,
+}
+
+impl TfoKeys {
+    pub fn new(primary: SipKey) -> TfoKeys {
+        TfoKeys {
+            primary,
+            backup: None,
+        }
+    }
+
+    /// Makes `new` the primary key and keeps the old primary as backup, so
+    /// clients holding old cookies still get their data accepted.
+    pub fn rotate(&mut self, new: SipKey) {
+        self.backup = Some(self.primary);
+        self.primary = new;
+    }
+
+    /// Parses Linux's `net.ipv4.tcp_fastopen_key` value: one key
+    /// `xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx`, or `primary,backup`.
+    pub fn parse_linux(s: &str) -> Result<TfoKeys, KeyParseError> {
+        let mut parts = s.trim().split(',');
+        let primary = parse_linux_tfo_key(parts.next().unwrap_or(""))?;
+        let backup = parts.next().map(parse_linux_tfo_key).transpose()?;
+        if parts.next().is_some() {
+            return Err(KeyParseError::BadLinuxFormat);
+        }
+        Ok(TfoKeys { primary, backup })
+    }
+}
+
+/// What a SYN's TFO cookie is worth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TfoCookieCheck {
+    /// Valid under the primary key: accept the data in the SYN.
+    Valid,
+    /// Valid under the backup key only: accept the data, and (as Linux does)
+    /// answer with the primary-key cookie from [`gen`] so the client
+    /// refreshes it. Linux counts `TCPFastOpenPassiveAltKey`.
+    ValidBackup,
+    /// Wrong cookie, or wrong length: no data accepted
+    /// (`TCPFastOpenPassiveFail`); the SYN-ACK carries a fresh cookie.
+    Invalid,
+}
+
+fn cookie_word(key: SipKey, saddr: u32, daddr: u32) -> u64 {
+    let mut h = key.sip24();
+    // The 8 bytes saddr ‖ daddr in network order, as one little-endian word:
+    // exactly what siphash(&iph->saddr, 8, key) reads.
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&saddr.to_be_bytes());
+    bytes[4..].copy_from_slice(&daddr.to_be_bytes());
+    h.write_u64(u64::from_le_bytes(bytes));
+    h.finish()
+}
+
+/// The cookie for client `saddr` talking to our `daddr` (host byte order),
+/// under the primary key.
+pub fn gen(keys: &TfoKeys, saddr: u32, daddr: u32) -> [u8; TCP_FASTOPEN_COOKIE_SIZE] {
+    cookie_word(keys.primary, saddr, daddr).to_le_bytes()
+}
+
+/// Checks the cookie a client sent in its SYN. Only our own 8-byte cookies
+/// can be valid: any other length (RFC 7413 allows 4..=16) is invalid, as
+/// in Linux, which compares length and bytes.
+pub fn check(keys: &TfoKeys, saddr: u32, daddr: u32, cookie: &[u8]) -> TfoCookieCheck {
+    let Ok(got) = <[u8; TCP_FASTOPEN_COOKIE_SIZE]>::try_from(cookie) else {
+        return TfoCookieCheck::Invalid;
+    };
+    let got = u64::from_le_bytes(got);
+    if got == cookie_word(keys.primary, saddr, daddr) {
+        return TfoCookieCheck::Valid;
+    }
+    match keys.backup {
+        Some(backup) if got == cookie_word(backup, saddr, daddr) => TfoCookieCheck::ValidBackup,
+        _ => TfoCookieCheck::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siphasher::sip::SipHasher24;
+
+    const CLIENT: u32 = 0xC612_0002; // 198.18.0.2
+    const SERVER: u32 = 0xC612_0001; // 198.18.0.1
+
+    fn keys() -> TfoKeys {
+        TfoKeys::new(SipKey::from_bytes(*b"dlisten-tfo-key1"))
+    }
+
+    #[test]
+    fn cookie_is_siphash_of_the_header_bytes() {
+        // The word-fed hash equals SipHash-2-4 over the 8 header bytes, i.e.
+        // Linux's siphash(&iph->saddr, 8, key) with the same key bytes.
+        let k = keys();
+        let hdr = [198, 18, 0, 2, 198, 18, 0, 1];
+        let reference = SipHasher24::new_with_key(b"dlisten-tfo-key1").hash(&hdr);
+        assert_eq!(gen(&k, CLIENT, SERVER), reference.to_le_bytes());
+    }
+
+    #[test]
+    fn same_cookie_as_a_linux_server() {
+        // Recorded from Linux 6.18 in a network namespace: 198.18.0.1 and
+        // 198.18.0.2 on lo, tcp_fastopen=3, this tcp_fastopen_key, a listener
+        // with TCP_FASTOPEN on 198.18.0.1:8080 and a MSG_FASTOPEN client bound
+        // to 198.18.0.2; `ip tcp_metrics show` then printed the client's
+        // cached cookie as `fo_cookie a48dac0638247cd6`.
+        let k = TfoKeys::parse_linux("00112233-44556677-8899aabb-ccddeeff").unwrap();
+        assert_eq!(
+            gen(&k, CLIENT, SERVER),
+            [0xa4, 0x8d, 0xac, 0x06, 0x38, 0x24, 0x7c, 0xd6]
+        );
+    }
+
+    #[test]
+    fn valid_for_the_same_pair_only() {
+        let k = keys();
+        let c = gen(&k, CLIENT, SERVER);
+        assert_eq!(check(&k, CLIENT, SERVER, &c), TfoCookieCheck::Valid);
+        assert_eq!(check(&k, CLIENT + 1, SERVER, &c), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, CLIENT, SERVER + 1, &c), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, SERVER, CLIENT, &c), TfoCookieCheck::Invalid);
+        for bit in 0..64 {
+            let mut bad = c;
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(check(&k, CLIENT, SERVER, &bad), TfoCookieCheck::Invalid);
+        }
+    }
+
+    #[test]
+    fn wrong_lengths_are_invalid() {
+        let k = keys();
+        let c = gen(&k, CLIENT, SERVER);
+        assert_eq!(check(&k, CLIENT, SERVER, &[]), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, CLIENT, SERVER, &c[..4]), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, CLIENT, SERVER, &c[..7]), TfoCookieCheck::Invalid);
+        let mut long = [0u8; 16];
+        long[..8].copy_from_slice(&c);
+        assert_eq!(
+            check(&k, CLIENT, SERVER, &long[..9]),
+            TfoCookieCheck::Invalid
+        );
+        assert_eq!(check(&k, CLIENT, SERVER, &long), TfoCookieCheck::Invalid);
+    }
+
+    #[test]
+    fn backup_key_is_accepted_after_rotation() {
+        let mut k = keys();
+        let old = gen(&k, CLIENT, SERVER);
+        k.rotate(SipKey::from_bytes(*b"dlisten-tfo-key2"));
+        let new = gen(&k, CLIENT, SERVER);
+        assert_ne!(old, new);
+        assert_eq!(check(&k, CLIENT, SERVER, &new), TfoCookieCheck::Valid);
+        assert_eq!(check(&k, CLIENT, SERVER, &old), TfoCookieCheck::ValidBackup);
+        assert_eq!(check(&k, CLIENT + 1, SERVER, &old), TfoCookieCheck::Invalid);
+        k.rotate(SipKey::from_bytes(*b"dlisten-tfo-key3"));
+        assert_eq!(check(&k, CLIENT, SERVER, &new), TfoCookieCheck::ValidBackup);
+        assert_eq!(check(&k, CLIENT, SERVER, &old), TfoCookieCheck::Invalid);
+    }
+
+    #[test]
+    fn linux_key_string_parses_primary_and_backup() {
+        let one = TfoKeys::parse_linux("00112233-44556677-8899aabb-ccddeeff").unwrap();
+        assert_eq!(one.backup, None);
+        let two = TfoKeys::parse_linux(
+            "00112233-44556677-8899aabb-ccddeeff,01234567-89abcdef-01234567-89abcdef\n",
+        )
+        .unwrap();
+        assert_eq!(two.primary, one.primary);
+        assert!(two.backup.is_some());
+        assert!(TfoKeys::parse_linux("1-2-3-4,5-6-7-8,9-a-b-c").is_err());
+        assert!(TfoKeys::parse_linux("").is_err());
+    }
+}

@@ -1,0 +1,327 @@
+//! Key material for SYN cookies, ISNs, timestamp offsets and TFO cookies.
+//!
+//! The engine never reads the OS RNG: the control plane builds a [`Secrets`]
+//! (from [`Secrets::random`], from operator-supplied hex keys, or from a seed
+//! in tests) and hands it to the workers.
+//!
+//! Linux keeps one random key per purpose, initialised lazily at first use
+//! (`net_get_random_once`): `syncookie_secret[2]`, `net_secret` (ISNs),
+//! `ts_secret` (timestamp offsets) and the per-netns TFO context
+//! (`tcp_fastopen_key`, primary and backup). We keep the same split so a key
+//! leak of one purpose does not give away the others.
+
+use std::fmt;
+use std::hash::Hasher as _;
+
+use siphasher::sip128::{Hasher128 as _, SipHasher24 as SipHasher128};
+use thiserror::Error;
+
+use super::fastopen::TfoKeys;
+use super::syncookie::SyncookieKeys;
+
+/// Length of one SipHash key in bytes (128 bits).
+pub const SIP_KEY_LEN: usize = 16;
+
+/// A 128-bit SipHash key.
+///
+/// `Debug` does not print the key bytes, so a key never ends up in a log by
+/// accident.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SipKey {
+    /// The key as SipHash reads it: `k0 = le64(bytes[0..8])`, `k1 = le64(bytes[8..16])`
+    /// (the layout of Linux's `siphash_key_t` filled from bytes).
+    k0: u64,
+    k1: u64,
+}
+
+impl SipKey {
+    pub const fn from_bytes(bytes: [u8; SIP_KEY_LEN]) -> SipKey {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        let mut i = 0;
+        while i < 8 {
+            lo[i] = bytes[i];
+            hi[i] = bytes[8 + i];
+            i += 1;
+        }
+        SipKey {
+            k0: u64::from_le_bytes(lo),
+            k1: u64::from_le_bytes(hi),
+        }
+    }
+
+    pub fn to_bytes(self) -> [u8; SIP_KEY_LEN] {
+        let mut out = [0u8; SIP_KEY_LEN];
+        out[..8].copy_from_slice(&self.k0.to_le_bytes());
+        out[8..].copy_from_slice(&self.k1.to_le_bytes());
+        out
+    }
+
+    /// Parses 32 hex digits (see [`parse_hex_key`]).
+    pub fn from_hex(s: &str) -> Result<SipKey, KeyParseError> {
+        parse_hex_key::<SIP_KEY_LEN>(s).map(SipKey::from_bytes)
+    }
+
+    /// The two 64-bit SipHash key words.
+    pub const fn words(self) -> (u64, u64) {
+        (self.k0, self.k1)
+    }
+
+    /// A SipHash-2-4 hasher keyed with this key (Linux's `siphash()`).
+    pub fn sip24(self) -> siphasher::sip::SipHasher24 {
+        siphasher::sip::SipHasher24::new_with_keys(self.k0, self.k1)
+    }
+
+    /// A SipHash-1-3 hasher keyed with this key (cheaper; the SYN-cookie hash).
+    pub fn sip13(self) -> siphasher::sip::SipHasher13 {
+        siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1)
+    }
+}
+
+impl fmt::Debug for SipKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SipKey(<redacted>)")
+    }
+}
+
+/// Why an operator-supplied key was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum KeyParseError {
+    #[error("key must be {expected} hex digits, got {found}")]
+    WrongLength { expected: usize, found: usize },
+    #[error("invalid hex digit {found:?} at position {pos}")]
+    InvalidDigit { pos: usize, found: char },
+    #[error("expected a Linux tcp_fastopen_key (xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup])")]
+    BadLinuxFormat,
+}
+
+/// Parses an operator-supplied key of `N` bytes written as `2 * N` hex
+/// digits, most significant nibble first, byte 0 first (`"000102…0f"` is
+/// `[0, 1, 2, …, 15]`). Surrounding whitespace is ignored; upper and lower
+/// case are accepted; nothing else is.
+pub fn parse_hex_key<const N: usize>(s: &str) -> Result<[u8; N], KeyParseError> {
+    let s = s.trim();
+    let digits = s.chars().count();
+    if digits != 2 * N {
+        return Err(KeyParseError::WrongLength {
+            expected: 2 * N,
+            found: digits,
+        });
+    }
+    let mut out = [0u8; N];
+    for (pos, c) in s.chars().enumerate() {
+        let nibble = c
+            .to_digit(16)
+            .ok_or(KeyParseError::InvalidDigit { pos, found: c })? as u8;
+        out[pos / 2] |= if pos % 2 == 0 { nibble << 4 } else { nibble };
+    }
+    Ok(out)
+}
+
+/// Parses one key in the format of Linux's `net.ipv4.tcp_fastopen_key`:
+/// four 32-bit hex words `%x-%x-%x-%x`. Linux stores each word little-endian
+/// (`cpu_to_le32`) and reads the 16 bytes as its siphash key, so the same
+/// string gives the same key, hence the same TFO cookies, as a Linux server.
+pub fn parse_linux_tfo_key(s: &str) -> Result<SipKey, KeyParseError> {
+    let mut bytes = [0u8; SIP_KEY_LEN];
+    let mut words = s.trim().split('-');
+    for chunk in bytes.chunks_exact_mut(4) {
+        let word = words.next().ok_or(KeyParseError::BadLinuxFormat)?;
+        if word.is_empty() || word.len() > 8 {
+            return Err(KeyParseError::BadLinuxFormat);
+        }
+        let w = u32::from_str_radix(word, 16).map_err(|_| KeyParseError::BadLinuxFormat)?;
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    if words.next().is_some() {
+        return Err(KeyParseError::BadLinuxFormat);
+    }
+    Ok(SipKey::from_bytes(bytes))
+}
+
+/// Formats a key the way Linux prints `net.ipv4.tcp_fastopen_key` (`%08x-%08x-%08x-%08x`).
+pub fn format_linux_tfo_key(key: SipKey) -> String {
+    let b = key.to_bytes();
+    let w = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    format!("{:08x}-{:08x}-{:08x}-{:08x}", w(0), w(4), w(8), w(12))
+}
+
+/// Failure to read key material from the OS.
+#[derive(Debug, Error)]
+#[error("cannot read random key material from the OS: {0}")]
+pub struct RandomError(getrandom::Error);
+
+/// All the keys a worker's engine needs on the listen path.
+#[derive(Clone, Debug)]
+pub struct Secrets {
+    /// SYN cookie MAC key (current and, after a rotation, previous).
+    pub syncookie: SyncookieKeys,
+    /// RFC 6528 ISN key (Linux's `net_secret`).
+    pub isn: SipKey,
+    /// Per address pair timestamp offset key (Linux's `ts_secret`).
+    pub ts_off: SipKey,
+    /// TCP Fast Open cookie keys (primary and backup).
+    pub tfo: TfoKeys,
+}
+
+impl Secrets {
+    /// Deterministic keys derived from a seed, for tests and reproducible
+    /// benchmarks. Each sub-key is SipHash-2-4-128 keyed with the first half
+    /// of the seed over the second half and a purpose label, so sub-keys are
+    /// independent of each other.
+    pub fn from_seed(seed: [u8; 32]) -> Secrets {
+        let mut k = [0u8; SIP_KEY_LEN];
+        k.copy_from_slice(&seed[..16]);
+        let mut rest = [0u8; 16];
+        rest.copy_from_slice(&seed[16..]);
+        let derive = |label: u64| -> SipKey {
+            let mut h = SipHasher128::new_with_key(&k);
+            h.write(&rest);
+            h.write_u64(label);
+            SipKey::from_bytes(h.finish128().as_bytes())
+        };
+        Secrets {
+            syncookie: SyncookieKeys::new(derive(1)),
+            isn: derive(2),
+            ts_off: derive(3),
+            tfo: TfoKeys::new(derive(4)),
+        }
+    }
+
+    /// Fresh keys from the OS RNG. Called by the control plane, never by the
+    /// engine. The TFO key is random too: Linux also picks a random TFO key
+    /// unless the operator sets `tcp_fastopen_key`.
+    pub fn random() -> Result<Secrets, RandomError> {
+        let key = || -> Result<SipKey, RandomError> {
+            let mut b = [0u8; SIP_KEY_LEN];
+            getrandom::getrandom(&mut b).map_err(RandomError)?;
+            Ok(SipKey::from_bytes(b))
+        };
+        Ok(Secrets {
+            syncookie: SyncookieKeys::new(key()?),
+            isn: key()?,
+            ts_off: key()?,
+            tfo: TfoKeys::new(key()?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_key_parses_in_byte_order() {
+        let k = parse_hex_key::<16>(" 000102030405060708090a0B0c0d0e0F\n").unwrap();
+        assert_eq!(k, core::array::from_fn(|i| i as u8));
+        let sk = SipKey::from_hex("000102030405060708090a0b0c0d0e0f").unwrap();
+        assert_eq!(sk.to_bytes(), k);
+        assert_eq!(sk.words(), (0x0706050403020100, 0x0f0e0d0c0b0a0908));
+    }
+
+    #[test]
+    fn hex_key_errors_are_typed() {
+        assert_eq!(
+            parse_hex_key::<16>("0011"),
+            Err(KeyParseError::WrongLength {
+                expected: 32,
+                found: 4
+            })
+        );
+        assert_eq!(
+            parse_hex_key::<2>("00g1"),
+            Err(KeyParseError::InvalidDigit { pos: 2, found: 'g' })
+        );
+        // Multi-byte characters count as one digit each and are refused.
+        assert_eq!(
+            parse_hex_key::<1>("é0"),
+            Err(KeyParseError::InvalidDigit {
+                pos: 0, found: 'é'
+            })
+        );
+        assert_eq!(
+            parse_hex_key::<1>("+1"),
+            Err(KeyParseError::InvalidDigit { pos: 0, found: '+' })
+        );
+    }
+
+    #[test]
+    fn linux_tfo_key_format_roundtrips_with_le_words() {
+        let k = parse_linux_tfo_key("00112233-44556677-8899aabb-ccddeeff").unwrap();
+        // Linux: key[i] = cpu_to_le32(user_key[i]).
+        assert_eq!(
+            k.to_bytes(),
+            [
+                0x33, 0x22, 0x11, 0x00, 0x77, 0x66, 0x55, 0x44, 0xbb, 0xaa, 0x99, 0x88, 0xff, 0xee,
+                0xdd, 0xcc
+            ]
+        );
+        assert_eq!(
+            format_linux_tfo_key(k),
+            "00112233-44556677-8899aabb-ccddeeff"
+        );
+        // sscanf("%x") accepts short words.
+        let short = parse_linux_tfo_key("1-2-3-4").unwrap();
+        assert_eq!(
+            format_linux_tfo_key(short),
+            "00000001-00000002-00000003-00000004"
+        );
+        for bad in [
+            "",
+            "1-2-3",
+            "1-2-3-4-5",
+            "1--3-4",
+            "123456789-2-3-4",
+            "x-2-3-4",
+        ] {
+            assert_eq!(
+                parse_linux_tfo_key(bad),
+                Err(KeyParseError::BadLinuxFormat),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn seeded_secrets_are_deterministic_and_independent() {
+        let a = Secrets::from_seed([7; 32]);
+        let b = Secrets::from_seed([7; 32]);
+        let mut seed = [7; 32];
+        seed[31] = 8;
+        let c = Secrets::from_seed(seed);
+        assert_eq!(a.isn, b.isn);
+        assert_eq!(a.ts_off, b.ts_off);
+        assert_eq!(a.tfo, b.tfo);
+        assert_eq!(a.syncookie.current(), b.syncookie.current());
+        assert_ne!(a.isn, c.isn);
+        // Sub-keys differ from each other.
+        let keys = [a.syncookie.current(), a.isn, a.ts_off, a.tfo.primary];
+        for i in 0..keys.len() {
+            for j in i + 1..keys.len() {
+                assert_ne!(keys[i], keys[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn random_secrets_differ() {
+        let a = Secrets::random().unwrap();
+        let b = Secrets::random().unwrap();
+        assert_ne!(a.isn, b.isn);
+        assert_ne!(a.syncookie.current(), b.syncookie.current());
+    }
+
+    #[test]
+    fn debug_redacts_keys() {
+        let s = Secrets::from_seed([1; 32]);
+        let text = format!("{s:?}");
+        assert!(text.contains("<redacted>"));
+        let hex: String = s
+            .isn
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!text.contains(&hex));
+    }
+}
