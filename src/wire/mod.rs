@@ -24,8 +24,12 @@
 //! with them is the engine's business.
 #![forbid(unsafe_code)]
 
+pub mod arp;
 pub mod checksum;
+pub mod ethernet;
 
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetAddress, EthernetFrame};
 
 /// Why a buffer is not a valid packet (or cannot hold one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
