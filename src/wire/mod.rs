@@ -27,9 +27,11 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod ipv4;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame};
+pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 
 /// Why a buffer is not a valid packet (or cannot hold one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
