@@ -29,12 +29,14 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod tcp;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame};
 pub use icmp::{Icmpv4Packet, Icmpv4Type, Icmpv4Unreachable};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+pub use tcp::{TcpFlags, TcpRepr, TcpSegment};
 pub use udp::UdpPacket;
 
 /// Why a buffer is not a valid packet (or cannot hold one).
