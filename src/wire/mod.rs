@@ -30,6 +30,7 @@ pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod tcp;
+pub mod tcp_options;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
@@ -37,6 +38,9 @@ pub use ethernet::{EtherType, EthernetAddress, EthernetFrame};
 pub use icmp::{Icmpv4Packet, Icmpv4Type, Icmpv4Unreachable};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 pub use tcp::{TcpFlags, TcpRepr, TcpSegment};
+pub use tcp_options::{
+    FastOpenCookie, SackBlocks, SynOptions, TcpOption, TcpOptionIter, TcpOptionWriter,
+};
 pub use udp::UdpPacket;
 
 /// Why a buffer is not a valid packet (or cannot hold one).
