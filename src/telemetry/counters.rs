@@ -151,7 +151,9 @@ impl Default for Counters {
 
 impl Counters {
     pub fn new() -> Self {
-        Counters { cells: CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))) }
+        Counters {
+            cells: CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))),
+        }
     }
 
     /// Add `n` to `c`. Only the owning worker may call this: it is a load and a
@@ -159,7 +161,10 @@ impl Counters {
     #[inline]
     pub fn add(&self, c: Counter, n: u64) {
         let cell = &self.cells[c as usize];
-        cell.store(cell.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]
@@ -174,7 +179,9 @@ impl Counters {
 
     /// Copy every cell.
     pub fn snapshot(&self) -> CounterSnapshot {
-        CounterSnapshot { values: std::array::from_fn(|i| self.cells[i].load(Ordering::Relaxed)) }
+        CounterSnapshot {
+            values: std::array::from_fn(|i| self.cells[i].load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -186,7 +193,9 @@ pub struct CounterSnapshot {
 
 impl Default for CounterSnapshot {
     fn default() -> Self {
-        CounterSnapshot { values: [0; Counter::COUNT] }
+        CounterSnapshot {
+            values: [0; Counter::COUNT],
+        }
     }
 }
 
@@ -208,7 +217,10 @@ impl CounterSnapshot {
 
     /// Non-zero counters as (name, value), in declaration order, like `nstat`.
     pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        Counter::ALL.iter().filter(|c| self.get(**c) != 0).map(|c| (c.name(), self.get(*c)))
+        Counter::ALL
+            .iter()
+            .filter(|c| self.get(**c) != 0)
+            .map(|c| (c.name(), self.get(*c)))
     }
 }
 
@@ -237,6 +249,9 @@ mod tests {
         assert_eq!(total.get(Counter::SyncookiesSent), 4);
         assert_eq!(total.get(Counter::ListenDrops), 1);
         let nz: Vec<_> = total.nonzero().collect();
-        assert_eq!(nz, vec![("TcpExtListenDrops", 1), ("TcpExtSyncookiesSent", 4)]);
+        assert_eq!(
+            nz,
+            vec![("TcpExtListenDrops", 1), ("TcpExtSyncookiesSent", 4)]
+        );
     }
 }

@@ -3,4 +3,4 @@
 
 pub mod counters;
 
-pub use counters::{Counter, Counters, CounterSnapshot};
+pub use counters::{Counter, CounterSnapshot, Counters};
