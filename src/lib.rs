@@ -13,3 +13,4 @@ pub mod engine;
 pub mod telemetry;
 pub mod wire;
 pub mod worker;
+pub mod serve;

@@ -9,9 +9,13 @@
 
 pub mod errno;
 pub mod fastopen;
+pub mod host;
+pub mod icmp_limit;
 pub mod isn;
+pub mod neighbor;
 pub mod secrets;
 pub mod syncookie;
 pub mod sysctl;
 pub mod time;
 pub mod timer_wheel;
+pub mod tx;

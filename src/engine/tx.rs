@@ -1,0 +1,61 @@
+//! How the engine hands frames out: a sink that lends a buffer to fill.
+//! The worker backs it with mbufs (zero copy: the frame is built in the
+//! mbuf's data room), tests with `Vec`s.
+
+/// Checksum work the port is asked to finish on transmit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxOffload {
+    /// Every checksum is already in the frame.
+    None,
+    /// IPv4 header checksum and the TCP checksum (the TCP field holds the
+    /// pseudo-header sum, as DPDK requires).
+    Ipv4Tcp { l2_len: u8, l3_len: u8 },
+}
+
+/// A frame the builder wrote: its length and what the port must finish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxFrame {
+    pub len: usize,
+    pub offload: TxOffload,
+}
+
+impl TxFrame {
+    pub fn done(len: usize) -> TxFrame {
+        TxFrame { len, offload: TxOffload::None }
+    }
+}
+
+pub trait TxSink {
+    /// Lend a zeroed-or-not buffer of at least `max_len` bytes to `build`,
+    /// which writes one frame and says how long it is. Returns false when no
+    /// buffer was available (the frame is dropped and counted by the sink).
+    fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool;
+
+    /// Whether the port finishes IPv4/TCP checksums (then builders may leave them to it).
+    fn csum_offload(&self) -> bool {
+        false
+    }
+}
+
+/// A sink that keeps every frame: for tests and the engine-only benchmark.
+#[derive(Default, Debug)]
+pub struct VecSink {
+    pub frames: Vec<Vec<u8>>,
+}
+
+impl VecSink {
+    pub fn take(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.frames)
+    }
+}
+
+impl TxSink for VecSink {
+    fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
+        // 0xa5 fill shows bytes a builder forgot to write.
+        let mut buf = vec![0xa5; max_len];
+        let frame = build(&mut buf);
+        buf.truncate(frame.len);
+        self.frames.push(buf);
+        true
+    }
+}

@@ -1,0 +1,192 @@
+//! `dlisten serve`: bring up EAL and one port, start one pinned worker per
+//! queue, run until SIGINT/SIGTERM, then stop workers, the port and EAL, and
+//! print the final counters.
+
+use crate::dpdk::{self, DpdkError, Eal, Mempool, Port, PortConfig};
+use crate::engine::host::{Host, HostConfig};
+use crate::telemetry::{CounterSnapshot, Counters};
+use crate::wire::ethernet::EthernetAddress;
+use crate::worker::Worker;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Dpdk(#[from] DpdkError),
+    #[error("DPDK port {0} does not exist (ports found: {1:?}); pass --port with one of them, or a --vdev / PCI device to EAL")]
+    NoSuchPort(u16, Vec<u16>),
+    #[error("no address to own: pass --addr 198.18.0.1 (one or more)")]
+    NoAddress,
+    #[error("cannot install the SIGINT/SIGTERM handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Everything `serve` needs, already validated by the CLI.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub addrs: Vec<Ipv4Addr>,
+    pub port: Option<u16>,
+    pub workers: u16,
+    pub cores: Option<Vec<usize>>,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub mbufs_per_worker: u32,
+    pub idle_sleep: Duration,
+    pub stats_interval: Option<Duration>,
+    /// argv for EAL, argv[0] included.
+    pub eal_args: Vec<String>,
+}
+
+pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
+    if cfg.addrs.is_empty() {
+        return Err(ServeError::NoAddress);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(ServeError::Signal)?;
+    }
+
+    let eal = Eal::init(&cfg.eal_args)?;
+    println!("dlisten: DPDK {}", dpdk::version());
+    let ports = eal.ports();
+    let port_id = match cfg.port {
+        Some(p) if ports.contains(&p) => p,
+        Some(p) => return Err(ServeError::NoSuchPort(p, ports)),
+        None => *ports.first().ok_or(DpdkError::NoPorts)?,
+    };
+
+    let socket = eal.socket_id();
+    let pools: Vec<Arc<Mempool>> = (0..cfg.workers)
+        .map(|w| {
+            Mempool::new(&eal, &format!("dl_rx{port_id}_{w}"), cfg.mbufs_per_worker, 256, dpdk::DEFAULT_DATA_ROOM, socket)
+                .map(Arc::new)
+        })
+        .collect::<Result<_, _>>()?;
+    let port_cfg = PortConfig {
+        rx_queues: cfg.workers,
+        tx_queues: cfg.workers,
+        rx_desc: cfg.rx_desc,
+        tx_desc: cfg.tx_desc,
+        mempools: pools.iter().map(|p| p.clone()).collect(),
+        want_rss: true,
+        want_csum_offload: true,
+        promiscuous: false,
+        mtu: None,
+    };
+    let mut port = Port::new(&eal, port_id, &port_cfg)?;
+    port.start()?;
+    let info = port.info().clone();
+    let mac = EthernetAddress(port.mac_addr()?);
+    println!(
+        "dlisten: port {port_id} driver {} mac {mac} queues {} rss {} rx-csum-offload {} tx-csum-offload {}",
+        info.driver,
+        cfg.workers,
+        if info.rss_enabled { "on" } else { "off" },
+        on_off(info.rx_csum_offload),
+        on_off(info.tx_csum_offload)
+    );
+    match port.link() {
+        Ok(link) => println!(
+            "dlisten: link {}{}",
+            if link.up { "up" } else { "down" },
+            link.speed_mbps.map(|s| format!(" {s} Mbps")).unwrap_or_default()
+        ),
+        Err(e) => println!("dlisten: link status unknown: {e}"),
+    }
+    println!(
+        "dlisten: addresses {}",
+        cfg.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
+    );
+
+    let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+    let epoch = Instant::now();
+    let all_counters: Vec<Arc<Counters>> = (0..cfg.workers).map(|_| Arc::new(Counters::new())).collect();
+    let mut handles = Vec::new();
+    for w in 0..cfg.workers {
+        let core = match &cfg.cores {
+            Some(list) => list.get(w as usize).and_then(|c| core_ids.iter().find(|id| id.id == *c).copied()),
+            None => core_ids.get(w as usize % core_ids.len().max(1)).copied(),
+        };
+        let counters = all_counters[w as usize].clone();
+        let host = Host::new(HostConfig { mac, addrs: cfg.addrs.clone() }, counters.clone());
+        let worker = Worker {
+            id: w,
+            eal: eal.clone(),
+            core,
+            rxq: port.rx_queue(w)?,
+            txq: port.tx_queue(w)?,
+            pool: pools[w as usize].clone(),
+            host,
+            counters,
+            stop: stop.clone(),
+            idle_sleep: cfg.idle_sleep,
+            tx_csum_offload: info.tx_csum_offload,
+            epoch,
+        };
+        println!("dlisten: worker {w} on core {}", core.map(|c| c.id.to_string()).unwrap_or_else(|| "any".into()));
+        handles.push(std::thread::Builder::new().name(format!("dl-worker-{w}")).spawn(move || worker.run()).expect("spawn worker thread"));
+    }
+    println!("dlisten: ready");
+
+    let mut last_stats = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if let Some(every) = cfg.stats_interval {
+            if last_stats.elapsed() >= every {
+                last_stats = Instant::now();
+                let total = CounterSnapshot::sum(all_counters.iter().map(|c| c.snapshot()).collect::<Vec<_>>().iter());
+                let line: Vec<String> = total.nonzero().map(|(n, v)| format!("{n}={v}")).collect();
+                println!("dlisten: stats {}", line.join(" "));
+            }
+        }
+    }
+    println!("dlisten: stopping");
+    for h in handles {
+        let _ = h.join();
+    }
+    let stats = port.stats().unwrap_or_default();
+    if let Err(e) = port.stop() {
+        eprintln!("dlisten: stopping port {port_id}: {e}");
+    }
+    drop(port);
+
+    let snapshots: Vec<CounterSnapshot> = all_counters.iter().map(|c| c.snapshot()).collect();
+    print_report(&snapshots);
+    println!(
+        "port {port_id} ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
+        stats.ipackets, stats.opackets, stats.imissed, stats.ierrors, stats.oerrors, stats.rx_nombuf
+    );
+    drop(pools);
+    drop(eal);
+    Ok(())
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// The final report: one line per worker, then the summed counters (nstat style).
+pub fn print_report(per_worker: &[CounterSnapshot]) {
+    use crate::telemetry::Counter;
+    for (w, s) in per_worker.iter().enumerate() {
+        println!(
+            "worker {w} rx_frames {} tx_frames {} tx_drops {}",
+            s.get(Counter::RxFrames),
+            s.get(Counter::TxFrames),
+            s.get(Counter::TxDrops)
+        );
+    }
+    println!("counters:");
+    let total = CounterSnapshot::sum(per_worker.iter());
+    for (name, v) in total.nonzero() {
+        println!("  {name:<32} {v}");
+    }
+}
