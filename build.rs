@@ -54,10 +54,11 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=csrc");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG");
 
-    // The pkg-config crate prints the link lines (shared libraries, as Debian ships).
     let dpdk = match pkg_config::Config::new()
         .atleast_version("22.11")
+        .cargo_metadata(false)
         .probe("libdpdk")
     {
         Ok(lib) => lib,
@@ -71,8 +72,24 @@ fn main() {
     };
 
     let shim_flags = machine_flags();
+    // The shim first, then DPDK's libraries: the static shim needs them, and
+    // linkers resolve left to right.
     compile_shim(&dpdk, &shim_flags);
+    emit_link_lines(&dpdk);
     generate_bindings(&dpdk);
+}
+
+/// Link DPDK as libdpdk.pc says: shared libraries, as Debian ships them.
+fn emit_link_lines(dpdk: &pkg_config::Library) {
+    for path in &dpdk.link_paths {
+        println!("cargo:rustc-link-search=native={}", path.display());
+    }
+    for lib in &dpdk.libs {
+        println!("cargo:rustc-link-lib={lib}");
+    }
+    for args in &dpdk.ld_args {
+        println!("cargo:rustc-link-arg=-Wl,{}", args.join(","));
+    }
 }
 
 /// The instruction-set flags of libdpdk.pc (Debian: `-march=corei7`). DPDK's

@@ -47,6 +47,8 @@ uint16_t dl_rte_pktmbuf_tailroom(const struct rte_mbuf *m);
 
 /* Field accessors, so rte_mbuf stays opaque to Rust. */
 void *dl_rte_pktmbuf_mtod(const struct rte_mbuf *m);
+/* mtod and data_len in one call: the per-packet hot path. */
+void *dl_rte_pktmbuf_data(const struct rte_mbuf *m, uint16_t *data_len);
 uint16_t dl_rte_pktmbuf_data_len(const struct rte_mbuf *m);
 uint32_t dl_rte_pktmbuf_pkt_len(const struct rte_mbuf *m);
 uint16_t dl_rte_pktmbuf_nb_segs(const struct rte_mbuf *m);

@@ -63,6 +63,12 @@ uint16_t dl_rte_pktmbuf_tailroom(const struct rte_mbuf *m)
 void *dl_rte_pktmbuf_mtod(const struct rte_mbuf *m)
 { return rte_pktmbuf_mtod(m, void *); }
 
+void *dl_rte_pktmbuf_data(const struct rte_mbuf *m, uint16_t *data_len)
+{
+	*data_len = m->data_len;
+	return rte_pktmbuf_mtod(m, void *);
+}
+
 uint16_t dl_rte_pktmbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
 uint32_t dl_rte_pktmbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 uint16_t dl_rte_pktmbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }

@@ -128,6 +128,10 @@ fn net_ring_loopback_and_net_null() {
     ));
 
     let mut port = Port::new(&eal, 0, &PortConfig::new(pool.clone())).expect("port");
+    assert!(matches!(
+        Port::new(&eal, 0, &PortConfig::new(pool.clone())),
+        Err(DpdkError::PortInUse { port: 0 })
+    ));
     let info = port.info().clone();
     assert_eq!(info.driver, "net_ring");
     assert!(!info.rss_enabled, "one queue: no RSS");

@@ -40,8 +40,12 @@ impl Drop for EalInner {
 
 impl Eal {
     /// Initialise DPDK with `args` passed verbatim to `rte_eal_init`
-    /// (`args[0]` is the program name). Fails on the second call in a process.
+    /// (`args[0]` is the program name; "dlisten" if `args` is empty). Fails
+    /// on the second call in a process. Note that EAL pins the calling
+    /// thread to the main lcore's CPU set (`-l`/`--main-lcore`).
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {
+        let program = ["dlisten".to_string()];
+        let args = if args.is_empty() { &program[..] } else { args };
         let mut c_args = Vec::with_capacity(args.len());
         for (index, arg) in args.iter().enumerate() {
             match CString::new(arg.as_str()) {

@@ -20,6 +20,8 @@ pub enum DpdkError {
     NoPorts,
     #[error("port {port} does not exist (ports: {available:?})")]
     NoSuchPort { port: u16, available: Vec<u16> },
+    #[error("port {port} is already configured by another Port in this process")]
+    PortInUse { port: u16 },
     #[error("port {port}: reading device info failed: {} ({errno})", errno_text(*errno))]
     PortInfo { port: u16, errno: i32 },
     #[error(
@@ -145,6 +147,7 @@ pub fn mempool_hint(errno: i32) -> &'static str {
             "not enough DPDK memory: raise -m, reserve more hugepages, or use fewer mbufs"
         }
         libc::EEXIST => "a mempool with this name already exists: names must be unique",
+        libc::ENAMETOOLONG => "the name is too long: mempool names have at most 25 bytes",
         libc::EINVAL => "invalid size: cache size must be at most 512 and at most n_mbufs / 1.5",
         libc::ENOSPC => "too many memzones: raise RTE_MAX_MEMZONE or create fewer pools",
         E_RTE_NO_CONFIG => "EAL is not initialised",

@@ -116,24 +116,24 @@ impl Mbuf {
 
     /// The packet bytes of the first segment.
     pub fn data(&self) -> &[u8] {
-        let len = self.len();
-        // SAFETY: mtod points at data_len initialised bytes inside the
-        // mbuf's buffer; the buffer lives while self does and the shared
-        // borrow of self keeps it from being written.
+        let mut len = 0u16;
+        // SAFETY: self owns a valid mbuf; len is writable. The result points
+        // at data_len initialised bytes inside the mbuf's buffer, which
+        // lives while self does; the shared borrow of self keeps it unwritten.
         unsafe {
-            let p = ffi::dl_rte_pktmbuf_mtod(self.ptr()) as *const u8;
-            std::slice::from_raw_parts(p, len)
+            let p = ffi::dl_rte_pktmbuf_data(self.ptr(), &mut len) as *const u8;
+            std::slice::from_raw_parts(p, usize::from(len))
         }
     }
 
     /// The packet bytes of the first segment, writable.
     pub fn data_mut(&mut self) -> &mut [u8] {
-        let len = self.len();
+        let mut len = 0u16;
         // SAFETY: as in `data`; the exclusive borrow of self (the only
         // owner, refcount 1) makes this the only access to the bytes.
         unsafe {
-            let p = ffi::dl_rte_pktmbuf_mtod(self.ptr()) as *mut u8;
-            std::slice::from_raw_parts_mut(p, len)
+            let p = ffi::dl_rte_pktmbuf_data(self.ptr(), &mut len) as *mut u8;
+            std::slice::from_raw_parts_mut(p, usize::from(len))
         }
     }
 

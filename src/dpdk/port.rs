@@ -221,6 +221,34 @@ pub struct PortStats {
     pub rx_nombuf: u64,
 }
 
+/// Ports configured by a live `Port`: configuring one twice would race
+/// with the first owner's queues.
+static PORT_CLAIMED: [AtomicBool; ffi::RTE_MAX_ETHPORTS as usize] =
+    [const { AtomicBool::new(false) }; ffi::RTE_MAX_ETHPORTS as usize];
+
+/// Releases a port claim (on `Port::new` failure, or after close).
+struct PortClaim(u16);
+
+impl PortClaim {
+    fn take(port: u16) -> Result<PortClaim, DpdkError> {
+        let slot = PORT_CLAIMED
+            .get(usize::from(port))
+            .ok_or(DpdkError::NoPorts)?;
+        if slot.swap(true, Ordering::AcqRel) {
+            return Err(DpdkError::PortInUse { port });
+        }
+        Ok(PortClaim(port))
+    }
+}
+
+impl Drop for PortClaim {
+    fn drop(&mut self) {
+        if let Some(slot) = PORT_CLAIMED.get(usize::from(self.0)) {
+            slot.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// A configured ethdev port. See the module doc for the lifecycle.
 pub struct Port {
     shared: Arc<PortShared>,
@@ -233,7 +261,8 @@ struct PortShared {
     rx_taken: Vec<AtomicBool>,
     tx_taken: Vec<AtomicBool>,
     // Dropped after the device is closed (fields drop after Drop::drop):
-    // RX rings hold mbufs of these pools, and EAL must outlive both.
+    // the claim, then the pools (RX rings hold their mbufs), then EAL.
+    _claim: PortClaim,
     _mempools: Vec<Arc<Mempool>>,
     _eal: Eal,
 }
@@ -273,6 +302,7 @@ impl Port {
             });
         }
         let port = port_id;
+        let claim = PortClaim::take(port)?;
 
         let mut dev_info = ffi::rte_eth_dev_info::default();
         // SAFETY: valid port (checked above); dev_info is a writable struct
@@ -440,6 +470,7 @@ impl Port {
                 tx_taken: (0..config.tx_queues)
                     .map(|_| AtomicBool::new(false))
                     .collect(),
+                _claim: claim,
                 _mempools: config.mempools.clone(),
                 _eal: eal.clone(),
             }),
@@ -873,6 +904,18 @@ mod tests {
                 rx_queues: 4
             })
         );
+    }
+
+    #[test]
+    fn a_port_is_claimed_once_at_a_time() {
+        let last = (ffi::RTE_MAX_ETHPORTS - 1) as u16;
+        let claim = PortClaim::take(last).expect("free");
+        assert!(
+            matches!(PortClaim::take(last), Err(DpdkError::PortInUse { port }) if port == last)
+        );
+        drop(claim);
+        assert!(PortClaim::take(last).is_ok());
+        assert!(matches!(PortClaim::take(u16::MAX), Err(DpdkError::NoPorts)));
     }
 
     #[test]
