@@ -10,3 +10,6 @@
 pub mod errno;
 pub mod sysctl;
 pub mod time;
+pub mod bind_table;
+pub mod listen;
+pub mod socket;
