@@ -615,3 +615,459 @@ impl Stack {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::time::Instant;
+
+    const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
+    fn stack_with(sysctls: Sysctls) -> Stack {
+        Stack::new(StackConfig { workers: 2, local_addrs: vec![A, B], sysctls, seed: 42 })
+    }
+
+    fn stack() -> Stack {
+        stack_with(Sysctls::default())
+    }
+
+    fn sa(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(ip, port)
+    }
+
+    fn child(worker: u16, conn_id: u32, flow_hash: u32) -> ChildSock {
+        ChildSock {
+            worker,
+            conn_id,
+            local: sa(A, 80),
+            peer: sa(Ipv4Addr::new(198, 18, 1, 1), 40_000),
+            established_at: Instant::from_millis(1),
+            flow_hash,
+        }
+    }
+
+    /// socket + options + bind + listen.
+    fn listener_on(st: &Stack, addr: SocketAddrV4, reuseaddr: bool, reuseport: bool, backlog: i32) -> Result<Fd, Errno> {
+        let fd = st.socket(SockType::Stream)?;
+        st.set_reuseaddr(fd, reuseaddr)?;
+        st.set_reuseport(fd, reuseport)?;
+        st.bind(fd, addr)?;
+        st.listen(fd, backlog)?;
+        Ok(fd)
+    }
+
+    #[test]
+    fn negative_backlog_becomes_somaxconn() {
+        let st = stack();
+        let fd = listener_on(&st, sa(A, 80), false, false, -1).unwrap();
+        assert_eq!(st.listener(fd).unwrap().sk_max_ack_backlog(), 4096);
+    }
+
+    #[test]
+    fn backlog_is_clamped_to_somaxconn() {
+        let st = stack_with(Sysctls { somaxconn: 128, ..Sysctls::default() });
+        let fd = listener_on(&st, sa(A, 80), false, false, 100_000).unwrap();
+        assert_eq!(st.listener(fd).unwrap().sk_max_ack_backlog(), 128);
+        st.listen(fd, i32::MIN).unwrap();
+        assert_eq!(st.listener(fd).unwrap().sk_max_ack_backlog(), 128);
+        st.listen(fd, 0).unwrap();
+        assert_eq!(st.listener(fd).unwrap().sk_max_ack_backlog(), 0);
+    }
+
+    #[test]
+    fn listen_on_datagram_and_raw_is_eopnotsupp() {
+        let st = stack();
+        for kind in [SockType::Dgram, SockType::Raw] {
+            let fd = st.socket(kind).unwrap();
+            assert_eq!(st.listen(fd, 10), Err(Errno::Eopnotsupp));
+            st.bind(fd, sa(A, 5353)).unwrap();
+            assert_eq!(st.listen(fd, 10), Err(Errno::Eopnotsupp));
+            assert_eq!(st.accept(fd), Err(Errno::Eopnotsupp));
+            assert_eq!(st.set_fastopen(fd, 5), Err(Errno::Enoprotoopt));
+        }
+        assert_eq!(st.listen(Fd(99), 10), Err(Errno::Ebadf));
+    }
+
+    #[test]
+    fn second_listen_changes_only_the_backlog() {
+        let st = stack();
+        let fd = listener_on(&st, sa(A, 80), false, false, 1).unwrap();
+        let l = st.listener(fd).unwrap();
+        l.acceptq_add(child(0, 1, 0)).unwrap();
+        l.acceptq_add(child(0, 2, 0)).unwrap();
+        assert!(l.sk_acceptq_is_full());
+        st.listen(fd, 10).unwrap();
+        let l2 = st.listener(fd).unwrap();
+        assert!(Arc::ptr_eq(&l, &l2), "same listener, same queue");
+        assert_eq!(l2.sk_max_ack_backlog(), 10);
+        assert!(!l2.sk_acceptq_is_full());
+        assert_eq!(st.getsockname(fd).unwrap(), sa(A, 80));
+        assert_eq!(st.listeners().len(), 1);
+        assert_eq!(st.accept(fd).unwrap().conn_id, 1);
+        assert_eq!(st.accept(fd).unwrap().conn_id, 2);
+    }
+
+    #[test]
+    fn listen_conflict_is_eaddrinuse_and_state_returns_to_close() {
+        let st = stack();
+        // Two SO_REUSEADDR sockets may both bind...
+        let a = st.socket(SockType::Stream).unwrap();
+        let b = st.socket(SockType::Stream).unwrap();
+        for fd in [a, b] {
+            st.set_reuseaddr(fd, true).unwrap();
+            st.bind(fd, sa(A, 8080)).unwrap();
+        }
+        // ...but only one may listen.
+        st.listen(a, 16).unwrap();
+        assert_eq!(st.listen(b, 16), Err(Errno::Eaddrinuse));
+        assert_eq!(st.state(b).unwrap(), TcpState::Close);
+        assert_eq!(st.accept(b), Err(Errno::Einval));
+        // b is still bound; once a is gone, b can listen.
+        assert_eq!(st.getsockname(b).unwrap(), sa(A, 8080));
+        st.close(a).unwrap();
+        st.listen(b, 16).unwrap();
+        assert_eq!(st.state(b).unwrap(), TcpState::Listen);
+        assert_eq!(st.lookup(0, A, 8080, 1).unwrap().local, sa(A, 8080));
+    }
+
+    #[test]
+    fn bind_conflict_is_eaddrinuse_without_reuse() {
+        let st = stack();
+        listener_on(&st, sa(ANY, 80), false, false, 8).unwrap();
+        let fd = st.socket(SockType::Stream).unwrap();
+        assert_eq!(st.bind(fd, sa(A, 80)), Err(Errno::Eaddrinuse));
+        // A failed bind leaves the socket unbound: it can bind elsewhere.
+        assert_eq!(st.getsockname(fd).unwrap(), sa(ANY, 0));
+        st.bind(fd, sa(A, 81)).unwrap();
+    }
+
+    #[test]
+    fn listen_without_bind_autobinds_an_ephemeral_port() {
+        let st = stack();
+        let fd = st.socket(SockType::Stream).unwrap();
+        st.listen(fd, 5).unwrap();
+        let local = st.getsockname(fd).unwrap();
+        assert_eq!(*local.ip(), ANY);
+        assert!((32768..=60999).contains(&local.port()), "{local}");
+        assert_eq!(local.port() % 2, 1, "bind takes the parity opposite to the range start");
+        assert_eq!(st.lookup(1, B, local.port(), 0).unwrap().local, local);
+        // The port is taken in the TCP port space.
+        let other = st.socket(SockType::Stream).unwrap();
+        assert_eq!(st.bind(other, sa(A, local.port())), Err(Errno::Eaddrinuse));
+    }
+
+    #[test]
+    fn bind_port_zero_is_ephemeral_and_exhaustion_is_eaddrinuse() {
+        let st = stack_with(Sysctls { ip_local_port_range: (40000, 40001), ..Sysctls::default() });
+        let mut ports = Vec::new();
+        for _ in 0..2 {
+            let fd = st.socket(SockType::Stream).unwrap();
+            st.bind(fd, sa(ANY, 0)).unwrap();
+            ports.push(st.getsockname(fd).unwrap().port());
+        }
+        ports.sort();
+        assert_eq!(ports, vec![40000, 40001]);
+        let fd = st.socket(SockType::Stream).unwrap();
+        assert_eq!(st.bind(fd, sa(ANY, 0)), Err(Errno::Eaddrinuse));
+        // listen() needing an ephemeral port fails the same way, in CLOSE.
+        assert_eq!(st.listen(fd, 1), Err(Errno::Eaddrinuse));
+        assert_eq!(st.state(fd).unwrap(), TcpState::Close);
+    }
+
+    #[test]
+    fn bind_address_and_state_errors() {
+        let st = stack();
+        let fd = st.socket(SockType::Stream).unwrap();
+        assert_eq!(st.bind(fd, sa(Ipv4Addr::new(198, 19, 9, 9), 80)), Err(Errno::Eaddrnotavail));
+        st.bind(fd, sa(A, 80)).unwrap();
+        assert_eq!(st.bind(fd, sa(A, 81)), Err(Errno::Einval));
+        // The address is checked first, as in Linux.
+        assert_eq!(st.bind(fd, sa(Ipv4Addr::new(198, 19, 9, 9), 81)), Err(Errno::Eaddrnotavail));
+        st.listen(fd, 1).unwrap();
+        assert_eq!(st.bind(fd, sa(A, 82)), Err(Errno::Einval));
+        assert_eq!(st.bind(Fd(1234), sa(A, 82)), Err(Errno::Ebadf));
+    }
+
+    /// Two sockets on the same address and port: who may bind, who may listen.
+    #[test]
+    fn reuseaddr_reuseport_matrix() {
+        // (first: reuseaddr, reuseport, listening), (second: reuseaddr, reuseport)
+        // -> (second bind ok, second listen ok)
+        let cases = [
+            ((false, false, false), (false, false), (false, false)),
+            ((true, false, false), (true, false), (true, true)), // first not listening: second may listen
+            ((true, false, true), (true, false), (false, false)), // REUSEADDR does not share a listening port
+            ((false, true, false), (false, true), (true, true)),
+            ((false, true, true), (false, true), (true, true)), // a reuseport group
+            ((true, true, true), (true, true), (true, true)),
+            ((false, true, true), (false, false), (false, false)),
+            ((false, false, true), (false, true), (false, false)),
+            ((true, false, false), (false, false), (false, false)),
+        ];
+        for (i, ((ra, rp, listening), (ra2, rp2), (bind_ok, listen_ok))) in cases.into_iter().enumerate() {
+            let st = stack();
+            let first = st.socket(SockType::Stream).unwrap();
+            st.set_reuseaddr(first, ra).unwrap();
+            st.set_reuseport(first, rp).unwrap();
+            st.bind(first, sa(A, 80)).unwrap();
+            if listening {
+                st.listen(first, 8).unwrap();
+            }
+            let second = st.socket(SockType::Stream).unwrap();
+            st.set_reuseaddr(second, ra2).unwrap();
+            st.set_reuseport(second, rp2).unwrap();
+            let bound = st.bind(second, sa(A, 80));
+            assert_eq!(bound.is_ok(), bind_ok, "case {i}: bind {bound:?}");
+            if bound.is_ok() {
+                let listened = st.listen(second, 8);
+                assert_eq!(listened.is_ok(), listen_ok, "case {i}: listen {listened:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn wildcard_and_specific_reuseport_listeners_coexist() {
+        let st = stack();
+        let w = listener_on(&st, sa(ANY, 80), false, true, 8).unwrap();
+        let s = listener_on(&st, sa(A, 80), false, true, 8).unwrap();
+        let (lw, ls) = (st.listener(w).unwrap(), st.listener(s).unwrap());
+        assert_ne!(lw.group_id(), ls.group_id());
+        assert_eq!(st.lookup(0, A, 80, 5).unwrap().id, ls.id);
+        assert_eq!(st.lookup(0, B, 80, 5).unwrap().id, lw.id);
+    }
+
+    #[test]
+    fn reuseport_group_spreads_and_incoming_cpu_steers() {
+        let st = stack();
+        let fds: Vec<Fd> = (0..2).map(|_| listener_on(&st, sa(ANY, 443), false, true, 64).unwrap()).collect();
+        let ids: Vec<u64> = fds.iter().map(|&fd| st.listener(fd).unwrap().id).collect();
+        let seen: std::collections::HashSet<u64> =
+            (0..64u32).map(|k| st.lookup(0, A, 443, k.wrapping_mul(0x9e37_79b9)).unwrap().id).collect();
+        assert_eq!(seen.len(), 2);
+        // SO_INCOMING_CPU on a listening socket: republished at once.
+        st.set_incoming_cpu(fds[0], Some(1)).unwrap();
+        st.set_incoming_cpu(fds[1], Some(0)).unwrap();
+        for k in 0..64u32 {
+            let h = k.wrapping_mul(0x9e37_79b9);
+            assert_eq!(st.lookup(0, A, 443, h).unwrap().id, ids[1]);
+            assert_eq!(st.lookup(1, A, 443, h).unwrap().id, ids[0]);
+        }
+        let info = st.listeners();
+        assert_eq!(info.len(), 2);
+        assert!(info.iter().all(|i| i.group_size == 2));
+    }
+
+    #[test]
+    fn accept_answers() {
+        let st = stack();
+        let fd = listener_on(&st, sa(A, 80), false, false, 4).unwrap();
+        assert_eq!(st.accept(fd), Err(Errno::Eagain));
+        let unlistened = st.socket(SockType::Stream).unwrap();
+        assert_eq!(st.accept(unlistened), Err(Errno::Einval));
+        assert_eq!(st.accept(Fd(77)), Err(Errno::Ebadf));
+        // A worker finds the listener and queues a child; accept takes it.
+        let l = st.lookup(1, A, 80, 3).unwrap();
+        l.acceptq_add(child(1, 9, 3)).unwrap();
+        assert_eq!(st.listeners()[0].recv_q, 1);
+        assert_eq!(st.accept(fd).unwrap(), child(1, 9, 3));
+        assert_eq!(st.accept(fd), Err(Errno::Eagain));
+        assert_eq!(st.accept_blocking(fd, Some(Duration::from_millis(5))), Err(Errno::Eagain));
+    }
+
+    #[test]
+    fn blocking_accept_wakes_on_a_worker_push_and_on_close() {
+        let st = Arc::new(stack());
+        let fd = listener_on(&st, sa(A, 80), false, false, 4).unwrap();
+        let acceptor = {
+            let st = st.clone();
+            std::thread::spawn(move || st.accept_blocking(fd, Some(Duration::from_secs(20))))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        st.lookup(0, A, 80, 0).unwrap().acceptq_add(child(0, 5, 0)).unwrap();
+        assert_eq!(acceptor.join().unwrap().unwrap().conn_id, 5);
+
+        let acceptor = {
+            let st = st.clone();
+            std::thread::spawn(move || st.accept_blocking(fd, None))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        st.close(fd).unwrap();
+        assert_eq!(acceptor.join().unwrap(), Err(Errno::Einval));
+    }
+
+    fn group_of_two(st: &Stack) -> (Fd, Fd) {
+        let a = listener_on(st, sa(ANY, 80), false, true, 8).unwrap();
+        let b = listener_on(st, sa(ANY, 80), false, true, 8).unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn close_migrates_children_with_tcp_migrate_req() {
+        let st = stack_with(Sysctls { tcp_migrate_req: true, ..Sysctls::default() });
+        let (a, b) = group_of_two(&st);
+        let la = st.listener(a).unwrap();
+        for i in 0..3 {
+            la.acceptq_add(child(i as u16 % 2, i, i.wrapping_mul(0x5555_5555))).unwrap();
+        }
+        st.close(a).unwrap();
+        assert!(la.is_closed());
+        assert_eq!(st.counters().get(Counter::TcpMigrateReqSuccess), 3);
+        assert_eq!(st.counters().get(Counter::TcpMigrateReqFailure), 0);
+        let got: Vec<u32> = std::iter::from_fn(|| st.accept(b).ok()).map(|c| c.conn_id).collect();
+        assert_eq!(got, vec![0, 1, 2]);
+        assert!(st.pop_command(0).is_none() && st.pop_command(1).is_none());
+        // The group now has one member; SYNs reach it.
+        assert_eq!(st.lookup(0, A, 80, 1).unwrap().id, st.listener(b).unwrap().id);
+        // Requests still in a worker's SYN table migrate lazily.
+        assert_eq!(st.reqsk_migrate(0, &la, 12345).unwrap().id, st.listener(b).unwrap().id);
+    }
+
+    #[test]
+    fn close_overflowing_the_target_resets_the_rest() {
+        let st = stack_with(Sysctls { tcp_migrate_req: true, ..Sysctls::default() });
+        let a = listener_on(&st, sa(ANY, 80), false, true, 8).unwrap();
+        let b = listener_on(&st, sa(ANY, 80), false, true, 0).unwrap(); // holds 1
+        let la = st.listener(a).unwrap();
+        la.acceptq_add(child(0, 1, 0)).unwrap();
+        la.acceptq_add(child(1, 2, 0)).unwrap();
+        st.close(a).unwrap();
+        assert_eq!(st.counters().get(Counter::TcpMigrateReqSuccess), 1);
+        assert_eq!(st.counters().get(Counter::TcpMigrateReqFailure), 1);
+        assert_eq!(st.accept(b).unwrap().conn_id, 1);
+        assert_eq!(st.pop_command(1), Some(ControlCmd::Reset(child(1, 2, 0))));
+    }
+
+    #[test]
+    fn close_without_tcp_migrate_req_resets_children_on_their_worker() {
+        let st = stack();
+        let (a, b) = group_of_two(&st);
+        let la = st.listener(a).unwrap();
+        la.acceptq_add(child(0, 1, 7)).unwrap();
+        la.acceptq_add(child(1, 2, 7)).unwrap();
+        la.reqsk_queue_added();
+        st.close(a).unwrap();
+        assert_eq!(st.pop_command(0), Some(ControlCmd::Reset(child(0, 1, 7))));
+        assert_eq!(st.pop_command(1), Some(ControlCmd::Reset(child(1, 2, 7))));
+        assert_eq!(st.pop_command(0), None);
+        assert_eq!(st.counters().get(Counter::TcpMigrateReqSuccess), 0);
+        assert_eq!(st.counters().get(Counter::TcpMigrateReqFailure), 0);
+        assert_eq!(st.accept(b), Err(Errno::Eagain));
+        // Lazy migration of requests is off too: the worker resets them.
+        assert!(st.reqsk_migrate(0, &la, 1).is_none());
+        // A worker that completes a handshake late finds the listener closed.
+        assert!(la.acceptq_add(child(0, 3, 7)).is_err());
+        assert_eq!(st.accept(a), Err(Errno::Ebadf));
+    }
+
+    #[test]
+    fn closing_the_last_member_with_migration_counts_failures() {
+        let st = stack_with(Sysctls { tcp_migrate_req: true, ..Sysctls::default() });
+        let a = listener_on(&st, sa(ANY, 80), false, true, 8).unwrap();
+        let la = st.listener(a).unwrap();
+        la.acceptq_add(child(0, 1, 0)).unwrap();
+        st.close(a).unwrap();
+        assert_eq!(st.counters().get(Counter::TcpMigrateReqFailure), 1);
+        assert_eq!(st.pop_command(0), Some(ControlCmd::Reset(child(0, 1, 0))));
+        assert!(st.lookup(0, A, 80, 0).is_none());
+        // The port is free again.
+        listener_on(&st, sa(A, 80), false, false, 8).unwrap();
+    }
+
+    #[test]
+    fn tcp_fastopen_queue_length() {
+        // Server TFO without the socket option: max_qlen = min(backlog, somaxconn).
+        let bits = tfo::SERVER_ENABLE | tfo::SERVER_WO_SOCKOPT1;
+        let st = stack_with(Sysctls { tcp_fastopen: bits, ..Sysctls::default() });
+        let fd = listener_on(&st, sa(A, 80), false, false, 100).unwrap();
+        assert_eq!(st.listener(fd).unwrap().fastopen_max_qlen(), 100);
+        // TCP_FASTOPEN set before listen wins, clamped to somaxconn.
+        let fd2 = st.socket(SockType::Stream).unwrap();
+        st.set_fastopen(fd2, 1_000_000).unwrap();
+        st.bind(fd2, sa(A, 81)).unwrap();
+        st.listen(fd2, 7).unwrap();
+        assert_eq!(st.listener(fd2).unwrap().fastopen_max_qlen(), 4096);
+        // And on a listening socket it applies at once.
+        st.set_fastopen(fd2, 5).unwrap();
+        assert_eq!(st.listener(fd2).unwrap().fastopen_max_qlen(), 5);
+        // Linux's default (client only): nothing without the option.
+        let st = stack();
+        let fd = listener_on(&st, sa(A, 80), false, false, 100).unwrap();
+        assert_eq!(st.listener(fd).unwrap().fastopen_max_qlen(), 0);
+    }
+
+    #[test]
+    fn defer_accept_is_stored_as_retransmits() {
+        assert_eq!(secs_to_retrans(0), 0);
+        assert_eq!(secs_to_retrans(-5), 0);
+        assert_eq!(secs_to_retrans(1), 1);
+        assert_eq!(secs_to_retrans(2), 2); // 1 + 2 >= 2
+        assert_eq!(secs_to_retrans(3), 2);
+        assert_eq!(secs_to_retrans(4), 3); // 1 + 2 + 4
+        assert_eq!(secs_to_retrans(30), 5); // 1+2+4+8+16 = 31
+        let st = stack();
+        let fd = listener_on(&st, sa(A, 80), false, false, 1).unwrap();
+        st.set_defer_accept(fd, 30).unwrap();
+        assert_eq!(st.listener(fd).unwrap().defer_accept_retrans(), 5);
+    }
+
+    #[test]
+    fn datagram_sockets_bind_in_their_own_port_space() {
+        let st = stack();
+        listener_on(&st, sa(ANY, 53), false, false, 1).unwrap();
+        let u = st.socket(SockType::Dgram).unwrap();
+        st.bind(u, sa(ANY, 53)).unwrap();
+        let u2 = st.socket(SockType::Dgram).unwrap();
+        assert_eq!(st.bind(u2, sa(A, 53)), Err(Errno::Eaddrinuse));
+        st.close(u).unwrap();
+        st.bind(u2, sa(A, 53)).unwrap();
+        // Raw sockets only record the address.
+        let r = st.socket(SockType::Raw).unwrap();
+        st.bind(r, sa(A, 53)).unwrap();
+        st.bind(r, sa(B, 0)).unwrap();
+        assert_eq!(st.getsockname(r).unwrap(), sa(B, 0));
+    }
+
+    #[test]
+    fn lowest_free_fd_and_ebadf_after_close() {
+        let st = stack();
+        let a = st.socket(SockType::Stream).unwrap();
+        let b = st.socket(SockType::Stream).unwrap();
+        assert_eq!((a, b), (Fd(0), Fd(1)));
+        st.close(a).unwrap();
+        assert_eq!(st.close(a), Err(Errno::Ebadf));
+        assert_eq!(st.getsockname(a), Err(Errno::Ebadf));
+        assert_eq!(st.socket(SockType::Dgram).unwrap(), Fd(0));
+    }
+
+    #[test]
+    fn ss_lnt_listing() {
+        let st = stack();
+        let fd = listener_on(&st, sa(ANY, 22), false, false, 128).unwrap();
+        listener_on(&st, sa(A, 80), false, true, -1).unwrap();
+        let l = st.listener(fd).unwrap();
+        l.acceptq_add(child(0, 1, 0)).unwrap();
+        l.reqsk_queue_added();
+        let info = st.listeners();
+        assert_eq!(info.len(), 2);
+        assert_eq!((info[0].recv_q, info[0].send_q, info[0].syn_qlen), (1, 128, 1));
+        assert_eq!(info[1].send_q, 4096);
+        let text = format_ss_lnt(&info);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(&header[..7], &["State", "Recv-Q", "Send-Q", "Local", "Address:Port", "Peer", "Address:Port"]);
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(&row[..5], &["LISTEN", "1", "128", "0.0.0.0:22", "0.0.0.0:*"]);
+        let row: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(&row[..5], &["LISTEN", "0", "4096", "198.18.0.1:80", "0.0.0.0:*"]);
+    }
+
+    #[test]
+    fn stack_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Stack>();
+        check::<Listener>();
+    }
+}
