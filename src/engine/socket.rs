@@ -89,10 +89,11 @@ pub struct ListenerInfo {
 /// queue length and the TFO queue limit.
 pub fn format_ss_lnt(list: &[ListenerInfo]) -> String {
     let mut out = String::new();
+    let h = ["State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Group", "Members", "SynQ", "TFOq"];
     let _ = writeln!(
         out,
         "{:<6} {:<6} {:<6} {:<21} {:<21} {:<5} {:<7} {:<6} {}",
-        "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Group", "Members", "SynQ", "TFOq"
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]
     );
     for l in list {
         let _ = writeln!(
@@ -1062,6 +1063,51 @@ mod tests {
         assert_eq!(&row[..5], &["LISTEN", "1", "128", "0.0.0.0:22", "0.0.0.0:*"]);
         let row: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(&row[..5], &["LISTEN", "0", "4096", "198.18.0.1:80", "0.0.0.0:*"]);
+    }
+
+    /// Workers keep completing handshakes while the control plane closes one
+    /// member of a reuseport group: every child ends up exactly once either
+    /// in the survivor's accept queue, in a worker's reset queue, or refused
+    /// by the worker (overflow) — none is lost in the closed listener.
+    #[test]
+    fn close_races_with_workers_without_losing_children() {
+        let st = Arc::new(stack_with(Sysctls { tcp_migrate_req: true, ..Sysctls::default() }));
+        let a = listener_on(&st, sa(ANY, 80), false, true, 4096).unwrap();
+        let b = listener_on(&st, sa(ANY, 80), false, true, 4096).unwrap();
+        const PER: u32 = 3_000;
+        let workers: Vec<_> = (0..2u16)
+            .map(|w| {
+                let st = st.clone();
+                std::thread::spawn(move || {
+                    let mut refused = Vec::new();
+                    for i in 0..PER {
+                        let id = u32::from(w) * PER + i;
+                        let hash = id.wrapping_mul(0x9e37_79b9);
+                        let Some(l) = st.lookup(w, A, 80, hash) else { continue };
+                        let c = ChildSock { worker: w, conn_id: id, flow_hash: hash, ..child(w, id, hash) };
+                        if let Err(c) = l.acceptq_add(c) {
+                            // A closed listener: migrate like Linux's tcp_v4_rcv does.
+                            let retry = st.reqsk_migrate(w, &l, hash).map(|t| t.acceptq_add(c));
+                            if !matches!(retry, Some(Ok(()))) {
+                                refused.push(id);
+                            }
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2));
+        st.close(a).unwrap();
+        let mut seen: Vec<u32> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+        seen.extend(std::iter::from_fn(|| st.accept(b).ok()).map(|c| c.conn_id));
+        for w in 0..2 {
+            while let Some(ControlCmd::Reset(c)) = st.pop_command(w) {
+                seen.push(c.conn_id);
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..2 * PER).collect::<Vec<_>>());
     }
 
     #[test]
