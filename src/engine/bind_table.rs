@@ -314,17 +314,13 @@ mod tests {
     fn ephemeral_port_other_parity_then_exhaustion() {
         let t = BindTable::new();
         let range = (1000, 1003); // 4 ports, 2 odd
-        let mut got: Vec<u16> = (0..4)
-            .map(|i| t.find_open_port(o(i, ANY, false, false, false), range, &mut fixed(0)).unwrap())
-            .collect();
+        let mut got: Vec<u16> =
+            (0..4).map(|i| t.find_open_port(o(i, ANY, false, false, false), range, &mut fixed(0)).unwrap()).collect();
         // Odd ports first, then even.
         assert!(got[0] % 2 == 1 && got[1] % 2 == 1 && got[2] % 2 == 0 && got[3] % 2 == 0, "{got:?}");
         got.sort();
         assert_eq!(got, vec![1000, 1001, 1002, 1003]);
-        assert_eq!(
-            t.find_open_port(o(9, ANY, true, true, false), range, &mut fixed(0)),
-            Err(Errno::Eaddrinuse)
-        );
+        assert_eq!(t.find_open_port(o(9, ANY, true, true, false), range, &mut fixed(0)), Err(Errno::Eaddrinuse));
         // Another address does not overlap a specific one.
         let t2 = BindTable::new();
         t2.get_port(o(1, A, false, false, false), 1001).unwrap();
@@ -336,9 +332,8 @@ mod tests {
         let t = BindTable::new();
         // [32768, 61000): half = 32768 + ((28232 >> 2) << 1) = 46884.
         for i in 0..50 {
-            let p = t
-                .find_open_port(o(i, ANY, true, false, false), (32768, 60999), &mut fixed(i as u32 * 997))
-                .unwrap();
+            let p =
+                t.find_open_port(o(i, ANY, true, false, false), (32768, 60999), &mut fixed(i as u32 * 997)).unwrap();
             assert!(p < 46884, "{p}");
         }
         let t = BindTable::new();

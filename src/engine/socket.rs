@@ -89,7 +89,8 @@ pub struct ListenerInfo {
 /// queue length and the TFO queue limit.
 pub fn format_ss_lnt(list: &[ListenerInfo]) -> String {
     let mut out = String::new();
-    let h = ["State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Group", "Members", "SynQ", "TFOq"];
+    let h =
+        ["State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Group", "Members", "SynQ", "TFOq"];
     let _ = writeln!(
         out,
         "{:<6} {:<6} {:<6} {:<21} {:<21} {:<5} {:<7} {:<6} {}",
@@ -650,7 +651,13 @@ mod tests {
     }
 
     /// socket + options + bind + listen.
-    fn listener_on(st: &Stack, addr: SocketAddrV4, reuseaddr: bool, reuseport: bool, backlog: i32) -> Result<Fd, Errno> {
+    fn listener_on(
+        st: &Stack,
+        addr: SocketAddrV4,
+        reuseaddr: bool,
+        reuseport: bool,
+        backlog: i32,
+    ) -> Result<Fd, Errno> {
         let fd = st.socket(SockType::Stream)?;
         st.set_reuseaddr(fd, reuseaddr)?;
         st.set_reuseport(fd, reuseport)?;

@@ -123,11 +123,7 @@ impl<T> AcceptQueue<T> {
         self.in_flight[slot].fetch_add(1, Ordering::SeqCst);
         // Checked after announcing ourselves: close() sets `closed` then waits
         // for announced producers, so either we see it or close sees us.
-        let result = if self.closed.load(Ordering::SeqCst) {
-            Err(item)
-        } else {
-            self.ring.load().push(item)
-        };
+        let result = if self.closed.load(Ordering::SeqCst) { Err(item) } else { self.ring.load().push(item) };
         self.in_flight[slot].fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(()) => {

@@ -202,7 +202,11 @@ impl Listener {
     pub fn fastopenq_try_add(&self) -> bool {
         let max = self.fastopen_max_qlen();
         self.fastopen_qlen
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| if max == 0 || n >= max { None } else { Some(n + 1) })
+            .fetch_update(
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+                |n| if max == 0 || n >= max { None } else { Some(n + 1) },
+            )
             .is_ok()
     }
 
