@@ -7,13 +7,16 @@
 //! the DPDK workers.
 #![forbid(unsafe_code)]
 
+pub mod bind_table;
 pub mod errno;
 pub mod fastopen;
 pub mod host;
 pub mod icmp_limit;
 pub mod isn;
+pub mod listen;
 pub mod neighbor;
 pub mod secrets;
+pub mod socket;
 pub mod syncookie;
 pub mod sysctl;
 pub mod time;

@@ -1,0 +1,462 @@
+//! The accept queue: a bounded lock-free MPMC ring between the workers (many
+//! producers, one per core) and the application's acceptors (one or many).
+//!
+//! Admission follows Linux exactly: `sk_acceptq_is_full()` is
+//! `sk_ack_backlog > sk_max_ack_backlog`, checked *before* the add, so up to
+//! `max_ack_backlog + 1` children can be queued. Here the check and the add
+//! are one CAS on `ack_backlog` (Linux does them under the listener lock), so
+//! the bound is exact even with many workers racing.
+//!
+//! Capacity: the ring is crossbeam's `ArrayQueue` (Vyukov's bounded MPMC
+//! ring), sized `max_ack_backlog + 1` at listen(). Because `ack_backlog` is
+//! reserved before a push and released after a pop, the ring never holds more
+//! than `max_ack_backlog + 1` entries, so a push never finds it full. A later
+//! listen() with a larger backlog grows the ring by republishing a bigger one
+//! ([`AcceptQueue::grow`]); it never shrinks. We chose this over sizing every
+//! ring for the clamp (`somaxconn + 1` = 4097 slots of 40 bytes, 160 KiB per
+//! listener, times every reuseport member) because most listeners keep small
+//! backlogs and re-listen is rare.
+//!
+//! Publication of a new ring and `close` both need to know when no producer
+//! still uses the old state. Producers announce themselves in one of two
+//! in-flight counters chosen by an epoch bit (a two-slot SRCU): the control
+//! plane flips the epoch and waits for the old slot to drain, which is bounded
+//! by the few instructions of one push, even under a SYN flood.
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::CachePadded;
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Why [`AcceptQueue::pop_blocking`] returned without a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PopError {
+    /// The timeout expired with the queue still empty.
+    TimedOut,
+    /// The queue was closed (its listener left the LISTEN state).
+    Closed,
+}
+
+/// Bounded MPMC accept queue with Linux's backlog+1 admission.
+pub struct AcceptQueue<T> {
+    /// The current ring; replaced (never shrunk) by [`AcceptQueue::grow`].
+    ring: ArcSwap<ArrayQueue<T>>,
+    /// The ring being replaced, drained first by consumers while a grow runs.
+    old: ArcSwapOption<ArrayQueue<T>>,
+    /// `sk_ack_backlog`: children reserved or queued.
+    ack_backlog: CachePadded<AtomicU32>,
+    /// Producers inside a push, per epoch slot.
+    in_flight: [CachePadded<AtomicUsize>; 2],
+    epoch: AtomicUsize,
+    /// Set once by close(); producers then refuse, acceptors wake up.
+    closed: AtomicBool,
+    /// Acceptors sleeping in `pop_blocking`.
+    waiters: AtomicU32,
+    wait_lock: Mutex<()>,
+    wait_cv: Condvar,
+    /// Serialises grow and close (control plane only).
+    control: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the listen path down with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T> AcceptQueue<T> {
+    /// A queue that can hold `max_ack_backlog + 1` entries.
+    pub fn new(max_ack_backlog: u32) -> Self {
+        AcceptQueue {
+            ring: ArcSwap::from_pointee(ArrayQueue::new(Self::capacity_for(max_ack_backlog))),
+            old: ArcSwapOption::const_empty(),
+            ack_backlog: CachePadded::new(AtomicU32::new(0)),
+            in_flight: [CachePadded::new(AtomicUsize::new(0)), CachePadded::new(AtomicUsize::new(0))],
+            epoch: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            waiters: AtomicU32::new(0),
+            wait_lock: Mutex::new(()),
+            wait_cv: Condvar::new(),
+            control: Mutex::new(()),
+        }
+    }
+
+    fn capacity_for(max_ack_backlog: u32) -> usize {
+        // backlog + 1: Linux's full check runs before the add.
+        max_ack_backlog as usize + 1
+    }
+
+    /// `sk_ack_backlog`: children queued (or being queued) and not yet accepted.
+    pub fn len(&self) -> u32 {
+        self.ack_backlog.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Slots in the current ring.
+    pub fn capacity(&self) -> usize {
+        self.ring.load().capacity()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Queue `item` unless the queue is full (`ack_backlog > max_ack_backlog`,
+    /// Linux's `sk_acceptq_is_full`) or closed. On refusal the item comes back.
+    pub fn push(&self, item: T, max_ack_backlog: u32) -> Result<(), T> {
+        // Reserve: the full check and sk_acceptq_added() as one step.
+        let reserved = self.ack_backlog.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+            if n > max_ack_backlog {
+                None
+            } else {
+                Some(n + 1)
+            }
+        });
+        if reserved.is_err() {
+            return Err(item);
+        }
+        let slot = self.epoch.load(Ordering::SeqCst) & 1;
+        self.in_flight[slot].fetch_add(1, Ordering::SeqCst);
+        // Checked after announcing ourselves: close() sets `closed` then waits
+        // for announced producers, so either we see it or close sees us.
+        let result = if self.closed.load(Ordering::SeqCst) { Err(item) } else { self.ring.load().push(item) };
+        self.in_flight[slot].fetch_sub(1, Ordering::SeqCst);
+        match result {
+            Ok(()) => {
+                self.wake_one();
+                Ok(())
+            }
+            Err(item) => {
+                self.release();
+                Err(item)
+            }
+        }
+    }
+
+    /// Take the oldest child, if any (non-blocking accept).
+    pub fn pop(&self) -> Option<T> {
+        if let Some(old) = self.old.load().as_ref() {
+            if let Some(item) = old.pop() {
+                self.release();
+                return Some(item);
+            }
+        }
+        let item = self.ring.load().pop()?;
+        self.release();
+        Some(item)
+    }
+
+    /// `sk_acceptq_removed`.
+    fn release(&self) {
+        let _ = self.ack_backlog.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Take the oldest child, sleeping (no spinning) until one is pushed, the
+    /// queue is closed, or `timeout` (if any) expires.
+    pub fn pop_blocking(&self, timeout: Option<Duration>) -> Result<T, PopError> {
+        if let Some(item) = self.pop() {
+            return Ok(item);
+        }
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let mut guard = lock(&self.wait_lock);
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let result = loop {
+            // Re-check after registering: a producer that pushed before it saw
+            // `waiters > 0` is visible here (both sides use SeqCst).
+            if let Some(item) = self.pop() {
+                break Ok(item);
+            }
+            if self.is_closed() {
+                break Err(PopError::Closed);
+            }
+            match deadline {
+                None => guard = self.wait_cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        break Err(PopError::TimedOut);
+                    }
+                    guard = match self.wait_cv.wait_timeout(guard, d - now) {
+                        Ok((g, _)) => g,
+                        Err(e) => e.into_inner().0,
+                    };
+                }
+            }
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        drop(guard);
+        result
+    }
+
+    fn wake_one(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = lock(&self.wait_lock);
+            self.wait_cv.notify_one();
+        }
+    }
+
+    /// Wait until every producer that may have seen the previous state
+    /// (ring or `closed`) has finished its push.
+    fn synchronize(&self) {
+        let old = self.epoch.fetch_add(1, Ordering::SeqCst) & 1;
+        let mut spins = 0u32;
+        while self.in_flight[old].load(Ordering::SeqCst) != 0 {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Make room for `max_ack_backlog + 1` entries (listen() again with a
+    /// larger backlog). Call before publishing the larger `max_ack_backlog`.
+    pub fn grow(&self, max_ack_backlog: u32) {
+        let _c = lock(&self.control);
+        let cap = Self::capacity_for(max_ack_backlog);
+        let cur = self.ring.load_full();
+        if cur.capacity() >= cap {
+            return;
+        }
+        let new = Arc::new(ArrayQueue::new(cap));
+        // Consumers drain `old` first, so children queued before the grow
+        // are still accepted first.
+        self.old.store(Some(cur.clone()));
+        self.ring.store(new.clone());
+        self.synchronize();
+        // No producer uses `cur` any more: move what is left.
+        while let Some(item) = cur.pop() {
+            // Cannot fail: ack_backlog bounds old + new entries by the old
+            // limit + 1, which is below the new capacity.
+            if let Err(item) = new.push(item) {
+                // Defensive: keep it reachable through `old` instead of losing it.
+                let _ = cur.push(item);
+                return;
+            }
+        }
+        self.old.store(None);
+    }
+
+    /// Refuse further pushes and wake every sleeping acceptor. After this
+    /// returns no producer can still add: what [`AcceptQueue::pop`] returns
+    /// from now on is all that is left (Linux: inet_csk_listen_stop).
+    pub fn close(&self) {
+        let _c = lock(&self.control);
+        self.closed.store(true, Ordering::SeqCst);
+        self.synchronize();
+        let _g = lock(&self.wait_lock);
+        self.wait_cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn backlog_plus_one_rule() {
+        // listen(fd, 2): the third child is still admitted (2 > 2 is false
+        // before it), the fourth is refused.
+        let q = AcceptQueue::new(2);
+        assert_eq!(q.capacity(), 3);
+        assert!(q.push(1, 2).is_ok());
+        assert!(q.push(2, 2).is_ok());
+        assert!(q.push(3, 2).is_ok());
+        assert_eq!(q.push(4, 2), Err(4));
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.len(), 2);
+        assert!(q.push(5, 2).is_ok());
+        assert_eq!((q.pop(), q.pop(), q.pop(), q.pop()), (Some(2), Some(3), Some(5), None));
+    }
+
+    #[test]
+    fn backlog_zero_admits_one() {
+        let q = AcceptQueue::new(0);
+        assert!(q.push(7, 0).is_ok());
+        assert_eq!(q.push(8, 0), Err(8));
+    }
+
+    #[test]
+    fn lowering_the_backlog_applies_to_the_next_push() {
+        let q = AcceptQueue::new(4);
+        for i in 0..4 {
+            q.push(i, 4).unwrap();
+        }
+        // listen() again with backlog 1: 4 > 1, full until drained below.
+        assert_eq!(q.push(9, 1), Err(9));
+        q.pop();
+        q.pop();
+        q.pop();
+        assert!(q.push(9, 1).is_ok());
+    }
+
+    #[test]
+    fn grow_keeps_children_and_order() {
+        let q = AcceptQueue::new(1);
+        q.push(1, 1).unwrap();
+        q.push(2, 1).unwrap();
+        q.grow(5);
+        assert_eq!(q.capacity(), 6);
+        for i in 3..=6 {
+            q.push(i, 5).unwrap();
+        }
+        let got: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
+        q.grow(2); // never shrinks
+        assert_eq!(q.capacity(), 6);
+    }
+
+    #[test]
+    fn closed_queue_refuses_and_keeps_what_it_had() {
+        let q = AcceptQueue::new(4);
+        q.push(1, 4).unwrap();
+        q.close();
+        assert!(q.is_closed());
+        assert_eq!(q.push(2, 4), Err(2));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.pop_blocking(None), Err(PopError::Closed));
+    }
+
+    #[test]
+    fn pop_blocking_times_out_when_empty() {
+        let q: AcceptQueue<u32> = AcceptQueue::new(1);
+        assert_eq!(q.pop_blocking(Some(Duration::from_millis(10))), Err(PopError::TimedOut));
+    }
+
+    #[test]
+    fn pop_blocking_is_woken_by_a_push() {
+        let q = Arc::new(AcceptQueue::new(8));
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || q.pop_blocking(Some(Duration::from_secs(20))))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        q.push(1u32, 8).unwrap();
+        q.push(2u32, 8).unwrap();
+        let mut got: Vec<_> = consumers.into_iter().map(|c| c.join().unwrap().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![1, 2]);
+    }
+
+    #[test]
+    fn close_wakes_blocked_acceptors() {
+        let q: Arc<AcceptQueue<u32>> = Arc::new(AcceptQueue::new(8));
+        let q2 = q.clone();
+        let c = std::thread::spawn(move || q2.pop_blocking(None));
+        std::thread::sleep(Duration::from_millis(20));
+        q.close();
+        assert_eq!(c.join().unwrap(), Err(PopError::Closed));
+    }
+
+    /// Several producers and consumers, exact counts: every pushed item is
+    /// popped exactly once, refusals are exactly the overflow, and the queue
+    /// never holds more than backlog + 1, while a grow runs in the middle.
+    #[test]
+    fn stress_exact_counts() {
+        const PRODUCERS: u64 = 3;
+        const PER: u64 = 20_000;
+        let backlog = Arc::new(AtomicU32::new(7));
+        let q = Arc::new(AcceptQueue::<u64>::new(7));
+        let done = Arc::new(AtomicBool::new(false));
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let (q, backlog) = (q.clone(), backlog.clone());
+                std::thread::spawn(move || {
+                    let mut pushed = Vec::new();
+                    for i in 0..PER {
+                        let v = p * PER + i;
+                        let max = backlog.load(Ordering::Acquire);
+                        if q.push(v, max).is_ok() {
+                            pushed.push(v);
+                        }
+                        assert!(q.len() <= 64 + 1);
+                    }
+                    pushed
+                })
+            })
+            .collect();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let (q, done) = (q.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        match q.pop() {
+                            Some(v) => got.push(v),
+                            None if done.load(Ordering::Acquire) => {
+                                while let Some(v) = q.pop() {
+                                    got.push(v);
+                                }
+                                return got;
+                            }
+                            None => std::thread::yield_now(),
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(5));
+        q.grow(64);
+        backlog.store(64, Ordering::Release);
+        let mut pushed: Vec<u64> = producers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+        done.store(true, Ordering::Release);
+        let mut got: Vec<u64> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        pushed.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(pushed, got);
+        assert_eq!(q.len(), 0);
+        assert!(!pushed.is_empty());
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Push(u32),
+        Pop,
+        Relisten(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<u32>().prop_map(Op::Push),
+            3 => Just(Op::Pop),
+            1 => (0u32..10).prop_map(Op::Relisten),
+        ]
+    }
+
+    proptest! {
+        /// The ring against a VecDeque oracle with Linux's admission rule.
+        #[test]
+        fn matches_vecdeque_oracle(initial in 0u32..10, ops in proptest::collection::vec(op(), 0..200)) {
+            let q = AcceptQueue::new(initial);
+            let mut max = initial;
+            let mut oracle = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Push(v) => {
+                        // Linux's sk_acceptq_is_full: len > max refuses.
+                        let expect_ok = oracle.len() as u32 <= max;
+                        let r = q.push(v, max);
+                        prop_assert_eq!(r.is_ok(), expect_ok);
+                        if expect_ok { oracle.push_back(v); } else { prop_assert_eq!(r, Err(v)); }
+                    }
+                    Op::Pop => prop_assert_eq!(q.pop(), oracle.pop_front()),
+                    Op::Relisten(b) => { q.grow(b); max = b; }
+                }
+                prop_assert_eq!(q.len() as usize, oracle.len());
+                prop_assert!(q.capacity() > max as usize);
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The listening hash (Linux's lhash2): (address, port) -> listener or
+//! reuseport group, read by workers without locks.
+//!
+//! Written by the control plane under per-shard locks (shard = port), and
+//! published RCU-style: each shard is an immutable table behind an
+//! `ArcSwap`; a change copies the shard, edits the copy and swaps it in. A
+//! worker's `load()` never blocks and sees either the old or the new table,
+//! never a mix; a snapshot it holds stays valid and unchanged.
+//!
+//! Lookup order is Linux's `__inet_lookup_listener`: the bucket of the exact
+//! destination address first, then the wildcard one, so an exact-address
+//! listener beats a wildcard one.
+
+use super::listener::Listener;
+use super::reuseport::ReuseportGroup;
+use crate::engine::errno::Errno;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Shards (by port) of the listening hash.
+const SHARDS: usize = 64;
+
+/// A cheap hasher for our packed (addr, port) keys: keys come from our own
+/// listen() calls, not from the network, so no keyed hash is needed.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, k: u64) {
+        self.0 = (k ^ (k >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+fn key(addr: Ipv4Addr, port: u16) -> u64 {
+    (u64::from(u32::from(addr)) << 16) | u64::from(port)
+}
+
+fn shard_of(port: u16) -> usize {
+    port as usize % SHARDS
+}
+
+/// One shard's published table.
+#[derive(Default, Clone)]
+pub struct ShardTable {
+    map: HashMap<u64, Arc<ReuseportGroup>, BuildHasherDefault<KeyHasher>>,
+}
+
+impl ShardTable {
+    /// The group bound exactly to (addr, port).
+    pub fn group(&self, addr: Ipv4Addr, port: u16) -> Option<&Arc<ReuseportGroup>> {
+        self.map.get(&key(addr, port))
+    }
+
+    /// Exact address first, then the wildcard; then the reuseport pick.
+    pub fn lookup(&self, worker: u16, daddr: Ipv4Addr, dport: u16, flow_hash: u32) -> Option<&Arc<Listener>> {
+        let group = self.group(daddr, dport).or_else(|| self.group(Ipv4Addr::UNSPECIFIED, dport))?;
+        group.select_by_hash(worker, flow_hash)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &Arc<ReuseportGroup>> {
+        self.map.values()
+    }
+}
+
+struct Shard {
+    write: Mutex<()>,
+    table: ArcSwap<ShardTable>,
+}
+
+/// The listening hash.
+pub struct Lhash {
+    workers: u16,
+    shards: Box<[Shard]>,
+    next_group: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Lhash {
+    /// A hash whose per-worker steering tables cover `workers` workers.
+    pub fn new(workers: u16) -> Self {
+        Lhash {
+            workers,
+            shards: (0..SHARDS)
+                .map(|_| Shard { write: Mutex::new(()), table: ArcSwap::from_pointee(ShardTable::default()) })
+                .collect(),
+            next_group: AtomicU64::new(1),
+        }
+    }
+
+    /// The published table holding `port`: hold it to do several lookups
+    /// against one consistent view.
+    pub fn snapshot(&self, port: u16) -> Arc<ShardTable> {
+        self.shards[shard_of(port)].table.load_full()
+    }
+
+    /// The listener that gets a SYN to `daddr:dport` with `flow_hash`, as seen
+    /// by `worker`. Lock-free.
+    pub fn lookup(&self, worker: u16, daddr: Ipv4Addr, dport: u16, flow_hash: u32) -> Option<Arc<Listener>> {
+        let table = self.shards[shard_of(dport)].table.load();
+        table.lookup(worker, daddr, dport, flow_hash).cloned()
+    }
+
+    /// Edit one shard under its lock and publish the result.
+    fn update<R>(&self, port: u16, f: impl FnOnce(&mut ShardTable) -> R) -> R {
+        let shard = &self.shards[shard_of(port)];
+        let _w = lock(&shard.write);
+        let mut table = ShardTable::clone(&shard.table.load());
+        let r = f(&mut table);
+        shard.table.store(Arc::new(table));
+        r
+    }
+
+    /// `inet_hash` for a listener: join the reuseport group bound to the same
+    /// exact address and port (Linux's `inet_reuseport_add_sock` requires
+    /// `inet_rcv_saddr_equal(sk, sk2, false)`: a wildcard and a specific
+    /// listener never share a group), or start a new entry. Returns the group
+    /// id, also stored in the listener.
+    pub fn insert(&self, listener: Arc<Listener>) -> Result<u64, Errno> {
+        let (addr, port) = (*listener.local.ip(), listener.local.port());
+        self.update(port, |t| {
+            let k = key(addr, port);
+            let (id, reuseport, mut members) = match t.map.get(&k) {
+                Some(g) if g.reuseport && listener.reuseport => (g.id, true, g.members().to_vec()),
+                // bind conflicts keep a non-reuseport listener alone on its
+                // address; refuse rather than shadow it.
+                Some(_) => return Err(Errno::Eaddrinuse),
+                None => (self.next_group.fetch_add(1, Ordering::Relaxed), listener.reuseport, Vec::new()),
+            };
+            listener.set_group_id(id);
+            members.push(listener);
+            t.map.insert(k, Arc::new(ReuseportGroup::new(id, reuseport, members, self.workers)));
+            Ok(id)
+        })
+    }
+
+    /// `inet_unhash` + reuseport detach: the listener leaves its group (the
+    /// last member takes its slot). Returns what is left of the group.
+    pub fn remove(&self, listener: &Arc<Listener>) -> Option<Arc<ReuseportGroup>> {
+        let (addr, port) = (*listener.local.ip(), listener.local.port());
+        self.update(port, |t| {
+            let k = key(addr, port);
+            let g = t.map.get(&k)?;
+            let mut members = g.members().to_vec();
+            let pos = members.iter().position(|m| Arc::ptr_eq(m, listener))?;
+            members.swap_remove(pos);
+            if members.is_empty() {
+                t.map.remove(&k);
+                return None;
+            }
+            let rest = Arc::new(ReuseportGroup::new(g.id, g.reuseport, members, self.workers));
+            t.map.insert(k, rest.clone());
+            Some(rest)
+        })
+    }
+
+    /// Rebuild the steering tables of the listener's group (its
+    /// SO_INCOMING_CPU changed: Linux's `reuseport_update_incoming_cpu`).
+    pub fn refresh(&self, listener: &Arc<Listener>) {
+        let (addr, port) = (*listener.local.ip(), listener.local.port());
+        self.update(port, |t| {
+            let k = key(addr, port);
+            if let Some(g) = t.map.get(&k) {
+                let g = ReuseportGroup::new(g.id, g.reuseport, g.members().to_vec(), self.workers);
+                t.map.insert(k, Arc::new(g));
+            }
+        });
+    }
+
+    /// Linux's `reuseport_migrate_sock` selection for a request or child of
+    /// a closed listener: another member of the same group, picked by the
+    /// flow hash, or `None` (no group, or the group is gone). The caller
+    /// checks `tcp_migrate_req` and counts TCPMigrateReqSuccess/Failure.
+    pub fn migrate_target(&self, worker: u16, closed: &Listener, flow_hash: u32) -> Option<Arc<Listener>> {
+        if !closed.reuseport {
+            return None;
+        }
+        let table = self.shards[shard_of(closed.local.port())].table.load();
+        let g = table.group(*closed.local.ip(), closed.local.port())?;
+        if g.id != closed.group_id() {
+            return None;
+        }
+        g.select_by_hash(worker, flow_hash).filter(|m| m.id != closed.id).cloned()
+    }
+
+    /// Every hashed listener, with the size of its group.
+    pub fn listeners(&self) -> Vec<(Arc<Listener>, usize)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let table = shard.table.load();
+            for g in table.groups() {
+                out.extend(g.members().iter().map(|m| (m.clone(), g.len())));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddrV4;
+
+    const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn listener(id: u64, addr: Ipv4Addr, port: u16, reuseport: bool) -> Arc<Listener> {
+        Arc::new(Listener::new(id, SocketAddrV4::new(addr, port), 128, reuseport))
+    }
+
+    #[test]
+    fn exact_address_beats_wildcard() {
+        let h = Lhash::new(2);
+        h.insert(listener(1, Ipv4Addr::UNSPECIFIED, 80, false)).unwrap();
+        h.insert(listener(2, A, 80, false)).unwrap();
+        assert_eq!(h.lookup(0, A, 80, 7).unwrap().id, 2);
+        assert_eq!(h.lookup(0, B, 80, 7).unwrap().id, 1);
+        assert!(h.lookup(0, A, 81, 7).is_none());
+    }
+
+    #[test]
+    fn wildcard_and_specific_reuseport_are_separate_groups() {
+        let h = Lhash::new(1);
+        let g1 = h.insert(listener(1, Ipv4Addr::UNSPECIFIED, 80, true)).unwrap();
+        let g2 = h.insert(listener(2, A, 80, true)).unwrap();
+        let g3 = h.insert(listener(3, A, 80, true)).unwrap();
+        assert_ne!(g1, g2);
+        assert_eq!(g2, g3);
+        // SYNs to A only ever reach the specific group.
+        for k in 0..100u32 {
+            assert_ne!(h.lookup(0, A, 80, k.wrapping_mul(0x9e37_79b9)).unwrap().id, 1);
+        }
+    }
+
+    #[test]
+    fn reuseport_spreads_over_members() {
+        let h = Lhash::new(1);
+        for id in 0..3 {
+            h.insert(listener(id, Ipv4Addr::UNSPECIFIED, 443, true)).unwrap();
+        }
+        let mut hits = [0u32; 3];
+        for k in 0..30_000u32 {
+            hits[h.lookup(0, A, 443, k.wrapping_mul(0x9e37_79b9)).unwrap().id as usize] += 1;
+        }
+        for c in hits {
+            assert!((9_000..11_000).contains(&c), "{hits:?}");
+        }
+    }
+
+    #[test]
+    fn incoming_cpu_preference_per_worker() {
+        let h = Lhash::new(2);
+        let ls: Vec<_> = (0..2).map(|id| listener(id, Ipv4Addr::UNSPECIFIED, 80, true)).collect();
+        ls[0].set_incoming_cpu(Some(1));
+        ls[1].set_incoming_cpu(Some(0));
+        for l in &ls {
+            h.insert(l.clone()).unwrap();
+        }
+        for k in 0..64u32 {
+            let hash = k.wrapping_mul(0x9e37_79b9);
+            assert_eq!(h.lookup(0, A, 80, hash).unwrap().id, 1);
+            assert_eq!(h.lookup(1, A, 80, hash).unwrap().id, 0);
+        }
+        // Dropping the affinity and republishing: plain hash again.
+        ls[1].set_incoming_cpu(None);
+        h.refresh(&ls[1]);
+        let ids: std::collections::HashSet<u64> =
+            (0..64u32).map(|k| h.lookup(0, A, 80, k.wrapping_mul(0x9e37_79b9)).unwrap().id).collect();
+        assert_eq!(ids.len(), 2);
+    }
+
+    #[test]
+    fn non_reuseport_entry_refuses_a_second_listener() {
+        let h = Lhash::new(1);
+        h.insert(listener(1, A, 80, false)).unwrap();
+        assert_eq!(h.insert(listener(2, A, 80, true)), Err(Errno::Eaddrinuse));
+    }
+
+    #[test]
+    fn old_snapshot_stays_whole_while_new_one_is_published() {
+        let h = Lhash::new(1);
+        let l1 = listener(1, Ipv4Addr::UNSPECIFIED, 8080, true);
+        h.insert(l1.clone()).unwrap();
+        let old = h.snapshot(8080);
+        let l2 = listener(2, Ipv4Addr::UNSPECIFIED, 8080, true);
+        h.insert(l2.clone()).unwrap();
+        h.remove(&l1);
+        // The reader's snapshot still has exactly the old group.
+        let g = old.group(Ipv4Addr::UNSPECIFIED, 8080).unwrap();
+        assert_eq!(g.members().iter().map(|m| m.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(old.lookup(0, A, 8080, 99).unwrap().id, 1);
+        // New readers see only l2.
+        assert_eq!(h.lookup(0, A, 8080, 99).unwrap().id, 2);
+        h.remove(&l2);
+        assert!(h.lookup(0, A, 8080, 99).is_none());
+        assert_eq!(old.lookup(0, A, 8080, 99).unwrap().id, 1);
+    }
+
+    #[test]
+    fn concurrent_readers_never_see_a_torn_group() {
+        // A writer toggles between {1,2} and {1,2,3}; readers must always see
+        // one of the two member lists, in Linux order.
+        let h = Arc::new(Lhash::new(1));
+        let ls: Vec<_> = (1..=3).map(|id| listener(id, Ipv4Addr::UNSPECIFIED, 9000, true)).collect();
+        h.insert(ls[0].clone()).unwrap();
+        h.insert(ls[1].clone()).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (h, stop) = (h.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut seen = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let snap = h.snapshot(9000);
+                        let g = snap.group(Ipv4Addr::UNSPECIFIED, 9000).unwrap();
+                        let ids: Vec<u64> = g.members().iter().map(|m| m.id).collect();
+                        assert!(ids == [1, 2] || ids == [1, 2, 3], "{ids:?}");
+                        seen += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for _ in 0..2_000 {
+            h.insert(ls[2].clone()).unwrap();
+            h.remove(&ls[2]);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn migrate_target_stays_in_the_group() {
+        let h = Lhash::new(1);
+        let a = listener(1, Ipv4Addr::UNSPECIFIED, 80, true);
+        let b = listener(2, Ipv4Addr::UNSPECIFIED, 80, true);
+        h.insert(a.clone()).unwrap();
+        h.insert(b.clone()).unwrap();
+        h.remove(&a);
+        for k in 0..16u32 {
+            assert_eq!(h.migrate_target(0, &a, k * 0x1000_0000).unwrap().id, 2);
+        }
+        h.remove(&b);
+        assert!(h.migrate_target(0, &a, 1).is_none());
+        // A new group on the same port is another group: no migration there.
+        let c = listener(3, Ipv4Addr::UNSPECIFIED, 80, true);
+        h.insert(c).unwrap();
+        assert!(h.migrate_target(0, &a, 1).is_none());
+    }
+}
