@@ -50,6 +50,9 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         signal_hook::flag::register(sig, stop.clone()).map_err(ServeError::Signal)?;
     }
 
+    // Before EAL init: EAL pins this thread to the main lcore, and the core
+    // list is read from this thread's affinity mask.
+    let core_ids = core_affinity::get_core_ids().unwrap_or_default();
     let eal = Eal::init(&cfg.eal_args)?;
     println!("dlisten: DPDK {}", dpdk::version());
     let ports = eal.ports();
@@ -102,7 +105,6 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         cfg.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
     );
 
-    let core_ids = core_affinity::get_core_ids().unwrap_or_default();
     let epoch = Instant::now();
     let all_counters: Vec<Arc<Counters>> = (0..cfg.workers).map(|_| Arc::new(Counters::new())).collect();
     let mut handles = Vec::new();
