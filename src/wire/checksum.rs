@@ -72,12 +72,12 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// RFC 768): source, destination, zero, protocol, and the L4 length.
 #[inline]
 pub fn pseudo_header_ipv4(src: [u8; 4], dst: [u8; 4], protocol: u8, len: u16) -> u32 {
-    u32::from(u16::from_be_bytes([src[0], src[1]]))
-        + u32::from(u16::from_be_bytes([src[2], src[3]]))
-        + u32::from(u16::from_be_bytes([dst[0], dst[1]]))
-        + u32::from(u16::from_be_bytes([dst[2], dst[3]]))
-        + u32::from(protocol)
-        + u32::from(len)
+    // Whole 32-bit addresses: the same sum modulo 0xffff as their halves.
+    let s = u64::from(u32::from_be_bytes(src))
+        + u64::from(u32::from_be_bytes(dst))
+        + u64::from(protocol)
+        + u64::from(len);
+    ((s >> 16) + (s & 0xffff)) as u32
 }
 
 /// RFC 1624 eqn. 3: the new checksum field after a 16-bit word of the
@@ -169,6 +169,13 @@ mod tests {
         #[test]
         fn sum_matches_rfc1071(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(fold(sum(&data)), naive(&data));
+        }
+
+        #[test]
+        fn pseudo_header_matches_rfc1071(src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(), proto in any::<u8>(), len in any::<u16>()) {
+            let [l0, l1] = len.to_be_bytes();
+            let bytes = [src[0], src[1], src[2], src[3], dst[0], dst[1], dst[2], dst[3], 0, proto, l0, l1];
+            prop_assert_eq!(fold(pseudo_header_ipv4(src, dst, proto, len)), naive(&bytes));
         }
 
         #[test]
