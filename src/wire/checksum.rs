@@ -10,35 +10,41 @@
 
 /// One's-complement sum of `data`, as a partial sum to [`fold`].
 ///
-/// RFC 1071 §4.1 sums 16-bit words; we sum 64-bit big-endian words with
-/// end-around carry instead, which is the same sum modulo 0xffff
-/// (2^16 ≡ 1 mod 0xffff) in a quarter of the additions.
+/// RFC 1071 §2: the sum is independent of byte order and may be computed
+/// over wider words. So we add native-endian 64-bit words with end-around
+/// carry (add, adc), fold, and swap the 16-bit result to network order at
+/// the end.
 #[inline]
 pub fn sum(data: &[u8]) -> u32 {
     let mut acc: u64 = 0;
     let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = chunk.try_into().map_or(0, u64::from_be_bytes);
+    for c in &mut chunks {
+        let word = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         let (s, carry) = acc.overflowing_add(word);
         acc = s + u64::from(carry);
     }
+    // At most 7 bytes left, none of these adds can carry out of 64 bits
+    // once `acc` is folded to 33 bits. An odd last byte is the high half of
+    // a zero-padded big-endian word.
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
     let mut rest = chunks.remainder();
-    // At most 7 bytes left: 16-bit words, then a last odd byte as the high
-    // half of a zero-padded word.
-    let mut tail: u64 = 0;
-    while let [hi, lo, more @ ..] = rest {
-        tail += u64::from(u16::from_be_bytes([*hi, *lo]));
+    if let [a, b, c, d, more @ ..] = rest {
+        acc += u64::from(u32::from_ne_bytes([*a, *b, *c, *d]));
         rest = more;
     }
-    if let [last] = rest {
-        tail += u64::from(*last) << 8;
+    if let [a, b, more @ ..] = rest {
+        acc += u64::from(u16::from_ne_bytes([*a, *b]));
+        rest = more;
     }
-    let (s, carry) = acc.overflowing_add(tail);
-    acc = s + u64::from(carry);
-    // Fold 64 -> 32 bits with end-around carry (2^32 ≡ 1 mod 0xffff too).
-    let folded = (acc >> 32) + (acc & 0xffff_ffff);
-    let folded = (folded >> 32) + (folded & 0xffff_ffff);
-    folded as u32
+    if let [a] = rest {
+        acc += u64::from(u16::from_ne_bytes([*a, 0]));
+    }
+    // Fold 64 -> 16 bits with end-around carries (2^16 ≡ 1 mod 0xffff).
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    u32::from(u16::from_be(acc as u16))
 }
 
 /// Adds two partial sums.
@@ -66,12 +72,12 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// RFC 768): source, destination, zero, protocol, and the L4 length.
 #[inline]
 pub fn pseudo_header_ipv4(src: [u8; 4], dst: [u8; 4], protocol: u8, len: u16) -> u32 {
-    u32::from(u16::from_be_bytes([src[0], src[1]]))
-        + u32::from(u16::from_be_bytes([src[2], src[3]]))
-        + u32::from(u16::from_be_bytes([dst[0], dst[1]]))
-        + u32::from(u16::from_be_bytes([dst[2], dst[3]]))
-        + u32::from(protocol)
-        + u32::from(len)
+    // Whole 32-bit addresses: the same sum modulo 0xffff as their halves.
+    let s = u64::from(u32::from_be_bytes(src))
+        + u64::from(u32::from_be_bytes(dst))
+        + u64::from(protocol)
+        + u64::from(len);
+    ((s >> 16) + (s & 0xffff)) as u32
 }
 
 /// RFC 1624 eqn. 3: the new checksum field after a 16-bit word of the
@@ -163,6 +169,13 @@ mod tests {
         #[test]
         fn sum_matches_rfc1071(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             prop_assert_eq!(fold(sum(&data)), naive(&data));
+        }
+
+        #[test]
+        fn pseudo_header_matches_rfc1071(src in any::<[u8; 4]>(), dst in any::<[u8; 4]>(), proto in any::<u8>(), len in any::<u16>()) {
+            let [l0, l1] = len.to_be_bytes();
+            let bytes = [src[0], src[1], src[2], src[3], dst[0], dst[1], dst[2], dst[3], 0, proto, l0, l1];
+            prop_assert_eq!(fold(pseudo_header_ipv4(src, dst, proto, len)), naive(&bytes));
         }
 
         #[test]

@@ -328,7 +328,31 @@ impl SynOptions {
     ///
     /// Sysctls (tcp_timestamps, tcp_sack, tcp_window_scaling) are the
     /// engine's business: it drops what it does not enable.
+    #[inline]
     pub fn parse(options: &[u8]) -> SynOptions {
+        // Fast path: the layout Linux's own SYN has (`tcp_options_write`),
+        // MSS, SACK_PERM + TS, NOP + WS; what most clients and every SYN
+        // flood tool on Linux send. Same result as the full walk.
+        if let [kind::MSS, 4, m0, m1, kind::SACK_PERMITTED, 2, kind::TIMESTAMPS, 10, a, b, c, d, e, f, g, h, kind::NOP, kind::WINDOW_SCALE, 3, ws] =
+            *options
+        {
+            let mss = u16::from_be_bytes([m0, m1]);
+            return SynOptions {
+                mss: if mss != 0 { Some(mss) } else { None },
+                wscale: Some(ws.min(MAX_WSCALE)),
+                sack_permitted: true,
+                timestamps: Some((
+                    u32::from_be_bytes([a, b, c, d]),
+                    u32::from_be_bytes([e, f, g, h]),
+                )),
+                fastopen: None,
+            };
+        }
+        Self::parse_walk(options)
+    }
+
+    /// The full option walk of [`parse`](Self::parse).
+    fn parse_walk(options: &[u8]) -> SynOptions {
         let mut syn = SynOptions::default();
         let mut rest = options;
         while let [kind, after_kind @ ..] = rest {
@@ -1089,6 +1113,20 @@ mod tests {
             prop_assert!(read[written.len()..].iter().all(|o| *o == TcpOption::Nop));
             read.truncate(read.len() - padding);
             prop_assert_eq!(read, written);
+        }
+
+        #[test]
+        fn fast_path_equals_walk(mss in any::<u16>(), ws in any::<u8>(), ts in any::<(u32, u32)>(),
+                                 flip in proptest::option::of((0usize..20, any::<u8>()))) {
+            let mut options = LINUX_SYN;
+            options[2..4].copy_from_slice(&mss.to_be_bytes());
+            options[8..12].copy_from_slice(&ts.0.to_be_bytes());
+            options[12..16].copy_from_slice(&ts.1.to_be_bytes());
+            options[19] = ws;
+            if let Some((at, v)) = flip {
+                options[at] = v;
+            }
+            prop_assert_eq!(SynOptions::parse(&options), SynOptions::parse_walk(&options));
         }
 
         #[test]
