@@ -1,7 +1,11 @@
 //! The `dlisten` command line.
 
 use clap::{Args, Parser, Subcommand};
-use dlisten::serve::{self, ServeConfig};
+use dlisten::engine::fastopen::TfoKeys;
+use dlisten::engine::secrets::SipKey;
+use dlisten::engine::sysctl::Sysctls;
+use dlisten::serve::{self, App, ListenSpec, ServeConfig};
+use std::net::SocketAddrV4;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,12 +51,93 @@ struct ServeArgs {
     /// while (0 = pure busy polling, the DPDK norm; tests on shared cores use ~20).
     #[arg(long, default_value_t = 0)]
     idle_sleep_us: u64,
+    /// A TCP address to listen on, e.g. `198.18.0.1:80` or `0.0.0.0:80`. Repeatable.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    listens: Vec<SocketAddrV4>,
+    /// listen()'s backlog for every --listen (clamped to --somaxconn as Linux does;
+    /// a negative value becomes somaxconn).
+    #[arg(long, default_value_t = 4096, allow_hyphen_values = true)]
+    backlog: i32,
+    /// TCP_FASTOPEN queue length set on every listener (0 = not set).
+    #[arg(long, default_value_t = 0)]
+    fastopen_qlen: u32,
+    /// What to do with accepted connections: `reset` (accept, then RST) or
+    /// `hold` (never accept: the accept queue fills).
+    #[arg(long, value_enum, default_value_t = AppArg::Reset)]
+    app: AppArg,
+    /// net.core.somaxconn
+    #[arg(long, default_value_t = 4096)]
+    somaxconn: u32,
+    /// net.ipv4.tcp_max_syn_backlog
+    #[arg(long, default_value_t = 4096)]
+    max_syn_backlog: u32,
+    /// net.ipv4.tcp_syncookies: 0 off, 1 when the SYN queue overflows, 2 always.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    syncookies: u8,
+    /// net.ipv4.tcp_synack_retries
+    #[arg(long, default_value_t = 5)]
+    synack_retries: u8,
+    /// net.ipv4.tcp_abort_on_overflow: 1 = RST when the accept queue is full.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    abort_on_overflow: u8,
+    /// net.ipv4.tcp_fastopen bits (2 = server enable, 0x200 = no cookie needed,
+    /// 0x400 = every listener without TCP_FASTOPEN).
+    #[arg(long, default_value = "1", value_parser = parse_u32_auto)]
+    fastopen: u32,
+    /// net.ipv4.ip_local_port_range, e.g. `32768-60999` (for bind to port 0).
+    #[arg(long, default_value = "32768-60999", value_parser = parse_port_range)]
+    local_port_range: (u16, u16),
+    /// net.ipv4.tcp_migrate_req: 1 = migrate requests when a reuseport member closes.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    migrate_req: u8,
+    /// net.ipv4.tcp_timestamps (0 or 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    timestamps: u8,
+    /// The SYN cookie key as 32 hex digits: servers sharing it accept each
+    /// other's cookies (default: random).
+    #[arg(long, value_parser = parse_sip_key)]
+    syncookie_key: Option<SipKey>,
+    /// The TFO key in Linux's net.ipv4.tcp_fastopen_key format
+    /// (`00112233-44556677-8899aabb-ccddeeff`; default: random).
+    #[arg(long, value_parser = parse_tfo_key)]
+    tfo_key: Option<TfoKeys>,
     /// Print summed counters every N seconds.
     #[arg(long, value_name = "SECS")]
     stats_interval: Option<u64>,
     /// EAL arguments, after `--`.
     #[arg(last = true, value_name = "EAL_ARGS")]
     eal: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum AppArg {
+    Reset,
+    Hold,
+}
+
+fn parse_u32_auto(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s}: {e}"))
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s}: expected LOW-HIGH"))?;
+    let (a, b): (u16, u16) = (a.trim().parse().map_err(|e| format!("{a}: {e}"))?, b.trim().parse().map_err(|e| format!("{b}: {e}"))?);
+    if a == 0 || a > b {
+        return Err(format!("{s}: need 1 <= LOW <= HIGH"));
+    }
+    Ok((a, b))
+}
+
+fn parse_sip_key(s: &str) -> Result<SipKey, String> {
+    SipKey::from_hex(s).map_err(|e| e.to_string())
+}
+
+fn parse_tfo_key(s: &str) -> Result<TfoKeys, String> {
+    TfoKeys::parse_linux(s).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -72,6 +157,29 @@ fn main() -> ExitCode {
                 idle_sleep: Duration::from_micros(a.idle_sleep_us),
                 stats_interval: a.stats_interval.map(Duration::from_secs),
                 eal_args,
+                listens: a
+                    .listens
+                    .iter()
+                    .map(|&addr| ListenSpec { addr, backlog: a.backlog, fastopen_qlen: a.fastopen_qlen })
+                    .collect(),
+                sysctls: Sysctls {
+                    somaxconn: a.somaxconn,
+                    tcp_max_syn_backlog: a.max_syn_backlog,
+                    tcp_syncookies: a.syncookies,
+                    tcp_synack_retries: a.synack_retries,
+                    tcp_abort_on_overflow: a.abort_on_overflow == 1,
+                    tcp_fastopen: a.fastopen,
+                    ip_local_port_range: a.local_port_range,
+                    tcp_migrate_req: a.migrate_req == 1,
+                    tcp_timestamps: a.timestamps == 1,
+                    ..Sysctls::default()
+                },
+                app: match a.app {
+                    AppArg::Reset => App::Reset,
+                    AppArg::Hold => App::Hold,
+                },
+                syncookie_key: a.syncookie_key,
+                tfo_key: a.tfo_key,
             };
             match serve::run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -3,11 +3,17 @@
 //! print the final counters.
 
 use crate::dpdk::{self, DpdkError, Eal, Mempool, Port, PortConfig};
+use crate::engine::errno::Errno;
 use crate::engine::host::{Host, HostConfig};
+use crate::engine::secrets::Secrets;
+use crate::engine::socket::{format_ss_lnt, Fd, SockType, Stack, StackConfig};
+use crate::engine::sysctl::Sysctls;
+use crate::engine::tcp::{TcpConfig, TcpEngine};
+use crate::engine::time::Instant as EngineInstant;
 use crate::telemetry::{CounterSnapshot, Counters};
 use crate::wire::ethernet::EthernetAddress;
 use crate::worker::Worker;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +29,28 @@ pub enum ServeError {
     NoAddress,
     #[error("cannot install the SIGINT/SIGTERM handler: {0}")]
     Signal(std::io::Error),
+    #[error("{call} {addr}: {errno}")]
+    Socket { call: &'static str, addr: SocketAddrV4, errno: Errno },
+    #[error(transparent)]
+    Random(#[from] crate::engine::secrets::RandomError),
+}
+
+/// What the application does with accepted connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum App {
+    /// Accept, then reset at once: handshakes complete, nothing is served.
+    Reset,
+    /// Never accept: the accept queue fills (how operators see backlog behaviour).
+    Hold,
+}
+
+/// One `--listen`.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenSpec {
+    pub addr: SocketAddrV4,
+    pub backlog: i32,
+    /// TCP_FASTOPEN queue length (0 = not set).
+    pub fastopen_qlen: u32,
 }
 
 /// Everything `serve` needs, already validated by the CLI.
@@ -39,6 +67,30 @@ pub struct ServeConfig {
     pub stats_interval: Option<Duration>,
     /// argv for EAL, argv[0] included.
     pub eal_args: Vec<String>,
+    pub listens: Vec<ListenSpec>,
+    pub sysctls: Sysctls,
+    pub app: App,
+    /// Operator-set SYN cookie key (so several servers share cookies).
+    pub syncookie_key: Option<crate::engine::secrets::SipKey>,
+    /// Operator-set TFO key.
+    pub tfo_key: Option<crate::engine::fastopen::TfoKeys>,
+}
+
+/// Create the listening sockets as an application would: socket, bind, listen.
+fn open_listeners(stack: &Stack, listens: &[ListenSpec]) -> Result<Vec<Fd>, ServeError> {
+    let mut fds = Vec::new();
+    for l in listens {
+        let err = |call, errno| ServeError::Socket { call, addr: l.addr, errno };
+        let fd = stack.socket(SockType::Stream).map_err(|e| err("socket", e))?;
+        stack.set_reuseaddr(fd, true).map_err(|e| err("setsockopt(SO_REUSEADDR)", e))?;
+        if l.fastopen_qlen > 0 {
+            stack.set_fastopen(fd, l.fastopen_qlen).map_err(|e| err("setsockopt(TCP_FASTOPEN)", e))?;
+        }
+        stack.bind(fd, l.addr).map_err(|e| err("bind", e))?;
+        stack.listen(fd, l.backlog).map_err(|e| err("listen", e))?;
+        fds.push(fd);
+    }
+    Ok(fds)
 }
 
 pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
@@ -53,6 +105,21 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     // Before EAL init: EAL pins this thread to the main lcore, and the core
     // list is read from this thread's affinity mask.
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+    let stack = Arc::new(Stack::new(StackConfig {
+        workers: cfg.workers,
+        local_addrs: cfg.addrs.clone(),
+        sysctls: cfg.sysctls.clone(),
+        seed: u64::from_le_bytes(Secrets::random()?.isn.to_bytes()[..8].try_into().unwrap_or([7; 8])),
+    }));
+    // Socket errors (EADDRINUSE, EADDRNOTAVAIL) before touching the NIC.
+    let listen_fds = open_listeners(&stack, &cfg.listens)?;
+    let mut secrets = Secrets::random()?;
+    if let Some(k) = cfg.syncookie_key {
+        secrets.syncookie = crate::engine::syncookie::SyncookieKeys::new(k);
+    }
+    if let Some(k) = &cfg.tfo_key {
+        secrets.tfo = k.clone();
+    }
     let eal = Eal::init(&cfg.eal_args)?;
     println!("dlisten: DPDK {}", dpdk::version());
     let ports = eal.ports();
@@ -115,6 +182,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         };
         let counters = all_counters[w as usize].clone();
         let host = Host::new(HostConfig { mac, addrs: cfg.addrs.clone() }, counters.clone());
+        let tcp = TcpEngine::new(TcpConfig::new(w), stack.clone(), secrets.clone(), EngineInstant::ZERO);
         let worker = Worker {
             id: w,
             eal: eal.clone(),
@@ -123,6 +191,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             txq: port.tx_queue(w)?,
             pool: pools[w as usize].clone(),
             host,
+            tcp,
             counters,
             stop: stop.clone(),
             idle_sleep: cfg.idle_sleep,
@@ -132,6 +201,17 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         println!("dlisten: worker {w} on core {}", core.map(|c| c.id.to_string()).unwrap_or_else(|| "any".into()));
         handles.push(std::thread::Builder::new().name(format!("dl-worker-{w}")).spawn(move || worker.run()).expect("spawn worker thread"));
     }
+    print!("{}", format_ss_lnt(&stack.listeners()));
+    let acceptors: Vec<_> = listen_fds
+        .iter()
+        .map(|&fd| {
+            let (stack, stop, app) = (stack.clone(), stop.clone(), cfg.app);
+            std::thread::Builder::new()
+                .name("dl-accept".into())
+                .spawn(move || accept_loop(&stack, fd, app, &stop))
+                .expect("spawn acceptor thread")
+        })
+        .collect();
     println!("dlisten: ready");
 
     let mut last_stats = Instant::now();
@@ -147,6 +227,13 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         }
     }
     println!("dlisten: stopping");
+    for h in acceptors {
+        let _ = h.join();
+    }
+    print!("{}", format_ss_lnt(&stack.listeners()));
+    for fd in listen_fds {
+        let _ = stack.close(fd);
+    }
     for h in handles {
         let _ = h.join();
     }
@@ -157,7 +244,8 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     drop(port);
 
     let snapshots: Vec<CounterSnapshot> = all_counters.iter().map(|c| c.snapshot()).collect();
-    print_report(&snapshots);
+    let control = stack.counters();
+    print_report(&snapshots, &control);
     println!(
         "port {port_id} ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
         stats.ipackets, stats.opackets, stats.imissed, stats.ierrors, stats.oerrors, stats.rx_nombuf
@@ -176,7 +264,7 @@ fn on_off(b: bool) -> &'static str {
 }
 
 /// The final report: one line per worker, then the summed counters (nstat style).
-pub fn print_report(per_worker: &[CounterSnapshot]) {
+pub fn print_report(per_worker: &[CounterSnapshot], control: &CounterSnapshot) {
     use crate::telemetry::Counter;
     for (w, s) in per_worker.iter().enumerate() {
         println!(
@@ -187,8 +275,23 @@ pub fn print_report(per_worker: &[CounterSnapshot]) {
         );
     }
     println!("counters:");
-    let total = CounterSnapshot::sum(per_worker.iter());
+    let total = CounterSnapshot::sum(per_worker.iter().chain(std::iter::once(control)));
     for (name, v) in total.nonzero() {
         println!("  {name:<32} {v}");
+    }
+}
+
+/// The application side for now: accept (blocking, without spinning) and
+/// reset, or never accept.
+fn accept_loop(stack: &Stack, fd: Fd, app: App, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        match app {
+            App::Hold => std::thread::sleep(Duration::from_millis(50)),
+            App::Reset => match stack.accept_blocking(fd, Some(Duration::from_millis(50))) {
+                Ok(child) => stack.abort(child),
+                Err(Errno::Eagain) => {}
+                Err(_) => return,
+            },
+        }
     }
 }

@@ -117,6 +117,11 @@ impl Host {
         &self.neighbors
     }
 
+    /// What the TCP layer may use outside of a received frame (timers).
+    pub fn tx_context(&mut self) -> HostTx<'_> {
+        HostTx { mac: self.cfg.mac, counters: &self.counters, neighbors: &mut self.neighbors }
+    }
+
     fn is_ours(&self, ip: Ipv4Addr) -> bool {
         self.cfg.addrs.contains(&ip)
     }

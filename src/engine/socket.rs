@@ -236,6 +236,12 @@ impl Stack {
         self.commands.get(worker as usize)?.pop()
     }
 
+    /// Reset an accepted connection (the application's abort): its worker
+    /// sends RST and forgets it.
+    pub fn abort(&self, child: ChildSock) {
+        self.push_command(ControlCmd::Reset(child));
+    }
+
     fn push_command(&self, cmd: ControlCmd) {
         let ControlCmd::Reset(child) = cmd;
         // A child always names one of our workers; one that does not has no

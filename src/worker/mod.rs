@@ -6,7 +6,8 @@
 pub mod sink;
 
 use crate::dpdk::{self, Eal, MbufBatch, Mempool, RxQueue, TxQueue};
-use crate::engine::host::{CsumStatus, Host, NoSockets, RxMeta};
+use crate::engine::host::{CsumStatus, Host, RxMeta};
+use crate::engine::tcp::TcpEngine;
 use crate::engine::time::Instant as EngineInstant;
 use crate::telemetry::{Counter, Counters};
 use sink::MbufSink;
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// After this many empty polls in a row, an idle worker may sleep.
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
+/// How often timers, control commands and sysctls are looked at.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(1);
 
 /// What a worker thread owns.
 pub struct Worker {
@@ -26,6 +29,7 @@ pub struct Worker {
     pub txq: TxQueue,
     pub pool: Arc<Mempool>,
     pub host: Host,
+    pub tcp: TcpEngine,
     pub counters: Arc<Counters>,
     pub stop: Arc<AtomicBool>,
     /// 0 = pure busy polling (production); tests on shared cores sleep a little when idle.
@@ -49,9 +53,20 @@ impl Worker {
         let mut rx = MbufBatch::new();
         let pool = self.pool.clone();
         let mut sink = MbufSink::new(&pool, self.tx_csum_offload);
-        let mut tcp = NoSockets;
         let mut idle_polls = 0u32;
+        let mut last_housekeeping = Instant::now();
+        let mut sysctl_refresh = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                last_housekeeping = Instant::now();
+                let now = EngineInstant::from_nanos(self.epoch.elapsed().as_nanos() as u64);
+                sysctl_refresh += 1;
+                if sysctl_refresh % 100 == 0 {
+                    self.tcp.refresh_sysctls();
+                }
+                self.tcp.poll(now, &mut self.host.tx_context(), &mut sink);
+                self.flush(&mut sink);
+            }
             let n = self.rxq.rx_burst(&mut rx);
             if n == 0 {
                 self.flush(&mut sink);
@@ -69,7 +84,7 @@ impl Worker {
                     l4_csum: csum_status(m.rx_l4_csum()),
                     rss_hash: m.rss_hash(),
                 };
-                self.host.rx(now, m.data(), meta, &mut tcp, &mut sink);
+                self.host.rx(now, m.data(), meta, &mut self.tcp, &mut sink);
                 if sink.pending() >= dpdk::BURST {
                     self.flush(&mut sink);
                 }

@@ -55,6 +55,10 @@ pub struct Listener {
     group: AtomicU64,
     /// TCP_DEFER_ACCEPT as Linux stores it: a number of SYN-ACK retransmits.
     defer_accept: AtomicU32,
+    /// When this listener last answered with a SYN cookie, in engine
+    /// milliseconds + 1 (0 = never): Linux's `tcp_synq_overflow` stamp, which
+    /// gates cookie validation to the two minutes after an overflow.
+    last_synq_overflow_ms: AtomicU64,
 }
 
 fn dec_saturating(a: &AtomicU32) {
@@ -76,6 +80,7 @@ impl Listener {
             incoming_cpu: AtomicU32::new(NO_CPU),
             group: AtomicU64::new(0),
             defer_accept: AtomicU32::new(0),
+            last_synq_overflow_ms: AtomicU64::new(0),
         }
     }
 
@@ -178,6 +183,25 @@ impl Listener {
     /// (Linux: `if (req->num_timeout++ == 0) atomic_dec(&queue->young)`).
     pub fn reqsk_queue_aged(&self) {
         dec_saturating(&self.young);
+    }
+
+    /// `tcp_synq_overflow`: a cookie was just sent.
+    pub fn synq_overflow(&self, now: Instant) {
+        let stamp = now.as_millis() + 1;
+        // Written at most once a second per listener, as Linux does, so a
+        // flood does not bounce this cache line between cores.
+        let last = self.last_synq_overflow_ms.load(Ordering::Relaxed);
+        if last == 0 || stamp.saturating_sub(last) >= 1000 {
+            self.last_synq_overflow_ms.store(stamp, Ordering::Relaxed);
+        }
+    }
+
+    /// `tcp_synq_no_recent_overflow`: no cookie sent in the last
+    /// `TCP_SYNCOOKIE_VALID` (2 minutes): ACKs are not even checked as cookies.
+    pub fn synq_no_recent_overflow(&self, now: Instant) -> bool {
+        const TCP_SYNCOOKIE_VALID_MS: u64 = 2 * 60 * 1000;
+        let last = self.last_synq_overflow_ms.load(Ordering::Relaxed);
+        last == 0 || (now.as_millis() + 1).saturating_sub(last) > TCP_SYNCOOKIE_VALID_MS + 1000
     }
 
     // --- TCP Fast Open queue ---
