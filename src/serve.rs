@@ -31,6 +31,8 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error("{call} {addr}: {errno}")]
     Socket { call: &'static str, addr: SocketAddrV4, errno: Errno },
+    #[error("no DPDK port, and dlisten is not running as root: DPDK needs root (or CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_IPC_LOCK) to create tap devices, map hugepages and open NICs")]
+    NotRoot,
     #[error(transparent)]
     Random(#[from] crate::engine::secrets::RandomError),
 }
@@ -121,12 +123,16 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         secrets.tfo = k.clone();
     }
     let eal = Eal::init(&cfg.eal_args)?;
-    println!("dlisten: DPDK {}", dpdk::version());
+    println!("dlisten: {}", dpdk::version());
     let ports = eal.ports();
     let port_id = match cfg.port {
         Some(p) if ports.contains(&p) => p,
         Some(p) => return Err(ServeError::NoSuchPort(p, ports)),
-        None => *ports.first().ok_or(DpdkError::NoPorts)?,
+        None => match ports.first() {
+            Some(p) => *p,
+            None if !running_as_root() => return Err(ServeError::NotRoot),
+            None => return Err(DpdkError::NoPorts.into()),
+        },
     };
 
     let socket = eal.socket_id();
@@ -294,4 +300,10 @@ fn accept_loop(stack: &Stack, fd: Fd, app: App, stop: &AtomicBool) {
             },
         }
     }
+}
+
+/// The effective uid is the owner of /proc/self (no libc call needed).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(true)
 }
