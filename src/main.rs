@@ -97,6 +97,11 @@ struct ServeArgs {
     /// other's cookies (default: random).
     #[arg(long, value_parser = parse_sip_key)]
     syncookie_key: Option<SipKey>,
+    /// Rotate the SYN cookie key every N seconds (0 = never; ignored with
+    /// --syncookie-key, which servers share). Cookies made with the previous
+    /// key stay valid while they can still be young.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    syncookie_rotate: u64,
     /// The TFO key in Linux's net.ipv4.tcp_fastopen_key format
     /// (`00112233-44556677-8899aabb-ccddeeff`; default: random).
     #[arg(long, value_parser = parse_tfo_key)]
@@ -178,6 +183,7 @@ fn main() -> ExitCode {
                     AppArg::Reset => App::Reset,
                     AppArg::Hold => App::Hold,
                 },
+                syncookie_rotate: (a.syncookie_rotate > 0).then(|| Duration::from_secs(a.syncookie_rotate)),
                 syncookie_key: a.syncookie_key,
                 tfo_key: a.tfo_key,
             };

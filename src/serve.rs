@@ -72,6 +72,8 @@ pub struct ServeConfig {
     pub listens: Vec<ListenSpec>,
     pub sysctls: Sysctls,
     pub app: App,
+    /// Rotate the SYN cookie key this often (not with an operator-set key).
+    pub syncookie_rotate: Option<Duration>,
     /// Operator-set SYN cookie key (so several servers share cookies).
     pub syncookie_key: Option<crate::engine::secrets::SipKey>,
     /// Operator-set TFO key.
@@ -221,8 +223,19 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     println!("dlisten: ready");
 
     let mut last_stats = Instant::now();
+    let mut last_rotation = Instant::now();
+    let rotate_every = if cfg.syncookie_key.is_some() { None } else { cfg.syncookie_rotate };
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if let Some(every) = rotate_every {
+            if last_rotation.elapsed() >= every {
+                last_rotation = Instant::now();
+                match Secrets::random() {
+                    Ok(fresh) => stack.rotate_syncookie_key(fresh.syncookie.current()),
+                    Err(e) => eprintln!("dlisten: syncookie key rotation skipped: {e}"),
+                }
+            }
+        }
         if let Some(every) = cfg.stats_interval {
             if last_stats.elapsed() >= every {
                 last_stats = Instant::now();

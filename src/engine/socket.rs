@@ -50,6 +50,9 @@ pub enum ControlCmd {
     /// Send RST on this connection and forget it: its listener closed and
     /// it could not migrate (Linux: `inet_child_forget`).
     Reset(ChildSock),
+    /// Start making SYN cookies with this key; cookies of the previous key
+    /// stay valid while they can still be young.
+    RotateSyncookieKey(crate::engine::secrets::SipKey),
 }
 
 /// How to build a [`Stack`].
@@ -242,8 +245,16 @@ impl Stack {
         self.push_command(ControlCmd::Reset(child));
     }
 
+    /// Give every worker a new SYN cookie key.
+    pub fn rotate_syncookie_key(&self, key: crate::engine::secrets::SipKey) {
+        self.push_command(ControlCmd::RotateSyncookieKey(key));
+    }
+
+    /// A command for the worker that owns `child`.
     fn push_command(&self, cmd: ControlCmd) {
-        let ControlCmd::Reset(child) = cmd;
+        let ControlCmd::Reset(child) = cmd else {
+            return self.commands.iter().for_each(|q| q.push(cmd));
+        };
         // A child always names one of our workers; one that does not has no
         // table to be reset in.
         if let Some(q) = self.commands.get(child.worker as usize) {
@@ -1128,5 +1139,17 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<Stack>();
         check::<Listener>();
+    }
+
+    #[test]
+    fn syncookie_rotation_reaches_every_worker_and_abort_only_the_owner() {
+        let st = stack();
+        let key = crate::engine::secrets::SipKey::from_bytes([7; 16]);
+        st.abort(child(1, 9, 0));
+        st.rotate_syncookie_key(key);
+        assert_eq!(st.pop_command(0), Some(ControlCmd::RotateSyncookieKey(key)));
+        assert_eq!(st.pop_command(0), None);
+        assert_eq!(st.pop_command(1), Some(ControlCmd::Reset(child(1, 9, 0))));
+        assert_eq!(st.pop_command(1), Some(ControlCmd::RotateSyncookieKey(key)));
     }
 }

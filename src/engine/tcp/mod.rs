@@ -253,6 +253,7 @@ impl TcpEngine {
         while let Some(cmd) = self.stack.pop_command(self.cfg.worker) {
             match cmd {
                 ControlCmd::Reset(child) => self.abort(now, child.conn_id, host, tx),
+                ControlCmd::RotateSyncookieKey(key) => self.secrets.syncookie.rotate(key, syncookie::counter(now)),
             }
         }
         while let Some(t) = self.timers.poll(now) {
