@@ -31,6 +31,8 @@ pub enum Errno {
     Epipe,
     #[error("EISCONN: socket is already connected")]
     Eisconn,
+    #[error("ETIMEDOUT: connection timed out")]
+    Etimedout,
 }
 
 impl Errno {
@@ -50,6 +52,7 @@ impl Errno {
             Errno::Enobufs => 105,
             Errno::Eisconn => 106,
             Errno::Enotconn => 107,
+            Errno::Etimedout => 110,
         }
     }
 }

@@ -13,5 +13,6 @@ pub mod isn;
 pub mod secrets;
 pub mod syncookie;
 pub mod sysctl;
+pub mod tcb;
 pub mod time;
 pub mod timer_wheel;
