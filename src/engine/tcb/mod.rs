@@ -948,8 +948,10 @@ impl Tcb {
             self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
         }
         if self.snd_wnd > 0 && self.has(F_PROBING) {
+            // The window opened: Linux tcp_ack_probe clears the backoff.
             self.set(F_PROBING, false);
             self.rtx_at = Deadline::NONE;
+            self.retransmits = 0;
         }
 
         let acked = ack.wrapping_sub(self.snd_una);
@@ -1228,14 +1230,18 @@ impl Tcb {
         // Linux tcp_xmit_probe_skb: a bare ACK with an old sequence number
         // (SND.UNA - 1) the peer must answer with its current window.
         self.emit(now, self.snd_una.wrapping_sub(1), TcpFlags::ACK, 0, out);
+        // `probes` counts unanswered probes (reset by any ACK, Linux
+        // icsk_probes_out); `retransmits` is the backoff (Linux
+        // icsk_backoff), kept until the window opens.
         self.probes = self.probes.saturating_add(1);
+        self.retransmits = self.retransmits.saturating_add(1);
         self.arm_probe(now);
     }
 
     fn arm_probe(&mut self, now: Instant) {
-        // Linux tcp_probe0_when: RTO << probes_out, at most TCP_RTO_MAX.
+        // Linux tcp_probe0_when: RTO << backoff, at most TCP_RTO_MAX.
         self.set(F_PROBING, true);
-        self.rtx_at = Deadline::at(now + backoff(self.rtt.rto(), self.probes));
+        self.rtx_at = Deadline::at(now + self.rto());
     }
 
     /// Store in-window payload.
@@ -1468,6 +1474,10 @@ impl Tcb {
 
     /// Send new data, FIN and a pending ACK.
     fn transmit(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
+        if self.state == State::TimeWait && self.has(F_ACK_NOW) {
+            // The ACK of the FIN that moved us to TIME_WAIT.
+            self.send_ack(now, out);
+        }
         if matches!(self.state, State::Closed | State::TimeWait) {
             return;
         }
