@@ -365,7 +365,7 @@ impl Tcb {
         };
         let mut t = Tcb {
             snd: SendBuf::new(p.snd_buf_cap.clamp(1, MAX_BUF)),
-            rcv: RecvBuf::new(rcv_cap),
+            rcv: RecvBuf::new(rcv_cap, (1u32 << rcv_wscale) - 1),
             rtx_at: Deadline::NONE,
             delack_at: Deadline::NONE,
             state_at: Deadline::NONE,
@@ -490,8 +490,9 @@ impl Tcb {
     pub fn send_buf_cap(&self) -> u32 {
         self.snd.cap()
     }
+    /// Receive ring size (the buffer plus window-rounding slack).
     pub fn recv_buf_cap(&self) -> u32 {
-        self.rcv.cap()
+        self.rcv.ring_len()
     }
     pub fn syn_ack_pending(&self) -> bool {
         self.has(F_SYN_PENDING)
@@ -869,8 +870,13 @@ impl Tcb {
         let ws = self.rcv_wscale as u32;
         let mut hdr = win >> ws;
         if (hdr << ws) < self.rcv_window() {
-            // Round up rather than shrink, as Linux does (ALIGN to the scale).
-            hdr = (win + (1 << ws) - 1) >> ws;
+            // Round up rather than shrink, as Linux does (ALIGN to the
+            // scale). The receive ring has 2^wscale - 1 bytes of slack for
+            // this; never offer beyond the ring, or the edge would creep
+            // past what we can store (then, and only then, the edge moves
+            // left by less than one scale unit).
+            let up = (win + (1 << ws) - 1) >> ws;
+            hdr = hdr.max(up.min(self.rcv.room() >> ws));
         }
         let hdr = hdr.min(u16::MAX as u32);
         self.rcv_wnd = hdr << ws;
@@ -1145,7 +1151,12 @@ impl Tcb {
     fn retransmit_head(&mut self, now: Instant, advance_nxt: bool, out: &mut impl FnMut(SegOut, Payload<'_>)) {
         let start = self.data_seq();
         let sent_data = self.snd_max.wrapping_sub(start).min(self.snd.len());
-        let n = sent_data.min(self.seg_payload_max());
+        // Linux __tcp_retransmit_skb: within the peer's window, but the
+        // head goes out (one MSS) even when the window is closed.
+        let wnd_end = self.snd_una.wrapping_add(self.snd_wnd);
+        let avail = if after(wnd_end, start) { wnd_end.wrapping_sub(start) } else { 0 };
+        let seg_max = self.seg_payload_max();
+        let n = sent_data.min(if avail == 0 { seg_max } else { avail.min(seg_max) });
         let fin = self.has(F_FIN_SENT) && start.wrapping_add(n) == self.fin_seq();
         if n == 0 && !fin {
             return;
@@ -1260,7 +1271,7 @@ impl Tcb {
         } else {
             (seg.seq, 0)
         };
-        let limit = self.rcv_nxt.wrapping_add(self.rcv.free());
+        let limit = self.rcv_nxt.wrapping_add(self.rcv.room());
         if !before(start, limit) {
             // Beyond the buffer (zero window): drop, tell the peer at once.
             self.set(F_ACK_NOW, true);

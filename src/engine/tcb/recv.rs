@@ -14,6 +14,8 @@ pub const MAX_OOO_RANGES: usize = 4;
 #[derive(Debug)]
 pub struct RecvBuf {
     buf: Box<[u8]>,
+    /// The buffer size windows are offered from (the ring has some slack).
+    cap: u32,
     /// Index of the first unread byte.
     head: u32,
     /// In-order unread bytes.
@@ -28,9 +30,12 @@ pub struct RecvBuf {
 }
 
 impl RecvBuf {
-    pub fn new(cap: u32) -> RecvBuf {
+    /// `cap` bytes of buffer plus `slack` bytes that only a window rounded
+    /// up to the window-scale unit can reach (see `Tcb::select_window`).
+    pub fn new(cap: u32, slack: u32) -> RecvBuf {
         RecvBuf {
-            buf: vec![0; cap as usize].into_boxed_slice(),
+            cap,
+            buf: vec![0; (cap + slack) as usize].into_boxed_slice(),
             head: 0,
             len: 0,
             ooo: [(0, 0); MAX_OOO_RANGES],
@@ -40,6 +45,11 @@ impl RecvBuf {
     }
 
     pub fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    /// Ring size, slack included: the most bytes ever held.
+    pub fn ring_len(&self) -> u32 {
         self.buf.len() as u32
     }
 
@@ -54,7 +64,12 @@ impl RecvBuf {
 
     /// Space after the unread bytes: the largest window we can offer.
     pub fn free(&self) -> u32 {
-        self.cap() - self.len
+        self.cap.saturating_sub(self.len)
+    }
+
+    /// Room left in the ring, slack included: what `store` accepts.
+    pub fn room(&self) -> u32 {
+        self.ring_len() - self.len
     }
 
     pub fn has_ooo(&self) -> bool {
@@ -90,13 +105,12 @@ impl RecvBuf {
     }
 
     /// Store `data`, which starts at `seq`, given `rcv_nxt`. The caller has
-    /// trimmed it to `[rcv_nxt, rcv_nxt + free())`. Returns the new
+    /// trimmed it to `[rcv_nxt, rcv_nxt + room())`. Returns the new
     /// `rcv_nxt` (advanced over this segment and any out-of-order ranges it
     /// joins), or `None` if it is out of order and no range was free.
     pub fn store(&mut self, rcv_nxt: u32, seq: u32, data: &[u8]) -> Option<u32> {
         let off = seq.wrapping_sub(rcv_nxt);
-        debug_assert!(off as u64 + data.len() as u64 <= self.free() as u64);
-        if off as u64 + data.len() as u64 > self.free() as u64 || data.is_empty() {
+        if off as u64 + data.len() as u64 > self.room() as u64 || data.is_empty() {
             return Some(rcv_nxt);
         }
         let end = seq.wrapping_add(data.len() as u32);
@@ -191,7 +205,7 @@ mod tests {
 
     #[test]
     fn in_order_and_wrap() {
-        let mut b = RecvBuf::new(8);
+        let mut b = RecvBuf::new(8, 0);
         assert_eq!(b.store(100, 100, b"abcdef"), Some(106));
         let mut out = [0u8; 4];
         assert_eq!(b.read(&mut out), 4);
@@ -205,7 +219,7 @@ mod tests {
 
     #[test]
     fn out_of_order_fills_in() {
-        let mut b = RecvBuf::new(64);
+        let mut b = RecvBuf::new(64, 0);
         assert_eq!(b.store(0, 10, b"klm"), Some(0));
         assert_eq!(b.store(0, 4, b"efg"), Some(0));
         assert_eq!(b.ranges().len(), 2);
@@ -223,7 +237,7 @@ mod tests {
 
     #[test]
     fn bounded_ranges() {
-        let mut b = RecvBuf::new(64);
+        let mut b = RecvBuf::new(64, 0);
         for i in 0..MAX_OOO_RANGES as u32 {
             assert_eq!(b.store(0, 2 + 4 * i, b"x"), Some(0));
         }

@@ -367,7 +367,8 @@ impl Pair {
                 rcv_wscale: 7,
                 sack_ok: true,
                 ts: Some((off + 7, off)),
-                peer_window: 64 * 1024,
+                // The peer's SYN-ACK / SYN window: its buffer, unscaled.
+                peer_window: rcv_cap.min(65535),
                 initial_data: &[],
                 syn_ack_pending: false,
                 rtt_sample: None,
@@ -611,7 +612,9 @@ fn zero_window_is_probed_then_reopened() {
     let data = pattern(40 * 1024, 6);
     p.write(SERVER, &data);
     p.drive_until(p.now + Duration::from_secs(5));
-    assert_eq!(p.sides[CLIENT].tcb.recv_queue_len(), 8 * 1024);
+    // Full: the buffer plus at most the window-rounding slack (2^7 - 1).
+    let queued = p.sides[CLIENT].tcb.recv_queue_len();
+    assert!((8 * 1024..8 * 1024 + 128).contains(&queued), "{queued}");
     // Probes: bare ACKs at SND.UNA - 1, with growing gaps.
     let una = p.sides[SERVER].tcb.snd_una();
     let probes: Vec<Instant> = p.sides[SERVER]
@@ -852,7 +855,9 @@ mod fuzz {
                 if !s.flags.rst() && !s.flags.syn() {
                     let e = s.ack.wrapping_add((s.window as u32) << 7);
                     if let Some(old) = edge {
-                        assert!(!before(e, old), "window right edge shrank");
+                        // Only the rounding to the scale unit (2^7) may take
+                        // back bytes, when the ring has no room for them.
+                        assert!(!before(e.wrapping_add(127), old), "window right edge shrank");
                     }
                     edge = Some(e);
                 }
