@@ -519,7 +519,10 @@ impl Tcb {
 
     /// The earliest deadline at which [`Tcb::on_timeout`] has work.
     pub fn next_timeout(&self) -> Option<Instant> {
-        [self.rtx_at, self.delack_at, self.state_at].iter().filter_map(|d| d.get()).min()
+        [self.rtx_at, self.delack_at, self.state_at]
+            .iter()
+            .filter_map(|d| d.get())
+            .min()
     }
 
     // ----- application side -----
@@ -716,9 +719,15 @@ impl Tcb {
             }
         }
 
-        let receiving = matches!(self.state, State::Established | State::FinWait1 | State::FinWait2);
+        let receiving = matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        );
         if !seg.payload.is_empty() {
-            if receiving && self.has(F_ORPHAN) && after(seg.seq.wrapping_add(seg.payload.len() as u32), self.rcv_nxt) {
+            if receiving
+                && self.has(F_ORPHAN)
+                && after(seg.seq.wrapping_add(seg.payload.len() as u32), self.rcv_nxt)
+            {
                 // Linux (tcp_rcv_state_process, TCPAbortOnData): new data for
                 // a socket the application closed is answered with RST.
                 self.send_rst(now, out);
@@ -767,7 +776,11 @@ impl Tcb {
     }
 
     /// Run the timers that are due.
-    pub fn on_timeout(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) -> Events {
+    pub fn on_timeout(
+        &mut self,
+        now: Instant,
+        out: &mut impl FnMut(SegOut, Payload<'_>),
+    ) -> Events {
         if self.state_at.due(now) {
             self.state_at = Deadline::NONE;
             if matches!(self.state, State::TimeWait | State::FinWait2) {
@@ -1044,7 +1057,8 @@ impl Tcb {
                 State::FinWait1 => {
                     self.state = State::FinWait2;
                     if self.has(F_ORPHAN) {
-                        self.state_at = Deadline::at(now + Duration::from_millis(self.fin_timeout_ms as u64));
+                        self.state_at =
+                            Deadline::at(now + Duration::from_millis(self.fin_timeout_ms as u64));
                     }
                 }
                 State::Closing => self.enter_time_wait(now),
@@ -1059,7 +1073,13 @@ impl Tcb {
     }
 
     /// NewReno congestion control on an ACK of new data.
-    fn on_ack_cc(&mut self, now: Instant, ack: u32, acked: u32, out: &mut impl FnMut(SegOut, Payload<'_>)) {
+    fn on_ack_cc(
+        &mut self,
+        now: Instant,
+        ack: u32,
+        acked: u32,
+        out: &mut impl FnMut(SegOut, Payload<'_>),
+    ) {
         let mss = self.mss as u32;
         if self.has(F_RECOVERY) {
             if !before(ack, self.recover) {
@@ -1093,7 +1113,10 @@ impl Tcb {
         if self.cwnd < self.ssthresh {
             // Slow start. Linux tcp_slow_start grows by everything acked
             // (RFC 3465 with no L limit), up to ssthresh.
-            self.cwnd = self.cwnd.saturating_add(acked).min(self.ssthresh.max(self.cwnd));
+            self.cwnd = self
+                .cwnd
+                .saturating_add(acked)
+                .min(self.ssthresh.max(self.cwnd));
         } else {
             //= https://www.rfc-editor.org/rfc/rfc5681#section-3.1
             //# Another common formula that a TCP MAY use to update cwnd during
@@ -1131,7 +1154,7 @@ impl Tcb {
         //#     of recover is incremented to the value of the highest sequence
         //#     number transmitted by the TCP so far.  The TCP then enters fast
         //#     retransmit
-        if !after(self.snd_una, self.recover) && self.recover != self.iss {
+        if !after(self.snd_una, self.recover) {
             return;
         }
         self.recover = self.snd_max;
@@ -1148,15 +1171,28 @@ impl Tcb {
 
     /// Send the first unacknowledged segment again, regardless of the peer
     /// window and cwnd (as Linux's `tcp_retransmit_skb` does for the head).
-    fn retransmit_head(&mut self, now: Instant, advance_nxt: bool, out: &mut impl FnMut(SegOut, Payload<'_>)) {
+    fn retransmit_head(
+        &mut self,
+        now: Instant,
+        advance_nxt: bool,
+        out: &mut impl FnMut(SegOut, Payload<'_>),
+    ) {
         let start = self.data_seq();
         let sent_data = self.snd_max.wrapping_sub(start).min(self.snd.len());
         // Linux __tcp_retransmit_skb: within the peer's window, but the
         // head goes out (one MSS) even when the window is closed.
         let wnd_end = self.snd_una.wrapping_add(self.snd_wnd);
-        let avail = if after(wnd_end, start) { wnd_end.wrapping_sub(start) } else { 0 };
+        let avail = if after(wnd_end, start) {
+            wnd_end.wrapping_sub(start)
+        } else {
+            0
+        };
         let seg_max = self.seg_payload_max();
-        let n = sent_data.min(if avail == 0 { seg_max } else { avail.min(seg_max) });
+        let n = sent_data.min(if avail == 0 {
+            seg_max
+        } else {
+            avail.min(seg_max)
+        });
         let fin = self.has(F_FIN_SENT) && start.wrapping_add(n) == self.fin_seq();
         if n == 0 && !fin {
             return;
@@ -1185,7 +1221,11 @@ impl Tcb {
         if self.snd_una == self.snd_max && !syn {
             return;
         }
-        let limit = if syn { self.synack_retries } else { self.retries2 };
+        let limit = if syn {
+            self.synack_retries
+        } else {
+            self.retries2
+        };
         if self.retransmits >= limit {
             // Linux tcp_write_timeout -> tcp_write_err: ETIMEDOUT, no RST sent.
             self.error = Some(Errno::Etimedout);
@@ -1355,7 +1395,12 @@ impl Tcb {
         self.events.insert(Events::TIME_WAIT);
     }
 
-    fn timewait_segment(&mut self, now: Instant, seg: &SegIn<'_>, out: &mut impl FnMut(SegOut, Payload<'_>)) {
+    fn timewait_segment(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        out: &mut impl FnMut(SegOut, Payload<'_>),
+    ) {
         if self.has(F_TS) && !seg.flags.rst() {
             if let Some((tsval, _)) = seg.ts {
                 if before(tsval, self.ts_recent) {
@@ -1387,7 +1432,11 @@ impl Tcb {
 
     fn on_reset(&mut self) {
         // Linux tcp_reset: EPIPE in CLOSE_WAIT, ECONNRESET otherwise.
-        self.error = Some(if self.state == State::CloseWait { Errno::Epipe } else { Errno::Econnreset });
+        self.error = Some(if self.state == State::CloseWait {
+            Errno::Epipe
+        } else {
+            Errno::Econnreset
+        });
         self.events.insert(Events::RESET);
         self.set_closed();
     }
@@ -1433,7 +1482,11 @@ impl Tcb {
 
     /// Payload room in one segment: MSS less the SACK option we would carry.
     fn seg_payload_max(&self) -> u32 {
-        let n = if self.has(F_SACK) { self.rcv.ranges().len().min(self.max_sack()) } else { 0 };
+        let n = if self.has(F_SACK) {
+            self.rcv.ranges().len().min(self.max_sack())
+        } else {
+            0
+        };
         let opt = if n > 0 { 4 + 8 * n as u32 } else { 0 };
         (self.mss as u32).saturating_sub(opt).max(1)
     }
@@ -1449,7 +1502,14 @@ impl Tcb {
 
     /// Build one segment and hand it to the sink. Every segment carries
     /// the current ACK and window, so it settles a pending ACK.
-    fn emit(&mut self, now: Instant, seq: u32, flags: TcpFlags, len: u32, out: &mut impl FnMut(SegOut, Payload<'_>)) {
+    fn emit(
+        &mut self,
+        now: Instant,
+        seq: u32,
+        flags: TcpFlags,
+        len: u32,
+        out: &mut impl FnMut(SegOut, Payload<'_>),
+    ) {
         let window = if flags.syn() {
             //= https://www.rfc-editor.org/rfc/rfc7323#section-2.2
             //# The window field in a segment where the SYN bit is set (i.e., a
@@ -1499,11 +1559,16 @@ impl Tcb {
             }
             let off = self.snd_nxt.wrapping_sub(start);
             let unsent = self.snd.len().saturating_sub(off);
-            let fin_pending = self.has(F_FIN_QUEUED) && !after(self.snd_nxt, self.fin_seq())
+            let fin_pending = self.has(F_FIN_QUEUED)
+                && !after(self.snd_nxt, self.fin_seq())
                 && self.snd_nxt.wrapping_add(unsent) == self.fin_seq();
             let wnd = self.snd_wnd.min(self.cwnd);
             let wnd_end = self.snd_una.wrapping_add(wnd);
-            let usable = if after(wnd_end, self.snd_nxt) { wnd_end.wrapping_sub(self.snd_nxt) } else { 0 };
+            let usable = if after(wnd_end, self.snd_nxt) {
+                wnd_end.wrapping_sub(self.snd_nxt)
+            } else {
+                0
+            };
             let seg_max = self.seg_payload_max();
             let len = unsent.min(seg_max).min(usable);
             // The FIN rides on the last data segment, and needs one unit of window.
@@ -1569,7 +1634,11 @@ impl Tcb {
         // Persist: the peer's window is closed while we have something to say.
         let data_waiting = self.snd.len() > self.snd_nxt.wrapping_sub(self.data_seq())
             || (self.has(F_FIN_QUEUED) && !self.has(F_FIN_SENT));
-        if data_waiting && self.snd_wnd == 0 && self.snd_una == self.snd_max && self.rtx_at == Deadline::NONE {
+        if data_waiting
+            && self.snd_wnd == 0
+            && self.snd_una == self.snd_max
+            && self.rtx_at == Deadline::NONE
+        {
             self.arm_probe(now);
         }
         if self.has(F_ACK_NOW) {

@@ -123,10 +123,7 @@ impl RecvBuf {
         }
         // In order: advance, then swallow every range now reached.
         let mut nxt = end;
-        loop {
-            let Some(i) = self.ranges().iter().position(|r| !after(r.0, nxt)) else {
-                break;
-            };
+        while let Some(i) = self.ranges().iter().position(|r| !after(r.0, nxt)) {
             nxt = seq_max(nxt, self.ooo[i].1);
             self.ooo_remove(i);
         }

@@ -13,7 +13,11 @@ pub struct SendBuf {
 
 impl SendBuf {
     pub fn new(cap: u32) -> SendBuf {
-        SendBuf { buf: vec![0; cap as usize].into_boxed_slice(), head: 0, len: 0 }
+        SendBuf {
+            buf: vec![0; cap as usize].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
     }
 
     pub fn cap(&self) -> u32 {

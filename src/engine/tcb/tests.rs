@@ -37,7 +37,15 @@ fn server() -> Tcb {
 }
 
 fn seg<'a>(seq: u32, ack: u32, flags: TcpFlags, payload: &'a [u8]) -> SegIn<'a> {
-    SegIn { seq, ack: Some(ack), flags: flags | TcpFlags::ACK, window: 512, ts: Some((200, 10_000)), sack: &[], payload }
+    SegIn {
+        seq,
+        ack: Some(ack),
+        flags: flags | TcpFlags::ACK,
+        window: 512,
+        ts: Some((200, 10_000)),
+        sack: &[],
+        payload,
+    }
 }
 
 type Sent = Vec<(SegOut, Vec<u8>)>;
@@ -93,7 +101,11 @@ fn tfo_data_is_readable_and_syn_ack_retransmitted() {
     assert_eq!(sent.len(), 1);
     assert!(sent[0].0.flags.syn() && sent[0].0.seq == 1000 && sent[0].0.ack == 5001 + 18);
     // The final ACK completes it.
-    let (_, _) = input(&mut t, now + Duration::from_secs(2), &seg(5019, 1001, TcpFlags::default(), &[]));
+    let (_, _) = input(
+        &mut t,
+        now + Duration::from_secs(2),
+        &seg(5019, 1001, TcpFlags::default(), &[]),
+    );
     assert!(!t.syn_ack_pending());
     assert_eq!(t.snd_una(), 1001);
     assert_eq!(t.next_timeout(), None);
@@ -104,13 +116,20 @@ fn rst_exact_resets_in_window_gets_challenge_ack() {
     let now = Instant::from_secs(10);
     let mut t = server();
     // Out of window: silently dropped.
-    let (_, sent) = input(&mut t, now, &seg(5001 + 1_000_000, 1001, TcpFlags::RST, &[]));
+    let (_, sent) = input(
+        &mut t,
+        now,
+        &seg(5001 + 1_000_000, 1001, TcpFlags::RST, &[]),
+    );
     assert!(sent.is_empty());
     // In window, not exact: challenge ACK, connection stays.
     let (ev, sent) = input(&mut t, now, &seg(5001 + 100, 1001, TcpFlags::RST, &[]));
     assert!(ev.is_empty());
     assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].0.seq, sent[0].0.ack, sent[0].0.flags), (1001, 5001, TcpFlags::ACK));
+    assert_eq!(
+        (sent[0].0.seq, sent[0].0.ack, sent[0].0.flags),
+        (1001, 5001, TcpFlags::ACK)
+    );
     assert_eq!(t.state(), State::Established);
     // SYN in a synchronized state: challenge ACK too (RFC 5961 4).
     let (_, sent) = input(&mut t, now, &seg(5001 + 7, 1001, TcpFlags::SYN, &[]));
@@ -134,11 +153,17 @@ fn challenge_acks_are_rate_limited() {
     let mut t = Tcb::new_passive(p);
     let mut n = 0;
     for _ in 0..10 {
-        n += input(&mut t, now, &seg(5001 + 100, 1001, TcpFlags::RST, &[])).1.len();
+        n += input(&mut t, now, &seg(5001 + 100, 1001, TcpFlags::RST, &[]))
+            .1
+            .len();
     }
     assert_eq!(n, 3);
     // A second later the budget is back.
-    let (_, sent) = input(&mut t, now + Duration::from_secs(1), &seg(5001 + 100, 1001, TcpFlags::RST, &[]));
+    let (_, sent) = input(
+        &mut t,
+        now + Duration::from_secs(1),
+        &seg(5001 + 100, 1001, TcpFlags::RST, &[]),
+    );
     assert_eq!(sent.len(), 1);
 }
 
@@ -186,7 +211,9 @@ fn abort_sends_rst() {
     let now = Instant::from_secs(10);
     let mut t = server();
     let mut sent = Vec::new();
-    assert!(t.abort(now, &mut collect(&mut sent)).contains(Events::CLOSED));
+    assert!(t
+        .abort(now, &mut collect(&mut sent))
+        .contains(Events::CLOSED));
     assert!(sent[0].0.flags.rst());
 }
 
@@ -212,7 +239,10 @@ fn fin_and_ack_of_our_fin_together_go_straight_to_time_wait() {
     t.shutdown_write().unwrap();
     let mut sent = Vec::new();
     t.poll_transmit(now, &mut collect(&mut sent));
-    assert_eq!((sent[0].0.seq, sent[0].0.flags), (1001, TcpFlags::FIN | TcpFlags::ACK));
+    assert_eq!(
+        (sent[0].0.seq, sent[0].0.flags),
+        (1001, TcpFlags::FIN | TcpFlags::ACK)
+    );
     assert_eq!(t.write(b"x"), Err(Errno::Epipe));
     let (ev, sent) = input(&mut t, now + MS, &seg(5001, 1002, TcpFlags::FIN, &[]));
     assert!(ev.contains(Events::TIME_WAIT) && ev.contains(Events::PEER_CLOSED));
@@ -239,7 +269,9 @@ fn orphaned_fin_wait_2_times_out() {
     input(&mut t, now + MS, &seg(5001, 1002, TcpFlags::default(), &[]));
     assert_eq!(t.state(), State::FinWait2);
     assert_eq!(t.next_timeout(), Some(now + MS + Duration::from_secs(60)));
-    assert!(t.on_timeout(now + Duration::from_secs(61), &mut |_, _| {}).contains(Events::CLOSED));
+    assert!(t
+        .on_timeout(now + Duration::from_secs(61), &mut |_, _| {})
+        .contains(Events::CLOSED));
 }
 
 #[test]
@@ -256,7 +288,11 @@ fn ack_of_unsent_data_is_answered_and_dropped() {
 fn out_of_order_gets_immediate_dup_ack_with_sack() {
     let now = Instant::from_secs(10);
     let mut t = server();
-    let (_, sent) = input(&mut t, now, &seg(5001 + 100, 1001, TcpFlags::PSH, &[7u8; 50]));
+    let (_, sent) = input(
+        &mut t,
+        now,
+        &seg(5001 + 100, 1001, TcpFlags::PSH, &[7u8; 50]),
+    );
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].0.ack, 5001);
     assert_eq!(sent[0].0.sack_blocks(), &[(5101, 5151)]);
@@ -281,7 +317,16 @@ fn receive_window_never_shrinks_and_avoids_silly_windows() {
     let mut seq = 5001;
     // Fill the buffer without reading: the right edge stays put.
     while seq < 5001 + 4096 {
-        let (_, sent) = input(&mut t, now, &seg(seq, 1001, TcpFlags::PSH, &[0u8; 1000][..(5001 + 4096 - seq).min(1000) as usize]));
+        let (_, sent) = input(
+            &mut t,
+            now,
+            &seg(
+                seq,
+                1001,
+                TcpFlags::PSH,
+                &[0u8; 1000][..(5001 + 4096 - seq).min(1000) as usize],
+            ),
+        );
         seq = t.rcv_nxt();
         for (s, _) in &sent {
             let e = s.ack + s.window as u32;
@@ -315,7 +360,11 @@ impl Pkt {
     fn seg_in(&self) -> SegIn<'_> {
         SegIn {
             seq: self.seg.seq,
-            ack: self.seg.flags.contains(TcpFlags::ACK).then_some(self.seg.ack),
+            ack: self
+                .seg
+                .flags
+                .contains(TcpFlags::ACK)
+                .then_some(self.seg.ack),
             flags: self.seg.flags,
             window: self.seg.window,
             ts: self.seg.ts,
@@ -405,7 +454,8 @@ impl Pair {
             self.sides[from].log.push((self.now, p.seg));
             if let Some(extra) = (self.link)(from, &p) {
                 self.order += 1;
-                self.wire.push((self.now + self.latency + extra, self.order, 1 - from, p));
+                self.wire
+                    .push((self.now + self.latency + extra, self.order, 1 - from, p));
             }
         }
     }
@@ -464,13 +514,20 @@ impl Pair {
         while self.wire.first().is_some_and(|w| w.0 <= self.now) {
             let (_, _, to, pkt) = self.wire.remove(0);
             let mut out = Vec::new();
-            let ev = self.sides[to].tcb.on_segment(self.now, &pkt.seg_in(), &mut Self::sink(&mut out));
+            let ev =
+                self.sides[to]
+                    .tcb
+                    .on_segment(self.now, &pkt.seg_in(), &mut Self::sink(&mut out));
             self.sides[to].events.0 |= ev.0;
             self.queue(to, out);
             self.pump_app(to);
         }
         for i in 0..2 {
-            if self.sides[i].tcb.next_timeout().is_some_and(|t| t <= self.now) {
+            if self.sides[i]
+                .tcb
+                .next_timeout()
+                .is_some_and(|t| t <= self.now)
+            {
                 let mut out = Vec::new();
                 let now = self.now;
                 let ev = self.sides[i].tcb.on_timeout(now, &mut Self::sink(&mut out));
@@ -499,12 +556,19 @@ impl Pair {
 
     /// Data segments (with payload) `from` sent at `seq`.
     fn sends_of(&self, from: usize, seq: u32) -> Vec<Instant> {
-        self.sides[from].log.iter().filter(|(_, s)| s.seq == seq && s.payload_len > 0).map(|(t, _)| *t).collect()
+        self.sides[from]
+            .log
+            .iter()
+            .filter(|(_, s)| s.seq == seq && s.payload_len > 0)
+            .map(|(t, _)| *t)
+            .collect()
     }
 }
 
 fn pattern(n: usize, salt: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt) ^ (i >> 8) as u8).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt) ^ (i >> 8) as u8)
+        .collect()
 }
 
 #[test]
@@ -515,8 +579,14 @@ fn bulk_transfer_one_megabyte_both_ways() {
     p.write(SERVER, &a);
     p.write(CLIENT, &b);
     p.drive();
-    assert!(p.sides[CLIENT].received == a, "server->client data corrupted");
-    assert!(p.sides[SERVER].received == b, "client->server data corrupted");
+    assert!(
+        p.sides[CLIENT].received == a,
+        "server->client data corrupted"
+    );
+    assert!(
+        p.sides[SERVER].received == b,
+        "client->server data corrupted"
+    );
     for s in &p.sides {
         assert_eq!(s.tcb.snd_una(), s.tcb.snd_max());
         assert_eq!(s.tcb.send_queue_len(), 0);
@@ -527,7 +597,10 @@ fn bulk_transfer_one_megabyte_both_ways() {
     assert!(p.sides[SERVER].tcb.snd_una() < 0x1000_0000);
     // RTT from timestamps: 20 ms round trip.
     let srtt = p.sides[SERVER].tcb.srtt();
-    assert!(srtt >= Duration::from_millis(20) && srtt < Duration::from_millis(30), "{srtt:?}");
+    assert!(
+        srtt >= Duration::from_millis(20) && srtt < Duration::from_millis(30),
+        "{srtt:?}"
+    );
 }
 
 #[test]
@@ -550,9 +623,16 @@ fn lost_segment_is_fast_retransmitted() {
     let sends = p.sends_of(SERVER, lost_seq);
     assert_eq!(sends.len(), 2, "{sends:?}");
     // Retransmitted after three duplicate ACKs, one RTT later, well before the 1 s RTO.
-    assert!(sends[1] - sends[0] < Duration::from_millis(50), "{:?}", sends[1] - sends[0]);
+    assert!(
+        sends[1] - sends[0] < Duration::from_millis(50),
+        "{:?}",
+        sends[1] - sends[0]
+    );
     // The client sent duplicate ACKs carrying a SACK block.
-    assert!(p.sides[CLIENT].log.iter().any(|(_, s)| s.ack == lost_seq && s.sack_len > 0));
+    assert!(p.sides[CLIENT]
+        .log
+        .iter()
+        .any(|(_, s)| s.ack == lost_seq && s.sack_len > 0));
     // NewReno halved the window.
     assert!(p.sides[SERVER].tcb.ssthresh() < u32::MAX);
 }
@@ -600,7 +680,11 @@ fn reordering_uses_ooo_queue_and_dup_acks() {
     assert!(p.sides[CLIENT].received == data);
     // Two later segments overtook it: two immediate duplicate ACKs with SACK,
     // not enough for a fast retransmit.
-    let dups = p.sides[CLIENT].log.iter().filter(|(_, s)| s.ack == late_seq && s.sack_len > 0).count();
+    let dups = p.sides[CLIENT]
+        .log
+        .iter()
+        .filter(|(_, s)| s.ack == late_seq && s.sack_len > 0)
+        .count();
     assert!(dups >= 2, "{dups}");
     assert_eq!(p.sends_of(SERVER, late_seq).len(), 1);
 }
@@ -646,10 +730,20 @@ fn delayed_ack_is_40ms_after_quickack_mode() {
     // Sent at t0, arrives at t0 + 10 ms, ACKed 40 ms later.
     assert_eq!(acks[0].0 - t0, Duration::from_millis(50));
     // During the bulk phase the receiver ACKed about every second segment.
-    let data_segs = p.sides[SERVER].log.iter().filter(|(_, s)| s.payload_len > 0).count();
+    let data_segs = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(_, s)| s.payload_len > 0)
+        .count();
     let client_acks = log_start;
-    assert!(client_acks * 2 <= data_segs + 20, "{client_acks} ACKs for {data_segs} segments");
-    assert!(client_acks * 3 >= data_segs, "{client_acks} ACKs for {data_segs} segments");
+    assert!(
+        client_acks * 2 <= data_segs + 20,
+        "{client_acks} ACKs for {data_segs} segments"
+    );
+    assert!(
+        client_acks * 3 >= data_segs,
+        "{client_acks} ACKs for {data_segs} segments"
+    );
 }
 
 #[test]
@@ -664,7 +758,11 @@ fn nagle_holds_small_segments_until_acked() {
     assert_eq!(p.sides[SERVER].log.len(), 1);
     p.drive();
     assert_eq!(p.sides[CLIENT].received, b"abc");
-    let data_segs = p.sides[SERVER].log.iter().filter(|(_, s)| s.payload_len > 0).count();
+    let data_segs = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(_, s)| s.payload_len > 0)
+        .count();
     assert_eq!(data_segs, 2);
 
     let mut q = Pair::new(64 * 1024, 64 * 1024);
@@ -758,7 +856,13 @@ fn lost_fin_is_retransmitted() {
 #[test]
 fn retries_exhausted_resets_with_etimedout() {
     let mut p = Pair::new(64 * 1024, 64 * 1024);
-    p.link = Box::new(|from, _| if from == SERVER { None } else { Some(Duration::ZERO) });
+    p.link = Box::new(|from, _| {
+        if from == SERVER {
+            None
+        } else {
+            Some(Duration::ZERO)
+        }
+    });
     p.write(SERVER, b"into the void");
     let t0 = p.now;
     p.drive();
@@ -767,7 +871,12 @@ fn retries_exhausted_resets_with_etimedout() {
     assert_eq!(s.tcb.error(), Some(Errno::Etimedout));
     assert!(s.events.contains(Events::RESET));
     // 1 original + 15 retransmissions, spaced 1, 2, 4, ... s, capped at 120 s.
-    let sends: Vec<Instant> = s.log.iter().filter(|(_, x)| x.payload_len > 0).map(|(t, _)| *t).collect();
+    let sends: Vec<Instant> = s
+        .log
+        .iter()
+        .filter(|(_, x)| x.payload_len > 0)
+        .map(|(t, _)| *t)
+        .collect();
     assert_eq!(sends.len(), 16);
     assert_eq!(sends[1] - sends[0], Duration::from_secs(1));
     assert_eq!(sends[2] - sends[1], Duration::from_secs(2));
@@ -784,7 +893,13 @@ fn unanswered_zero_window_probes_give_up() {
     p.write(SERVER, &pattern(16 * 1024, 8));
     p.drive_until(p.now + Duration::from_secs(1));
     // The client vanishes.
-    p.link = Box::new(|from, _| if from == CLIENT { None } else { Some(Duration::ZERO) });
+    p.link = Box::new(|from, _| {
+        if from == CLIENT {
+            None
+        } else {
+            Some(Duration::ZERO)
+        }
+    });
     p.drive_until(p.now + Duration::from_secs(100_000));
     assert_eq!(p.sides[SERVER].tcb.state(), State::Closed);
     assert_eq!(p.sides[SERVER].tcb.error(), Some(Errno::Etimedout));
@@ -799,7 +914,15 @@ mod fuzz {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Seg { seq_off: i32, ack_off: i32, flags: u8, window: u16, ts: Option<(u32, u32)>, len: u16, sack: Vec<(u32, u32)> },
+        Seg {
+            seq_off: i32,
+            ack_off: i32,
+            flags: u8,
+            window: u16,
+            ts: Option<(u32, u32)>,
+            len: u16,
+            sack: Vec<(u32, u32)>,
+        },
         Write(u16),
         Read(u16),
         Shutdown,
