@@ -313,6 +313,8 @@ pub struct Tcb {
     mss: u16,
     /// Estimate of the peer's segment size (Linux `icsk_ack.rcv_mss`).
     rcv_mss: u16,
+    /// The MSS we advertised (Linux `advmss`), bounding `rcv_mss`.
+    adv_mss: u16,
     chal_count: u16,
     chal_limit: u16,
     flags: u16,
@@ -396,6 +398,7 @@ impl Tcb {
             fin_timeout_ms: p.config.fin_timeout.as_millis().min(u32::MAX as u128) as u32,
             mss,
             rcv_mss,
+            adv_mss: p.our_mss.max(MIN_SND_MSS),
             chal_count: 0,
             chal_limit: p.config.challenge_ack_limit,
             flags,
@@ -530,10 +533,11 @@ impl Tcb {
     /// Read in-order bytes. `Ok(0)` is EOF (peer FIN, all read); `EAGAIN`
     /// when nothing is there yet.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, Errno> {
-        if let Some(e) = self.error {
-            return Err(e);
-        }
         if self.rcv.is_empty() {
+            // Linux tcp_recvmsg: queued data first, then the error.
+            if let Some(e) = self.error {
+                return Err(e);
+            }
             if self.has(F_FIN_RCVD) || buf.is_empty() {
                 return Ok(0);
             }
@@ -1319,9 +1323,9 @@ impl Tcb {
         }
         let take_end = if after(end, limit) { limit } else { end };
         let data = &seg.payload[skip as usize..(skip + take_end.wrapping_sub(start)) as usize];
-        // Linux tcp_measure_rcv_mss.
-        if len as u16 >= self.rcv_mss || len > self.rcv_mss as u32 {
-            self.rcv_mss = (len.min(u16::MAX as u32) as u16).min(self.mss.saturating_add(40));
+        // Linux tcp_measure_rcv_mss: the largest segment seen, up to advmss.
+        if len >= self.rcv_mss as u32 {
+            self.rcv_mss = len.min(self.adv_mss as u32) as u16;
         }
         let had_ooo = self.rcv.has_ooo();
         match self.rcv.store(self.rcv_nxt, start, data) {

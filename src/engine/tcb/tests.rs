@@ -638,6 +638,50 @@ fn lost_segment_is_fast_retransmitted() {
 }
 
 #[test]
+fn lossy_reordering_link_delivers_intact() {
+    for seed in 1..=4u64 {
+        let mut p = Pair::new(64 * 1024, 64 * 1024);
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        p.link = Box::new(move |_, _| {
+            // xorshift: ~5% loss, ~10% delayed by up to 15 ms.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 100 {
+                0..=4 => None,
+                5..=14 => Some(Duration::from_millis(x % 16)),
+                _ => Some(Duration::ZERO),
+            }
+        });
+        let a = pattern(300 * 1024, 9);
+        let b = pattern(200 * 1024, 10);
+        p.write(SERVER, &a);
+        p.write(CLIENT, &b);
+        p.sides[SERVER].shutdown_after_write = true;
+        p.sides[CLIENT].shutdown_after_write = true;
+        p.drive();
+        assert!(p.sides[CLIENT].received == a, "seed {seed}: server->client");
+        assert!(p.sides[SERVER].received == b, "seed {seed}: client->server");
+        for s in &p.sides {
+            assert_eq!(s.tcb.state(), State::Closed, "seed {seed}");
+            assert_eq!(s.tcb.error(), None, "seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn reset_connection_still_returns_queued_data() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    input(&mut t, now, &seg(5001, 1001, TcpFlags::PSH, b"last words"));
+    input(&mut t, now, &seg(5011, 1001, TcpFlags::RST, &[]));
+    assert_eq!(t.state(), State::Closed);
+    let mut buf = [0u8; 32];
+    assert_eq!(t.read(&mut buf), Ok(10));
+    assert_eq!(t.read(&mut buf), Err(Errno::Econnreset));
+}
+
+#[test]
 fn lost_tail_is_retransmitted_on_rto() {
     let mut p = Pair::new(64 * 1024, 64 * 1024);
     let iss = 0xffff_f000u32;
