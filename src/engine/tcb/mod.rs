@@ -220,6 +220,8 @@ pub struct PassiveOpen<'a> {
 
 /// Linux `TCP_DELACK_MIN` / `TCP_ATO_MIN`: 40 ms.
 pub const DELACK: Duration = Duration::from_millis(40);
+/// Linux `net.ipv4.tcp_invalid_ratelimit`: 500 ms.
+const OOW_ACK_INTERVAL_MS: u32 = 500;
 /// Linux `TCP_MAX_QUICKACKS`.
 const MAX_QUICKACKS: u8 = 16;
 /// Linux `TCP_INIT_CWND`.
@@ -306,6 +308,8 @@ pub struct Tcb {
     ts_offset: u32,
     /// Start (ms) of the current challenge-ACK second.
     chal_ms: u32,
+    /// When (ms, 0 = never) we last answered an out-of-window segment.
+    oow_ms: u32,
     time_wait_ms: u32,
     fin_timeout_ms: u32,
 
@@ -394,6 +398,7 @@ impl Tcb {
             ts_recent,
             ts_offset,
             chal_ms: 0,
+            oow_ms: 0,
             time_wait_ms: p.config.time_wait.as_millis().min(u32::MAX as u128) as u32,
             fin_timeout_ms: p.config.fin_timeout.as_millis().min(u32::MAX as u128) as u32,
             mss,
@@ -650,7 +655,7 @@ impl Tcb {
         if self.has(F_TS) && !rst {
             if let Some((tsval, _)) = seg.ts {
                 if before(tsval, self.ts_recent) {
-                    self.send_ack(now, out);
+                    self.send_oow_ack(now, seg, out);
                     return self.take_events();
                 }
             }
@@ -662,7 +667,7 @@ impl Tcb {
             //# should be sent in reply (unless the RST bit is set, if so drop
             //# the segment and return)
             if !rst {
-                self.send_ack(now, out);
+                self.send_oow_ack(now, seg, out);
             }
             return self.take_events();
         }
@@ -1468,7 +1473,30 @@ impl Tcb {
     }
 
     fn send_ack(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
-        self.emit(now, self.snd_nxt, TcpFlags::ACK, 0, out);
+        // At the highest sequence number sent: after a go-back-N rewind
+        // `snd_nxt` is behind what the peer has seen, and an ACK at it would
+        // be out of window there (Linux's snd_nxt never rewinds).
+        self.emit(now, self.snd_max, TcpFlags::ACK, 0, out);
+    }
+
+    /// The duplicate ACK answering an unacceptable segment. Linux
+    /// (`tcp_oow_rate_limited`, `tcp_invalid_ratelimit` = 500 ms) sends at
+    /// most one per 500 ms when the segment carries no data, which breaks
+    /// ACK loops between two confused ends.
+    fn send_oow_ack(
+        &mut self,
+        now: Instant,
+        seg: &SegIn<'_>,
+        out: &mut impl FnMut(SegOut, Payload<'_>),
+    ) {
+        if seg.payload.is_empty() && !seg.flags.syn() {
+            let ms = Self::now_ms(now);
+            if self.oow_ms != 0 && ms.wrapping_sub(self.oow_ms) < OOW_ACK_INTERVAL_MS {
+                return;
+            }
+            self.oow_ms = ms.max(1);
+        }
+        self.send_ack(now, out);
     }
 
     fn send_rst(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
