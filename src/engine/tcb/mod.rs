@@ -15,6 +15,16 @@
 //! The listen path builds a `Tcb` with [`Tcb::new_passive`] from a
 //! completed request sock, a SYN cookie or a TFO SYN. Data carried by the
 //! completing ACK is then handed in with `on_segment` like any segment.
+//! A `SegOut` with SYN set is a TFO child's SYN-ACK retransmission: the
+//! emitter adds the SYN options (MSS, window scale, SACK-permitted) it
+//! negotiated. After `read()`, `write()`, `shutdown_write()` the caller
+//! calls [`Tcb::poll_transmit`] (a read may have made a window update due).
+//!
+//! Not done yet: SACK-based loss recovery (RFC 6675; received SACK blocks
+//! are ignored, NewReno does the recovery), D-SACK, ECN (ECE/CWR ignored),
+//! adaptive ATO and Linux's pingpong mode (the delayed-ACK timeout is a
+//! fixed 40 ms), cwnd restart after idle, PAWS's 24-day ts_recent
+//! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
 
 pub mod recv;
 pub mod rtt;
@@ -945,7 +955,7 @@ impl Tcb {
             //= https://www.rfc-editor.org/rfc/rfc9293#section-3.10.7.4
             //# If the ACK acks something not yet sent (SEG.ACK > SND.NXT),
             //# then send an ACK, drop the segment, and return.
-            self.send_ack(now, out);
+            self.send_oow_ack(now, seg, out);
             return false;
         }
         //= https://www.rfc-editor.org/rfc/rfc5961#section-5.2

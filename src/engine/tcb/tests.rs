@@ -275,6 +275,27 @@ fn orphaned_fin_wait_2_times_out() {
 }
 
 #[test]
+fn out_of_window_pure_acks_are_answered_at_most_every_500ms() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    let old = seg(4000, 1001, TcpFlags::default(), &[]);
+    assert_eq!(input(&mut t, now, &old).1.len(), 1);
+    assert_eq!(input(&mut t, now + 499 * MS, &old).1.len(), 0);
+    assert_eq!(input(&mut t, now + 500 * MS, &old).1.len(), 1);
+    // Segments with data are always answered (they are not ACK loops).
+    assert_eq!(
+        input(
+            &mut t,
+            now + 501 * MS,
+            &seg(4000, 1001, TcpFlags::PSH, b"x")
+        )
+        .1
+        .len(),
+        1
+    );
+}
+
+#[test]
 fn ack_of_unsent_data_is_answered_and_dropped() {
     let now = Instant::from_secs(10);
     let mut t = server();
