@@ -33,6 +33,8 @@ pub enum Errno {
     Eisconn,
     #[error("ENOPROTOOPT: protocol not available")]
     Enoprotoopt,
+    #[error("ETIMEDOUT: connection timed out")]
+    Etimedout,
 }
 
 impl Errno {
@@ -53,6 +55,7 @@ impl Errno {
             Errno::Eisconn => 106,
             Errno::Enotconn => 107,
             Errno::Enoprotoopt => 92,
+            Errno::Etimedout => 110,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod socket;
 pub mod syncookie;
 pub mod sysctl;
+pub mod tcb;
 pub mod tcp;
 pub mod time;
 pub mod timer_wheel;

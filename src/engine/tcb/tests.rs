@@ -1,0 +1,1090 @@
+//! Deterministic tests on a virtual clock: single-`Tcb` cases with crafted
+//! segments, and a `Pair` of `Tcb`s wired back to back over a lossy,
+//! reordering link (the shape of quinn-proto's tests/util.rs).
+
+use super::*;
+
+const MS: Duration = Duration::from_millis(1);
+
+// ---------------------------------------------------------------------------
+// Single-Tcb helpers
+
+/// Server: iss 1000, irs 5000 (rcv_nxt 5001), timestamps (peer's last
+/// TSval 100, our offset 0), SACK, window scale 7 both ways.
+fn params(now: Instant) -> PassiveOpen<'static> {
+    PassiveOpen {
+        now,
+        iss: 1000,
+        irs: 5000,
+        peer_mss: 1460,
+        our_mss: 1460,
+        snd_wscale: Some(7),
+        rcv_wscale: 7,
+        sack_ok: true,
+        ts: Some((100, 0)),
+        peer_window: 64 * 1024,
+        initial_data: &[],
+        syn_ack_pending: false,
+        rtt_sample: None,
+        rcv_buf_cap: 64 * 1024,
+        snd_buf_cap: 64 * 1024,
+        config: TcbConfig::default(),
+    }
+}
+
+fn server() -> Tcb {
+    Tcb::new_passive(params(Instant::from_secs(10)))
+}
+
+fn seg<'a>(seq: u32, ack: u32, flags: TcpFlags, payload: &'a [u8]) -> SegIn<'a> {
+    SegIn {
+        seq,
+        ack: Some(ack),
+        flags: flags | TcpFlags::ACK,
+        window: 512,
+        ts: Some((200, 10_000)),
+        sack: &[],
+        payload,
+    }
+}
+
+type Sent = Vec<(SegOut, Vec<u8>)>;
+
+fn collect(sent: &mut Sent) -> impl FnMut(SegOut, Payload<'_>) + '_ {
+    move |s, p| {
+        let mut v = p.0.to_vec();
+        v.extend_from_slice(p.1);
+        assert_eq!(v.len() as u32, s.payload_len);
+        sent.push((s, v));
+    }
+}
+
+fn input(t: &mut Tcb, now: Instant, s: &SegIn<'_>) -> (Events, Sent) {
+    let mut sent = Vec::new();
+    let ev = t.on_segment(now, s, &mut collect(&mut sent));
+    (ev, sent)
+}
+
+#[test]
+fn control_block_fits_in_256_bytes() {
+    let size = std::mem::size_of::<Tcb>();
+    println!("size_of::<Tcb>() = {size}");
+    assert!(size <= 256, "Tcb is {size} bytes");
+}
+
+#[test]
+fn new_passive_is_established_with_linux_defaults() {
+    let t = server();
+    assert_eq!(t.state(), State::Established);
+    // MSS less the 12-byte timestamp option; IW10.
+    assert_eq!(t.mss(), 1448);
+    assert_eq!(t.cwnd(), 10 * 1448);
+    assert_eq!(t.rto(), Duration::from_secs(1));
+    assert_eq!(t.next_timeout(), None);
+}
+
+#[test]
+fn tfo_data_is_readable_and_syn_ack_retransmitted() {
+    let now = Instant::from_secs(1);
+    let mut p = params(now);
+    p.initial_data = b"GET / HTTP/1.0\r\n\r\n";
+    p.syn_ack_pending = true;
+    let mut t = Tcb::new_passive(p);
+    assert!(t.take_events().contains(Events::READABLE));
+    let mut buf = [0u8; 64];
+    assert_eq!(t.read(&mut buf), Ok(18));
+    assert_eq!(t.rcv_nxt(), 5001 + 18);
+    // The SYN-ACK is retransmitted after the initial 1 s RTO.
+    assert_eq!(t.next_timeout(), Some(now + Duration::from_secs(1)));
+    let mut sent = Vec::new();
+    t.on_timeout(now + Duration::from_secs(1), &mut collect(&mut sent));
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].0.flags.syn() && sent[0].0.seq == 1000 && sent[0].0.ack == 5001 + 18);
+    // The final ACK completes it.
+    let (_, _) = input(
+        &mut t,
+        now + Duration::from_secs(2),
+        &seg(5019, 1001, TcpFlags::default(), &[]),
+    );
+    assert!(!t.syn_ack_pending());
+    assert_eq!(t.snd_una(), 1001);
+    assert_eq!(t.next_timeout(), None);
+}
+
+#[test]
+fn rst_exact_resets_in_window_gets_challenge_ack() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    // Out of window: silently dropped.
+    let (_, sent) = input(
+        &mut t,
+        now,
+        &seg(5001 + 1_000_000, 1001, TcpFlags::RST, &[]),
+    );
+    assert!(sent.is_empty());
+    // In window, not exact: challenge ACK, connection stays.
+    let (ev, sent) = input(&mut t, now, &seg(5001 + 100, 1001, TcpFlags::RST, &[]));
+    assert!(ev.is_empty());
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].0.seq, sent[0].0.ack, sent[0].0.flags),
+        (1001, 5001, TcpFlags::ACK)
+    );
+    assert_eq!(t.state(), State::Established);
+    // SYN in a synchronized state: challenge ACK too (RFC 5961 4).
+    let (_, sent) = input(&mut t, now, &seg(5001 + 7, 1001, TcpFlags::SYN, &[]));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.ack, 5001);
+    assert_eq!(t.state(), State::Established);
+    // Exact: reset.
+    let (ev, sent) = input(&mut t, now, &seg(5001, 1001, TcpFlags::RST, &[]));
+    assert!(sent.is_empty());
+    assert!(ev.contains(Events::RESET) && ev.contains(Events::CLOSED));
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.read(&mut [0u8; 4]), Err(Errno::Econnreset));
+    assert_eq!(t.write(b"x"), Err(Errno::Econnreset));
+}
+
+#[test]
+fn challenge_acks_are_rate_limited() {
+    let now = Instant::from_secs(10);
+    let mut p = params(now);
+    p.config.challenge_ack_limit = 3;
+    let mut t = Tcb::new_passive(p);
+    let mut n = 0;
+    for _ in 0..10 {
+        n += input(&mut t, now, &seg(5001 + 100, 1001, TcpFlags::RST, &[]))
+            .1
+            .len();
+    }
+    assert_eq!(n, 3);
+    // A second later the budget is back.
+    let (_, sent) = input(
+        &mut t,
+        now + Duration::from_secs(1),
+        &seg(5001 + 100, 1001, TcpFlags::RST, &[]),
+    );
+    assert_eq!(sent.len(), 1);
+}
+
+#[test]
+fn paws_rejects_old_timestamp_with_dup_ack() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    let mut s = seg(5001, 1001, TcpFlags::PSH, b"hello");
+    s.ts = Some((300, 10_000));
+    let (ev, _) = input(&mut t, now, &s);
+    assert!(ev.contains(Events::READABLE));
+    assert_eq!(t.rcv_nxt(), 5006);
+    // TSval 250 < ts_recent 300: rejected, answered with a duplicate ACK.
+    let mut old = seg(5006, 1001, TcpFlags::PSH, b"world");
+    old.ts = Some((250, 10_000));
+    let (ev, sent) = input(&mut t, now, &old);
+    assert!(ev.is_empty());
+    assert_eq!(t.rcv_nxt(), 5006);
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].0.ack, sent[0].0.payload_len), (5006, 0));
+    assert_eq!(sent[0].0.ts, Some((now.as_millis() as u32, 300)));
+    // A RST is not subject to PAWS (RFC 7323 5.3 R1 says "non-RST").
+    let mut rst = seg(5006, 1001, TcpFlags::RST, &[]);
+    rst.ts = Some((1, 0));
+    input(&mut t, now, &rst);
+    assert_eq!(t.state(), State::Closed);
+}
+
+#[test]
+fn close_with_unread_data_sends_rst() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    input(&mut t, now, &seg(5001, 1001, TcpFlags::PSH, b"unread"));
+    let mut sent = Vec::new();
+    let ev = t.close(now, &mut collect(&mut sent));
+    assert!(ev.contains(Events::CLOSED));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.flags, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!((sent[0].0.seq, sent[0].0.ack), (1001, 5007));
+    assert_eq!(t.state(), State::Closed);
+}
+
+#[test]
+fn abort_sends_rst() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    let mut sent = Vec::new();
+    assert!(t
+        .abort(now, &mut collect(&mut sent))
+        .contains(Events::CLOSED));
+    assert!(sent[0].0.flags.rst());
+}
+
+#[test]
+fn orphan_receiving_new_data_is_reset() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    let mut sent = Vec::new();
+    t.close(now, &mut collect(&mut sent));
+    assert_eq!(t.state(), State::FinWait1);
+    assert!(sent[0].0.flags.fin());
+    let (ev, sent) = input(&mut t, now, &seg(5001, 1002, TcpFlags::PSH, b"late"));
+    assert!(ev.contains(Events::CLOSED));
+    assert!(sent[0].0.flags.rst());
+}
+
+#[test]
+fn fin_and_ack_of_our_fin_together_go_straight_to_time_wait() {
+    // The fourth close order: our FIN, then the peer's FIN carrying the ACK
+    // of ours (FIN_WAIT_1 -> TIME_WAIT without FIN_WAIT_2 or CLOSING).
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    t.shutdown_write().unwrap();
+    let mut sent = Vec::new();
+    t.poll_transmit(now, &mut collect(&mut sent));
+    assert_eq!(
+        (sent[0].0.seq, sent[0].0.flags),
+        (1001, TcpFlags::FIN | TcpFlags::ACK)
+    );
+    assert_eq!(t.write(b"x"), Err(Errno::Epipe));
+    let (ev, sent) = input(&mut t, now + MS, &seg(5001, 1002, TcpFlags::FIN, &[]));
+    assert!(ev.contains(Events::TIME_WAIT) && ev.contains(Events::PEER_CLOSED));
+    assert_eq!(t.state(), State::TimeWait);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.ack, 5002);
+    assert_eq!(t.read(&mut [0u8; 8]), Ok(0));
+    // A retransmitted FIN in TIME_WAIT is ACKed again and restarts the timer.
+    let later = now + Duration::from_secs(30);
+    let (_, sent) = input(&mut t, later, &seg(5001, 1002, TcpFlags::FIN, &[]));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.ack, 5002);
+    assert_eq!(t.next_timeout(), Some(later + Duration::from_secs(60)));
+    let ev = t.on_timeout(later + Duration::from_secs(60), &mut |_, _| {});
+    assert!(ev.contains(Events::CLOSED));
+    assert_eq!(t.state(), State::Closed);
+}
+
+#[test]
+fn orphaned_fin_wait_2_times_out() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    t.close(now, &mut |_, _| {});
+    input(&mut t, now + MS, &seg(5001, 1002, TcpFlags::default(), &[]));
+    assert_eq!(t.state(), State::FinWait2);
+    assert_eq!(t.next_timeout(), Some(now + MS + Duration::from_secs(60)));
+    assert!(t
+        .on_timeout(now + Duration::from_secs(61), &mut |_, _| {})
+        .contains(Events::CLOSED));
+}
+
+#[test]
+fn out_of_window_pure_acks_are_answered_at_most_every_500ms() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    let old = seg(4000, 1001, TcpFlags::default(), &[]);
+    assert_eq!(input(&mut t, now, &old).1.len(), 1);
+    assert_eq!(input(&mut t, now + 499 * MS, &old).1.len(), 0);
+    assert_eq!(input(&mut t, now + 500 * MS, &old).1.len(), 1);
+    // Segments with data are always answered (they are not ACK loops).
+    assert_eq!(
+        input(
+            &mut t,
+            now + 501 * MS,
+            &seg(4000, 1001, TcpFlags::PSH, b"x")
+        )
+        .1
+        .len(),
+        1
+    );
+}
+
+#[test]
+fn ack_of_unsent_data_is_answered_and_dropped() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    let (ev, sent) = input(&mut t, now, &seg(5001, 9999, TcpFlags::PSH, b"data"));
+    assert!(ev.is_empty());
+    assert_eq!(t.rcv_nxt(), 5001);
+    assert_eq!(sent.len(), 1);
+}
+
+#[test]
+fn out_of_order_gets_immediate_dup_ack_with_sack() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    let (_, sent) = input(
+        &mut t,
+        now,
+        &seg(5001 + 100, 1001, TcpFlags::PSH, &[7u8; 50]),
+    );
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.ack, 5001);
+    assert_eq!(sent[0].0.sack_blocks(), &[(5101, 5151)]);
+    assert_eq!(t.ooo_bytes(), 50);
+    let (ev, sent) = input(&mut t, now, &seg(5001, 1001, TcpFlags::PSH, &[1u8; 100]));
+    assert!(ev.contains(Events::READABLE));
+    assert_eq!(sent[0].0.ack, 5151);
+    assert!(sent[0].0.sack_blocks().is_empty());
+    let mut buf = [0u8; 200];
+    assert_eq!(t.read(&mut buf), Ok(150));
+    assert_eq!(&buf[95..105], &[1, 1, 1, 1, 1, 7, 7, 7, 7, 7]);
+}
+
+#[test]
+fn receive_window_never_shrinks_and_avoids_silly_windows() {
+    let now = Instant::from_secs(10);
+    let mut p = params(now);
+    p.rcv_buf_cap = 4096;
+    p.snd_wscale = None;
+    let mut t = Tcb::new_passive(p);
+    let mut edge = 5001 + 4096;
+    let mut seq = 5001;
+    // Fill the buffer without reading: the right edge stays put.
+    while seq < 5001 + 4096 {
+        let (_, sent) = input(
+            &mut t,
+            now,
+            &seg(
+                seq,
+                1001,
+                TcpFlags::PSH,
+                &[0u8; 1000][..(5001 + 4096 - seq).min(1000) as usize],
+            ),
+        );
+        seq = t.rcv_nxt();
+        for (s, _) in &sent {
+            let e = s.ack + s.window as u32;
+            assert!(!before(e, edge));
+            edge = e;
+        }
+    }
+    let mut sent = Vec::new();
+    t.poll_transmit(now, &mut collect(&mut sent));
+    // Reading 100 bytes is a silly increase: no ACK, window stays closed.
+    t.read(&mut [0u8; 100]).unwrap();
+    t.poll_transmit(now, &mut collect(&mut sent));
+    assert!(sent.is_empty());
+    // Reading half the buffer opens it: an immediate window update.
+    t.read(&mut [0u8; 2000]).unwrap();
+    t.poll_transmit(now, &mut collect(&mut sent));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0.window, 2100);
+}
+
+// ---------------------------------------------------------------------------
+// The Pair harness
+
+#[derive(Clone, Debug)]
+struct Pkt {
+    seg: SegOut,
+    payload: Vec<u8>,
+}
+
+impl Pkt {
+    fn seg_in(&self) -> SegIn<'_> {
+        SegIn {
+            seq: self.seg.seq,
+            ack: self
+                .seg
+                .flags
+                .contains(TcpFlags::ACK)
+                .then_some(self.seg.ack),
+            flags: self.seg.flags,
+            window: self.seg.window,
+            ts: self.seg.ts,
+            sack: self.seg.sack_blocks(),
+            payload: &self.payload,
+        }
+    }
+}
+
+type LinkHook = Box<dyn FnMut(usize, &Pkt) -> Option<Duration>>;
+
+const SERVER: usize = 0;
+const CLIENT: usize = 1;
+
+struct Side {
+    tcb: Tcb,
+    to_write: Vec<u8>,
+    written: usize,
+    shutdown_after_write: bool,
+    reading: bool,
+    received: Vec<u8>,
+    events: Events,
+    /// Every segment this side sent, with its time.
+    log: Vec<(Instant, SegOut)>,
+}
+
+struct Pair {
+    now: Instant,
+    sides: [Side; 2],
+    latency: Duration,
+    /// (delivery time, order, destination, packet)
+    wire: Vec<(Instant, u64, usize, Pkt)>,
+    order: u64,
+    /// Per packet from a side: `None` drops it, `Some(extra)` delays it.
+    link: LinkHook,
+}
+
+impl Pair {
+    fn new(rcv_cap: u32, snd_cap: u32) -> Pair {
+        let now = Instant::from_secs(100);
+        let mk = |iss, irs, off| {
+            Tcb::new_passive(PassiveOpen {
+                now,
+                iss,
+                irs,
+                peer_mss: 1460,
+                our_mss: 1460,
+                snd_wscale: Some(7),
+                rcv_wscale: 7,
+                sack_ok: true,
+                ts: Some((off + 7, off)),
+                // The peer's SYN-ACK / SYN window: its buffer, unscaled.
+                peer_window: rcv_cap.min(65535),
+                initial_data: &[],
+                syn_ack_pending: false,
+                rtt_sample: None,
+                rcv_buf_cap: rcv_cap,
+                snd_buf_cap: snd_cap,
+                config: TcbConfig::default(),
+            })
+        };
+        let side = |tcb| Side {
+            tcb,
+            to_write: Vec::new(),
+            written: 0,
+            shutdown_after_write: false,
+            reading: true,
+            received: Vec::new(),
+            events: Events::default(),
+            log: Vec::new(),
+        };
+        // Mirrored: each one's ts_recent is the other's clock.
+        let server = mk(0xffff_f000, 77_000, 0x1000_0000);
+        let client = mk(77_000, 0xffff_f000, 0x1000_0000);
+        Pair {
+            now,
+            sides: [side(server), side(client)],
+            latency: Duration::from_millis(10),
+            wire: Vec::new(),
+            order: 0,
+            link: Box::new(|_, _| Some(Duration::ZERO)),
+        }
+    }
+
+    fn queue(&mut self, from: usize, pkts: Vec<Pkt>) {
+        for p in pkts {
+            self.sides[from].log.push((self.now, p.seg));
+            if let Some(extra) = (self.link)(from, &p) {
+                self.order += 1;
+                self.wire
+                    .push((self.now + self.latency + extra, self.order, 1 - from, p));
+            }
+        }
+    }
+
+    fn sink(buf: &mut Vec<Pkt>) -> impl FnMut(SegOut, Payload<'_>) + '_ {
+        move |seg, p| {
+            let mut payload = p.0.to_vec();
+            payload.extend_from_slice(p.1);
+            buf.push(Pkt { seg, payload });
+        }
+    }
+
+    fn pump_app(&mut self, i: usize) {
+        let now = self.now;
+        let s = &mut self.sides[i];
+        while s.written < s.to_write.len() {
+            match s.tcb.write(&s.to_write[s.written..]) {
+                Ok(n) => s.written += n,
+                Err(_) => break,
+            }
+        }
+        if s.shutdown_after_write && s.written == s.to_write.len() {
+            s.shutdown_after_write = false;
+            let _ = s.tcb.shutdown_write();
+        }
+        if s.reading {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = s.tcb.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                s.received.extend_from_slice(&buf[..n]);
+            }
+        }
+        let mut out = Vec::new();
+        s.tcb.poll_transmit(now, &mut Self::sink(&mut out));
+        s.events.0 |= s.tcb.take_events().0;
+        self.queue(i, out);
+    }
+
+    /// Advance to the next packet delivery or timer; false when idle.
+    fn step(&mut self, deadline: Instant) -> bool {
+        self.pump_app(SERVER);
+        self.pump_app(CLIENT);
+        let next_pkt = self.wire.iter().map(|w| w.0).min();
+        let next_timer = self.sides.iter().filter_map(|s| s.tcb.next_timeout()).min();
+        let Some(next) = [next_pkt, next_timer].into_iter().flatten().min() else {
+            return false;
+        };
+        if next > deadline {
+            self.now = deadline;
+            return false;
+        }
+        self.now = self.now.max(next);
+        self.wire.sort_by_key(|w| (w.0, w.1));
+        while self.wire.first().is_some_and(|w| w.0 <= self.now) {
+            let (_, _, to, pkt) = self.wire.remove(0);
+            let mut out = Vec::new();
+            let ev =
+                self.sides[to]
+                    .tcb
+                    .on_segment(self.now, &pkt.seg_in(), &mut Self::sink(&mut out));
+            self.sides[to].events.0 |= ev.0;
+            self.queue(to, out);
+            self.pump_app(to);
+        }
+        for i in 0..2 {
+            if self.sides[i]
+                .tcb
+                .next_timeout()
+                .is_some_and(|t| t <= self.now)
+            {
+                let mut out = Vec::new();
+                let now = self.now;
+                let ev = self.sides[i].tcb.on_timeout(now, &mut Self::sink(&mut out));
+                self.sides[i].events.0 |= ev.0;
+                self.queue(i, out);
+            }
+        }
+        true
+    }
+
+    fn drive_until(&mut self, deadline: Instant) {
+        let mut steps = 0;
+        while self.now < deadline && self.step(deadline) {
+            steps += 1;
+            assert!(steps < 1_000_000, "no progress");
+        }
+    }
+
+    fn drive(&mut self) {
+        self.drive_until(self.now + Duration::from_secs(3600));
+    }
+
+    fn write(&mut self, i: usize, data: &[u8]) {
+        self.sides[i].to_write.extend_from_slice(data);
+    }
+
+    /// Data segments (with payload) `from` sent at `seq`.
+    fn sends_of(&self, from: usize, seq: u32) -> Vec<Instant> {
+        self.sides[from]
+            .log
+            .iter()
+            .filter(|(_, s)| s.seq == seq && s.payload_len > 0)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+}
+
+fn pattern(n: usize, salt: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt) ^ (i >> 8) as u8)
+        .collect()
+}
+
+#[test]
+fn bulk_transfer_one_megabyte_both_ways() {
+    let mut p = Pair::new(256 * 1024, 128 * 1024);
+    let a = pattern(1 << 20, 1);
+    let b = pattern(1 << 20, 2);
+    p.write(SERVER, &a);
+    p.write(CLIENT, &b);
+    p.drive();
+    assert!(
+        p.sides[CLIENT].received == a,
+        "server->client data corrupted"
+    );
+    assert!(
+        p.sides[SERVER].received == b,
+        "client->server data corrupted"
+    );
+    for s in &p.sides {
+        assert_eq!(s.tcb.snd_una(), s.tcb.snd_max());
+        assert_eq!(s.tcb.send_queue_len(), 0);
+        assert_eq!(s.tcb.state(), State::Established);
+        // The sequence space wrapped on the server side (iss 0xffff_f000).
+        assert!(s.tcb.cwnd() > 10 * 1448);
+    }
+    assert!(p.sides[SERVER].tcb.snd_una() < 0x1000_0000);
+    // RTT from timestamps: 20 ms round trip.
+    let srtt = p.sides[SERVER].tcb.srtt();
+    assert!(
+        srtt >= Duration::from_millis(20) && srtt < Duration::from_millis(30),
+        "{srtt:?}"
+    );
+}
+
+#[test]
+fn lost_segment_is_fast_retransmitted() {
+    let mut p = Pair::new(256 * 1024, 256 * 1024);
+    let iss = 0xffff_f000u32;
+    let lost_seq = iss.wrapping_add(1 + 4 * 1448);
+    let mut dropped = false;
+    p.link = Box::new(move |from, pkt| {
+        if from == SERVER && pkt.seg.seq == lost_seq && pkt.seg.payload_len > 0 && !dropped {
+            dropped = true;
+            return None;
+        }
+        Some(Duration::ZERO)
+    });
+    let data = pattern(100 * 1448, 3);
+    p.write(SERVER, &data);
+    p.drive();
+    assert!(p.sides[CLIENT].received == data);
+    let sends = p.sends_of(SERVER, lost_seq);
+    assert_eq!(sends.len(), 2, "{sends:?}");
+    // Retransmitted after three duplicate ACKs, one RTT later, well before the 1 s RTO.
+    assert!(
+        sends[1] - sends[0] < Duration::from_millis(50),
+        "{:?}",
+        sends[1] - sends[0]
+    );
+    // The client sent duplicate ACKs carrying a SACK block.
+    assert!(p.sides[CLIENT]
+        .log
+        .iter()
+        .any(|(_, s)| s.ack == lost_seq && s.sack_len > 0));
+    // NewReno halved the window.
+    assert!(p.sides[SERVER].tcb.ssthresh() < u32::MAX);
+}
+
+#[test]
+fn lossy_reordering_link_delivers_intact() {
+    for seed in 1..=24u64 {
+        let mut p = Pair::new(64 * 1024, 64 * 1024);
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        p.link = Box::new(move |_, _| {
+            // xorshift: ~5% loss, ~10% delayed by up to 15 ms.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 100 {
+                0..=4 => None,
+                5..=14 => Some(Duration::from_millis(x % 16)),
+                _ => Some(Duration::ZERO),
+            }
+        });
+        let a = pattern(300 * 1024, 9);
+        let b = pattern(200 * 1024, 10);
+        p.write(SERVER, &a);
+        p.write(CLIENT, &b);
+        p.sides[SERVER].shutdown_after_write = true;
+        p.sides[CLIENT].shutdown_after_write = true;
+        p.drive();
+        assert!(p.sides[CLIENT].received == a, "seed {seed}: server->client");
+        assert!(p.sides[SERVER].received == b, "seed {seed}: client->server");
+        for s in &p.sides {
+            assert_eq!(s.tcb.state(), State::Closed, "seed {seed}");
+            assert_eq!(s.tcb.error(), None, "seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn reset_connection_still_returns_queued_data() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    input(&mut t, now, &seg(5001, 1001, TcpFlags::PSH, b"last words"));
+    input(&mut t, now, &seg(5011, 1001, TcpFlags::RST, &[]));
+    assert_eq!(t.state(), State::Closed);
+    let mut buf = [0u8; 32];
+    assert_eq!(t.read(&mut buf), Ok(10));
+    assert_eq!(t.read(&mut buf), Err(Errno::Econnreset));
+}
+
+#[test]
+fn lost_tail_is_retransmitted_on_rto() {
+    let mut p = Pair::new(64 * 1024, 64 * 1024);
+    let iss = 0xffff_f000u32;
+    let tail_seq = iss.wrapping_add(1 + 2 * 1448);
+    let mut dropped = false;
+    p.link = Box::new(move |from, pkt| {
+        if from == SERVER && pkt.seg.seq == tail_seq && !dropped {
+            dropped = true;
+            return None;
+        }
+        Some(Duration::ZERO)
+    });
+    let data = pattern(2 * 1448 + 100, 4);
+    p.write(SERVER, &data);
+    p.drive();
+    assert!(p.sides[CLIENT].received == data);
+    let sends = p.sends_of(SERVER, tail_seq);
+    assert_eq!(sends.len(), 2);
+    // Nagle held the short tail until the first ACK (20 ms), which also
+    // gave an RTT sample: RTO = 20 ms + max(200 ms, 4 * 10 ms).
+    assert_eq!(sends[1] - sends[0], Duration::from_millis(220));
+}
+
+#[test]
+fn reordering_uses_ooo_queue_and_dup_acks() {
+    let mut p = Pair::new(256 * 1024, 256 * 1024);
+    let iss = 0xffff_f000u32;
+    let late_seq = iss.wrapping_add(1 + 1448);
+    let mut delayed = false;
+    p.link = Box::new(move |from, pkt| {
+        if from == SERVER && pkt.seg.seq == late_seq && !delayed {
+            delayed = true;
+            return Some(Duration::from_millis(3));
+        }
+        Some(Duration::ZERO)
+    });
+    let data = pattern(5 * 1448, 5);
+    p.write(SERVER, &data);
+    p.drive();
+    assert!(p.sides[CLIENT].received == data);
+    // Two later segments overtook it: two immediate duplicate ACKs with SACK,
+    // not enough for a fast retransmit.
+    let dups = p.sides[CLIENT]
+        .log
+        .iter()
+        .filter(|(_, s)| s.ack == late_seq && s.sack_len > 0)
+        .count();
+    assert!(dups >= 2, "{dups}");
+    assert_eq!(p.sends_of(SERVER, late_seq).len(), 1);
+}
+
+#[test]
+fn zero_window_is_probed_then_reopened() {
+    let mut p = Pair::new(8 * 1024, 64 * 1024);
+    p.sides[CLIENT].reading = false;
+    let data = pattern(40 * 1024, 6);
+    p.write(SERVER, &data);
+    p.drive_until(p.now + Duration::from_secs(5));
+    // Full: the buffer plus at most the window-rounding slack (2^7 - 1).
+    let queued = p.sides[CLIENT].tcb.recv_queue_len();
+    assert!((8 * 1024..8 * 1024 + 128).contains(&queued), "{queued}");
+    // Probes: bare ACKs at SND.UNA - 1, with growing gaps.
+    let una = p.sides[SERVER].tcb.snd_una();
+    let probes: Vec<Instant> = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(_, s)| s.seq == una.wrapping_sub(1) && s.payload_len == 0)
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(probes.len() >= 2, "{probes:?}");
+    assert!(probes[2] - probes[1] > probes[1] - probes[0]);
+    assert_eq!(p.sides[SERVER].tcb.state(), State::Established);
+    p.sides[CLIENT].reading = true;
+    p.drive();
+    assert!(p.sides[CLIENT].received == data);
+}
+
+#[test]
+fn delayed_ack_is_40ms_after_quickack_mode() {
+    let mut p = Pair::new(256 * 1024, 256 * 1024);
+    // Leave quick-ACK mode with a bulk transfer first.
+    p.write(SERVER, &pattern(64 * 1448, 7));
+    p.drive();
+    let log_start = p.sides[CLIENT].log.len();
+    let t0 = p.now;
+    p.write(SERVER, b"ping");
+    p.drive();
+    let acks = &p.sides[CLIENT].log[log_start..];
+    assert_eq!(acks.len(), 1);
+    // Sent at t0, arrives at t0 + 10 ms, ACKed 40 ms later.
+    assert_eq!(acks[0].0 - t0, Duration::from_millis(50));
+    // During the bulk phase the receiver ACKed about every second segment.
+    let data_segs = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(_, s)| s.payload_len > 0)
+        .count();
+    let client_acks = log_start;
+    assert!(
+        client_acks * 2 <= data_segs + 20,
+        "{client_acks} ACKs for {data_segs} segments"
+    );
+    assert!(
+        client_acks * 3 >= data_segs,
+        "{client_acks} ACKs for {data_segs} segments"
+    );
+}
+
+#[test]
+fn nagle_holds_small_segments_until_acked() {
+    let mut p = Pair::new(64 * 1024, 64 * 1024);
+    p.write(SERVER, b"a");
+    p.pump_app(SERVER);
+    p.write(SERVER, b"b");
+    p.pump_app(SERVER);
+    p.write(SERVER, b"c");
+    p.pump_app(SERVER);
+    assert_eq!(p.sides[SERVER].log.len(), 1);
+    p.drive();
+    assert_eq!(p.sides[CLIENT].received, b"abc");
+    let data_segs = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(_, s)| s.payload_len > 0)
+        .count();
+    assert_eq!(data_segs, 2);
+
+    let mut q = Pair::new(64 * 1024, 64 * 1024);
+    q.sides[SERVER].tcb.set_nodelay(true);
+    for b in [b"a", b"b", b"c"] {
+        q.write(SERVER, b);
+        q.pump_app(SERVER);
+    }
+    assert_eq!(q.sides[SERVER].log.len(), 3);
+}
+
+#[test]
+fn passive_close() {
+    let mut p = Pair::new(64 * 1024, 64 * 1024);
+    p.write(CLIENT, b"request");
+    p.sides[CLIENT].shutdown_after_write = true;
+    p.drive_until(p.now + Duration::from_secs(1));
+    assert_eq!(p.sides[SERVER].tcb.state(), State::CloseWait);
+    assert!(p.sides[SERVER].events.contains(Events::PEER_CLOSED));
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::FinWait2);
+    p.write(SERVER, b"response");
+    p.sides[SERVER].shutdown_after_write = true;
+    p.drive_until(p.now + Duration::from_secs(1));
+    assert_eq!(p.sides[SERVER].tcb.state(), State::Closed);
+    assert!(p.sides[SERVER].events.contains(Events::CLOSED));
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::TimeWait);
+    assert_eq!(p.sides[CLIENT].received, b"response");
+    assert_eq!(p.sides[SERVER].received, b"request");
+    let tw_start = p.now;
+    p.drive();
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::Closed);
+    assert!(p.now - tw_start <= Duration::from_secs(60));
+    assert!(p.now - tw_start > Duration::from_secs(59));
+}
+
+#[test]
+fn active_close_goes_through_time_wait() {
+    let mut p = Pair::new(64 * 1024, 64 * 1024);
+    p.write(SERVER, b"bye");
+    p.sides[SERVER].shutdown_after_write = true;
+    p.drive_until(p.now + Duration::from_secs(1));
+    assert_eq!(p.sides[SERVER].tcb.state(), State::FinWait2);
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::CloseWait);
+    assert_eq!(p.sides[CLIENT].tcb.read(&mut [0u8; 4]), Ok(0));
+    p.sides[CLIENT].shutdown_after_write = true;
+    p.drive_until(p.now + Duration::from_secs(1));
+    assert_eq!(p.sides[SERVER].tcb.state(), State::TimeWait);
+    assert!(p.sides[SERVER].events.contains(Events::TIME_WAIT));
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::Closed);
+    p.drive();
+    assert_eq!(p.sides[SERVER].tcb.state(), State::Closed);
+}
+
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let mut p = Pair::new(64 * 1024, 64 * 1024);
+    p.sides[SERVER].shutdown_after_write = true;
+    p.sides[CLIENT].shutdown_after_write = true;
+    p.pump_app(SERVER);
+    p.pump_app(CLIENT);
+    assert_eq!(p.sides[SERVER].tcb.state(), State::FinWait1);
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::FinWait1);
+    p.drive_until(p.now + Duration::from_millis(15));
+    assert_eq!(p.sides[SERVER].tcb.state(), State::Closing);
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::Closing);
+    p.drive_until(p.now + Duration::from_secs(1));
+    assert_eq!(p.sides[SERVER].tcb.state(), State::TimeWait);
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::TimeWait);
+    p.drive();
+    assert_eq!(p.sides[SERVER].tcb.state(), State::Closed);
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::Closed);
+}
+
+#[test]
+fn lost_fin_is_retransmitted() {
+    let mut p = Pair::new(64 * 1024, 64 * 1024);
+    let mut dropped = false;
+    p.link = Box::new(move |from, pkt| {
+        if from == SERVER && pkt.seg.flags.fin() && !dropped {
+            dropped = true;
+            return None;
+        }
+        Some(Duration::ZERO)
+    });
+    p.sides[SERVER].shutdown_after_write = true;
+    p.drive_until(p.now + Duration::from_secs(2));
+    assert_eq!(p.sides[SERVER].tcb.state(), State::FinWait2);
+    assert_eq!(p.sides[CLIENT].tcb.state(), State::CloseWait);
+}
+
+#[test]
+fn retries_exhausted_resets_with_etimedout() {
+    let mut p = Pair::new(64 * 1024, 64 * 1024);
+    p.link = Box::new(|from, _| {
+        if from == SERVER {
+            None
+        } else {
+            Some(Duration::ZERO)
+        }
+    });
+    p.write(SERVER, b"into the void");
+    let t0 = p.now;
+    p.drive();
+    let s = &p.sides[SERVER];
+    assert_eq!(s.tcb.state(), State::Closed);
+    assert_eq!(s.tcb.error(), Some(Errno::Etimedout));
+    assert!(s.events.contains(Events::RESET));
+    // 1 original + 15 retransmissions, spaced 1, 2, 4, ... s, capped at 120 s.
+    let sends: Vec<Instant> = s
+        .log
+        .iter()
+        .filter(|(_, x)| x.payload_len > 0)
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(sends.len(), 16);
+    assert_eq!(sends[1] - sends[0], Duration::from_secs(1));
+    assert_eq!(sends[2] - sends[1], Duration::from_secs(2));
+    assert_eq!(sends[8] - sends[7], Duration::from_secs(120));
+    // 1+2+...+64 = 127, then 120 s up to the 16th expiry: 127 + 9*120 = 1207 s.
+    assert_eq!(p.now - t0, Duration::from_secs(1207));
+    assert_eq!(p.sides[SERVER].tcb.write(b"x"), Err(Errno::Etimedout));
+}
+
+#[test]
+fn unanswered_zero_window_probes_give_up() {
+    let mut p = Pair::new(4 * 1024, 64 * 1024);
+    p.sides[CLIENT].reading = false;
+    p.write(SERVER, &pattern(16 * 1024, 8));
+    p.drive_until(p.now + Duration::from_secs(1));
+    // The client vanishes.
+    p.link = Box::new(|from, _| {
+        if from == CLIENT {
+            None
+        } else {
+            Some(Duration::ZERO)
+        }
+    });
+    p.drive_until(p.now + Duration::from_secs(100_000));
+    assert_eq!(p.sides[SERVER].tcb.state(), State::Closed);
+    assert_eq!(p.sides[SERVER].tcb.error(), Some(Errno::Etimedout));
+}
+
+// ---------------------------------------------------------------------------
+// No panics on arbitrary input
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Seg {
+            seq_off: i32,
+            ack_off: i32,
+            flags: u8,
+            window: u16,
+            ts: Option<(u32, u32)>,
+            len: u16,
+            sack: Vec<(u32, u32)>,
+        },
+        Write(u16),
+        Read(u16),
+        Shutdown,
+        Close,
+        Abort,
+        Advance(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (
+                prop_oneof![-70_000i32..70_000, any::<i32>()],
+                prop_oneof![-70_000i32..70_000, any::<i32>()],
+                any::<u8>(),
+                any::<u16>(),
+                proptest::option::of((prop_oneof![90u32..400, any::<u32>()], any::<u32>())),
+                0u16..3000,
+                proptest::collection::vec((any::<u32>(), any::<u32>()), 0..4),
+            )
+                .prop_map(|(seq_off, ack_off, flags, window, ts, len, sack)| Op::Seg { seq_off, ack_off, flags, window, ts, len, sack }),
+            2 => (0u16..5000).prop_map(Op::Write),
+            1 => (0u16..5000).prop_map(Op::Read),
+            1 => (0u32..200_000).prop_map(Op::Advance),
+            1 => Just(Op::Shutdown),
+            1 => Just(Op::Close),
+            1 => Just(Op::Abort),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        #[test]
+        fn arbitrary_segments_never_break_invariants(
+            ops in proptest::collection::vec(op(), 1..80),
+            small in any::<bool>(),
+            ts_on in any::<bool>(),
+        ) {
+            let mut now = Instant::from_secs(10);
+            let mut p = params(now);
+            if small {
+                p.rcv_buf_cap = 3000;
+                p.snd_buf_cap = 2000;
+            }
+            if !ts_on {
+                p.ts = None;
+            }
+            let mut t = Tcb::new_passive(p);
+            let payload = vec![0x5au8; 5000];
+            let mut edge: Option<u32> = None;
+            let mut check = |s: SegOut, pl: Payload<'_>| {
+                assert_eq!(pl.len() as u32, s.payload_len);
+                assert!(s.payload_len <= 1460);
+                if !s.flags.rst() && !s.flags.syn() {
+                    let e = s.ack.wrapping_add((s.window as u32) << 7);
+                    if let Some(old) = edge {
+                        // Only the rounding to the scale unit (2^7) may take
+                        // back bytes, when the ring has no room for them.
+                        assert!(!before(e.wrapping_add(127), old), "window right edge shrank");
+                    }
+                    edge = Some(e);
+                }
+            };
+            for op in ops {
+                match op {
+                    Op::Seg { seq_off, ack_off, flags, window, ts, len, sack } => {
+                        let seg = SegIn {
+                            seq: t.rcv_nxt().wrapping_add(seq_off as u32),
+                            ack: (flags & 0x10 != 0).then(|| t.snd_una().wrapping_add(ack_off as u32)),
+                            flags: TcpFlags(flags),
+                            window,
+                            ts,
+                            sack: &sack,
+                            payload: &payload[..len as usize],
+                        };
+                        t.on_segment(now, &seg, &mut check);
+                    }
+                    Op::Write(n) => { let _ = t.write(&payload[..n as usize]); }
+                    Op::Read(n) => { let _ = t.read(&mut vec![0u8; n as usize]); }
+                    Op::Shutdown => { let _ = t.shutdown_write(); }
+                    Op::Close => { t.close(now, &mut check); }
+                    Op::Abort => { t.abort(now, &mut check); }
+                    Op::Advance(ms) => {
+                        now += Duration::from_millis(ms as u64);
+                        if t.next_timeout().is_some_and(|d| d <= now) {
+                            t.on_timeout(now, &mut check);
+                        }
+                    }
+                }
+                t.poll_transmit(now, &mut check);
+                prop_assert!(!after(t.snd_una(), t.snd_nxt()));
+                prop_assert!(!after(t.snd_nxt(), t.snd_max()));
+                prop_assert!(t.send_queue_len() <= t.send_buf_cap());
+                prop_assert!(t.recv_queue_len() + t.ooo_bytes() <= t.recv_buf_cap());
+                if let Some(d) = t.next_timeout() {
+                    prop_assert!(d >= now || t.state() != State::Closed);
+                }
+            }
+        }
+    }
+}
