@@ -149,6 +149,13 @@ impl Host {
         };
         let sender_ip = arp.sender_protocol_addr();
         let sender_mac = arp.sender_hardware_addr();
+        // Someone claims one of our addresses (a conflict, or a gratuitous ARP
+        // for it): Linux's arp_process neither answers (ip_route_input rejects
+        // a local source) nor should we learn our own address as a neighbour.
+        if self.is_ours(sender_ip) {
+            c.inc(Counter::ArpIgnored);
+            return;
+        }
         // RFC 826: update the sender's entry whether or not the request is for us.
         if !sender_ip.is_unspecified() {
             self.neighbors.learn(now, sender_ip, sender_mac);
@@ -460,3 +467,7 @@ pub fn send_reset(input: &TcpInput<'_>, mac: EthernetAddress, c: &Counters, tx: 
         c.inc(Counter::TxFrames);
     }
 }
+
+#[cfg(test)]
+#[path = "host_tests.rs"]
+mod tests;

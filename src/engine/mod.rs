@@ -19,6 +19,8 @@ pub mod secrets;
 pub mod socket;
 pub mod syncookie;
 pub mod sysctl;
+#[cfg(test)]
+pub mod testutil;
 pub mod time;
 pub mod timer_wheel;
 pub mod tx;
