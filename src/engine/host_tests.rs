@@ -928,8 +928,9 @@ fn seed_frames_are_all_answered() {
     }
 }
 
-/// Writes the seed frames as the cargo-fuzz corpus (fuzz/corpus/host_rx).
-/// Run by hand: `cargo test --lib write_fuzz_corpus -- --ignored`.
+/// Writes the seed frames as the cargo-fuzz corpus (fuzz/corpus/host_rx),
+/// each behind the fuzz target's first byte (0: checksums not verified by
+/// the NIC). Run by hand: `cargo test --lib write_fuzz_corpus -- --ignored`.
 #[test]
 #[ignore]
 fn write_fuzz_corpus() {
@@ -937,6 +938,6 @@ fn write_fuzz_corpus() {
     std::fs::create_dir_all(&dir).expect("create corpus dir");
     let names = ["arp_request", "ping", "syn_data", "ack", "udp", "proto253"];
     for (name, f) in names.iter().zip(seed_frames()) {
-        std::fs::write(dir.join(name), f).expect("write seed");
+        std::fs::write(dir.join(name), [&[0u8][..], &f].concat()).expect("write seed");
     }
 }
