@@ -273,7 +273,15 @@ impl Host {
             let _ = ip_repr.emit(l3);
             let reply = &mut l4[..icmp_len];
             reply.copy_from_slice(request);
-            Icmpv4Packet::new_unchecked(reply).echo_request_to_reply();
+            let mut m = Icmpv4Packet::new_unchecked(reply);
+            let code = m.msg_code();
+            m.echo_request_to_reply();
+            // Linux's icmp_echo copies the request's code into the reply (nmap's
+            // OS detection probes with code 9 to see this); RFC 792 says 0.
+            if code != 0 {
+                m.set_msg_code(code);
+                m.fill_checksum();
+            }
             TxFrame::done(ethernet::HEADER_LEN + ip_len)
         });
         if sent {

@@ -204,8 +204,8 @@ fn gratuitous_arp_is_learned_not_answered() {
 fn arp_claiming_our_address_is_not_answered_nor_learned() {
     // A gratuitous ARP (or a request) whose sender claims one of our
     // addresses: Linux's arp_process does not answer it (ip_route_input
-    // rejects a local source address) and we must not send frames for our
-    // own address to someone else.
+    // rejects a local source address; measured on Linux 6.18: no reply) and
+    // we must not learn our own address as a neighbour.
     let mut rig = Rig::new();
     for f in [
         arp_frame(EthernetAddress::BROADCAST, OTHER_MAC, &request(OTHER_MAC, OUR_IP, OUR_IP)),
@@ -221,7 +221,8 @@ fn arp_claiming_our_address_is_not_answered_nor_learned() {
 #[test]
 fn arp_probe_for_our_address_is_answered_and_not_learned() {
     // RFC 5227 probe (sender IP 0.0.0.0): Linux answers it (duplicate
-    // address detection) to the sender hardware address.
+    // address detection) to the sender hardware address, target IP 0.0.0.0
+    // (measured on Linux 6.18).
     let mut rig = Rig::new();
     let f = arp_frame(EthernetAddress::BROADCAST, PEER_MAC, &request(PEER_MAC, Ipv4Addr::UNSPECIFIED, OUR_IP));
     let Sent::Arp { eth_dst, arp } = one(rig.rx(&f)) else { panic!("not ARP") };
@@ -457,6 +458,20 @@ fn echo_request_gets_a_linux_echo_reply() {
 }
 
 #[test]
+fn echo_reply_copies_the_request_code_like_linux() {
+    // Measured on Linux 6.18: an echo request with code 3 is answered with
+    // type 0 code 3 (icmp_echo copies the header and changes the type only).
+    let mut rig = Rig::new();
+    let mut f = ping_frame(5, 9, b"pingdata");
+    f[L4 + 1] = 3;
+    fix_checksums(&mut f);
+    let (_, _, icmp) = one_icmp(rig.rx(&f));
+    let m = Icmpv4Packet::new_unchecked(&icmp[..]);
+    assert_eq!((m.msg_type(), m.msg_code()), (Icmpv4Type::EchoReply, 3));
+    assert_eq!((m.echo_ident(), m.echo_seq_no(), m.data()), (5, 9, &b"pingdata"[..]));
+}
+
+#[test]
 fn echo_to_our_second_address_is_answered_from_it() {
     let mut rig = Rig::new();
     let f = edit_ip(ping_frame(1, 1, b""), |ip| ip.set_dst_addr(OUR_IP2));
@@ -529,6 +544,7 @@ fn udp_to_a_closed_port_is_port_unreachable() {
 #[test]
 fn unreachable_tos_keeps_the_tos_bits_not_ecn() {
     // Linux __icmp_send: RT_TOS(iph->tos) | IPTOS_PREC_INTERNETCONTROL.
+    // Measured on Linux 6.18: a datagram with TOS 0xbb gets 0xda.
     let mut rig = Rig::new();
     let f = edit_ip(udp_frame(9, b"x"), |ip| {
         ip.set_dscp(0x2e); // 0xb8: EF
