@@ -154,6 +154,13 @@ impl Host {
         };
         let sender_ip = arp.sender_protocol_addr();
         let sender_mac = arp.sender_hardware_addr();
+        // Someone claims one of our addresses (a conflict, or a gratuitous ARP
+        // for it): Linux's arp_process neither answers (ip_route_input rejects
+        // a local source) nor should we learn our own address as a neighbour.
+        if self.is_ours(sender_ip) {
+            c.inc(Counter::ArpIgnored);
+            return;
+        }
         // RFC 826: update the sender's entry whether or not the request is for us.
         if !sender_ip.is_unspecified() {
             self.neighbors.learn(now, sender_ip, sender_mac);
@@ -271,7 +278,15 @@ impl Host {
             let _ = ip_repr.emit(l3);
             let reply = &mut l4[..icmp_len];
             reply.copy_from_slice(request);
-            Icmpv4Packet::new_unchecked(reply).echo_request_to_reply();
+            let mut m = Icmpv4Packet::new_unchecked(reply);
+            let code = m.msg_code();
+            m.echo_request_to_reply();
+            // Linux's icmp_echo copies the request's code into the reply (nmap's
+            // OS detection probes with code 9 to see this); RFC 792 says 0.
+            if code != 0 {
+                m.set_msg_code(code);
+                m.fill_checksum();
+            }
             TxFrame::done(ethernet::HEADER_LEN + ip_len)
         });
         if sent {
@@ -465,3 +480,7 @@ pub fn send_reset(input: &TcpInput<'_>, mac: EthernetAddress, c: &Counters, tx: 
         c.inc(Counter::TxFrames);
     }
 }
+
+#[cfg(test)]
+#[path = "host_tests.rs"]
+mod tests;

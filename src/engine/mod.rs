@@ -21,6 +21,8 @@ pub mod syncookie;
 pub mod sysctl;
 pub mod tcb;
 pub mod tcp;
+#[cfg(test)]
+pub mod testutil;
 pub mod time;
 pub mod timer_wheel;
 pub mod tx;
