@@ -136,6 +136,18 @@ counters! {
     TcpAckNoMatch => "DlTcpAckNoMatch",
     /// SYNs to a port nobody listens on (answered with RST|ACK).
     TcpSynNoListener => "DlTcpSynNoListener",
+    /// Handshakes refused with RST because the worker's connection or
+    /// buffer-memory cap was reached.
+    ConnLimitRefused => "DlConnLimitRefused",
+    /// Connections reset because the application closed with unread data (Linux: TCPAbortOnClose).
+    TcpAbortOnClose => "TcpExtTCPAbortOnClose",
+    /// Connections that timed out (retries exhausted; Linux: TCPAbortOnTimeout).
+    TcpAbortOnTimeout => "TcpExtTCPAbortOnTimeout",
+    /// RSTs received on established connections (Linux: Tcp EstabResets).
+    TcpEstabResets => "TcpEstabResets",
+    /// Established connections now (a gauge kept as a counter pair would be
+    /// odd; this counts connections that ended, see DlConnsClosed).
+    ConnsClosed => "DlConnsClosed",
 }
 
 /// One worker's counters. Single writer (the worker), many readers.

@@ -512,6 +512,11 @@ impl Tcb {
     pub fn recv_buf_cap(&self) -> u32 {
         self.rcv.ring_len()
     }
+    /// Timestamps were negotiated (RFC 7323).
+    pub fn has_timestamps(&self) -> bool {
+        self.flags & F_TS != 0
+    }
+
     pub fn syn_ack_pending(&self) -> bool {
         self.has(F_SYN_PENDING)
     }

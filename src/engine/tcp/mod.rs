@@ -19,11 +19,14 @@ use crate::engine::host::{send_reset, HostTx, TcpInput, TcpLayer, Taken};
 use crate::engine::isn;
 use crate::engine::listen::{ChildSock, Listener};
 use crate::engine::secrets::Secrets;
+use crate::engine::errno::Errno;
 use crate::engine::socket::{ControlCmd, Stack};
+use crate::engine::tcb::{self, Events, PassiveOpen, SegIn, SegOut, Tcb, TcbConfig};
+use crate::wire::ethernet::EthernetAddress;
 use crate::engine::syncookie;
 use crate::engine::sysctl::{tfo, Sysctls};
 use crate::engine::time::{Duration, Instant};
-use crate::engine::timer_wheel::TimerWheel;
+use crate::engine::timer_wheel::{TimerId, TimerWheel};
 use crate::engine::tx::TxSink;
 use crate::telemetry::{Counter, Counters};
 use crate::wire::tcp::TcpFlags;
@@ -57,13 +60,30 @@ pub struct TcpConfig {
     /// Window in the SYN-ACK (never scaled). Linux sends 65160 (45 x 1448).
     pub synack_window: u16,
     /// Established connections this worker may hold; beyond, handshakes are
-    /// refused as an overflow.
+    /// refused with RST (DlConnLimitRefused).
     pub max_conns: usize,
+    /// Receive and send buffer per connection (Linux: tcp_rmem/tcp_wmem).
+    pub rcv_buf: u32,
+    pub snd_buf: u32,
+    /// Bytes of connection buffers this worker may hold in all.
+    pub max_buffer_bytes: u64,
+    /// Our MAC, for segments sent outside a received frame (app writes, timers).
+    pub mac: EthernetAddress,
 }
 
 impl TcpConfig {
     pub fn new(worker: u16) -> TcpConfig {
-        TcpConfig { worker, mss: 1460, rcv_wscale: 7, synack_window: 65160, max_conns: 1 << 20 }
+        TcpConfig {
+            worker,
+            mss: 1460,
+            rcv_wscale: 7,
+            synack_window: 65160,
+            max_conns: 1 << 20,
+            rcv_buf: 64 * 1024,
+            snd_buf: 64 * 1024,
+            max_buffer_bytes: 1 << 30,
+            mac: EthernetAddress([0; 6]),
+        }
     }
 }
 
@@ -75,39 +95,36 @@ pub enum Origin {
     FastOpen,
 }
 
-/// An established connection as the listen path knows it.
-#[derive(Clone, Debug)]
-pub struct Established {
+/// An established connection: the TCB plus what the listen path knows.
+pub struct Conn {
     pub key: FlowKey,
     pub listener_id: u64,
     pub origin: Origin,
-    /// Our next sequence number and the peer's.
-    pub snd_nxt: u32,
-    pub rcv_nxt: u32,
-    pub mss: u16,
-    pub snd_wscale: Option<u8>,
-    pub rcv_wscale: u8,
-    pub sack: bool,
-    pub ecn: bool,
-    /// (ts_recent, ts_off) when timestamps are on.
-    pub ts: Option<(u32, u32)>,
+    pub tcb: Tcb,
+    /// The peer's MAC, from its latest frame.
+    pub peer_mac: EthernetAddress,
+    /// The TCB's timer in this worker's wheel, and its deadline.
+    timer: Option<(TimerId, Instant)>,
     pub syn_at: Instant,
     pub established_at: Instant,
     /// A TFO child whose SYN-ACK is not acknowledged yet (holds a fastopenq slot).
     pub tfo_pending: Option<Arc<Listener>>,
-    /// Bytes received in order (a TFO SYN's data included).
-    pub bytes_received: u64,
+    /// Events not yet handed to the application.
+    pending: Events,
+    /// Already in the ready list.
+    queued: bool,
 }
 
 /// This worker's established connections: ids for ChildSocks, lookup by flow.
 #[derive(Default)]
 pub struct ConnTable {
     by_key: HashMap<FlowKey, u32>,
-    slots: Vec<(u8, Option<Established>)>,
+    slots: Vec<(u8, Option<Conn>)>,
     free: Vec<u32>,
 }
 
 const CONN_INDEX_BITS: u32 = 24;
+const CONN_INDEX_MASK: u32 = (1 << CONN_INDEX_BITS) - 1;
 
 impl ConnTable {
     pub fn len(&self) -> usize {
@@ -118,7 +135,12 @@ impl ConnTable {
         self.by_key.is_empty()
     }
 
-    fn insert(&mut self, conn: Established) -> Option<u32> {
+    /// The slot index of a connection id (ids carry a generation above it).
+    pub fn index_of(id: u32) -> usize {
+        (id & CONN_INDEX_MASK) as usize
+    }
+
+    fn insert(&mut self, conn: Conn) -> Option<u32> {
         let idx = match self.free.pop() {
             Some(i) => i,
             None if self.slots.len() < (1 << CONN_INDEX_BITS) => {
@@ -139,39 +161,52 @@ impl ConnTable {
         self.by_key.get(key).copied()
     }
 
-    pub fn get(&self, id: u32) -> Option<&Established> {
-        let (gen, conn) = self.slots.get((id & ((1 << CONN_INDEX_BITS) - 1)) as usize)?;
+    pub fn get(&self, id: u32) -> Option<&Conn> {
+        let (gen, conn) = self.slots.get(Self::index_of(id))?;
         if u32::from(*gen) != id >> CONN_INDEX_BITS {
             return None;
         }
         conn.as_ref()
     }
 
-    fn get_mut(&mut self, id: u32) -> Option<&mut Established> {
-        let (gen, conn) = self.slots.get_mut((id & ((1 << CONN_INDEX_BITS) - 1)) as usize)?;
+    fn get_mut(&mut self, id: u32) -> Option<&mut Conn> {
+        let (gen, conn) = self.slots.get_mut(Self::index_of(id))?;
         if u32::from(*gen) != id >> CONN_INDEX_BITS {
             return None;
         }
         conn.as_mut()
     }
 
-    fn remove(&mut self, id: u32) -> Option<Established> {
-        let idx = id & ((1 << CONN_INDEX_BITS) - 1);
-        let (gen, slot) = self.slots.get_mut(idx as usize)?;
+    fn remove(&mut self, id: u32) -> Option<Conn> {
+        let (gen, slot) = self.slots.get_mut(Self::index_of(id))?;
         if u32::from(*gen) != id >> CONN_INDEX_BITS {
             return None;
         }
         let conn = slot.take()?;
         self.by_key.remove(&conn.key);
-        self.free.push(idx);
+        self.free.push(id & CONN_INDEX_MASK);
         Some(conn)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
+        self.slots.iter().enumerate().filter_map(|(i, (gen, c))| {
+            c.as_ref().map(|c| ((u32::from(*gen) << CONN_INDEX_BITS) | i as u32, c))
+        })
     }
 }
 
 /// The parameters a connection is built from, from a request sock, a
 /// cookie or a TFO SYN.
-struct ChildParams {
+struct ChildParams<'a> {
     origin: Origin,
+    /// The MSS the peer announced (or the cookie's table value).
+    peer_mss: u16,
+    /// The peer's window in bytes, already scaled.
+    peer_window: u32,
+    /// TFO data that came with the SYN.
+    initial_data: &'a [u8],
+    /// A handshake RTT sample when the SYN-ACK was not retransmitted.
+    rtt_sample: Option<Duration>,
     iss: u32,
     irs: u32,
     mss: u16,
@@ -181,14 +216,22 @@ struct ChildParams {
     ecn: bool,
     ts: Option<(u32, u32)>,
     syn_at: Instant,
-    /// Sequence space the peer already used beyond its SYN (TFO data).
-    data_len: u32,
+}
+
+/// Why a child could not be created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChildError {
+    /// The accept queue is full (ListenOverflows): Linux's overflow rules apply.
+    AcceptQueueFull,
+    /// This worker's connection or buffer cap: refused with RST.
+    Limit,
 }
 
 /// Timer tokens of this worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
     SynAck(FlowKey),
+    Conn(u32),
 }
 
 pub struct TcpEngine {
@@ -206,6 +249,12 @@ pub struct TcpEngine {
     oow_last: HashMap<FlowKey, Instant>,
     /// Seed for a software flow hash when the NIC gives none.
     hash_seed: u64,
+    /// Connections with events for the application.
+    ready: Vec<u32>,
+    /// Where app-driven paths count (the worker's counters; set with `with_counters`).
+    counters: Arc<Counters>,
+    /// Buffer bytes promised to connections (rcv + snd caps).
+    buffer_bytes: u64,
 }
 
 impl TcpEngine {
@@ -223,7 +272,20 @@ impl TcpEngine {
             proven: HashSet::new(),
             oow_last: HashMap::new(),
             hash_seed,
+            ready: Vec::new(),
+            counters: Arc::new(Counters::new()),
+            buffer_bytes: 0,
         }
+    }
+
+    /// Count app-driven events (writes, closes, timers) in these counters.
+    pub fn with_counters(mut self, counters: Arc<Counters>) -> TcpEngine {
+        self.counters = counters;
+        self
+    }
+
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
     }
 
     pub fn request_socks(&self) -> usize {
@@ -252,13 +314,14 @@ impl TcpEngine {
     pub fn poll(&mut self, now: Instant, host: &mut HostTx<'_>, tx: &mut impl TxSink) {
         while let Some(cmd) = self.stack.pop_command(self.cfg.worker) {
             match cmd {
-                ControlCmd::Reset(child) => self.abort(now, child.conn_id, host, tx),
+                ControlCmd::Reset(child) => self.abort(now, child.conn_id, tx),
                 ControlCmd::RotateSyncookieKey(key) => self.secrets.syncookie.rotate(key, syncookie::counter(now)),
             }
         }
         while let Some(t) = self.timers.poll(now) {
             match t {
                 Timer::SynAck(key) => self.reqsk_timer(now, key, host, tx),
+                Timer::Conn(id) => self.conn_timer(now, id, tx),
             }
         }
     }
@@ -269,29 +332,14 @@ impl TcpEngine {
     }
 
     /// Reset and forget an established connection (the application's abort,
-    /// or a child whose listener closed). RST|ACK as Linux's
-    /// tcp_send_active_reset.
-    pub fn abort(&mut self, now: Instant, conn_id: u32, host: &mut HostTx<'_>, tx: &mut impl TxSink) {
-        let Some(conn) = self.conns.remove(conn_id) else { return };
-        if let Some(l) = &conn.tfo_pending {
-            l.fastopenq_removed();
-        }
-        let Some(peer_mac) = host.neighbors.lookup(now, conn.key.peer_ip()) else { return };
-        let route = Route { our_mac: host.mac, peer_mac };
-        let seg = OutSegment {
-            seq: conn.snd_nxt,
-            ack: conn.rcv_nxt,
-            flags: TcpFlags::RST | TcpFlags::ACK,
-            window: 0,
-            syn_options: None,
-            timestamps: None,
-            payload: &[],
-        };
-        if send_segment(tx, route, conn.key, &seg) {
-            host.counters.inc(Counter::TcpOutSegs);
-            host.counters.inc(Counter::TcpOutRsts);
-            host.counters.inc(Counter::TxFrames);
-        }
+    /// or a child whose listener closed): RST|ACK as Linux's tcp_send_active_reset.
+    pub fn abort(&mut self, now: Instant, conn_id: u32, tx: &mut impl TxSink) {
+        let Some(conn) = self.conns.get_mut(conn_id) else { return };
+        let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
+        let key = conn.key;
+        let c = &*self.counters;
+        conn.tcb.abort(now, &mut |seg, payload| emit_tcb_segment(tx, route, key, &seg, payload, c));
+        self.finish(conn_id);
     }
 
     fn synack_options(&self, req_wscale: Option<u8>, sack: bool, ts: Option<(u32, u32)>) -> SynAckOptions {
@@ -454,9 +502,12 @@ impl TcpEngine {
                 ecn,
                 ts: ts.map(|(tsval, _)| (tsval, ts_off)),
                 syn_at: now,
-                data_len: data.len() as u32,
+                peer_mss,
+                peer_window: u32::from(seg.window_len()),
+                initial_data: data,
+                rtt_sample: None,
             };
-            match self.create_child(now, key, hash, &listener, params, c) {
+            match self.create_child(now, key, hash, route.peer_mac, &listener, params, c) {
                 Ok(id) => {
                     c.inc(Counter::TcpFastOpenPassive);
                     if let Some(conn) = self.conns.get_mut(id) {
@@ -465,7 +516,7 @@ impl TcpEngine {
                     let ack = client_isn.wrapping_add(1).wrapping_add(data.len() as u32);
                     self.send_synack(route, key, iss, ack, ecn, &synack_opts, c, tx);
                 }
-                Err(()) => {
+                Err(_) => {
                     listener.fastopenq_removed();
                     c.inc(Counter::TcpFastOpenPassiveFail);
                 }
@@ -530,7 +581,8 @@ impl TcpEngine {
             window: self.cfg.synack_window,
             syn_options: Some(&wire_opts),
             timestamps: None,
-            payload: &[],
+            sack: &[],
+            payload: (&[], &[]),
         };
         let sent = send_segment(tx, route, key, &seg);
         if sent {
@@ -740,14 +792,24 @@ impl TcpEngine {
             ecn: req.has(opt::ECN),
             ts: req.has(opt::TSTAMP).then_some((req.ts_recent, req.ts_off)),
             syn_at: req.syn_at,
-            data_len: 0,
+            peer_mss: req.mss,
+            peer_window: u32::from(seg.window_len()) << req.snd_wscale().unwrap_or(0),
+            initial_data: &[],
+            // Karn: only a SYN-ACK sent once gives an RTT sample.
+            rtt_sample: (req.num_retrans == 0).then(|| now.saturating_since(req.syn_at)),
         };
-        match self.create_child(now, key, hash, &listener, params, c) {
+        match self.create_child(now, key, hash, route.peer_mac, &listener, params, c) {
             Ok(id) => {
                 self.drop_request(&key);
-                self.deliver(id, seg.payload().len() as u32, flags.contains(TcpFlags::FIN));
+                if seg.seq_len() > 0 {
+                    self.tcb_segment(now, id, input, c, tx);
+                }
             }
-            Err(()) => {
+            Err(ChildError::Limit) => {
+                send_reset(input, route.our_mac, c, tx);
+                self.drop_request(&key);
+            }
+            Err(ChildError::AcceptQueueFull) => {
                 // listen_overflow
                 if self.sysctls.tcp_abort_on_overflow {
                     send_reset(input, route.our_mac, c, tx);
@@ -784,7 +846,8 @@ impl TcpEngine {
             window: (u32::from(self.cfg.synack_window) >> wscale) as u16,
             syn_options: None,
             timestamps: ts,
-            payload: &[],
+            sack: &[],
+            payload: (&[], &[]),
         };
         if send_segment(tx, route, key, &seg) {
             c.inc(Counter::TcpOutSegs);
@@ -793,43 +856,65 @@ impl TcpEngine {
     }
 
     /// `syn_recv_sock` + `inet_csk_reqsk_queue_add`: a new connection in this
-    /// worker's table, appended to the listener's accept queue. `Err` when
-    /// the accept queue is full (ListenOverflows, ListenDrops counted).
+    /// worker's table, appended to the listener's accept queue.
+    #[allow(clippy::too_many_arguments)]
     fn create_child(
         &mut self,
         now: Instant,
         key: FlowKey,
         hash: u32,
+        peer_mac: EthernetAddress,
         listener: &Arc<Listener>,
-        p: ChildParams,
+        p: ChildParams<'_>,
         c: &Counters,
-    ) -> Result<u32, ()> {
-        if listener.sk_acceptq_is_full() || self.conns.len() >= self.cfg.max_conns {
+    ) -> Result<u32, ChildError> {
+        if listener.sk_acceptq_is_full() {
             c.inc(Counter::ListenOverflows);
             c.inc(Counter::ListenDrops);
-            return Err(());
+            return Err(ChildError::AcceptQueueFull);
         }
-        let conn = Established {
+        let buffers = u64::from(self.cfg.rcv_buf) + u64::from(self.cfg.snd_buf);
+        if self.conns.len() >= self.cfg.max_conns || self.buffer_bytes + buffers > self.cfg.max_buffer_bytes {
+            c.inc(Counter::ConnLimitRefused);
+            c.inc(Counter::ListenDrops);
+            return Err(ChildError::Limit);
+        }
+        let s = &self.sysctls;
+        let tcb = Tcb::new_passive(PassiveOpen {
+            now,
+            iss: p.iss,
+            irs: p.irs,
+            peer_mss: p.peer_mss,
+            our_mss: self.cfg.mss,
+            snd_wscale: p.snd_wscale,
+            rcv_wscale: p.rcv_wscale,
+            sack_ok: p.sack,
+            ts: p.ts,
+            peer_window: p.peer_window,
+            initial_data: p.initial_data,
+            syn_ack_pending: p.origin == Origin::FastOpen,
+            rtt_sample: p.rtt_sample,
+            rcv_buf_cap: self.cfg.rcv_buf,
+            snd_buf_cap: self.cfg.snd_buf,
+            config: TcbConfig { synack_retries: s.tcp_synack_retries, ..TcbConfig::default() },
+        });
+        let conn = Conn {
             key,
             listener_id: listener.id,
             origin: p.origin,
-            snd_nxt: p.iss.wrapping_add(1),
-            rcv_nxt: p.irs.wrapping_add(1).wrapping_add(p.data_len),
-            mss: p.mss,
-            snd_wscale: p.snd_wscale,
-            rcv_wscale: p.rcv_wscale,
-            sack: p.sack,
-            ecn: p.ecn,
-            ts: p.ts,
+            tcb,
+            peer_mac,
+            timer: None,
             syn_at: p.syn_at,
             established_at: now,
             tfo_pending: None,
-            bytes_received: u64::from(p.data_len),
+            pending: Events::default(),
+            queued: false,
         };
         let Some(id) = self.conns.insert(conn) else {
-            c.inc(Counter::ListenOverflows);
+            c.inc(Counter::ConnLimitRefused);
             c.inc(Counter::ListenDrops);
-            return Err(());
+            return Err(ChildError::Limit);
         };
         let child = ChildSock {
             worker: self.cfg.worker,
@@ -843,27 +928,173 @@ impl TcpEngine {
             self.conns.remove(id);
             c.inc(Counter::ListenOverflows);
             c.inc(Counter::ListenDrops);
-            return Err(());
+            return Err(ChildError::AcceptQueueFull);
         }
+        self.buffer_bytes += buffers;
         c.inc(Counter::TcpPassiveOpens);
         if self.proven.len() >= MAX_PROVEN_PEERS {
             self.proven.clear();
         }
         self.proven.insert(key.peer);
+        self.rearm(id);
         Ok(id)
     }
 
-    /// In-order bytes (and FIN) that arrived with the completing ACK.
-    fn deliver(&mut self, id: u32, len: u32, fin: bool) {
-        if let Some(conn) = self.conns.get_mut(id) {
-            conn.rcv_nxt = conn.rcv_nxt.wrapping_add(len).wrapping_add(u32::from(fin));
-            conn.bytes_received += u64::from(len);
+    /// Hand a segment to a connection's TCB and send what it answers.
+    fn tcb_segment(&mut self, now: Instant, id: u32, input: &TcpInput<'_>, c: &Counters, tx: &mut impl TxSink) {
+        let seg = &input.seg;
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        conn.peer_mac = input.eth_src;
+        let flags = seg.flags();
+        let ts = if conn.tcb.has_timestamps() { crate::wire::tcp_options::timestamps(seg.options()) } else { None };
+        let mut sack_buf = [(0u32, 0u32); 4];
+        let sack = sack_blocks(seg.options(), &mut sack_buf);
+        let seg_in = SegIn {
+            seq: seg.seq_number(),
+            ack: flags.contains(TcpFlags::ACK).then(|| seg.ack_number()),
+            flags: tcb::TcpFlags((flags.bits() & 0xff) as u8),
+            window: seg.window_len(),
+            ts,
+            sack,
+            payload: seg.payload(),
+        };
+        let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
+        let key = conn.key;
+        let ev = conn.tcb.on_segment(now, &seg_in, &mut |out, payload| emit_tcb_segment(tx, route, key, &out, payload, c));
+        if flags.contains(TcpFlags::RST) && ev.contains(Events::RESET) {
+            c.inc(Counter::TcpEstabResets);
         }
+        if let Some(l) = conn.tfo_pending.as_ref().filter(|_| !conn.tcb.syn_ack_pending()) {
+            l.fastopenq_removed();
+            conn.tfo_pending = None;
+        }
+        self.note_events(id, ev);
+        self.rearm(id);
+    }
+
+    /// Record events for the application and free a connection that is gone.
+    fn note_events(&mut self, id: u32, ev: Events) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let ev = Events(ev.0 | conn.tcb.take_events().0);
+        if ev.is_empty() {
+            return;
+        }
+        conn.pending = Events(conn.pending.0 | ev.0);
+        if !conn.queued {
+            conn.queued = true;
+            self.ready.push(id);
+        }
+    }
+
+    /// Keep the connection's timer at its TCB's next deadline.
+    fn rearm(&mut self, id: u32) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let want = conn.tcb.next_timeout();
+        match (conn.timer, want) {
+            (Some((_, at)), Some(w)) if at == w => {}
+            (old, want) => {
+                if let Some((t, _)) = old {
+                    self.timers.cancel(t);
+                }
+                conn.timer = want.map(|w| (self.timers.schedule(w, Timer::Conn(id)), w));
+            }
+        }
+    }
+
+    fn conn_timer(&mut self, now: Instant, id: u32, tx: &mut impl TxSink) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        conn.timer = None;
+        let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
+        let key = conn.key;
+        let c = &*self.counters;
+        let ev = conn.tcb.on_timeout(now, &mut |out, payload| emit_tcb_segment(tx, route, key, &out, payload, c));
+        if conn.tcb.error() == Some(Errno::Etimedout) && ev.contains(Events::RESET) {
+            c.inc(Counter::TcpAbortOnTimeout);
+        }
+        self.note_events(id, ev);
+        self.rearm(id);
+    }
+
+    /// Connections with events since the last call, and their events. A
+    /// connection reported with `Events::CLOSED` is gone: its id is dead.
+    pub fn drain_ready(&mut self, out: &mut Vec<(u32, Events)>) {
+        for id in std::mem::take(&mut self.ready) {
+            let Some(conn) = self.conns.get_mut(id) else { continue };
+            conn.queued = false;
+            let ev = std::mem::take(&mut conn.pending);
+            out.push((id, ev));
+            if ev.contains(Events::CLOSED) {
+                self.finish(id);
+            }
+        }
+    }
+
+    /// Forget a connection whose TCB is closed (or aborted).
+    fn finish(&mut self, id: u32) {
+        let Some(conn) = self.conns.remove(id) else { return };
+        if let Some((t, _)) = conn.timer {
+            self.timers.cancel(t);
+        }
+        if let Some(l) = &conn.tfo_pending {
+            l.fastopenq_removed();
+        }
+        self.buffer_bytes =
+            self.buffer_bytes.saturating_sub(u64::from(self.cfg.rcv_buf) + u64::from(self.cfg.snd_buf));
+        self.counters.inc(Counter::ConnsClosed);
+    }
+
+    // --- the application's side (per-core apps call these from the worker loop) ---
+
+    /// Read received bytes: `Ok(0)` at EOF, `Err(Eagain)` when none yet.
+    pub fn read(&mut self, id: u32, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.conns.get_mut(id).ok_or(Errno::Ebadf)?.tcb.read(buf)
+    }
+
+    /// Queue bytes for sending; a short count is backpressure (send buffer full).
+    pub fn write(&mut self, id: u32, data: &[u8]) -> Result<usize, Errno> {
+        self.conns.get_mut(id).ok_or(Errno::Ebadf)?.tcb.write(data)
+    }
+
+    /// Free space in the send buffer.
+    pub fn send_space(&self, id: u32) -> usize {
+        self.conns.get(id).map_or(0, |c| (c.tcb.send_buf_cap() - c.tcb.send_queue_len()) as usize)
+    }
+
+    /// `shutdown(SHUT_WR)`: FIN after the queued data.
+    pub fn shutdown(&mut self, id: u32) -> Result<(), Errno> {
+        self.conns.get_mut(id).ok_or(Errno::Ebadf)?.tcb.shutdown_write()
+    }
+
+    /// `close()`: FIN, or RST when unread data remains (Linux tcp_close).
+    pub fn close(&mut self, now: Instant, id: u32, tx: &mut impl TxSink) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let unread = conn.tcb.recv_queue_len() > 0;
+        let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
+        let key = conn.key;
+        let c = &*self.counters;
+        let ev = conn.tcb.close(now, &mut |seg, payload| emit_tcb_segment(tx, route, key, &seg, payload, c));
+        if unread {
+            c.inc(Counter::TcpAbortOnClose);
+        }
+        self.note_events(id, ev);
+        self.rearm(id);
+    }
+
+    /// Send what the TCB may send now (after writes, reads that opened the window, shutdown).
+    pub fn flush(&mut self, now: Instant, id: u32, tx: &mut impl TxSink) {
+        let Some(conn) = self.conns.get_mut(id) else { return };
+        let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
+        let key = conn.key;
+        let c = &*self.counters;
+        conn.tcb.poll_transmit(now, &mut |seg, payload| emit_tcb_segment(tx, route, key, &seg, payload, c));
+        self.note_events(id, Events::default());
+        self.rearm(id);
     }
 
     /// `cookie_v4_check`: an ACK for a listener with no request sock. `true`
     /// when it was consumed (a connection made, or dropped on overflow);
     /// `false` to answer with RST.
+    #[allow(clippy::too_many_arguments)]
     fn cookie_check(
         &mut self,
         now: Instant,
@@ -872,6 +1103,7 @@ impl TcpEngine {
         listener: &Arc<Listener>,
         input: &TcpInput<'_>,
         c: &Counters,
+        tx: &mut impl TxSink,
     ) -> bool {
         let s = self.sysctls.clone();
         let seg = &input.seg;
@@ -920,71 +1152,26 @@ impl TcpEngine {
             ecn,
             ts,
             syn_at: now,
-            data_len: 0,
+            peer_mss: mss,
+            peer_window: u32::from(seg.window_len()) << wscale.unwrap_or(0),
+            initial_data: &[],
+            rtt_sample: None,
         };
-        if let Ok(id) = self.create_child(now, key, hash, listener, params, c) {
-            let flags = seg.flags();
-            self.deliver(id, seg.payload().len() as u32, flags.contains(TcpFlags::FIN));
+        match self.create_child(now, key, hash, input.eth_src, listener, params, c) {
+            Ok(id) => {
+                if seg.seq_len() > 0 {
+                    self.tcb_segment(now, id, input, c, tx);
+                }
+                true
+            }
+            // On overflow Linux drops the ACK silently (tcp_get_cookie_sock
+            // returns no child): the client retransmits.
+            Err(ChildError::AcceptQueueFull) => true,
+            // Our own cap: refuse cleanly with RST.
+            Err(ChildError::Limit) => false,
         }
-        // On overflow Linux drops the ACK silently (tcp_get_cookie_sock
-        // returns no child): the client retransmits.
-        true
     }
 
-    /// A segment for an established connection of this worker. The data
-    /// path belongs to the TCB; here: RST, the TFO handshake's end, and
-    /// in-order sequence tracking with ACKs so peers do not retransmit.
-    fn established(
-        &mut self,
-        now: Instant,
-        id: u32,
-        input: &TcpInput<'_>,
-        route: Route,
-        c: &Counters,
-        tx: &mut impl TxSink,
-    ) {
-        let seg = &input.seg;
-        let flags = seg.flags();
-        let Some(conn) = self.conns.get_mut(id) else { return };
-        if flags.contains(TcpFlags::RST) {
-            if seg.seq_number() == conn.rcv_nxt {
-                if let Some(l) = conn.tfo_pending.take() {
-                    l.fastopenq_removed();
-                }
-                self.conns.remove(id);
-            }
-            return;
-        }
-        if flags.contains(TcpFlags::ACK) && seg.ack_number() == conn.snd_nxt {
-            if let Some(l) = conn.tfo_pending.take() {
-                l.fastopenq_removed();
-            }
-        }
-        let len = seg.payload().len() as u32 + u32::from(flags.contains(TcpFlags::FIN));
-        if len == 0 && !flags.contains(TcpFlags::SYN) {
-            return;
-        }
-        if seg.seq_number() == conn.rcv_nxt {
-            conn.rcv_nxt = conn.rcv_nxt.wrapping_add(len);
-            conn.bytes_received += seg.payload().len() as u64;
-        }
-        let wscale = conn.snd_wscale.map_or(0, |_| conn.rcv_wscale);
-        let ts = conn.ts.map(|(recent, off)| ((now.as_millis() as u32).wrapping_add(off), recent));
-        let out = OutSegment {
-            seq: conn.snd_nxt,
-            ack: conn.rcv_nxt,
-            flags: TcpFlags::ACK,
-            window: (u32::from(self.cfg.synack_window) >> wscale) as u16,
-            syn_options: None,
-            timestamps: ts,
-            payload: &[],
-        };
-        let key = conn.key;
-        if send_segment(tx, route, key, &out) {
-            c.inc(Counter::TcpOutSegs);
-            c.inc(Counter::TxFrames);
-        }
-    }
 }
 
 /// `tcp_in_window`: does [seq, end_seq) fall in [s_win, e_win)?
@@ -1013,7 +1200,7 @@ impl TcpLayer for TcpEngine {
         let route = Route { our_mac: host.mac, peer_mac: input.eth_src };
         let c = host.counters;
         if let Some(id) = self.conns.id_of(&key) {
-            self.established(now, id, input, route, c, tx);
+            self.tcb_segment(now, id, input, c, tx);
             return Taken::Yes;
         }
         let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(&key));
@@ -1030,7 +1217,7 @@ impl TcpLayer for TcpEngine {
             return Taken::Yes;
         }
         if flags.contains(TcpFlags::ACK) {
-            if !flags.contains(TcpFlags::SYN) && self.cookie_check(now, key, hash, &listener, input, c) {
+            if !flags.contains(TcpFlags::SYN) && self.cookie_check(now, key, hash, &listener, input, c, tx) {
                 return Taken::Yes;
             }
             c.inc(Counter::TcpAckNoMatch);
@@ -1041,4 +1228,50 @@ impl TcpLayer for TcpEngine {
         }
         Taken::Yes
     }
+}
+
+/// Emit one segment a TCB produced.
+fn emit_tcb_segment(
+    tx: &mut impl TxSink,
+    route: Route,
+    key: FlowKey,
+    seg: &SegOut,
+    payload: tcb::Payload<'_>,
+    c: &Counters,
+) {
+    let flags = TcpFlags::from_bits_truncate(u16::from(seg.flags.0));
+    let out = OutSegment {
+        seq: seg.seq,
+        ack: seg.ack,
+        flags,
+        window: seg.window,
+        syn_options: None,
+        timestamps: seg.ts,
+        sack: seg.sack_blocks(),
+        payload: (payload.0, payload.1),
+    };
+    if send_segment(tx, route, key, &out) {
+        c.inc(Counter::TcpOutSegs);
+        c.inc(Counter::TxFrames);
+        if flags.contains(TcpFlags::RST) {
+            c.inc(Counter::TcpOutRsts);
+        }
+    }
+}
+
+/// SACK blocks of a segment's options, without allocating.
+fn sack_blocks<'b>(options: &[u8], buf: &'b mut [(u32, u32); 4]) -> &'b [(u32, u32)] {
+    use crate::wire::tcp_options::{TcpOption, TcpOptionIter};
+    let mut n = 0;
+    for opt in TcpOptionIter::new(options).flatten() {
+        if let TcpOption::Sack(blocks) = opt {
+            for b in blocks.as_slice() {
+                if n < buf.len() {
+                    buf[n] = *b;
+                    n += 1;
+                }
+            }
+        }
+    }
+    &buf[..n]
 }

@@ -2,7 +2,8 @@
 //! or a cookie), a bare ACK for an out-of-window segment, and RST.
 
 use crate::engine::host::DEFAULT_TTL;
-use crate::engine::tx::{TxFrame, TxSink};
+use crate::engine::tx::{TxFrame, TxOffload, TxSink};
+use crate::wire::checksum;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
 use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
@@ -43,7 +44,45 @@ pub struct OutSegment<'a> {
     /// SYN-ACK options (Linux's layout), or only timestamps for an ACK.
     pub syn_options: Option<&'a SynOptions>,
     pub timestamps: Option<(u32, u32)>,
-    pub payload: &'a [u8],
+    /// SACK blocks (RFC 2018), at most 3 with timestamps, 4 without.
+    pub sack: &'a [(u32, u32)],
+    /// The payload, possibly in two pieces (a ring buffer's wrap).
+    pub payload: (&'a [u8], &'a [u8]),
+}
+
+impl<'a> OutSegment<'a> {
+    /// A segment without options or payload (RST, bare ACK).
+    pub fn bare(seq: u32, ack: u32, flags: TcpFlags, window: u16) -> OutSegment<'a> {
+        OutSegment { seq, ack, flags, window, syn_options: None, timestamps: None, sack: &[], payload: (&[], &[]) }
+    }
+
+    fn payload_len(&self) -> usize {
+        self.payload.0.len() + self.payload.1.len()
+    }
+}
+
+/// Options of a non-SYN segment in Linux's aligned layout: NOP NOP TS, then
+/// NOP NOP SACK. Returns the length written.
+fn write_options(opts: &mut [u8], ts: Option<(u32, u32)>, sack: &[(u32, u32)]) -> usize {
+    let mut n = 0;
+    if let Some((tsval, tsecr)) = ts {
+        opts[..4].copy_from_slice(&[1, 1, 8, 10]);
+        opts[4..8].copy_from_slice(&tsval.to_be_bytes());
+        opts[8..12].copy_from_slice(&tsecr.to_be_bytes());
+        n = 12;
+    }
+    let room = (tcp::MAX_OPTIONS_LEN - n - 4) / 8;
+    let blocks = &sack[..sack.len().min(room)];
+    if !blocks.is_empty() {
+        opts[n..n + 4].copy_from_slice(&[1, 1, 5, (2 + 8 * blocks.len()) as u8]);
+        n += 4;
+        for (l, r) in blocks {
+            opts[n..n + 4].copy_from_slice(&l.to_be_bytes());
+            opts[n + 4..n + 8].copy_from_slice(&r.to_be_bytes());
+            n += 8;
+        }
+    }
+    n
 }
 
 /// Largest options block we emit.
@@ -52,7 +91,8 @@ const MAX_OPTIONS: usize = tcp::MAX_OPTIONS_LEN;
 /// Build and hand one segment of `key` to `tx`. IPv4 with DF and ident 0,
 /// TTL 64, TOS 0, as Linux's ip_build_and_send_pkt for a listener.
 pub fn send_segment(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutSegment<'_>) -> bool {
-    let max = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN + MAX_OPTIONS + seg.payload.len();
+    let max = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN + MAX_OPTIONS + seg.payload_len();
+    let offload = tx.csum_offload();
     tx.emit(max, |buf| {
         let (l2, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
         let _ = ethernet::emit_header(l2, route.peer_mac, route.our_mac, EtherType::Ipv4);
@@ -60,22 +100,16 @@ pub fn send_segment(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutS
         // Options first, straight into place after the fixed header.
         let opts_len = {
             let opts = &mut l4[tcp::HEADER_LEN..tcp::HEADER_LEN + MAX_OPTIONS];
-            match (seg.syn_options, seg.timestamps) {
-                (Some(o), _) => o.emit(opts).unwrap_or(0),
-                (None, Some((tsval, tsecr))) => {
-                    // Linux's aligned layout for established segments: NOP NOP TS.
-                    opts[..2].copy_from_slice(&[1, 1]);
-                    opts[2..4].copy_from_slice(&[8, 10]);
-                    opts[4..8].copy_from_slice(&tsval.to_be_bytes());
-                    opts[8..12].copy_from_slice(&tsecr.to_be_bytes());
-                    12
-                }
-                (None, None) => 0,
+            match seg.syn_options {
+                Some(o) => o.emit(opts).unwrap_or(0),
+                None => write_options(opts, seg.timestamps, seg.sack),
             }
         };
         let header_len = tcp::HEADER_LEN + opts_len;
-        let tcp_len = header_len + seg.payload.len();
-        l4[header_len..tcp_len].copy_from_slice(seg.payload);
+        let (a, b) = seg.payload;
+        let tcp_len = header_len + a.len() + b.len();
+        l4[header_len..header_len + a.len()].copy_from_slice(a);
+        l4[header_len + a.len()..tcp_len].copy_from_slice(b);
         let repr = TcpRepr {
             src_port: key.local_port,
             dst_port: key.peer_port,
@@ -86,7 +120,6 @@ pub fn send_segment(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutS
         };
         let _ = repr.emit_header(&mut l4[..tcp_len], opts_len);
         let (src, dst) = (key.local_ip(), key.peer_ip());
-        TcpSegment::new_unchecked(&mut l4[..tcp_len]).fill_checksum(src, dst);
         let ip = Ipv4Repr {
             src_addr: src,
             dst_addr: dst,
@@ -98,7 +131,17 @@ pub fn send_segment(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutS
             tos: 0,
         };
         let _ = ip.emit(l3);
-        TxFrame::done(ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp_len)
+        let len = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp_len;
+        if offload {
+            // DPDK wants the pseudo-header sum in the TCP field and a zero IP checksum.
+            let mut t = TcpSegment::new_unchecked(&mut l4[..tcp_len]);
+            t.set_checksum(checksum::fold(checksum::pseudo_header_ipv4(src.octets(), dst.octets(), 6, tcp_len as u16)));
+            l3[10..12].copy_from_slice(&[0, 0]);
+            TxFrame { len, offload: TxOffload::Ipv4Tcp { l2_len: ethernet::HEADER_LEN as u8, l3_len: ipv4::HEADER_LEN as u8 } }
+        } else {
+            TcpSegment::new_unchecked(&mut l4[..tcp_len]).fill_checksum(src, dst);
+            TxFrame::done(len)
+        }
     })
 }
 
