@@ -13,6 +13,8 @@
 
 pub mod output;
 pub mod reqsk;
+#[cfg(test)]
+mod tests;
 
 use crate::engine::fastopen::{self, TfoCookieCheck};
 use crate::engine::host::{send_reset, HostTx, TcpInput, TcpLayer, Taken};
