@@ -14,7 +14,7 @@
 mod handshake;
 //mod queues;
 //mod reuseport;
-//mod timers;
+mod timers;
 
 use crate::engine::host::{Host, HostConfig, RxMeta};
 use crate::engine::listen::Listener;
