@@ -12,7 +12,7 @@
 //mod fastopen;
 //mod fuzz;
 mod handshake;
-//mod queues;
+mod queues;
 //mod reuseport;
 mod timers;
 
