@@ -568,7 +568,10 @@ impl TcpEngine {
         let mut listener = req.listener.clone();
         if listener.is_closed() {
             match self.migrate(&listener, &key, c) {
-                Some(to) => listener = to,
+                Some(to) => {
+                    self.move_request(&key, &to);
+                    listener = to;
+                }
                 None => {
                     self.drop_request(&key);
                     return;
@@ -576,7 +579,6 @@ impl TcpEngine {
             }
         }
         let Some(req) = self.reqs.get_mut(&key) else { return };
-        req.listener = listener.clone();
 
         let mut max_retries = u32::from(self.sysctls.tcp_synack_retries);
         let qlen = listener.reqsk_queue_len();
@@ -628,6 +630,20 @@ impl TcpEngine {
         self.oow_last.remove(key);
         req.listener.reqsk_queue_removed(req.is_young());
         Some(req)
+    }
+
+    /// Move a migrated request's queue slot to its new listener (Linux:
+    /// `reqsk_queue_migrated` on the new queue, the old request dropped from
+    /// the old one), so both listeners' qlen/young stay exact.
+    fn move_request(&mut self, key: &FlowKey, to: &Arc<Listener>) {
+        let Some(req) = self.reqs.get_mut(key) else { return };
+        let young = req.is_young();
+        req.listener.reqsk_queue_removed(young);
+        to.reqsk_queue_added();
+        if !young {
+            to.reqsk_queue_aged();
+        }
+        req.listener = to.clone();
     }
 
     /// A request or child of a closed listener: another member of its
@@ -720,7 +736,10 @@ impl TcpEngine {
         let mut listener = req.listener.clone();
         if listener.is_closed() {
             match self.migrate(&listener, &key, c) {
-                Some(to) => listener = to,
+                Some(to) => {
+                    self.move_request(&key, &to);
+                    listener = to;
+                }
                 None => {
                     send_reset(input, route.our_mac, c, tx);
                     self.drop_request(&key);
@@ -728,8 +747,7 @@ impl TcpEngine {
                 }
             }
         }
-        let Some(req) = self.reqs.get_mut(&key) else { return };
-        req.listener = listener.clone();
+        let Some(req) = self.reqs.get(&key) else { return };
         let params = ChildParams {
             origin: Origin::RequestSock,
             iss: req.snt_isn,

@@ -8,12 +8,12 @@
 //! back what the engine sent as parsed [`Out`] segments. Every frame the
 //! engine emits is re-parsed with its IPv4 and TCP checksums verified.
 
-//mod cookies;
-//mod fastopen;
+mod cookies;
+mod fastopen;
 //mod fuzz;
 mod handshake;
 mod queues;
-//mod reuseport;
+mod reuseport;
 mod timers;
 
 use crate::engine::host::{Host, HostConfig, RxMeta};
