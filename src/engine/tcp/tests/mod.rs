@@ -10,7 +10,7 @@
 
 mod cookies;
 mod fastopen;
-//mod fuzz;
+mod fuzz;
 mod handshake;
 mod queues;
 mod reuseport;
