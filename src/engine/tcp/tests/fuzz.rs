@@ -54,7 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(0x011u16),               // FIN|ACK
         1 => Just(0x012u16),               // SYN|ACK
         1 => Just(0x0c2u16),               // SYN|ECE|CWR
-        1 => (0u16..0x200),                // anything
+        1 => 0u16..0x200,                // anything
     ];
     prop_oneof![
         8 => (0u8..6, flags, num(), num(), opts(), prop_oneof![3 => Just(0usize), 1 => 1usize..200], 0u8..4).prop_map(

@@ -19,7 +19,7 @@ fn synack_answers_the_clients_options_in_linux_layout() {
     let sa = b.syn_synack(Seg::syn(CISN).opts(&o));
     assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK);
     assert_eq!(sa.ack, CISN + 1);
-    assert_eq!(sa.window, 65160);
+    assert_eq!((sa.window, sa.payload_len), (65160, 0));
     assert_eq!((sa.src, sa.dst), (SocketAddrV4::new(SERVER, PORT), SocketAddrV4::new(CLIENT, CLIENT_PORT)));
     assert_eq!(sa.eth_dst, CLIENT_MAC);
     let tsval = (START.as_millis() as u32).wrapping_add(ts_off(CLIENT));
@@ -282,7 +282,7 @@ fn listener_answers_a_stray_ack_and_synack_with_rst() {
 fn syn_to_a_closed_port_gets_rst_ack() {
     let mut b = Bench::linux();
     b.listen(128);
-    let out = b.send(Seg::syn(CISN).to_port(81));
+    let out = b.send(Seg::syn(CISN).dport(81));
     assert_eq!(out.len(), 1);
     let r = &out[0];
     assert_eq!((r.flags, r.seq, r.ack, r.window), (TcpFlags::RST | TcpFlags::ACK, 0, CISN + 1, 0));

@@ -155,7 +155,7 @@ impl Seg {
     }
 
     pub fn with_flags(mut self, f: TcpFlags) -> Seg {
-        self.flags = self.flags | f;
+        self.flags |= f;
         self
     }
 
@@ -169,7 +169,7 @@ impl Seg {
         self
     }
 
-    pub fn to_port(mut self, port: u16) -> Seg {
+    pub fn dport(mut self, port: u16) -> Seg {
         self.dst = SocketAddrV4::new(*self.dst.ip(), port);
         self
     }
@@ -239,10 +239,6 @@ pub struct Out {
 }
 
 impl Out {
-    pub fn is(&self, flags: TcpFlags) -> bool {
-        self.flags == flags
-    }
-
     pub fn ts(&self) -> Option<(u32, u32)> {
         tcp_options::timestamps(&self.options)
     }

@@ -19,6 +19,11 @@ fn full_syn_queue_answers_with_a_cookie() {
     // No request sock for the cookie.
     assert_eq!((b.request_socks(), b.listener(fd).reqsk_queue_len()), (2, 2));
     assert_eq!(sa.ack, CISN + 1);
+    // Switched off at run time: the next overflowing SYN is dropped.
+    b.set_sysctls(|s| s.tcp_syncookies = 0);
+    assert!(b.send(Seg::syn(CISN).port(41003)).is_empty());
+    assert_eq!(b.counter(Counter::TcpReqQFullDrop), 1);
+    assert_eq!(b.counter(Counter::SyncookiesSent), 1);
 }
 
 #[test]
