@@ -703,7 +703,10 @@ impl TcpEngine {
         let end_seq = seq.wrapping_add(seg.seq_len() as u32);
         let window = u32::from(self.cfg.synack_window);
         if paws_reject || !in_window(seq, end_seq, rcv_nxt, rcv_nxt.wrapping_add(window)) {
-            if !flags.contains(TcpFlags::RST) && self.oow_allowed(now, key) {
+            // tcp_oow_rate_limited: "Data packets without SYNs are not
+            // likely part of an ACK loop": only bare ACKs and SYNs are limited.
+            let data_no_syn = end_seq != seq && !flags.contains(TcpFlags::SYN);
+            if !flags.contains(TcpFlags::RST) && (data_no_syn || self.oow_allowed(now, key)) {
                 self.send_req_ack(now, key, route, c, tx);
             }
             return;

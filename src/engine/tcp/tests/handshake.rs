@@ -235,6 +235,22 @@ fn out_of_window_ack_gets_a_rate_limited_ack() {
     assert_eq!(b.counter(Counter::TcpPassiveOpens), 0);
 }
 
+/// Linux's tcp_oow_rate_limited does not limit data segments without SYN.
+#[test]
+fn out_of_window_data_is_acked_every_time() {
+    let mut b = Bench::linux();
+    b.listen(128);
+    let sa = b.syn_synack(Seg::syn(CISN));
+    let (tsval, _) = sa.ts().expect("ts");
+    let oow = Seg::ack(CISN + 1 + 200_000, sa.seq + 1).ts(101, tsval).data(b"x");
+    for _ in 0..3 {
+        let out = b.send(oow.clone());
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].flags, out[0].ack), (TcpFlags::ACK, CISN + 1));
+    }
+    assert_eq!(b.request_socks(), 1);
+}
+
 /// PAWS (RFC 7323 5.3) on a request: a TSval older than the SYN's is answered
 /// with an ACK and does not complete the handshake.
 #[test]
