@@ -13,6 +13,8 @@
 
 pub mod output;
 pub mod reqsk;
+#[cfg(test)]
+mod tests;
 
 use crate::engine::fastopen::{self, TfoCookieCheck};
 use crate::engine::host::{send_reset, HostTx, TcpInput, TcpLayer, Taken};
@@ -619,7 +621,10 @@ impl TcpEngine {
         let mut listener = req.listener.clone();
         if listener.is_closed() {
             match self.migrate(&listener, &key, c) {
-                Some(to) => listener = to,
+                Some(to) => {
+                    self.move_request(&key, &to);
+                    listener = to;
+                }
                 None => {
                     self.drop_request(&key);
                     return;
@@ -627,7 +632,6 @@ impl TcpEngine {
             }
         }
         let Some(req) = self.reqs.get_mut(&key) else { return };
-        req.listener = listener.clone();
 
         let mut max_retries = u32::from(self.sysctls.tcp_synack_retries);
         let qlen = listener.reqsk_queue_len();
@@ -679,6 +683,20 @@ impl TcpEngine {
         self.oow_last.remove(key);
         req.listener.reqsk_queue_removed(req.is_young());
         Some(req)
+    }
+
+    /// Move a migrated request's queue slot to its new listener (Linux:
+    /// `reqsk_queue_migrated` on the new queue, the old request dropped from
+    /// the old one), so both listeners' qlen/young stay exact.
+    fn move_request(&mut self, key: &FlowKey, to: &Arc<Listener>) {
+        let Some(req) = self.reqs.get_mut(key) else { return };
+        let young = req.is_young();
+        req.listener.reqsk_queue_removed(young);
+        to.reqsk_queue_added();
+        if !young {
+            to.reqsk_queue_aged();
+        }
+        req.listener = to.clone();
     }
 
     /// A request or child of a closed listener: another member of its
@@ -738,7 +756,10 @@ impl TcpEngine {
         let end_seq = seq.wrapping_add(seg.seq_len() as u32);
         let window = u32::from(self.cfg.synack_window);
         if paws_reject || !in_window(seq, end_seq, rcv_nxt, rcv_nxt.wrapping_add(window)) {
-            if !flags.contains(TcpFlags::RST) && self.oow_allowed(now, key) {
+            // tcp_oow_rate_limited: "Data packets without SYNs are not
+            // likely part of an ACK loop": only bare ACKs and SYNs are limited.
+            let data_no_syn = end_seq != seq && !flags.contains(TcpFlags::SYN);
+            if !flags.contains(TcpFlags::RST) && (data_no_syn || self.oow_allowed(now, key)) {
                 self.send_req_ack(now, key, route, c, tx);
             }
             return;
@@ -771,7 +792,10 @@ impl TcpEngine {
         let mut listener = req.listener.clone();
         if listener.is_closed() {
             match self.migrate(&listener, &key, c) {
-                Some(to) => listener = to,
+                Some(to) => {
+                    self.move_request(&key, &to);
+                    listener = to;
+                }
                 None => {
                     send_reset(input, route.our_mac, c, tx);
                     self.drop_request(&key);
@@ -779,8 +803,7 @@ impl TcpEngine {
                 }
             }
         }
-        let Some(req) = self.reqs.get_mut(&key) else { return };
-        req.listener = listener.clone();
+        let Some(req) = self.reqs.get(&key) else { return };
         let params = ChildParams {
             origin: Origin::RequestSock,
             iss: req.snt_isn,

@@ -1,0 +1,156 @@
+//! Queue limits: the SYN queue (qlen >= backlog: cookies or drop, the last
+//! quarter of tcp_max_syn_backlog for proven peers) and the accept queue
+//! (backlog + 1 children, tcp_abort_on_overflow).
+
+use super::*;
+use crate::engine::errno::Errno;
+
+#[test]
+fn full_syn_queue_answers_with_a_cookie() {
+    let mut b = Bench::linux();
+    let fd = b.listen(2);
+    b.syn_synack(Seg::syn(CISN).port(41000));
+    b.syn_synack(Seg::syn(CISN).port(41001));
+    assert_eq!(b.counter(Counter::SyncookiesSent), 0);
+    let sa = b.syn_synack(Seg::syn(CISN).port(41002));
+    assert_eq!(b.counter(Counter::TcpReqQFullDoCookies), 1);
+    assert_eq!(b.counter(Counter::SyncookiesSent), 1);
+    assert_eq!(b.counter(Counter::ListenDrops), 0);
+    // No request sock for the cookie.
+    assert_eq!((b.request_socks(), b.listener(fd).reqsk_queue_len()), (2, 2));
+    assert_eq!(sa.ack, CISN + 1);
+    // Switched off at run time: the next overflowing SYN is dropped.
+    b.set_sysctls(|s| s.tcp_syncookies = 0);
+    assert!(b.send(Seg::syn(CISN).port(41003)).is_empty());
+    assert_eq!(b.counter(Counter::TcpReqQFullDrop), 1);
+    assert_eq!(b.counter(Counter::SyncookiesSent), 1);
+}
+
+#[test]
+fn full_syn_queue_drops_without_cookies() {
+    let mut b = Bench::with(|s| s.tcp_syncookies = 0);
+    let fd = b.listen(2);
+    b.syn_synack(Seg::syn(CISN).port(41000));
+    b.syn_synack(Seg::syn(CISN).port(41001));
+    assert!(b.send(Seg::syn(CISN).port(41002)).is_empty());
+    assert_eq!(b.counter(Counter::TcpReqQFullDrop), 1);
+    assert_eq!(b.counter(Counter::ListenDrops), 1);
+    assert_eq!(b.counter(Counter::SyncookiesSent), 0);
+    assert_eq!(b.listener(fd).reqsk_queue_len(), 2);
+}
+
+#[test]
+fn syncookies_2_answers_every_syn_with_a_cookie() {
+    let mut b = Bench::with(|s| s.tcp_syncookies = 2);
+    b.listen(128);
+    b.syn_synack(Seg::syn(CISN));
+    assert_eq!(b.counter(Counter::SyncookiesSent), 1);
+    assert_eq!(b.counter(Counter::TcpReqQFullDoCookies), 1);
+    assert_eq!(b.request_socks(), 0);
+}
+
+/// tcp_conn_request without cookies: "Kill the following clause, if you
+/// dislike this way": when fewer than tcp_max_syn_backlog/4 slots remain,
+/// only peers that completed a handshake before (tcp_peer_is_proven) get
+/// a request. tcp_max_syn_backlog 8: the clause bites at qlen >= 7.
+#[test]
+fn last_quarter_of_the_syn_backlog_is_for_proven_peers() {
+    let mut b = Bench::with(|s| {
+        s.tcp_syncookies = 0;
+        s.tcp_max_syn_backlog = 8;
+    });
+    let fd = b.listen(100);
+    let proven = Ipv4Addr::new(198, 18, 0, 3);
+    b.handshake(proven, 50000);
+    for i in 0..7 {
+        b.syn_synack(Seg::syn(CISN).port(41000 + i));
+    }
+    assert_eq!(b.listener(fd).reqsk_queue_len(), 7);
+    let stranger = Ipv4Addr::new(198, 18, 0, 4);
+    assert!(b.send(Seg::syn(CISN).from(stranger, 50000)).is_empty());
+    assert_eq!(b.counter(Counter::ListenDrops), 1);
+    assert_eq!(b.counter(Counter::TcpReqQFullDrop), 0);
+    // The same client again (its address is not proven either).
+    assert!(b.send(Seg::syn(CISN).port(41999)).is_empty());
+    assert_eq!(b.counter(Counter::ListenDrops), 2);
+    b.syn_synack(Seg::syn(CISN).from(proven, 50001));
+    assert_eq!(b.listener(fd).reqsk_queue_len(), 8);
+}
+
+/// Fill the accept queue of a backlog-2 listener: three children.
+fn three_children(b: &mut Bench) {
+    for i in 0..3 {
+        b.handshake(CLIENT, 41000 + i);
+    }
+    assert_eq!(b.counter(Counter::TcpPassiveOpens), 3);
+}
+
+#[test]
+fn accept_queue_holds_backlog_plus_one_then_drops_syns() {
+    let mut b = Bench::linux();
+    let fd = b.listen(2);
+    three_children(&mut b);
+    let l = b.listener(fd);
+    assert_eq!((l.sk_ack_backlog(), l.sk_max_ack_backlog()), (3, 2));
+    assert!(l.sk_acceptq_is_full());
+    assert!(b.send(Seg::syn(CISN).port(41003)).is_empty());
+    assert_eq!(b.counter(Counter::ListenOverflows), 1);
+    assert_eq!(b.counter(Counter::ListenDrops), 1);
+    assert_eq!(b.request_socks(), 0);
+    // Once the application accepts, SYNs are answered again.
+    b.stack.accept(fd).expect("child");
+    b.syn_synack(Seg::syn(CISN).port(41003));
+}
+
+/// The final ACK while the accept queue is full, tcp_abort_on_overflow = 0:
+/// the ACK is dropped, the request stays and keeps retransmitting its
+/// SYN-ACK; the client's retransmitted ACK completes once there is room.
+#[test]
+fn final_ack_on_full_accept_queue_is_dropped_and_retried() {
+    let mut b = Bench::linux();
+    let fd = b.listen(2);
+    for i in 0..2 {
+        b.handshake(CLIENT, 41000 + i);
+    }
+    let sa3 = b.syn_synack(Seg::syn(CISN).port(41002));
+    let sa4 = b.syn_synack(Seg::syn(CISN).port(41003));
+    assert!(b.send(Seg::ack(CISN + 1, sa3.seq + 1).port(41002)).is_empty());
+    assert!(b.listener(fd).sk_acceptq_is_full());
+    assert!(b.send(Seg::ack(CISN + 1, sa4.seq + 1).port(41003)).is_empty());
+    assert_eq!(b.counter(Counter::ListenOverflows), 1);
+    assert_eq!(b.counter(Counter::ListenDrops), 1);
+    assert_eq!(b.counter(Counter::TcpPassiveOpens), 3);
+    assert_eq!((b.request_socks(), b.listener(fd).reqsk_queue_len()), (1, 1));
+    // Its SYN-ACK still goes out at 1 s.
+    b.advance(secs(1));
+    let out = b.take_out();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].dst.port(), out[0].seq), (41003, sa4.seq));
+    let first = b.stack.accept(fd).expect("child");
+    assert_eq!(first.peer.port(), 41000);
+    assert!(b.send(Seg::ack(CISN + 1, sa4.seq + 1).port(41003)).is_empty());
+    assert_eq!(b.counter(Counter::TcpPassiveOpens), 4);
+    assert_eq!(b.request_socks(), 0);
+    let ports: Vec<u16> = std::iter::from_fn(|| b.stack.accept(fd).ok()).map(|c| c.peer.port()).collect();
+    assert_eq!(ports, vec![41001, 41002, 41003]);
+    assert_eq!(b.stack.accept(fd), Err(Errno::Eagain));
+}
+
+#[test]
+fn final_ack_on_full_accept_queue_with_abort_on_overflow_gets_rst() {
+    let mut b = Bench::with(|s| s.tcp_abort_on_overflow = true);
+    let fd = b.listen(2);
+    for i in 0..2 {
+        b.handshake(CLIENT, 41000 + i);
+    }
+    let sa3 = b.syn_synack(Seg::syn(CISN).port(41002));
+    let sa4 = b.syn_synack(Seg::syn(CISN).port(41003));
+    assert!(b.send(Seg::ack(CISN + 1, sa3.seq + 1).port(41002)).is_empty());
+    let out = b.send(Seg::ack(CISN + 1, sa4.seq + 1).port(41003));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].flags, out[0].seq, out[0].dst.port()), (TcpFlags::RST, sa4.seq + 1, 41003));
+    assert_eq!(b.counter(Counter::ListenOverflows), 1);
+    assert_eq!(b.counter(Counter::EmbryonicRsts), 1);
+    assert_eq!(b.counter(Counter::TcpAttemptFails), 0);
+    assert_eq!((b.request_socks(), b.listener(fd).reqsk_queue_len()), (0, 0));
+}
