@@ -190,7 +190,8 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         };
         let counters = all_counters[w as usize].clone();
         let host = Host::new(HostConfig { mac, addrs: cfg.addrs.clone() }, counters.clone());
-        let tcp = TcpEngine::new(TcpConfig::new(w), stack.clone(), secrets.clone(), EngineInstant::ZERO);
+        let tcp = TcpEngine::new(TcpConfig { mac, ..TcpConfig::new(w) }, stack.clone(), secrets.clone(), EngineInstant::ZERO)
+            .with_counters(counters.clone());
         let worker = Worker {
             id: w,
             eal: eal.clone(),

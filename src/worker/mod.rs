@@ -54,6 +54,7 @@ impl Worker {
         let pool = self.pool.clone();
         let mut sink = MbufSink::new(&pool, self.tx_csum_offload);
         let mut idle_polls = 0u32;
+        let mut ready = Vec::new();
         let mut last_housekeeping = Instant::now();
         let mut sysctl_refresh = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
@@ -89,6 +90,9 @@ impl Worker {
                     self.flush(&mut sink);
                 }
             }
+            self.tcp.drain_ready(&mut ready);
+            // No application yet: events are dropped; closed connections are freed by the engine.
+            ready.clear();
             self.flush(&mut sink);
         }
         self.eal.unregister_thread();

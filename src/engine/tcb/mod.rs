@@ -517,6 +517,16 @@ impl Tcb {
         self.flags & F_TS != 0
     }
 
+    /// (ts_recent, our ts_offset) when timestamps are on.
+    pub fn timestamps(&self) -> Option<(u32, u32)> {
+        self.has_timestamps().then_some((self.ts_recent, self.ts_offset))
+    }
+
+    /// The peer sent FIN (in order).
+    pub fn fin_received(&self) -> bool {
+        self.flags & F_FIN_RCVD != 0
+    }
+
     pub fn syn_ack_pending(&self) -> bool {
         self.has(F_SYN_PENDING)
     }

@@ -115,6 +115,54 @@ pub struct Conn {
     pending: Events,
     /// Already in the ready list.
     queued: bool,
+    /// What the handshake negotiated (for inspection; the TCB has its own copy).
+    negotiated: Negotiated,
+}
+
+/// Handshake results, packed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Negotiated {
+    irs: u32,
+    /// The connection's MSS before option overhead: the peer's, clamped to ours.
+    mss: u16,
+    /// `NO_WSCALE` when window scaling is off.
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    sack: bool,
+    ecn: bool,
+}
+
+impl Conn {
+    pub fn mss(&self) -> u16 {
+        self.negotiated.mss
+    }
+    pub fn snd_wscale(&self) -> Option<u8> {
+        (self.negotiated.snd_wscale != NO_WSCALE).then_some(self.negotiated.snd_wscale)
+    }
+    pub fn rcv_wscale(&self) -> u8 {
+        self.negotiated.rcv_wscale
+    }
+    pub fn sack(&self) -> bool {
+        self.negotiated.sack
+    }
+    pub fn ecn(&self) -> bool {
+        self.negotiated.ecn
+    }
+    /// (ts_recent, ts_off) when timestamps are on.
+    pub fn ts(&self) -> Option<(u32, u32)> {
+        self.tcb.timestamps()
+    }
+    pub fn snd_nxt(&self) -> u32 {
+        self.tcb.snd_nxt()
+    }
+    pub fn rcv_nxt(&self) -> u32 {
+        self.tcb.rcv_nxt()
+    }
+    /// Payload bytes received in order (a TFO SYN's data included).
+    pub fn bytes_received(&self) -> u64 {
+        let fin = u32::from(self.tcb.fin_received());
+        u64::from(self.tcb.rcv_nxt().wrapping_sub(self.negotiated.irs).wrapping_sub(1).wrapping_sub(fin))
+    }
 }
 
 /// This worker's established connections: ids for ChildSocks, lookup by flow.
@@ -933,6 +981,14 @@ impl TcpEngine {
             tfo_pending: None,
             pending: Events::default(),
             queued: false,
+            negotiated: Negotiated {
+                irs: p.irs,
+                mss: p.mss,
+                snd_wscale: p.snd_wscale.unwrap_or(NO_WSCALE),
+                rcv_wscale: p.rcv_wscale,
+                sack: p.sack,
+                ecn: p.ecn,
+            },
         };
         let Some(id) = self.conns.insert(conn) else {
             c.inc(Counter::ConnLimitRefused);

@@ -48,10 +48,10 @@ fn cookie_ack_builds_the_connection_with_options_from_the_timestamp() {
     let child = b.stack.accept(fd).expect("child");
     let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn").clone();
     // MSS from the table: 1400 -> 1300.
-    assert_eq!(conn.mss, 1300);
-    assert_eq!((conn.snd_wscale, conn.sack, conn.ecn), (Some(7), true, true));
-    assert_eq!(conn.ts, Some((101, ts_off(CLIENT))));
-    assert_eq!((conn.snd_nxt, conn.rcv_nxt), (cookie + 1, CISN + 1));
+    assert_eq!(conn.mss(), 1300);
+    assert_eq!((conn.snd_wscale(), conn.sack(), conn.ecn()), (Some(7), true, true));
+    assert_eq!(conn.ts(), Some((101, ts_off(CLIENT))));
+    assert_eq!((conn.snd_nxt(), conn.rcv_nxt()), (cookie + 1, CISN + 1));
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn cookie_without_timestamps_loses_wscale_sack_and_ecn() {
     assert_eq!(sa.options, vec![2, 4, 0x05, 0xb4]);
     let child = b.stack.accept(fd).expect("child");
     let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn").clone();
-    assert_eq!((conn.mss, conn.snd_wscale, conn.sack, conn.ecn, conn.ts), (1460, None, false, false, None));
+    assert_eq!((conn.mss(), conn.snd_wscale(), conn.sack(), conn.ecn(), conn.ts()), (1460, None, false, false, None));
 }
 
 #[test]
