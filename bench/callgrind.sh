@@ -8,7 +8,7 @@
 # so setup and the first table growths cancel out. Top functions per mode
 # (callgrind_annotate, inclusive and exclusive) go to bench/out/.
 #
-# usage: bench/callgrind.sh [LO HI]      (default 10000 20000; ~1 minute)
+# usage: bench/callgrind.sh [LO HI]      (default 10000 20000; ~1.5 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,13 +21,16 @@ command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind not installed (
 cargo build --release --example engine_syn >&2
 BIN=target/release/examples/engine_syn
 
-# mode label, example arguments after COUNT, ops per flow
+# label | example mode | extra arguments | counts (empty: LO and HI)
 MODES=(
-  "queue|queue||1"
-  "cookie|cookie||1"
-  "cookie-sw-csum|cookie|--sw-csum|1"
-  "handshake|handshake||1"
-  "cookie-handshake|cookie-handshake||1"
+  "queue|queue||"
+  "cookie|cookie||"
+  "cookie-sw-csum|cookie|--sw-csum|"
+  "handshake|handshake||"
+  "cookie-handshake|cookie-handshake||"
+  # A flood from 2^15 source addresses, past the 16384-entry neighbour
+  # table (both counts beyond it: the full-table regime only). ~40 s.
+  "cookie-spread-peers|cookie|--spread-peers|20000 30000"
 )
 
 ir_of() { # callgrind out file -> total collected Ir
@@ -67,17 +70,20 @@ for fn, ir in sorted(tot.items(), key=lambda kv: -kv[1])[:30]:
 ' "$1" "$2"
 }
 
-printf '%-18s %14s %14s %12s\n' mode "Ir($LO)" "Ir($HI)" "Ir/op"
+printf '%-20s %8s %8s %14s %14s %10s\n' mode lo hi "Ir(lo)" "Ir(hi)" "Ir/op"
 for m in "${MODES[@]}"; do
-  IFS='|' read -r label mode extra per <<<"$m"
-  lo=$(run "$label" "$mode" "$LO" "$extra")
-  hi=$(run "$label" "$mode" "$HI" "$extra")
-  per_op=$(( (hi - lo) / ((HI - LO) * per) ))
-  printf '%-18s %14s %14s %12s\n' "$label" "$lo" "$hi" "$per_op"
+  IFS='|' read -r label mode extra counts <<<"$m"
+  read -r lo_n hi_n <<<"${counts:-$LO $HI}"
+  lo=$(run "$label" "$mode" "$lo_n" "$extra")
+  hi=$(run "$label" "$mode" "$hi_n" "$extra")
+  per_op=$(( (hi - lo) / (hi_n - lo_n) ))
+  printf '%-20s %8s %8s %14s %14s %10s\n' "$label" "$lo_n" "$hi_n" "$lo" "$hi" "$per_op"
+  # Per-function view of the ops between the two runs: the hi run's
+  # profile per op (setup is not collected; table growth is included).
   for kind in self inclusive; do
     incl=no; [ "$kind" = inclusive ] && incl=yes
-    callgrind_annotate --auto=no --threshold=100 --inclusive=$incl "$OUT/callgrind.$label.$HI.out" 2>/dev/null \
-      | per_function "$HI" "$kind" >"$OUT/top.$label.$kind.txt" || true
+    callgrind_annotate --auto=no --threshold=100 --inclusive=$incl "$OUT/callgrind.$label.$hi_n.out" 2>/dev/null \
+      | per_function "$hi_n" "$kind" >"$OUT/top.$label.$kind.txt" || true
   done
 done
-echo "per-function Ir per op (self and inclusive, from the $HI run): $OUT/top.<mode>.{self,inclusive}.txt"
+echo "per-function Ir per op (self and inclusive, from the hi run): $OUT/top.<mode>.{self,inclusive}.txt"

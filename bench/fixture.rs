@@ -39,10 +39,25 @@ pub fn peer(i: u32) -> (Ipv4Addr, u16) {
     (addr, 10_000 + (i % PORTS_PER_PEER) as u16)
 }
 
+/// Client `i` when every flow has its own address (a flood from many
+/// sources, as a spoofing SYN flood looks): 2^15 addresses, then new ports.
+pub fn spread_peer(i: u32) -> (Ipv4Addr, u16) {
+    let base = u32::from(Ipv4Addr::new(198, 18, 128, 0));
+    (Ipv4Addr::from(base + i % (1 << 15)), 10_000 + (i >> 15) as u16)
+}
+
 /// Write client `i`'s SYN (ISN and TSval derived from `i`) into `buf`;
 /// returns its length.
 pub fn syn_frame(i: u32, buf: &mut [u8]) -> usize {
-    let (addr, port) = peer(i);
+    syn_frame_from(peer(i), i, buf)
+}
+
+/// Client `i`'s SYN from `spread_peer(i)`.
+pub fn spread_syn_frame(i: u32, buf: &mut [u8]) -> usize {
+    syn_frame_from(spread_peer(i), i, buf)
+}
+
+fn syn_frame_from((addr, port): (Ipv4Addr, u16), i: u32, buf: &mut [u8]) -> usize {
     let opts = SynOptions {
         mss: Some(1460),
         wscale: Some(7),
@@ -125,9 +140,18 @@ fn client_frame(addr: Ipv4Addr, repr: &TcpRepr, opts: impl FnOnce(&mut [u8]) -> 
 
 /// `n` SYN frames back to back, `SYN_LEN` bytes each (client `first + k`).
 pub fn syn_frames(first: u32, n: u32) -> Vec<u8> {
+    frames_of(first, n, syn_frame)
+}
+
+/// The same from `spread_peer` addresses.
+pub fn spread_syn_frames(first: u32, n: u32) -> Vec<u8> {
+    frames_of(first, n, spread_syn_frame)
+}
+
+fn frames_of(first: u32, n: u32, make: fn(u32, &mut [u8]) -> usize) -> Vec<u8> {
     let mut v = vec![0u8; n as usize * SYN_LEN];
     for (k, chunk) in v.chunks_exact_mut(SYN_LEN).enumerate() {
-        let len = syn_frame(first + k as u32, chunk);
+        let len = make(first + k as u32, chunk);
         debug_assert_eq!(len, SYN_LEN);
     }
     v

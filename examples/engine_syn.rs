@@ -3,7 +3,7 @@
 //! memory, answers go to a sink that reuses one buffer.
 //!
 //! ```text
-//! engine_syn MODE COUNT [--sw-csum]
+//! engine_syn MODE COUNT [--sw-csum] [--spread-peers]
 //!   queue             COUNT SYNs, tcp_syncookies=1, backlog never full: request socks
 //!   cookie            COUNT SYNs, tcp_syncookies=2: SYN cookies, no state
 //!   handshake         COUNT x (SYN, ACK from the SYN-ACK), request socks; accept() every 64
@@ -11,6 +11,8 @@
 //!   mem               sizes and heap bytes per request sock / connection (COUNT flows)
 //! ```
 //! `--sw-csum` makes the engine verify checksums in software (no RX offload).
+//! `--spread-peers` gives every flow its own source address (2^15 of them,
+//! a flood from many sources) instead of 50 000 ports per address.
 //!
 //! Only `engine_rx` does engine work, so `--toggle-collect='*engine_rx*'`
 //! counts exactly the engine: frame in, answer built. Every run checks its
@@ -81,12 +83,13 @@ fn engine_rx(rig: &mut Rig, frame: &[u8], meta: RxMeta, tx: &mut ReuseSink) {
 }
 
 /// COUNT SYNs, each answered by a SYN-ACK (request sock or cookie).
-fn run_syns(path: Path, count: u32, meta: RxMeta) -> Result<(), String> {
+fn run_syns(path: Path, count: u32, meta: RxMeta, spread: bool) -> Result<(), String> {
     let mut rig = Rig::new(path, count.max(1) * 2);
-    let frames = fixture::syn_frames(0, count);
+    let frames = if spread { fixture::spread_syn_frames(0, count) } else { fixture::syn_frames(0, count) };
     let mut tx = ReuseSink::new();
-    // Warm-up (the first SYNs grow tables), then the allocation check.
-    let warm = (count / 10).min(1000) as usize;
+    // Warm-up (the first SYNs grow tables, the neighbour table up to its
+    // 16384 entries with spread peers), then the allocation check.
+    let warm = if spread { count.min(17_384) } else { (count / 10).min(1000) } as usize;
     let mut allocs_in_loop = 0;
     for (k, f) in frames.chunks_exact(SYN_LEN).enumerate() {
         if k == warm {
@@ -230,16 +233,17 @@ fn check(ok: bool, what: String) -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let sw = args.iter().any(|a| a == "--sw-csum");
+    let spread = args.iter().any(|a| a == "--spread-peers");
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let (Some(mode), Some(count)) = (pos.first(), pos.get(1).and_then(|s| s.parse::<u32>().ok())) else {
-        eprintln!("usage: engine_syn queue|cookie|handshake|cookie-handshake|mem COUNT [--sw-csum]");
+        eprintln!("usage: engine_syn queue|cookie|handshake|cookie-handshake|mem COUNT [--sw-csum] [--spread-peers]");
         return ExitCode::from(2);
     };
     let meta = if sw { fixture::META_SOFTWARE } else { fixture::META_OFFLOAD };
-    println!("mode {mode}, count {count}, rx checksums {}", if sw { "software" } else { "offloaded" });
+    println!("mode {mode}, count {count}, rx checksums {}, peers {}", if sw { "software" } else { "offloaded" }, if spread { "spread" } else { "few" });
     let r = match mode.as_str() {
-        "queue" => run_syns(Path::Queue, count, meta),
-        "cookie" => run_syns(Path::Cookie, count, meta),
+        "queue" => run_syns(Path::Queue, count, meta, spread),
+        "cookie" => run_syns(Path::Cookie, count, meta, spread),
         "handshake" => run_handshakes(Path::Queue, count, meta),
         "cookie-handshake" => run_handshakes(Path::Cookie, count, meta),
         "mem" => run_mem(count),
