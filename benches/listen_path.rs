@@ -1,0 +1,228 @@
+//! Engine-only timings of the listen path, piece by piece and whole. No
+//! I/O: frames come from memory, answers go to a sink that reuses one
+//! buffer. Targets (DESIGN.md §3, issue 5) are recorded in
+//! bench/RESULTS.md, never asserted here: wall-clock time on a shared VM is
+//! noise; instruction counts (bench/callgrind.sh) are the repeatable figure.
+//!
+//! `cargo bench --bench listen_path` (about 1 minute).
+
+#[path = "../bench/fixture.rs"]
+mod fixture;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use dlisten::engine::listen::{AcceptQueue, ChildSock, Listener, ReuseportGroup};
+use dlisten::engine::secrets::Secrets;
+use dlisten::engine::socket::{SockType, Stack, StackConfig};
+use dlisten::engine::syncookie;
+use dlisten::engine::sysctl::Sysctls;
+use dlisten::engine::time::Instant as EngineInstant;
+use dlisten::wire::ethernet::EthernetFrame;
+use dlisten::wire::ipv4::Ipv4Packet;
+use dlisten::wire::tcp::TcpSegment;
+use dlisten::wire::tcp_options::SynOptions;
+use fixture::{Path, ReuseSink, Rig, FRAME_MAX, LOCAL, SYN_LEN};
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Distinct flows the stateless benches cycle through.
+const FLOWS: u32 = 1024;
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
+
+/// Eth + IPv4 + TCP views with length checks, both checksums verified,
+/// and the SYN's options parsed: everything the host does to a SYN before
+/// any table is touched.
+fn wire(c: &mut Criterion) {
+    let mut syn = [0u8; SYN_LEN];
+    fixture::syn_frame(1, &mut syn);
+    c.bench_function("wire/parse_syn_eth_ip_tcp_opts", |b| {
+        b.iter(|| {
+            let f = black_box(&syn[..]);
+            let eth = EthernetFrame::new_checked(f).ok()?;
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            let seg = TcpSegment::new_checked(ip.payload()).ok()?;
+            Some((seg.seq_number(), SynOptions::parse(seg.options())))
+        })
+    });
+    c.bench_function("wire/parse_syn_with_sw_checksums", |b| {
+        b.iter(|| {
+            let f = black_box(&syn[..]);
+            let eth = EthernetFrame::new_checked(f).ok()?;
+            let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+            let seg = TcpSegment::new_checked(ip.payload()).ok()?;
+            let ok = ip.verify_checksum() && seg.verify_checksum(ip.src_addr(), ip.dst_addr());
+            Some((ok, SynOptions::parse(seg.options())))
+        })
+    });
+    let eth = EthernetFrame::new_checked(&syn[..]).expect("fixture SYN");
+    let ip = Ipv4Packet::new_checked(eth.payload()).expect("fixture SYN");
+    let seg = TcpSegment::new_checked(ip.payload()).expect("fixture SYN");
+    let opts = seg.options();
+    c.bench_function("wire/syn_options_parse", |b| b.iter(|| SynOptions::parse(black_box(opts))));
+}
+
+/// `Stack::lookup` (listening hash + reuseport group) with 1 and 64 listeners.
+fn lookup(c: &mut Criterion) {
+    for n in [1u16, 64] {
+        let sysctls = Sysctls::default();
+        let stack = Stack::new(StackConfig { workers: 1, local_addrs: vec![LOCAL], sysctls, seed: 1 });
+        for k in 0..n {
+            let fd = stack.socket(SockType::Stream).expect("socket");
+            stack.bind(fd, SocketAddrV4::new(LOCAL, 1000 + k)).expect("bind");
+            stack.listen(fd, 128).expect("listen");
+        }
+        let port = 1000 + n / 2;
+        assert!(stack.lookup(0, LOCAL, port, 7).is_some());
+        c.bench_function(&format!("lookup/stack_lookup_{n}_listeners"), |b| {
+            let mut h = 0u32;
+            b.iter(|| {
+                h = h.wrapping_add(0x9e37_79b9);
+                stack.lookup(0, black_box(LOCAL), black_box(port), h)
+            })
+        });
+    }
+}
+
+/// Picking one of 8 SO_REUSEPORT members by flow hash.
+fn reuseport(c: &mut Criterion) {
+    let members: Vec<Arc<Listener>> =
+        (0..8).map(|k| Arc::new(Listener::new(k + 1, SocketAddrV4::new(LOCAL, 80), 128, true))).collect();
+    let group = ReuseportGroup::new(1, true, members, 1);
+    c.bench_function("reuseport/select_by_hash_8_members", |b| {
+        let mut h = 0u32;
+        b.iter(|| {
+            h = h.wrapping_add(0x9e37_79b9);
+            group.select_by_hash(0, black_box(h)).map(|l| l.id)
+        })
+    });
+}
+
+/// SYN cookie mint and check (SipHash of the 4-tuple + counter).
+fn cookie(c: &mut Criterion) {
+    let keys = Secrets::from_seed([7; 32]).syncookie;
+    let (saddr, daddr) = (u32::from(fixture::peer(1).0), u32::from(LOCAL));
+    let counter = syncookie::counter(EngineInstant::from_secs(1_000));
+    c.bench_function("syncookie/make", |b| {
+        let mut isn = 0u32;
+        b.iter(|| {
+            isn = isn.wrapping_add(1);
+            syncookie::make(&keys, black_box(saddr), daddr, 40000, 80, isn, 1460, counter)
+        })
+    });
+    let (ck, _) = syncookie::make(&keys, saddr, daddr, 40000, 80, 1234, 1460, counter);
+    assert_eq!(syncookie::check(&keys, saddr, daddr, 40000, 80, 1234, ck, counter), Ok(1460));
+    c.bench_function("syncookie/check_valid", |b| {
+        b.iter(|| syncookie::check(&keys, black_box(saddr), daddr, 40000, 80, 1234, black_box(ck), counter))
+    });
+}
+
+/// Frame in, SYN-ACK built: `Host::rx` through the engine.
+fn synack(c: &mut Criterion) {
+    let frames = fixture::syn_frames(0, FLOWS);
+    for (name, meta) in [("offload", fixture::META_OFFLOAD), ("sw_csum", fixture::META_SOFTWARE)] {
+        let mut rig = Rig::new(Path::Cookie, 4096);
+        let mut tx = ReuseSink::new();
+        c.bench_function(&format!("synack/cookie_frame_to_synack_{name}"), |b| {
+            let mut it = frames.chunks_exact(SYN_LEN).cycle();
+            b.iter(|| {
+                let f = it.next().unwrap_or(&frames[..SYN_LEN]);
+                rig.rx(f, meta, &mut tx);
+            })
+        });
+        assert!(tx.frames > 0 && rig.tcp.request_socks() == 0);
+    }
+    // The queue path keeps a request sock per SYN: every sample starts from a
+    // fresh engine with a backlog that holds it, and new flows.
+    c.bench_function("synack/queue_frame_to_synack_offload", |b| {
+        b.iter_custom(|iters| {
+            let n = iters as u32;
+            let frames = fixture::syn_frames(0, n);
+            let mut rig = Rig::new(Path::Queue, n.max(1) * 2);
+            let mut tx = ReuseSink::new();
+            let t = Instant::now();
+            for f in frames.chunks_exact(SYN_LEN) {
+                rig.rx(f, fixture::META_OFFLOAD, &mut tx);
+            }
+            let d = t.elapsed();
+            assert_eq!(rig.tcp.request_socks(), n as usize);
+            d
+        })
+    });
+}
+
+/// One push and one pop of the accept ring (uncontended).
+fn accept_queue(c: &mut Criterion) {
+    let q: AcceptQueue<ChildSock> = AcceptQueue::new(4096);
+    let child = ChildSock {
+        worker: 0,
+        conn_id: 1,
+        local: SocketAddrV4::new(LOCAL, 80),
+        peer: SocketAddrV4::new(fixture::peer(1).0, 40000),
+        established_at: EngineInstant::ZERO,
+        flow_hash: 7,
+    };
+    c.bench_function("accept_queue/push_pop", |b| {
+        b.iter(|| {
+            let _ = q.push(black_box(child), 4096);
+            q.pop()
+        })
+    });
+}
+
+/// SYN -> SYN-ACK -> ACK -> accept(), engine time only: the client's ACK
+/// is built between the timed halves, 32 handshakes at a time.
+fn handshake(c: &mut Criterion) {
+    const BATCH: usize = 32;
+    for (name, path) in [("queue", Path::Queue), ("cookie", Path::Cookie)] {
+        c.bench_function(&format!("handshake/syn_ack_accept_{name}"), |b| {
+            b.iter_custom(|iters| {
+                let n = iters as u32;
+                let frames = fixture::syn_frames(0, n);
+                let mut rig = Rig::new(path, 4096);
+                let listener = rig.stack.listener(rig.fd).expect("listener");
+                let mut synacks = vec![[0u8; FRAME_MAX]; BATCH];
+                let mut acks = vec![[0u8; FRAME_MAX]; BATCH];
+                let mut lens = [0usize; BATCH];
+                let mut tx = ReuseSink::new();
+                let mut spent = Duration::ZERO;
+                let mut accepted = 0u64;
+                for batch in frames.chunks(SYN_LEN * BATCH) {
+                    let t = Instant::now();
+                    for (k, syn) in batch.chunks_exact(SYN_LEN).enumerate() {
+                        rig.rx(syn, fixture::META_OFFLOAD, &mut tx);
+                        lens[k] = tx.len;
+                        synacks[k][..tx.len].copy_from_slice(tx.last());
+                    }
+                    spent += t.elapsed();
+                    let m = batch.len() / SYN_LEN;
+                    for k in 0..m {
+                        lens[k] = fixture::ack_frame(&synacks[k][..lens[k]], &mut acks[k]);
+                    }
+                    let t = Instant::now();
+                    for k in 0..m {
+                        rig.rx(&acks[k][..lens[k]], fixture::META_OFFLOAD, &mut tx);
+                    }
+                    while listener.acceptq_remove().is_some() {
+                        accepted += 1;
+                    }
+                    spent += t.elapsed();
+                }
+                assert_eq!(accepted, iters);
+                spent
+            })
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = wire, lookup, reuseport, cookie, synack, accept_queue, handshake
+}
+criterion_main!(benches);
