@@ -26,10 +26,14 @@ impl NeighborTable {
         }
         if self.entries.len() >= MAX_NEIGHBOURS && !self.entries.contains_key(&ip) {
             self.expire(now, NEIGH_TTL / 2);
+            // A flood of young sources frees nothing: start over rather than
+            // scan the full table again for every new source. Amortised O(1);
+            // peers are re-learned from their next frame.
+            if self.entries.len() > MAX_NEIGHBOURS * 3 / 4 {
+                self.entries.clear();
+            }
         }
-        if self.entries.len() < MAX_NEIGHBOURS {
-            self.entries.insert(ip, (mac, now));
-        }
+        self.entries.insert(ip, (mac, now));
     }
 
     pub fn lookup(&self, now: Instant, ip: Ipv4Addr) -> Option<EthernetAddress> {
@@ -46,5 +50,23 @@ impl NeighborTable {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_new_sources_stays_bounded_and_cheap() {
+        let mut t = NeighborTable::default();
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let now = Instant::from_secs(10);
+        for i in 0..(3 * MAX_NEIGHBOURS as u32) {
+            t.learn(now, Ipv4Addr::from(0xc612_0000 | (i & 0x1ffff)), mac);
+            assert!(t.len() <= MAX_NEIGHBOURS);
+        }
+        // The latest source is always known.
+        assert_eq!(t.lookup(now, Ipv4Addr::from(0xc612_0000 | ((3 * MAX_NEIGHBOURS as u32 - 1) & 0x1ffff))), Some(mac));
     }
 }
