@@ -4,7 +4,10 @@ use clap::{Args, Parser, Subcommand};
 use dlisten::engine::fastopen::TfoKeys;
 use dlisten::engine::secrets::SipKey;
 use dlisten::engine::sysctl::Sysctls;
-use dlisten::serve::{self, App, ListenSpec, ServeConfig};
+use dlisten::app::{AppKind, HttpConfig};
+use dlisten::serve::{self, ListenSpec, ServeConfig};
+use dlisten::telemetry::control::default_socket_path;
+use std::path::PathBuf;
 use std::net::SocketAddrV4;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -61,10 +64,33 @@ struct ServeArgs {
     /// TCP_FASTOPEN queue length set on every listener (0 = not set).
     #[arg(long, default_value_t = 0)]
     fastopen_qlen: u32,
-    /// What to do with accepted connections: `reset` (accept, then RST) or
-    /// `hold` (never accept: the accept queue fills).
-    #[arg(long, value_enum, default_value_t = AppArg::Reset)]
+    /// The application: `http` (a fixed 200 response to every request),
+    /// `echo`, `discard`, or `hold` (never accepts: the accept queue fills).
+    #[arg(long, value_enum, default_value_t = AppArg::Http)]
     app: AppArg,
+    /// The body `--app http` answers with.
+    #[arg(long, default_value = "hello from dlisten\n")]
+    http_body: String,
+    /// 0: serve per core inside the workers (one SO_REUSEPORT member per
+    /// worker, shared nothing); N: N application threads share each
+    /// listener's accept queue.
+    #[arg(long, default_value_t = 0)]
+    app_threads: usize,
+    /// Established connections per worker; beyond, handshakes are refused with RST.
+    #[arg(long, default_value_t = 65536)]
+    max_conns: usize,
+    /// Connection buffer memory per worker, in MiB (64 KiB receive + 64 KiB send per connection).
+    #[arg(long, default_value_t = 1024)]
+    conn_mem_mb: u64,
+    /// Write one JSON object per application-visible event to FILE.
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
+    /// Write the latency histograms as HdrHistogram .hgrm files into DIR at exit.
+    #[arg(long, value_name = "DIR")]
+    hgrm_dir: Option<PathBuf>,
+    /// The control socket `dlisten stats` reads (default: /run/dlisten/<EAL --file-prefix or "dlisten">.sock).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
     /// net.core.somaxconn
     #[arg(long, default_value_t = 4096)]
     somaxconn: u32,
@@ -90,6 +116,9 @@ struct ServeArgs {
     /// net.ipv4.tcp_migrate_req: 1 = migrate requests when a reuseport member closes.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     migrate_req: u8,
+    /// net.ipv4.tcp_retries2: retransmissions before an established connection gives up.
+    #[arg(long, default_value_t = 15)]
+    retries2: u8,
     /// net.ipv4.tcp_timestamps (0 or 1).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
     timestamps: u8,
@@ -116,8 +145,24 @@ struct ServeArgs {
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum AppArg {
-    Reset,
+    Http,
+    Echo,
+    Discard,
     Hold,
+}
+
+/// EAL's `--file-prefix NAME` (or `--file-prefix=NAME`), which names the control socket too.
+fn file_prefix(eal: &[String]) -> Option<String> {
+    let mut it = eal.iter();
+    while let Some(a) = it.next() {
+        if a == "--file-prefix" {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix("--file-prefix=") {
+            return Some(v.to_string());
+        }
+    }
+    None
 }
 
 fn parse_u32_auto(s: &str) -> Result<u32, String> {
@@ -149,6 +194,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(a) => {
+            let control_socket = a
+                .control_socket
+                .clone()
+                .unwrap_or_else(|| default_socket_path(&file_prefix(&a.eal).unwrap_or_else(|| "dlisten".into())));
             let mut eal_args = vec!["dlisten".to_string()];
             eal_args.extend(a.eal);
             let cfg = ServeConfig {
@@ -177,12 +226,21 @@ fn main() -> ExitCode {
                     ip_local_port_range: a.local_port_range,
                     tcp_migrate_req: a.migrate_req == 1,
                     tcp_timestamps: a.timestamps == 1,
+                    tcp_retries2: a.retries2,
                     ..Sysctls::default()
                 },
                 app: match a.app {
-                    AppArg::Reset => App::Reset,
-                    AppArg::Hold => App::Hold,
+                    AppArg::Http => AppKind::Http(HttpConfig::new(a.http_body.as_bytes())),
+                    AppArg::Echo => AppKind::Echo,
+                    AppArg::Discard => AppKind::Discard,
+                    AppArg::Hold => AppKind::Hold,
                 },
+                app_threads: a.app_threads,
+                max_conns: a.max_conns,
+                conn_mem: a.conn_mem_mb << 20,
+                event_log: a.event_log,
+                hgrm_dir: a.hgrm_dir,
+                control_socket,
                 syncookie_rotate: (a.syncookie_rotate > 0).then(|| Duration::from_secs(a.syncookie_rotate)),
                 syncookie_key: a.syncookie_key,
                 tfo_key: a.tfo_key,

@@ -1,21 +1,31 @@
 //! `dlisten serve`: bring up EAL and one port, start one pinned worker per
-//! queue, run until SIGINT/SIGTERM, then stop workers, the port and EAL, and
-//! print the final counters.
+//! queue, open the listening sockets, serve the chosen application, run
+//! until SIGINT/SIGTERM, then stop workers, the port and EAL, and print the
+//! final counters and latency tables.
 
+use crate::api::{app_threads, Sockets};
+use crate::app::AppKind;
 use crate::dpdk::{self, DpdkError, Eal, Mempool, Port, PortConfig};
 use crate::engine::errno::Errno;
 use crate::engine::host::{Host, HostConfig};
+use crate::engine::listen::Listener;
 use crate::engine::secrets::Secrets;
 use crate::engine::socket::{format_ss_lnt, Fd, SockType, Stack, StackConfig};
 use crate::engine::sysctl::Sysctls;
 use crate::engine::tcp::{TcpConfig, TcpEngine};
 use crate::engine::time::Instant as EngineInstant;
+use crate::telemetry::control::{format_stats, ControlServer, StatsSnapshot, StatsSource};
+use crate::telemetry::event_log::{AppEvent, EventLog, EventSender};
+use crate::telemetry::latency::{LatencyHub, Metric, WorkerLatency};
 use crate::telemetry::{CounterSnapshot, Counters};
 use crate::wire::ethernet::EthernetAddress;
+use crate::worker::apps::PerCoreApps;
+use crate::worker::threaded::AttachedConns;
 use crate::worker::Worker;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
@@ -35,15 +45,10 @@ pub enum ServeError {
     NotRoot,
     #[error(transparent)]
     Random(#[from] crate::engine::secrets::RandomError),
-}
-
-/// What the application does with accepted connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum App {
-    /// Accept, then reset at once: handshakes complete, nothing is served.
-    Reset,
-    /// Never accept: the accept queue fills (how operators see backlog behaviour).
-    Hold,
+    #[error("event log {0}: {1}")]
+    EventLog(PathBuf, std::io::Error),
+    #[error("control socket {0}: {1}")]
+    ControlSocket(PathBuf, std::io::Error),
 }
 
 /// One `--listen`.
@@ -71,30 +76,65 @@ pub struct ServeConfig {
     pub eal_args: Vec<String>,
     pub listens: Vec<ListenSpec>,
     pub sysctls: Sysctls,
-    pub app: App,
+    pub app: AppKind,
+    /// 0: serve per core inside the workers (a reuseport member per worker);
+    /// N: N application threads share each listener's accept queue.
+    pub app_threads: usize,
     /// Rotate the SYN cookie key this often (not with an operator-set key).
     pub syncookie_rotate: Option<Duration>,
     /// Operator-set SYN cookie key (so several servers share cookies).
     pub syncookie_key: Option<crate::engine::secrets::SipKey>,
     /// Operator-set TFO key.
     pub tfo_key: Option<crate::engine::fastopen::TfoKeys>,
+    /// Per-worker caps on connections and connection buffer memory.
+    pub max_conns: usize,
+    pub conn_mem: u64,
+    pub event_log: Option<PathBuf>,
+    /// Write `<metric>.hgrm` files here at exit.
+    pub hgrm_dir: Option<PathBuf>,
+    pub control_socket: PathBuf,
 }
 
-/// Create the listening sockets as an application would: socket, bind, listen.
-fn open_listeners(stack: &Stack, listens: &[ListenSpec]) -> Result<Vec<Fd>, ServeError> {
-    let mut fds = Vec::new();
-    for l in listens {
-        let err = |call, errno| ServeError::Socket { call, addr: l.addr, errno };
-        let fd = stack.socket(SockType::Stream).map_err(|e| err("socket", e))?;
-        stack.set_reuseaddr(fd, true).map_err(|e| err("setsockopt(SO_REUSEADDR)", e))?;
-        if l.fastopen_qlen > 0 {
-            stack.set_fastopen(fd, l.fastopen_qlen).map_err(|e| err("setsockopt(TCP_FASTOPEN)", e))?;
-        }
-        stack.bind(fd, l.addr).map_err(|e| err("bind", e))?;
-        stack.listen(fd, l.backlog).map_err(|e| err("listen", e))?;
-        fds.push(fd);
+/// Open one listening socket as an application would: socket, options, bind, listen.
+fn open_listener(stack: &Stack, l: &ListenSpec, incoming_cpu: Option<u16>) -> Result<Fd, ServeError> {
+    let err = |call, errno| ServeError::Socket { call, addr: l.addr, errno };
+    let fd = stack.socket(SockType::Stream).map_err(|e| err("socket", e))?;
+    stack.set_reuseaddr(fd, true).map_err(|e| err("setsockopt(SO_REUSEADDR)", e))?;
+    if incoming_cpu.is_some() {
+        stack.set_reuseport(fd, true).map_err(|e| err("setsockopt(SO_REUSEPORT)", e))?;
+        stack.set_incoming_cpu(fd, incoming_cpu).map_err(|e| err("setsockopt(SO_INCOMING_CPU)", e))?;
     }
-    Ok(fds)
+    if l.fastopen_qlen > 0 {
+        stack.set_fastopen(fd, l.fastopen_qlen).map_err(|e| err("setsockopt(TCP_FASTOPEN)", e))?;
+    }
+    stack.bind(fd, l.addr).map_err(|e| err("bind", e))?;
+    stack.listen(fd, l.backlog).map_err(|e| err("listen", e))?;
+    Ok(fd)
+}
+
+/// What `dlisten stats` and the periodic line read from a running server.
+struct ServeStats {
+    started: Instant,
+    counters: Vec<Arc<Counters>>,
+    stack: Arc<Stack>,
+    hub: Arc<Mutex<LatencyHub>>,
+}
+
+impl StatsSource for ServeStats {
+    fn snapshot(&self) -> StatsSnapshot {
+        let latency_table = {
+            let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
+            hub.drain();
+            hub.percentile_table()
+        };
+        StatsSnapshot {
+            uptime: self.started.elapsed(),
+            per_worker: self.counters.iter().map(|c| c.snapshot()).collect(),
+            control: self.stack.counters(),
+            listeners: self.stack.listeners(),
+            latency_table,
+        }
+    }
 }
 
 pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
@@ -116,7 +156,23 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         seed: u64::from_le_bytes(Secrets::random()?.isn.to_bytes()[..8].try_into().unwrap_or([7; 8])),
     }));
     // Socket errors (EADDRINUSE, EADDRNOTAVAIL) before touching the NIC.
-    let listen_fds = open_listeners(&stack, &cfg.listens)?;
+    // Per-core serving: one reuseport member per worker, affine to it.
+    let per_core = cfg.app_threads == 0;
+    let mut listen_fds = Vec::new();
+    let mut worker_listeners: Vec<Vec<Arc<Listener>>> = vec![Vec::new(); cfg.workers as usize];
+    for l in &cfg.listens {
+        if per_core {
+            for w in 0..cfg.workers {
+                let fd = open_listener(&stack, l, Some(w))?;
+                if let Ok(listener) = stack.listener(fd) {
+                    worker_listeners[w as usize].push(listener);
+                }
+                listen_fds.push(fd);
+            }
+        } else {
+            listen_fds.push(open_listener(&stack, l, None)?);
+        }
+    }
     let mut secrets = Secrets::random()?;
     if let Some(k) = cfg.syncookie_key {
         secrets.syncookie = crate::engine::syncookie::SyncookieKeys::new(k);
@@ -124,6 +180,12 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     if let Some(k) = &cfg.tfo_key {
         secrets.tfo = k.clone();
     }
+    let event_log = match &cfg.event_log {
+        Some(path) => Some(EventLog::open(path).map_err(|e| ServeError::EventLog(path.clone(), e))?),
+        None => None,
+    };
+    let events: Option<EventSender> = event_log.as_ref().map(|(_, s)| s.clone());
+
     let eal = Eal::init(&cfg.eal_args)?;
     println!("dlisten: {}", dpdk::version());
     let ports = eal.ports();
@@ -149,7 +211,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         tx_queues: cfg.workers,
         rx_desc: cfg.rx_desc,
         tx_desc: cfg.tx_desc,
-        mempools: pools.iter().map(|p| p.clone()).collect(),
+        mempools: pools.to_vec(),
         want_rss: true,
         want_csum_offload: true,
         promiscuous: false,
@@ -163,7 +225,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         "dlisten: port {port_id} driver {} mac {mac} queues {} rss {} rx-csum-offload {} tx-csum-offload {}",
         info.driver,
         cfg.workers,
-        if info.rss_enabled { "on" } else { "off" },
+        on_off(info.rss_enabled),
         on_off(info.rx_csum_offload),
         on_off(info.tx_csum_offload)
     );
@@ -175,11 +237,17 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         ),
         Err(e) => println!("dlisten: link status unknown: {e}"),
     }
-    println!(
-        "dlisten: addresses {}",
-        cfg.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
-    );
+    println!("dlisten: addresses {}", cfg.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" "));
 
+    let (hub, latency_sender) = LatencyHub::new();
+    let hub = Arc::new(Mutex::new(hub));
+    {
+        let mut h = hub.lock().unwrap_or_else(|e| e.into_inner());
+        for info in stack.listeners() {
+            h.set_listener_label(info.id, &format!("{}", info.local));
+        }
+    }
+    let sockets = Arc::new(Sockets::new(stack.clone()));
     let epoch = Instant::now();
     let all_counters: Vec<Arc<Counters>> = (0..cfg.workers).map(|_| Arc::new(Counters::new())).collect();
     let mut handles = Vec::new();
@@ -190,8 +258,14 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         };
         let counters = all_counters[w as usize].clone();
         let host = Host::new(HostConfig { mac, addrs: cfg.addrs.clone() }, counters.clone());
-        let tcp = TcpEngine::new(TcpConfig { mac, ..TcpConfig::new(w) }, stack.clone(), secrets.clone(), EngineInstant::ZERO)
-            .with_counters(counters.clone());
+        let tcp_cfg = TcpConfig {
+            mac,
+            max_conns: cfg.max_conns,
+            max_buffer_bytes: cfg.conn_mem,
+            ..TcpConfig::new(w)
+        };
+        let tcp = TcpEngine::new(tcp_cfg, stack.clone(), secrets.clone(), EngineInstant::ZERO).with_counters(counters.clone());
+        let apps = per_core.then(|| PerCoreApps::new(cfg.app.clone(), worker_listeners[w as usize].clone(), events.clone()));
         let worker = Worker {
             id: w,
             eal: eal.clone(),
@@ -201,6 +275,10 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             pool: pools[w as usize].clone(),
             host,
             tcp,
+            apps,
+            attached: AttachedConns::new(w, sockets.worker_queue()),
+            latency_out: Some(latency_sender.clone()),
+            latency: WorkerLatency::default(),
             counters,
             stop: stop.clone(),
             idle_sleep: cfg.idle_sleep,
@@ -208,22 +286,34 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             epoch,
         };
         println!("dlisten: worker {w} on core {}", core.map(|c| c.id.to_string()).unwrap_or_else(|| "any".into()));
-        handles.push(std::thread::Builder::new().name(format!("dl-worker-{w}")).spawn(move || worker.run()).expect("spawn worker thread"));
+        handles.push(
+            std::thread::Builder::new().name(format!("dl-worker-{w}")).spawn(move || worker.run()).expect("spawn worker thread"),
+        );
     }
     print!("{}", format_ss_lnt(&stack.listeners()));
-    let acceptors: Vec<_> = listen_fds
-        .iter()
-        .map(|&fd| {
-            let (stack, stop, app) = (stack.clone(), stop.clone(), cfg.app);
-            std::thread::Builder::new()
-                .name("dl-accept".into())
-                .spawn(move || accept_loop(&stack, fd, app, &stop))
-                .expect("spawn acceptor thread")
-        })
-        .collect();
+    if let Some(s) = &events {
+        for l in &cfg.listens {
+            s.send(AppEvent::Listening { addr: l.addr });
+        }
+    }
+    let app_handles = if per_core {
+        Vec::new()
+    } else {
+        app_threads::spawn(sockets.clone(), &listen_fds, cfg.app.clone(), cfg.app_threads, stop.clone())
+    };
+    let stats_source = Arc::new(ServeStats { started: epoch, counters: all_counters.clone(), stack: stack.clone(), hub: hub.clone() });
+    let control = ControlServer::start(&cfg.control_socket, stats_source.clone())
+        .map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
+    println!(
+        "dlisten: app {} {}; stats: dlisten stats --socket {}",
+        cfg.app,
+        if per_core { "per core".to_string() } else { format!("on {} application threads", cfg.app_threads) },
+        cfg.control_socket.display()
+    );
     println!("dlisten: ready");
 
     let mut last_stats = Instant::now();
+    let mut previous: Option<StatsSnapshot> = None;
     let mut last_rotation = Instant::now();
     let rotate_every = if cfg.syncookie_key.is_some() { None } else { cfg.syncookie_rotate };
     while !stop.load(Ordering::Relaxed) {
@@ -240,14 +330,14 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         if let Some(every) = cfg.stats_interval {
             if last_stats.elapsed() >= every {
                 last_stats = Instant::now();
-                let total = CounterSnapshot::sum(all_counters.iter().map(|c| c.snapshot()).collect::<Vec<_>>().iter());
-                let line: Vec<String> = total.nonzero().map(|(n, v)| format!("{n}={v}")).collect();
-                println!("dlisten: stats {}", line.join(" "));
+                let snap = stats_source.snapshot();
+                print!("{}", format_stats(&snap, previous.as_ref()));
+                previous = Some(snap);
             }
         }
     }
     println!("dlisten: stopping");
-    for h in acceptors {
+    for h in app_handles {
         let _ = h.join();
     }
     print!("{}", format_ss_lnt(&stack.listeners()));
@@ -257,6 +347,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     for h in handles {
         let _ = h.join();
     }
+    drop(control);
     let stats = port.stats().unwrap_or_default();
     if let Err(e) = port.stop() {
         eprintln!("dlisten: stopping port {port_id}: {e}");
@@ -264,15 +355,39 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     drop(port);
 
     let snapshots: Vec<CounterSnapshot> = all_counters.iter().map(|c| c.snapshot()).collect();
-    let control = stack.counters();
-    print_report(&snapshots, &control);
+    print_report(&snapshots, &stack.counters());
     println!(
         "port {port_id} ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
         stats.ipackets, stats.opackets, stats.imissed, stats.ierrors, stats.oerrors, stats.rx_nombuf
     );
+    let mut hub = hub.lock().unwrap_or_else(|e| e.into_inner());
+    hub.drain();
+    println!("latency (microseconds):");
+    print!("{}", hub.percentile_table());
+    if let Some(dir) = &cfg.hgrm_dir {
+        write_hgrms(&hub, dir);
+    }
+    if let Some((log, _)) = event_log {
+        log.close();
+    }
     drop(pools);
     drop(eal);
     Ok(())
+}
+
+fn write_hgrms(hub: &LatencyHub, dir: &std::path::Path) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("dlisten: {}: {e}", dir.display());
+        return;
+    }
+    for m in [Metric::SynToSynAck, Metric::SynToEstablished, Metric::EstablishedToAccepted, Metric::RequestToResponse] {
+        let path = dir.join(format!("{}.hgrm", m.file_stem()));
+        let written = std::fs::File::create(&path).and_then(|mut f| hub.write_hgrm(m, None, &mut f));
+        match written {
+            Ok(()) => println!("dlisten: wrote {}", path.display()),
+            Err(e) => eprintln!("dlisten: {}: {e}", path.display()),
+        }
+    }
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -288,31 +403,17 @@ pub fn print_report(per_worker: &[CounterSnapshot], control: &CounterSnapshot) {
     use crate::telemetry::Counter;
     for (w, s) in per_worker.iter().enumerate() {
         println!(
-            "worker {w} rx_frames {} tx_frames {} tx_drops {}",
+            "worker {w} rx_frames {} tx_frames {} tx_drops {} passive_opens {}",
             s.get(Counter::RxFrames),
             s.get(Counter::TxFrames),
-            s.get(Counter::TxDrops)
+            s.get(Counter::TxDrops),
+            s.get(Counter::TcpPassiveOpens)
         );
     }
     println!("counters:");
     let total = CounterSnapshot::sum(per_worker.iter().chain(std::iter::once(control)));
     for (name, v) in total.nonzero() {
         println!("  {name:<32} {v}");
-    }
-}
-
-/// The application side for now: accept (blocking, without spinning) and
-/// reset, or never accept.
-fn accept_loop(stack: &Stack, fd: Fd, app: App, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        match app {
-            App::Hold => std::thread::sleep(Duration::from_millis(50)),
-            App::Reset => match stack.accept_blocking(fd, Some(Duration::from_millis(50))) {
-                Ok(child) => stack.abort(child),
-                Err(Errno::Eagain) => {}
-                Err(_) => return,
-            },
-        }
     }
 }
 

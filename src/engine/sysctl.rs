@@ -38,6 +38,12 @@ pub struct Sysctls {
     pub tcp_ecn: u8,
     /// `net.ipv4.tcp_migrate_req`: migrate requests when a reuseport member closes.
     pub tcp_migrate_req: bool,
+    /// `net.ipv4.tcp_retries2`: retransmissions before an established connection gives up.
+    pub tcp_retries2: u8,
+    /// `net.ipv4.tcp_max_tw_buckets`: TIME_WAIT entries (per worker here).
+    pub tcp_max_tw_buckets: u32,
+    /// `net.ipv4.tcp_fin_timeout` in seconds (orphaned FIN_WAIT_2).
+    pub tcp_fin_timeout: u32,
 }
 
 impl Default for Sysctls {
@@ -55,6 +61,9 @@ impl Default for Sysctls {
             tcp_window_scaling: true,
             tcp_ecn: 2,
             tcp_migrate_req: false,
+            tcp_retries2: 15,
+            tcp_max_tw_buckets: 262_144,
+            tcp_fin_timeout: 60,
         }
     }
 }

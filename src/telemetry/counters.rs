@@ -145,9 +145,15 @@ counters! {
     TcpAbortOnTimeout => "TcpExtTCPAbortOnTimeout",
     /// RSTs received on established connections (Linux: Tcp EstabResets).
     TcpEstabResets => "TcpEstabResets",
-    /// Established connections now (a gauge kept as a counter pair would be
-    /// odd; this counts connections that ended, see DlConnsClosed).
+    /// Connections that ended and left this worker's table (TIME_WAIT moves
+    /// them to the compact TIME_WAIT table). PassiveOpens - this = open now.
     ConnsClosed => "DlConnsClosed",
+    /// TIME_WAIT entries that expired (Linux: TcpExtTW).
+    TcpTw => "TcpExtTW",
+    /// TIME_WAIT entries ended by an RST (Linux: TcpExtTWKilled... counts RFC 1337 kills).
+    TcpTwKilled => "TcpExtTWKilled",
+    /// A TIME_WAIT entry could not be kept: the table was full (tcp_max_tw_buckets).
+    TcpTimeWaitOverflow => "TcpExtTCPTimeWaitOverflow",
 }
 
 /// One worker's counters. Single writer (the worker), many readers.

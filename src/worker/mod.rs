@@ -3,14 +3,19 @@
 //! completion, and sends what the engine produced in batches. It never
 //! blocks and takes no lock.
 
+pub mod apps;
 pub mod sink;
+pub mod threaded;
 
 use crate::dpdk::{self, Eal, MbufBatch, Mempool, RxQueue, TxQueue};
 use crate::engine::host::{CsumStatus, Host, RxMeta};
 use crate::engine::tcp::TcpEngine;
 use crate::engine::time::Instant as EngineInstant;
 use crate::telemetry::{Counter, Counters};
+use apps::PerCoreApps;
 use sink::MbufSink;
+use threaded::AttachedConns;
+use crate::telemetry::latency::LatencySender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +24,8 @@ use std::time::{Duration, Instant};
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
 /// How often timers, control commands and sysctls are looked at.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(1);
+/// How often latency histograms are handed to the control thread.
+const LATENCY_EVERY: Duration = Duration::from_millis(500);
 
 /// What a worker thread owns.
 pub struct Worker {
@@ -30,10 +37,18 @@ pub struct Worker {
     pub pool: Arc<Mempool>,
     pub host: Host,
     pub tcp: TcpEngine,
+    /// Built-in applications served on this core (None: no per-core app).
+    pub apps: Option<PerCoreApps>,
+    /// Connections used by application threads.
+    pub attached: AttachedConns,
+    /// Where this worker's latency histograms go, every half second.
+    pub latency_out: Option<LatencySender>,
     pub counters: Arc<Counters>,
     pub stop: Arc<AtomicBool>,
     /// 0 = pure busy polling (production); tests on shared cores sleep a little when idle.
     pub idle_sleep: Duration,
+    /// This worker's latency histograms (handshake, accept wait, request->response).
+    pub latency: crate::telemetry::latency::WorkerLatency,
     /// The port computes IPv4/TCP checksums on transmit.
     pub tx_csum_offload: bool,
     /// Engine time zero.
@@ -56,6 +71,9 @@ impl Worker {
         let mut idle_polls = 0u32;
         let mut ready = Vec::new();
         let mut last_housekeeping = Instant::now();
+        let mut last_latency = Instant::now();
+        let epoch = self.epoch;
+        let clock = move || EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
         let mut sysctl_refresh = 0u32;
         while !self.stop.load(Ordering::Relaxed) {
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
@@ -66,7 +84,12 @@ impl Worker {
                     self.tcp.refresh_sysctls();
                 }
                 self.tcp.poll(now, &mut self.host.tx_context(), &mut sink);
+                self.serve_apps(now, &clock, &mut ready, &mut sink);
                 self.flush(&mut sink);
+                if last_latency.elapsed() >= LATENCY_EVERY {
+                    last_latency = Instant::now();
+                    self.send_latency();
+                }
             }
             let n = self.rxq.rx_burst(&mut rx);
             if n == 0 {
@@ -90,12 +113,46 @@ impl Worker {
                     self.flush(&mut sink);
                 }
             }
-            self.tcp.drain_ready(&mut ready);
-            // No application yet: events are dropped; closed connections are freed by the engine.
-            ready.clear();
+            self.serve_apps(now, &clock, &mut ready, &mut sink);
             self.flush(&mut sink);
+            self.record_handshake_latency(&clock);
         }
+        self.send_latency();
         self.eal.unregister_thread();
+    }
+
+    /// Hand connection events to whichever application side owns each connection.
+    fn serve_apps(
+        &mut self,
+        now: EngineInstant,
+        clock: &dyn Fn() -> EngineInstant,
+        ready: &mut Vec<(u32, crate::engine::tcb::Events)>,
+        sink: &mut MbufSink<'_>,
+    ) {
+        self.tcp.drain_ready(ready);
+        if let Some(apps) = &mut self.apps {
+            apps.run(now, clock, ready, &mut self.tcp, &mut self.latency, sink);
+        }
+        self.attached.run(now, ready, &mut self.tcp, sink);
+        ready.clear();
+    }
+
+    /// SYN->SYN-ACK and SYN->established, timed at the moment the answers
+    /// were handed to the NIC.
+    fn record_handshake_latency(&mut self, clock: &dyn Fn() -> EngineInstant) {
+        let samples = self.tcp.take_latency_samples();
+        if samples.is_empty() {
+            return;
+        }
+        let sent = clock();
+        for s in samples.drain(..) {
+            self.latency.record(s.listener_id, s.metric, sent.saturating_since(s.start).as_nanos() as u64);
+        }
+    }
+
+    fn send_latency(&mut self) {
+        let Some(out) = &self.latency_out else { return };
+        out.send(self.latency.take());
     }
 
     fn flush(&mut self, sink: &mut MbufSink<'_>) {

@@ -30,6 +30,7 @@ use crate::engine::sysctl::{tfo, Sysctls};
 use crate::engine::time::{Duration, Instant};
 use crate::engine::timer_wheel::{TimerId, TimerWheel};
 use crate::engine::tx::TxSink;
+use crate::telemetry::latency::Metric;
 use crate::telemetry::{Counter, Counters};
 use crate::wire::tcp::TcpFlags;
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
@@ -87,6 +88,15 @@ impl TcpConfig {
             mac: EthernetAddress([0; 6]),
         }
     }
+}
+
+/// A latency measurement the worker completes: `start` is engine time; the
+/// worker stamps the end when the answer reaches the NIC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatencySample {
+    pub listener_id: u64,
+    pub metric: Metric,
+    pub start: Instant,
 }
 
 /// What a connection was born from (for counters and latency).
@@ -282,6 +292,20 @@ enum ChildError {
 enum Timer {
     SynAck(FlowKey),
     Conn(u32),
+    TimeWait(FlowKey),
+}
+
+/// A connection in TIME_WAIT, without its TCB and buffers (Linux's
+/// `inet_timewait_sock`): enough to re-ACK a retransmitted FIN, die on RST,
+/// and let a new SYN reuse the pair.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeWait {
+    pub snd_nxt: u32,
+    pub rcv_nxt: u32,
+    /// (ts_recent, ts_off) when timestamps are on.
+    pub ts: Option<(u32, u32)>,
+    pub peer_mac: EthernetAddress,
+    timer: TimerId,
 }
 
 pub struct TcpEngine {
@@ -305,6 +329,12 @@ pub struct TcpEngine {
     counters: Arc<Counters>,
     /// Buffer bytes promised to connections (rcv + snd caps).
     buffer_bytes: u64,
+    /// Handshake latencies of the current burst.
+    samples: Vec<LatencySample>,
+    /// Connections in TIME_WAIT.
+    time_wait: HashMap<FlowKey, TimeWait>,
+    /// Events of connections already gone from the table (TIME_WAIT, closed).
+    gone_ready: Vec<(u32, Events)>,
 }
 
 impl TcpEngine {
@@ -325,7 +355,15 @@ impl TcpEngine {
             ready: Vec::new(),
             counters: Arc::new(Counters::new()),
             buffer_bytes: 0,
+            samples: Vec::new(),
+            time_wait: HashMap::new(),
+            gone_ready: Vec::new(),
         }
+    }
+
+    /// Connections in TIME_WAIT.
+    pub fn time_wait_len(&self) -> usize {
+        self.time_wait.len()
     }
 
     /// Count app-driven events (writes, closes, timers) in these counters.
@@ -336,6 +374,18 @@ impl TcpEngine {
 
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
+    }
+
+    /// Latency samples since the last call (the worker completes and clears them).
+    pub fn take_latency_samples(&mut self) -> &mut Vec<LatencySample> {
+        &mut self.samples
+    }
+
+    fn sample(&mut self, listener_id: u64, metric: Metric, start: Instant) {
+        // Bounded: a worker that never collects must not grow without limit.
+        if self.samples.len() < 4096 {
+            self.samples.push(LatencySample { listener_id, metric, start });
+        }
     }
 
     pub fn request_socks(&self) -> usize {
@@ -372,6 +422,11 @@ impl TcpEngine {
             match t {
                 Timer::SynAck(key) => self.reqsk_timer(now, key, host, tx),
                 Timer::Conn(id) => self.conn_timer(now, id, tx),
+                Timer::TimeWait(key) => {
+                    if self.time_wait.remove(&key).is_some() {
+                        host.counters.inc(Counter::TcpTw);
+                    }
+                }
             }
         }
     }
@@ -484,7 +539,9 @@ impl TcpEngine {
             listener.synq_overflow(now);
             let tsval = ts.map(|(tsval, _)| (syncookie::encode_ts(ts_now, wscale, sack, ecn).wrapping_add(ts_off), tsval));
             let opts = self.synack_options(wscale, sack, tsval);
-            self.send_synack(route, key, cookie, client_isn.wrapping_add(1), ecn, &opts, c, tx);
+            if self.send_synack(route, key, cookie, client_isn.wrapping_add(1), ecn, &opts, c, tx) {
+                self.sample(listener.id, Metric::SynToSynAck, now);
+            }
             return;
         }
 
@@ -564,7 +621,9 @@ impl TcpEngine {
                         conn.tfo_pending = Some(listener.clone());
                     }
                     let ack = client_isn.wrapping_add(1).wrapping_add(data.len() as u32);
-                    self.send_synack(route, key, iss, ack, ecn, &synack_opts, c, tx);
+                    if self.send_synack(route, key, iss, ack, ecn, &synack_opts, c, tx) {
+                        self.sample(listener.id, Metric::SynToSynAck, now);
+                    }
                 }
                 Err(_) => {
                     listener.fastopenq_removed();
@@ -604,7 +663,9 @@ impl TcpEngine {
         };
         self.reqs.insert(key, req);
         listener.reqsk_queue_added();
-        self.send_synack(route, key, iss, client_isn.wrapping_add(1), ecn, &synack_opts, c, tx);
+        if self.send_synack(route, key, iss, client_isn.wrapping_add(1), ecn, &synack_opts, c, tx) {
+            self.sample(listener.id, Metric::SynToSynAck, now);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -967,7 +1028,12 @@ impl TcpEngine {
             rtt_sample: p.rtt_sample,
             rcv_buf_cap: self.cfg.rcv_buf,
             snd_buf_cap: self.cfg.snd_buf,
-            config: TcbConfig { synack_retries: s.tcp_synack_retries, ..TcbConfig::default() },
+            config: TcbConfig {
+                synack_retries: s.tcp_synack_retries,
+                retries2: s.tcp_retries2,
+                fin_timeout: Duration::from_secs(u64::from(s.tcp_fin_timeout)),
+                ..TcbConfig::default()
+            },
         });
         let conn = Conn {
             key,
@@ -1011,6 +1077,10 @@ impl TcpEngine {
         }
         self.buffer_bytes += buffers;
         c.inc(Counter::TcpPassiveOpens);
+        if p.origin != Origin::Cookie {
+            // A cookie keeps no SYN time: only request socks and TFO are timed.
+            self.sample(listener.id, Metric::SynToEstablished, p.syn_at);
+        }
         if self.proven.len() >= MAX_PROVEN_PEERS {
             self.proven.clear();
         }
@@ -1059,10 +1129,67 @@ impl TcpEngine {
             return;
         }
         conn.pending = Events(conn.pending.0 | ev.0);
+        if ev.contains(Events::TIME_WAIT) {
+            self.enter_time_wait(id);
+            return;
+        }
         if !conn.queued {
             conn.queued = true;
             self.ready.push(id);
         }
+    }
+
+    /// Trade a connection's TCB for a compact TIME_WAIT entry; the
+    /// application sees it closed.
+    fn enter_time_wait(&mut self, id: u32) {
+        let Some(conn) = self.conns.get(id) else { return };
+        let key = conn.key;
+        let until = conn.tcb.next_timeout();
+        let entry = (conn.tcb.snd_max(), conn.tcb.rcv_nxt(), conn.tcb.timestamps(), conn.peer_mac);
+        let events = Events(conn.pending.0 | Events::CLOSED.0);
+        self.finish(id);
+        self.gone_ready.push((id, events));
+        let Some(until) = until else { return };
+        if self.time_wait.len() >= self.sysctls.tcp_max_tw_buckets as usize {
+            self.counters.inc(Counter::TcpTimeWaitOverflow);
+            return;
+        }
+        let (snd_nxt, rcv_nxt, ts, peer_mac) = entry;
+        let timer = self.timers.schedule(until, Timer::TimeWait(key));
+        if let Some(old) = self.time_wait.insert(key, TimeWait { snd_nxt, rcv_nxt, ts, peer_mac, timer }) {
+            self.timers.cancel(old.timer);
+        }
+    }
+
+    /// `tcp_timewait_state_process`, simplified: RST ends TIME_WAIT (Linux's
+    /// default without RFC 1337 protection), a new SYN beyond the old
+    /// sequence space reuses the pair, anything else gets the last ACK again.
+    /// Returns true when the segment was consumed here.
+    fn time_wait_segment(&mut self, now: Instant, key: FlowKey, input: &TcpInput<'_>, c: &Counters, tx: &mut impl TxSink) -> bool {
+        let Some(tw) = self.time_wait.get(&key).copied() else { return false };
+        let seg = &input.seg;
+        let flags = seg.flags();
+        if flags.contains(TcpFlags::RST) {
+            self.time_wait.remove(&key);
+            self.timers.cancel(tw.timer);
+            c.inc(Counter::TcpTwKilled);
+            return true;
+        }
+        let after = |a: u32, b: u32| (a.wrapping_sub(b) as i32) > 0;
+        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) && after(seg.seq_number(), tw.rcv_nxt) {
+            self.time_wait.remove(&key);
+            self.timers.cancel(tw.timer);
+            return false;
+        }
+        let route = Route { our_mac: self.cfg.mac, peer_mac: input.eth_src };
+        let mut out = OutSegment::bare(tw.snd_nxt, tw.rcv_nxt, TcpFlags::ACK, 0);
+        let ts = tw.ts.map(|(recent, off)| ((now.as_millis() as u32).wrapping_add(off), recent));
+        out.timestamps = ts;
+        if send_segment(tx, route, key, &out) {
+            c.inc(Counter::TcpOutSegs);
+            c.inc(Counter::TxFrames);
+        }
+        true
     }
 
     /// Keep the connection's timer at its TCB's next deadline.
@@ -1097,6 +1224,7 @@ impl TcpEngine {
     /// Connections with events since the last call, and their events. A
     /// connection reported with `Events::CLOSED` is gone: its id is dead.
     pub fn drain_ready(&mut self, out: &mut Vec<(u32, Events)>) {
+        out.append(&mut self.gone_ready);
         for id in std::mem::take(&mut self.ready) {
             let Some(conn) = self.conns.get_mut(id) else { continue };
             conn.queued = false;
@@ -1280,6 +1408,9 @@ impl TcpLayer for TcpEngine {
         let c = host.counters;
         if let Some(id) = self.conns.id_of(&key) {
             self.tcb_segment(now, id, input, c, tx);
+            return Taken::Yes;
+        }
+        if !self.time_wait.is_empty() && self.time_wait_segment(now, key, input, c, tx) {
             return Taken::Yes;
         }
         let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(&key));

@@ -1,0 +1,161 @@
+//! Built-in services on application threads: the shared-accept-ring mode.
+//! One acceptor thread per listener takes children from the listener's
+//! accept queue (fed by every worker) and hands them round-robin to N
+//! application threads; each serves many connections through a [`Poller`].
+
+use super::{Connection, Poller, Sockets};
+use crate::app::{AppKind, Next, Service, ServiceStats};
+use crate::engine::errno::Errno;
+use crate::engine::listen::ChildSock;
+use crate::engine::socket::Fd;
+use crossbeam::channel::{Receiver, Sender};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The token an application thread's poller gets for "new connections queued".
+const NEW_CONNECTIONS: u64 = 0;
+
+struct ThreadConn {
+    conn: Option<Connection>,
+    service: Box<dyn Service>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    close_after_flush: bool,
+}
+
+/// Start `threads` application threads and one acceptor per listener.
+/// They stop when `stop` is set.
+pub fn spawn(
+    sockets: Arc<Sockets>,
+    listeners: &[Fd],
+    kind: AppKind,
+    threads: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<JoinHandle<()>> {
+    let mut handles = Vec::new();
+    let mut inboxes: Vec<(Sender<ChildSock>, Poller)> = Vec::new();
+    for i in 0..threads.max(1) {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let (ptx, prx) = crossbeam::channel::bounded(1);
+        let (sockets, kind, stop) = (sockets.clone(), kind.clone(), stop.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("dl-app-{i}"))
+                .spawn(move || {
+                    let poller = Poller::new();
+                    let _ = ptx.send(poller.clone());
+                    app_thread(&sockets, &poller, rx, kind, &stop)
+                })
+                .expect("spawn application thread"),
+        );
+        if let Ok(p) = prx.recv() {
+            inboxes.push((tx, p));
+        }
+    }
+    let inboxes = Arc::new(inboxes);
+    for &fd in listeners {
+        let (sockets, stop, inboxes) = (sockets.clone(), stop.clone(), inboxes.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name("dl-acceptor".into())
+                .spawn(move || {
+                    let mut next = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        match sockets.stack().accept_blocking(fd, Some(Duration::from_millis(50))) {
+                            Ok(child) => {
+                                let (tx, poller) = &inboxes[next % inboxes.len()];
+                                next += 1;
+                                if tx.send(child).is_ok() {
+                                    poller.notify(NEW_CONNECTIONS);
+                                }
+                            }
+                            Err(Errno::Eagain) => {}
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("spawn acceptor thread"),
+        );
+    }
+    handles
+}
+
+fn app_thread(sockets: &Sockets, poller: &Poller, inbox: Receiver<ChildSock>, kind: AppKind, stop: &AtomicBool) {
+    let mut conns: HashMap<u64, ThreadConn> = HashMap::new();
+    let mut next_token = NEW_CONNECTIONS + 1;
+    let mut ready = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        ready.clear();
+        poller.wait(&mut ready, Some(Duration::from_millis(50)));
+        for &token in &ready {
+            if token == NEW_CONNECTIONS {
+                while let Ok(child) = inbox.try_recv() {
+                    let Some(service) = kind.new_service() else { continue };
+                    let token = next_token;
+                    next_token += 1;
+                    let conn = Connection::attach(sockets, child, poller, token);
+                    conns.insert(
+                        token,
+                        ThreadConn { conn: Some(conn), service, input: Vec::new(), output: Vec::new(), close_after_flush: false },
+                    );
+                }
+                continue;
+            }
+            let Some(tc) = conns.get_mut(&token) else { continue };
+            if serve(tc, &mut buf) {
+                conns.remove(&token);
+            }
+        }
+    }
+    for (_, tc) in conns.drain() {
+        if let Some(c) = tc.conn {
+            c.close();
+        }
+    }
+}
+
+/// Move bytes through the service. Returns true when the connection is done.
+fn serve(tc: &mut ThreadConn, buf: &mut [u8]) -> bool {
+    let Some(conn) = tc.conn.as_mut() else { return true };
+    let mut eof = false;
+    loop {
+        match conn.try_read(buf) {
+            Ok(0) => {
+                eof = true;
+                break;
+            }
+            Ok(n) => tc.input.extend_from_slice(&buf[..n]),
+            Err(Errno::Eagain) => break,
+            Err(_) => return true,
+        }
+    }
+    if !tc.input.is_empty() && !tc.close_after_flush {
+        let mut stats = ServiceStats::default();
+        let (used, next) = tc.service.on_data(&tc.input, &mut tc.output, &mut stats);
+        tc.input.drain(..used.min(tc.input.len()));
+        tc.close_after_flush |= matches!(next, Next::CloseAfterFlush);
+    }
+    if eof && !tc.close_after_flush {
+        tc.close_after_flush |= matches!(tc.service.on_eof(&mut tc.output), Next::CloseAfterFlush);
+    }
+    while !tc.output.is_empty() {
+        match conn.try_write(&tc.output) {
+            Ok(n) => {
+                tc.output.drain(..n);
+            }
+            Err(Errno::Eagain) => break,
+            Err(_) => return true,
+        }
+    }
+    if tc.close_after_flush && tc.output.is_empty() {
+        if let Some(c) = tc.conn.take() {
+            c.close();
+        }
+        return true;
+    }
+    conn.is_gone()
+}

@@ -1,0 +1,194 @@
+//! Built-in applications run per core, inside the worker loop: the worker
+//! accepts from its own reuseport member (SO_INCOMING_CPU = this worker),
+//! so a connection's handshake, its data and its application all stay on
+//! the core that owns it. Shared nothing, no locks, no cross-core traffic.
+
+use crate::app::{AppKind, Next, Service, ServiceStats};
+use crate::engine::listen::{ChildSock, Listener};
+use crate::engine::tcb::Events;
+use crate::engine::tcp::{ConnTable, TcpEngine};
+use crate::engine::time::Instant;
+use crate::engine::tx::TxSink;
+use crate::telemetry::event_log::{AppEvent, EventSender};
+use crate::telemetry::latency::{Metric, WorkerLatency};
+use std::sync::Arc;
+
+/// Bytes read from a connection per read call.
+const READ_CHUNK: usize = 16 * 1024;
+/// Unconsumed input a service may leave (a partial request) before the
+/// connection is considered abusive and reset.
+const MAX_PENDING_INPUT: usize = 64 * 1024;
+
+struct AppConn {
+    child: ChildSock,
+    listener_id: u64,
+    service: Box<dyn Service>,
+    /// Received bytes the service has not consumed yet.
+    input: Vec<u8>,
+    /// Service output the send buffer has not taken yet.
+    output: Vec<u8>,
+    /// FIN once `output` is sent.
+    close_after_flush: bool,
+    /// close() was called: nothing more to do but wait for CLOSED.
+    closed: bool,
+}
+
+/// One worker's application side.
+pub struct PerCoreApps {
+    kind: AppKind,
+    /// This worker's listeners (its reuseport members).
+    listeners: Vec<Arc<Listener>>,
+    /// Application state by connection slot.
+    conns: Vec<Option<AppConn>>,
+    scratch: Vec<u8>,
+    events: Option<EventSender>,
+    /// Requests answered in this run, waiting for the response time.
+    answered: Vec<u64>,
+}
+
+impl PerCoreApps {
+    pub fn new(kind: AppKind, listeners: Vec<Arc<Listener>>, events: Option<EventSender>) -> PerCoreApps {
+        PerCoreApps {
+            kind,
+            listeners,
+            conns: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            events,
+            answered: Vec::new(),
+        }
+    }
+
+    fn log(&self, ev: impl FnOnce() -> AppEvent) {
+        if let Some(s) = &self.events {
+            s.send(ev());
+        }
+    }
+
+    /// Accept what is waiting, then serve every connection with events.
+    /// `now` is when the current burst arrived; `clock` reads the time now
+    /// (request->response is measured from one to the other).
+    pub fn run(
+        &mut self,
+        now: Instant,
+        clock: &dyn Fn() -> Instant,
+        ready: &[(u32, Events)],
+        tcp: &mut TcpEngine,
+        latency: &mut WorkerLatency,
+        tx: &mut impl TxSink,
+    ) {
+        if !matches!(self.kind, AppKind::Hold) {
+            for i in 0..self.listeners.len() {
+                while let Some(child) = self.listeners[i].acceptq_remove() {
+                    let waited = now.saturating_since(child.established_at).as_nanos() as u64;
+                    latency.record(self.listeners[i].id, Metric::EstablishedToAccepted, waited);
+                    self.accept(now, child, self.listeners[i].id, tcp, tx);
+                }
+            }
+        }
+        for &(id, ev) in ready {
+            self.on_events(now, id, ev, tcp, tx);
+        }
+        if !self.answered.is_empty() {
+            let spent = clock().saturating_since(now).as_nanos() as u64;
+            for listener_id in self.answered.drain(..) {
+                latency.record(listener_id, Metric::RequestToResponse, spent.max(1));
+            }
+        }
+    }
+
+    fn accept(&mut self, now: Instant, child: ChildSock, listener_id: u64, tcp: &mut TcpEngine, tx: &mut impl TxSink) {
+        let Some(service) = self.kind.new_service() else { return };
+        self.log(|| AppEvent::Accept { listener: child.local, peer: child.peer, worker: child.worker });
+        let idx = ConnTable::index_of(child.conn_id);
+        if self.conns.len() <= idx {
+            self.conns.resize_with(idx + 1, || None);
+        }
+        self.conns[idx] = Some(AppConn {
+            child,
+            listener_id,
+            service,
+            input: Vec::new(),
+            output: Vec::new(),
+            close_after_flush: false,
+            closed: false,
+        });
+        // Data (or even FIN) may have arrived before accept.
+        self.on_events(now, child.conn_id, Events::READABLE, tcp, tx);
+    }
+
+    fn on_events(&mut self, now: Instant, id: u32, ev: Events, tcp: &mut TcpEngine, tx: &mut impl TxSink) {
+        let idx = ConnTable::index_of(id);
+        let Some(Some(conn)) = self.conns.get_mut(idx) else { return };
+        if conn.child.conn_id != id {
+            return;
+        }
+        let peer = conn.child.peer;
+        if ev.contains(Events::RESET) {
+            self.log(|| AppEvent::Reset { peer });
+        }
+        if ev.contains(Events::CLOSED) || ev.contains(Events::RESET) {
+            self.conns[idx] = None;
+            return;
+        }
+        let mut eof = false;
+        if !conn.closed {
+            loop {
+                match tcp.read(id, &mut self.scratch) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        let data = &self.scratch[..n];
+                        if let Some(s) = &self.events {
+                            s.send(AppEvent::Data { peer, bytes: data[..n.min(64)].to_vec(), len: n });
+                        }
+                        conn.input.extend_from_slice(data);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !conn.input.is_empty() && !conn.close_after_flush {
+                let mut stats = ServiceStats::default();
+                let (used, next) = conn.service.on_data(&conn.input, &mut conn.output, &mut stats);
+                conn.input.drain(..used.min(conn.input.len()));
+                // Timed once this run's responses are handed to TCP.
+                for _ in 0..stats.requests {
+                    self.answered.push(conn.listener_id);
+                }
+                if matches!(next, Next::CloseAfterFlush) {
+                    conn.close_after_flush = true;
+                }
+                if conn.input.len() > MAX_PENDING_INPUT {
+                    conn.input.clear();
+                    tcp.abort(now, id, tx);
+                    self.conns[idx] = None;
+                    return;
+                }
+            }
+            if eof && !conn.close_after_flush {
+                if let Some(s) = &self.events {
+                    s.send(AppEvent::Eof { peer });
+                }
+                if matches!(conn.service.on_eof(&mut conn.output), Next::CloseAfterFlush) {
+                    conn.close_after_flush = true;
+                }
+            }
+        }
+        if !conn.output.is_empty() {
+            match tcp.write(id, &conn.output) {
+                Ok(n) => {
+                    conn.output.drain(..n);
+                }
+                Err(_) => conn.output.clear(),
+            }
+        }
+        if conn.close_after_flush && conn.output.is_empty() && !conn.closed {
+            conn.closed = true;
+            self.log(|| AppEvent::Close { peer });
+            tcp.close(now, id, tx);
+        } else {
+            tcp.flush(now, id, tx);
+        }
+    }
+}
