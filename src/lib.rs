@@ -8,6 +8,7 @@
 //! - [`worker`]: the per-core run-to-completion loop tying a port queue to an engine.
 //! - [`telemetry`]: counters with Linux's MIB names.
 
+pub mod app;
 pub mod dpdk;
 pub mod engine;
 pub mod telemetry;
