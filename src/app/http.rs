@@ -29,6 +29,8 @@ const MAX_CHUNK_SIZE_LINE: usize = 1024;
 pub const DEFAULT_BODY: &str = "hello from dlisten\n";
 pub const DEFAULT_CONTENT_TYPE: &str = "text/plain";
 
+/// RFC 9110 section 10.1.1: the interim answer to `Expect: 100-continue`.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nServer: dlisten\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 const HEADER_FIELDS_TOO_LARGE: &[u8] =
@@ -152,6 +154,8 @@ impl Default for HttpConfig {
 struct Pending {
     head_only: bool,
     persistence: Persistence,
+    /// The client waits for 100 Continue before sending the body.
+    expect_continue: bool,
 }
 
 /// Where we are in the byte stream.
@@ -263,6 +267,14 @@ impl Service for HttpService {
                         framing,
                     } => {
                         pos += len;
+                        // RFC 9110 section 10.1.1: with a body announced, send 100
+                        // (Continue) now rather than leave the client waiting; our
+                        // final answer depends on the whole request being read.
+                        if request.expect_continue
+                            && !matches!(framing, Framing::None | Framing::Length(0))
+                        {
+                            out.extend_from_slice(CONTINUE);
+                        }
                         match framing {
                             Framing::None | Framing::Length(0) => self.respond(request, out, stats),
                             Framing::Length(remaining) => {
@@ -380,29 +392,38 @@ fn parse_head(input: &[u8]) -> HeadOutcome {
         _ => return HeadOutcome::Error(RequestError::BadRequest),
     };
     match analyze_headers(request.headers, http11) {
-        Ok((persistence, framing)) => HeadOutcome::Complete {
+        Ok(fields) => HeadOutcome::Complete {
             len,
             request: Pending {
                 head_only: request.method == Some("HEAD"),
-                persistence,
+                persistence: fields.persistence,
+                expect_continue: fields.expect_continue,
             },
-            framing,
+            framing: fields.framing,
         },
         Err(error) => HeadOutcome::Error(error),
     }
 }
 
-/// Connection persistence and body framing from the header fields.
+/// What the header fields of a request say, as far as we care.
+struct HeadFields {
+    persistence: Persistence,
+    framing: Framing,
+    expect_continue: bool,
+}
+
+/// Connection persistence, body framing and expectation from the header fields.
 fn analyze_headers(
     headers: &[httparse::Header<'_>],
     http11: bool,
-) -> Result<(Persistence, Framing), RequestError> {
+) -> Result<HeadFields, RequestError> {
     let mut close = false;
     let mut keep_alive = false;
     let mut hosts = 0usize;
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut chunked_last = false;
+    let mut expect_continue = false;
 
     for header in headers {
         let name = header.name;
@@ -422,6 +443,11 @@ fn analyze_headers(
                 return Err(RequestError::BadRequest);
             }
             content_length = Some(value);
+        } else if name.eq_ignore_ascii_case("expect") {
+            // RFC 9110 section 10.1.1: case-insensitive; ignored in HTTP/1.0.
+            // Other expectations are ignored too (417 is a MAY).
+            expect_continue |=
+                http11 && trim_ows(header.value).eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             // Several fields make one list; only the final coding matters to us.
             for coding in list_items(header.value) {
@@ -460,7 +486,11 @@ fn analyze_headers(
     } else {
         Persistence::Close
     };
-    Ok((persistence, framing))
+    Ok(HeadFields {
+        persistence,
+        framing,
+        expect_continue,
+    })
 }
 
 /// Items of a comma-separated header list, optional whitespace trimmed, empty
@@ -961,6 +991,34 @@ mod tests {
     }
 
     #[test]
+    fn expect_100_continue() {
+        let head: &[u8] =
+            b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 4\r\n\r\n";
+        let mut service = HttpService::new(HttpConfig::default());
+        let mut stats = ServiceStats::default();
+        let mut out = Vec::new();
+        // The interim 100 goes out with the head, the 200 once the body is read.
+        assert_eq!(
+            service.on_data(head, &mut out, &mut stats),
+            (head.len(), Next::Continue)
+        );
+        assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(stats.requests, 0);
+        assert_eq!(
+            service.on_data(b"data", &mut out, &mut stats),
+            (4, Next::Continue)
+        );
+        assert_eq!(out, concat(&[CONTINUE, OK_KEEP_ALIVE]));
+        assert_eq!(stats.requests, 1);
+        // No body announced, or HTTP/1.0: no 100.
+        let run = one_shot(b"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n");
+        assert_eq!(run.out, OK_KEEP_ALIVE);
+        let run =
+            one_shot(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx");
+        assert_eq!(run.out, OK_CLOSE);
+    }
+
+    #[test]
     fn head_gets_headers_only() {
         let run = one_shot(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
         let head = &OK_KEEP_ALIVE[..OK_KEEP_ALIVE.len() - BODY.len()];
@@ -1057,6 +1115,7 @@ mod tests {
             Just(b"Content-Length: 3\r\n".to_vec()),
             Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
             Just(b"Connection: close\r\n".to_vec()),
+            Just(b"Expect: 100-continue\r\n".to_vec()),
             Just(b"HEAD / HTTP/1.0\r\n".to_vec()),
             Just(b"5\r\nhello\r\n0\r\n\r\n".to_vec()),
             proptest::collection::vec(any::<u8>(), 0..16),

@@ -25,7 +25,10 @@ use thiserror::Error;
 
 pub use discard::DiscardService;
 pub use echo::EchoService;
-pub use http::{HttpConfig, HttpConfigError, HttpService, PrebuiltResponse};
+pub use http::{
+    HttpConfig, HttpConfigError, HttpService, Persistence, PrebuiltResponse, MAX_HEADERS,
+    MAX_REQUEST_HEAD,
+};
 
 /// What a service wants after handling input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
