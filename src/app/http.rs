@@ -297,7 +297,7 @@ impl Service for HttpService {
                 State::ChunkSize(request) => {
                     // httparse reads an empty size as 0; RFC 9112 section 7.1 wants
                     // 1*HEXDIG.
-                    if !rest[0].is_ascii_hexdigit() {
+                    if !rest.first().is_some_and(u8::is_ascii_hexdigit) {
                         self.fail(RequestError::BadRequest, out, stats);
                         continue;
                     }
