@@ -9,9 +9,10 @@
 //! - [`telemetry`]: counters with Linux's MIB names.
 
 pub mod api;
+pub mod app;
 pub mod dpdk;
 pub mod engine;
+pub mod serve;
 pub mod telemetry;
 pub mod wire;
 pub mod worker;
-pub mod serve;
