@@ -230,7 +230,13 @@ fn main() -> ExitCode {
                     ..Sysctls::default()
                 },
                 app: match a.app {
-                    AppArg::Http => AppKind::Http(HttpConfig::new(a.http_body.as_bytes())),
+                    AppArg::Http => match HttpConfig::new(a.http_body.as_bytes(), "text/plain") {
+                        Ok(c) => AppKind::Http(c),
+                        Err(e) => {
+                            eprintln!("dlisten: --http-body: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    },
                     AppArg::Echo => AppKind::Echo,
                     AppArg::Discard => AppKind::Discard,
                     AppArg::Hold => AppKind::Hold,

@@ -122,10 +122,10 @@ struct ServeStats {
 
 impl StatsSource for ServeStats {
     fn snapshot(&self) -> StatsSnapshot {
-        let latency_table = {
+        let (latency_table, latency) = {
             let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
             hub.drain();
-            hub.percentile_table()
+            (hub.percentile_table(), hub.rows())
         };
         StatsSnapshot {
             uptime: self.started.elapsed(),
@@ -133,6 +133,7 @@ impl StatsSource for ServeStats {
             control: self.stack.counters(),
             listeners: self.stack.listeners(),
             latency_table,
+            latency,
         }
     }
 }
@@ -368,7 +369,9 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         write_hgrms(&hub, dir);
     }
     if let Some((log, _)) = event_log {
-        log.close();
+        if let Err(e) = log.close() {
+            eprintln!("dlisten: event log: {e}");
+        }
     }
     drop(pools);
     drop(eal);
@@ -380,7 +383,7 @@ fn write_hgrms(hub: &LatencyHub, dir: &std::path::Path) {
         eprintln!("dlisten: {}: {e}", dir.display());
         return;
     }
-    for m in [Metric::SynToSynAck, Metric::SynToEstablished, Metric::EstablishedToAccepted, Metric::RequestToResponse] {
+    for m in Metric::ALL {
         let path = dir.join(format!("{}.hgrm", m.file_stem()));
         let written = std::fs::File::create(&path).and_then(|mut f| hub.write_hgrm(m, None, &mut f));
         match written {

@@ -124,7 +124,9 @@ impl PerCoreApps {
         }
         let peer = conn.child.peer;
         if ev.contains(Events::RESET) {
-            self.log(|| AppEvent::Reset { peer });
+            if let Some(s) = &self.events {
+                s.send(AppEvent::Reset { peer });
+            }
         }
         if ev.contains(Events::CLOSED) || ev.contains(Events::RESET) {
             self.conns[idx] = None;
