@@ -272,7 +272,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             eal: eal.clone(),
             core,
             rxq: port.rx_queue(w)?,
-            txq: port.tx_queue(w)?,
+            txq: Some(port.tx_queue(w)?),
             pool: pools[w as usize].clone(),
             host,
             tcp,

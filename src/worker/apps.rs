@@ -4,6 +4,7 @@
 //! the core that owns it. Shared nothing, no locks, no cross-core traffic.
 
 use crate::app::{AppKind, Next, Service, ServiceStats};
+use crate::engine::errno::Errno;
 use crate::engine::listen::{ChildSock, Listener};
 use crate::engine::tcb::Events;
 use crate::engine::tcp::{ConnTable, TcpEngine};
@@ -132,22 +133,30 @@ impl PerCoreApps {
             self.conns[idx] = None;
             return;
         }
-        let mut eof = false;
-        if !conn.closed {
-            loop {
-                match tcp.read(id, &mut self.scratch) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        let data = &self.scratch[..n];
-                        if let Some(s) = &self.events {
-                            s.send(AppEvent::Data { peer, bytes: data[..n.min(64)].to_vec(), len: n });
+        // Read, serve, write until nothing moves. Backpressure: while earlier
+        // output waits for send-buffer space nothing more is read, so received
+        // data stays in the TCB and its window closes; a WRITABLE event
+        // resumes the loop.
+        loop {
+            let mut moved = false;
+            let mut eof = false;
+            if !conn.closed && conn.output.is_empty() {
+                loop {
+                    match tcp.read(id, &mut self.scratch) {
+                        Ok(0) => {
+                            eof = true;
+                            break;
                         }
-                        conn.input.extend_from_slice(data);
+                        Ok(n) => {
+                            moved = true;
+                            let data = &self.scratch[..n];
+                            if let Some(s) = &self.events {
+                                s.send(AppEvent::Data { peer, bytes: data[..n.min(64)].to_vec(), len: n });
+                            }
+                            conn.input.extend_from_slice(data);
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
                 }
             }
             if !conn.input.is_empty() && !conn.close_after_flush {
@@ -176,13 +185,19 @@ impl PerCoreApps {
                     conn.close_after_flush = true;
                 }
             }
-        }
-        if !conn.output.is_empty() {
-            match tcp.write(id, &conn.output) {
-                Ok(n) => {
-                    conn.output.drain(..n);
+            if !conn.output.is_empty() {
+                match tcp.write(id, &conn.output) {
+                    Ok(n) => {
+                        moved |= n > 0;
+                        conn.output.drain(..n);
+                    }
+                    Err(Errno::Eagain) => {}
+                    // The connection cannot send any more (reset, shut down).
+                    Err(_) => conn.output.clear(),
                 }
-                Err(_) => conn.output.clear(),
+            }
+            if !moved || !conn.output.is_empty() || conn.closed || conn.close_after_flush {
+                break;
             }
         }
         if conn.close_after_flush && conn.output.is_empty() && !conn.closed {

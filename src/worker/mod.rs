@@ -33,7 +33,8 @@ pub struct Worker {
     pub eal: Eal,
     pub core: Option<core_affinity::CoreId>,
     pub rxq: RxQueue,
-    pub txq: TxQueue,
+    /// Moved into the transmit sink when the loop starts.
+    pub txq: Option<TxQueue>,
     pub pool: Arc<Mempool>,
     pub host: Host,
     pub tcp: TcpEngine,
@@ -67,7 +68,8 @@ impl Worker {
         }
         let mut rx = MbufBatch::new();
         let pool = self.pool.clone();
-        let mut sink = MbufSink::new(&pool, self.tx_csum_offload);
+        let Some(txq) = self.txq.take() else { return };
+        let mut sink = MbufSink::new(&pool, txq, self.tx_csum_offload);
         let mut idle_polls = 0u32;
         let mut ready = Vec::new();
         let mut last_housekeeping = Instant::now();
@@ -109,9 +111,7 @@ impl Worker {
                     rss_hash: m.rss_hash(),
                 };
                 self.host.rx(now, m.data(), meta, &mut self.tcp, &mut sink);
-                if sink.pending() >= dpdk::BURST {
-                    self.flush(&mut sink);
-                }
+
             }
             self.serve_apps(now, &clock, &mut ready, &mut sink);
             self.flush(&mut sink);
@@ -156,11 +156,11 @@ impl Worker {
     }
 
     fn flush(&mut self, sink: &mut MbufSink<'_>) {
-        let dropped = sink.flush(&mut self.txq);
-        if dropped > 0 {
-            self.counters.add(Counter::TxDrops, dropped as u64);
+        sink.flush();
+        let drops = sink.take_drops();
+        if drops > 0 {
+            self.counters.add(Counter::TxDrops, drops);
         }
-        self.counters.add(Counter::TxDrops, sink.take_alloc_failures());
     }
 }
 

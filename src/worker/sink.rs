@@ -6,45 +6,47 @@ use crate::engine::tx::{TxFrame, TxOffload, TxSink};
 
 pub struct MbufSink<'p> {
     pool: &'p Mempool,
+    txq: TxQueue,
     batch: MbufBatch,
     csum_offload: bool,
-    alloc_failures: u64,
+    /// Frames lost: no mbuf, or refused by a full TX ring.
+    drops: u64,
 }
 
 impl<'p> MbufSink<'p> {
-    pub fn new(pool: &'p Mempool, csum_offload: bool) -> Self {
-        MbufSink { pool, batch: MbufBatch::new(), csum_offload, alloc_failures: 0 }
+    pub fn new(pool: &'p Mempool, txq: TxQueue, csum_offload: bool) -> Self {
+        MbufSink { pool, txq, batch: MbufBatch::new(), csum_offload, drops: 0 }
     }
 
     pub fn pending(&self) -> usize {
         self.batch.len()
     }
 
-    /// Send what is pending; returns how many a full TX ring refused (freed).
-    pub fn flush(&mut self, txq: &mut TxQueue) -> usize {
-        if self.batch.is_empty() {
-            return 0;
+    /// Send what is pending (a full TX ring frees what it refuses).
+    pub fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            self.drops += self.txq.tx_burst(&mut self.batch).dropped as u64;
         }
-        txq.tx_burst(&mut self.batch).dropped
     }
 
-    pub fn take_alloc_failures(&mut self) -> u64 {
-        std::mem::take(&mut self.alloc_failures)
+    /// Frames lost since the last call.
+    pub fn take_drops(&mut self) -> u64 {
+        std::mem::take(&mut self.drops)
     }
 }
 
 impl TxSink for MbufSink<'_> {
     fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
         if self.batch.is_full() {
-            self.alloc_failures += 1;
-            return false;
+            // A burst's worth is ready: send it and go on building.
+            self.flush();
         }
         let Some(mut m) = self.pool.alloc() else {
-            self.alloc_failures += 1;
+            self.drops += 1;
             return false;
         };
         let Some(buf) = m.append(max_len) else {
-            self.alloc_failures += 1;
+            self.drops += 1;
             return false;
         };
         let frame = build(buf);
