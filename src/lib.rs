@@ -7,6 +7,8 @@
 //! - [`dpdk`]: the only FFI; every `unsafe` block lives there.
 //! - [`worker`]: the per-core run-to-completion loop tying a port queue to an engine.
 //! - [`telemetry`]: counters with Linux's MIB names.
+//! - [`sync`]: the lock-free ring behind the accept queues, model-checked with
+//!   loom; the only `unsafe` outside [`dpdk`].
 
 pub mod dpdk;
 pub mod engine;
@@ -14,3 +16,4 @@ pub mod telemetry;
 pub mod wire;
 pub mod worker;
 pub mod serve;
+pub mod sync;
