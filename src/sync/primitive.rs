@@ -62,3 +62,61 @@ pub fn spin_wait(spins: &mut u32) {
         }
     }
 }
+
+/// An `Arc` that can be replaced atomically (RCU-style publication: readers
+/// never block, a writer swaps in a new value). arc-swap in production; under
+/// loom a mutex around the `Arc`, which gives the model the same
+/// acquire/release edge from the writer to every reader that arc-swap gives
+/// the hardware (loom cannot see arc-swap's own std atomics).
+pub struct ArcCell<T> {
+    #[cfg(not(loom))]
+    inner: arc_swap::ArcSwap<T>,
+    #[cfg(loom)]
+    inner: Mutex<Arc<T>>,
+}
+
+impl<T> ArcCell<T> {
+    pub fn new(value: Arc<T>) -> Self {
+        #[cfg(not(loom))]
+        let inner = arc_swap::ArcSwap::new(value);
+        #[cfg(loom)]
+        let inner = Mutex::new(value);
+        ArcCell { inner }
+    }
+
+    /// Run `f` on the current value (which stays alive while `f` runs).
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            f(&self.inner.load())
+        }
+        #[cfg(loom)]
+        {
+            f(&self.load_full())
+        }
+    }
+
+    /// The current value, with its own reference.
+    pub fn load_full(&self) -> Arc<T> {
+        #[cfg(not(loom))]
+        {
+            self.inner.load_full()
+        }
+        #[cfg(loom)]
+        {
+            self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+    }
+
+    /// Publish `value`; readers that loaded the previous one keep it alive.
+    pub fn store(&self, value: Arc<T>) {
+        #[cfg(not(loom))]
+        self.inner.store(value);
+        #[cfg(loom)]
+        {
+            let old = std::mem::replace(&mut *self.inner.lock().unwrap_or_else(|e| e.into_inner()), value);
+            drop(old);
+        }
+    }
+}

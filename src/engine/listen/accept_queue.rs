@@ -35,20 +35,20 @@
 //!
 //! Model checking: the admission counter, the epoch/in-flight protocol,
 //! `closed` and the ring use `crate::sync::primitive`, so `--cfg loom` checks
-//! them (tests in `loom_tests` below). Not modelled: the ring pointer swap
-//! (arc-swap keeps std atomics) and the sleeping path of `pop_blocking`
-//! (std `Condvar`, `waiters`).
+//! them (tests in `loom_tests` below); the ring publication ([`ArcCell`],
+//! arc-swap) is modelled as a mutex-protected `Arc`. Not modelled: the
+//! sleeping path of `pop_blocking` (std `Condvar`, `waiters`).
 
 use crate::sync::primitive::{
-    spin_wait, AtomicBool, AtomicU32, AtomicUsize, Mutex as ControlMutex, MutexGuard as ControlGuard, Ordering,
+    fence as model_fence, spin_wait, Arc, ArcCell, AtomicBool, AtomicU32, AtomicUsize, Mutex as ControlMutex,
+    MutexGuard as ControlGuard, Ordering,
 };
 use crate::sync::MpmcRing;
-use arc_swap::ArcSwap;
 use crossbeam::utils::CachePadded;
-// Only the sleeping path (`waiters`, `wait_lock`, `wait_cv`) and the ring
-// publication stay on std types: see the module doc.
+// Only the sleeping path (`waiters`, `wait_lock`, `wait_cv`) stays on std
+// types: see the module doc.
 use std::sync::atomic::{fence, AtomicU32 as StdAtomicU32};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Why [`AcceptQueue::pop_blocking`] returned without a child.
@@ -63,10 +63,10 @@ pub enum PopError {
 /// Bounded MPMC accept queue with Linux's backlog+1 admission.
 pub struct AcceptQueue<T> {
     /// The current ring; replaced (never shrunk) by [`AcceptQueue::grow`].
-    ring: ArcSwap<MpmcRing<T>>,
+    ring: ArcCell<MpmcRing<T>>,
     /// Rings replaced by [`AcceptQueue::grow`] that still held children,
     /// oldest first; acceptors drain them before `ring`.
-    old: ArcSwap<Vec<Arc<MpmcRing<T>>>>,
+    old: ArcCell<Vec<Arc<MpmcRing<T>>>>,
     /// `sk_ack_backlog`: children reserved or queued.
     ack_backlog: CachePadded<AtomicU32>,
     /// Producers inside a push, per epoch slot.
@@ -95,8 +95,8 @@ impl<T> AcceptQueue<T> {
     /// A queue that can hold `max_ack_backlog + 1` entries.
     pub fn new(max_ack_backlog: u32) -> Self {
         AcceptQueue {
-            ring: ArcSwap::from_pointee(MpmcRing::new(Self::capacity_for(max_ack_backlog))),
-            old: ArcSwap::from_pointee(Vec::new()),
+            ring: ArcCell::new(Arc::new(MpmcRing::new(Self::capacity_for(max_ack_backlog)))),
+            old: ArcCell::new(Arc::new(Vec::new())),
             ack_backlog: CachePadded::new(AtomicU32::new(0)),
             in_flight: [CachePadded::new(AtomicUsize::new(0)), CachePadded::new(AtomicUsize::new(0))],
             epoch: AtomicUsize::new(0),
@@ -124,7 +124,7 @@ impl<T> AcceptQueue<T> {
 
     /// Slots in the current ring.
     pub fn capacity(&self) -> usize {
-        self.ring.load().capacity()
+        self.ring.with(|r| r.capacity())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -147,9 +147,12 @@ impl<T> AcceptQueue<T> {
         }
         let slot = self.epoch.load(Ordering::SeqCst) & 1;
         self.in_flight[slot].fetch_add(1, Ordering::SeqCst);
-        // Checked after announcing ourselves: close() sets `closed` then waits
-        // for announced producers, so either we see it or close sees us.
-        let result = if self.closed.load(Ordering::SeqCst) { Err(item) } else { self.ring.load().push(item) };
+        // Checked after announcing ourselves: close() sets `closed` (or grow
+        // publishes a ring) then waits for announced producers, so either we
+        // see it or close sees us. The store-then-load on both sides needs
+        // the SeqCst fences (Dekker); loom checks it only with fences.
+        model_fence(Ordering::SeqCst);
+        let result = if self.closed.load(Ordering::SeqCst) { Err(item) } else { self.ring.with(|r| r.push(item)) };
         self.in_flight[slot].fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(()) => {
@@ -165,19 +168,18 @@ impl<T> AcceptQueue<T> {
 
     /// Take the oldest child, if any (non-blocking accept).
     pub fn pop(&self) -> Option<T> {
-        let retired = self.old.load();
-        if !retired.is_empty() {
-            // Children queued before a grow are accepted first.
-            for ring in retired.iter() {
-                if let Some(item) = ring.pop() {
-                    self.release();
-                    return Some(item);
-                }
+        // Children queued before a grow are accepted first.
+        let from_retired =
+            self.old.with(|retired| (!retired.is_empty()).then(|| retired.iter().find_map(|r| r.pop())));
+        match from_retired {
+            Some(Some(item)) => {
+                self.release();
+                return Some(item);
             }
-            drop(retired);
-            self.prune_retired();
+            Some(None) => self.prune_retired(),
+            None => {}
         }
-        let item = self.ring.load().pop()?;
+        let item = self.ring.with(|r| r.pop())?;
         self.release();
         Some(item)
     }
@@ -236,6 +238,7 @@ impl<T> AcceptQueue<T> {
     /// (ring or `closed`) has finished its push.
     fn synchronize(&self) {
         let old = self.epoch.fetch_add(1, Ordering::SeqCst) & 1;
+        model_fence(Ordering::SeqCst);
         let mut spins = 0u32;
         while self.in_flight[old].load(Ordering::SeqCst) != 0 {
             spin_wait(&mut spins);
@@ -258,7 +261,8 @@ impl<T> AcceptQueue<T> {
         // before the current one. Retired rings from an earlier grow are
         // sealed (no producer can reach them), so an empty one stays empty
         // and is dropped here.
-        let mut retired: Vec<Arc<MpmcRing<T>>> = self.old.load().iter().filter(|r| !r.is_empty()).cloned().collect();
+        let mut retired: Vec<Arc<MpmcRing<T>>> =
+            self.old.with(|old| old.iter().filter(|r| !r.is_empty()).cloned().collect());
         retired.push(cur);
         self.old.store(Arc::new(retired));
         self.ring.store(Arc::new(MpmcRing::new(cap)));
@@ -271,7 +275,7 @@ impl<T> AcceptQueue<T> {
     /// found empty stays empty.
     fn prune_retired(&self) {
         if let Ok(_c) = self.control.try_lock() {
-            if self.old.load().iter().all(|r| r.is_empty()) {
+            if self.old.with(|old| old.iter().all(|r| r.is_empty())) {
                 self.old.store(Arc::new(Vec::new()));
             }
         }
@@ -365,7 +369,7 @@ mod tests {
         assert_eq!(got, vec![1, 2, 3, 4, 5]);
         assert_eq!(q.len(), 0);
         // Drained retired rings are forgotten.
-        assert!(q.old.load().is_empty());
+        assert!(q.old.load_full().is_empty());
     }
 
     #[test]
