@@ -20,5 +20,5 @@ cargo test --all-targets -- --test-threads=1
 echo "== loom: accept queue model check"
 if grep -rq 'cfg(loom)' src; then
   RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test --release --lib accept_queue -- --test-threads=1
+    cargo test --release --lib -- accept_queue mpmc_ring --test-threads=1
 fi

@@ -7,12 +7,15 @@
 //! - [`dpdk`]: the only FFI; every `unsafe` block lives there.
 //! - [`worker`]: the per-core run-to-completion loop tying a port queue to an engine.
 //! - [`telemetry`]: counters with Linux's MIB names.
+//! - [`sync`]: the lock-free ring behind the accept queues, model-checked with
+//!   loom; the only `unsafe` outside [`dpdk`].
 
 pub mod api;
 pub mod app;
 pub mod dpdk;
 pub mod engine;
 pub mod serve;
+pub mod sync;
 pub mod telemetry;
 pub mod wire;
 pub mod worker;

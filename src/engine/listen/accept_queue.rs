@@ -7,27 +7,48 @@
 //! are one CAS on `ack_backlog` (Linux does them under the listener lock), so
 //! the bound is exact even with many workers racing.
 //!
-//! Capacity: the ring is crossbeam's `ArrayQueue` (Vyukov's bounded MPMC
-//! ring), sized `max_ack_backlog + 1` at listen(). Because `ack_backlog` is
-//! reserved before a push and released after a pop, the ring never holds more
-//! than `max_ack_backlog + 1` entries, so a push never finds it full. A later
-//! listen() with a larger backlog grows the ring by republishing a bigger one
+//! Capacity: the ring is [`MpmcRing`] (Vyukov's bounded MPMC ring, in
+//! `crate::sync` so it can hold the `unsafe` this module forbids), sized
+//! `max_ack_backlog + 1` at listen(). Because `ack_backlog` is reserved
+//! before a push and released after a pop, the ring never holds more than
+//! `max_ack_backlog + 1` entries, so a push finds it full only in one
+//! transient case: with several acceptors, a slow one still owns the slot a
+//! lap behind while a faster one already released its reservation. That
+//! push is refused like an overflow (the reservation is given back), which is
+//! what Linux would do a moment earlier. A later listen() with a larger
+//! backlog grows the ring by republishing a bigger one
 //! ([`AcceptQueue::grow`]); it never shrinks. We chose this over sizing every
 //! ring for the clamp (`somaxconn + 1` = 4097 slots of 40 bytes, 160 KiB per
 //! listener, times every reuseport member) because most listeners keep small
-//! backlogs and re-listen is rare.
+//! backlogs and re-listen is rare. A fixed-size ring cannot be resized in
+//! place (positions map to `pos % capacity`), so grow publishes a bigger
+//! ring and retires the old one until acceptors have drained it. The ring
+//! has at least two slots (Vyukov's scheme needs them), so `listen(fd, 0)`
+//! gets two slots for its one admitted child.
 //!
-//! Publication of a new ring and `close` both need to know when no producer
+//! Publication of a new ring (the old one is retired, not copied: see
+//! [`AcceptQueue::grow`]) and `close` both need to know when no producer
 //! still uses the old state. Producers announce themselves in one of two
 //! in-flight counters chosen by an epoch bit (a two-slot SRCU): the control
 //! plane flips the epoch and waits for the old slot to drain, which is bounded
 //! by the few instructions of one push, even under a SYN flood.
+//!
+//! Model checking: the admission counter, the epoch/in-flight protocol,
+//! `closed` and the ring use `crate::sync::primitive`, so `--cfg loom` checks
+//! them (tests in `loom_tests` below); the ring publication ([`ArcCell`],
+//! arc-swap) is modelled as a mutex-protected `Arc`. Not modelled: the
+//! sleeping path of `pop_blocking` (std `Condvar`, `waiters`).
 
-use arc_swap::{ArcSwap, ArcSwapOption};
-use crossbeam::queue::ArrayQueue;
+use crate::sync::primitive::{
+    fence as model_fence, spin_wait, Arc, ArcCell, AtomicBool, AtomicU32, AtomicUsize, Mutex as ControlMutex,
+    MutexGuard as ControlGuard, Ordering,
+};
+use crate::sync::MpmcRing;
 use crossbeam::utils::CachePadded;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+// Only the sleeping path (`waiters`, `wait_lock`, `wait_cv`) stays on std
+// types: see the module doc.
+use std::sync::atomic::{fence, AtomicU32 as StdAtomicU32};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Why [`AcceptQueue::pop_blocking`] returned without a child.
@@ -42,9 +63,10 @@ pub enum PopError {
 /// Bounded MPMC accept queue with Linux's backlog+1 admission.
 pub struct AcceptQueue<T> {
     /// The current ring; replaced (never shrunk) by [`AcceptQueue::grow`].
-    ring: ArcSwap<ArrayQueue<T>>,
-    /// The ring being replaced, drained first by consumers while a grow runs.
-    old: ArcSwapOption<ArrayQueue<T>>,
+    ring: ArcCell<MpmcRing<T>>,
+    /// Rings replaced by [`AcceptQueue::grow`] that still held children,
+    /// oldest first; acceptors drain them before `ring`.
+    old: ArcCell<Vec<Arc<MpmcRing<T>>>>,
     /// `sk_ack_backlog`: children reserved or queued.
     ack_backlog: CachePadded<AtomicU32>,
     /// Producers inside a push, per epoch slot.
@@ -53,11 +75,11 @@ pub struct AcceptQueue<T> {
     /// Set once by close(); producers then refuse, acceptors wake up.
     closed: AtomicBool,
     /// Acceptors sleeping in `pop_blocking`.
-    waiters: AtomicU32,
+    waiters: StdAtomicU32,
     wait_lock: Mutex<()>,
     wait_cv: Condvar,
-    /// Serialises grow and close (control plane only).
-    control: Mutex<()>,
+    /// Serialises grow and close (control plane only); modelled by loom.
+    control: ControlMutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,20 +87,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn lock_control<T>(m: &ControlMutex<T>) -> ControlGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl<T> AcceptQueue<T> {
     /// A queue that can hold `max_ack_backlog + 1` entries.
     pub fn new(max_ack_backlog: u32) -> Self {
         AcceptQueue {
-            ring: ArcSwap::from_pointee(ArrayQueue::new(Self::capacity_for(max_ack_backlog))),
-            old: ArcSwapOption::const_empty(),
+            ring: ArcCell::new(Arc::new(MpmcRing::new(Self::capacity_for(max_ack_backlog)))),
+            old: ArcCell::new(Arc::new(Vec::new())),
             ack_backlog: CachePadded::new(AtomicU32::new(0)),
             in_flight: [CachePadded::new(AtomicUsize::new(0)), CachePadded::new(AtomicUsize::new(0))],
             epoch: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            waiters: AtomicU32::new(0),
+            waiters: StdAtomicU32::new(0),
             wait_lock: Mutex::new(()),
             wait_cv: Condvar::new(),
-            control: Mutex::new(()),
+            control: ControlMutex::new(()),
         }
     }
 
@@ -98,7 +124,7 @@ impl<T> AcceptQueue<T> {
 
     /// Slots in the current ring.
     pub fn capacity(&self) -> usize {
-        self.ring.load().capacity()
+        self.ring.with(|r| r.capacity())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -121,9 +147,12 @@ impl<T> AcceptQueue<T> {
         }
         let slot = self.epoch.load(Ordering::SeqCst) & 1;
         self.in_flight[slot].fetch_add(1, Ordering::SeqCst);
-        // Checked after announcing ourselves: close() sets `closed` then waits
-        // for announced producers, so either we see it or close sees us.
-        let result = if self.closed.load(Ordering::SeqCst) { Err(item) } else { self.ring.load().push(item) };
+        // Checked after announcing ourselves: close() sets `closed` (or grow
+        // publishes a ring) then waits for announced producers, so either we
+        // see it or close sees us. The store-then-load on both sides needs
+        // the SeqCst fences (Dekker); loom checks it only with fences.
+        model_fence(Ordering::SeqCst);
+        let result = if self.closed.load(Ordering::SeqCst) { Err(item) } else { self.ring.with(|r| r.push(item)) };
         self.in_flight[slot].fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(()) => {
@@ -139,13 +168,18 @@ impl<T> AcceptQueue<T> {
 
     /// Take the oldest child, if any (non-blocking accept).
     pub fn pop(&self) -> Option<T> {
-        if let Some(old) = self.old.load().as_ref() {
-            if let Some(item) = old.pop() {
+        // Children queued before a grow are accepted first.
+        let from_retired =
+            self.old.with(|retired| (!retired.is_empty()).then(|| retired.iter().find_map(|r| r.pop())));
+        match from_retired {
+            Some(Some(item)) => {
                 self.release();
                 return Some(item);
             }
+            Some(None) => self.prune_retired(),
+            None => {}
         }
-        let item = self.ring.load().pop()?;
+        let item = self.ring.with(|r| r.pop())?;
         self.release();
         Some(item)
     }
@@ -163,7 +197,7 @@ impl<T> AcceptQueue<T> {
         }
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let mut guard = lock(&self.wait_lock);
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.waiters.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let result = loop {
             // Re-check after registering: a producer that pushed before it saw
             // `waiters > 0` is visible here (both sides use SeqCst).
@@ -187,14 +221,14 @@ impl<T> AcceptQueue<T> {
                 }
             }
         };
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         drop(guard);
         result
     }
 
     fn wake_one(&self) {
-        fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        fence(std::sync::atomic::Ordering::SeqCst);
+        if self.waiters.load(std::sync::atomic::Ordering::SeqCst) > 0 {
             let _g = lock(&self.wait_lock);
             self.wait_cv.notify_one();
         }
@@ -204,50 +238,54 @@ impl<T> AcceptQueue<T> {
     /// (ring or `closed`) has finished its push.
     fn synchronize(&self) {
         let old = self.epoch.fetch_add(1, Ordering::SeqCst) & 1;
+        model_fence(Ordering::SeqCst);
         let mut spins = 0u32;
         while self.in_flight[old].load(Ordering::SeqCst) != 0 {
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            spin_wait(&mut spins);
         }
     }
 
     /// Make room for `max_ack_backlog + 1` entries (listen() again with a
     /// larger backlog). Call before publishing the larger `max_ack_backlog`.
     pub fn grow(&self, max_ack_backlog: u32) {
-        let _c = lock(&self.control);
+        let _c = lock_control(&self.control);
         let cap = Self::capacity_for(max_ack_backlog);
         let cur = self.ring.load_full();
         if cur.capacity() >= cap {
             return;
         }
-        let new = Arc::new(ArrayQueue::new(cap));
-        // Consumers drain `old` first, so children queued before the grow
-        // are still accepted first.
-        self.old.store(Some(cur.clone()));
-        self.ring.store(new.clone());
+        // Retire `cur` instead of moving its children into the new ring:
+        // producers push to the new ring as soon as it is published, so a
+        // move would queue children added before the grow behind children
+        // added during it. Acceptors drain retired rings, oldest first,
+        // before the current one. Retired rings from an earlier grow are
+        // sealed (no producer can reach them), so an empty one stays empty
+        // and is dropped here.
+        let mut retired: Vec<Arc<MpmcRing<T>>> =
+            self.old.with(|old| old.iter().filter(|r| !r.is_empty()).cloned().collect());
+        retired.push(cur);
+        self.old.store(Arc::new(retired));
+        self.ring.store(Arc::new(MpmcRing::new(cap)));
+        // After this no producer still pushes to `cur`: it is sealed.
         self.synchronize();
-        // No producer uses `cur` any more: move what is left.
-        while let Some(item) = cur.pop() {
-            // Cannot fail: ack_backlog bounds old + new entries by the old
-            // limit + 1, which is below the new capacity.
-            if let Err(item) = new.push(item) {
-                // Defensive: keep it reachable through `old` instead of losing it.
-                let _ = cur.push(item);
-                return;
+    }
+
+    /// Forget retired rings once acceptors emptied them. Only when no grow
+    /// runs (`control` is free): then every retired ring is sealed, and one
+    /// found empty stays empty.
+    fn prune_retired(&self) {
+        if let Ok(_c) = self.control.try_lock() {
+            if self.old.with(|old| old.iter().all(|r| r.is_empty())) {
+                self.old.store(Arc::new(Vec::new()));
             }
         }
-        self.old.store(None);
     }
 
     /// Refuse further pushes and wake every sleeping acceptor. After this
     /// returns no producer can still add: what [`AcceptQueue::pop`] returns
     /// from now on is all that is left (Linux: inet_csk_listen_stop).
     pub fn close(&self) {
-        let _c = lock(&self.control);
+        let _c = lock_control(&self.control);
         self.closed.store(true, Ordering::SeqCst);
         self.synchronize();
         let _g = lock(&self.wait_lock);
@@ -255,11 +293,12 @@ impl<T> AcceptQueue<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     #[test]
     fn backlog_plus_one_rule() {
@@ -313,6 +352,24 @@ mod tests {
         assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
         q.grow(2); // never shrinks
         assert_eq!(q.capacity(), 6);
+    }
+
+    #[test]
+    fn two_grows_before_any_accept_keep_order() {
+        let q = AcceptQueue::new(1);
+        q.push(1, 1).unwrap();
+        q.push(2, 1).unwrap();
+        q.grow(3);
+        q.push(3, 3).unwrap();
+        q.push(4, 3).unwrap();
+        q.grow(7);
+        q.push(5, 7).unwrap();
+        assert_eq!(q.capacity(), 8);
+        let got: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5]);
+        assert_eq!(q.len(), 0);
+        // Drained retired rings are forgotten.
+        assert!(q.old.load_full().is_empty());
     }
 
     #[test]
@@ -458,5 +515,107 @@ mod tests {
                 prop_assert!(q.capacity() > max as usize);
             }
         }
+    }
+}
+
+/// Model checks of the admission protocol:
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib accept_queue`.
+/// One control-plane thread at a time, as in production (`control` is a std
+/// mutex the model does not see).
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::primitive::Arc as LoomArc;
+    use loom::thread;
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(f);
+    }
+
+    /// listen(fd, 0): two workers race to add a child; exactly one is
+    /// admitted (backlog + 1 = 1), the other gets its child back, and
+    /// `ack_backlog` counts exactly what is queued.
+    #[test]
+    fn accept_queue_loom_two_workers_backlog_zero() {
+        model(|| {
+            let q = LoomArc::new(AcceptQueue::new(0));
+            let workers: Vec<_> = (1..=2u32)
+                .map(|v| {
+                    let q = q.clone();
+                    thread::spawn(move || q.push(v, 0).is_ok().then_some(v))
+                })
+                .collect();
+            let admitted: Vec<u32> = workers.into_iter().filter_map(|w| w.join().unwrap()).collect();
+            assert_eq!(admitted.len(), 1);
+            assert_eq!(q.len(), 1);
+            assert_eq!(q.pop(), Some(admitted[0]));
+            assert_eq!(q.len(), 0);
+            assert_eq!(q.pop(), None);
+        });
+    }
+
+    /// Two workers add while an acceptor takes: never more than backlog + 1
+    /// queued, nothing lost or duplicated, `ack_backlog` back to what is left.
+    #[test]
+    fn accept_queue_loom_workers_and_acceptor_race() {
+        model(|| {
+            let q = LoomArc::new(AcceptQueue::new(0));
+            let workers: Vec<_> = (1..=2u32)
+                .map(|v| {
+                    let q = q.clone();
+                    thread::spawn(move || q.push(v, 0).is_ok().then_some(v))
+                })
+                .collect();
+            let first = q.pop();
+            assert!(q.len() <= 1);
+            let mut admitted: Vec<u32> = workers.into_iter().filter_map(|w| w.join().unwrap()).collect();
+            let mut got: Vec<u32> = first.into_iter().collect();
+            assert_eq!(q.len() as usize, admitted.len() - got.len());
+            got.extend(std::iter::from_fn(|| q.pop()));
+            admitted.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(admitted, got);
+            assert_eq!(q.len(), 0);
+        });
+    }
+
+    /// close() racing a worker's add: after close returns, a child is in the
+    /// queue if and only if its add succeeded, and every later add is refused
+    /// (Linux: inet_csk_listen_stop sees every queued child).
+    #[test]
+    fn accept_queue_loom_close_races_push() {
+        model(|| {
+            let q = LoomArc::new(AcceptQueue::new(1));
+            let q2 = q.clone();
+            let worker = thread::spawn(move || q2.push(7u32, 1).is_ok());
+            q.close();
+            let left = q.pop();
+            let pushed = worker.join().unwrap();
+            assert_eq!(left.is_some(), pushed);
+            assert_eq!(q.push(8, 1), Err(8));
+            assert_eq!(q.pop(), None);
+            assert_eq!(q.len(), 0);
+        });
+    }
+
+    /// grow() racing a worker's add: the children queued before, during and
+    /// after the grow are all accepted, in order.
+    #[test]
+    fn accept_queue_loom_grow_races_push() {
+        model(|| {
+            let q = LoomArc::new(AcceptQueue::new(1));
+            q.push(1u32, 1).unwrap();
+            let q2 = q.clone();
+            let worker = thread::spawn(move || q2.push(2u32, 1));
+            q.grow(3);
+            assert_eq!(worker.join().unwrap(), Ok(()));
+            q.push(3, 3).unwrap();
+            let got: Vec<u32> = std::iter::from_fn(|| q.pop()).collect();
+            assert_eq!(got, vec![1, 2, 3]);
+            assert_eq!(q.capacity(), 4);
+            assert_eq!(q.len(), 0);
+        });
     }
 }
