@@ -541,7 +541,8 @@ mod tests {
         assert_eq!(rows[0], (1.0, 0.0, 1));
         // Percentiles and counts never go down.
         assert!(rows.windows(2).all(|p| p[0].1 <= p[1].1 && p[0].2 <= p[1].2 && p[0].0 <= p[1].0));
-        let mean_line = format!("#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0);
+        let mean_line =
+            format!("#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0);
         assert!(text.contains(&mean_line), "{text}");
         assert!((h.mean() / 1000.0 - 50.5).abs() < 0.05);
         assert!(text.lines().any(|l| l.starts_with("#[Buckets = ") && l.ends_with("SubBuckets     =         2048]")));
