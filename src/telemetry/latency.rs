@@ -257,6 +257,23 @@ impl LatencyHub {
         self.hists.get(&(scope, metric))
     }
 
+    /// Every cumulative histogram with samples, as (listener or `None` for
+    /// all, metric, histogram): what to export as `.hgrm` files at shutdown.
+    pub fn histograms(&self) -> impl Iterator<Item = (Option<u64>, Metric, &Histogram<u64>)> + '_ {
+        self.hists.iter().filter(|(_, h)| !h.is_empty()).map(|(&(scope, metric), h)| {
+            let listener = match scope {
+                Scope::Listener(id) => Some(id),
+                Scope::All => None,
+            };
+            (listener, metric, h)
+        })
+    }
+
+    /// The label of a listener (its id as `#id` when it has none).
+    pub fn listener_label(&self, id: u64) -> String {
+        self.label(Scope::Listener(id))
+    }
+
     fn label(&self, scope: Scope) -> String {
         match scope {
             Scope::All => "all".to_string(),
@@ -500,6 +517,9 @@ mod tests {
             }
         }
         assert!(hub.histogram(Metric::SynToSynAck, None).is_none());
+        let listed: Vec<_> = hub.histograms().map(|(l, m, h)| (l, m, h.len())).collect();
+        assert_eq!(listed, [(Some(3), Metric::RequestToResponse, 20_000), (None, Metric::RequestToResponse, 20_000)]);
+        assert_eq!(hub.listener_label(3), "#3");
     }
 
     #[test]
