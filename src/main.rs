@@ -25,6 +25,27 @@ enum Command {
     /// Own one or more IPv4 addresses on a DPDK port and serve them.
     /// EAL arguments go after `--`, e.g. `-- --no-huge -m 512 --no-pci --vdev net_tap0`.
     Serve(ServeArgs),
+    /// Ask a running serve for its live statistics over its control socket.
+    Stats(StatsArgs),
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    /// The control socket (default: /run/dlisten/<NAME>.sock).
+    #[arg(long, value_name = "PATH", conflicts_with = "name")]
+    socket: Option<std::path::PathBuf>,
+    /// The server's name: EAL's --file-prefix, or `dlisten`.
+    #[arg(long, default_value = "dlisten")]
+    name: String,
+    /// Print one JSON object (counters, workers, listeners, latency) instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Ask again every SECS seconds (rates then cover the last interval).
+    #[arg(long, value_name = "SECS")]
+    watch: Option<f64>,
+    /// With --watch: stop after N answers.
+    #[arg(long, value_name = "N", requires = "watch")]
+    count: Option<u64>,
 }
 
 #[derive(Args)]
@@ -190,9 +211,44 @@ fn parse_tfo_key(s: &str) -> Result<TfoKeys, String> {
     TfoKeys::parse_linux(s).map_err(|e| e.to_string())
 }
 
+/// `dlisten stats`: query the control socket, once or every --watch seconds.
+fn run_stats(a: StatsArgs) -> ExitCode {
+    use dlisten::telemetry::control;
+    let path = a.socket.unwrap_or_else(|| control::default_socket_path(&a.name));
+    let command = if a.json { "json" } else { "stats" };
+    let every = match a.watch.map(Duration::try_from_secs_f64) {
+        None => None,
+        Some(Ok(d)) if !d.is_zero() => Some(d),
+        Some(_) => {
+            eprintln!("dlisten: --watch needs a positive number of seconds");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut answered = 0u64;
+    loop {
+        match control::query(&path, command) {
+            Ok(answer) => print!("{answer}"),
+            Err(e) => {
+                eprintln!("dlisten: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        answered += 1;
+        let Some(every) = every else { return ExitCode::SUCCESS };
+        if a.count.is_some_and(|n| answered >= n) {
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(every);
+        if !a.json {
+            println!();
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Stats(a) => run_stats(a),
         Command::Serve(a) => {
             let control_socket = a
                 .control_socket

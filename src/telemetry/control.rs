@@ -105,7 +105,8 @@ pub fn format_stats(now: &StatsSnapshot, previous: Option<&StatsSnapshot>) -> St
 /// The `json` answer.
 pub fn stats_json(s: &StatsSnapshot) -> Value {
     let total = s.total();
-    let counters: Map<String, Value> = Counter::ALL.iter().map(|c| (c.name().to_string(), json!(total.get(*c)))).collect();
+    let counters: Map<String, Value> =
+        Counter::ALL.iter().map(|c| (c.name().to_string(), json!(total.get(*c)))).collect();
     let workers: Vec<Value> = s
         .per_worker
         .iter()
@@ -184,9 +185,7 @@ impl ControlServer {
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
             let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("dl-control".into())
-                .spawn(move || accept_loop(listener, state, &stop))?
+            std::thread::Builder::new().name("dl-control".into()).spawn(move || accept_loop(listener, state, &stop))?
         };
         Ok(ControlServer { path: path.to_path_buf(), stop, acceptor: Some(acceptor) })
     }
@@ -237,7 +236,15 @@ fn accept_loop(listener: UnixListener, state: Arc<dyn StatsSource>, stop: &Atomi
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let Ok(stream) = conn else { continue };
+        let stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: do not spin on them.
+                eprintln!("dlisten: control socket: accept: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
         let (state, last) = (state.clone(), last.clone());
         let spawned = std::thread::Builder::new().name("dl-control-client".into()).spawn(move || {
             let _ = serve_client(stream, state.as_ref(), &last);
@@ -248,11 +255,7 @@ fn accept_loop(listener: UnixListener, state: Arc<dyn StatsSource>, stop: &Atomi
     }
 }
 
-fn serve_client(
-    stream: UnixStream,
-    state: &dyn StatsSource,
-    last: &Mutex<Option<StatsSnapshot>>,
-) -> io::Result<()> {
+fn serve_client(stream: UnixStream, state: &dyn StatsSource, last: &Mutex<Option<StatsSnapshot>>) -> io::Result<()> {
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let mut line = String::new();

@@ -262,6 +262,23 @@ impl LatencyHub {
         self.hists.get(&(scope, metric))
     }
 
+    /// Every cumulative histogram with samples, as (listener or `None` for
+    /// all, metric, histogram): what to export as `.hgrm` files at shutdown.
+    pub fn histograms(&self) -> impl Iterator<Item = (Option<u64>, Metric, &Histogram<u64>)> + '_ {
+        self.hists.iter().filter(|(_, h)| !h.is_empty()).map(|(&(scope, metric), h)| {
+            let listener = match scope {
+                Scope::Listener(id) => Some(id),
+                Scope::All => None,
+            };
+            (listener, metric, h)
+        })
+    }
+
+    /// The label of a listener (its id as `#id` when it has none).
+    pub fn listener_label(&self, id: u64) -> String {
+        self.label(Scope::Listener(id))
+    }
+
     fn label(&self, scope: Scope) -> String {
         match scope {
             Scope::All => "all".to_string(),
@@ -505,6 +522,9 @@ mod tests {
             }
         }
         assert!(hub.histogram(Metric::SynToSynAck, None).is_none());
+        let listed: Vec<_> = hub.histograms().map(|(l, m, h)| (l, m, h.len())).collect();
+        assert_eq!(listed, [(Some(3), Metric::RequestToResponse, 20_000), (None, Metric::RequestToResponse, 20_000)]);
+        assert_eq!(hub.listener_label(3), "#3");
     }
 
     #[test]
@@ -546,7 +566,8 @@ mod tests {
         assert_eq!(rows[0], (1.0, 0.0, 1));
         // Percentiles and counts never go down.
         assert!(rows.windows(2).all(|p| p[0].1 <= p[1].1 && p[0].2 <= p[1].2 && p[0].0 <= p[1].0));
-        let mean_line = format!("#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0);
+        let mean_line =
+            format!("#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0);
         assert!(text.contains(&mean_line), "{text}");
         assert!((h.mean() / 1000.0 - 50.5).abs() < 0.05);
         assert!(text.lines().any(|l| l.starts_with("#[Buckets = ") && l.ends_with("SubBuckets     =         2048]")));
