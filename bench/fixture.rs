@@ -240,6 +240,8 @@ impl Rig {
     #[inline]
     pub fn rx(&mut self, frame: &[u8], meta: RxMeta, tx: &mut impl TxSink) {
         self.host.rx(self.now, frame, meta, &mut self.tcp, tx);
+        // As the worker does after every burst: hand latency samples on.
+        self.tcp.take_latency_samples().clear();
     }
 
     /// The application's accept() until EAGAIN; returns how many.

@@ -37,8 +37,11 @@ ip netns add "$NS"
 ip -n "$NS" link set lo up
 ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 
-echo "== starting dlisten in namespace $NS on net_tap ($TAP), owning $SERVER, 2 workers"
-ip netns exec "$NS" "$BIN" serve --addr "$SERVER" --workers 2 --idle-sleep-us 20 -- \
+SOCK="/run/dlisten/dldemo$$.sock"
+HGRM=$(mktemp -d -t dlisten-hgrm.XXXXXX)
+echo "== starting dlisten in namespace $NS on net_tap ($TAP): owns $SERVER, serves http on :80, 2 workers"
+ip netns exec "$NS" "$BIN" serve --addr "$SERVER" --listen "$SERVER:80" --app http --backlog 64 \
+  --workers 2 --idle-sleep-us 20 --hgrm-dir "$HGRM" --control-socket "$SOCK" -- \
   --no-huge -m 512 --no-pci --no-shconf --file-prefix "dldemo$$" \
   --vdev "net_tap0,iface=$TAP" --log-level lib.eal:error >"$LOG" 2>&1 &
 PID=$!
@@ -47,7 +50,7 @@ for _ in $(seq 1 300); do
   kill -0 "$PID" 2>/dev/null || { cat "$LOG"; echo "dlisten exited early" >&2; exit 1; }
   sleep 0.1
 done
-grep "^dlisten:" "$LOG"
+grep -E "^(dlisten:|State|LISTEN)" "$LOG"
 ip -n "$NS" addr add "$CLIENT/24" dev "$TAP"
 ip -n "$NS" link set "$TAP" up
 
@@ -55,25 +58,36 @@ echo
 echo "== the Linux kernel ($CLIENT) pings dlisten ($SERVER)"
 ip netns exec "$NS" ping -c 3 -i 0.2 -W 2 "$SERVER" || true
 echo
-echo "== the kernel's TCP client connects to a closed port: dlisten answers RST (connection refused)"
-ip netns exec "$NS" nc -z -v -w 2 "$SERVER" 80 || true
+echo "== a closed port: the kernel's client is refused (RST)"
+ip netns exec "$NS" nc -z -v -w 2 "$SERVER" 81 || true
 echo
-echo "== the kernel's UDP to a closed port: ICMP port unreachable"
-ip netns exec "$NS" /usr/bin/python3 -c "
-import socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
-u.connect(('$SERVER', 9)); u.send(b'hello')
-try:
-    u.recv(64); print('answered?!')
-except ConnectionRefusedError:
-    print('udp to $SERVER:9 -> connection refused (ICMP port unreachable)')
-" || true
+echo "== curl"
+ip netns exec "$NS" curl -sS -i --max-time 5 "http://$SERVER/"
 echo
-echo "== neighbour table of the kernel side"
-ip -n "$NS" neigh show dev "$TAP"
+echo "== wrk, keep-alive, 5 s"
+ip netns exec "$NS" wrk -t1 -c16 -d5s --latency "http://$SERVER/" | sed -n '1,20p'
 echo
-echo "== stopping dlisten (SIGINT) and its counters"
+echo "== wrk, a new connection per request (Connection: close), 5 s"
+ip netns exec "$NS" wrk -t1 -c16 -d5s --latency -H "Connection: close" "http://$SERVER/" | sed -n '1,20p'
+echo
+echo "== SYN flood: hping3 from a spoofed in-range source (198.18.0.3), 20000 SYNs, while curl keeps working"
+ip netns exec "$NS" hping3 -q -S -p 80 -a 198.18.0.3 -i u100 -c 20000 "$SERVER" >/dev/null 2>&1 &
+FLOOD=$!
+sleep 0.5
+ok=0
+for _ in $(seq 1 20); do
+  ip netns exec "$NS" curl -s --max-time 3 -o /dev/null "http://$SERVER/" && ok=$((ok + 1))
+done
+echo "curl during the flood: $ok of 20 succeeded"
+wait "$FLOOD" || true
+echo
+echo "== dlisten stats (live, from the control socket)"
+"$BIN" stats --socket "$SOCK" || true
+echo
+echo "== stopping dlisten (SIGINT): counters and latency percentiles"
 kill -INT "$PID"
 wait "$PID" || true
 PID=""
 sed -n '/^dlisten: stopping/,$p' "$LOG"
+echo
+echo "HdrHistogram percentile distributions (.hgrm) are in $HGRM"

@@ -46,7 +46,7 @@ fn cookie_ack_builds_the_connection_with_options_from_the_timestamp() {
     assert_eq!(b.counter(Counter::TcpPassiveOpens), 1);
     assert_eq!(b.request_socks(), 0);
     let child = b.stack.accept(fd).expect("child");
-    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn").clone();
+    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn");
     // MSS from the table: 1400 -> 1300.
     assert_eq!(conn.mss(), 1300);
     assert_eq!((conn.snd_wscale(), conn.sack(), conn.ecn()), (Some(7), true, true));
@@ -65,7 +65,7 @@ fn cookie_without_timestamps_loses_wscale_sack_and_ecn() {
     assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK);
     assert_eq!(sa.options, vec![2, 4, 0x05, 0xb4]);
     let child = b.stack.accept(fd).expect("child");
-    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn").clone();
+    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn");
     assert_eq!((conn.mss(), conn.snd_wscale(), conn.sack(), conn.ecn(), conn.ts()), (1460, None, false, false, None));
 }
 

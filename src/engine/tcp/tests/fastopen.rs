@@ -42,7 +42,7 @@ fn valid_cookie_with_data_makes_a_child_at_once() {
     assert_eq!(l.fastopen_qlen(), 1);
     // accept() returns before the final ACK.
     let child = b.stack.accept(fd).expect("child");
-    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn").clone();
+    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn");
     assert_eq!((conn.bytes_received(), conn.rcv_nxt()), (5, CISN + 6));
     // The final ACK ends the handshake and frees the fast-open slot.
     let (tsval, _) = sa.ts().expect("ts");

@@ -76,7 +76,7 @@ fn syn_without_options_gets_mss_536_for_the_connection() {
     assert_eq!(sa.options, vec![2, 4, 0x05, 0xb4]);
     assert!(b.send(Seg::ack(CISN + 1, sa.seq + 1)).is_empty());
     let child = b.stack.accept(fd).expect("a child");
-    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("the connection").clone();
+    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("the connection");
     assert_eq!(conn.mss(), 536);
     assert_eq!((conn.snd_wscale(), conn.sack(), conn.ts(), conn.ecn()), (None, false, None, false));
 }
@@ -114,7 +114,7 @@ fn right_ack_completes_and_accept_returns_the_child() {
     assert_eq!(child.peer, SocketAddrV4::new(CLIENT, CLIENT_PORT));
     assert_eq!(child.local, SocketAddrV4::new(SERVER, PORT));
     assert_eq!(child.worker, 0);
-    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn").clone();
+    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn");
     assert_eq!((conn.snd_nxt(), conn.rcv_nxt()), (sa.seq + 1, CISN + 1));
     assert_eq!((conn.mss(), conn.snd_wscale(), conn.rcv_wscale(), conn.sack()), (1460, Some(7), 7, true));
     assert_eq!(conn.ts(), Some((101, ts_off(CLIENT))));
@@ -152,7 +152,7 @@ fn ack_with_data_completes_and_keeps_the_data() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!((out[0].ack, out[0].payload_len), (CISN + 1 + 18, 0), "{out:?}");
     let child = b.stack.accept(fd).expect("child");
-    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn").clone();
+    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn");
     assert_eq!(conn.bytes_received(), 18);
     assert_eq!(conn.rcv_nxt(), CISN + 1 + 18);
 }
