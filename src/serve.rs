@@ -300,7 +300,15 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let app_handles = if per_core {
         Vec::new()
     } else {
-        app_threads::spawn(sockets.clone(), &listen_fds, cfg.app.clone(), cfg.app_threads, stop.clone())
+        app_threads::spawn(
+            sockets.clone(),
+            &listen_fds,
+            cfg.app.clone(),
+            cfg.app_threads,
+            stop.clone(),
+            latency_sender.clone(),
+            epoch,
+        )
     };
     let stats_source = Arc::new(ServeStats { started: epoch, counters: all_counters.clone(), stack: stack.clone(), hub: hub.clone() });
     let control = ControlServer::start(&cfg.control_socket, stats_source.clone())

@@ -25,30 +25,34 @@ fn handshakes_complete_and_cookies_survive_a_flood() {
     let listen = format!("{SERVER_IP}:80");
     let mut server = Server::start(
         &ns,
-        ServerOpts { queues: 2, serve_args: &["--listen", &listen, "--backlog", "4", "--app", "reset"] },
+        ServerOpts { queues: 2, serve_args: &["--listen", &listen, "--backlog", "4", "--app", "http"] },
     );
 
-    // The kernel's client: connect() succeeds (3-way handshake), then the
-    // application resets the connection.
+    // The kernel's client: connect() succeeds (3-way handshake) and the
+    // accepted connection answers an HTTP/1.0 request, then closes.
     let out = python(
         &ns,
         &format!(
             r#"
 import socket
-ok = reset = 0
+ok = answered = 0
 for i in range(10):
     s = socket.create_connection(("{SERVER_IP}", 80), timeout=3); ok += 1
     s.settimeout(3)
-    try:
-        s.recv(10)
-    except ConnectionResetError:
-        reset += 1
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    answered += data.startswith(b"HTTP/1.1 200 OK")
     s.close()
-print("connected", ok, "reset", reset)
+print("connected", ok, "answered", answered)
 "#
         ),
     );
-    assert!(out.contains("connected 10 reset 10"), "{out}\n{}", server.output());
+    assert!(out.contains("connected 10 answered 10"), "{out}\n{}", server.output());
 
     // A SYN flood from a spoofed in-range source fills the SYN queue (backlog 4);
     // meanwhile a normal client connects through cookies.

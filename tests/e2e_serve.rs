@@ -149,3 +149,83 @@ time.sleep(30)
     assert_eq!(counter(&report, "DlConnsClosed"), 1, "the connection is still there:\n{report}");
     assert_eq!(counter(&report, "TcpExtTCPAbortOnTimeout"), 1, "{report}");
 }
+
+#[test]
+fn application_threads_share_the_accept_queue() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("thr");
+    let http = format!("{SERVER_IP}:80");
+    let mut server = Server::start(
+        &ns,
+        ServerOpts { queues: 2, serve_args: &["--listen", &http, "--app", "http", "--app-threads", "2"] },
+    );
+    let url = format!("http://{SERVER_IP}/");
+    let curl = ns.run(&["curl", "-sS", "--max-time", "5", &url, &url]);
+    assert_eq!(stdout(&curl), "hello from dlisten\n".repeat(2), "{}", server.output());
+    let wrk = ns.run(&["wrk", "-t1", "-c8", "-d2s", "--timeout", "2s", &url]);
+    let out = stdout(&wrk);
+    assert!(!out.contains("Socket errors"), "{out}\n{}", server.output());
+    let report = server.stop();
+    // One listener (no per-core members): a group of one.
+    let ss: Vec<&str> = report.lines().filter(|l| l.starts_with("LISTEN")).collect();
+    assert!(ss.iter().all(|l| l.split_whitespace().nth(5) == Some("1")), "{report}");
+    assert!(counter(&report, "TcpPassiveOpens") >= 2, "{report}");
+    assert!(report.contains("established->accepted"), "{report}");
+}
+
+#[test]
+fn event_log_and_live_stats() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("evl");
+    let listen = format!("{SERVER_IP}:80");
+    let dir = std::env::temp_dir().join(unique("dlevl"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("events.jsonl");
+    let log_arg = log.display().to_string();
+    let hgrm = dir.join("hgrm");
+    let hgrm_arg = hgrm.display().to_string();
+    let mut server = Server::start(
+        &ns,
+        ServerOpts {
+            queues: 1,
+            serve_args: &["--listen", &listen, "--app", "http", "--event-log", &log_arg, "--hgrm-dir", &hgrm_arg],
+        },
+    );
+    let url = format!("http://{SERVER_IP}/");
+    let curl = ns.run(&["curl", "-sS", "--max-time", "5", "-H", "Connection: close", &url]);
+    assert!(curl.status.success());
+
+    // Live statistics from the running server, over its control socket.
+    let stats = std::process::Command::new(dlisten_bin())
+        .args(["stats", "--json", "--socket", &server.control_socket()])
+        .output()
+        .expect("dlisten stats");
+    let json = stdout(&stats);
+    assert!(stats.status.success(), "{json}\n{}", String::from_utf8_lossy(&stats.stderr));
+    assert!(json.contains("TcpPassiveOpens"), "{json}");
+    let text = std::process::Command::new(dlisten_bin())
+        .args(["stats", "--socket", &server.control_socket()])
+        .output()
+        .expect("dlisten stats");
+    assert!(stdout(&text).contains("LISTEN"), "{}", stdout(&text));
+
+    let report = server.stop();
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    let events: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| l.split("\"event\":\"").nth(1).and_then(|r| r.split('"').next()))
+        .collect();
+    for want in ["listening", "accept", "data", "close"] {
+        assert!(events.contains(&want), "no {want} event in {lines}\n{report}");
+    }
+    // "GET " in hex.
+    assert!(lines.contains("47455420"), "{lines}");
+    for stem in ["syn-synack", "syn-established", "established-accepted", "request-response"] {
+        let f = hgrm.join(format!("{stem}.hgrm"));
+        let body = std::fs::read_to_string(&f).unwrap_or_default();
+        assert!(body.contains("#[Mean"), "{} missing or without footer:\n{body}", f.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

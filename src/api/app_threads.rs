@@ -8,6 +8,8 @@ use crate::app::{AppKind, Next, Service, ServiceStats};
 use crate::engine::errno::Errno;
 use crate::engine::listen::ChildSock;
 use crate::engine::socket::Fd;
+use crate::engine::time::Instant as EngineInstant;
+use crate::telemetry::latency::{LatencySender, Metric, WorkerLatency};
 use crossbeam::channel::{Receiver, Sender};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,12 +30,16 @@ struct ThreadConn {
 
 /// Start `threads` application threads and one acceptor per listener.
 /// They stop when `stop` is set.
+/// `latency` gets the accept-queue wait (established -> accepted), measured
+/// on the engine clock that started at `epoch`.
 pub fn spawn(
     sockets: Arc<Sockets>,
     listeners: &[Fd],
     kind: AppKind,
     threads: usize,
     stop: Arc<AtomicBool>,
+    latency: LatencySender,
+    epoch: std::time::Instant,
 ) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
     let mut inboxes: Vec<(Sender<ChildSock>, Poller)> = Vec::new();
@@ -57,15 +63,25 @@ pub fn spawn(
     }
     let inboxes = Arc::new(inboxes);
     for &fd in listeners {
-        let (sockets, stop, inboxes) = (sockets.clone(), stop.clone(), inboxes.clone());
+        let (sockets, stop, inboxes, latency) = (sockets.clone(), stop.clone(), inboxes.clone(), latency.clone());
+        let listener_id = sockets.stack().listener(fd).map(|l| l.id).unwrap_or(0);
         handles.push(
             std::thread::Builder::new()
                 .name("dl-acceptor".into())
                 .spawn(move || {
                     let mut next = 0;
+                    let mut waits = WorkerLatency::default();
+                    let mut last_sent = std::time::Instant::now();
                     while !stop.load(Ordering::Relaxed) {
+                        if last_sent.elapsed() >= Duration::from_millis(500) {
+                            last_sent = std::time::Instant::now();
+                            latency.send(waits.take());
+                        }
                         match sockets.stack().accept_blocking(fd, Some(Duration::from_millis(50))) {
                             Ok(child) => {
+                                let now = EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
+                                let waited = now.saturating_since(child.established_at).as_nanos() as u64;
+                                waits.record(listener_id, Metric::EstablishedToAccepted, waited);
                                 let (tx, poller) = &inboxes[next % inboxes.len()];
                                 next += 1;
                                 if tx.send(child).is_ok() {
@@ -73,9 +89,10 @@ pub fn spawn(
                                 }
                             }
                             Err(Errno::Eagain) => {}
-                            Err(_) => return,
+                            Err(_) => break,
                         }
                     }
+                    latency.send(waits.take());
                 })
                 .expect("spawn acceptor thread"),
         );

@@ -101,6 +101,8 @@ pub fn dlisten_bin() -> PathBuf {
 pub struct Server {
     pub child: Child,
     pub tap: String,
+    /// EAL --file-prefix; the control socket is /run/dlisten/<prefix>.sock.
+    pub prefix: String,
     pub ns_name: String,
     output: Arc<Mutex<String>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -171,7 +173,7 @@ impl Server {
                 }
             }));
         }
-        let mut server = Server { child, tap, ns_name: ns.name.clone(), output, readers, stopped: false };
+        let mut server = Server { child, tap, prefix, ns_name: ns.name.clone(), output, readers, stopped: false };
         if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
             let _ = server.child.kill();
             let _ = server.child.wait();
@@ -180,6 +182,10 @@ impl Server {
         ns.ok(&["ip", "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &server.tap]);
         ns.ok(&["ip", "link", "set", &server.tap, "up"]);
         server
+    }
+
+    pub fn control_socket(&self) -> String {
+        format!("/run/dlisten/{}.sock", self.prefix)
     }
 
     pub fn output(&self) -> String {
