@@ -15,7 +15,11 @@ fi
 
 echo "== cargo test (unit, property, engine scripts, end-to-end)"
 # End-to-end tests share 2 cores with busy-polling workers: one test thread.
-cargo test --all-targets -- --test-threads=1
+cargo test --lib --bins --tests --examples -- --test-threads=1
+
+echo "== doc examples, and each benchmark run once (criterion's test mode)"
+cargo test --doc
+cargo test --bench listen_path
 
 echo "== loom: accept queue model check"
 if grep -rq 'cfg(loom)' src; then
