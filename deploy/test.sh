@@ -24,5 +24,5 @@ cargo test --bench listen_path
 echo "== loom: accept queue model check"
 if grep -rq 'cfg(loom)' src; then
   RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test --release --lib -- accept_queue mpmc_ring --test-threads=1
+    cargo test --release --lib -- listen::accept_queue:: sync::mpmc_ring:: --test-threads=1
 fi
