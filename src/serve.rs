@@ -245,7 +245,11 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     {
         let mut h = hub.lock().unwrap_or_else(|e| e.into_inner());
         for info in stack.listeners() {
-            h.set_listener_label(info.id, &format!("{}", info.local));
+            let label = match info.incoming_cpu {
+                Some(cpu) => format!("{} cpu{cpu}", info.local),
+                None => info.local.to_string(),
+            };
+            h.set_listener_label(info.id, label);
         }
     }
     let sockets = Arc::new(Sockets::new(stack.clone()));

@@ -80,7 +80,8 @@ impl PerCoreApps {
         if !matches!(self.kind, AppKind::Hold) {
             for i in 0..self.listeners.len() {
                 while let Some(child) = self.listeners[i].acceptq_remove() {
-                    let waited = now.saturating_since(child.established_at).as_nanos() as u64;
+                    // The real clock: the wait is often shorter than a burst.
+                    let waited = clock().saturating_since(child.established_at).as_nanos() as u64;
                     latency.record(self.listeners[i].id, Metric::EstablishedToAccepted, waited);
                     self.accept(now, child, self.listeners[i].id, tcp, tx);
                 }
