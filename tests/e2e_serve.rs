@@ -172,6 +172,7 @@ fn application_threads_share_the_accept_queue() {
     assert!(ss.iter().all(|l| l.split_whitespace().nth(5) == Some("1")), "{report}");
     assert!(counter(&report, "TcpPassiveOpens") >= 2, "{report}");
     assert!(report.contains("established->accepted"), "{report}");
+    assert!(report.contains("request->response"), "{report}");
 }
 
 #[test]

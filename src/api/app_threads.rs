@@ -26,6 +26,7 @@ struct ThreadConn {
     input: Vec<u8>,
     output: Vec<u8>,
     close_after_flush: bool,
+    listener_id: u64,
 }
 
 /// Start `threads` application threads and one acceptor per listener.
@@ -42,18 +43,18 @@ pub fn spawn(
     epoch: std::time::Instant,
 ) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
-    let mut inboxes: Vec<(Sender<ChildSock>, Poller)> = Vec::new();
+    let mut inboxes: Vec<(Sender<(ChildSock, u64)>, Poller)> = Vec::new();
     for i in 0..threads.max(1) {
         let (tx, rx) = crossbeam::channel::unbounded();
         let (ptx, prx) = crossbeam::channel::bounded(1);
-        let (sockets, kind, stop) = (sockets.clone(), kind.clone(), stop.clone());
+        let (sockets, kind, stop, latency) = (sockets.clone(), kind.clone(), stop.clone(), latency.clone());
         handles.push(
             std::thread::Builder::new()
                 .name(format!("dl-app-{i}"))
                 .spawn(move || {
                     let poller = Poller::new();
                     let _ = ptx.send(poller.clone());
-                    app_thread(&sockets, &poller, rx, kind, &stop)
+                    app_thread(&sockets, &poller, rx, kind, &stop, &latency)
                 })
                 .expect("spawn application thread"),
         );
@@ -84,7 +85,7 @@ pub fn spawn(
                                 waits.record(listener_id, Metric::EstablishedToAccepted, waited);
                                 let (tx, poller) = &inboxes[next % inboxes.len()];
                                 next += 1;
-                                if tx.send(child).is_ok() {
+                                if tx.send((child, listener_id)).is_ok() {
                                     poller.notify(NEW_CONNECTIONS);
                                 }
                             }
@@ -100,34 +101,61 @@ pub fn spawn(
     handles
 }
 
-fn app_thread(sockets: &Sockets, poller: &Poller, inbox: Receiver<ChildSock>, kind: AppKind, stop: &AtomicBool) {
+fn app_thread(
+    sockets: &Sockets,
+    poller: &Poller,
+    inbox: Receiver<(ChildSock, u64)>,
+    kind: AppKind,
+    stop: &AtomicBool,
+    latency: &LatencySender,
+) {
     let mut conns: HashMap<u64, ThreadConn> = HashMap::new();
+    let mut times = WorkerLatency::default();
+    let mut last_sent = std::time::Instant::now();
     let mut next_token = NEW_CONNECTIONS + 1;
     let mut ready = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     while !stop.load(Ordering::Relaxed) {
+        if last_sent.elapsed() >= Duration::from_millis(500) {
+            last_sent = std::time::Instant::now();
+            latency.send(times.take());
+        }
         ready.clear();
         poller.wait(&mut ready, Some(Duration::from_millis(50)));
         for &token in &ready {
             if token == NEW_CONNECTIONS {
-                while let Ok(child) = inbox.try_recv() {
+                while let Ok((child, listener_id)) = inbox.try_recv() {
                     let Some(service) = kind.new_service() else { continue };
                     let token = next_token;
                     next_token += 1;
                     let conn = Connection::attach(sockets, child, poller, token);
                     conns.insert(
                         token,
-                        ThreadConn { conn: Some(conn), service, input: Vec::new(), output: Vec::new(), close_after_flush: false },
+                        ThreadConn {
+                            conn: Some(conn),
+                            service,
+                            input: Vec::new(),
+                            output: Vec::new(),
+                            close_after_flush: false,
+                            listener_id,
+                        },
                     );
                 }
                 continue;
             }
             let Some(tc) = conns.get_mut(&token) else { continue };
-            if serve(tc, &mut buf) {
+            let started = std::time::Instant::now();
+            let (done, requests) = serve(tc, &mut buf);
+            let spent = started.elapsed().as_nanos() as u64;
+            for _ in 0..requests {
+                times.record(tc.listener_id, Metric::RequestToResponse, spent.max(1));
+            }
+            if done {
                 conns.remove(&token);
             }
         }
     }
+    latency.send(times.take());
     for (_, tc) in conns.drain() {
         if let Some(c) = tc.conn {
             c.close();
@@ -135,8 +163,15 @@ fn app_thread(sockets: &Sockets, poller: &Poller, inbox: Receiver<ChildSock>, ki
     }
 }
 
-/// Move bytes through the service. Returns true when the connection is done.
-fn serve(tc: &mut ThreadConn, buf: &mut [u8]) -> bool {
+/// Move bytes through the service. Returns whether the connection is done,
+/// and how many requests were answered (handed to the connection).
+fn serve(tc: &mut ThreadConn, buf: &mut [u8]) -> (bool, u64) {
+    let mut stats = ServiceStats::default();
+    let done = serve_io(tc, buf, &mut stats);
+    (done, stats.requests)
+}
+
+fn serve_io(tc: &mut ThreadConn, buf: &mut [u8], stats: &mut ServiceStats) -> bool {
     let Some(conn) = tc.conn.as_mut() else { return true };
     let mut eof = false;
     loop {
@@ -151,8 +186,7 @@ fn serve(tc: &mut ThreadConn, buf: &mut [u8]) -> bool {
         }
     }
     if !tc.input.is_empty() && !tc.close_after_flush {
-        let mut stats = ServiceStats::default();
-        let (used, next) = tc.service.on_data(&tc.input, &mut tc.output, &mut stats);
+        let (used, next) = tc.service.on_data(&tc.input, &mut tc.output, stats);
         tc.input.drain(..used.min(tc.input.len()));
         tc.close_after_flush |= matches!(next, Next::CloseAfterFlush);
     }
