@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Own one or more IPv4 addresses on a DPDK port and serve them.
     /// EAL arguments go after `--`, e.g. `-- --no-huge -m 512 --no-pci --vdev net_tap0`.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Ask a running serve for its live statistics over its control socket.
     Stats(StatsArgs),
 }

@@ -179,7 +179,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
         secrets.syncookie = crate::engine::syncookie::SyncookieKeys::new(k);
     }
     if let Some(k) = &cfg.tfo_key {
-        secrets.tfo = k.clone();
+        secrets.tfo = *k;
     }
     let event_log = match &cfg.event_log {
         Some(path) => Some(EventLog::open(path).map_err(|e| ServeError::EventLog(path.clone(), e))?),

@@ -117,7 +117,7 @@ print("connected", ok, "timeouts", timeouts)
     assert!(out.contains("connected 3 timeouts 2"), "{out}\n{}", server.output());
     let report = server.stop();
     // The `ss -lnt` table printed at exit: Recv-Q 3, Send-Q 2.
-    let ss_line = report.lines().filter(|l| l.starts_with("LISTEN") && l.contains(":81")).last().unwrap_or("");
+    let ss_line = report.lines().rfind(|l| l.starts_with("LISTEN") && l.contains(":81")).unwrap_or("");
     let cols: Vec<&str> = ss_line.split_whitespace().collect();
     assert_eq!(cols.get(1..3), Some(&["3", "2"][..]), "{report}");
     assert!(counter(&report, "TcpExtListenOverflows") >= 2, "{report}");

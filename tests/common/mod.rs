@@ -239,7 +239,7 @@ pub fn counter(report: &str, name: &str) -> u64 {
             let mut it = l.split_whitespace();
             (it.next() == Some(name)).then(|| it.next()?.parse::<u64>().ok()).flatten()
         })
-        .last()
+        .next_back()
         .unwrap_or(0)
 }
 

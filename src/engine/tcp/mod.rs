@@ -255,6 +255,17 @@ impl ConnTable {
     }
 }
 
+/// One received segment and where it came from, as the listen path sees it.
+#[derive(Clone, Copy)]
+struct Rx<'i, 'a> {
+    now: Instant,
+    key: FlowKey,
+    /// The flow hash (the NIC's RSS hash, or ours).
+    hash: u32,
+    input: &'i TcpInput<'a>,
+    route: Route,
+}
+
 /// The parameters a connection is built from, from a request sock, a
 /// cookie or a TFO SYN.
 struct ChildParams<'a> {
@@ -458,17 +469,8 @@ impl TcpEngine {
     }
 
     /// `tcp_conn_request`: a SYN for a listener.
-    fn conn_request(
-        &mut self,
-        now: Instant,
-        key: FlowKey,
-        hash: u32,
-        listener: Arc<Listener>,
-        input: &TcpInput<'_>,
-        route: Route,
-        c: &Counters,
-        tx: &mut impl TxSink,
-    ) {
+    fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: Arc<Listener>, c: &Counters, tx: &mut impl TxSink) {
+        let Rx { now, key, hash, input, route } = *rx;
         let s = self.sysctls.clone();
         let seg = &input.seg;
         let flags = seg.flags();
@@ -827,16 +829,8 @@ impl TcpEngine {
     }
 
     /// `tcp_check_req`: a segment for a request sock.
-    fn check_req(
-        &mut self,
-        now: Instant,
-        key: FlowKey,
-        hash: u32,
-        input: &TcpInput<'_>,
-        route: Route,
-        c: &Counters,
-        tx: &mut impl TxSink,
-    ) {
+    fn check_req(&mut self, rx: &Rx<'_, '_>, c: &Counters, tx: &mut impl TxSink) {
+        let Rx { now, key, hash, input, route } = *rx;
         let seg = &input.seg;
         let flags = seg.flags();
         let flg = flags & (TcpFlags::RST | TcpFlags::SYN | TcpFlags::ACK);
@@ -1415,7 +1409,7 @@ impl TcpLayer for TcpEngine {
         }
         let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(&key));
         if self.reqs.contains_key(&key) {
-            self.check_req(now, key, hash, input, route, c, tx);
+            self.check_req(&Rx { now, key, hash, input, route }, c, tx);
             return Taken::Yes;
         }
         let Some(listener) = self.stack.lookup(self.cfg.worker, ip.dst_addr(), seg.dst_port(), hash) else {
@@ -1434,7 +1428,7 @@ impl TcpLayer for TcpEngine {
             return Taken::NoSocket;
         }
         if flags.contains(TcpFlags::SYN) {
-            self.conn_request(now, key, hash, listener, input, route, c, tx);
+            self.conn_request(&Rx { now, key, hash, input, route }, listener, c, tx);
         }
         Taken::Yes
     }
