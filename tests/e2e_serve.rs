@@ -56,11 +56,22 @@ fn curl_and_wrk_against_http() {
 
 #[test]
 fn nc_echo_of_one_megabyte_is_intact() {
+    echo_one_megabyte(&[]);
+}
+
+#[test]
+fn nc_echo_of_one_megabyte_is_intact_on_application_threads() {
+    echo_one_megabyte(&["--app-threads", "2"]);
+}
+
+fn echo_one_megabyte(extra: &[&str]) {
     require_root();
     let _serial = serial();
     let ns = Netns::new("echo");
     let listen = format!("{SERVER_IP}:7");
-    let mut server = Server::start(&ns, ServerOpts { queues: 1, serve_args: &["--listen", &listen, "--app", "echo"] });
+    let mut args = vec!["--listen", listen.as_str(), "--app", "echo"];
+    args.extend_from_slice(extra);
+    let mut server = Server::start(&ns, ServerOpts { queues: 1, serve_args: &args });
     let dir = std::env::temp_dir().join(unique("dlecho"));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in");

@@ -4,7 +4,8 @@
 //! application threads; each serves many connections through a [`Poller`].
 
 use super::{Connection, Poller, Sockets};
-use crate::app::{AppKind, Next, Service, ServiceStats};
+use crate::app::session::Session;
+use crate::app::AppKind;
 use crate::engine::errno::Errno;
 use crate::engine::listen::ChildSock;
 use crate::engine::socket::Fd;
@@ -22,11 +23,9 @@ const NEW_CONNECTIONS: u64 = 0;
 
 struct ThreadConn {
     conn: Option<Connection>,
-    service: Box<dyn Service>,
-    input: Vec<u8>,
-    output: Vec<u8>,
-    close_after_flush: bool,
+    session: Session,
     listener_id: u64,
+    eof: bool,
 }
 
 /// Start `threads` application threads and one acceptor per listener.
@@ -131,14 +130,7 @@ fn app_thread(
                     let conn = Connection::attach(sockets, child, poller, token);
                     conns.insert(
                         token,
-                        ThreadConn {
-                            conn: Some(conn),
-                            service,
-                            input: Vec::new(),
-                            output: Vec::new(),
-                            close_after_flush: false,
-                            listener_id,
-                        },
+                        ThreadConn { conn: Some(conn), session: Session::new(service), listener_id, eof: false },
                     );
                 }
                 continue;
@@ -163,50 +155,53 @@ fn app_thread(
     }
 }
 
-/// Move bytes through the service. Returns whether the connection is done,
+/// Move bytes through the session. Returns whether the connection is done,
 /// and how many requests were answered (handed to the connection).
 fn serve(tc: &mut ThreadConn, buf: &mut [u8]) -> (bool, u64) {
-    let mut stats = ServiceStats::default();
-    let done = serve_io(tc, buf, &mut stats);
-    (done, stats.requests)
-}
-
-fn serve_io(tc: &mut ThreadConn, buf: &mut [u8], stats: &mut ServiceStats) -> bool {
-    let Some(conn) = tc.conn.as_mut() else { return true };
-    let mut eof = false;
+    let mut requests = 0;
+    let Some(conn) = tc.conn.as_mut() else { return (true, 0) };
+    // Backpressure: read only while no output waits; loop so that output
+    // drained by this call lets reading resume.
     loop {
-        match conn.try_read(buf) {
-            Ok(0) => {
-                eof = true;
-                break;
+        let mut read_any = false;
+        while !tc.eof && tc.session.output().is_empty() {
+            match conn.try_read(buf) {
+                Ok(0) => {
+                    tc.eof = true;
+                    tc.session.eof();
+                }
+                Ok(n) => {
+                    read_any = true;
+                    match tc.session.received(&buf[..n]) {
+                        Ok(r) => requests += r,
+                        Err(()) => {
+                            if let Some(c) = tc.conn.take() {
+                                c.abort();
+                            }
+                            return (true, requests);
+                        }
+                    }
+                }
+                Err(Errno::Eagain) => break,
+                Err(_) => return (true, requests),
             }
-            Ok(n) => tc.input.extend_from_slice(&buf[..n]),
-            Err(Errno::Eagain) => break,
-            Err(_) => return true,
+        }
+        while !tc.session.output().is_empty() {
+            match conn.try_write(tc.session.output()) {
+                Ok(n) => tc.session.wrote(n),
+                Err(Errno::Eagain) => break,
+                Err(_) => return (true, requests),
+            }
+        }
+        if !read_any || !tc.session.output().is_empty() || tc.eof {
+            break;
         }
     }
-    if !tc.input.is_empty() && !tc.close_after_flush {
-        let (used, next) = tc.service.on_data(&tc.input, &mut tc.output, stats);
-        tc.input.drain(..used.min(tc.input.len()));
-        tc.close_after_flush |= matches!(next, Next::CloseAfterFlush);
-    }
-    if eof && !tc.close_after_flush {
-        tc.close_after_flush |= matches!(tc.service.on_eof(&mut tc.output), Next::CloseAfterFlush);
-    }
-    while !tc.output.is_empty() {
-        match conn.try_write(&tc.output) {
-            Ok(n) => {
-                tc.output.drain(..n);
-            }
-            Err(Errno::Eagain) => break,
-            Err(_) => return true,
-        }
-    }
-    if tc.close_after_flush && tc.output.is_empty() {
+    if tc.session.should_close() {
         if let Some(c) = tc.conn.take() {
             c.close();
         }
-        return true;
+        return (true, requests);
     }
-    conn.is_gone()
+    (conn.is_gone(), requests)
 }

@@ -18,6 +18,7 @@
 pub mod discard;
 pub mod echo;
 pub mod http;
+pub mod session;
 
 use std::fmt;
 use std::str::FromStr;

@@ -39,6 +39,17 @@ pub enum CsumStatus {
     Bad,
 }
 
+impl CsumStatus {
+    /// The NIC's verdict, or `verify` (software) when it gave none.
+    pub fn ok_or_else(self, verify: impl FnOnce() -> bool) -> bool {
+        match self {
+            CsumStatus::Good => true,
+            CsumStatus::Bad => false,
+            CsumStatus::Unknown => verify(),
+        }
+    }
+}
+
 /// Per-frame facts from the port.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RxMeta {
@@ -198,11 +209,7 @@ impl Host {
             c.inc(Counter::IpInHdrErrors);
             return;
         };
-        let csum_ok = match meta.ip_csum {
-            CsumStatus::Good => true,
-            CsumStatus::Bad => false,
-            CsumStatus::Unknown => ip.verify_checksum(),
-        };
+        let csum_ok = meta.ip_csum.ok_or_else(|| ip.verify_checksum());
         if !csum_ok {
             c.inc(Counter::IpInCsumErrors);
             c.inc(Counter::IpInHdrErrors);
@@ -302,11 +309,7 @@ impl Host {
             c.inc(Counter::RxMalformed);
             return;
         };
-        let csum_ok = match meta.l4_csum {
-            CsumStatus::Good => true,
-            CsumStatus::Bad => false,
-            CsumStatus::Unknown => udp.verify_checksum(ip.src_addr(), ip.dst_addr()),
-        };
+        let csum_ok = meta.l4_csum.ok_or_else(|| udp.verify_checksum(ip.src_addr(), ip.dst_addr()));
         if !csum_ok {
             c.inc(Counter::UdpInCsumErrors);
             return;
@@ -331,11 +334,7 @@ impl Host {
             c.inc(Counter::TcpInErrs);
             return;
         };
-        let csum_ok = match meta.l4_csum {
-            CsumStatus::Good => true,
-            CsumStatus::Bad => false,
-            CsumStatus::Unknown => seg.verify_checksum(ip.src_addr(), ip.dst_addr()),
-        };
+        let csum_ok = meta.l4_csum.ok_or_else(|| seg.verify_checksum(ip.src_addr(), ip.dst_addr()));
         if !csum_ok {
             // Linux counts both (tcp_v4_rcv: csum_error -> InCsumErrors, InErrs).
             c.inc(Counter::TcpInCsumErrors);

@@ -3,7 +3,8 @@
 //! so a connection's handshake, its data and its application all stay on
 //! the core that owns it. Shared nothing, no locks, no cross-core traffic.
 
-use crate::app::{AppKind, Next, Service, ServiceStats};
+use crate::app::session::Session;
+use crate::app::AppKind;
 use crate::engine::errno::Errno;
 use crate::engine::listen::{ChildSock, Listener};
 use crate::engine::tcb::Events;
@@ -16,20 +17,13 @@ use std::sync::Arc;
 
 /// Bytes read from a connection per read call.
 const READ_CHUNK: usize = 16 * 1024;
-/// Unconsumed input a service may leave (a partial request) before the
-/// connection is considered abusive and reset.
-const MAX_PENDING_INPUT: usize = 64 * 1024;
 
 struct AppConn {
     child: ChildSock,
     listener_id: u64,
-    service: Box<dyn Service>,
-    /// Received bytes the service has not consumed yet.
-    input: Vec<u8>,
-    /// Service output the send buffer has not taken yet.
-    output: Vec<u8>,
-    /// FIN once `output` is sent.
-    close_after_flush: bool,
+    session: Session,
+    /// The peer's FIN was read.
+    eof: bool,
     /// close() was called: nothing more to do but wait for CLOSED.
     closed: bool,
 }
@@ -105,15 +99,7 @@ impl PerCoreApps {
         if self.conns.len() <= idx {
             self.conns.resize_with(idx + 1, || None);
         }
-        self.conns[idx] = Some(AppConn {
-            child,
-            listener_id,
-            service,
-            input: Vec::new(),
-            output: Vec::new(),
-            close_after_flush: false,
-            closed: false,
-        });
+        self.conns[idx] = Some(AppConn { child, listener_id, session: Session::new(service), eof: false, closed: false });
         // Data (or even FIN) may have arrived before accept.
         self.on_events(now, child.conn_id, Events::READABLE, tcp, tx);
     }
@@ -140,12 +126,18 @@ impl PerCoreApps {
         // resumes the loop.
         loop {
             let mut moved = false;
-            let mut eof = false;
-            if !conn.closed && conn.output.is_empty() {
+            // After the service decided to close, input is still read (and
+            // dropped by the session) so that the close is a FIN, not the RST
+            // Linux sends when unread data remains.
+            if !conn.closed && !conn.eof && conn.session.output().is_empty() {
                 loop {
                     match tcp.read(id, &mut self.scratch) {
                         Ok(0) => {
-                            eof = true;
+                            conn.eof = true;
+                            if let Some(s) = &self.events {
+                                s.send(AppEvent::Eof { peer });
+                            }
+                            conn.session.eof();
                             break;
                         }
                         Ok(n) => {
@@ -154,54 +146,38 @@ impl PerCoreApps {
                             if let Some(s) = &self.events {
                                 s.send(AppEvent::Data { peer, bytes: data[..n.min(64)].to_vec(), len: n });
                             }
-                            conn.input.extend_from_slice(data);
+                            match conn.session.received(data) {
+                                // Timed once this run's responses are handed to TCP.
+                                Ok(requests) => {
+                                    self.answered.extend(std::iter::repeat_n(conn.listener_id, requests as usize))
+                                }
+                                Err(()) => {
+                                    tcp.abort(now, id, tx);
+                                    self.conns[idx] = None;
+                                    return;
+                                }
+                            }
                         }
                         Err(_) => break,
                     }
                 }
             }
-            if !conn.input.is_empty() && !conn.close_after_flush {
-                let mut stats = ServiceStats::default();
-                let (used, next) = conn.service.on_data(&conn.input, &mut conn.output, &mut stats);
-                conn.input.drain(..used.min(conn.input.len()));
-                // Timed once this run's responses are handed to TCP.
-                for _ in 0..stats.requests {
-                    self.answered.push(conn.listener_id);
-                }
-                if matches!(next, Next::CloseAfterFlush) {
-                    conn.close_after_flush = true;
-                }
-                if conn.input.len() > MAX_PENDING_INPUT {
-                    conn.input.clear();
-                    tcp.abort(now, id, tx);
-                    self.conns[idx] = None;
-                    return;
-                }
-            }
-            if eof && !conn.close_after_flush {
-                if let Some(s) = &self.events {
-                    s.send(AppEvent::Eof { peer });
-                }
-                if matches!(conn.service.on_eof(&mut conn.output), Next::CloseAfterFlush) {
-                    conn.close_after_flush = true;
-                }
-            }
-            if !conn.output.is_empty() {
-                match tcp.write(id, &conn.output) {
+            if !conn.session.output().is_empty() {
+                match tcp.write(id, conn.session.output()) {
                     Ok(n) => {
                         moved |= n > 0;
-                        conn.output.drain(..n);
+                        conn.session.wrote(n);
                     }
                     Err(Errno::Eagain) => {}
                     // The connection cannot send any more (reset, shut down).
-                    Err(_) => conn.output.clear(),
+                    Err(_) => conn.session.drop_output(),
                 }
             }
-            if !moved || !conn.output.is_empty() || conn.closed || conn.close_after_flush {
+            if !moved || !conn.session.output().is_empty() || conn.closed {
                 break;
             }
         }
-        if conn.close_after_flush && conn.output.is_empty() && !conn.closed {
+        if conn.session.should_close() && !conn.closed {
             conn.closed = true;
             self.log(|| AppEvent::Close { peer });
             tcp.close(now, id, tx);

@@ -3,6 +3,7 @@
 //! carries out the application's shutdown/close/abort. Never blocks.
 
 use crate::api::{flag, ApiCmd, ConnShared};
+use crate::engine::errno::Errno;
 use crate::engine::tcb::Events;
 use crate::engine::tcp::{ConnTable, TcpEngine};
 use crate::engine::time::Instant;
@@ -112,6 +113,12 @@ impl AttachedConns {
                     a.pending = Some((chunk, off + n));
                     break;
                 }
+                // The send buffer is full: keep the chunk for WRITABLE.
+                Err(Errno::Eagain) => {
+                    a.pending = Some((chunk, off));
+                    break;
+                }
+                // The connection can send no more (reset, shut down): drop it.
                 Err(_) => break,
             }
         }

@@ -1,0 +1,121 @@
+//! One connection's application side, as both drivers use it (per-core in
+//! the worker, or on application threads): bytes in, service, bytes out.
+
+use super::{Next, Service, ServiceStats};
+
+/// Input a service may leave unconsumed (a partial request) before the
+/// connection is considered abusive.
+pub const MAX_PENDING_INPUT: usize = 64 * 1024;
+
+pub struct Session {
+    service: Box<dyn Service>,
+    /// Received bytes the service has not consumed yet.
+    input: Vec<u8>,
+    /// Service output the connection has not taken yet.
+    output: Vec<u8>,
+    /// FIN once `output` is sent.
+    close_after_flush: bool,
+}
+
+impl Session {
+    pub fn new(service: Box<dyn Service>) -> Session {
+        Session { service, input: Vec::new(), output: Vec::new(), close_after_flush: false }
+    }
+
+    /// Received bytes: run the service. Returns how many requests it answered,
+    /// or `Err(())` when unconsumed input exceeds [`MAX_PENDING_INPUT`].
+    pub fn received(&mut self, data: &[u8]) -> Result<u64, ()> {
+        if self.close_after_flush {
+            return Ok(0);
+        }
+        self.input.extend_from_slice(data);
+        let mut stats = ServiceStats::default();
+        let (used, next) = self.service.on_data(&self.input, &mut self.output, &mut stats);
+        self.input.drain(..used.min(self.input.len()));
+        self.close_after_flush |= matches!(next, Next::CloseAfterFlush);
+        if self.input.len() > MAX_PENDING_INPUT {
+            return Err(());
+        }
+        Ok(stats.requests)
+    }
+
+    /// The peer closed its side.
+    pub fn eof(&mut self) {
+        if !self.close_after_flush {
+            self.close_after_flush = matches!(self.service.on_eof(&mut self.output), Next::CloseAfterFlush);
+        }
+    }
+
+    /// Bytes waiting to be written.
+    pub fn output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// `n` bytes of output were written.
+    pub fn wrote(&mut self, n: usize) {
+        self.output.drain(..n.min(self.output.len()));
+    }
+
+    /// The connection can take no more output (reset, shut down).
+    pub fn drop_output(&mut self) {
+        self.output.clear();
+    }
+
+    /// Everything is written and the service wants the connection closed.
+    pub fn should_close(&self) -> bool {
+        self.close_after_flush && self.output.is_empty()
+    }
+
+    /// Reading stops once the service decided to close.
+    pub fn done_reading(&self) -> bool {
+        self.close_after_flush
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::AppKind;
+
+    #[test]
+    fn echo_session_closes_after_flushing_on_eof() {
+        let mut s = Session::new(AppKind::Echo.new_service().unwrap());
+        assert_eq!(s.received(b"abc"), Ok(0));
+        assert_eq!(s.output(), b"abc");
+        s.eof();
+        assert!(!s.should_close());
+        s.wrote(2);
+        assert_eq!(s.output(), b"c");
+        s.wrote(1);
+        assert!(s.should_close());
+    }
+
+    #[test]
+    fn http_counts_requests_and_keeps_partial_input() {
+        let mut s = Session::new(AppKind::Http(Default::default()).new_service().unwrap());
+        assert_eq!(s.received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HT"), Ok(1));
+        assert!(s.output().starts_with(b"HTTP/1.1 200 OK"));
+        assert_eq!(s.received(b"TP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), Ok(1));
+        let n = s.output().len();
+        s.wrote(n);
+        assert!(s.should_close());
+    }
+
+    #[test]
+    fn endless_partial_input_is_refused() {
+        let mut s = Session::new(AppKind::Http(Default::default()).new_service().unwrap());
+        // A request head that never ends is answered 431 and closed by the
+        // service itself; a service that only buffers is cut off here.
+        let mut refused = false;
+        for _ in 0..100 {
+            if s.received(&[b'a'; 4096]).is_err() {
+                refused = true;
+                break;
+            }
+            if s.done_reading() {
+                break;
+            }
+        }
+        assert!(refused || s.done_reading());
+    }
+}
