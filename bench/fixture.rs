@@ -232,7 +232,9 @@ impl Rig {
         let counters = Arc::new(Counters::new());
         let host = Host::new(HostConfig { mac: OUR_MAC, addrs: vec![LOCAL] }, counters.clone());
         let now = Instant::from_secs(1_000);
-        let tcp = TcpEngine::new(TcpConfig::new(0), stack.clone(), Secrets::from_seed([7; 32]), now);
+        // No connection or buffer cap: the benchmark measures the engine, not the limit.
+        let cfg = TcpConfig { max_conns: usize::MAX, max_buffer_bytes: u64::MAX, ..TcpConfig::new(0) };
+        let tcp = TcpEngine::new(cfg, stack.clone(), Secrets::from_seed([7; 32]), now);
         Rig { stack, fd, host, tcp, counters, now }
     }
 

@@ -27,6 +27,7 @@
 //! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
 
 pub mod recv;
+mod ring;
 pub mod rtt;
 pub mod send;
 pub mod seq;

@@ -5,6 +5,7 @@
 //! out-of-order queue is bounded by bytes (the free space) and by ranges,
 //! and costs no allocation.
 
+use super::ring::grown;
 use super::seq::{after, before, seq_max};
 
 /// Out-of-order ranges kept; a segment that would need another is dropped
@@ -13,7 +14,10 @@ pub const MAX_OOO_RANGES: usize = 4;
 
 #[derive(Debug)]
 pub struct RecvBuf {
+    /// The ring as allocated so far; it grows on demand up to `ring`.
     buf: Box<[u8]>,
+    /// Window-rounding slack beyond `cap` (less than 2^14: the largest scale unit).
+    slack: u16,
     /// The buffer size windows are offered from (the ring has some slack).
     cap: u32,
     /// Index of the first unread byte.
@@ -35,7 +39,8 @@ impl RecvBuf {
     pub fn new(cap: u32, slack: u32) -> RecvBuf {
         RecvBuf {
             cap,
-            buf: vec![0; (cap + slack) as usize].into_boxed_slice(),
+            buf: Box::default(),
+            slack: slack.min(u32::from(u16::MAX)) as u16,
             head: 0,
             len: 0,
             ooo: [(0, 0); MAX_OOO_RANGES],
@@ -50,7 +55,7 @@ impl RecvBuf {
 
     /// Ring size, slack included: the most bytes ever held.
     pub fn ring_len(&self) -> u32 {
-        self.buf.len() as u32
+        self.cap + u32::from(self.slack)
     }
 
     /// In-order bytes the application has not read.
@@ -132,6 +137,13 @@ impl RecvBuf {
     }
 
     fn write_at(&mut self, off: u32, data: &[u8]) {
+        let need = self.len as usize + off as usize + data.len();
+        if need > self.buf.len() {
+            // Rotating to the front keeps every offset from `head` valid,
+            // out-of-order ranges included.
+            self.buf = grown(&self.buf, self.head as usize, need, self.ring_len() as usize);
+            self.head = 0;
+        }
         let cap = self.buf.len();
         let start = (self.head as usize + self.len as usize + off as usize) % cap;
         let first = data.len().min(cap - start);

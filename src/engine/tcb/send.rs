@@ -1,11 +1,16 @@
-//! The send buffer: one ring allocated at connection creation, holding the
-//! bytes from `snd_una` (unacknowledged) to the end of what the
-//! application wrote. Writes beyond the capacity are partial: that is the
-//! backpressure the application sees.
+//! The send buffer: a ring holding the bytes from `snd_una`
+//! (unacknowledged) to the end of what the application wrote. Writes beyond
+//! the capacity are partial: that is the backpressure the application sees.
+//! The ring grows on demand up to the capacity, so an idle or quiet
+//! connection holds almost nothing (Linux's memory also follows its queues).
+
+use super::ring::grown;
 
 #[derive(Debug)]
 pub struct SendBuf {
+    /// The ring as allocated so far (grows up to `cap`).
     buf: Box<[u8]>,
+    cap: u32,
     /// Index of the oldest unacknowledged byte.
     head: u32,
     len: u32,
@@ -13,15 +18,11 @@ pub struct SendBuf {
 
 impl SendBuf {
     pub fn new(cap: u32) -> SendBuf {
-        SendBuf {
-            buf: vec![0; cap as usize].into_boxed_slice(),
-            head: 0,
-            len: 0,
-        }
+        SendBuf { buf: Box::default(), cap, head: 0, len: 0 }
     }
 
     pub fn cap(&self) -> u32 {
-        self.buf.len() as u32
+        self.cap
     }
 
     pub fn len(&self) -> u32 {
@@ -41,6 +42,11 @@ impl SendBuf {
         let n = data.len().min(self.free() as usize);
         if n == 0 {
             return 0;
+        }
+        let need = self.len as usize + n;
+        if need > self.buf.len() {
+            self.buf = grown(&self.buf, self.head as usize, need, self.cap as usize);
+            self.head = 0;
         }
         let cap = self.buf.len();
         let start = (self.head as usize + self.len as usize) % cap;
