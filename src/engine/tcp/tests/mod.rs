@@ -329,6 +329,15 @@ impl Bench {
         Bench::new(1, s)
     }
 
+    /// Rebuild every worker's engine with a changed per-worker configuration.
+    pub fn tcp_config(&mut self, f: impl Fn(&mut TcpConfig)) {
+        for (w, worker) in self.workers.iter_mut().enumerate() {
+            let mut cfg = TcpConfig::new(w as u16);
+            f(&mut cfg);
+            worker.engine = TcpEngine::new(cfg, self.stack.clone(), secrets(), self.now);
+        }
+    }
+
     /// Change sysctls at run time (like writing /proc/sys).
     pub fn set_sysctls(&mut self, f: impl FnOnce(&mut Sysctls)) {
         let mut s = (*self.stack.sysctls()).clone();
