@@ -174,7 +174,7 @@ fn serve(tc: &mut ThreadConn, buf: &mut [u8]) -> (bool, u64) {
                     read_any = true;
                     match tc.session.received(&buf[..n]) {
                         Ok(r) => requests += r,
-                        Err(()) => {
+                        Err(_) => {
                             if let Some(c) = tc.conn.take() {
                                 c.abort();
                             }

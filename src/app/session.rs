@@ -7,6 +7,11 @@ use super::{Next, Service, ServiceStats};
 /// connection is considered abusive.
 pub const MAX_PENDING_INPUT: usize = 64 * 1024;
 
+/// A service left more than [`MAX_PENDING_INPUT`] bytes unconsumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("more than {MAX_PENDING_INPUT} bytes of unconsumed input")]
+pub struct InputOverflow;
+
 pub struct Session {
     service: Box<dyn Service>,
     /// Received bytes the service has not consumed yet.
@@ -23,8 +28,8 @@ impl Session {
     }
 
     /// Received bytes: run the service. Returns how many requests it answered,
-    /// or `Err(())` when unconsumed input exceeds [`MAX_PENDING_INPUT`].
-    pub fn received(&mut self, data: &[u8]) -> Result<u64, ()> {
+    /// or `InputOverflow` when unconsumed input exceeds [`MAX_PENDING_INPUT`].
+    pub fn received(&mut self, data: &[u8]) -> Result<u64, InputOverflow> {
         if self.close_after_flush {
             return Ok(0);
         }
@@ -34,7 +39,7 @@ impl Session {
         self.input.drain(..used.min(self.input.len()));
         self.close_after_flush |= matches!(next, Next::CloseAfterFlush);
         if self.input.len() > MAX_PENDING_INPUT {
-            return Err(());
+            return Err(InputOverflow);
         }
         Ok(stats.requests)
     }

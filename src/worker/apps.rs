@@ -149,9 +149,9 @@ impl PerCoreApps {
                             match conn.session.received(data) {
                                 // Timed once this run's responses are handed to TCP.
                                 Ok(requests) => {
-                                    self.answered.extend(std::iter::repeat_n(conn.listener_id, requests as usize))
+                                    self.answered.extend(std::iter::repeat(conn.listener_id).take(requests as usize))
                                 }
-                                Err(()) => {
+                                Err(_) => {
                                     tcp.abort(now, id, tx);
                                     self.conns[idx] = None;
                                     return;
