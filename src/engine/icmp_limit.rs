@@ -9,7 +9,7 @@
 //! one peer get 8 answers: the burst of 6 plus one per elapsed second.
 
 use crate::engine::time::Instant;
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::net::Ipv4Addr;
 
 /// Linux's `net.ipv4.icmp_ratelimit` (ms per token).

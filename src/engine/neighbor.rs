@@ -5,7 +5,7 @@
 
 use crate::engine::time::Instant;
 use crate::wire::ethernet::EthernetAddress;
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 

@@ -36,7 +36,7 @@ use crate::wire::tcp::TcpFlags;
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
 use output::{send_segment, FlowKey, OutSegment, Route, SynAckOptions};
 use reqsk::{opt, RequestSock, NO_WSCALE};
-use std::collections::{HashMap, HashSet};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
