@@ -301,7 +301,8 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
             s.send(AppEvent::Listening { addr: l.addr });
         }
     }
-    let app_handles = if per_core {
+    // `hold` never accepts, whichever mode.
+    let app_handles = if per_core || !cfg.app.accepts() {
         Vec::new()
     } else {
         app_threads::spawn(

@@ -88,12 +88,22 @@ print("under flood connected", ok)
 
 #[test]
 fn a_listener_that_never_accepts_holds_backlog_plus_one() {
+    hold(&[]);
+}
+
+#[test]
+fn hold_never_accepts_in_application_thread_mode_either() {
+    hold(&["--app-threads", "2"]);
+}
+
+fn hold(extra: &[&str]) {
     require_root();
     let _serial = serial();
     let ns = Netns::new("hold");
     let listen = format!("{SERVER_IP}:81");
-    let mut server =
-        Server::start(&ns, ServerOpts { queues: 1, serve_args: &["--listen", &listen, "--backlog", "2", "--app", "hold"] });
+    let mut args = vec!["--listen", listen.as_str(), "--backlog", "2", "--app", "hold"];
+    args.extend_from_slice(extra);
+    let mut server = Server::start(&ns, ServerOpts { queues: 1, serve_args: &args });
 
     // Five clients in parallel: three handshakes complete (backlog 2 + 1),
     // the other SYNs are dropped while the accept queue is full, so those
