@@ -153,7 +153,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     let stack = Arc::new(Stack::new(StackConfig {
         workers: cfg.workers,
         local_addrs: cfg.addrs.clone(),
-        sysctls: cfg.sysctls.clone(),
+        sysctls: cfg.sysctls,
         seed: u64::from_le_bytes(Secrets::random()?.isn.to_bytes()[..8].try_into().unwrap_or([7; 8])),
     }));
     // Socket errors (EADDRINUSE, EADDRNOTAVAIL) before touching the NIC.

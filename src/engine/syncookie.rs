@@ -719,7 +719,7 @@ mod tests {
                 ts,
                 &Sysctls {
                     tcp_timestamps: false,
-                    ..on.clone()
+                    ..on
                 }
             ),
             None
@@ -729,7 +729,7 @@ mod tests {
                 ts,
                 &Sysctls {
                     tcp_sack: false,
-                    ..on.clone()
+                    ..on
                 }
             ),
             None
@@ -739,7 +739,7 @@ mod tests {
                 ts,
                 &Sysctls {
                     tcp_window_scaling: false,
-                    ..on.clone()
+                    ..on
                 }
             ),
             None
@@ -748,7 +748,7 @@ mod tests {
             ts,
             &Sysctls {
                 tcp_ecn: 0,
-                ..on.clone()
+                ..on
             },
         )
         .unwrap();

@@ -12,7 +12,7 @@ pub mod tfo {
     pub const SERVER_WO_SOCKOPT1: u32 = 0x400;
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sysctls {
     /// `net.core.somaxconn`: clamp for listen()'s backlog. 4096 since Linux 5.4.
     pub somaxconn: u32,

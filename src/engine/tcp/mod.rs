@@ -471,7 +471,8 @@ impl TcpEngine {
     /// `tcp_conn_request`: a SYN for a listener.
     fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: Arc<Listener>, c: &Counters, tx: &mut impl TxSink) {
         let Rx { now, key, hash, input, route } = *rx;
-        let s = self.sysctls.clone();
+        // A copy of plain data, not an Arc clone (an atomic RMW) per segment.
+        let s = *self.sysctls;
         let seg = &input.seg;
         let flags = seg.flags();
 
@@ -1306,7 +1307,8 @@ impl TcpEngine {
         c: &Counters,
         tx: &mut impl TxSink,
     ) -> bool {
-        let s = self.sysctls.clone();
+        // A copy of plain data, not an Arc clone (an atomic RMW) per segment.
+        let s = *self.sysctls;
         let seg = &input.seg;
         if s.tcp_syncookies == 0 || listener.synq_no_recent_overflow(now) {
             return false;

@@ -340,7 +340,7 @@ impl Bench {
 
     /// Change sysctls at run time (like writing /proc/sys).
     pub fn set_sysctls(&mut self, f: impl FnOnce(&mut Sysctls)) {
-        let mut s = (*self.stack.sysctls()).clone();
+        let mut s = *self.stack.sysctls();
         f(&mut s);
         self.stack.set_sysctls(s);
         for w in &mut self.workers {
