@@ -202,7 +202,7 @@ fn resolve(io: &mut Io, src: &SrcRange, dst: Ipv4Addr, stop: &AtomicBool) -> Res
     let mut last_ask: Option<Instant> = None;
     let mut rx = MbufBatch::new();
     while started.elapsed() < ARP_WAIT && !stop.load(Ordering::Relaxed) {
-        if last_ask.is_none_or(|t| t.elapsed() >= ARP_RETRY) {
+        if last_ask.map_or(true, |t| t.elapsed() >= ARP_RETRY) {
             last_ask = Some(Instant::now());
             let req = packet::arp_request(io.our_mac, src.first(), dst);
             io.send_arp(EthernetAddress::BROADCAST, &req);
