@@ -14,6 +14,7 @@ pub mod api;
 pub mod app;
 pub mod dpdk;
 pub mod engine;
+pub mod flood;
 pub mod serve;
 pub mod sync;
 pub mod telemetry;

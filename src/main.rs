@@ -27,6 +27,152 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Ask a running serve for its live statistics over its control socket.
     Stats(StatsArgs),
+    /// SYN flood and handshake load generator on a DPDK port (198.18.0.0/15 only).
+    /// EAL arguments go after `--`.
+    Flood(Box<FloodArgs>),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FloodModeArg {
+    Syn,
+    Handshake,
+    Mixed,
+}
+
+#[derive(Args)]
+struct FloodArgs {
+    /// syn: SYNs only; handshake: full handshakes; mixed: both at once.
+    #[arg(long, value_enum, default_value_t = FloodModeArg::Syn)]
+    mode: FloodModeArg,
+    /// The target, inside 198.18.0.0/15.
+    #[arg(long, value_name = "IPV4:PORT")]
+    dst: SocketAddrV4,
+    /// The target's MAC (default: resolved by ARP).
+    #[arg(long, value_parser = parse_mac)]
+    dst_mac: Option<dlisten::wire::ethernet::EthernetAddress>,
+    /// Source addresses, a prefix inside 198.18.0.0/15 (we answer ARP for them).
+    #[arg(long, default_value = "198.18.1.0/24")]
+    src: String,
+    /// Source ports, LOW-HIGH.
+    #[arg(long, default_value = "1024-65535", value_parser = parse_flood_ports)]
+    sport: (u16, u16),
+    /// Flood SYNs per second (default: as fast as the port takes them).
+    #[arg(long, value_name = "PPS")]
+    rate: Option<u64>,
+    /// syn/mixed: flood SYNs to send; handshake: handshakes to attempt.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop sending after this many seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    duration: f64,
+    /// Legitimate handshakes in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u64,
+    /// Data sent with the handshake's ACK (escapes \r \n understood); the
+    /// connection is reset once the response arrives.
+    #[arg(long)]
+    request: Option<String>,
+    /// A SYN or request unanswered this many milliseconds has failed.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Write the latency histograms as HdrHistogram .hgrm files into DIR.
+    #[arg(long, value_name = "DIR")]
+    hgrm_dir: Option<PathBuf>,
+    /// DPDK port id (default: the first port EAL found).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Sleep this many microseconds when idle (0 = busy poll).
+    #[arg(long, default_value_t = 0)]
+    idle_sleep_us: u64,
+    /// EAL arguments, after `--`.
+    #[arg(last = true, value_name = "EAL_ARGS")]
+    eal: Vec<String>,
+}
+
+fn parse_mac(s: &str) -> Result<dlisten::wire::ethernet::EthernetAddress, String> {
+    let bytes: Vec<u8> = s.split(':').map(|b| u8::from_str_radix(b, 16)).collect::<Result<_, _>>().map_err(|e| format!("{s}: {e}"))?;
+    let arr: [u8; 6] = bytes.try_into().map_err(|_| format!("{s}: expected six hex bytes aa:bb:cc:dd:ee:ff"))?;
+    Ok(dlisten::wire::ethernet::EthernetAddress(arr))
+}
+
+fn parse_flood_ports(s: &str) -> Result<(u16, u16), String> {
+    dlisten::flood::addr::parse_port_range(s).map_err(|e| e.to_string())
+}
+
+/// `\r`, `\n`, `\t` and `\\` in a command-line request.
+fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut b = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push(b'\r'),
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('\\') => out.push(b'\\'),
+            Some(other) => {
+                out.push(b'\\');
+                let mut b = [0; 4];
+                out.extend_from_slice(other.encode_utf8(&mut b).as_bytes());
+            }
+            None => out.push(b'\\'),
+        }
+    }
+    out
+}
+
+/// `dlisten flood`: run the generator, print the summary, tables and .hgrm files.
+fn run_flood(a: FloodArgs) -> ExitCode {
+    use dlisten::flood::{self, FloodConfig, Mode};
+    let Ok(duration) = Duration::try_from_secs_f64(a.duration) else {
+        eprintln!("dlisten: --duration needs a non-negative number of seconds");
+        return ExitCode::FAILURE;
+    };
+    let mut eal_args = vec!["dlisten".to_string()];
+    eal_args.extend(a.eal);
+    let cfg = FloodConfig {
+        mode: match a.mode {
+            FloodModeArg::Syn => Mode::Syn,
+            FloodModeArg::Handshake => Mode::Handshake,
+            FloodModeArg::Mixed => Mode::Mixed,
+        },
+        dst: a.dst,
+        src_text: a.src,
+        sports: a.sport,
+        rate: a.rate.filter(|&r| r > 0),
+        count: a.count,
+        duration,
+        concurrency: a.concurrency,
+        request: a.request.as_deref().map(unescape).unwrap_or_default(),
+        timeout: Duration::from_millis(a.timeout_ms.max(1)),
+        hgrm_dir: a.hgrm_dir.clone(),
+        dst_mac: a.dst_mac,
+        port: a.port,
+        idle_sleep: Duration::from_micros(a.idle_sleep_us),
+        eal_args,
+    };
+    match flood::run(cfg) {
+        Ok(summary) => {
+            print!("{}", summary.format());
+            println!("latency (microseconds):");
+            print!("{}", summary.latency_table());
+            if let Some(dir) = &a.hgrm_dir {
+                match summary.write_hgrms(dir) {
+                    Ok(paths) => paths.iter().for_each(|p| println!("flood: wrote {}", p.display())),
+                    Err(e) => eprintln!("dlisten: {}: {e}", dir.display()),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dlisten: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Args)]
@@ -249,6 +395,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Stats(a) => run_stats(a),
+        Command::Flood(a) => run_flood(*a),
         Command::Serve(a) => {
             let control_socket = a
                 .control_socket

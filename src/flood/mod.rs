@@ -1,0 +1,379 @@
+//! `dlisten flood`: a DPDK SYN-flood and handshake load generator.
+pub mod addr;
+pub mod gen;
+pub mod packet;
+pub mod report;
+
+use crate::dpdk::{self, DpdkError, Eal, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, BURST};
+use crate::wire::arp::ArpOperation;
+use crate::wire::ethernet::EthernetAddress;
+use addr::{AddrError, SrcRange};
+use gen::{GenConfig, Generator, Out, TokenBucket, TupleSpace};
+use packet::{Link, Rx};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum FloodError {
+    #[error(transparent)]
+    Dpdk(#[from] DpdkError),
+    #[error(transparent)]
+    Addr(#[from] AddrError),
+    #[error("DPDK port {0} does not exist (ports found: {1:?}); pass --port with one of them, or a --vdev / PCI device to EAL")]
+    NoSuchPort(u16, Vec<u16>),
+    #[error("no DPDK port, and dlisten is not running as root: DPDK needs root (or CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_IPC_LOCK) to open NICs and virtual devices")]
+    NotRoot,
+    #[error("no ARP reply from {0} within {1:?}: is the target up on this link? (or pass --dst-mac)")]
+    ArpTimeout(Ipv4Addr, Duration),
+    #[error("--request is {0} bytes; at most {max} fit in one segment", max = packet::MAX_REQUEST)]
+    RequestTooLong(usize),
+    #[error("mixed mode needs at least 2 source ports (one for the legitimate load, the rest for the flood)")]
+    MixedNeedsTwoPorts,
+    #[error("cannot install the SIGINT/SIGTERM handler: {0}")]
+    Signal(std::io::Error),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// SYNs only, never answered by us.
+    Syn,
+    /// Complete handshakes, `concurrency` in flight.
+    Handshake,
+    /// A SYN flood and a legitimate handshake load at the same time.
+    Mixed,
+}
+
+/// Everything `flood` needs, validated by [`run`].
+#[derive(Clone, Debug)]
+pub struct FloodConfig {
+    pub mode: Mode,
+    pub dst: SocketAddrV4,
+    /// `--src` as written (for messages) and parsed.
+    pub src_text: String,
+    pub sports: (u16, u16),
+    /// Flood SYNs per second (None: as fast as the TX ring takes them).
+    pub rate: Option<u64>,
+    /// syn/mixed: flood SYNs in all; handshake: handshakes in all.
+    pub count: Option<u64>,
+    pub duration: Duration,
+    pub concurrency: u64,
+    pub request: Vec<u8>,
+    /// A SYN (or a request) unanswered this long has failed.
+    pub timeout: Duration,
+    pub hgrm_dir: Option<PathBuf>,
+    pub dst_mac: Option<EthernetAddress>,
+    pub port: Option<u16>,
+    /// Sleep when idle (0 = busy poll).
+    pub idle_sleep: Duration,
+    /// argv for EAL, argv[0] included.
+    pub eal_args: Vec<String>,
+}
+
+/// How long to ask for the target's MAC.
+const ARP_WAIT: Duration = Duration::from_secs(5);
+const ARP_RETRY: Duration = Duration::from_millis(500);
+
+/// The generator's view of `cfg`: which tuples flood and which handshake.
+pub fn gen_config(cfg: &FloodConfig) -> Result<GenConfig, FloodError> {
+    addr::check_dst(cfg.dst)?;
+    let src = SrcRange::parse(&cfg.src_text)?;
+    addr::check_all(cfg.dst, &cfg.src_text, &src)?;
+    if cfg.request.len() > packet::MAX_REQUEST {
+        return Err(FloodError::RequestTooLong(cfg.request.len()));
+    }
+    let (lo, hi) = cfg.sports;
+    let whole = TupleSpace { src, ports: (lo, hi) };
+    let (flood, legit) = match cfg.mode {
+        Mode::Syn => (Some(whole), None),
+        Mode::Handshake => (None, Some(whole)),
+        Mode::Mixed => {
+            if hi == lo {
+                return Err(FloodError::MixedNeedsTwoPorts);
+            }
+            // The first eighth of the ports (at least one) for the
+            // legitimate load, so its replies are told apart by port.
+            let legit_ports = ((u32::from(hi - lo) + 1) / 8).max(1) as u16;
+            (
+                Some(TupleSpace { src, ports: (lo + legit_ports, hi) }),
+                Some(TupleSpace { src, ports: (lo, lo + legit_ports - 1) }),
+            )
+        }
+    };
+    let salt = u32::from_le_bytes(crate::engine::secrets::Secrets::random().map(|s| {
+        let b = s.isn.to_bytes();
+        [b[0], b[1], b[2], b[3]]
+    }).unwrap_or([0x5e, 0xed, 0, 1]));
+    Ok(GenConfig {
+        dst: cfg.dst,
+        flood,
+        legit,
+        flood_count: if cfg.mode == Mode::Handshake { None } else { cfg.count },
+        legit_count: if cfg.mode == Mode::Handshake { cfg.count } else { None },
+        concurrency: cfg.concurrency.max(1),
+        request: cfg.request.clone(),
+        timeout_ns: cfg.timeout.as_nanos() as u64,
+        salt,
+    })
+}
+
+/// The data path: one RX and one TX queue, frames built in mbufs.
+struct Io {
+    rxq: RxQueue,
+    txq: TxQueue,
+    pool: Arc<Mempool>,
+    /// Built but not yet taken by the TX ring (kept, not dropped: backpressure).
+    pending: MbufBatch,
+    our_mac: EthernetAddress,
+    ident: u16,
+    tx_frames: u64,
+    no_mbuf: u64,
+}
+
+impl Io {
+    /// Build one frame with `build` (given a buffer of `len` bytes).
+    fn push(&mut self, len: usize, build: impl FnOnce(&mut [u8]) -> usize) {
+        if self.pending.is_full() {
+            self.flush();
+            if self.pending.is_full() {
+                // The ring is full even after a retry: give it a moment.
+                std::thread::yield_now();
+                self.flush();
+            }
+        }
+        let Some(mut m) = self.pool.alloc() else {
+            self.no_mbuf += 1;
+            return;
+        };
+        let Some(buf) = m.append(len) else {
+            self.no_mbuf += 1;
+            return;
+        };
+        let n = build(buf);
+        if n == 0 || !m.set_len(n) {
+            return;
+        }
+        if self.pending.push(m).is_ok() {
+            self.tx_frames += 1;
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.txq.try_tx_burst(&mut self.pending);
+        }
+    }
+
+    fn send_all(&mut self, g: &Generator, link: &Link, out: &mut Vec<Out>) {
+        for o in out.drain(..) {
+            self.ident = self.ident.wrapping_add(1);
+            let seg = g.segment(&o, self.ident);
+            let len = packet::segment_len(&seg);
+            self.push(len, |buf| packet::build_segment(buf, link, &seg));
+        }
+        self.flush();
+    }
+
+    fn send_arp(&mut self, eth_dst: EthernetAddress, arp: &crate::wire::arp::ArpRepr) {
+        let mac = self.our_mac;
+        self.push(42, |buf| packet::build_arp(buf, eth_dst, mac, arp));
+        self.flush();
+    }
+}
+
+/// Answer ARP requests for our source addresses (a listener ARPs for them
+/// before it answers a SYN); learn the target's MAC from its replies and
+/// requests. Returns the target's MAC when this frame told it.
+fn handle_arp(io: &mut Io, src: &SrcRange, dst: Ipv4Addr, arp: &crate::wire::arp::ArpRepr) -> Option<EthernetAddress> {
+    if arp.operation == ArpOperation::Request && src.contains(arp.target_protocol_addr) {
+        if let Some(reply) = arp.reply_to(io.our_mac, arp.target_protocol_addr) {
+            io.send_arp(arp.sender_hardware_addr, &reply);
+        }
+    }
+    (arp.sender_protocol_addr == dst).then_some(arp.sender_hardware_addr)
+}
+
+/// Ask for the target's MAC from our first source address.
+fn resolve(io: &mut Io, src: &SrcRange, dst: Ipv4Addr, stop: &AtomicBool) -> Result<EthernetAddress, FloodError> {
+    let started = Instant::now();
+    let mut last_ask: Option<Instant> = None;
+    let mut rx = MbufBatch::new();
+    while started.elapsed() < ARP_WAIT && !stop.load(Ordering::Relaxed) {
+        if last_ask.map_or(true, |t| t.elapsed() >= ARP_RETRY) {
+            last_ask = Some(Instant::now());
+            let req = packet::arp_request(io.our_mac, src.first(), dst);
+            io.send_arp(EthernetAddress::BROADCAST, &req);
+        }
+        if io.rxq.rx_burst(&mut rx) == 0 {
+            std::thread::sleep(Duration::from_micros(100));
+            continue;
+        }
+        let mut found = None;
+        for m in rx.drain() {
+            if let Rx::Arp(arp) = packet::parse(m.data()) {
+                found = found.or(handle_arp(io, src, dst, &arp));
+            }
+        }
+        if let Some(mac) = found {
+            return Ok(mac);
+        }
+    }
+    Err(FloodError::ArpTimeout(dst, ARP_WAIT))
+}
+
+pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
+    // Validate before touching EAL.
+    let gcfg = gen_config(&cfg)?;
+    let src = SrcRange::parse(&cfg.src_text)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(FloodError::Signal)?;
+    }
+    let eal = Eal::init(&cfg.eal_args)?;
+    println!("flood: {}", dpdk::version());
+    let ports = eal.ports();
+    let port_id = match cfg.port {
+        Some(p) if ports.contains(&p) => p,
+        Some(p) => return Err(FloodError::NoSuchPort(p, ports)),
+        None => match ports.first() {
+            Some(p) => *p,
+            None if !running_as_root() => return Err(FloodError::NotRoot),
+            None => return Err(DpdkError::NoPorts.into()),
+        },
+    };
+    let pool = Arc::new(Mempool::new(&eal, &format!("fl_pool{port_id}"), 16383, 256, dpdk::DEFAULT_DATA_ROOM, eal.socket_id())?);
+    let port_cfg = PortConfig {
+        rx_queues: 1,
+        tx_queues: 1,
+        rx_desc: 1024,
+        tx_desc: 1024,
+        mempools: vec![pool.clone()],
+        want_rss: false,
+        // Checksums are computed in software: every virtual device has them.
+        want_csum_offload: false,
+        promiscuous: false,
+        mtu: None,
+    };
+    let mut port = Port::new(&eal, port_id, &port_cfg)?;
+    port.start()?;
+    let our_mac = EthernetAddress(port.mac_addr()?);
+    println!("flood: port {port_id} driver {} mac {our_mac}", port.info().driver);
+    let mut io = Io {
+        rxq: port.rx_queue(0)?,
+        txq: port.tx_queue(0)?,
+        pool: pool.clone(),
+        pending: MbufBatch::new(),
+        our_mac,
+        ident: 0,
+        tx_frames: 0,
+        no_mbuf: 0,
+    };
+    let result = drive(&cfg, gcfg, &src, &mut io, &stop);
+    drop(io);
+    let stats = port.stats().unwrap_or_default();
+    if let Err(e) = port.stop() {
+        eprintln!("flood: stopping port {port_id}: {e}");
+    }
+    drop(port);
+    drop(pool);
+    drop(eal);
+    let mut summary = result?;
+    summary.port_line = format!(
+        "port {port_id} ipackets {} opackets {} imissed {} oerrors {} rx_nombuf {}",
+        stats.ipackets, stats.opackets, stats.imissed, stats.oerrors, stats.rx_nombuf
+    );
+    Ok(summary)
+}
+
+/// ARP, then the load until count, duration or a signal, then a bounded drain.
+fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: &AtomicBool) -> Result<report::Summary, FloodError> {
+    let peer_mac = match cfg.dst_mac {
+        Some(m) => m,
+        None => {
+            let m = resolve(io, src, *cfg.dst.ip(), stop)?;
+            println!("flood: {} is at {m}", cfg.dst.ip());
+            m
+        }
+    };
+    let link = Link { our_mac: io.our_mac, peer_mac };
+    let mut g = Generator::new(gcfg);
+    let mut bucket = cfg.rate.map(|r| TokenBucket::new(r, (r / 1000).clamp(1, BURST as u64)));
+    let mut out = Vec::with_capacity(2 * BURST);
+    let mut rx = MbufBatch::new();
+    let started = Instant::now();
+    let now_ns = || started.elapsed().as_nanos() as u64;
+    let mut progress = report::Progress::new();
+    let mut sending = true;
+    let mut drain_until: Option<Instant> = None;
+    let mut idle = 0u32;
+    let mut rx_frames = 0u64;
+    loop {
+        let now = now_ns();
+        // Stop sending at the count, the duration, or a signal; then drain.
+        if sending && (stop.load(Ordering::Relaxed) || started.elapsed() >= cfg.duration || g.flood_left() == 0 && g.legit_left() == 0 || cfg.mode == Mode::Mixed && g.flood_left() == 0) {
+            sending = false;
+            drain_until = Some(Instant::now() + cfg.timeout);
+        }
+        if let Some(t) = drain_until {
+            let flood_settled = g.stats.synack + g.stats.rst + g.stats.unanswered + g.stats.bad_ack >= g.stats.syn_sent;
+            if Instant::now() >= t || g.in_flight() == 0 && flood_settled || stop.load(Ordering::Relaxed) && Instant::now() + cfg.timeout / 2 >= t {
+                break;
+            }
+        }
+        let n = io.rxq.rx_burst(&mut rx);
+        rx_frames += n as u64;
+        for m in rx.drain() {
+            match packet::parse(m.data()) {
+                Rx::Tcp(r) => g.on_reply(now, &r, &mut out),
+                Rx::Arp(arp) => {
+                    handle_arp(io, src, *cfg.dst.ip(), &arp);
+                }
+                Rx::Other => {}
+            }
+        }
+        g.expire(now, &mut out);
+        // New work only when the TX ring took everything before (backpressure).
+        if sending && io.pending.is_empty() {
+            if cfg.mode != Mode::Syn {
+                g.open_connections(now, BURST as u64, &mut out);
+            }
+            let want = match &mut bucket {
+                Some(b) => b.take(now, BURST as u64),
+                None => BURST as u64,
+            };
+            g.flood_syns(now, want, &mut out);
+        }
+        let busy = n > 0 || !out.is_empty();
+        io.send_all(&g, &link, &mut out);
+        if busy {
+            idle = 0;
+        } else {
+            idle = idle.saturating_add(1);
+            if !cfg.idle_sleep.is_zero() && idle > 1024 {
+                std::thread::sleep(cfg.idle_sleep);
+            }
+        }
+        if let Some(line) = progress.tick(started.elapsed(), &g) {
+            println!("{line}");
+        }
+    }
+    g.finish(&mut out);
+    io.send_all(&g, &link, &mut out);
+    for _ in 0..100 {
+        if io.pending.is_empty() {
+            break;
+        }
+        io.flush();
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    Ok(report::Summary::new(cfg.mode, started.elapsed(), &g, io.tx_frames, rx_frames, io.no_mbuf))
+}
+
+/// The effective uid is the owner of /proc/self (no libc call needed).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(true)
+}

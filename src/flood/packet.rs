@@ -1,0 +1,284 @@
+//! The frames a flood sends (SYN, ACK with optional data, RST, ARP) and the
+//! classification of what comes back. Pure: built into and read from byte
+//! slices, so the DPDK loop only moves buffers.
+
+use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use crate::wire::ethernet::{self, EtherType, EthernetAddress, EthernetFrame};
+use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
+use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
+use crate::wire::tcp_options::SynOptions;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// Linux's default receive window in a SYN (64240 = 44 * 1460).
+pub const SYN_WINDOW: u16 = 64240;
+/// Window in our ACKs (with window scale 7: about 64 KiB... times 128).
+pub const ACK_WINDOW: u16 = 502;
+/// Largest frame we build: headers plus a request of at most this many bytes.
+pub const MAX_REQUEST: usize = 1400;
+
+const ETH: usize = ethernet::HEADER_LEN;
+const IP: usize = ipv4::HEADER_LEN;
+
+/// Link-layer and L3 endpoints of one direction (us -> target).
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    pub our_mac: EthernetAddress,
+    pub peer_mac: EthernetAddress,
+}
+
+/// One TCP segment to send from `src` to `dst`.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    /// SYN options (None on other segments).
+    pub syn: Option<SynOptions>,
+    /// TSval/TSecr on a non-SYN segment (`01 01 08 0a`).
+    pub timestamps: Option<(u32, u32)>,
+    pub payload: &'a [u8],
+    pub ident: u16,
+}
+
+/// A Linux SYN's options: MSS 1460, SACK-permitted, timestamps, window scale 7.
+pub fn linux_syn_options(tsval: u32) -> SynOptions {
+    SynOptions { mss: Some(1460), wscale: Some(7), sack_permitted: true, timestamps: Some((tsval, 0)), fastopen: None }
+}
+
+/// Bytes [`build_segment`] needs for `s`.
+pub fn segment_len(s: &Segment<'_>) -> usize {
+    ETH + IP + tcp::HEADER_LEN + options_len(s) + s.payload.len()
+}
+
+fn options_len(s: &Segment<'_>) -> usize {
+    match (&s.syn, s.timestamps) {
+        (Some(o), _) => o.buffer_len(),
+        (None, Some(_)) => 12,
+        (None, None) => 0,
+    }
+}
+
+/// Writes Ethernet + IPv4 + TCP (checksums filled) at the start of `buf`;
+/// returns the frame length, or 0 if `buf` is too short.
+pub fn build_segment(buf: &mut [u8], link: &Link, s: &Segment<'_>) -> usize {
+    let opt_len = options_len(s);
+    let tcp_len = tcp::HEADER_LEN + opt_len + s.payload.len();
+    let total = ETH + IP + tcp_len;
+    if buf.len() < total || tcp_len > usize::from(u16::MAX) - IP {
+        return 0;
+    }
+    let buf = &mut buf[..total];
+    if ethernet::emit_header(buf, link.peer_mac, link.our_mac, EtherType::Ipv4).is_err() {
+        return 0;
+    }
+    let ip = Ipv4Repr {
+        src_addr: *s.src.ip(),
+        dst_addr: *s.dst.ip(),
+        protocol: IpProtocol::Tcp,
+        payload_len: tcp_len as u16,
+        ttl: 64,
+        ident: s.ident,
+        dont_frag: true,
+        tos: 0,
+    };
+    if ip.emit(&mut buf[ETH..]).is_err() {
+        return 0;
+    }
+    let seg = &mut buf[ETH + IP..];
+    let repr = TcpRepr {
+        src_port: s.src.port(),
+        dst_port: s.dst.port(),
+        seq_number: s.seq,
+        ack_number: s.ack,
+        flags: s.flags,
+        window_len: if s.syn.is_some() { SYN_WINDOW } else { ACK_WINDOW },
+    };
+    let Ok(hdr) = repr.emit_header(seg, opt_len) else { return 0 };
+    let opts = &mut seg[tcp::HEADER_LEN..hdr];
+    match (&s.syn, s.timestamps) {
+        (Some(o), _) => {
+            if o.emit(opts).is_err() {
+                return 0;
+            }
+        }
+        (None, Some((tsval, tsecr))) => {
+            opts[..4].copy_from_slice(&[1, 1, 8, 10]);
+            opts[4..8].copy_from_slice(&tsval.to_be_bytes());
+            opts[8..12].copy_from_slice(&tsecr.to_be_bytes());
+        }
+        (None, None) => {}
+    }
+    seg[hdr..].copy_from_slice(s.payload);
+    TcpSegment::new_unchecked(&mut *seg).fill_checksum(*s.src.ip(), *s.dst.ip());
+    total
+}
+
+/// An ARP request or reply frame (42 bytes); 0 if `buf` is too short.
+pub fn build_arp(buf: &mut [u8], eth_dst: EthernetAddress, our_mac: EthernetAddress, arp: &ArpRepr) -> usize {
+    let total = ETH + arp.buffer_len();
+    if buf.len() < total || ethernet::emit_header(buf, eth_dst, our_mac, EtherType::Arp).is_err() {
+        return 0;
+    }
+    match arp.emit(&mut buf[ETH..]) {
+        Ok(_) => total,
+        Err(_) => 0,
+    }
+}
+
+/// "Who has `target`? Tell `ours`."
+pub fn arp_request(our_mac: EthernetAddress, ours: Ipv4Addr, target: Ipv4Addr) -> ArpRepr {
+    ArpRepr {
+        operation: ArpOperation::Request,
+        sender_hardware_addr: our_mac,
+        sender_protocol_addr: ours,
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: target,
+    }
+}
+
+/// A TCP segment from the target, as far as the generator cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Our address and port it is for.
+    pub to: SocketAddrV4,
+    pub from: SocketAddrV4,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub payload_len: usize,
+    /// TSval of the segment, if it carries timestamps.
+    pub tsval: Option<u32>,
+}
+
+/// What arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rx {
+    Arp(ArpRepr),
+    Tcp(Reply),
+    /// Anything else, or malformed (never a panic).
+    Other,
+}
+
+/// Classify a received frame.
+pub fn parse(frame: &[u8]) -> Rx {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else { return Rx::Other };
+    match eth.ethertype() {
+        EtherType::Arp => match ArpPacket::new_checked(eth.payload()) {
+            Ok(p) if p.check_layout().is_ok() => Rx::Arp(ArpRepr::parse(&p)),
+            _ => Rx::Other,
+        },
+        EtherType::Ipv4 => {
+            let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return Rx::Other };
+            if ip.protocol() != IpProtocol::Tcp || ip.is_fragment() {
+                return Rx::Other;
+            }
+            let Ok(seg) = TcpSegment::new_checked(ip.payload()) else { return Rx::Other };
+            let flags = seg.flags();
+            let tsval = if flags.contains(TcpFlags::SYN) {
+                SynOptions::parse(seg.options()).timestamps.map(|t| t.0)
+            } else {
+                crate::wire::tcp_options::timestamps(seg.options()).map(|t| t.0)
+            };
+            Rx::Tcp(Reply {
+                to: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
+                from: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
+                seq: seg.seq_number(),
+                ack: seg.ack_number(),
+                flags,
+                payload_len: seg.payload_len(),
+                tsval,
+            })
+        }
+        _ => Rx::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0xc6, 0x12, 0x02]);
+    const THEM: EthernetAddress = EthernetAddress([0x02, 0, 0, 0xc6, 0x12, 0x01]);
+
+    fn syn() -> Segment<'static> {
+        Segment {
+            src: "198.18.1.1:40000".parse().unwrap(),
+            dst: "198.18.0.1:80".parse().unwrap(),
+            seq: 0x0102_0304,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            syn: Some(linux_syn_options(42)),
+            timestamps: None,
+            payload: &[],
+            ident: 7,
+        }
+    }
+
+    #[test]
+    fn syn_is_a_linux_syn_with_valid_checksums() {
+        let mut buf = [0xa5u8; 128];
+        let link = Link { our_mac: US, peer_mac: THEM };
+        let s = syn();
+        let n = build_segment(&mut buf, &link, &s);
+        assert_eq!(n, 14 + 20 + 40);
+        assert_eq!(n, segment_len(&s));
+        let eth = EthernetFrame::new_checked(&buf[..n]).unwrap();
+        assert_eq!((eth.dst_addr(), eth.src_addr()), (THEM, US));
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        assert!(ip.dont_frag());
+        let seg = TcpSegment::new_checked(ip.payload()).unwrap();
+        assert!(seg.verify_checksum(ip.src_addr(), ip.dst_addr()));
+        assert_eq!(seg.window_len(), SYN_WINDOW);
+        // The exact option bytes of a Linux 6.x SYN.
+        assert_eq!(
+            seg.options(),
+            &[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 42, 0, 0, 0, 0, 1, 3, 3, 7]
+        );
+    }
+
+    #[test]
+    fn ack_with_request_and_timestamps() {
+        let mut buf = [0xa5u8; 256];
+        let link = Link { our_mac: US, peer_mac: THEM };
+        let s = Segment {
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            syn: None,
+            timestamps: Some((5, 6)),
+            payload: b"GET / HTTP/1.1\r\n\r\n",
+            ack: 99,
+            ..syn()
+        };
+        let n = build_segment(&mut buf, &link, &s);
+        assert_eq!(n, 14 + 20 + 32 + 18);
+        let Rx::Tcp(r) = parse(&buf[..n]) else { panic!("not tcp") };
+        assert_eq!(r.payload_len, 18);
+        assert_eq!(r.tsval, Some(5));
+        assert_eq!((r.seq, r.ack), (0x0102_0304, 99));
+        assert_eq!(r.to, s.dst);
+        assert_eq!(r.from, s.src);
+        assert_eq!(build_segment(&mut buf[..60], &link, &s), 0, "too short a buffer builds nothing");
+    }
+
+    #[test]
+    fn arp_request_round_trips() {
+        let mut buf = [0u8; 64];
+        let req = arp_request(US, "198.18.1.1".parse().unwrap(), "198.18.0.1".parse().unwrap());
+        let n = build_arp(&mut buf, EthernetAddress::BROADCAST, US, &req);
+        assert_eq!(n, 42);
+        assert_eq!(parse(&buf[..n]), Rx::Arp(req));
+    }
+
+    #[test]
+    fn garbage_is_other() {
+        assert_eq!(parse(&[]), Rx::Other);
+        assert_eq!(parse(&[0u8; 20]), Rx::Other);
+        let mut buf = [0u8; 74];
+        let n = build_segment(&mut buf, &Link { our_mac: US, peer_mac: THEM }, &syn());
+        for cut in 0..n {
+            let _ = parse(&buf[..cut]);
+        }
+    }
+}
