@@ -19,6 +19,9 @@ if [ -z "${DLISTEN:-}" ] && { [ ! -x "$BIN" ] || [ target/debug/dlisten -nt "$BI
 SYNS=${1:-200000}
 HS=${2:-20000}
 RATE=${RATE:-}            # empty: as fast as the port takes them
+# One core each, so the two busy-polling processes do not take turns.
+SERVER_CPU=${SERVER_CPU:-1}
+GEN_CPU=${GEN_CPU:-0}
 TAG=dlcmp$$
 EAL=(--no-huge -m 512 --no-pci --no-shconf --log-level lib.eal:error)
 OUT=$(mktemp -d /tmp/$TAG.XXXX)
@@ -51,7 +54,7 @@ flood() {
     local pre=()
     [ -n "$ns" ] && pre=(ip netns exec "$ns")
     "${pre[@]}" timeout 120 "$BIN" flood --mode "$mode" --dst 198.18.0.1:80 --duration 20 \
-        ${RATE:+--rate $RATE} "$@" -- "${EAL[@]}" --file-prefix "$TAG$name" --vdev "$vdev" > "$OUT/$name" 2>&1 \
+        ${RATE:+--rate $RATE} "$@" -- "${EAL[@]}" -l "$GEN_CPU" --file-prefix "$TAG$name" --vdev "$vdev" > "$OUT/$name" 2>&1 \
         || { echo "flood $name failed:" >&2; cat "$OUT/$name" >&2; }
 }
 
@@ -75,7 +78,8 @@ run_suite() {
 
 # (a) dlisten over memif
 SOCK=/run/dlisten/${TAG}a.memif
-"$BIN" serve --addr 198.18.0.1 --listen 198.18.0.1:80 --backlog 4096 -- "${EAL[@]}" --file-prefix ${TAG}as \
+"$BIN" serve --addr 198.18.0.1 --listen 198.18.0.1:80 --backlog 4096 --cores "$SERVER_CPU" \
+    -- "${EAL[@]}" -l "$SERVER_CPU" --file-prefix ${TAG}as \
     --vdev net_memif0,role=server,socket=$SOCK > "$OUT/serve-memif" 2>&1 &
 SPID=$!; PIDS+=($SPID); wait_ready "$OUT/serve-memif"
 cpu_a() { cpu_of "$SPID"; }
@@ -87,8 +91,8 @@ newns ${TAG}c; newns ${TAG}s
 ip link add ${TAG}vc netns ${TAG}c type veth peer name ${TAG}vs netns ${TAG}s
 ip netns exec ${TAG}c ip link set ${TAG}vc up
 ip netns exec ${TAG}s ip link set ${TAG}vs up
-ip netns exec ${TAG}s "$BIN" serve --addr 198.18.0.1 --listen 198.18.0.1:80 --backlog 4096 -- "${EAL[@]}" \
-    --file-prefix ${TAG}bs --vdev net_af_packet0,iface=${TAG}vs > "$OUT/serve-afp" 2>&1 &
+ip netns exec ${TAG}s "$BIN" serve --addr 198.18.0.1 --listen 198.18.0.1:80 --backlog 4096 --cores "$SERVER_CPU" \
+    -- "${EAL[@]}" -l "$SERVER_CPU" --file-prefix ${TAG}bs --vdev net_af_packet0,iface=${TAG}vs > "$OUT/serve-afp" 2>&1 &
 SPID=$!; PIDS+=($SPID); wait_ready "$OUT/serve-afp"
 cpu_b() { cpu_of "$SPID"; }
 run_suite afpacket ${TAG}c "net_af_packet0,iface=${TAG}vc" cpu_b
@@ -105,7 +109,7 @@ CLIENT_IF=${TAG}vc
 ip netns exec ${TAG}k ip addr add 198.18.0.1/16 dev ${TAG}vk
 ip netns exec ${TAG}k ip link set ${TAG}vk up
 ip netns exec ${TAG}k sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
-ip netns exec ${TAG}k python3 -c '
+ip netns exec ${TAG}k taskset -c "$SERVER_CPU" python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("198.18.0.1", 80)); s.listen(4096)
