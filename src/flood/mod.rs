@@ -300,7 +300,9 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
     };
     let link = Link { our_mac: io.our_mac, peer_mac };
     let mut g = Generator::new(gcfg);
-    let mut bucket = cfg.rate.map(|r| TokenBucket::new(r, (r / 1000).clamp(1, BURST as u64)));
+    // Up to 1 ms of tokens (at least 4 bursts): a loop iteration longer than
+    // one burst's worth of time must not lose its tokens, or the rate undershoots.
+    let mut bucket = cfg.rate.map(|r| TokenBucket::new(r, (r / 1000).max(4 * BURST as u64)));
     let mut out = Vec::with_capacity(2 * BURST);
     let mut rx = MbufBatch::new();
     let started = Instant::now();
@@ -341,7 +343,7 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
                 g.open_connections(now, BURST as u64, &mut out);
             }
             let want = match &mut bucket {
-                Some(b) => b.take(now, BURST as u64),
+                Some(b) => b.take(now, 4 * BURST as u64),
                 None => BURST as u64,
             };
             g.flood_syns(now, want, &mut out);
