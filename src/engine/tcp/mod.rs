@@ -8,8 +8,12 @@
 //! worker's tables only (RSS keeps a flow on one queue); the listener's queue
 //! lengths are the only shared state, and they are atomics.
 //!
-//! Established connections are kept minimal here: the handshake, the accept
-//! queue and RST are what the listen path needs. The data path is the TCB's.
+//! An established connection is a [`Conn`]: its TCB (`engine::tcb`, the
+//! data path) plus what the listen path knows. Lookup order after the
+//! established table: TIME_WAIT entries (a compact table without buffers),
+//! then request socks, then listeners. Applications read, write and close
+//! through this engine (`read`, `write`, `close`, `flush`) and learn about
+//! connections from `drain_ready`.
 
 pub mod output;
 pub mod reqsk;
