@@ -33,16 +33,12 @@ use thiserror::Error;
 pub enum ServeError {
     #[error(transparent)]
     Dpdk(#[from] DpdkError),
-    #[error("DPDK port {0} does not exist (ports found: {1:?}); pass --port with one of them, or a --vdev / PCI device to EAL")]
-    NoSuchPort(u16, Vec<u16>),
     #[error("no address to own: pass --addr 198.18.0.1 (one or more)")]
     NoAddress,
     #[error("cannot install the SIGINT/SIGTERM handler: {0}")]
     Signal(std::io::Error),
     #[error("{call} {addr}: {errno}")]
     Socket { call: &'static str, addr: SocketAddrV4, errno: Errno },
-    #[error("no DPDK port, and dlisten is not running as root: DPDK needs root (or CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_IPC_LOCK) to create tap devices, map hugepages and open NICs")]
-    NotRoot,
     #[error(transparent)]
     Random(#[from] crate::engine::secrets::RandomError),
     #[error("event log {0}: {1}")]
@@ -189,16 +185,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
 
     let eal = Eal::init(&cfg.eal_args)?;
     println!("dlisten: {}", dpdk::version());
-    let ports = eal.ports();
-    let port_id = match cfg.port {
-        Some(p) if ports.contains(&p) => p,
-        Some(p) => return Err(ServeError::NoSuchPort(p, ports)),
-        None => match ports.first() {
-            Some(p) => *p,
-            None if !running_as_root() => return Err(ServeError::NotRoot),
-            None => return Err(DpdkError::NoPorts.into()),
-        },
-    };
+    let port_id = eal.choose_port(cfg.port)?;
 
     let socket = eal.socket_id();
     let pools: Vec<Arc<Mempool>> = (0..cfg.workers)
@@ -431,10 +418,4 @@ pub fn print_report(per_worker: &[CounterSnapshot], control: &CounterSnapshot) {
     for (name, v) in total.nonzero() {
         println!("  {name:<32} {v}");
     }
-}
-
-/// The effective uid is the owner of /proc/self (no libc call needed).
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(true)
 }

@@ -98,6 +98,19 @@ impl Eal {
         }
     }
 
+    /// The port to use: `wanted` if EAL found it, else the first one. With
+    /// none at all, say whether a missing privilege is the likely reason.
+    pub fn choose_port(&self, wanted: Option<u16>) -> Result<u16, DpdkError> {
+        let ports = self.ports();
+        match (wanted, ports.first()) {
+            (Some(p), _) if ports.contains(&p) => Ok(p),
+            (Some(port), _) => Err(DpdkError::NoSuchPort { port, available: ports }),
+            (None, Some(p)) => Ok(*p),
+            (None, None) if !running_as_root() => Err(DpdkError::NotRoot),
+            (None, None) => Err(DpdkError::NoPorts),
+        }
+    }
+
     /// The NUMA socket of the calling thread (`SOCKET_ID_ANY` (-1) when it
     /// is unknown, e.g. for an unregistered thread on some builds).
     pub fn socket_id(&self) -> i32 {
@@ -167,6 +180,12 @@ pub fn version() -> String {
 pub(super) fn rte_errno() -> i32 {
     // SAFETY: reads a thread-local variable; valid on any thread.
     unsafe { ffi::dl_rte_errno() }
+}
+
+/// The effective uid is the owner of /proc/self (no libc call needed).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(true)
 }
 
 #[cfg(test)]

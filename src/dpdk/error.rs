@@ -18,8 +18,10 @@ pub enum DpdkError {
     EalArgument { index: usize },
     #[error("no DPDK port: pass --vdev net_tap0 or bind a NIC to vfio-pci")]
     NoPorts,
-    #[error("port {port} does not exist (ports: {available:?})")]
+    #[error("DPDK port {port} does not exist (ports found: {available:?}); pass --port with one of them, or a --vdev / PCI device to EAL")]
     NoSuchPort { port: u16, available: Vec<u16> },
+    #[error("no DPDK port, and this process is not root: DPDK needs root (or CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_IPC_LOCK) to create tap devices, map hugepages and open NICs")]
+    NotRoot,
     #[error("port {port} is already configured by another Port in this process")]
     PortInUse { port: u16 },
     #[error("port {port}: reading device info failed: {} ({errno})", errno_text(*errno))]

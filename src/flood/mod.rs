@@ -23,10 +23,6 @@ pub enum FloodError {
     Dpdk(#[from] DpdkError),
     #[error(transparent)]
     Addr(#[from] AddrError),
-    #[error("DPDK port {0} does not exist (ports found: {1:?}); pass --port with one of them, or a --vdev / PCI device to EAL")]
-    NoSuchPort(u16, Vec<u16>),
-    #[error("no DPDK port, and dlisten is not running as root: DPDK needs root (or CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_IPC_LOCK) to open NICs and virtual devices")]
-    NotRoot,
     #[error("no ARP reply from {0} within {1:?}: is the target up on this link? (or pass --dst-mac)")]
     ArpTimeout(Ipv4Addr, Duration),
     #[error("--request is {0} bytes; at most {max} fit in one segment", max = packet::MAX_REQUEST)]
@@ -234,16 +230,7 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
     }
     let eal = Eal::init(&cfg.eal_args)?;
     println!("flood: {}", dpdk::version());
-    let ports = eal.ports();
-    let port_id = match cfg.port {
-        Some(p) if ports.contains(&p) => p,
-        Some(p) => return Err(FloodError::NoSuchPort(p, ports)),
-        None => match ports.first() {
-            Some(p) => *p,
-            None if !running_as_root() => return Err(FloodError::NotRoot),
-            None => return Err(DpdkError::NoPorts.into()),
-        },
-    };
+    let port_id = eal.choose_port(cfg.port)?;
     let pool = Arc::new(Mempool::new(&eal, &format!("fl_pool{port_id}"), 16383, 256, dpdk::DEFAULT_DATA_ROOM, eal.socket_id())?);
     let port_cfg = PortConfig {
         rx_queues: 1,
@@ -372,10 +359,4 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
         std::thread::sleep(Duration::from_micros(100));
     }
     Ok(report::Summary::new(cfg.mode, started.elapsed(), &g, io.tx_frames, rx_frames, io.no_mbuf))
-}
-
-/// The effective uid is the owner of /proc/self (no libc call needed).
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(true)
 }
