@@ -6,8 +6,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,30 +32,8 @@ impl MemifServer {
             .args(serve_args)
             .arg("--")
             .args(EAL)
-            .args(["--file-prefix", &prefix, "--vdev", &vdev])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn dlisten serve");
-        let output = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let mut readers = Vec::new();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
-        ] {
-            let output = output.clone();
-            let ready_tx = ready_tx.clone();
-            readers.push(std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if line.contains("dlisten: ready") {
-                        let _ = ready_tx.send(());
-                    }
-                    let mut o = output.lock().unwrap();
-                    o.push_str(&line);
-                    o.push('\n');
-                }
-            }));
-        }
+            .args(["--file-prefix", &prefix, "--vdev", &vdev]);
+        let Captured { child, output, readers, ready: ready_rx } = spawn_captured(&mut cmd);
         let mut server = MemifServer { child, socket, output, readers };
         if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
             let _ = server.child.kill();

@@ -146,33 +146,8 @@ impl Server {
             .map(|s| s.to_string()),
         );
         let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let mut child = ns
-            .cmd(&argv_ref)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("RUST_BACKTRACE", "1")
-            .spawn()
-            .expect("spawn dlisten");
-        let output = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let mut readers = Vec::new();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
-        ] {
-            let output = output.clone();
-            let ready_tx = ready_tx.clone();
-            readers.push(std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if line.contains("dlisten: ready") {
-                        let _ = ready_tx.send(());
-                    }
-                    let mut o = output.lock().unwrap();
-                    o.push_str(&line);
-                    o.push('\n');
-                }
-            }));
-        }
+        let Captured { child, output, readers, ready } = spawn_captured(ns.cmd(&argv_ref).env("RUST_BACKTRACE", "1"));
+        let ready_rx = ready;
         let mut server = Server { child, tap, prefix, ns_name: ns.name.clone(), output, readers, stopped: false };
         if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
             let _ = server.child.kill();
@@ -229,6 +204,40 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A spawned process whose stdout and stderr are collected into one string.
+pub struct Captured {
+    pub child: Child,
+    pub output: Arc<Mutex<String>>,
+    pub readers: Vec<std::thread::JoinHandle<()>>,
+    /// Gets a message when a line says "dlisten: ready".
+    pub ready: std::sync::mpsc::Receiver<()>,
+}
+
+pub fn spawn_captured(cmd: &mut Command) -> Captured {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn dlisten");
+    let output = Arc::new(Mutex::new(String::new()));
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let mut readers = Vec::new();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+    ] {
+        let output = output.clone();
+        let ready_tx = ready_tx.clone();
+        readers.push(std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if line.contains("dlisten: ready") {
+                    let _ = ready_tx.send(());
+                }
+                let mut o = output.lock().unwrap();
+                o.push_str(&line);
+                o.push('\n');
+            }
+        }));
+    }
+    Captured { child, output, readers, ready }
 }
 
 /// Parse a `name value` counter from dlisten's final report ("  TcpOutRsts 3").
