@@ -7,13 +7,13 @@
 #![allow(dead_code)]
 
 use dlisten::engine::host::{CsumStatus, Host, HostConfig, RxMeta};
-use dlisten::engine::secrets::Secrets;
+use dlisten::engine::keys::Secrets;
 use dlisten::engine::socket::{Fd, SockType, Stack, StackConfig};
 use dlisten::engine::sysctl::Sysctls;
 use dlisten::engine::tcp::{TcpConfig, TcpEngine};
 use dlisten::engine::time::Instant;
 use dlisten::engine::tx::{TxFrame, TxSink};
-use dlisten::telemetry::Counters;
+use dlisten::stats::Counters;
 use dlisten::wire::ethernet::{self, EtherType, EthernetAddress, EthernetFrame};
 use dlisten::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
 use dlisten::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};

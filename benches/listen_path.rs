@@ -11,9 +11,9 @@ mod fixture;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dlisten::engine::listen::{AcceptQueue, ChildSock, Listener, ReuseportGroup};
-use dlisten::engine::secrets::Secrets;
+use dlisten::engine::keys::Secrets;
 use dlisten::engine::socket::{SockType, Stack, StackConfig};
-use dlisten::engine::syncookie;
+use dlisten::engine::keys::syncookie;
 use dlisten::engine::sysctl::Sysctls;
 use dlisten::engine::time::Instant as EngineInstant;
 use dlisten::wire::ethernet::EthernetFrame;

@@ -28,7 +28,7 @@ use dlisten::engine::tcp::reqsk::RequestSock;
 use dlisten::engine::tcb::Tcb;
 use dlisten::engine::tcp::Conn;
 use dlisten::engine::listen::ChildSock;
-use dlisten::telemetry::Counter;
+use dlisten::stats::Counter;
 use fixture::{Path, ReuseSink, Rig, FRAME_MAX, SYN_LEN};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::mem::size_of;

@@ -16,6 +16,7 @@ pub mod dpdk;
 pub mod engine;
 pub mod flood;
 pub mod serve;
+pub mod stats;
 pub mod sync;
 pub mod telemetry;
 pub mod wire;

@@ -1,8 +1,8 @@
 //! The `dlisten` command line.
 
 use clap::{Args, Parser, Subcommand};
-use dlisten::engine::fastopen::TfoKeys;
-use dlisten::engine::secrets::SipKey;
+use dlisten::engine::keys::fastopen::TfoKeys;
+use dlisten::engine::keys::SipKey;
 use dlisten::engine::sysctl::Sysctls;
 use dlisten::app::{AppKind, HttpConfig};
 use dlisten::serve::{self, ListenSpec, ServeConfig};

@@ -9,15 +9,17 @@ use crate::dpdk::{self, DpdkError, Eal, Mempool, Port, PortConfig};
 use crate::engine::errno::Errno;
 use crate::engine::host::{Host, HostConfig};
 use crate::engine::listen::Listener;
-use crate::engine::secrets::Secrets;
-use crate::engine::socket::{format_ss_lnt, Fd, SockType, Stack, StackConfig};
+use crate::engine::keys::Secrets;
+use crate::engine::socket::{Fd, SockType, Stack, StackConfig};
+use crate::telemetry::format_ss_lnt;
 use crate::engine::sysctl::Sysctls;
 use crate::engine::tcp::{TcpConfig, TcpEngine};
 use crate::engine::time::Instant as EngineInstant;
 use crate::telemetry::control::{format_stats, ControlServer, StatsSnapshot, StatsSource};
 use crate::telemetry::event_log::{AppEvent, EventLog, EventSender};
-use crate::telemetry::latency::{LatencyHub, Metric, WorkerLatency};
-use crate::telemetry::{CounterSnapshot, Counters};
+use crate::stats::Metric;
+use crate::telemetry::latency::{LatencyHub, WorkerLatency};
+use crate::stats::{CounterSnapshot, Counters};
 use crate::wire::ethernet::EthernetAddress;
 use crate::worker::apps::PerCoreApps;
 use crate::worker::threaded::AttachedConns;
@@ -40,7 +42,7 @@ pub enum ServeError {
     #[error("{call} {addr}: {errno}")]
     Socket { call: &'static str, addr: SocketAddrV4, errno: Errno },
     #[error(transparent)]
-    Random(#[from] crate::engine::secrets::RandomError),
+    Random(#[from] crate::engine::keys::RandomError),
     #[error("event log {0}: {1}")]
     EventLog(PathBuf, std::io::Error),
     #[error("control socket {0}: {1}")]
@@ -79,9 +81,9 @@ pub struct ServeConfig {
     /// Rotate the SYN cookie key this often (not with an operator-set key).
     pub syncookie_rotate: Option<Duration>,
     /// Operator-set SYN cookie key (so several servers share cookies).
-    pub syncookie_key: Option<crate::engine::secrets::SipKey>,
+    pub syncookie_key: Option<crate::engine::keys::SipKey>,
     /// Operator-set TFO key.
-    pub tfo_key: Option<crate::engine::fastopen::TfoKeys>,
+    pub tfo_key: Option<crate::engine::keys::fastopen::TfoKeys>,
     /// Per-worker caps on connections and connection buffer memory.
     pub max_conns: usize,
     pub conn_mem: u64,
@@ -172,7 +174,7 @@ pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
     }
     let mut secrets = Secrets::random()?;
     if let Some(k) = cfg.syncookie_key {
-        secrets.syncookie = crate::engine::syncookie::SyncookieKeys::new(k);
+        secrets.syncookie = crate::engine::keys::syncookie::SyncookieKeys::new(k);
     }
     if let Some(k) = &cfg.tfo_key {
         secrets.tfo = *k;
@@ -403,7 +405,7 @@ fn on_off(b: bool) -> &'static str {
 
 /// The final report: one line per worker, then the summed counters (nstat style).
 pub fn print_report(per_worker: &[CounterSnapshot], control: &CounterSnapshot) {
-    use crate::telemetry::Counter;
+    use crate::stats::Counter;
     for (w, s) in per_worker.iter().enumerate() {
         println!(
             "worker {w} rx_frames {} tx_frames {} tx_drops {} passive_opens {}",

@@ -2,7 +2,8 @@
 //! exist: a counting global allocator (this test binary only) checks it.
 //! Kept alone in its binary so no other test's allocations are counted.
 
-use dlisten::telemetry::{Metric, WorkerLatency};
+use dlisten::stats::Metric;
+use dlisten::telemetry::WorkerLatency;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -2,7 +2,8 @@
 //! serve: the binary's text, JSON, --watch/--count and its error message.
 
 use dlisten::engine::socket::ListenerInfo;
-use dlisten::telemetry::{ControlServer, Counter, Counters, StatsSnapshot, StatsSource};
+use dlisten::stats::{Counter, Counters};
+use dlisten::telemetry::{ControlServer, StatsSnapshot, StatsSource};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};

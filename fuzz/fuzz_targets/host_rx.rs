@@ -7,7 +7,7 @@
 use dlisten::engine::host::{CsumStatus, Host, HostConfig, NoSockets, RxMeta};
 use dlisten::engine::time::Instant;
 use dlisten::engine::tx::VecSink;
-use dlisten::telemetry::Counters;
+use dlisten::stats::Counters;
 use dlisten::wire::ethernet::{EtherType, EthernetAddress, EthernetFrame};
 use dlisten::wire::icmp::Icmpv4Packet;
 use dlisten::wire::ipv4::{IpProtocol, Ipv4Packet};

@@ -11,13 +11,13 @@
 #![no_main]
 
 use dlisten::engine::host::{Host, HostConfig, RxMeta};
-use dlisten::engine::secrets::Secrets;
+use dlisten::engine::keys::Secrets;
 use dlisten::engine::socket::{SockType, Stack, StackConfig};
 use dlisten::engine::sysctl::Sysctls;
 use dlisten::engine::tcp::{TcpConfig, TcpEngine};
 use dlisten::engine::time::{Duration, Instant};
 use dlisten::engine::tx::VecSink;
-use dlisten::telemetry::Counters;
+use dlisten::stats::Counters;
 use dlisten::wire::ethernet::{self, EtherType, EthernetAddress, EthernetFrame};
 use dlisten::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
 use dlisten::wire::tcp::{self, TcpSegment};

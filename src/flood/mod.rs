@@ -99,7 +99,7 @@ pub fn gen_config(cfg: &FloodConfig) -> Result<GenConfig, FloodError> {
             )
         }
     };
-    let salt = u32::from_le_bytes(crate::engine::secrets::Secrets::random().map(|s| {
+    let salt = u32::from_le_bytes(crate::engine::keys::Secrets::random().map(|s| {
         let b = s.isn.to_bytes();
         [b[0], b[1], b[2], b[3]]
     }).unwrap_or([0x5e, 0xed, 0, 1]));

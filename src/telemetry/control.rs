@@ -6,8 +6,9 @@
 //! is one JSON object (counters by name, per-worker counters, listeners,
 //! latency percentiles). The socket is 0600: stats are for the operator.
 
-use crate::engine::socket::{format_ss_lnt, ListenerInfo};
-use crate::telemetry::counters::{Counter, CounterSnapshot};
+use crate::engine::socket::ListenerInfo;
+use crate::telemetry::text::format_ss_lnt;
+use crate::stats::{Counter, CounterSnapshot};
 use crate::telemetry::latency::LatencyRow;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -313,8 +314,9 @@ pub fn query(path: &Path, command: &str) -> Result<String, ControlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::latency::{LatencyHub, Metric, WorkerLatency};
-    use crate::telemetry::Counters;
+    use crate::stats::Metric;
+    use crate::telemetry::latency::{LatencyHub, WorkerLatency};
+    use crate::stats::Counters;
     use std::net::SocketAddrV4;
     use std::sync::atomic::AtomicU64;
 

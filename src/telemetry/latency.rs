@@ -13,10 +13,12 @@
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use crate::stats::Metric;
 
 /// Lowest discernible value: 1 ns.
 const LOWEST_NS: u64 = 1;
@@ -28,48 +30,6 @@ const SIGFIG: u8 = 3;
 const HUB_CHANNEL_CAPACITY: usize = 1024;
 /// HdrHistogram's default `percentileTicksPerHalfDistance`.
 const HGRM_TICKS_PER_HALF_DISTANCE: u32 = 5;
-
-/// What a latency sample measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Metric {
-    /// SYN received -> SYN-ACK handed to the port.
-    SynToSynAck,
-    /// SYN received -> handshake complete (ESTABLISHED).
-    SynToEstablished,
-    /// ESTABLISHED (on the accept queue) -> taken by accept().
-    EstablishedToAccepted,
-    /// First byte of a request -> response sent, for the built-in apps.
-    RequestToResponse,
-}
-
-impl Metric {
-    pub const ALL: [Metric; 4] =
-        [Metric::SynToSynAck, Metric::SynToEstablished, Metric::EstablishedToAccepted, Metric::RequestToResponse];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Metric::SynToSynAck => "syn->synack",
-            Metric::SynToEstablished => "syn->established",
-            Metric::EstablishedToAccepted => "established->accepted",
-            Metric::RequestToResponse => "request->response",
-        }
-    }
-
-    const fn index(self) -> usize {
-        self as usize
-    }
-
-    /// A file name for the metric's .hgrm ("syn-synack").
-    pub fn file_stem(self) -> String {
-        self.name().replace("->", "-")
-    }
-}
-
-impl fmt::Display for Metric {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// A histogram with dlisten's range and precision.
 pub fn new_histogram() -> Histogram<u64> {

@@ -1,28 +1,20 @@
-//! Telemetry: counters named after Linux's MIB counters, kept per worker and
-//! summed on read; latency histograms merged across workers; live stats over
-//! a control socket; the JSON event log.
+//! Telemetry: how what the workers count and time leaves the process.
+//! It stands above the engine; the counters and metric names themselves
+//! are in [`crate::stats`], at the bottom.
 //!
-//! Wiring into serve (for the integrator):
-//! - `let (mut hub, lat_tx) = LatencyHub::new();` each worker owns a
-//!   `WorkerLatency`, calls `record(listener_id, metric, nanos)` on the hot
-//!   path and `lat_tx.send(lat.take())` every ~500 ms; the control thread calls
-//!   `hub.drain()` before each report and names listeners with
-//!   `hub.set_listener_label(info.id, info.local.to_string())`.
-//! - serve implements `StatsSource` (uptime, worker counter snapshots,
-//!   `stack.counters()`, `stack.listeners()`, `hub.percentile_table()`,
-//!   `hub.rows()`), starts `ControlServer::start(&path, source)` with
-//!   `default_socket_path(name)` or `--control-socket`, and prints
-//!   `format_stats(&now, Some(&prev))` every `--stats-interval`.
-//! - At shutdown, `hub.histograms()` + `hub.write_hgrm(..)` export `.hgrm` files.
-//! - `--event-log FILE`: `EventLog::open(path)`, clone the `EventSender` into
-//!   workers and apps, `log.close()` after they stop.
+//! - [`latency`]: per-worker HdrHistograms, recorded without locks and
+//!   merged in the control thread every ~500 ms without stopping anyone.
+//! - [`control`]: the Unix control socket `dlisten stats` reads (text and
+//!   JSON).
+//! - [`event_log`]: one JSON line per application-visible event.
+//! - [`text`]: the `ss -lnt` listing.
 
 pub mod control;
-pub mod counters;
 pub mod event_log;
 pub mod latency;
+pub mod text;
 
 pub use control::{default_socket_path, format_stats, ControlServer, StatsSnapshot, StatsSource};
-pub use counters::{Counter, CounterSnapshot, Counters};
 pub use event_log::{AppEvent, EventLog, EventSender};
-pub use latency::{LatencyHub, LatencySender, LatencySnapshot, Metric, WorkerLatency};
+pub use latency::{LatencyHub, LatencySender, LatencySnapshot, WorkerLatency};
+pub use text::format_ss_lnt;

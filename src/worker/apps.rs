@@ -12,7 +12,8 @@ use crate::engine::tcp::{ConnTable, TcpEngine};
 use crate::engine::time::Instant;
 use crate::engine::tx::TxSink;
 use crate::telemetry::event_log::{AppEvent, EventSender};
-use crate::telemetry::latency::{Metric, WorkerLatency};
+use crate::stats::Metric;
+use crate::telemetry::latency::WorkerLatency;
 use std::sync::Arc;
 
 /// Bytes read from a connection per read call.

@@ -11,7 +11,7 @@ use crate::dpdk::{self, Eal, MbufBatch, Mempool, RxQueue, TxQueue};
 use crate::engine::host::{CsumStatus, Host, RxMeta};
 use crate::engine::tcp::TcpEngine;
 use crate::engine::time::Instant as EngineInstant;
-use crate::telemetry::{Counter, Counters};
+use crate::stats::{Counter, Counters};
 use apps::PerCoreApps;
 use sink::MbufSink;
 use threaded::AttachedConns;

@@ -20,22 +20,22 @@ pub mod reqsk;
 #[cfg(test)]
 mod tests;
 
-use crate::engine::fastopen::{self, TfoCookieCheck};
+use crate::engine::keys::fastopen::{self, TfoCookieCheck};
 use crate::engine::host::{send_reset, HostTx, TcpInput, TcpLayer, Taken};
-use crate::engine::isn;
+use crate::engine::keys::isn;
 use crate::engine::listen::{ChildSock, Listener};
-use crate::engine::secrets::Secrets;
+use crate::engine::keys::Secrets;
 use crate::engine::errno::Errno;
 use crate::engine::socket::{ControlCmd, Stack};
 use crate::engine::tcb::{self, Events, PassiveOpen, SegIn, SegOut, Tcb, TcbConfig};
 use crate::wire::ethernet::EthernetAddress;
-use crate::engine::syncookie;
+use crate::engine::keys::syncookie;
 use crate::engine::sysctl::{tfo, Sysctls};
 use crate::engine::time::{Duration, Instant};
 use crate::engine::timer_wheel::{TimerId, TimerWheel};
 use crate::engine::tx::TxSink;
-use crate::telemetry::latency::Metric;
-use crate::telemetry::{Counter, Counters};
+use crate::stats::Metric;
+use crate::stats::{Counter, Counters};
 use crate::wire::tcp::TcpFlags;
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
 use output::{send_segment, FlowKey, OutSegment, Route, SynAckOptions};

@@ -8,25 +8,7 @@ use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
 use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
-use std::net::Ipv4Addr;
-
-/// Both ends of a flow, from our side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    pub local: u32,
-    pub peer: u32,
-    pub local_port: u16,
-    pub peer_port: u16,
-}
-
-impl FlowKey {
-    pub fn local_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.local)
-    }
-    pub fn peer_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.peer)
-    }
-}
+pub use crate::engine::flow::FlowKey;
 
 /// Where a segment goes at layer 2.
 #[derive(Clone, Copy, Debug)]

@@ -2,7 +2,7 @@
 //! returning ACK (cookie_v4_check), the 2-minute overflow gate.
 
 use super::*;
-use crate::engine::syncookie;
+use crate::engine::keys::syncookie;
 
 /// A cookie SYN-ACK for `syn`, then the client's ACK (echoing our TSval
 /// when there is one). Returns the bench's answer to the ACK and the SYN-ACK.

@@ -18,13 +18,13 @@ mod timers;
 
 use crate::engine::host::{Host, HostConfig, RxMeta};
 use crate::engine::listen::Listener;
-use crate::engine::secrets::Secrets;
+use crate::engine::keys::Secrets;
 use crate::engine::socket::{Fd, SockType, Stack, StackConfig};
 use crate::engine::sysctl::Sysctls;
 use crate::engine::tcp::{TcpConfig, TcpEngine};
 use crate::engine::time::{Duration, Instant};
 use crate::engine::tx::VecSink;
-use crate::telemetry::{Counter, Counters};
+use crate::stats::{Counter, Counters};
 use crate::wire::ethernet::{self, EtherType, EthernetAddress, EthernetFrame};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
 use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
@@ -59,7 +59,7 @@ pub fn secrets() -> Secrets {
 
 /// Our TSval offset towards `peer` (Linux's `secure_tcp_ts_off`).
 pub fn ts_off(peer: Ipv4Addr) -> u32 {
-    crate::engine::isn::ts_off(secrets().ts_off, u32::from(SERVER), u32::from(peer))
+    crate::engine::keys::isn::ts_off(secrets().ts_off, u32::from(SERVER), u32::from(peer))
 }
 
 /// The options of a Linux client's SYN: `<mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>`.
@@ -449,6 +449,6 @@ impl Bench {
 
 /// A TFO cookie as our keys mint it for `peer`.
 pub fn tfo_cookie(peer: Ipv4Addr) -> FastOpenCookie {
-    let bytes = crate::engine::fastopen::gen(&secrets().tfo, u32::from(peer), u32::from(SERVER));
+    let bytes = crate::engine::keys::fastopen::gen(&secrets().tfo, u32::from(peer), u32::from(SERVER));
     FastOpenCookie::new(&bytes).expect("8-byte cookie")
 }

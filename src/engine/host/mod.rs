@@ -6,11 +6,14 @@
 //! against Linux 6.18 (tests/oracle/closed_port.sh): field values below say
 //! "Linux" where they copy it.
 
-use crate::engine::icmp_limit::IcmpRateLimiter;
-use crate::engine::neighbor::NeighborTable;
+pub mod icmp_limit;
+pub mod neighbor;
+
+use icmp_limit::IcmpRateLimiter;
+use neighbor::NeighborTable;
 use crate::engine::time::Instant;
 use crate::engine::tx::{TxFrame, TxSink};
-use crate::telemetry::{Counter, Counters};
+use crate::stats::{Counter, Counters};
 use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::ethernet::{EtherType, EthernetAddress, EthernetFrame};
 use crate::wire::icmp::{Icmpv4Packet, Icmpv4Type};
@@ -481,5 +484,4 @@ pub fn send_reset(input: &TcpInput<'_>, mac: EthernetAddress, c: &Counters, tx: 
 }
 
 #[cfg(test)]
-#[path = "host_tests.rs"]
 mod tests;

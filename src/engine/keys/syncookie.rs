@@ -67,9 +67,9 @@ use std::hash::Hasher as _;
 
 use thiserror::Error;
 
-use super::secrets::{KeyParseError, SipKey};
-use super::sysctl::Sysctls;
-use super::time::{Duration, Instant};
+use super::sipkey::{KeyParseError, SipKey};
+use crate::engine::sysctl::Sysctls;
+use crate::engine::time::{Duration, Instant};
 
 /// Linux's MSS table (sorted). A cookie encodes the index of the largest
 /// entry not above the client's MSS.

@@ -10,8 +10,8 @@
 
 use std::hash::Hasher as _;
 
-use super::secrets::SipKey;
-use super::time::Instant;
+use super::sipkey::SipKey;
+use crate::engine::time::Instant;
 
 /// RFC 6528's M: engine time in units of 64 ns, truncated to 32 bits.
 pub fn isn_clock(now: Instant) -> u32 {

@@ -172,7 +172,7 @@ fn arp_request_for_another_address_is_ignored_but_its_sender_learned() {
     assert_eq!(rig.counters(), vec![(Counter::RxFrames, 1), (Counter::ArpIgnored, 1)]);
     assert_eq!(rig.host.neighbors().lookup(rig.now, PEER_IP), Some(PEER_MAC));
     // Learned entries age out (neighbor::NEIGH_TTL).
-    let later = rig.now + crate::engine::neighbor::NEIGH_TTL;
+    let later = rig.now + crate::engine::host::neighbor::NEIGH_TTL;
     assert_eq!(rig.host.neighbors().lookup(later, PEER_IP), None);
 }
 

@@ -8,11 +8,11 @@
 //! accepted, and the SYN-ACK then carries a fresh primary cookie (counted as
 //! `TCPFastOpenPassiveAltKey`). Same key bytes, same cookies as a Linux
 //! server: a fleet mixing both can share `tcp_fastopen_key`
-//! (see [`super::secrets::parse_linux_tfo_key`]).
+//! (see [`super::sipkey::parse_linux_tfo_key`]).
 
 use std::hash::Hasher as _;
 
-use super::secrets::{parse_linux_tfo_key, KeyParseError, SipKey};
+use super::sipkey::{parse_linux_tfo_key, KeyParseError, SipKey};
 
 /// Linux's `TCP_FASTOPEN_COOKIE_SIZE`: the length of the cookies we mint.
 pub const TCP_FASTOPEN_COOKIE_SIZE: usize = 8;
