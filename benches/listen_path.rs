@@ -11,6 +11,7 @@ mod fixture;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dlisten::engine::listen::{AcceptQueue, ChildSock, Listener, ReuseportGroup};
+use dlisten::engine::flow::FlowKey;
 use dlisten::engine::keys::Secrets;
 use dlisten::engine::socket::{SockType, Stack, StackConfig};
 use dlisten::engine::keys::syncookie;
@@ -106,19 +107,20 @@ fn reuseport(c: &mut Criterion) {
 /// SYN cookie mint and check (SipHash of the 4-tuple + counter).
 fn cookie(c: &mut Criterion) {
     let keys = Secrets::from_seed([7; 32]).syncookie;
-    let (saddr, daddr) = (u32::from(fixture::peer(1).0), u32::from(LOCAL));
+    let flow = |peer: u32| FlowKey { local: u32::from(LOCAL), peer, local_port: 80, peer_port: 40000 };
+    let saddr = u32::from(fixture::peer(1).0);
     let counter = syncookie::counter(EngineInstant::from_secs(1_000));
     c.bench_function("syncookie/make", |b| {
         let mut isn = 0u32;
         b.iter(|| {
             isn = isn.wrapping_add(1);
-            syncookie::make(&keys, black_box(saddr), daddr, 40000, 80, isn, 1460, counter)
+            syncookie::make(&keys, &flow(black_box(saddr)), isn, 1460, counter)
         })
     });
-    let (ck, _) = syncookie::make(&keys, saddr, daddr, 40000, 80, 1234, 1460, counter);
-    assert_eq!(syncookie::check(&keys, saddr, daddr, 40000, 80, 1234, ck, counter), Ok(1460));
+    let (ck, _) = syncookie::make(&keys, &flow(saddr), 1234, 1460, counter);
+    assert_eq!(syncookie::check(&keys, &flow(saddr), 1234, ck, counter), Ok(1460));
     c.bench_function("syncookie/check_valid", |b| {
-        b.iter(|| syncookie::check(&keys, black_box(saddr), daddr, 40000, 80, 1234, black_box(ck), counter))
+        b.iter(|| syncookie::check(&keys, &flow(black_box(saddr)), 1234, black_box(ck), counter))
     });
 }
 

@@ -13,6 +13,7 @@
 use std::hash::Hasher as _;
 
 use super::sipkey::{parse_linux_tfo_key, KeyParseError, SipKey};
+use crate::engine::flow::FlowKey;
 
 /// Linux's `TCP_FASTOPEN_COOKIE_SIZE`: the length of the cookies we mint.
 pub const TCP_FASTOPEN_COOKIE_SIZE: usize = 8;
@@ -77,16 +78,17 @@ fn cookie_word(key: SipKey, saddr: u32, daddr: u32) -> u64 {
     h.finish()
 }
 
-/// The cookie for client `saddr` talking to our `daddr` (host byte order),
-/// under the primary key.
-pub fn gen(keys: &TfoKeys, saddr: u32, daddr: u32) -> [u8; TCP_FASTOPEN_COOKIE_SIZE] {
-    cookie_word(keys.primary, saddr, daddr).to_le_bytes()
+/// The cookie for the client of `flow` talking to our address, under the
+/// primary key (Linux: over the SYN's saddr and daddr only).
+pub fn gen(keys: &TfoKeys, flow: &FlowKey) -> [u8; TCP_FASTOPEN_COOKIE_SIZE] {
+    cookie_word(keys.primary, flow.peer, flow.local).to_le_bytes()
 }
 
 /// Checks the cookie a client sent in its SYN. Only our own 8-byte cookies
 /// can be valid: any other length (RFC 7413 allows 4..=16) is invalid, as
 /// in Linux, which compares length and bytes.
-pub fn check(keys: &TfoKeys, saddr: u32, daddr: u32, cookie: &[u8]) -> TfoCookieCheck {
+pub fn check(keys: &TfoKeys, flow: &FlowKey, cookie: &[u8]) -> TfoCookieCheck {
+    let (saddr, daddr) = (flow.peer, flow.local);
     let Ok(got) = <[u8; TCP_FASTOPEN_COOKIE_SIZE]>::try_from(cookie) else {
         return TfoCookieCheck::Invalid;
     };
@@ -108,6 +110,11 @@ mod tests {
     const CLIENT: u32 = 0xC612_0002; // 198.18.0.2
     const SERVER: u32 = 0xC612_0001; // 198.18.0.1
 
+    /// The flow of a SYN from `saddr` (the client) to our `daddr`; ports do not matter.
+    fn flow(saddr: u32, daddr: u32) -> FlowKey {
+        FlowKey { local: daddr, peer: saddr, local_port: 80, peer_port: 40000 }
+    }
+
     fn keys() -> TfoKeys {
         TfoKeys::new(SipKey::from_bytes(*b"dlisten-tfo-key1"))
     }
@@ -119,7 +126,7 @@ mod tests {
         let k = keys();
         let hdr = [198, 18, 0, 2, 198, 18, 0, 1];
         let reference = SipHasher24::new_with_key(b"dlisten-tfo-key1").hash(&hdr);
-        assert_eq!(gen(&k, CLIENT, SERVER), reference.to_le_bytes());
+        assert_eq!(gen(&k, &flow(CLIENT, SERVER)), reference.to_le_bytes());
     }
 
     #[test]
@@ -131,7 +138,7 @@ mod tests {
         // cached cookie as `fo_cookie a48dac0638247cd6`.
         let k = TfoKeys::parse_linux("00112233-44556677-8899aabb-ccddeeff").unwrap();
         assert_eq!(
-            gen(&k, CLIENT, SERVER),
+            gen(&k, &flow(CLIENT, SERVER)),
             [0xa4, 0x8d, 0xac, 0x06, 0x38, 0x24, 0x7c, 0xd6]
         );
     }
@@ -139,47 +146,47 @@ mod tests {
     #[test]
     fn valid_for_the_same_pair_only() {
         let k = keys();
-        let c = gen(&k, CLIENT, SERVER);
-        assert_eq!(check(&k, CLIENT, SERVER, &c), TfoCookieCheck::Valid);
-        assert_eq!(check(&k, CLIENT + 1, SERVER, &c), TfoCookieCheck::Invalid);
-        assert_eq!(check(&k, CLIENT, SERVER + 1, &c), TfoCookieCheck::Invalid);
-        assert_eq!(check(&k, SERVER, CLIENT, &c), TfoCookieCheck::Invalid);
+        let c = gen(&k, &flow(CLIENT, SERVER));
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &c), TfoCookieCheck::Valid);
+        assert_eq!(check(&k, &flow(CLIENT + 1, SERVER), &c), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, &flow(CLIENT, SERVER + 1), &c), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, &flow(SERVER, CLIENT), &c), TfoCookieCheck::Invalid);
         for bit in 0..64 {
             let mut bad = c;
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert_eq!(check(&k, CLIENT, SERVER, &bad), TfoCookieCheck::Invalid);
+            assert_eq!(check(&k, &flow(CLIENT, SERVER), &bad), TfoCookieCheck::Invalid);
         }
     }
 
     #[test]
     fn wrong_lengths_are_invalid() {
         let k = keys();
-        let c = gen(&k, CLIENT, SERVER);
-        assert_eq!(check(&k, CLIENT, SERVER, &[]), TfoCookieCheck::Invalid);
-        assert_eq!(check(&k, CLIENT, SERVER, &c[..4]), TfoCookieCheck::Invalid);
-        assert_eq!(check(&k, CLIENT, SERVER, &c[..7]), TfoCookieCheck::Invalid);
+        let c = gen(&k, &flow(CLIENT, SERVER));
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &[]), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &c[..4]), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &c[..7]), TfoCookieCheck::Invalid);
         let mut long = [0u8; 16];
         long[..8].copy_from_slice(&c);
         assert_eq!(
-            check(&k, CLIENT, SERVER, &long[..9]),
+            check(&k, &flow(CLIENT, SERVER), &long[..9]),
             TfoCookieCheck::Invalid
         );
-        assert_eq!(check(&k, CLIENT, SERVER, &long), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &long), TfoCookieCheck::Invalid);
     }
 
     #[test]
     fn backup_key_is_accepted_after_rotation() {
         let mut k = keys();
-        let old = gen(&k, CLIENT, SERVER);
+        let old = gen(&k, &flow(CLIENT, SERVER));
         k.rotate(SipKey::from_bytes(*b"dlisten-tfo-key2"));
-        let new = gen(&k, CLIENT, SERVER);
+        let new = gen(&k, &flow(CLIENT, SERVER));
         assert_ne!(old, new);
-        assert_eq!(check(&k, CLIENT, SERVER, &new), TfoCookieCheck::Valid);
-        assert_eq!(check(&k, CLIENT, SERVER, &old), TfoCookieCheck::ValidBackup);
-        assert_eq!(check(&k, CLIENT + 1, SERVER, &old), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &new), TfoCookieCheck::Valid);
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &old), TfoCookieCheck::ValidBackup);
+        assert_eq!(check(&k, &flow(CLIENT + 1, SERVER), &old), TfoCookieCheck::Invalid);
         k.rotate(SipKey::from_bytes(*b"dlisten-tfo-key3"));
-        assert_eq!(check(&k, CLIENT, SERVER, &new), TfoCookieCheck::ValidBackup);
-        assert_eq!(check(&k, CLIENT, SERVER, &old), TfoCookieCheck::Invalid);
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &new), TfoCookieCheck::ValidBackup);
+        assert_eq!(check(&k, &flow(CLIENT, SERVER), &old), TfoCookieCheck::Invalid);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::hash::Hasher as _;
 
 use super::sipkey::SipKey;
+use crate::engine::flow::FlowKey;
 use crate::engine::time::Instant;
 
 /// RFC 6528's M: engine time in units of 64 ns, truncated to 32 bits.
@@ -18,13 +19,12 @@ pub fn isn_clock(now: Instant) -> u32 {
     (now.as_nanos() >> 6) as u32
 }
 
-/// The ISN for a connection from `laddr:lport` (us) to `raddr:rport` (the
-/// peer), host byte order. Linux's `secure_tcp_seq(local, remote, lport, rport)`:
+/// The ISN for `flow`. Linux's `secure_tcp_seq(local, remote, lport, rport)`:
 /// one SipHash-2-4 over fixed-size words plus the 64 ns clock.
-pub fn isn(key: SipKey, now: Instant, laddr: u32, lport: u16, raddr: u32, rport: u16) -> u32 {
+pub fn isn(key: SipKey, now: Instant, flow: &FlowKey) -> u32 {
     let mut h = key.sip24();
-    h.write_u64((u64::from(laddr) << 32) | u64::from(raddr));
-    h.write_u32((u32::from(lport) << 16) | u32::from(rport));
+    h.write_u64((u64::from(flow.local) << 32) | u64::from(flow.peer));
+    h.write_u32((u32::from(flow.local_port) << 16) | u32::from(flow.peer_port));
     (h.finish() as u32).wrapping_add(isn_clock(now))
 }
 
@@ -33,9 +33,9 @@ pub fn isn(key: SipKey, now: Instant, laddr: u32, lport: u16, raddr: u32, rport:
 /// connections to different addresses). Linux only applies it when
 /// `tcp_timestamps == 1` (2 means timestamps without offsets); that choice
 /// is the caller's.
-pub fn ts_off(key: SipKey, laddr: u32, raddr: u32) -> u32 {
+pub fn ts_off(key: SipKey, flow: &FlowKey) -> u32 {
     let mut h = key.sip24();
-    h.write_u64((u64::from(laddr) << 32) | u64::from(raddr));
+    h.write_u64((u64::from(flow.local) << 32) | u64::from(flow.peer));
     h.finish() as u32
 }
 
@@ -48,6 +48,11 @@ mod tests {
     const KEY: SipKey = SipKey::from_bytes(*b"dlisten-isn-key!");
     const L: u32 = 0xC612_0001; // 198.18.0.1
     const R: u32 = 0xC613_0002; // 198.19.0.2
+
+    /// The flow from `laddr:lport` (us) to `raddr:rport` (the peer).
+    fn flow(laddr: u32, lport: u16, raddr: u32, rport: u16) -> FlowKey {
+        FlowKey { local: laddr, peer: raddr, local_port: lport, peer_port: rport }
+    }
 
     /// RFC 9293 sequence comparison: `a` is before `b`.
     fn seq_lt(a: u32, b: u32) -> bool {
@@ -64,26 +69,26 @@ mod tests {
     #[test]
     fn deterministic_for_a_fixed_key() {
         let t = Instant::from_secs(12);
-        assert_eq!(isn(KEY, t, L, 80, R, 40000), isn(KEY, t, L, 80, R, 40000));
-        assert_eq!(ts_off(KEY, L, R), ts_off(KEY, L, R));
+        assert_eq!(isn(KEY, t, &flow(L, 80, R, 40000)), isn(KEY, t, &flow(L, 80, R, 40000)));
+        assert_eq!(ts_off(KEY, &flow(L, 0, R, 0)), ts_off(KEY, &flow(L, 0, R, 0)));
         let other = SipKey::from_bytes([3; 16]);
-        assert_ne!(isn(KEY, t, L, 80, R, 40000), isn(other, t, L, 80, R, 40000));
-        assert_ne!(ts_off(KEY, L, R), ts_off(other, L, R));
+        assert_ne!(isn(KEY, t, &flow(L, 80, R, 40000)), isn(other, t, &flow(L, 80, R, 40000)));
+        assert_ne!(ts_off(KEY, &flow(L, 0, R, 0)), ts_off(other, &flow(L, 0, R, 0)));
     }
 
     #[test]
     fn differs_across_tuples() {
         let t = Instant::from_secs(5);
-        let base = isn(KEY, t, L, 80, R, 40000);
-        assert_ne!(base, isn(KEY, t, L, 80, R, 40001));
-        assert_ne!(base, isn(KEY, t, L, 81, R, 40000));
-        assert_ne!(base, isn(KEY, t, L + 1, 80, R, 40000));
-        assert_ne!(base, isn(KEY, t, L, 80, R + 1, 40000));
+        let base = isn(KEY, t, &flow(L, 80, R, 40000));
+        assert_ne!(base, isn(KEY, t, &flow(L, 80, R, 40001)));
+        assert_ne!(base, isn(KEY, t, &flow(L, 81, R, 40000)));
+        assert_ne!(base, isn(KEY, t, &flow(L + 1, 80, R, 40000)));
+        assert_ne!(base, isn(KEY, t, &flow(L, 80, R + 1, 40000)));
         // Swapping the roles of the two ends is another connection.
-        assert_ne!(base, isn(KEY, t, R, 40000, L, 80));
-        assert_ne!(ts_off(KEY, L, R), ts_off(KEY, R, L));
+        assert_ne!(base, isn(KEY, t, &flow(R, 40000, L, 80)));
+        assert_ne!(ts_off(KEY, &flow(L, 0, R, 0)), ts_off(KEY, &flow(R, 0, L, 0)));
         // Many client ports: no two ISNs collide at the same instant.
-        let mut seen: Vec<u32> = (1024..5024).map(|p| isn(KEY, t, L, 80, R, p)).collect();
+        let mut seen: Vec<u32> = (1024..5024).map(|p| isn(KEY, t, &flow(L, 80, R, p))).collect();
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), 4000);
@@ -92,8 +97,8 @@ mod tests {
     #[test]
     fn advances_with_the_clock_for_one_tuple() {
         let t0 = Instant::from_secs(1000);
-        let a = isn(KEY, t0, L, 80, R, 40000);
-        let b = isn(KEY, t0 + Duration::from_millis(1), L, 80, R, 40000);
+        let a = isn(KEY, t0, &flow(L, 80, R, 40000));
+        let b = isn(KEY, t0 + Duration::from_millis(1), &flow(L, 80, R, 40000));
         assert_eq!(b.wrapping_sub(a), 1_000_000 / 64);
     }
 
@@ -106,8 +111,8 @@ mod tests {
             // duplicate cannot fall in the new connection's window.
             let t0 = Instant::from_nanos(start);
             let t1 = Instant::from_nanos(start + step);
-            let a = isn(KEY, t0, L, lport, raddr, rport);
-            let b = isn(KEY, t1, L, lport, raddr, rport);
+            let a = isn(KEY, t0, &flow(L, lport, raddr, rport));
+            let b = isn(KEY, t1, &flow(L, lport, raddr, rport));
             prop_assert!(seq_lt(a, b));
             prop_assert_eq!(b.wrapping_sub(a), isn_clock(t1).wrapping_sub(isn_clock(t0)));
         }

@@ -68,6 +68,7 @@ use std::hash::Hasher as _;
 use thiserror::Error;
 
 use super::sipkey::{KeyParseError, SipKey};
+use crate::engine::flow::FlowKey;
 use crate::engine::sysctl::Sysctls;
 use crate::engine::time::{Duration, Instant};
 
@@ -177,49 +178,22 @@ pub fn mss_index(mss: u16) -> usize {
 /// The MAC: fixed-size words only, so SipHash runs 2 compressions plus the
 /// final block holding `count` (20 bytes total).
 #[inline]
-fn cookie_hash(
-    key: SipKey,
-    saddr: u32,
-    daddr: u32,
-    sport: u16,
-    dport: u16,
-    client_isn: u32,
-    count: u32,
-) -> u32 {
+fn cookie_hash(key: SipKey, flow: &FlowKey, client_isn: u32, count: u32) -> u32 {
     let mut h = key.sip13();
-    h.write_u64((u64::from(saddr) << 32) | u64::from(daddr));
-    h.write_u64((u64::from(sport) << 48) | (u64::from(dport) << 32) | u64::from(client_isn));
+    h.write_u64((u64::from(flow.peer) << 32) | u64::from(flow.local));
+    h.write_u64((u64::from(flow.peer_port) << 48) | (u64::from(flow.local_port) << 32) | u64::from(client_isn));
     h.write_u32(count);
     h.finish() as u32
 }
 
-/// Mints a cookie ISN for a SYN from `saddr:sport` (the client) to
-/// `daddr:dport` (us) carrying sequence number `client_isn` and MSS option
-/// `mss` (536 when the SYN had none, as RFC 9293 says). Returns the ISN to
-/// put in the SYN-ACK and the MSS the connection will use (the [`MSSTAB`]
-/// entry encoded). Addresses and ports are in host byte order.
-#[allow(clippy::too_many_arguments)]
+/// Mints a cookie ISN for a SYN of `flow` (from the client's port to ours)
+/// carrying sequence number `client_isn` and MSS option `mss` (536 when the
+/// SYN had none, as RFC 9293 says). Returns the ISN to put in the SYN-ACK
+/// and the MSS the connection will use (the [`MSSTAB`] entry encoded).
 #[inline]
-pub fn make(
-    keys: &SyncookieKeys,
-    saddr: u32,
-    daddr: u32,
-    sport: u16,
-    dport: u16,
-    client_isn: u32,
-    mss: u16,
-    counter: u32,
-) -> (u32, u16) {
+pub fn make(keys: &SyncookieKeys, flow: &FlowKey, client_isn: u32, mss: u16, counter: u32) -> (u32, u16) {
     let mssind = mss_index(mss);
-    let h = cookie_hash(
-        keys.current,
-        saddr,
-        daddr,
-        sport,
-        dport,
-        client_isn,
-        counter,
-    );
+    let h = cookie_hash(keys.current, flow, client_isn, counter);
     let field = (h ^ codeword(mssind)) & FIELD_MASK;
     ((counter << FIELD_BITS) | field, MSSTAB[mssind])
 }
@@ -227,29 +201,18 @@ pub fn make(
 /// Recovers the MSS index from a cookie for one key, trying the one
 /// admissible counter value that bit 31 names.
 #[inline]
-#[allow(clippy::too_many_arguments)]
-fn check_with(
-    key: SipKey,
-    saddr: u32,
-    daddr: u32,
-    sport: u16,
-    dport: u16,
-    client_isn: u32,
-    cookie: u32,
-    counter_now: u32,
-) -> Option<u16> {
+fn check_with(key: SipKey, flow: &FlowKey, client_isn: u32, cookie: u32, counter_now: u32) -> Option<u16> {
     // Linux admits diff = now - count in {0, 1}: the parity bit picks which.
     let count = if (cookie >> FIELD_BITS) == (counter_now & 1) {
         counter_now
     } else {
         counter_now.wrapping_sub(1)
     };
-    let h = cookie_hash(key, saddr, daddr, sport, dport, client_isn, count);
+    let h = cookie_hash(key, flow, client_isn, count);
     decode_codeword((cookie ^ h) & FIELD_MASK).map(|i| MSSTAB[i])
 }
 
-/// Validates the cookie of an ACK from `saddr:sport` (the client) to
-/// `daddr:dport` (us): `client_isn` is the ACK's sequence number minus 1 and
+/// Validates the cookie of an ACK of `flow`: `client_isn` is the ACK's sequence number minus 1 and
 /// `cookie` its acknowledgment number minus 1 (Linux's `__cookie_v4_check`).
 /// Returns the MSS encoded at [`make`] time.
 ///
@@ -264,43 +227,20 @@ fn check_with(
 /// After a [`SyncookieKeys::rotate`], a cookie failing the current key is
 /// tried against the previous key while that key could have minted an
 /// admissible cookie: at most two hashes per ACK.
-#[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn check(
     keys: &SyncookieKeys,
-    saddr: u32,
-    daddr: u32,
-    sport: u16,
-    dport: u16,
+    flow: &FlowKey,
     client_isn: u32,
     cookie: u32,
     counter_now: u32,
 ) -> Result<u16, CookieError> {
-    if let Some(mss) = check_with(
-        keys.current,
-        saddr,
-        daddr,
-        sport,
-        dport,
-        client_isn,
-        cookie,
-        counter_now,
-    ) {
+    if let Some(mss) = check_with(keys.current, flow, client_isn, cookie, counter_now) {
         return Ok(mss);
     }
     match keys.previous {
         Some((old, rotated_at)) if counter_now.wrapping_sub(rotated_at) < MAX_SYNCOOKIE_AGE => {
-            check_with(
-                old,
-                saddr,
-                daddr,
-                sport,
-                dport,
-                client_isn,
-                cookie,
-                counter_now,
-            )
-            .ok_or(CookieError)
+            check_with(old, flow, client_isn, cookie, counter_now).ok_or(CookieError)
         }
         _ => Err(CookieError),
     }
@@ -409,6 +349,11 @@ mod tests {
         SyncookieKeys::new(SipKey::from_bytes(*b"dlisten-cookie-k"))
     }
 
+    /// The flow of a SYN from `saddr:sport` (the client) to `daddr:dport` (us).
+    fn flow(saddr: u32, daddr: u32, sport: u16, dport: u16) -> FlowKey {
+        FlowKey { local: daddr, peer: saddr, local_port: dport, peer_port: sport }
+    }
+
     /// SplitMix64: a deterministic sample stream, so statistical tests
     /// never flake.
     struct Rng(u64);
@@ -454,7 +399,7 @@ mod tests {
     fn every_mss_roundtrips() {
         let k = keys();
         for mss in 0..=u16::MAX {
-            let (isn, enc) = make(&k, CLIENT, SERVER, 40000, 80, 0x1234_5678, mss, 7);
+            let (isn, enc) = make(&k, &flow(CLIENT, SERVER, 40000, 80), 0x1234_5678, mss, 7);
             // Linux's loop: the largest entry <= mss, else the first.
             let linux = MSSTAB
                 .iter()
@@ -464,11 +409,11 @@ mod tests {
                 .unwrap_or(MSSTAB[0]);
             assert_eq!(enc, linux, "mss {mss}");
             assert_eq!(
-                check(&k, CLIENT, SERVER, 40000, 80, 0x1234_5678, isn, 7),
+                check(&k, &flow(CLIENT, SERVER, 40000, 80), 0x1234_5678, isn, 7),
                 Ok(enc)
             );
             assert_eq!(
-                check(&k, CLIENT, SERVER, 40000, 80, 0x1234_5678, isn, 8),
+                check(&k, &flow(CLIENT, SERVER, 40000, 80), 0x1234_5678, isn, 8),
                 Ok(enc)
             );
         }
@@ -481,18 +426,9 @@ mod tests {
         for &minted in &[0u32, 1, 2, 1000, u32::MAX - 1, u32::MAX] {
             for _ in 0..200 {
                 let (sport, isn0, mss) = (rng.u16(), rng.u32(), rng.u16());
-                let (c, enc) = make(&k, CLIENT, SERVER, sport, 443, isn0, mss, minted);
+                let (c, enc) = make(&k, &flow(CLIENT, SERVER, sport, 443), isn0, mss, minted);
                 let at = |age: u32| {
-                    check(
-                        &k,
-                        CLIENT,
-                        SERVER,
-                        sport,
-                        443,
-                        isn0,
-                        c,
-                        minted.wrapping_add(age),
-                    )
+                    check(&k, &flow(CLIENT, SERVER, sport, 443), isn0, c, minted.wrapping_add(age))
                 };
                 assert_eq!(at(0), Ok(enc));
                 assert_eq!(at(1), Ok(enc));
@@ -525,25 +461,25 @@ mod tests {
                 rng.u16(),
                 rng.u32(),
             );
-            let (c, enc) = make(&k, sa, da, sp, dp, isn0, mss, now);
-            assert_eq!(check(&k, sa, da, sp, dp, isn0, c, now), Ok(enc));
+            let (c, enc) = make(&k, &flow(sa, da, sp, dp), isn0, mss, now);
+            assert_eq!(check(&k, &flow(sa, da, sp, dp), isn0, c, now), Ok(enc));
             for bit in 0..32 {
-                accepted += check(&k, sa, da, sp, dp, isn0, c ^ (1 << bit), now).is_ok() as u32;
-                accepted += check(&k, sa, da, sp, dp, isn0 ^ (1 << bit), c, now).is_ok() as u32;
+                accepted += check(&k, &flow(sa, da, sp, dp), isn0, c ^ (1 << bit), now).is_ok() as u32;
+                accepted += check(&k, &flow(sa, da, sp, dp), isn0 ^ (1 << bit), c, now).is_ok() as u32;
             }
             for _ in 0..8 {
                 let (osa, oda, osp, odp) = (rng.u32(), rng.u32(), rng.u16(), rng.u16());
                 if osa != sa {
-                    accepted += check(&k, osa, da, sp, dp, isn0, c, now).is_ok() as u32;
+                    accepted += check(&k, &flow(osa, da, sp, dp), isn0, c, now).is_ok() as u32;
                 }
                 if oda != da {
-                    accepted += check(&k, sa, oda, sp, dp, isn0, c, now).is_ok() as u32;
+                    accepted += check(&k, &flow(sa, oda, sp, dp), isn0, c, now).is_ok() as u32;
                 }
                 if osp != sp {
-                    accepted += check(&k, sa, da, osp, dp, isn0, c, now).is_ok() as u32;
+                    accepted += check(&k, &flow(sa, da, osp, dp), isn0, c, now).is_ok() as u32;
                 }
                 if odp != dp {
-                    accepted += check(&k, sa, da, sp, odp, isn0, c, now).is_ok() as u32;
+                    accepted += check(&k, &flow(sa, da, sp, odp), isn0, c, now).is_ok() as u32;
                 }
             }
         }
@@ -569,7 +505,7 @@ mod tests {
         let k = keys();
         let mut rng = Rng(3);
         let accepted = (0..1u32 << 18)
-            .filter(|_| check(&k, CLIENT, SERVER, 40000, 80, 99, rng.u32(), 5).is_ok())
+            .filter(|_| check(&k, &flow(CLIENT, SERVER, 40000, 80), 99, rng.u32(), 5).is_ok())
             .count();
         assert_eq!(accepted, 0);
     }
@@ -578,44 +514,44 @@ mod tests {
     fn other_key_fails_and_rotation_keeps_previous_for_two_minutes() {
         let old = keys();
         let other = SyncookieKeys::new(SipKey::from_bytes([9; 16]));
-        let (c, enc) = make(&old, CLIENT, SERVER, 5555, 80, 42, 1460, 100);
+        let (c, enc) = make(&old, &flow(CLIENT, SERVER, 5555, 80), 42, 1460, 100);
         assert_eq!(
-            check(&other, CLIENT, SERVER, 5555, 80, 42, c, 100),
+            check(&other, &flow(CLIENT, SERVER, 5555, 80), 42, c, 100),
             Err(CookieError)
         );
 
         let mut rotated = old.clone();
         rotated.rotate(SipKey::from_bytes([9; 16]), 100);
         assert_eq!(
-            check(&rotated, CLIENT, SERVER, 5555, 80, 42, c, 100),
+            check(&rotated, &flow(CLIENT, SERVER, 5555, 80), 42, c, 100),
             Ok(enc)
         );
         assert_eq!(
-            check(&rotated, CLIENT, SERVER, 5555, 80, 42, c, 101),
+            check(&rotated, &flow(CLIENT, SERVER, 5555, 80), 42, c, 101),
             Ok(enc)
         );
         assert_eq!(
-            check(&rotated, CLIENT, SERVER, 5555, 80, 42, c, 102),
+            check(&rotated, &flow(CLIENT, SERVER, 5555, 80), 42, c, 102),
             Err(CookieError)
         );
         // New cookies use the new key.
-        let (c2, enc2) = make(&rotated, CLIENT, SERVER, 5555, 80, 42, 1300, 101);
+        let (c2, enc2) = make(&rotated, &flow(CLIENT, SERVER, 5555, 80), 42, 1300, 101);
         assert_eq!(
-            check(&other, CLIENT, SERVER, 5555, 80, 42, c2, 101),
+            check(&other, &flow(CLIENT, SERVER, 5555, 80), 42, c2, 101),
             Ok(enc2)
         );
         assert_eq!(
-            check(&old, CLIENT, SERVER, 5555, 80, 42, c2, 101),
+            check(&old, &flow(CLIENT, SERVER, 5555, 80), 42, c2, 101),
             Err(CookieError)
         );
         // A second rotation forgets the first key.
         rotated.rotate(SipKey::from_bytes([10; 16]), 101);
         assert_eq!(
-            check(&rotated, CLIENT, SERVER, 5555, 80, 42, c, 101),
+            check(&rotated, &flow(CLIENT, SERVER, 5555, 80), 42, c, 101),
             Err(CookieError)
         );
         assert_eq!(
-            check(&rotated, CLIENT, SERVER, 5555, 80, 42, c2, 101),
+            check(&rotated, &flow(CLIENT, SERVER, 5555, 80), 42, c2, 101),
             Ok(enc2)
         );
     }
@@ -624,9 +560,9 @@ mod tests {
     fn shared_hex_key_gives_the_same_cookies() {
         let a = SyncookieKeys::from_hex("00112233445566778899aabbccddeeff").unwrap();
         let b = SyncookieKeys::from_hex("00112233445566778899AABBCCDDEEFF").unwrap();
-        let (c, _) = make(&a, CLIENT, SERVER, 1234, 80, 7, 1460, 3);
-        assert_eq!(make(&b, CLIENT, SERVER, 1234, 80, 7, 1460, 3).0, c);
-        assert_eq!(check(&b, CLIENT, SERVER, 1234, 80, 7, c, 4), Ok(1460));
+        let (c, _) = make(&a, &flow(CLIENT, SERVER, 1234, 80), 7, 1460, 3);
+        assert_eq!(make(&b, &flow(CLIENT, SERVER, 1234, 80), 7, 1460, 3).0, c);
+        assert_eq!(check(&b, &flow(CLIENT, SERVER, 1234, 80), 7, c, 4), Ok(1460));
         assert!(SyncookieKeys::from_hex("0011").is_err());
     }
 
@@ -768,10 +704,10 @@ mod tests {
         fn cookie_roundtrips(sa: u32, da: u32, sp: u16, dp: u16, isn0: u32, mss: u16,
                              minted: u32, age in 0u32..2, key: [u8; 16]) {
             let k = SyncookieKeys::new(SipKey::from_bytes(key));
-            let (c, enc) = make(&k, sa, da, sp, dp, isn0, mss, minted);
+            let (c, enc) = make(&k, &flow(sa, da, sp, dp), isn0, mss, minted);
             prop_assert_eq!(enc, MSSTAB[mss_index(mss)]);
             prop_assert!(enc <= mss.max(MSSTAB[0]));
-            prop_assert_eq!(check(&k, sa, da, sp, dp, isn0, c, minted.wrapping_add(age)), Ok(enc));
+            prop_assert_eq!(check(&k, &flow(sa, da, sp, dp), isn0, c, minted.wrapping_add(age)), Ok(enc));
         }
 
         #[test]

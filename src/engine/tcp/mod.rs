@@ -526,22 +526,13 @@ impl TcpEngine {
             }
         }
 
-        let ts_off = if ts.is_some() { isn::ts_off(self.secrets.ts_off, key.local, key.peer) } else { 0 };
+        let ts_off = if ts.is_some() { isn::ts_off(self.secrets.ts_off, &key) } else { 0 };
         let ts_now = now.as_millis() as u32;
         let client_isn = seg.seq_number();
         let data = seg.payload();
 
         if want_cookie {
-            let (cookie, _mss) = syncookie::make(
-                &self.secrets.syncookie,
-                key.peer,
-                key.local,
-                key.peer_port,
-                key.local_port,
-                client_isn,
-                mss,
-                syncookie::counter(now),
-            );
+            let (cookie, _mss) = syncookie::make(&self.secrets.syncookie, &key, client_isn, mss, syncookie::counter(now));
             c.inc(Counter::SyncookiesSent);
             listener.synq_overflow(now);
             let tsval = ts.map(|(tsval, _)| (syncookie::encode_ts(ts_now, wscale, sack, ecn).wrapping_add(ts_off), tsval));
@@ -552,7 +543,7 @@ impl TcpEngine {
             return;
         }
 
-        let iss = isn::isn(self.secrets.isn, now, key.local, key.local_port, key.peer, key.peer_port);
+        let iss = isn::isn(self.secrets.isn, now, &key);
         let tsval = ts.map(|(peer_tsval, _)| (ts_now.wrapping_add(ts_off), peer_tsval));
         let mut synack_opts = self.synack_options(wscale, sack, tsval);
 
@@ -571,7 +562,7 @@ impl TcpEngine {
             } else {
                 let exp = opts.fastopen.as_ref().is_some_and(|f| f.is_experimental());
                 let fresh = || {
-                    FastOpenCookie::new(&fastopen::gen(&self.secrets.tfo, key.peer, key.local))
+                    FastOpenCookie::new(&fastopen::gen(&self.secrets.tfo, &key))
                         .ok()
                         .map(|c| c.with_experimental(exp))
                 };
@@ -580,7 +571,7 @@ impl TcpEngine {
                 match &opts.fastopen {
                     _ if accept_data => {}
                     Some(f) if f.is_empty() => synack_opts.fastopen = fresh(),
-                    Some(f) => match fastopen::check(&self.secrets.tfo, key.peer, key.local, f.as_bytes()) {
+                    Some(f) => match fastopen::check(&self.secrets.tfo, &key, f.as_bytes()) {
                         TfoCookieCheck::Valid => accept_data = syn_data,
                         TfoCookieCheck::ValidBackup => {
                             accept_data = syn_data;
@@ -1319,16 +1310,7 @@ impl TcpEngine {
         }
         let client_isn = seg.seq_number().wrapping_sub(1);
         let cookie = seg.ack_number().wrapping_sub(1);
-        let mss = match syncookie::check(
-            &self.secrets.syncookie,
-            key.peer,
-            key.local,
-            key.peer_port,
-            key.local_port,
-            client_isn,
-            cookie,
-            syncookie::counter(now),
-        ) {
+        let mss = match syncookie::check(&self.secrets.syncookie, &key, client_isn, cookie, syncookie::counter(now)) {
             Ok(mss) => mss,
             Err(_) => {
                 c.inc(Counter::SyncookiesFailed);
@@ -1339,7 +1321,7 @@ impl TcpEngine {
         let seg_ts = crate::wire::tcp_options::timestamps(seg.options());
         let (mut wscale, mut sack, mut ecn, mut ts) = (None, false, false, None);
         if let Some((tsval, tsecr)) = seg_ts {
-            let ts_off = isn::ts_off(self.secrets.ts_off, key.local, key.peer);
+            let ts_off = isn::ts_off(self.secrets.ts_off, &key);
             let Some(o) = syncookie::decode_ts(tsecr.wrapping_sub(ts_off), &s) else {
                 return false;
             };

@@ -26,16 +26,7 @@ fn cookie_ack_builds_the_connection_with_options_from_the_timestamp() {
     assert!(out.is_empty(), "{out:?}");
     // The SYN-ACK: the cookie is our ISN, MSS ours, ECE kept (timestamps carry it).
     assert_eq!(sa.flags, TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE);
-    let (cookie, mss) = syncookie::make(
-        &secrets().syncookie,
-        u32::from(CLIENT),
-        u32::from(SERVER),
-        CLIENT_PORT,
-        PORT,
-        CISN,
-        1400,
-        syncookie::counter(START),
-    );
+    let (cookie, mss) = syncookie::make(&secrets().syncookie, &client_flow(), CISN, 1400, syncookie::counter(START));
     assert_eq!((sa.seq, mss), (cookie, 1300));
     let (tsval, tsecr) = sa.ts().expect("ts");
     assert_eq!(tsecr, 100);
@@ -138,16 +129,7 @@ fn no_recent_overflow_means_no_cookie_check() {
 fn ack_without_any_overflow_is_reset_unchecked() {
     let mut b = Bench::linux();
     b.listen(128);
-    let (cookie, _) = syncookie::make(
-        &secrets().syncookie,
-        u32::from(CLIENT),
-        u32::from(SERVER),
-        CLIENT_PORT,
-        PORT,
-        CISN,
-        1460,
-        syncookie::counter(START),
-    );
+    let (cookie, _) = syncookie::make(&secrets().syncookie, &client_flow(), CISN, 1460, syncookie::counter(START));
     let out = b.send(Seg::ack(CISN + 1, cookie + 1));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].flags, TcpFlags::RST);

@@ -16,6 +16,7 @@ mod queues;
 mod reuseport;
 mod timers;
 
+use crate::engine::flow::FlowKey;
 use crate::engine::host::{Host, HostConfig, RxMeta};
 use crate::engine::listen::Listener;
 use crate::engine::keys::Secrets;
@@ -59,7 +60,17 @@ pub fn secrets() -> Secrets {
 
 /// Our TSval offset towards `peer` (Linux's `secure_tcp_ts_off`).
 pub fn ts_off(peer: Ipv4Addr) -> u32 {
-    crate::engine::keys::isn::ts_off(secrets().ts_off, u32::from(SERVER), u32::from(peer))
+    crate::engine::keys::isn::ts_off(secrets().ts_off, &flow_from(peer, CLIENT_PORT))
+}
+
+/// The flow of a client at `peer:port` talking to our listener, from our side.
+pub fn flow_from(peer: Ipv4Addr, port: u16) -> FlowKey {
+    FlowKey { local: u32::from(SERVER), peer: u32::from(peer), local_port: PORT, peer_port: port }
+}
+
+/// The flow of the default client.
+pub fn client_flow() -> FlowKey {
+    flow_from(CLIENT, CLIENT_PORT)
 }
 
 /// The options of a Linux client's SYN: `<mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>`.
@@ -449,6 +460,6 @@ impl Bench {
 
 /// A TFO cookie as our keys mint it for `peer`.
 pub fn tfo_cookie(peer: Ipv4Addr) -> FastOpenCookie {
-    let bytes = crate::engine::keys::fastopen::gen(&secrets().tfo, u32::from(peer), u32::from(SERVER));
+    let bytes = crate::engine::keys::fastopen::gen(&secrets().tfo, &flow_from(peer, CLIENT_PORT));
     FastOpenCookie::new(&bytes).expect("8-byte cookie")
 }
