@@ -73,6 +73,21 @@ impl TcpFlags {
     }
 
     #[inline]
+    pub const fn fin(self) -> bool {
+        self.contains(Self::FIN)
+    }
+
+    #[inline]
+    pub const fn syn(self) -> bool {
+        self.contains(Self::SYN)
+    }
+
+    #[inline]
+    pub const fn rst(self) -> bool {
+        self.contains(Self::RST)
+    }
+
+    #[inline]
     pub fn insert(&mut self, other: TcpFlags) {
         self.0 |= other.0;
     }

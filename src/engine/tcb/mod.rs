@@ -41,42 +41,7 @@ use rtt::{RttEstimator, RTO_MAX};
 use send::SendBuf;
 use seq::{after, before, between};
 
-/// TCP header flags, with the header's bit values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct TcpFlags(pub u8);
-
-impl TcpFlags {
-    pub const FIN: TcpFlags = TcpFlags(0x01);
-    pub const SYN: TcpFlags = TcpFlags(0x02);
-    pub const RST: TcpFlags = TcpFlags(0x04);
-    pub const PSH: TcpFlags = TcpFlags(0x08);
-    pub const ACK: TcpFlags = TcpFlags(0x10);
-    pub const ECE: TcpFlags = TcpFlags(0x40);
-    pub const CWR: TcpFlags = TcpFlags(0x80);
-
-    pub const fn contains(self, other: TcpFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-    pub const fn union(self, other: TcpFlags) -> TcpFlags {
-        TcpFlags(self.0 | other.0)
-    }
-    pub fn fin(self) -> bool {
-        self.contains(Self::FIN)
-    }
-    pub fn syn(self) -> bool {
-        self.contains(Self::SYN)
-    }
-    pub fn rst(self) -> bool {
-        self.contains(Self::RST)
-    }
-}
-
-impl std::ops::BitOr for TcpFlags {
-    type Output = TcpFlags;
-    fn bitor(self, rhs: TcpFlags) -> TcpFlags {
-        self.union(rhs)
-    }
-}
+pub use crate::wire::tcp::TcpFlags;
 
 /// A received segment, parsed. `ack` is `Some` exactly when the ACK flag is
 /// set; `window` is the raw header field (this `Tcb` scales it).

@@ -1056,7 +1056,7 @@ mod fuzz {
                         let seg = SegIn {
                             seq: t.rcv_nxt().wrapping_add(seq_off as u32),
                             ack: (flags & 0x10 != 0).then(|| t.snd_una().wrapping_add(ack_off as u32)),
-                            flags: TcpFlags(flags),
+                            flags: TcpFlags::from_bits_truncate(u16::from(flags)),
                             window,
                             ts,
                             sack: &sack,

@@ -1091,7 +1091,7 @@ impl TcpEngine {
         let seg_in = SegIn {
             seq: seg.seq_number(),
             ack: flags.contains(TcpFlags::ACK).then(|| seg.ack_number()),
-            flags: tcb::TcpFlags((flags.bits() & 0xff) as u8),
+            flags,
             window: seg.window_len(),
             ts,
             sack,
@@ -1431,7 +1431,7 @@ fn emit_tcb_segment(
     payload: tcb::Payload<'_>,
     c: &Counters,
 ) {
-    let flags = TcpFlags::from_bits_truncate(u16::from(seg.flags.0));
+    let flags = seg.flags;
     let out = OutSegment {
         seq: seg.seq,
         ack: seg.ack,
