@@ -10,7 +10,9 @@ use crate::wire::arp::ArpOperation;
 use crate::wire::ethernet::EthernetAddress;
 use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::tcp::TcpRepr;
-use crate::wire::{arp, udp};
+use crate::wire::arp::ArpRepr;
+use crate::wire::icmp::{self, Icmpv4Packet, Icmpv4Type};
+use crate::wire::{arp, ipv4, tcp, udp};
 use proptest::prelude::*;
 use std::time::Duration;
 

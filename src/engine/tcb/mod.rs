@@ -1199,10 +1199,10 @@ impl Tcb {
         }
         let mut f = TcpFlags::ACK;
         if fin {
-            f = f | TcpFlags::FIN;
+            f |= TcpFlags::FIN;
         }
         if n > 0 {
-            f = f | TcpFlags::PSH;
+            f |= TcpFlags::PSH;
         }
         self.emit(now, start, f, n, out);
         if advance_nxt {
@@ -1622,10 +1622,10 @@ impl Tcb {
             }
             let mut f = TcpFlags::ACK;
             if len > 0 && len == unsent {
-                f = f | TcpFlags::PSH;
+                f |= TcpFlags::PSH;
             }
             if fin {
-                f = f | TcpFlags::FIN;
+                f |= TcpFlags::FIN;
             }
             let seq = self.snd_nxt;
             // Karn timing of new data, without timestamps.

@@ -1,8 +1,12 @@
-//! Building the segments the listen path sends: SYN-ACK (for a request sock
-//! or a cookie), a bare ACK for an out-of-window segment, and RST.
+//! Building the segments the TCP layer sends: SYN-ACK (for a request sock
+//! or a cookie), a bare ACK for an out-of-window segment, RST, and what a
+//! TCB hands out (Linux's tcp_output.c and `ip_build_and_send_pkt`).
 
 use crate::engine::host::DEFAULT_TTL;
+use super::TcpConfig;
+use crate::engine::tcb::{Payload, SegOut};
 use crate::engine::tx::{TxFrame, TxOffload, TxSink};
+use crate::stats::{Counter, Counters};
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
@@ -146,4 +150,67 @@ impl SynAckOptions {
             fastopen: self.fastopen,
         }
     }
+}
+
+/// Send a SYN-ACK with `opts` (ECE set when ECN was negotiated); counted
+/// when the port took it.
+#[allow(clippy::too_many_arguments)]
+pub fn send_synack(
+    cfg: &TcpConfig,
+    route: Route,
+    key: FlowKey,
+    iss: u32,
+    ack: u32,
+    ecn: bool,
+    opts: &SynAckOptions,
+    c: &Counters,
+    tx: &mut impl TxSink,
+) -> bool {
+    let wire_opts = opts.to_wire();
+    let mut flags = TcpFlags::SYN | TcpFlags::ACK;
+    if ecn {
+        flags |= TcpFlags::ECE;
+    }
+    let seg = OutSegment {
+        seq: iss,
+        ack,
+        flags,
+        window: cfg.synack_window,
+        syn_options: Some(&wire_opts),
+        timestamps: None,
+        sack: &[],
+        payload: (&[], &[]),
+    };
+    let sent = send_segment(tx, route, key, &seg);
+    if sent {
+        c.inc(Counter::TcpOutSegs);
+        c.inc(Counter::TxFrames);
+    }
+    sent
+}
+
+/// Send a segment without payload or SYN options; counted when the port took it.
+pub fn send_counted(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutSegment<'_>, c: &Counters) {
+    if send_segment(tx, route, key, seg) {
+        c.inc(Counter::TcpOutSegs);
+        c.inc(Counter::TxFrames);
+        if seg.flags.contains(TcpFlags::RST) {
+            c.inc(Counter::TcpOutRsts);
+        }
+    }
+}
+
+/// Emit one segment a TCB produced.
+pub fn emit_tcb_segment(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &SegOut, payload: Payload<'_>, c: &Counters) {
+    let out = OutSegment {
+        seq: seg.seq,
+        ack: seg.ack,
+        flags: seg.flags,
+        window: seg.window,
+        syn_options: None,
+        timestamps: seg.ts,
+        sack: seg.sack_blocks(),
+        payload: (payload.0, payload.1),
+    };
+    send_counted(tx, route, key, &out, c);
 }

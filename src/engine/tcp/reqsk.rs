@@ -1,11 +1,20 @@
-//! Request socks: half-open connections (SYN_RECV) in a worker's own table.
+//! Request socks: half-open connections (SYN_RECV) in a worker's own table,
+//! and their SYN-ACK timer (Linux's inet_connection_sock.c:
+//! `reqsk_timer_handler`, `inet_rtx_syn_ack`, request migration).
+//!
 //! RSS sends every packet of a flow to one queue, so no other core ever
 //! touches them: no locks. The listener's `qlen`/`young` are the only shared
 //! state (atomics).
 
+use super::output::{send_synack, Route, SynAckOptions};
+use super::{TcpConfig, TcpEngine, Timer, TCP_RTO_MAX, TCP_TIMEOUT_INIT, TCP_INVALID_RATELIMIT};
+use crate::engine::flow::FlowKey;
+use crate::engine::host::HostTx;
 use crate::engine::listen::Listener;
 use crate::engine::time::Instant;
 use crate::engine::timer_wheel::TimerId;
+use crate::engine::tx::TxSink;
+use crate::stats::{Counter, Counters};
 use std::sync::Arc;
 
 /// Request-sock option bits.
@@ -16,6 +25,8 @@ pub mod opt {
     /// The final ACK came while the accept queue was full
     /// (`inet_rsk(req)->acked`): the request waits for a retransmitted ACK.
     pub const ACKED: u8 = 1 << 3;
+    /// `last_oow_ack` holds the time of an out-of-window answer.
+    pub const OOW_SENT: u8 = 1 << 4;
 }
 
 /// A half-open connection (Linux's `struct tcp_request_sock`, the parts a
@@ -34,6 +45,9 @@ pub struct RequestSock {
     pub ts_recent: u32,
     /// Our TSval offset for this address pair (`ts_off`).
     pub ts_off: u32,
+    /// When we last answered an out-of-window segment, in engine
+    /// milliseconds (`last_oow_ack_time`; valid with `opt::OOW_SENT`).
+    pub last_oow_ack: u32,
     /// MSS we announced (the client's, clamped to ours).
     pub mss: u16,
     /// The client's window from its SYN (never scaled).
@@ -64,6 +78,174 @@ impl RequestSock {
 
     pub fn snd_wscale(&self) -> Option<u8> {
         (self.snd_wscale != NO_WSCALE).then_some(self.snd_wscale)
+    }
+
+    /// Our TSval now and the client's last, when timestamps are on.
+    pub(super) fn timestamps(&self, now: Instant) -> Option<(u32, u32)> {
+        self.has(opt::TSTAMP).then(|| ((now.as_millis() as u32).wrapping_add(self.ts_off), self.ts_recent))
+    }
+
+    /// `tcp_oow_rate_limited`: may we answer another out-of-window segment?
+    /// At most one answer per `tcp_invalid_ratelimit` (500 ms).
+    pub(super) fn oow_allowed(&mut self, now: Instant) -> bool {
+        let now_ms = now.as_millis() as u32;
+        let limit = TCP_INVALID_RATELIMIT.as_millis() as u32;
+        if self.has(opt::OOW_SENT) && now_ms.wrapping_sub(self.last_oow_ack) < limit {
+            return false;
+        }
+        self.last_oow_ack = now_ms;
+        self.opts |= opt::OOW_SENT;
+        true
+    }
+
+    /// Hand the request's queue slot to `to`, the member that takes it over
+    /// after its listener closed (Linux: `reqsk_queue_migrated` on the new
+    /// queue, removed from the old one), so both listeners' qlen/young stay
+    /// exact.
+    pub(super) fn migrate_to(&mut self, to: Arc<Listener>) {
+        let young = self.is_young();
+        self.listener.reqsk_queue_removed(young);
+        to.reqsk_queue_added();
+        if !young {
+            to.reqsk_queue_aged();
+        }
+        self.listener = to;
+    }
+}
+
+/// Resend a request's SYN-ACK (`inet_rtx_syn_ack`).
+pub(super) fn rtx_synack(
+    cfg: &TcpConfig,
+    req: &mut RequestSock,
+    now: Instant,
+    key: FlowKey,
+    route: Route,
+    c: &Counters,
+    tx: &mut impl TxSink,
+) {
+    req.num_retrans = req.num_retrans.saturating_add(1);
+    let opts = SynAckOptions {
+        mss: cfg.mss,
+        wscale: req.snd_wscale().map(|_| req.rcv_wscale),
+        sack: req.has(opt::SACK),
+        timestamps: req.timestamps(now),
+        fastopen: None,
+    };
+    let ack = req.rcv_isn.wrapping_add(1);
+    if send_synack(cfg, route, key, req.snt_isn, ack, req.has(opt::ECN), &opts, c, tx) {
+        c.inc(Counter::TcpSynRetrans);
+    }
+}
+
+/// Linux's `syn_ack_recalc`: (expire the request, resend the SYN-ACK).
+/// With TCP_DEFER_ACCEPT an ACKed request is kept, silently, until the
+/// deferral's retransmits are used up.
+fn syn_ack_recalc(req: &RequestSock, max_retries: u32, defer: u32) -> (bool, bool) {
+    let num_timeout = u32::from(req.num_timeout);
+    if defer == 0 {
+        return (num_timeout >= max_retries, true);
+    }
+    let acked = req.has(opt::ACKED);
+    (num_timeout >= max_retries && (!acked || num_timeout >= defer), !acked || num_timeout + 1 >= defer)
+}
+
+/// `reqsk_timer_handler`'s pruning: when the queue is more than half full,
+/// old requests get fewer retries so young ones keep room.
+fn max_synack_retries(listener: &Listener, synack_retries: u8) -> u32 {
+    let mut max_retries = u32::from(synack_retries);
+    let qlen = listener.reqsk_queue_len();
+    if (qlen << 1) > listener.sk_max_ack_backlog().max(8) {
+        let mut young = listener.reqsk_queue_len_young() << 1;
+        while max_retries > 2 {
+            if qlen < young {
+                break;
+            }
+            max_retries -= 1;
+            young <<= 1;
+        }
+    }
+    max_retries
+}
+
+impl TcpEngine {
+    /// `reqsk_timer_handler`: retransmit the SYN-ACK with Linux's pruning
+    /// of old requests when the queue is more than half full, or let the
+    /// request die after tcp_synack_retries.
+    pub(super) fn reqsk_timer(&mut self, now: Instant, key: FlowKey, host: &mut HostTx<'_>, tx: &mut impl TxSink) {
+        let c = host.counters;
+        if !self.migrate_if_closed(&key, c) {
+            self.drop_request(&key);
+            return;
+        }
+        let Some(req) = self.reqs.get_mut(&key) else { return };
+        let max_retries = max_synack_retries(&req.listener, self.sysctls.tcp_synack_retries);
+        let (expire, resend) = syn_ack_recalc(req, max_retries, req.listener.defer_accept_retrans());
+        if expire {
+            c.inc(Counter::TcpReqTimeouts);
+            self.drop_request(&key);
+            return;
+        }
+        if req.num_timeout == 0 {
+            req.listener.reqsk_queue_aged();
+        }
+        req.num_timeout = req.num_timeout.saturating_add(1);
+        let timeout = TCP_TIMEOUT_INIT.saturating_mul(1 << req.num_timeout.min(8)).min(TCP_RTO_MAX);
+        req.timer = self.timers.schedule(now + timeout, Timer::SynAck(key));
+        if resend {
+            if let Some(peer_mac) = host.neighbors.lookup(now, key.peer_ip()) {
+                let route = Route { our_mac: host.mac, peer_mac };
+                rtx_synack(&self.cfg, req, now, key, route, c, tx);
+            }
+        }
+    }
+
+    /// A request whose listener closed moves to another member of its
+    /// reuseport group. False when it has nowhere to go.
+    fn migrate_if_closed(&mut self, key: &FlowKey, c: &Counters) -> bool {
+        let Some(req) = self.reqs.get(key) else { return true };
+        if !req.listener.is_closed() {
+            return true;
+        }
+        let Some(to) = self.migrate(&req.listener, key, c) else { return false };
+        if let Some(req) = self.reqs.get_mut(key) {
+            req.migrate_to(to);
+        }
+        true
+    }
+
+    /// Give back a request's timer and queue slot.
+    pub(super) fn release_request(&mut self, req: RequestSock) {
+        self.timers.cancel(req.timer);
+        req.listener.reqsk_queue_removed(req.is_young());
+    }
+
+    /// Remove a request sock and give back its queue slot.
+    pub(super) fn drop_request(&mut self, key: &FlowKey) -> bool {
+        match self.reqs.remove(key) {
+            Some(req) => {
+                self.release_request(req);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A request or child of a closed listener: another member of its
+    /// reuseport group, or none (`reuseport_migrate_sock`).
+    pub(super) fn migrate(&self, closed: &Listener, key: &FlowKey, c: &Counters) -> Option<Arc<Listener>> {
+        let hash = self.flow_hash(key);
+        match self.stack.reqsk_migrate(self.cfg.worker, closed, hash) {
+            Some(to) => {
+                c.inc(Counter::TcpMigrateReqSuccess);
+                Some(to)
+            }
+            None => {
+                if closed.reuseport && self.sysctls.tcp_migrate_req {
+                    c.inc(Counter::TcpMigrateReqFailure);
+                }
+                None
+            }
+        }
     }
 }
 

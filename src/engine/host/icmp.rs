@@ -1,0 +1,134 @@
+//! ICMP: echo replies and destination unreachable, as Linux's `icmp_echo`
+//! and `icmp_send` build them (rate limited like `icmp_global_allow` and
+//! the per-peer `inet_peer` limit).
+
+use super::{write_eth, Host, DEFAULT_TTL, ICMP_ERROR_MAX};
+use crate::engine::time::Instant;
+use crate::engine::tx::{TxFrame, TxSink};
+use crate::stats::Counter;
+use crate::wire::ethernet::{self, EtherType, EthernetFrame};
+use crate::wire::icmp::{self, Icmpv4Packet, Icmpv4Type};
+use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
+
+/// ICMP errors carry precedence "internetwork control" (Linux: IPTOS_PREC_INTERNETCONTROL).
+const IPTOS_PREC_INTERNETCONTROL: u8 = 0xc0;
+const IPTOS_TOS_MASK: u8 = 0x1e;
+
+/// The TOS byte of a received datagram (DSCP << 2 | ECN).
+pub(super) fn tos_of(ip: &Ipv4Packet<&[u8]>) -> u8 {
+    (ip.dscp() << 2) | ip.ecn()
+}
+
+impl Host {
+    pub(super) fn icmp(&mut self, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, tx: &mut impl TxSink) {
+        let c = &*self.counters;
+        c.inc(Counter::IcmpInMsgs);
+        let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
+            c.inc(Counter::IcmpInErrors);
+            return;
+        };
+        if !icmp.verify_checksum() {
+            c.inc(Counter::IcmpInErrors);
+            return;
+        }
+        if icmp.msg_type() != Icmpv4Type::EchoRequest {
+            return;
+        }
+        c.inc(Counter::IcmpInEchos);
+        let icmp_len = ip.payload().len();
+        let ip_len = ipv4::HEADER_LEN + icmp_len;
+        let (mac, peer_mac) = (self.cfg.mac, eth.src_addr());
+        let request = ip.payload();
+        // Linux: the echo reply copies the TOS, has no DF and TTL 64.
+        let ip_repr = Ipv4Repr {
+            src_addr: ip.dst_addr(),
+            dst_addr: ip.src_addr(),
+            protocol: IpProtocol::Icmp,
+            payload_len: icmp_len as u16,
+            ttl: DEFAULT_TTL,
+            ident: {
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                self.ip_ident
+            },
+            dont_frag: false,
+            tos: tos_of(ip),
+        };
+        let sent = tx.emit(ethernet::HEADER_LEN + ip_len, |buf| {
+            let (l2, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
+            write_eth(l2, peer_mac, mac, EtherType::Ipv4);
+            let (l3, l4) = rest.split_at_mut(ipv4::HEADER_LEN);
+            let _ = ip_repr.emit(l3);
+            let reply = &mut l4[..icmp_len];
+            reply.copy_from_slice(request);
+            let mut m = Icmpv4Packet::new_unchecked(reply);
+            let code = m.msg_code();
+            m.echo_request_to_reply();
+            // Linux's icmp_echo copies the request's code into the reply (nmap's
+            // OS detection probes with code 9 to see this); RFC 792 says 0.
+            if code != 0 {
+                m.set_msg_code(code);
+                m.fill_checksum();
+            }
+            TxFrame::done(ethernet::HEADER_LEN + ip_len)
+        });
+        if sent {
+            c.inc(Counter::IcmpOutMsgs);
+            c.inc(Counter::IcmpOutEchoReps);
+            c.inc(Counter::TxFrames);
+        }
+    }
+
+    /// ICMP destination unreachable quoting the offending datagram, rate limited.
+    pub(super) fn icmp_unreachable(
+        &mut self,
+        now: Instant,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        code: u8,
+        tx: &mut impl TxSink,
+    ) {
+        let c = &*self.counters;
+        let peer = ip.src_addr();
+        if !self.icmp_limit.allow(now, peer) {
+            c.inc(Counter::IcmpOutRateLimited);
+            return;
+        }
+        let original = &eth.payload()[..usize::from(ip.total_len())];
+        let quote_len = original.len().min(ICMP_ERROR_MAX - ipv4::HEADER_LEN - icmp::HEADER_LEN);
+        let icmp_len = icmp::HEADER_LEN + quote_len;
+        let ip_len = ipv4::HEADER_LEN + icmp_len;
+        let (mac, peer_mac) = (self.cfg.mac, eth.src_addr());
+        let ip_repr = Ipv4Repr {
+            src_addr: ip.dst_addr(),
+            dst_addr: peer,
+            protocol: IpProtocol::Icmp,
+            payload_len: icmp_len as u16,
+            ttl: DEFAULT_TTL,
+            ident: {
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                self.ip_ident
+            },
+            dont_frag: false,
+            tos: IPTOS_PREC_INTERNETCONTROL | (tos_of(ip) & IPTOS_TOS_MASK),
+        };
+        let sent = tx.emit(ethernet::HEADER_LEN + ip_len, |buf| {
+            let (l2, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
+            write_eth(l2, peer_mac, mac, EtherType::Ipv4);
+            let (l3, l4) = rest.split_at_mut(ipv4::HEADER_LEN);
+            let _ = ip_repr.emit(l3);
+            let mut m = Icmpv4Packet::new_unchecked(&mut l4[..icmp_len]);
+            m.set_msg_type(Icmpv4Type::DestUnreachable);
+            m.set_msg_code(code);
+            m.set_echo_ident(0); // the "unused" word of RFC 792
+            m.set_echo_seq_no(0);
+            m.data_mut().copy_from_slice(&original[..quote_len]);
+            m.fill_checksum();
+            TxFrame::done(ethernet::HEADER_LEN + ip_len)
+        });
+        if sent {
+            c.inc(Counter::IcmpOutMsgs);
+            c.inc(Counter::IcmpOutDestUnreachs);
+            c.inc(Counter::TxFrames);
+        }
+    }
+}

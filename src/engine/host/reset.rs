@@ -1,0 +1,65 @@
+//! RST for a segment no socket takes (Linux's `tcp_v4_send_reset`).
+
+use super::icmp::tos_of;
+use super::{write_eth, TcpInput, DEFAULT_TTL};
+use crate::engine::tx::{TxFrame, TxSink};
+use crate::stats::{Counter, Counters};
+use crate::wire::ethernet::{self, EtherType, EthernetAddress};
+use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
+use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
+
+/// Answer a segment nobody takes, exactly as Linux's tcp_v4_send_reset:
+/// never to an RST; if it carried ACK, RST with seq = its ack; otherwise
+/// RST|ACK with seq 0 and ack = seq + SYN + FIN + payload. Window 0, no
+/// options, TOS reflected, TTL 64, DF, IP ident 0.
+pub fn send_reset(input: &TcpInput<'_>, mac: EthernetAddress, c: &Counters, tx: &mut impl TxSink) {
+    let seg = &input.seg;
+    let flags = seg.flags();
+    if flags.contains(TcpFlags::RST) {
+        return;
+    }
+    let (seq, ack, out_flags) = if flags.contains(TcpFlags::ACK) {
+        (seg.ack_number(), 0, TcpFlags::RST)
+    } else {
+        let len = seg.payload().len() as u32
+            + flags.contains(TcpFlags::SYN) as u32
+            + flags.contains(TcpFlags::FIN) as u32;
+        (0, seg.seq_number().wrapping_add(len), TcpFlags::RST | TcpFlags::ACK)
+    };
+    let (src, dst) = (input.ip.dst_addr(), input.ip.src_addr());
+    let ip_repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Tcp,
+        payload_len: tcp::HEADER_LEN as u16,
+        ttl: DEFAULT_TTL,
+        ident: 0,
+        dont_frag: true,
+        tos: tos_of(&input.ip),
+    };
+    let tcp_repr = TcpRepr {
+        src_port: seg.dst_port(),
+        dst_port: seg.src_port(),
+        seq_number: seq,
+        ack_number: ack,
+        flags: out_flags,
+        window_len: 0,
+    };
+    let peer_mac = input.eth_src;
+    const LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN;
+    let sent = tx.emit(LEN, |buf| {
+        let (l2, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
+        write_eth(l2, peer_mac, mac, EtherType::Ipv4);
+        let (l3, l4) = rest.split_at_mut(ipv4::HEADER_LEN);
+        let _ = ip_repr.emit(l3);
+        let l4 = &mut l4[..tcp::HEADER_LEN];
+        let _ = tcp_repr.emit_header(l4, 0);
+        TcpSegment::new_unchecked(l4).fill_checksum(src, dst);
+        TxFrame::done(LEN)
+    });
+    if sent {
+        c.inc(Counter::TcpOutSegs);
+        c.inc(Counter::TcpOutRsts);
+        c.inc(Counter::TxFrames);
+    }
+}

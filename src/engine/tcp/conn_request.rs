@@ -1,0 +1,316 @@
+//! Linux's `tcp_conn_request` (tcp_input.c): a SYN for a listener becomes a
+//! request sock and its SYN-ACK, a cookie SYN-ACK, a TFO child with the
+//! SYN's data, or a drop. The cookie decision is `tcp_syn_flood_action`,
+//! the TFO one `tcp_try_fastopen` (tcp_fastopen.c), each a function here.
+
+use super::child::ChildParams;
+use super::conn::Origin;
+use super::output::{send_synack, SynAckOptions};
+use super::reqsk::{opt, RequestSock, NO_WSCALE};
+use super::{Rx, TcpEngine, Timer, TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT};
+use crate::engine::flow::FlowKey;
+use crate::engine::keys::fastopen::{self, TfoCookieCheck};
+use crate::engine::keys::{isn, syncookie};
+use crate::engine::listen::Listener;
+use crate::engine::sysctl::{tfo, Sysctls};
+use crate::engine::tx::TxSink;
+use crate::stats::{Counter, Counters, Metric};
+use crate::wire::tcp::TcpFlags;
+use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
+use std::sync::Arc;
+
+/// What the SYN offered and our sysctls allow (`tcp_parse_options`,
+/// `tcp_openreq_init`, `tcp_ecn_create_request`).
+struct Negotiation {
+    /// The client's (TSval, TSecr), when timestamps are on.
+    ts: Option<(u32, u32)>,
+    sack: bool,
+    /// The client's window scale, when scaling is on.
+    wscale: Option<u8>,
+    ecn: bool,
+    /// The MSS the client announced (536 without the option).
+    peer_mss: u16,
+    /// The connection's MSS: the client's, clamped to ours.
+    mss: u16,
+}
+
+/// What `tcp_try_fastopen` decided.
+#[derive(Default)]
+struct FastOpen {
+    /// Accept the SYN's data now: the child exists before the final ACK.
+    child: bool,
+    /// The cookie the SYN-ACK carries.
+    cookie: Option<FastOpenCookie>,
+}
+
+/// `tcp_syn_flood_action` and `inet_csk_reqsk_queue_is_full`: `Some(true)`
+/// to answer with a cookie, `Some(false)` to queue a request, `None` when
+/// the SYN is dropped (queue full, cookies off).
+fn syn_flood_action(s: &Sysctls, listener: &Listener, c: &Counters) -> Option<bool> {
+    if s.tcp_syncookies != 2 && !listener.reqsk_queue_is_full() {
+        return Some(false);
+    }
+    if s.tcp_syncookies != 0 {
+        c.inc(Counter::TcpReqQFullDoCookies);
+        return Some(true);
+    }
+    c.inc(Counter::TcpReqQFullDrop);
+    c.inc(Counter::ListenDrops);
+    None
+}
+
+impl Negotiation {
+    fn new(s: &Sysctls, our_mss: u16, opts: &SynOptions, rx: &Rx<'_, '_>, want_cookie: bool) -> Negotiation {
+        let flags = rx.input.seg.flags();
+        let mut n = Negotiation {
+            ts: if s.tcp_timestamps { opts.timestamps } else { None },
+            sack: s.tcp_sack && opts.sack_permitted,
+            wscale: if s.tcp_window_scaling { opts.wscale } else { None },
+            // tcp_ecn_create_request: ECE and CWR in the SYN, a non-ECT IP header.
+            ecn: s.tcp_ecn != 0 && flags.contains(TcpFlags::ECE | TcpFlags::CWR) && rx.input.ip.ecn() == 0,
+            peer_mss: opts.mss.unwrap_or(TCP_MSS_DEFAULT),
+            mss: 0,
+        };
+        n.mss = n.peer_mss.min(our_mss);
+        if want_cookie && n.ts.is_none() {
+            // Without timestamps a cookie cannot carry them (tcp_clear_options).
+            n.sack = false;
+            n.wscale = None;
+            n.ecn = false;
+        }
+        n
+    }
+
+    fn opt_bits(&self) -> u8 {
+        let mut bits = 0;
+        if self.sack {
+            bits |= opt::SACK;
+        }
+        if self.ts.is_some() {
+            bits |= opt::TSTAMP;
+        }
+        if self.ecn {
+            bits |= opt::ECN;
+        }
+        bits
+    }
+}
+
+impl TcpEngine {
+    /// `tcp_conn_request`: a SYN for a listener.
+    pub(super) fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: Arc<Listener>, c: &Counters, tx: &mut impl TxSink) {
+        // A copy of plain data, not an Arc clone (an atomic RMW) per segment.
+        let s = *self.sysctls;
+        let Some(want_cookie) = syn_flood_action(&s, &listener, c) else { return };
+        if listener.sk_acceptq_is_full() {
+            c.inc(Counter::ListenOverflows);
+            c.inc(Counter::ListenDrops);
+            return;
+        }
+        let opts = SynOptions::parse(rx.input.seg.options());
+        let n = Negotiation::new(&s, self.cfg.mss, &opts, rx, want_cookie);
+        if !want_cookie && s.tcp_syncookies == 0 && !self.backlog_room(&s, &listener, rx.key.peer) {
+            c.inc(Counter::ListenDrops);
+            return;
+        }
+        let ts_off = if n.ts.is_some() { isn::ts_off(self.secrets.ts_off, &rx.key) } else { 0 };
+        if want_cookie {
+            self.cookie_synack(rx, &listener, &n, ts_off, c, tx);
+            return;
+        }
+        let iss = isn::isn(self.secrets.isn, rx.now, &rx.key);
+        let tsval = n.ts.map(|(peer_tsval, _)| ((rx.now.as_millis() as u32).wrapping_add(ts_off), peer_tsval));
+        let mut synack = self.synack_options(n.wscale, n.sack, tsval);
+        let syn_data = !rx.input.seg.payload().is_empty();
+        let tfo = self.try_fastopen(&s, &listener, &rx.key, opts.fastopen.as_ref(), syn_data, c);
+        synack.fastopen = tfo.cookie;
+        if tfo.child {
+            self.fastopen_child(rx, &listener, &n, iss, ts_off, &synack, c, tx);
+        } else {
+            self.add_request(rx, listener, &n, iss, ts_off, &synack, c, tx);
+        }
+    }
+
+    /// "Kill the following clause, if you dislike this way": without
+    /// cookies the last quarter of the SYN backlog is for proven peers
+    /// (`tcp_peer_is_proven`).
+    fn backlog_room(&self, s: &Sysctls, listener: &Listener, peer: u32) -> bool {
+        let max = s.tcp_max_syn_backlog;
+        max.saturating_sub(listener.reqsk_queue_len()) >= (max >> 2) || self.proven.contains(&peer)
+    }
+
+    pub(super) fn synack_options(&self, req_wscale: Option<u8>, sack: bool, ts: Option<(u32, u32)>) -> SynAckOptions {
+        SynAckOptions {
+            mss: self.cfg.mss,
+            wscale: req_wscale.map(|_| self.cfg.rcv_wscale),
+            sack,
+            timestamps: ts,
+            fastopen: None,
+        }
+    }
+
+    /// `cookie_v4_init_sequence`: the SYN-ACK carries the connection in its
+    /// ISN (and, with timestamps, its options in the TSval); nothing is kept.
+    fn cookie_synack(&mut self, rx: &Rx<'_, '_>, listener: &Listener, n: &Negotiation, ts_off: u32, c: &Counters, tx: &mut impl TxSink) {
+        let (now, client_isn) = (rx.now, rx.input.seg.seq_number());
+        let (cookie, _mss) = syncookie::make(&self.secrets.syncookie, &rx.key, client_isn, n.mss, syncookie::counter(now));
+        c.inc(Counter::SyncookiesSent);
+        listener.synq_overflow(now);
+        let ts_now = now.as_millis() as u32;
+        let tsval = n.ts.map(|(tsval, _)| {
+            (syncookie::encode_ts(ts_now, n.wscale, n.sack, n.ecn).wrapping_add(ts_off), tsval)
+        });
+        let opts = self.synack_options(n.wscale, n.sack, tsval);
+        if send_synack(&self.cfg, rx.route, rx.key, cookie, client_isn.wrapping_add(1), n.ecn, &opts, c, tx) {
+            self.sample(listener.id, Metric::SynToSynAck, now);
+        }
+    }
+
+    /// `tcp_try_fastopen`: accept the SYN's data at once when its cookie is
+    /// valid (or none is required), and pick the cookie the SYN-ACK carries.
+    fn try_fastopen(
+        &self,
+        s: &Sysctls,
+        listener: &Listener,
+        key: &FlowKey,
+        offered: Option<&FastOpenCookie>,
+        syn_data: bool,
+        c: &Counters,
+    ) -> FastOpen {
+        let mut out = FastOpen::default();
+        if offered.is_some_and(|f| f.is_empty()) {
+            c.inc(Counter::TcpFastOpenCookieReqd);
+        }
+        if s.tcp_fastopen & tfo::SERVER_ENABLE == 0 || !(syn_data || offered.is_some()) {
+            return out;
+        }
+        let max = listener.fastopen_max_qlen();
+        if max == 0 {
+            // TFO not enabled on this listener: plain handshake, no cookie.
+            return out;
+        }
+        if listener.fastopen_qlen() >= max {
+            c.inc(Counter::TcpFastOpenListenOverflow);
+            return out;
+        }
+        let exp = offered.is_some_and(|f| f.is_experimental());
+        let fresh = || FastOpenCookie::new(&fastopen::gen(&self.secrets.tfo, key)).ok().map(|c| c.with_experimental(exp));
+        let no_cookie = s.tcp_fastopen & tfo::SERVER_COOKIE_NOT_REQD != 0;
+        let mut accept_data = syn_data && no_cookie;
+        match offered {
+            _ if accept_data => {}
+            Some(f) if f.is_empty() => out.cookie = fresh(),
+            Some(f) => match fastopen::check(&self.secrets.tfo, key, f.as_bytes()) {
+                TfoCookieCheck::Valid => accept_data = syn_data,
+                TfoCookieCheck::ValidBackup => {
+                    accept_data = syn_data;
+                    out.cookie = fresh();
+                }
+                TfoCookieCheck::Invalid => {
+                    c.inc(Counter::TcpFastOpenPassiveFail);
+                    out.cookie = fresh();
+                }
+            },
+            None => {}
+        }
+        if accept_data {
+            if listener.fastopenq_try_add() {
+                out.child = true;
+            } else {
+                c.inc(Counter::TcpFastOpenListenOverflow);
+            }
+        }
+        out
+    }
+
+    /// `tcp_fastopen_create_child`: the child exists at once, with the
+    /// SYN's data; the SYN-ACK acknowledges it.
+    #[allow(clippy::too_many_arguments)]
+    fn fastopen_child(
+        &mut self,
+        rx: &Rx<'_, '_>,
+        listener: &Arc<Listener>,
+        n: &Negotiation,
+        iss: u32,
+        ts_off: u32,
+        synack: &SynAckOptions,
+        c: &Counters,
+        tx: &mut impl TxSink,
+    ) {
+        let seg = &rx.input.seg;
+        let (now, client_isn, data) = (rx.now, seg.seq_number(), seg.payload());
+        let params = ChildParams {
+            origin: Origin::FastOpen,
+            iss,
+            irs: client_isn,
+            mss: n.mss,
+            snd_wscale: n.wscale,
+            rcv_wscale: self.cfg.rcv_wscale,
+            sack: n.sack,
+            ecn: n.ecn,
+            ts: n.ts.map(|(tsval, _)| (tsval, ts_off)),
+            syn_at: now,
+            peer_mss: n.peer_mss,
+            peer_window: u32::from(seg.window_len()),
+            initial_data: data,
+            rtt_sample: None,
+        };
+        match self.create_child(now, rx.key, rx.hash, rx.route.peer_mac, listener, params, c) {
+            Ok(id) => {
+                c.inc(Counter::TcpFastOpenPassive);
+                if let Some(conn) = self.conns.get_mut(id) {
+                    conn.tfo_pending = Some(listener.clone());
+                }
+                let ack = client_isn.wrapping_add(1).wrapping_add(data.len() as u32);
+                if send_synack(&self.cfg, rx.route, rx.key, iss, ack, n.ecn, synack, c, tx) {
+                    self.sample(listener.id, Metric::SynToSynAck, now);
+                }
+            }
+            Err(_) => {
+                listener.fastopenq_removed();
+                c.inc(Counter::TcpFastOpenPassiveFail);
+            }
+        }
+    }
+
+    /// A request sock and its SYN-ACK timer (`inet_csk_reqsk_queue_hash_add`).
+    #[allow(clippy::too_many_arguments)]
+    fn add_request(
+        &mut self,
+        rx: &Rx<'_, '_>,
+        listener: Arc<Listener>,
+        n: &Negotiation,
+        iss: u32,
+        ts_off: u32,
+        synack: &SynAckOptions,
+        c: &Counters,
+        tx: &mut impl TxSink,
+    ) {
+        let (now, key, seg) = (rx.now, rx.key, &rx.input.seg);
+        let client_isn = seg.seq_number();
+        let timer = self.timers.schedule(now + TCP_TIMEOUT_INIT, Timer::SynAck(key));
+        listener.reqsk_queue_added();
+        let listener_id = listener.id;
+        let req = RequestSock {
+            listener,
+            syn_at: now,
+            timer,
+            snt_isn: iss,
+            rcv_isn: client_isn,
+            ts_recent: n.ts.map_or(0, |(tsval, _)| tsval),
+            ts_off,
+            last_oow_ack: 0,
+            mss: n.mss,
+            peer_window: seg.window_len(),
+            snd_wscale: n.wscale.unwrap_or(NO_WSCALE),
+            rcv_wscale: self.cfg.rcv_wscale,
+            opts: n.opt_bits(),
+            num_timeout: 0,
+            num_retrans: 0,
+        };
+        self.reqs.insert(key, req);
+        if send_synack(&self.cfg, rx.route, key, iss, client_isn.wrapping_add(1), n.ecn, synack, c, tx) {
+            self.sample(listener_id, Metric::SynToSynAck, now);
+        }
+    }
+}
