@@ -404,18 +404,23 @@ impl Tcb {
         if p.syn_ack_pending {
             t.rtx_at = Deadline::at(p.now + t.rto());
         }
-        // TFO data was acknowledged by the SYN-ACK.
-        let take = p.initial_data.len().min(t.rcv.free() as usize);
-        if take > 0 {
-            if let Some(nxt) = t.rcv.store(t.rcv_nxt, t.rcv_nxt, &p.initial_data[..take]) {
-                t.rcv_nxt = nxt;
-                t.rcv_wup = nxt;
-                t.rcv_wnd = t.rcv_wnd.saturating_sub(take as u32);
-                t.events.insert(Events::READABLE);
-            }
-        }
+        t.accept_syn_data(p.initial_data);
         t.enter_quickack();
         t
+    }
+
+    /// TFO: the SYN's data, acknowledged by the SYN-ACK, is readable at once.
+    fn accept_syn_data(&mut self, data: &[u8]) {
+        let take = data.len().min(self.rcv.free() as usize);
+        if take == 0 {
+            return;
+        }
+        if let Some(nxt) = self.rcv.store(self.rcv_nxt, self.rcv_nxt, &data[..take]) {
+            self.rcv_nxt = nxt;
+            self.rcv_wup = nxt;
+            self.rcv_wnd = self.rcv_wnd.saturating_sub(take as u32);
+            self.events.insert(Events::READABLE);
+        }
     }
 
     // ----- accessors -----
@@ -633,63 +638,7 @@ impl Tcb {
             }
             _ => {}
         }
-        let rst = seg.flags.rst();
-        let seg_len = seg.payload.len() as u32 + seg.flags.syn() as u32 + seg.flags.fin() as u32;
-
-        //= https://www.rfc-editor.org/rfc/rfc7323#section-5.3
-        //# R1)  If there is a Timestamps option in the arriving segment,
-        //#      SEG.TSval < TS.Recent, and if TS.Recent is valid (see later
-        //#      discussion), then treat the arriving segment as not acceptable:
-        //#
-        //#      Send an acknowledgement in reply as specified in RFC 793,
-        //#      page 69, and drop the segment.
-        if self.has(F_TS) && !rst {
-            if let Some((tsval, _)) = seg.ts {
-                if before(tsval, self.ts_recent) {
-                    self.send_oow_ack(now, seg, out);
-                    return self.take_events();
-                }
-            }
-        }
-
-        if !self.acceptable(seg.seq, seg_len) {
-            //= https://www.rfc-editor.org/rfc/rfc9293#section-3.10.7.4
-            //# If an incoming segment is not acceptable, an acknowledgment
-            //# should be sent in reply (unless the RST bit is set, if so drop
-            //# the segment and return)
-            if !rst {
-                self.send_oow_ack(now, seg, out);
-            }
-            return self.take_events();
-        }
-
-        if rst {
-            //= https://www.rfc-editor.org/rfc/rfc5961#section-3.2
-            //# 1) If the RST bit is set and the sequence number is outside the
-            //#    current receive window, silently drop the segment.
-            //#
-            //# 2) If the RST bit is set and the sequence number exactly matches
-            //#    the next expected sequence number (RCV.NXT), then TCP MUST reset
-            //#    the connection.
-            //#
-            //# 3) If the RST bit is set and the sequence number does not exactly
-            //#    match the next expected sequence value, yet is within the
-            //#    current receive window, TCP MUST send an acknowledgment
-            //#    (challenge ACK)
-            if seg.seq == self.rcv_nxt {
-                self.on_reset();
-            } else {
-                self.challenge_ack(now, out);
-            }
-            return self.take_events();
-        }
-
-        if seg.flags.syn() {
-            //= https://www.rfc-editor.org/rfc/rfc5961#section-4.2
-            //# If the SYN bit is set, irrespective of the sequence number, TCP
-            //# MUST send an ACK (also referred to as challenge ACK) to the remote
-            //# peer
-            self.challenge_ack(now, out);
+        if !self.segment_acceptable(now, seg, out) {
             return self.take_events();
         }
 
@@ -719,6 +668,83 @@ impl Tcb {
             }
         }
 
+        if !self.receive_text(now, seg, out) {
+            return self.take_events();
+        }
+        self.transmit(now, out);
+        self.take_events()
+    }
+
+    /// The checks before ACK processing (RFC 9293 3.10.7.4 first to fourth,
+    /// with RFC 7323's PAWS and RFC 5961's RST and SYN rules). False when
+    /// the segment was answered or dropped here.
+    fn segment_acceptable(&mut self, now: Instant, seg: &SegIn<'_>, out: &mut impl FnMut(SegOut, Payload<'_>)) -> bool {
+        let rst = seg.flags.rst();
+        let seg_len = seg.payload.len() as u32 + seg.flags.syn() as u32 + seg.flags.fin() as u32;
+
+        //= https://www.rfc-editor.org/rfc/rfc7323#section-5.3
+        //# R1)  If there is a Timestamps option in the arriving segment,
+        //#      SEG.TSval < TS.Recent, and if TS.Recent is valid (see later
+        //#      discussion), then treat the arriving segment as not acceptable:
+        //#
+        //#      Send an acknowledgement in reply as specified in RFC 793,
+        //#      page 69, and drop the segment.
+        if self.has(F_TS) && !rst {
+            if let Some((tsval, _)) = seg.ts {
+                if before(tsval, self.ts_recent) {
+                    self.send_oow_ack(now, seg, out);
+                    return false;
+                }
+            }
+        }
+
+        if !self.acceptable(seg.seq, seg_len) {
+            //= https://www.rfc-editor.org/rfc/rfc9293#section-3.10.7.4
+            //# If an incoming segment is not acceptable, an acknowledgment
+            //# should be sent in reply (unless the RST bit is set, if so drop
+            //# the segment and return)
+            if !rst {
+                self.send_oow_ack(now, seg, out);
+            }
+            return false;
+        }
+
+        if rst {
+            //= https://www.rfc-editor.org/rfc/rfc5961#section-3.2
+            //# 1) If the RST bit is set and the sequence number is outside the
+            //#    current receive window, silently drop the segment.
+            //#
+            //# 2) If the RST bit is set and the sequence number exactly matches
+            //#    the next expected sequence number (RCV.NXT), then TCP MUST reset
+            //#    the connection.
+            //#
+            //# 3) If the RST bit is set and the sequence number does not exactly
+            //#    match the next expected sequence value, yet is within the
+            //#    current receive window, TCP MUST send an acknowledgment
+            //#    (challenge ACK)
+            if seg.seq == self.rcv_nxt {
+                self.on_reset();
+            } else {
+                self.challenge_ack(now, out);
+            }
+            return false;
+        }
+
+        if seg.flags.syn() {
+            //= https://www.rfc-editor.org/rfc/rfc5961#section-4.2
+            //# If the SYN bit is set, irrespective of the sequence number, TCP
+            //# MUST send an ACK (also referred to as challenge ACK) to the remote
+            //# peer
+            self.challenge_ack(now, out);
+            return false;
+        }
+
+        true
+    }
+
+    /// The segment text and FIN (RFC 9293 3.10.7.4, seventh and eighth).
+    /// False when the connection was reset here.
+    fn receive_text(&mut self, now: Instant, seg: &SegIn<'_>, out: &mut impl FnMut(SegOut, Payload<'_>)) -> bool {
         let receiving = matches!(
             self.state,
             State::Established | State::FinWait1 | State::FinWait2
@@ -732,7 +758,7 @@ impl Tcb {
                 // a socket the application closed is answered with RST.
                 self.send_rst(now, out);
                 self.set_closed();
-                return self.take_events();
+                return false;
             }
             if receiving {
                 self.queue_data(now, seg);
@@ -762,8 +788,7 @@ impl Tcb {
             self.on_fin(now);
         }
 
-        self.transmit(now, out);
-        self.take_events()
+        true
     }
 
     /// Send what can be sent now: data within min(cwnd, peer window), FIN,
@@ -954,24 +979,7 @@ impl Tcb {
             return true;
         }
 
-        let new_wnd = (seg.window as u32) << self.snd_wscale;
-        let old_wnd = self.snd_wnd;
-        // Linux tcp_may_update_window (RFC 9293's SND.WL1/SND.WL2 rule).
-        if after(ack, self.snd_una)
-            || after(seg.seq, self.snd_wl1)
-            || (seg.seq == self.snd_wl1 && new_wnd > self.snd_wnd)
-        {
-            self.snd_wnd = new_wnd;
-            self.snd_wl1 = seg.seq;
-            self.snd_wl2 = ack;
-            self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
-        }
-        if self.snd_wnd > 0 && self.has(F_PROBING) {
-            // The window opened: Linux tcp_ack_probe clears the backoff.
-            self.set(F_PROBING, false);
-            self.rtx_at = Deadline::NONE;
-            self.retransmits = 0;
-        }
+        let (new_wnd, old_wnd) = self.update_window(seg, ack);
 
         let acked = ack.wrapping_sub(self.snd_una);
         if acked == 0 {
@@ -1013,24 +1021,7 @@ impl Tcb {
             self.events.insert(Events::WRITABLE);
         }
 
-        // RTT sample.
-        if self.has(F_TS) {
-            //= https://www.rfc-editor.org/rfc/rfc7323#section-4.1
-            //# A TSecr value received in a segment MAY be used to update the
-            //# averaged RTT measurement only if the segment advances the left
-            //# edge of the send window, i.e., SND.UNA is increased.
-            if let Some((_, tsecr)) = seg.ts {
-                let rtt_ms = self.ts_val(now).wrapping_sub(tsecr);
-                if tsecr != 0 && (rtt_ms as i32) >= 0 && self.retransmits == 0 {
-                    self.rtt.on_sample(Duration::from_millis(rtt_ms as u64));
-                }
-            }
-        } else if self.has(F_RTT_TIMING) && after(ack, self.rtt_seq) {
-            // Karn: the timed segment was never retransmitted (timing is
-            // cancelled on retransmission).
-            self.set(F_RTT_TIMING, false);
-            self.rtt.on_sample(now - self.rtt_time);
-        }
+        self.rtt_sample_on_ack(now, seg, ack);
         self.retransmits = 0;
 
         self.on_ack_cc(now, ack, data_acked, out);
@@ -1050,24 +1041,73 @@ impl Tcb {
             }
         }
 
-        if fin_acked {
-            // Nothing left to send: forget the FIN so it is never sent again.
-            self.set(F_FIN_QUEUED | F_FIN_SENT, false);
-            match self.state {
-                State::FinWait1 => {
-                    self.state = State::FinWait2;
-                    if self.has(F_ORPHAN) {
-                        self.state_at =
-                            Deadline::at(now + Duration::from_millis(self.fin_timeout_ms as u64));
-                    }
+        !fin_acked || self.on_fin_acked(now)
+    }
+
+    /// Take the peer's window from an acceptable ACK (Linux's
+    /// `tcp_may_update_window`, RFC 9293's SND.WL1/SND.WL2 rule). Returns
+    /// the segment's window and the previous one.
+    fn update_window(&mut self, seg: &SegIn<'_>, ack: u32) -> (u32, u32) {
+        let new_wnd = (seg.window as u32) << self.snd_wscale;
+        let old_wnd = self.snd_wnd;
+        if after(ack, self.snd_una)
+            || after(seg.seq, self.snd_wl1)
+            || (seg.seq == self.snd_wl1 && new_wnd > self.snd_wnd)
+        {
+            self.snd_wnd = new_wnd;
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
+        }
+        if self.snd_wnd > 0 && self.has(F_PROBING) {
+            // The window opened: Linux tcp_ack_probe clears the backoff.
+            self.set(F_PROBING, false);
+            self.rtx_at = Deadline::NONE;
+            self.retransmits = 0;
+        }
+        (new_wnd, old_wnd)
+    }
+
+    /// An RTT sample from an ACK of new data: the echoed timestamp, or
+    /// Karn's timed segment without timestamps.
+    fn rtt_sample_on_ack(&mut self, now: Instant, seg: &SegIn<'_>, ack: u32) {
+        if self.has(F_TS) {
+            //= https://www.rfc-editor.org/rfc/rfc7323#section-4.1
+            //# A TSecr value received in a segment MAY be used to update the
+            //# averaged RTT measurement only if the segment advances the left
+            //# edge of the send window, i.e., SND.UNA is increased.
+            if let Some((_, tsecr)) = seg.ts {
+                let rtt_ms = self.ts_val(now).wrapping_sub(tsecr);
+                if tsecr != 0 && (rtt_ms as i32) >= 0 && self.retransmits == 0 {
+                    self.rtt.on_sample(Duration::from_millis(rtt_ms as u64));
                 }
-                State::Closing => self.enter_time_wait(now),
-                State::LastAck => {
-                    self.set_closed();
-                    return false;
-                }
-                _ => {}
             }
+        } else if self.has(F_RTT_TIMING) && after(ack, self.rtt_seq) {
+            // Karn: the timed segment was never retransmitted (timing is
+            // cancelled on retransmission).
+            self.set(F_RTT_TIMING, false);
+            self.rtt.on_sample(now - self.rtt_time);
+        }
+    }
+
+    /// Our FIN is acknowledged: FIN_WAIT_1 -> FIN_WAIT_2, CLOSING ->
+    /// TIME_WAIT, LAST_ACK -> closed (then false: the segment is done).
+    fn on_fin_acked(&mut self, now: Instant) -> bool {
+        // Nothing left to send: forget the FIN so it is never sent again.
+        self.set(F_FIN_QUEUED | F_FIN_SENT, false);
+        match self.state {
+            State::FinWait1 => {
+                self.state = State::FinWait2;
+                if self.has(F_ORPHAN) {
+                    self.state_at = Deadline::at(now + Duration::from_millis(self.fin_timeout_ms as u64));
+                }
+            }
+            State::Closing => self.enter_time_wait(now),
+            State::LastAck => {
+                self.set_closed();
+                return false;
+            }
+            _ => {}
         }
         true
     }
