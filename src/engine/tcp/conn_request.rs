@@ -46,6 +46,7 @@ struct FastOpen {
 /// `tcp_syn_flood_action` and `inet_csk_reqsk_queue_is_full`: `Some(true)`
 /// to answer with a cookie, `Some(false)` to queue a request, `None` when
 /// the SYN is dropped (queue full, cookies off).
+#[inline]
 fn syn_flood_action(s: &Sysctls, listener: &Listener, c: &Counters) -> Option<bool> {
     if s.tcp_syncookies != 2 && !listener.reqsk_queue_is_full() {
         return Some(false);
@@ -60,6 +61,7 @@ fn syn_flood_action(s: &Sysctls, listener: &Listener, c: &Counters) -> Option<bo
 }
 
 impl Negotiation {
+    #[inline]
     fn new(s: &Sysctls, our_mss: u16, opts: &SynOptions, rx: &Rx<'_, '_>, want_cookie: bool) -> Negotiation {
         let flags = rx.input.seg.flags();
         let mut n = Negotiation {
@@ -151,6 +153,7 @@ impl TcpEngine {
 
     /// `cookie_v4_init_sequence`: the SYN-ACK carries the connection in its
     /// ISN (and, with timestamps, its options in the TSval); nothing is kept.
+    #[inline]
     fn cookie_synack(&mut self, rx: &Rx<'_, '_>, listener: &Listener, n: &Negotiation, ts_off: u32, c: &Counters, tx: &mut impl TxSink) {
         let (now, client_isn) = (rx.now, rx.input.seg.seq_number());
         let (cookie, _mss) = syncookie::make(&self.secrets.syncookie, &rx.key, client_isn, n.mss, syncookie::counter(now));
@@ -168,6 +171,7 @@ impl TcpEngine {
 
     /// `tcp_try_fastopen`: accept the SYN's data at once when its cookie is
     /// valid (or none is required), and pick the cookie the SYN-ACK carries.
+    #[inline]
     fn try_fastopen(
         &self,
         s: &Sysctls,

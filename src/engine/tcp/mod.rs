@@ -199,6 +199,7 @@ impl TcpEngine {
         &mut self.samples
     }
 
+    #[inline]
     fn sample(&mut self, listener_id: u64, metric: Metric, start: Instant) {
         // Bounded: a worker that never collects must not grow without limit.
         if self.samples.len() < 4096 {

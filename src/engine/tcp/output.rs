@@ -155,6 +155,7 @@ impl SynAckOptions {
 /// Send a SYN-ACK with `opts` (ECE set when ECN was negotiated); counted
 /// when the port took it.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn send_synack(
     cfg: &TcpConfig,
     route: Route,
