@@ -6,9 +6,6 @@
 //!
 //! `cargo bench --bench listen_path` (about 1 minute).
 
-#[path = "../bench/fixture.rs"]
-mod fixture;
-
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dlisten::engine::listen::{AcceptQueue, ChildSock, Listener, ReuseportGroup};
 use dlisten::engine::flow::FlowKey;
@@ -21,7 +18,9 @@ use dlisten::wire::ethernet::EthernetFrame;
 use dlisten::wire::ipv4::Ipv4Packet;
 use dlisten::wire::tcp::TcpSegment;
 use dlisten::wire::tcp_options::SynOptions;
-use fixture::{Path, ReuseSink, Rig, FRAME_MAX, LOCAL, SYN_LEN};
+use dlisten::testkit::clients::{self, bench_rig, Path, SYN_LEN};
+use dlisten::testkit::frame::OUR_IP as LOCAL;
+use dlisten::testkit::rig::{ReuseSink, FRAME_MAX};
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +40,7 @@ fn config() -> Criterion {
 /// any table is touched.
 fn wire(c: &mut Criterion) {
     let mut syn = [0u8; SYN_LEN];
-    fixture::syn_frame(1, &mut syn);
+    clients::syn_frame(1, &mut syn);
     c.bench_function("wire/parse_syn_eth_ip_tcp_opts", |b| {
         b.iter(|| {
             let f = black_box(&syn[..]);
@@ -108,7 +107,7 @@ fn reuseport(c: &mut Criterion) {
 fn cookie(c: &mut Criterion) {
     let keys = Secrets::from_seed([7; 32]).syncookie;
     let flow = |peer: u32| FlowKey { local: u32::from(LOCAL), peer, local_port: 80, peer_port: 40000 };
-    let saddr = u32::from(fixture::peer(1).0);
+    let saddr = u32::from(clients::peer(1).0);
     let counter = syncookie::counter(EngineInstant::from_secs(1_000));
     c.bench_function("syncookie/make", |b| {
         let mut isn = 0u32;
@@ -126,33 +125,33 @@ fn cookie(c: &mut Criterion) {
 
 /// Frame in, SYN-ACK built: `Host::rx` through the engine.
 fn synack(c: &mut Criterion) {
-    let frames = fixture::syn_frames(0, FLOWS);
-    for (name, meta) in [("offload", fixture::META_OFFLOAD), ("sw_csum", fixture::META_SOFTWARE)] {
-        let mut rig = Rig::new(Path::Cookie, 4096);
-        let mut tx = ReuseSink::new();
+    let frames = clients::syn_frames(0, FLOWS);
+    for (name, meta) in [("offload", clients::META_OFFLOAD), ("sw_csum", clients::META_SOFTWARE)] {
+        let (mut rig, _fd) = bench_rig(Path::Cookie, 4096);
+        let mut tx = ReuseSink::default();
         c.bench_function(&format!("synack/cookie_frame_to_synack_{name}"), |b| {
             let mut it = frames.chunks_exact(SYN_LEN).cycle();
             b.iter(|| {
                 let f = it.next().unwrap_or(&frames[..SYN_LEN]);
-                rig.rx(f, meta, &mut tx);
+                rig.rx(0, f, meta, &mut tx);
             })
         });
-        assert!(tx.frames > 0 && rig.tcp.request_socks() == 0);
+        assert!(tx.frames > 0 && rig.workers[0].engine.request_socks() == 0);
     }
     // The queue path keeps a request sock per SYN: every sample starts from a
     // fresh engine with a backlog that holds it, and new flows.
     c.bench_function("synack/queue_frame_to_synack_offload", |b| {
         b.iter_custom(|iters| {
             let n = iters as u32;
-            let frames = fixture::syn_frames(0, n);
-            let mut rig = Rig::new(Path::Queue, n.max(1) * 2);
-            let mut tx = ReuseSink::new();
+            let frames = clients::syn_frames(0, n);
+            let (mut rig, _fd) = bench_rig(Path::Queue, n.max(1) * 2);
+            let mut tx = ReuseSink::default();
             let t = Instant::now();
             for f in frames.chunks_exact(SYN_LEN) {
-                rig.rx(f, fixture::META_OFFLOAD, &mut tx);
+                rig.rx(0, f, clients::META_OFFLOAD, &mut tx);
             }
             let d = t.elapsed();
-            assert_eq!(rig.tcp.request_socks(), n as usize);
+            assert_eq!(rig.workers[0].engine.request_socks(), n as usize);
             d
         })
     });
@@ -165,7 +164,7 @@ fn accept_queue(c: &mut Criterion) {
         worker: 0,
         conn_id: 1,
         local: SocketAddrV4::new(LOCAL, 80),
-        peer: SocketAddrV4::new(fixture::peer(1).0, 40000),
+        peer: SocketAddrV4::new(clients::peer(1).0, 40000),
         established_at: EngineInstant::ZERO,
         flow_hash: 7,
     };
@@ -185,30 +184,30 @@ fn handshake(c: &mut Criterion) {
         c.bench_function(&format!("handshake/syn_ack_accept_{name}"), |b| {
             b.iter_custom(|iters| {
                 let n = iters as u32;
-                let frames = fixture::syn_frames(0, n);
-                let mut rig = Rig::new(path, 4096);
-                let listener = rig.stack.listener(rig.fd).expect("listener");
+                let frames = clients::syn_frames(0, n);
+                let (mut rig, fd) = bench_rig(path, 4096);
+                let listener = rig.stack.listener(fd).expect("listener");
                 let mut synacks = vec![[0u8; FRAME_MAX]; BATCH];
                 let mut acks = vec![[0u8; FRAME_MAX]; BATCH];
                 let mut lens = [0usize; BATCH];
-                let mut tx = ReuseSink::new();
+                let mut tx = ReuseSink::default();
                 let mut spent = Duration::ZERO;
                 let mut accepted = 0u64;
                 for batch in frames.chunks(SYN_LEN * BATCH) {
                     let t = Instant::now();
                     for (k, syn) in batch.chunks_exact(SYN_LEN).enumerate() {
-                        rig.rx(syn, fixture::META_OFFLOAD, &mut tx);
+                        rig.rx(0, syn, clients::META_OFFLOAD, &mut tx);
                         lens[k] = tx.len;
                         synacks[k][..tx.len].copy_from_slice(tx.last());
                     }
                     spent += t.elapsed();
                     let m = batch.len() / SYN_LEN;
                     for k in 0..m {
-                        lens[k] = fixture::ack_frame(&synacks[k][..lens[k]], &mut acks[k]);
+                        lens[k] = clients::ack_frame(&synacks[k][..lens[k]], &mut acks[k]);
                     }
                     let t = Instant::now();
                     for k in 0..m {
-                        rig.rx(&acks[k][..lens[k]], fixture::META_OFFLOAD, &mut tx);
+                        rig.rx(0, &acks[k][..lens[k]], clients::META_OFFLOAD, &mut tx);
                     }
                     while listener.acceptq_remove().is_some() {
                         accepted += 1;

@@ -19,9 +19,6 @@
 //! counters and exits non-zero when the engine did not do what the mode
 //! says (so a count is never of a run that silently dropped everything).
 
-#[path = "../bench/fixture.rs"]
-mod fixture;
-
 use dlisten::engine::host::RxMeta;
 use dlisten::engine::tcp::output::FlowKey;
 use dlisten::engine::tcp::reqsk::RequestSock;
@@ -29,7 +26,9 @@ use dlisten::engine::tcb::Tcb;
 use dlisten::engine::tcp::Conn;
 use dlisten::engine::listen::ChildSock;
 use dlisten::stats::Counter;
-use fixture::{Path, ReuseSink, Rig, FRAME_MAX, SYN_LEN};
+use dlisten::engine::time::Instant;
+use dlisten::testkit::clients::{self, bench_rig, Path, SYN_LEN};
+use dlisten::testkit::rig::{ReuseSink, Rig, RigWorker, FRAME_MAX};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::mem::size_of;
 use std::process::ExitCode;
@@ -79,15 +78,16 @@ fn live() -> i64 {
 
 /// The only function that does engine work: callgrind counts it alone.
 #[inline(never)]
-fn engine_rx(rig: &mut Rig, frame: &[u8], meta: RxMeta, tx: &mut ReuseSink) {
-    rig.rx(frame, meta, tx);
+fn engine_rx(w: &mut RigWorker, now: Instant, frame: &[u8], meta: RxMeta, tx: &mut ReuseSink) {
+    w.rx(now, frame, meta, tx);
 }
 
 /// COUNT SYNs, each answered by a SYN-ACK (request sock or cookie).
 fn run_syns(path: Path, count: u32, meta: RxMeta, spread: bool) -> Result<(), String> {
-    let mut rig = Rig::new(path, count.max(1) * 2);
-    let frames = if spread { fixture::spread_syn_frames(0, count) } else { fixture::syn_frames(0, count) };
-    let mut tx = ReuseSink::new();
+    let (mut rig, _fd) = bench_rig(path, count.max(1) * 2);
+    let now = rig.now;
+    let frames = if spread { clients::spread_syn_frames(0, count) } else { clients::syn_frames(0, count) };
+    let mut tx = ReuseSink::default();
     // Warm-up (the first SYNs grow tables, the neighbour table up to its
     // 16384 entries with spread peers), then the allocation check.
     let warm = if spread { count.min(17_384) } else { (count / 10).min(1000) } as usize;
@@ -96,21 +96,21 @@ fn run_syns(path: Path, count: u32, meta: RxMeta, spread: bool) -> Result<(), St
         if k == warm {
             allocs_in_loop = allocs();
         }
-        engine_rx(&mut rig, f, meta, &mut tx);
+        engine_rx(&mut rig.workers[0], now, f, meta, &mut tx);
     }
     allocs_in_loop = allocs() - allocs_in_loop;
-    let c = rig.counters.snapshot();
+    let c = rig.workers[0].counters.snapshot();
     print_counters(&rig);
     let n = u64::from(count);
-    println!("request socks: {}", rig.tcp.request_socks());
+    println!("request socks: {}", rig.workers[0].engine.request_socks());
     println!("allocations after warm-up ({} SYNs): {allocs_in_loop}", count as usize - warm);
     check(tx.frames == n, format!("{} SYN-ACKs for {n} SYNs", tx.frames))?;
     check(c.get(Counter::TcpOutSegs) == n, "TcpOutSegs != SYNs".into())?;
     match path {
-        Path::Queue => check(rig.tcp.request_socks() == count as usize, "not one request sock per SYN".into()),
+        Path::Queue => check(rig.workers[0].engine.request_socks() == count as usize, "not one request sock per SYN".into()),
         Path::Cookie => {
             check(c.get(Counter::SyncookiesSent) == n, "SyncookiesSent != SYNs".into())?;
-            check(rig.tcp.request_socks() == 0, "request socks in cookie mode".into())?;
+            check(rig.workers[0].engine.request_socks() == 0, "request socks in cookie mode".into())?;
             // The design's rule: cookie mode allocates nothing per SYN.
             check(allocs_in_loop == 0, format!("cookie path allocated {allocs_in_loop} times"))
         }
@@ -121,23 +121,24 @@ fn run_syns(path: Path, count: u32, meta: RxMeta, spread: bool) -> Result<(), St
 fn run_handshakes(path: Path, count: u32, meta: RxMeta) -> Result<(), String> {
     const BATCH: u32 = 32;
     const ACCEPT_EVERY: u32 = 64;
-    let mut rig = Rig::new(path, 4096);
-    let listener = rig.stack.listener(rig.fd).map_err(|e| format!("listener: {e:?}"))?;
-    let frames = fixture::syn_frames(0, count);
+    let (mut rig, fd) = bench_rig(path, 4096);
+    let now = rig.now;
+    let listener = rig.stack.listener(fd).map_err(|e| format!("listener: {e:?}"))?;
+    let frames = clients::syn_frames(0, count);
     let mut acks = vec![[0u8; FRAME_MAX]; BATCH as usize];
     let mut ack_len = [0usize; BATCH as usize];
-    let mut tx = ReuseSink::new();
+    let mut tx = ReuseSink::default();
     let mut accepted = 0u64;
     let mut done = 0u32;
     for batch in frames.chunks(SYN_LEN * BATCH as usize) {
         let syns = batch.chunks_exact(SYN_LEN);
         let n = syns.len();
         for (k, syn) in syns.enumerate() {
-            engine_rx(&mut rig, syn, meta, &mut tx);
-            ack_len[k] = fixture::ack_frame(tx.last(), &mut acks[k]);
+            engine_rx(&mut rig.workers[0], now, syn, meta, &mut tx);
+            ack_len[k] = clients::ack_frame(tx.last(), &mut acks[k]);
         }
         for k in 0..n {
-            engine_rx(&mut rig, &acks[k][..ack_len[k]], meta, &mut tx);
+            engine_rx(&mut rig.workers[0], now, &acks[k][..ack_len[k]], meta, &mut tx);
         }
         done += n as u32;
         if done % ACCEPT_EVERY == 0 || done == count {
@@ -147,12 +148,12 @@ fn run_handshakes(path: Path, count: u32, meta: RxMeta) -> Result<(), String> {
         }
     }
     print_counters(&rig);
-    let c = rig.counters.snapshot();
+    let c = rig.workers[0].counters.snapshot();
     let n = u64::from(count);
-    println!("accepted: {accepted}, connections: {}, request socks: {}", rig.tcp.connections().len(), rig.tcp.request_socks());
+    println!("accepted: {accepted}, connections: {}, request socks: {}", rig.workers[0].engine.connections().len(), rig.workers[0].engine.request_socks());
     check(c.get(Counter::TcpPassiveOpens) == n, "PassiveOpens != handshakes".into())?;
     check(accepted == n, format!("accepted {accepted} of {n}"))?;
-    check(rig.tcp.request_socks() == 0, "request socks left".into())?;
+    check(rig.workers[0].engine.request_socks() == 0, "request socks left".into())?;
     if path == Path::Cookie {
         check(c.get(Counter::SyncookiesRecv) == n, "SyncookiesRecv != handshakes".into())?;
     }
@@ -169,32 +170,34 @@ fn run_mem(count: u32) -> Result<(), String> {
     println!("size_of::<(u8, Option<Conn>)>()      = {:4} B  (one ConnTable slot)", size_of::<(u8, Option<Conn>)>());
     println!("size_of::<(FlowKey, u32)>()          = {:4} B  (ConnTable by_key slot, + 1 control byte)", size_of::<(FlowKey, u32)>());
     println!("size_of::<ChildSock>()               = {:4} B  (one accept-ring entry)", size_of::<ChildSock>());
-    let meta = fixture::META_OFFLOAD;
-    let frames = fixture::syn_frames(0, count);
-    let mut tx = ReuseSink::new();
+    let meta = clients::META_OFFLOAD;
+    let frames = clients::syn_frames(0, count);
+    let mut tx = ReuseSink::default();
 
     // Request socks: live heap after COUNT SYNs minus before.
-    let mut rig = Rig::new(Path::Queue, count * 2);
+    let (mut rig, _fd) = bench_rig(Path::Queue, count * 2);
+    let now = rig.now;
     let before = live();
     for f in frames.chunks_exact(SYN_LEN) {
-        engine_rx(&mut rig, f, meta, &mut tx);
+        engine_rx(&mut rig.workers[0], now, f, meta, &mut tx);
     }
     let per_req = (live() - before) as f64 / f64::from(count);
-    check(rig.tcp.request_socks() == count as usize, "not one request sock per SYN".into())?;
+    check(rig.workers[0].engine.request_socks() == count as usize, "not one request sock per SYN".into())?;
     println!("heap per request sock ({count} SYNs, request table + timer wheel): {per_req:.1} B");
     drop(rig);
 
     // Cookies: after a warm-up, nothing.
-    let mut rig = Rig::new(Path::Cookie, 4096);
+    let (mut rig, _fd) = bench_rig(Path::Cookie, 4096);
+    let now = rig.now;
     let warm = 1000.min(count as usize);
     let mut it = frames.chunks_exact(SYN_LEN);
     for f in it.by_ref().take(warm) {
-        engine_rx(&mut rig, f, meta, &mut tx);
+        engine_rx(&mut rig.workers[0], now, f, meta, &mut tx);
     }
     let (before, calls) = (live(), allocs());
     let rest = it.len();
     for f in it {
-        engine_rx(&mut rig, f, meta, &mut tx);
+        engine_rx(&mut rig.workers[0], now, f, meta, &mut tx);
     }
     let (grown, calls) = (live() - before, allocs() - calls);
     println!("cookie mode, {rest} SYNs after {warm} warm-up: {calls} allocations, {grown} B heap growth");
@@ -202,21 +205,22 @@ fn run_mem(count: u32) -> Result<(), String> {
     drop(rig);
 
     // Established connections: handshakes, accepted, connections kept.
-    let mut rig = Rig::new(Path::Queue, 4096);
-    let listener = rig.stack.listener(rig.fd).map_err(|e| format!("listener: {e:?}"))?;
+    let (mut rig, fd) = bench_rig(Path::Queue, 4096);
+    let now = rig.now;
+    let listener = rig.stack.listener(fd).map_err(|e| format!("listener: {e:?}"))?;
     let mut ack = [0u8; FRAME_MAX];
     // Stay under the worker's default buffer cap (1 GiB / 128 KiB).
     let conns = count.min(4000);
     let before = live();
     for f in frames.chunks_exact(SYN_LEN).take(conns as usize) {
-        engine_rx(&mut rig, f, meta, &mut tx);
-        let len = fixture::ack_frame(tx.last(), &mut ack);
-        engine_rx(&mut rig, &ack[..len], meta, &mut tx);
+        engine_rx(&mut rig.workers[0], now, f, meta, &mut tx);
+        let len = clients::ack_frame(tx.last(), &mut ack);
+        engine_rx(&mut rig.workers[0], now, &ack[..len], meta, &mut tx);
         while listener.acceptq_remove().is_some() {}
     }
     let per_conn = (live() - before) as f64 / f64::from(conns);
-    check(rig.tcp.connections().len() == conns as usize, "not one connection per handshake".into())?;
-    let cfg = rig.tcp.config();
+    check(rig.workers[0].engine.connections().len() == conns as usize, "not one connection per handshake".into())?;
+    let cfg = rig.workers[0].engine.config();
     println!("heap per established connection ({conns} handshakes, ConnTable + emptied request table): {per_conn:.1} B (target <= 256 before buffers)");
     println!(
         "  buffers grow on demand up to {} + {} B: none yet for a connection that carried no data",
@@ -226,7 +230,7 @@ fn run_mem(count: u32) -> Result<(), String> {
 }
 
 fn print_counters(rig: &Rig) {
-    let c = rig.counters.snapshot();
+    let c = rig.workers[0].counters.snapshot();
     let line: Vec<String> = c.nonzero().map(|(name, v)| format!("{name}={v}")).collect();
     println!("counters: {}", line.join(" "));
 }
@@ -248,7 +252,7 @@ fn main() -> ExitCode {
         eprintln!("usage: engine_syn queue|cookie|handshake|cookie-handshake|mem COUNT [--sw-csum] [--spread-peers]");
         return ExitCode::from(2);
     };
-    let meta = if sw { fixture::META_SOFTWARE } else { fixture::META_OFFLOAD };
+    let meta = if sw { clients::META_SOFTWARE } else { clients::META_OFFLOAD };
     println!("mode {mode}, count {count}, rx checksums {}, peers {}", if sw { "software" } else { "offloaded" }, if spread { "spread" } else { "few" });
     let r = match mode.as_str() {
         "queue" => run_syns(Path::Queue, count, meta, spread),

@@ -19,5 +19,6 @@ pub mod serve;
 pub mod stats;
 pub mod sync;
 pub mod telemetry;
+pub mod testkit;
 pub mod wire;
 pub mod worker;

@@ -32,8 +32,6 @@ pub mod socket;
 pub mod sysctl;
 pub mod tcb;
 pub mod tcp;
-#[cfg(test)]
-pub mod testutil;
 pub mod time;
 pub mod timer_wheel;
 pub mod tx;

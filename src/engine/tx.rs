@@ -1,6 +1,6 @@
 //! How the engine hands frames out: a sink that lends a buffer to fill.
 //! The worker backs it with mbufs (zero copy: the frame is built in the
-//! mbuf's data room), tests with `Vec`s.
+//! mbuf's data room), tests with the sinks of `crate::testkit::rig`.
 
 /// Checksum work the port is asked to finish on transmit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,28 +34,5 @@ pub trait TxSink {
     /// Whether the port finishes IPv4/TCP checksums (then builders may leave them to it).
     fn csum_offload(&self) -> bool {
         false
-    }
-}
-
-/// A sink that keeps every frame: for tests and the engine-only benchmark.
-#[derive(Default, Debug)]
-pub struct VecSink {
-    pub frames: Vec<Vec<u8>>,
-}
-
-impl VecSink {
-    pub fn take(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.frames)
-    }
-}
-
-impl TxSink for VecSink {
-    fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
-        // 0xa5 fill shows bytes a builder forgot to write.
-        let mut buf = vec![0xa5; max_len];
-        let frame = build(&mut buf);
-        buf.truncate(frame.len);
-        self.frames.push(buf);
-        true
     }
 }

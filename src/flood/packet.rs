@@ -198,6 +198,9 @@ pub fn parse(frame: &[u8]) -> Rx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::time::Instant;
+    use crate::testkit::check::parse_sent_tcp;
+    use crate::testkit::frame::{write_tcp_frame, TcpHeader};
 
     const US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0xc6, 0x12, 0x02]);
     const THEM: EthernetAddress = EthernetAddress([0x02, 0, 0, 0xc6, 0x12, 0x01]);
@@ -224,19 +227,35 @@ mod tests {
         let n = build_segment(&mut buf, &link, &s);
         assert_eq!(n, 14 + 20 + 40);
         assert_eq!(n, segment_len(&s));
-        let eth = EthernetFrame::new_checked(&buf[..n]).unwrap();
-        assert_eq!((eth.dst_addr(), eth.src_addr()), (THEM, US));
-        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        assert!(ip.verify_checksum());
-        assert!(ip.dont_frag());
-        let seg = TcpSegment::new_checked(ip.payload()).unwrap();
-        assert!(seg.verify_checksum(ip.src_addr(), ip.dst_addr()));
-        assert_eq!(seg.window_len(), SYN_WINDOW);
+        // Read as the server's NIC would: lengths and both checksums checked.
+        let seg = parse_sent_tcp(Instant::ZERO, &buf[..n]).expect("a valid TCP frame");
+        assert_eq!(seg.eth_dst, THEM);
+        assert!(seg.df);
+        assert_eq!((seg.src, seg.dst), (s.src, s.dst));
+        assert_eq!(seg.window, SYN_WINDOW);
         // The exact option bytes of a Linux 6.x SYN.
-        assert_eq!(
-            seg.options(),
-            &[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 42, 0, 0, 0, 0, 1, 3, 3, 7]
-        );
+        assert_eq!(seg.options, [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 42, 0, 0, 0, 0, 1, 3, 3, 7]);
+    }
+
+    #[test]
+    fn a_synack_from_the_target_is_a_reply() {
+        let opts = SynOptions { timestamps: Some((77, 42)), ..linux_syn_options(77) };
+        let mut opt_bytes = [0u8; 40];
+        let n = opts.emit(&mut opt_bytes).unwrap();
+        let h = TcpHeader {
+            eth_dst: US,
+            eth_src: THEM,
+            src: "198.18.0.1:80".parse().unwrap(),
+            dst: "198.18.1.1:40000".parse().unwrap(),
+            seq: 5000,
+            ack: 0x0102_0305,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            ..TcpHeader::default()
+        };
+        let mut buf = [0u8; 128];
+        let len = write_tcp_frame(&mut buf, &h, &opt_bytes[..n], &[]);
+        let want = Reply { to: h.dst, from: h.src, seq: 5000, ack: 0x0102_0305, flags: h.flags, payload_len: 0, tsval: Some(77) };
+        assert_eq!(parse(&buf[..len]), Rx::Tcp(want));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! module and its checksums verified (`check_sent`).
 
 use super::*;
-use crate::engine::testutil::*;
-use crate::engine::tx::VecSink;
+use crate::testkit::check::*;
+use crate::testkit::frame::*;
+use crate::testkit::rig::VecSink;
 use crate::wire::arp::ArpOperation;
 use crate::wire::ethernet::EthernetAddress;
 use crate::wire::ipv4::Ipv4Repr;

@@ -1,12 +1,13 @@
 //! Deterministic packet-script tests of the worker's listen path.
 //!
-//! A [`Bench`] holds a [`Stack`], one `Host` + [`TcpEngine`] per worker with
-//! keys from a fixed seed, a virtual clock and a [`VecSink`]. Tests build
-//! client segments with [`Seg`] (Ethernet/IPv4/TCP from 198.18.0.x to
-//! 198.18.0.1:80), feed them at the bench's current time, move the clock
-//! with [`Bench::advance`] (1 ms steps: the timer wheel's tick) and read
-//! back what the engine sent as parsed [`Out`] segments. Every frame the
-//! engine emits is re-parsed with its IPv4 and TCP checksums verified.
+//! A [`Bench`] is the test kit's [`Rig`] (a [`Stack`], one `Host` +
+//! `TcpEngine` per worker with keys from a fixed seed, a virtual clock)
+//! with a [`VecSink`]. Tests build client segments with [`Seg`]
+//! (Ethernet/IPv4/TCP from 198.18.0.x to 198.18.0.1:80), feed them at the
+//! bench's current time, move the clock with [`Bench::advance`] (1 ms
+//! steps: the timer wheel's tick) and read back what the engine sent as
+//! parsed [`Out`] segments. Every frame the engine emits is re-parsed with
+//! its IPv4 and TCP checksums verified.
 
 mod cookies;
 mod fastopen;
@@ -17,33 +18,32 @@ mod reuseport;
 mod timers;
 
 use crate::engine::flow::FlowKey;
-use crate::engine::host::{Host, HostConfig, RxMeta};
-use crate::engine::listen::Listener;
+use crate::engine::host::RxMeta;
 use crate::engine::keys::Secrets;
-use crate::engine::socket::{Fd, SockType, Stack, StackConfig};
+use crate::engine::listen::Listener;
+use crate::engine::socket::{Fd, Stack};
 use crate::engine::sysctl::Sysctls;
-use crate::engine::tcp::{TcpConfig, TcpEngine};
-use crate::engine::time::{Duration, Instant};
-use crate::engine::tx::VecSink;
-use crate::stats::{Counter, Counters};
-use crate::wire::ethernet::{self, EtherType, EthernetAddress, EthernetFrame};
-use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
-use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
-use crate::wire::tcp_options::{self, FastOpenCookie, SynOptions};
+use crate::engine::tcp::TcpConfig;
+use crate::engine::time::Duration;
+use crate::stats::Counter;
+use crate::testkit::check::{parse_sent_tcp, SentTcp};
+use crate::testkit::frame::{self, write_tcp_frame, TcpHeader, OUR_IP, PEER_IP, PEER_MAC};
+use crate::testkit::rig::{self, Rig, RigConfig, VecSink};
+use crate::wire::ethernet::EthernetAddress;
+use crate::wire::tcp::TcpFlags;
+use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-pub const SERVER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
-pub const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
+pub const SERVER: Ipv4Addr = OUR_IP;
+pub const CLIENT: Ipv4Addr = PEER_IP;
+pub const CLIENT_MAC: EthernetAddress = PEER_MAC;
 pub const PORT: u16 = 80;
 pub const CLIENT_PORT: u16 = 40000;
 /// The client's ISN in most scripts.
 pub const CISN: u32 = 1000;
-/// Where the virtual clock starts: 1000 s, inside SYN-cookie minute 16.
-pub const START: Instant = Instant::from_secs(1000);
-pub const SEED: [u8; 32] = *b"dlisten listen-path test seed!!!";
+pub use rig::START;
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -55,7 +55,7 @@ pub fn secs(n: u64) -> Duration {
 
 /// The keys every bench's engines use (tests recompute cookies and offsets).
 pub fn secrets() -> Secrets {
-    Secrets::from_seed(SEED)
+    rig::secrets()
 }
 
 /// Our TSval offset towards `peer` (Linux's `secure_tcp_ts_off`).
@@ -192,140 +192,50 @@ impl Seg {
 
     /// The Ethernet frame, checksums filled.
     pub fn frame(&self) -> Vec<u8> {
-        let opts_len = (self.options.len() + 3) & !3;
-        let tcp_len = tcp::HEADER_LEN + opts_len + self.payload.len();
-        let len = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp_len;
-        let mut buf = vec![0u8; len];
-        let (l2, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
-        ethernet::emit_header(l2, SERVER_MAC, CLIENT_MAC, EtherType::Ipv4).expect("eth");
-        let (l3, l4) = rest.split_at_mut(ipv4::HEADER_LEN);
-        l4[tcp::HEADER_LEN..tcp::HEADER_LEN + self.options.len()].copy_from_slice(&self.options);
-        // EOL padding (zeros) up to the 4-byte boundary.
-        l4[tcp::HEADER_LEN + opts_len..].copy_from_slice(&self.payload);
-        let repr = TcpRepr {
-            src_port: self.src.port(),
-            dst_port: self.dst.port(),
-            seq_number: self.seq,
-            ack_number: self.ack,
+        let h = TcpHeader {
+            src: self.src,
+            dst: self.dst,
+            seq: self.seq,
+            ack: self.ack,
             flags: self.flags,
-            window_len: self.window,
-        };
-        repr.emit_header(l4, opts_len).expect("tcp header");
-        TcpSegment::new_unchecked(&mut *l4).fill_checksum(*self.src.ip(), *self.dst.ip());
-        let ip = Ipv4Repr {
-            src_addr: *self.src.ip(),
-            dst_addr: *self.dst.ip(),
-            protocol: IpProtocol::Tcp,
-            payload_len: tcp_len as u16,
-            ttl: 64,
-            ident: 0x1234,
-            dont_frag: true,
+            window: self.window,
             tos: self.ip_ecn & 3,
+            ..TcpHeader::default()
         };
-        ip.emit(l3).expect("ip header");
+        let mut buf = vec![0u8; frame::tcp_frame_len(self.options.len(), self.payload.len())];
+        let n = write_tcp_frame(&mut buf, &h, &self.options, &self.payload);
+        assert_eq!(n, buf.len(), "the segment fits a frame");
         buf
     }
 }
 
 /// A segment the engine sent, parsed.
-#[derive(Clone, Debug)]
-pub struct Out {
-    /// Virtual time it was sent.
-    pub at: Instant,
-    pub eth_dst: EthernetAddress,
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
-    pub flags: TcpFlags,
-    pub seq: u32,
-    pub ack: u32,
-    pub window: u16,
-    pub options: Vec<u8>,
-    /// The options read as a SYN's.
-    pub syn: SynOptions,
-    pub payload_len: usize,
-    pub ttl: u8,
-    pub ident: u16,
-    pub df: bool,
-    pub tos: u8,
-}
+pub type Out = SentTcp;
 
-impl Out {
-    pub fn ts(&self) -> Option<(u32, u32)> {
-        tcp_options::timestamps(&self.options)
-    }
-}
-
-/// Parse one emitted frame, verifying the IPv4 and TCP checksums.
-pub fn parse_frame(at: Instant, frame: &[u8]) -> Result<Out, String> {
-    let eth = EthernetFrame::new_checked(frame).map_err(|e| format!("ethernet: {e:?}"))?;
-    if eth.ethertype() != EtherType::Ipv4 {
-        return Err(format!("ethertype {:?}", eth.ethertype()));
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload()).map_err(|e| format!("ipv4: {e:?}"))?;
-    if !ip.verify_checksum() {
-        return Err("bad IPv4 checksum".into());
-    }
-    if usize::from(ip.total_len()) + ethernet::HEADER_LEN != frame.len() {
-        return Err("frame length differs from IP total length".into());
-    }
-    if ip.protocol() != IpProtocol::Tcp {
-        return Err(format!("protocol {:?}", ip.protocol()));
-    }
-    let seg = TcpSegment::new_checked(ip.payload()).map_err(|e| format!("tcp: {e:?}"))?;
-    if !seg.verify_checksum(ip.src_addr(), ip.dst_addr()) {
-        return Err("bad TCP checksum".into());
-    }
-    Ok(Out {
-        at,
-        eth_dst: eth.dst_addr(),
-        src: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
-        dst: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
-        flags: seg.flags(),
-        seq: seg.seq_number(),
-        ack: seg.ack_number(),
-        window: seg.window_len(),
-        options: seg.options().to_vec(),
-        syn: SynOptions::parse(seg.options()),
-        payload_len: seg.payload().len(),
-        ttl: ip.ttl(),
-        ident: ip.ident(),
-        df: ip.dont_frag(),
-        tos: (ip.dscp() << 2) | ip.ecn(),
-    })
-}
-
-pub struct Worker {
-    pub host: Host,
-    pub engine: TcpEngine,
-    pub counters: Arc<Counters>,
-}
-
-/// A stack with its workers on a virtual clock.
+/// The rig, what it sent, parsed, and a sink.
 pub struct Bench {
-    pub stack: Arc<Stack>,
-    pub workers: Vec<Worker>,
-    pub now: Instant,
+    rig: Rig,
     sink: VecSink,
     out: Vec<Out>,
 }
 
+impl Deref for Bench {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.rig
+    }
+}
+
+impl DerefMut for Bench {
+    fn deref_mut(&mut self) -> &mut Rig {
+        &mut self.rig
+    }
+}
+
 impl Bench {
     pub fn new(workers: u16, sysctls: Sysctls) -> Bench {
-        let stack = Arc::new(Stack::new(StackConfig {
-            workers,
-            local_addrs: vec![SERVER],
-            sysctls,
-            seed: 7,
-        }));
-        let workers = (0..workers)
-            .map(|w| {
-                let counters = Arc::new(Counters::new());
-                let host = Host::new(HostConfig { mac: SERVER_MAC, addrs: vec![SERVER] }, counters.clone());
-                let engine = TcpEngine::new(TcpConfig::new(w), stack.clone(), secrets(), START);
-                Worker { host, engine, counters }
-            })
-            .collect();
-        Bench { stack, workers, now: START, sink: VecSink::default(), out: Vec::new() }
+        let rig = Rig::new(RigConfig { workers, sysctls, ..RigConfig::default() });
+        Bench { rig, sink: VecSink::default(), out: Vec::new() }
     }
 
     /// One worker, Linux's default sysctls.
@@ -342,21 +252,7 @@ impl Bench {
 
     /// Rebuild every worker's engine with a changed per-worker configuration.
     pub fn tcp_config(&mut self, f: impl Fn(&mut TcpConfig)) {
-        for (w, worker) in self.workers.iter_mut().enumerate() {
-            let mut cfg = TcpConfig::new(w as u16);
-            f(&mut cfg);
-            worker.engine = TcpEngine::new(cfg, self.stack.clone(), secrets(), self.now);
-        }
-    }
-
-    /// Change sysctls at run time (like writing /proc/sys).
-    pub fn set_sysctls(&mut self, f: impl FnOnce(&mut Sysctls)) {
-        let mut s = *self.stack.sysctls();
-        f(&mut s);
-        self.stack.set_sysctls(s);
-        for w in &mut self.workers {
-            w.engine.refresh_sysctls();
-        }
+        self.rig.set_tcp_config(f);
     }
 
     /// socket + bind 0.0.0.0:80 + listen(backlog).
@@ -366,11 +262,7 @@ impl Bench {
 
     /// socket + options + bind 0.0.0.0:80 + listen(backlog).
     pub fn listen_with(&mut self, backlog: i32, setup: impl FnOnce(&Stack, Fd)) -> Fd {
-        let fd = self.stack.socket(SockType::Stream).expect("socket");
-        setup(&self.stack, fd);
-        self.stack.bind(fd, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT)).expect("bind");
-        self.stack.listen(fd, backlog).expect("listen");
-        fd
+        self.rig.listen_on(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), backlog, setup)
     }
 
     pub fn listener(&self, fd: Fd) -> Arc<Listener> {
@@ -386,26 +278,26 @@ impl Bench {
     /// Hand a raw frame to `worker`.
     pub fn rx_frame(&mut self, worker: usize, frame: &[u8], rss_hash: Option<u32>) {
         let meta = RxMeta { rss_hash, ..RxMeta::default() };
-        let w = &mut self.workers[worker];
-        w.host.rx(self.now, frame, meta, &mut w.engine, &mut self.sink);
+        self.rig.rx(worker, frame, meta, &mut self.sink);
         self.collect();
     }
 
     fn collect(&mut self) {
         for f in self.sink.take() {
-            match parse_frame(self.now, &f) {
+            match parse_sent_tcp(self.rig.now, &f) {
                 Ok(o) => self.out.push(o),
                 Err(e) => panic!("the engine emitted a bad frame ({e}): {f:02x?}"),
             }
         }
     }
 
-    /// Move the clock by `d` in 1 ms ticks, polling every worker each tick.
+    /// Move the clock by `d` in 1 ms ticks, polling every worker each tick
+    /// (what is sent is stamped with its tick).
     pub fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        while self.now < end {
-            self.now = (self.now + ms(1)).min(end);
-            self.poll();
+        let end = self.rig.now + d;
+        while self.rig.now < end {
+            self.rig.advance(ms(1).min(end - self.rig.now), &mut self.sink);
+            self.collect();
         }
     }
 
@@ -416,27 +308,9 @@ impl Bench {
         self.advance(t - self.now);
     }
 
-    /// Poll every worker at the current time (timers, control commands).
-    pub fn poll(&mut self) {
-        for w in &mut self.workers {
-            w.engine.poll(self.now, &mut w.host.tx_context(), &mut self.sink);
-        }
-        self.collect();
-    }
-
     /// Everything sent since the last call.
     pub fn take_out(&mut self) -> Vec<Out> {
         std::mem::take(&mut self.out)
-    }
-
-    /// Worker counters summed, plus the stack's (control-plane) counters.
-    pub fn counter(&self, c: Counter) -> u64 {
-        self.workers.iter().map(|w| w.counters.get(c)).sum::<u64>() + self.stack.counters().get(c)
-    }
-
-    /// Request socks over all workers.
-    pub fn request_socks(&self) -> usize {
-        self.workers.iter().map(|w| w.engine.request_socks()).sum()
     }
 
     /// SYN from `port`, expecting exactly one SYN-ACK back; returns it.
