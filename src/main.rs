@@ -259,35 +259,35 @@ struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,
     /// net.core.somaxconn
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.somaxconn)]
     somaxconn: u32,
     /// net.ipv4.tcp_max_syn_backlog
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_max_syn_backlog)]
     max_syn_backlog: u32,
     /// net.ipv4.tcp_syncookies: 0 off, 1 when the SYN queue overflows, 2 always.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_syncookies, value_parser = clap::value_parser!(u8).range(0..=2))]
     syncookies: u8,
     /// net.ipv4.tcp_synack_retries
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_synack_retries)]
     synack_retries: u8,
     /// net.ipv4.tcp_abort_on_overflow: 1 = RST when the accept queue is full.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_abort_on_overflow as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
     abort_on_overflow: u8,
     /// net.ipv4.tcp_fastopen bits (2 = server enable, 0x200 = no cookie needed,
     /// 0x400 = every listener without TCP_FASTOPEN).
-    #[arg(long, default_value = "1", value_parser = parse_u32_auto)]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_fastopen, value_parser = parse_u32_auto)]
     fastopen: u32,
     /// net.ipv4.ip_local_port_range, e.g. `32768-60999` (for bind to port 0).
-    #[arg(long, default_value = "32768-60999", value_parser = parse_port_range)]
-    local_port_range: (u16, u16),
+    #[arg(long, default_value_t = PortRange::from(Sysctls::DEFAULT.ip_local_port_range), value_parser = parse_port_range)]
+    local_port_range: PortRange,
     /// net.ipv4.tcp_migrate_req: 1 = migrate requests when a reuseport member closes.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_migrate_req as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
     migrate_req: u8,
     /// net.ipv4.tcp_retries2: retransmissions before an established connection gives up.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_retries2)]
     retries2: u8,
     /// net.ipv4.tcp_timestamps (0 or 1).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_timestamps as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
     timestamps: u8,
     /// The SYN cookie key as 32 hex digits: servers sharing it accept each
     /// other's cookies (default: random).
@@ -340,13 +340,29 @@ fn parse_u32_auto(s: &str) -> Result<u32, String> {
     r.map_err(|e| format!("{s}: {e}"))
 }
 
-fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+/// `LOW-HIGH`, as `net.ipv4.ip_local_port_range` is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PortRange(u16, u16);
+
+impl From<(u16, u16)> for PortRange {
+    fn from((low, high): (u16, u16)) -> Self {
+        PortRange(low, high)
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+fn parse_port_range(s: &str) -> Result<PortRange, String> {
     let (a, b) = s.split_once('-').ok_or_else(|| format!("{s}: expected LOW-HIGH"))?;
     let (a, b): (u16, u16) = (a.trim().parse().map_err(|e| format!("{a}: {e}"))?, b.trim().parse().map_err(|e| format!("{b}: {e}"))?);
     if a == 0 || a > b {
         return Err(format!("{s}: need 1 <= LOW <= HIGH"));
     }
-    Ok((a, b))
+    Ok(PortRange(a, b))
 }
 
 fn parse_sip_key(s: &str) -> Result<SipKey, String> {
@@ -426,11 +442,11 @@ fn main() -> ExitCode {
                     tcp_synack_retries: a.synack_retries,
                     tcp_abort_on_overflow: a.abort_on_overflow == 1,
                     tcp_fastopen: a.fastopen,
-                    ip_local_port_range: a.local_port_range,
+                    ip_local_port_range: (a.local_port_range.0, a.local_port_range.1),
                     tcp_migrate_req: a.migrate_req == 1,
                     tcp_timestamps: a.timestamps == 1,
                     tcp_retries2: a.retries2,
-                    ..Sysctls::default()
+                    ..Sysctls::DEFAULT
                 },
                 app: match a.app {
                     AppArg::Http => match HttpConfig::new(a.http_body.as_bytes(), "text/plain") {
