@@ -1,5 +1,5 @@
 //! One module per subcommand, each turning its flags into the library's
-//! configuration for it; [`Cli::run`] runs it.
+//! configuration for it; `Cli::run` runs it.
 
 mod flood;
 mod serve;

@@ -65,7 +65,7 @@ pub struct FloodConfig {
     pub port: Option<u16>,
     /// Sleep when idle (0 = busy poll).
     pub idle_sleep: Duration,
-    /// argv for EAL, argv[0] included.
+    /// argv for EAL, `argv[0]` included.
     pub eal_args: Vec<String>,
 }
 

@@ -29,7 +29,7 @@ pub struct ServeConfig {
     pub mbufs_per_worker: u32,
     pub idle_sleep: Duration,
     pub stats_interval: Option<Duration>,
-    /// argv for EAL, argv[0] included.
+    /// argv for EAL, `argv[0]` included.
     pub eal_args: Vec<String>,
     pub listens: Vec<ListenSpec>,
     pub sysctls: Sysctls,

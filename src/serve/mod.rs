@@ -1,12 +1,12 @@
 //! `dlisten serve`, as the steps it takes:
-//! - the control plane ([`control_plane`]): keys, the socket layer, the
+//! - the control plane (`control_plane`): keys, the socket layer, the
 //!   listeners open, the event log; configuration errors show here, before
 //!   the NIC is touched;
-//! - EAL and its mempools ([`eal`]), which outlive everything after;
-//! - [`Running`](running::Running): the port started, one pinned worker per
-//!   queue, the application threads, the control socket;
+//! - EAL and its mempools (`eal`), which outlive everything after;
+//! - `Running`: the port started, one pinned worker per queue, the
+//!   application threads, the control socket;
 //! - serving until SIGINT/SIGTERM, with key rotation and periodic stats;
-//! - shutdown in order, into the exit [`Report`](report::Report).
+//! - shutdown in order, into the exit `Report`.
 
 mod config;
 mod control_plane;

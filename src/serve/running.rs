@@ -29,10 +29,10 @@ pub(super) struct Running {
     /// `--app-threads N`: they use the listeners, so they go first.
     app_threads: Vec<JoinHandle<()>>,
     listening: Listening,
-    /// Joined after the listeners closed.
+    /// They poll the port's queues: joined before it stops.
     workers: Vec<JoinHandle<()>>,
     control_socket: ControlServer,
-    /// Stopped once no worker polls it; before the mempools and EAL in [`Dpdk`].
+    /// Its queues hold mbufs of the mempools in [`Dpdk`], which outlives it.
     port: Port,
     port_id: u16,
     stats: Arc<ServeStats>,
