@@ -12,6 +12,8 @@
 
 pub mod api;
 pub mod app;
+/// The `dlisten` command line: flags, defaults, and the configuration they make.
+pub mod cli;
 pub mod dpdk;
 pub mod engine;
 pub mod flood;

@@ -46,24 +46,30 @@ pub struct Sysctls {
     pub tcp_fin_timeout: u32,
 }
 
+impl Sysctls {
+    /// Linux's defaults. [`Default`] returns these and the command line shows
+    /// them, so they are written once, here.
+    pub const DEFAULT: Sysctls = Sysctls {
+        somaxconn: 4096,
+        tcp_max_syn_backlog: 4096,
+        tcp_syncookies: 1,
+        tcp_synack_retries: 5,
+        tcp_abort_on_overflow: false,
+        tcp_fastopen: tfo::CLIENT_ENABLE,
+        ip_local_port_range: (32768, 60999),
+        tcp_timestamps: true,
+        tcp_sack: true,
+        tcp_window_scaling: true,
+        tcp_ecn: 2,
+        tcp_migrate_req: false,
+        tcp_retries2: 15,
+        tcp_max_tw_buckets: 262_144,
+        tcp_fin_timeout: 60,
+    };
+}
+
 impl Default for Sysctls {
     fn default() -> Self {
-        Sysctls {
-            somaxconn: 4096,
-            tcp_max_syn_backlog: 4096,
-            tcp_syncookies: 1,
-            tcp_synack_retries: 5,
-            tcp_abort_on_overflow: false,
-            tcp_fastopen: tfo::CLIENT_ENABLE,
-            ip_local_port_range: (32768, 60999),
-            tcp_timestamps: true,
-            tcp_sack: true,
-            tcp_window_scaling: true,
-            tcp_ecn: 2,
-            tcp_migrate_req: false,
-            tcp_retries2: 15,
-            tcp_max_tw_buckets: 262_144,
-            tcp_fin_timeout: 60,
-        }
+        Sysctls::DEFAULT
     }
 }

@@ -200,6 +200,16 @@ fn tsval(now_ns: u64) -> u32 {
     (now_ns / 1000) as u32
 }
 
+/// The handshake's third segment, answering the SYN-ACK `r`.
+fn third_ack(src: SocketAddrV4, seq: u32, r: &Reply, now_ns: u64, with_request: bool) -> Out {
+    Out::Ack { src, seq, ack: r.seq.wrapping_add(1), tsval: tsval(now_ns), tsecr: r.tsval.unwrap_or(0), with_request }
+}
+
+/// Our sequence number once the request is sent (where the RST goes).
+fn after_request(isn: u32, request: &[u8]) -> u32 {
+    isn.wrapping_add(1).wrapping_add(request.len() as u32)
+}
+
 impl Generator {
     pub fn new(cfg: GenConfig) -> Generator {
         let flood = cfg.flood.map(|s| Flows::new(s, cfg.salt));
@@ -296,31 +306,43 @@ impl Generator {
             self.stats.stray += 1;
             return;
         }
-        if let Some(f) = &mut self.flood {
-            if let Some((_, isn, slot)) = f.find(r.to) {
-                let is_synack = r.flags.contains(TcpFlags::SYN | TcpFlags::ACK);
-                if is_synack && r.ack != isn.wrapping_add(1) {
-                    self.stats.bad_ack += 1;
-                } else if slot.state == State::SynSent {
-                    if is_synack {
-                        self.stats.synack += 1;
-                        let _ = self.flood_latency.record(now_ns.saturating_sub(slot.sent_ns).max(1));
-                        slot.state = State::Free;
-                    } else if r.flags.contains(TcpFlags::RST) {
-                        self.stats.rst += 1;
-                        slot.state = State::Free;
-                    }
-                }
-                return;
+        if !self.on_flood_reply(now_ns, r) {
+            self.on_legit_reply(now_ns, r, out);
+        }
+    }
+
+    /// A reply to one of the flood's tuples settles its flow. False when the
+    /// segment is not for a flood tuple.
+    fn on_flood_reply(&mut self, now_ns: u64, r: &Reply) -> bool {
+        let Some(f) = &mut self.flood else { return false };
+        let Some((_, isn, slot)) = f.find(r.to) else {
+            if f.space.index_of(r.to).is_none() {
+                return false;
             }
-            if f.space.index_of(r.to).is_some() {
-                // A flow already settled: a retransmitted SYN-ACK.
-                if r.flags.contains(TcpFlags::SYN) {
-                    self.stats.dup_synack += 1;
-                }
-                return;
+            // A flow already settled: a retransmitted SYN-ACK.
+            if r.flags.contains(TcpFlags::SYN) {
+                self.stats.dup_synack += 1;
+            }
+            return true;
+        };
+        let is_synack = r.flags.contains(TcpFlags::SYN | TcpFlags::ACK);
+        if is_synack && r.ack != isn.wrapping_add(1) {
+            self.stats.bad_ack += 1;
+        } else if slot.state == State::SynSent {
+            if is_synack {
+                self.stats.synack += 1;
+                let _ = self.flood_latency.record(now_ns.saturating_sub(slot.sent_ns).max(1));
+                slot.state = State::Free;
+            } else if r.flags.contains(TcpFlags::RST) {
+                self.stats.rst += 1;
+                slot.state = State::Free;
             }
         }
+        true
+    }
+
+    /// A reply to a legitimate flow moves its handshake (or request) on.
+    fn on_legit_reply(&mut self, now_ns: u64, r: &Reply, out: &mut Vec<Out>) {
         let Some(f) = &mut self.legit else {
             self.stats.stray += 1;
             return;
@@ -349,14 +371,7 @@ impl Generator {
                 let _ = self.connect_latency.record(now_ns.saturating_sub(slot.sent_ns).max(1));
                 let seq = isn.wrapping_add(1);
                 let with_request = !self.cfg.request.is_empty();
-                out.push(Out::Ack {
-                    src,
-                    seq,
-                    ack: r.seq.wrapping_add(1),
-                    tsval: tsval(now_ns),
-                    tsecr: r.tsval.unwrap_or(0),
-                    with_request,
-                });
+                out.push(third_ack(src, seq, r, now_ns, with_request));
                 if with_request {
                     slot.state = State::AwaitResponse;
                     slot.sent_ns = now_ns;
@@ -373,7 +388,7 @@ impl Generator {
                 if r.payload_len > 0 || r.flags.intersects(TcpFlags::FIN | TcpFlags::RST) {
                     if !r.flags.contains(TcpFlags::RST) {
                         self.stats.legit_responses += 1;
-                        out.push(Out::Rst { src, seq: isn.wrapping_add(1).wrapping_add(self.cfg.request.len() as u32) });
+                        out.push(Out::Rst { src, seq: after_request(isn, &self.cfg.request) });
                     }
                     slot.state = State::Free;
                     self.in_flight -= 1;
@@ -407,7 +422,7 @@ impl Generator {
                 }
                 State::AwaitResponse if now_ns >= slot.sent_ns + self.cfg.timeout_ns => {
                     self.stats.legit_response_timeouts += 1;
-                    out.push(Out::Rst { src, seq: isn.wrapping_add(1).wrapping_add(self.cfg.request.len() as u32) });
+                    out.push(Out::Rst { src, seq: after_request(isn, &self.cfg.request) });
                     slot.state = State::Free;
                     self.in_flight -= 1;
                 }
@@ -434,7 +449,7 @@ impl Generator {
                     State::AwaitResponse => {
                         self.stats.legit_response_timeouts += 1;
                         let idx = s.attempt % total;
-                        out.push(Out::Rst { src: f.space.tuple(idx), seq: f.isn(idx).wrapping_add(1).wrapping_add(self.cfg.request.len() as u32) });
+                        out.push(Out::Rst { src: f.space.tuple(idx), seq: after_request(f.isn(idx), &self.cfg.request) });
                     }
                     State::Free => continue,
                 }

@@ -65,7 +65,7 @@ pub struct FloodConfig {
     pub port: Option<u16>,
     /// Sleep when idle (0 = busy poll).
     pub idle_sleep: Duration,
-    /// argv for EAL, argv[0] included.
+    /// argv for EAL, `argv[0]` included.
     pub eal_args: Vec<String>,
 }
 
@@ -171,6 +171,17 @@ impl Io {
             self.push(len, |buf| packet::build_segment(buf, link, &seg));
         }
         self.flush();
+    }
+
+    /// At the end: give the TX ring a bounded while to take what is left.
+    fn flush_pending(&mut self) {
+        for _ in 0..100 {
+            if self.pending.is_empty() {
+                break;
+            }
+            self.flush();
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     fn send_arp(&mut self, eth_dst: EthernetAddress, arp: &crate::wire::arp::ArpRepr) {
@@ -301,49 +312,25 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
     let mut rx_frames = 0u64;
     loop {
         let now = now_ns();
-        // Stop sending at the count, the duration, or a signal; then drain.
-        if sending && (stop.load(Ordering::Relaxed) || started.elapsed() >= cfg.duration || g.flood_left() == 0 && g.legit_left() == 0 || cfg.mode == Mode::Mixed && g.flood_left() == 0) {
+        if sending && done_sending(cfg, &g, started, stop) {
             sending = false;
             drain_until = Some(Instant::now() + cfg.timeout);
         }
-        if let Some(t) = drain_until {
-            let flood_settled = g.stats.synack + g.stats.rst + g.stats.unanswered + g.stats.bad_ack >= g.stats.syn_sent;
-            if Instant::now() >= t || g.in_flight() == 0 && flood_settled || stop.load(Ordering::Relaxed) && Instant::now() + cfg.timeout / 2 >= t {
-                break;
-            }
+        if drain_until.is_some_and(|t| drained(cfg, &g, t, stop)) {
+            break;
         }
-        let n = io.rxq.rx_burst(&mut rx);
+        let n = receive(io, &mut rx, &mut g, src, *cfg.dst.ip(), now, &mut out);
         rx_frames += n as u64;
-        for m in rx.drain() {
-            match packet::parse(m.data()) {
-                Rx::Tcp(r) => g.on_reply(now, &r, &mut out),
-                Rx::Arp(arp) => {
-                    handle_arp(io, src, *cfg.dst.ip(), &arp);
-                }
-                Rx::Other => {}
-            }
-        }
         g.expire(now, &mut out);
         // New work only when the TX ring took everything before (backpressure).
         if sending && io.pending.is_empty() {
-            if cfg.mode != Mode::Syn {
-                g.open_connections(now, BURST as u64, &mut out);
-            }
-            let want = match &mut bucket {
-                Some(b) => b.take(now, 4 * BURST as u64),
-                None => BURST as u64,
-            };
-            g.flood_syns(now, want, &mut out);
+            new_work(cfg, &mut g, bucket.as_mut(), now, &mut out);
         }
         let busy = n > 0 || !out.is_empty();
         io.send_all(&g, &link, &mut out);
-        if busy {
-            idle = 0;
-        } else {
-            idle = idle.saturating_add(1);
-            if !cfg.idle_sleep.is_zero() && idle > 1024 {
-                std::thread::sleep(cfg.idle_sleep);
-            }
+        idle = if busy { 0 } else { idle.saturating_add(1) };
+        if !busy && !cfg.idle_sleep.is_zero() && idle > 1024 {
+            std::thread::sleep(cfg.idle_sleep);
         }
         if let Some(line) = progress.tick(started.elapsed(), &g) {
             println!("{line}");
@@ -351,12 +338,50 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
     }
     g.finish(&mut out);
     io.send_all(&g, &link, &mut out);
-    for _ in 0..100 {
-        if io.pending.is_empty() {
-            break;
-        }
-        io.flush();
-        std::thread::sleep(Duration::from_micros(100));
-    }
+    io.flush_pending();
     Ok(report::Summary::new(cfg.mode, started.elapsed(), &g, io.tx_frames, rx_frames, io.no_mbuf))
+}
+
+/// Stop sending at the count, the duration, or a signal; then drain.
+fn done_sending(cfg: &FloodConfig, g: &Generator, started: Instant, stop: &AtomicBool) -> bool {
+    stop.load(Ordering::Relaxed)
+        || started.elapsed() >= cfg.duration
+        || g.flood_left() == 0 && g.legit_left() == 0
+        || cfg.mode == Mode::Mixed && g.flood_left() == 0
+}
+
+/// The drain ends at its deadline, once every flow settled, or half a
+/// timeout early after a signal.
+fn drained(cfg: &FloodConfig, g: &Generator, until: Instant, stop: &AtomicBool) -> bool {
+    let flood_settled = g.stats.synack + g.stats.rst + g.stats.unanswered + g.stats.bad_ack >= g.stats.syn_sent;
+    Instant::now() >= until
+        || g.in_flight() == 0 && flood_settled
+        || stop.load(Ordering::Relaxed) && Instant::now() + cfg.timeout / 2 >= until
+}
+
+/// One RX burst: replies to the generator, ARP answered. Returns the frames received.
+fn receive(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator, src: &SrcRange, dst: Ipv4Addr, now: u64, out: &mut Vec<Out>) -> usize {
+    let n = io.rxq.rx_burst(rx);
+    for m in rx.drain() {
+        match packet::parse(m.data()) {
+            Rx::Tcp(r) => g.on_reply(now, &r, out),
+            Rx::Arp(arp) => {
+                handle_arp(io, src, dst, &arp);
+            }
+            Rx::Other => {}
+        }
+    }
+    n
+}
+
+/// New handshakes up to the concurrency, and flood SYNs as the rate allows.
+fn new_work(cfg: &FloodConfig, g: &mut Generator, bucket: Option<&mut TokenBucket>, now: u64, out: &mut Vec<Out>) {
+    if cfg.mode != Mode::Syn {
+        g.open_connections(now, BURST as u64, out);
+    }
+    let want = match bucket {
+        Some(b) => b.take(now, 4 * BURST as u64),
+        None => BURST as u64,
+    };
+    g.flood_syns(now, want, out);
 }

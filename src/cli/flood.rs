@@ -1,0 +1,217 @@
+//! `dlisten flood`: its flags, the [`FloodConfig`] they make, and the printed summary.
+
+use super::{eal_argv, CliError};
+use crate::flood::{self, FloodConfig, Mode};
+use crate::wire::ethernet::EthernetAddress;
+use clap::Args;
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum FloodModeArg {
+    Syn,
+    Handshake,
+    Mixed,
+}
+
+#[derive(Args)]
+pub struct FloodArgs {
+    /// syn: SYNs only; handshake: full handshakes; mixed: both at once.
+    #[arg(long, value_enum, default_value_t = FloodModeArg::Syn)]
+    mode: FloodModeArg,
+    /// The target, inside 198.18.0.0/15.
+    #[arg(long, value_name = "IPV4:PORT")]
+    dst: SocketAddrV4,
+    /// The target's MAC (default: resolved by ARP).
+    #[arg(long, value_parser = parse_mac)]
+    dst_mac: Option<EthernetAddress>,
+    /// Source addresses, a prefix inside 198.18.0.0/15 (we answer ARP for them).
+    #[arg(long, default_value = "198.18.1.0/24")]
+    src: String,
+    /// Source ports, LOW-HIGH.
+    #[arg(long, default_value = "1024-65535", value_parser = parse_flood_ports)]
+    sport: (u16, u16),
+    /// Flood SYNs per second (default: as fast as the port takes them).
+    #[arg(long, value_name = "PPS")]
+    rate: Option<u64>,
+    /// syn/mixed: flood SYNs to send; handshake: handshakes to attempt.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop sending after this many seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    duration: f64,
+    /// Legitimate handshakes in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u64,
+    /// Data sent with the handshake's ACK (escapes \r \n understood); the
+    /// connection is reset once the response arrives.
+    #[arg(long)]
+    request: Option<String>,
+    /// A SYN or request unanswered this many milliseconds has failed.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Write the latency histograms as HdrHistogram .hgrm files into DIR.
+    #[arg(long, value_name = "DIR")]
+    hgrm_dir: Option<PathBuf>,
+    /// DPDK port id (default: the first port EAL found).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Sleep this many microseconds when idle (0 = busy poll).
+    #[arg(long, default_value_t = 0)]
+    idle_sleep_us: u64,
+    /// EAL arguments, after `--`.
+    #[arg(last = true, value_name = "EAL_ARGS")]
+    eal: Vec<String>,
+}
+
+/// A `flood` command line that parsed but does not make a configuration.
+#[derive(Debug, Error)]
+pub enum FloodArgsError {
+    #[error("--duration needs a non-negative number of seconds")]
+    Duration,
+}
+
+impl TryFrom<FloodArgs> for FloodConfig {
+    type Error = FloodArgsError;
+
+    fn try_from(a: FloodArgs) -> Result<FloodConfig, FloodArgsError> {
+        let duration = Duration::try_from_secs_f64(a.duration).map_err(|_| FloodArgsError::Duration)?;
+        Ok(FloodConfig {
+            mode: match a.mode {
+                FloodModeArg::Syn => Mode::Syn,
+                FloodModeArg::Handshake => Mode::Handshake,
+                FloodModeArg::Mixed => Mode::Mixed,
+            },
+            dst: a.dst,
+            src_text: a.src,
+            sports: a.sport,
+            rate: a.rate.filter(|&r| r > 0),
+            count: a.count,
+            duration,
+            concurrency: a.concurrency,
+            request: a.request.as_deref().map(unescape).unwrap_or_default(),
+            timeout: Duration::from_millis(a.timeout_ms.max(1)),
+            hgrm_dir: a.hgrm_dir,
+            dst_mac: a.dst_mac,
+            port: a.port,
+            idle_sleep: Duration::from_micros(a.idle_sleep_us),
+            eal_args: eal_argv(a.eal),
+        })
+    }
+}
+
+/// `dlisten flood`: run the generator, print the summary, tables and .hgrm files.
+pub(super) fn run(a: FloodArgs) -> Result<(), CliError> {
+    let cfg = FloodConfig::try_from(a)?;
+    let hgrm_dir = cfg.hgrm_dir.clone();
+    let summary = flood::run(cfg)?;
+    print!("{}", summary.format());
+    println!("latency (microseconds):");
+    print!("{}", summary.latency_table());
+    if let Some(dir) = &hgrm_dir {
+        write_hgrms(&summary, dir);
+    }
+    Ok(())
+}
+
+/// The histograms are extra: failing to write them does not fail the run.
+fn write_hgrms(summary: &flood::report::Summary, dir: &Path) {
+    match summary.write_hgrms(dir) {
+        Ok(paths) => paths.iter().for_each(|p| println!("flood: wrote {}", p.display())),
+        Err(e) => eprintln!("dlisten: {}: {e}", dir.display()),
+    }
+}
+
+fn parse_mac(s: &str) -> Result<EthernetAddress, String> {
+    let bytes: Vec<u8> = s.split(':').map(|b| u8::from_str_radix(b, 16)).collect::<Result<_, _>>().map_err(|e| format!("{s}: {e}"))?;
+    let arr: [u8; 6] = bytes.try_into().map_err(|_| format!("{s}: expected six hex bytes aa:bb:cc:dd:ee:ff"))?;
+    Ok(EthernetAddress(arr))
+}
+
+fn parse_flood_ports(s: &str) -> Result<(u16, u16), String> {
+    flood::addr::parse_port_range(s).map_err(|e| e.to_string())
+}
+
+/// `\r`, `\n`, `\t` and `\\` in a command-line request.
+fn unescape(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut b = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push(b'\r'),
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('\\') => out.push(b'\\'),
+            Some(other) => {
+                out.push(b'\\');
+                let mut b = [0; 4];
+                out.extend_from_slice(other.encode_utf8(&mut b).as_bytes());
+            }
+            None => out.push(b'\\'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn flood_args(argv: &[&str]) -> Result<FloodArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["dlisten", "flood", "--dst", "198.18.0.1:80"].iter().chain(argv))?;
+        let Command::Flood(a) = cli.command else { panic!("not flood") };
+        Ok(*a)
+    }
+
+    #[test]
+    fn defaults_and_flags_reach_the_config() {
+        let cfg = FloodConfig::try_from(flood_args(&["--", "--no-huge"]).unwrap()).unwrap();
+        assert_eq!(cfg.mode, Mode::Syn);
+        assert_eq!((cfg.src_text.as_str(), cfg.sports), ("198.18.1.0/24", (1024, 65535)));
+        assert_eq!((cfg.rate, cfg.count, cfg.duration), (None, None, Duration::from_secs(10)));
+        assert_eq!(cfg.timeout, Duration::from_secs(1));
+        assert_eq!(cfg.eal_args, ["dlisten", "--no-huge"]);
+        assert!(cfg.request.is_empty());
+
+        let a = flood_args(&[
+            "--mode", "mixed", "--rate", "0", "--timeout-ms", "0", "--request", r"GET / HTTP/1.0\r\n\r\n",
+            "--dst-mac", "02:00:00:00:00:01", "--sport", "2000", "--duration", "0.5",
+        ]);
+        let cfg = FloodConfig::try_from(a.unwrap()).unwrap();
+        assert_eq!(cfg.mode, Mode::Mixed);
+        assert_eq!(cfg.rate, None, "--rate 0 is unlimited");
+        assert_eq!(cfg.timeout, Duration::from_millis(1));
+        assert_eq!(cfg.request, b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(cfg.dst_mac, Some(EthernetAddress([2, 0, 0, 0, 0, 1])));
+        assert_eq!(cfg.sports, (2000, 2000));
+        assert_eq!(cfg.duration, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(flood_args(&["--dst-mac", "02:00:00:00:00"]).is_err());
+        assert!(flood_args(&["--dst-mac", "zz:00:00:00:00:01"]).is_err());
+        assert!(flood_args(&["--sport", "0-10"]).is_err());
+        assert!(flood_args(&["--mode", "udp"]).is_err());
+        let negative = flood_args(&["--duration=-1"]).unwrap();
+        assert!(matches!(FloodConfig::try_from(negative), Err(FloodArgsError::Duration)));
+        assert!(Cli::try_parse_from(["dlisten", "flood"]).is_err(), "--dst is required");
+    }
+
+    #[test]
+    fn unescape_knows_four_escapes_and_keeps_the_rest() {
+        assert_eq!(unescape(r"a\r\n\tb\\"), b"a\r\n\tb\\");
+        assert_eq!(unescape(r"\x"), br"\x");
+        assert_eq!(unescape("end\\"), b"end\\");
+        assert_eq!(unescape("é"), "é".as_bytes());
+    }
+}

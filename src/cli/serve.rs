@@ -1,0 +1,377 @@
+//! `dlisten serve`: its flags, and the [`ServeConfig`] they make.
+
+use super::{eal_argv, DEFAULT_NAME};
+use crate::app::{AppKind, HttpConfig, HttpConfigError};
+use crate::engine::keys::fastopen::TfoKeys;
+use crate::engine::keys::SipKey;
+use crate::engine::sysctl::Sysctls;
+use crate::serve::{ListenSpec, ServeConfig};
+use crate::telemetry::control::default_socket_path;
+use clap::Args;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// An IPv4 address this server owns (answers ARP and ICMP for it). Repeatable.
+    #[arg(long = "addr", required = true, value_name = "IPV4")]
+    addrs: Vec<Ipv4Addr>,
+    /// DPDK port id (default: the first port EAL found).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Worker threads, one per RX/TX queue pair.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
+    workers: u16,
+    /// Cores to pin workers to, e.g. `2,3` (default: cores 0..workers).
+    #[arg(long, value_delimiter = ',')]
+    cores: Option<Vec<usize>>,
+    /// RX descriptors per queue.
+    #[arg(long, default_value_t = 1024)]
+    rx_desc: u16,
+    /// TX descriptors per queue.
+    #[arg(long, default_value_t = 1024)]
+    tx_desc: u16,
+    /// Mbufs per worker's mempool.
+    #[arg(long, default_value_t = 8191)]
+    mbufs: u32,
+    /// Sleep this many microseconds when a worker found nothing to do for a
+    /// while (0 = pure busy polling, the DPDK norm; tests on shared cores use ~20).
+    #[arg(long, default_value_t = 0)]
+    idle_sleep_us: u64,
+    /// A TCP address to listen on, e.g. `198.18.0.1:80` or `0.0.0.0:80`. Repeatable.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    listens: Vec<SocketAddrV4>,
+    /// listen()'s backlog for every --listen (clamped to --somaxconn as Linux does;
+    /// a negative value becomes somaxconn).
+    #[arg(long, default_value_t = 4096, allow_hyphen_values = true)]
+    backlog: i32,
+    /// TCP_FASTOPEN queue length set on every listener (0 = not set).
+    #[arg(long, default_value_t = 0)]
+    fastopen_qlen: u32,
+    /// The application: `http` (a fixed 200 response to every request),
+    /// `echo`, `discard`, or `hold` (never accepts: the accept queue fills).
+    #[arg(long, value_enum, default_value_t = AppArg::Http)]
+    app: AppArg,
+    /// The body `--app http` answers with.
+    #[arg(long, default_value = "hello from dlisten\n")]
+    http_body: String,
+    /// 0: serve per core inside the workers (one SO_REUSEPORT member per
+    /// worker, shared nothing); N: N application threads share each
+    /// listener's accept queue.
+    #[arg(long, default_value_t = 0)]
+    app_threads: usize,
+    /// Established connections per worker; beyond, handshakes are refused with RST.
+    #[arg(long, default_value_t = 65536)]
+    max_conns: usize,
+    /// Connection buffer memory per worker, in MiB (64 KiB receive + 64 KiB send per connection).
+    #[arg(long, default_value_t = 1024)]
+    conn_mem_mb: u64,
+    /// Write one JSON object per application-visible event to FILE.
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
+    /// Write the latency histograms as HdrHistogram .hgrm files into DIR at exit.
+    #[arg(long, value_name = "DIR")]
+    hgrm_dir: Option<PathBuf>,
+    /// The control socket `dlisten stats` reads (default: /run/dlisten/<EAL --file-prefix or "dlisten">.sock).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
+    /// net.core.somaxconn
+    #[arg(long, default_value_t = Sysctls::DEFAULT.somaxconn)]
+    somaxconn: u32,
+    /// net.ipv4.tcp_max_syn_backlog
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_max_syn_backlog)]
+    max_syn_backlog: u32,
+    /// net.ipv4.tcp_syncookies: 0 off, 1 when the SYN queue overflows, 2 always.
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_syncookies, value_parser = clap::value_parser!(u8).range(0..=2))]
+    syncookies: u8,
+    /// net.ipv4.tcp_synack_retries
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_synack_retries)]
+    synack_retries: u8,
+    /// net.ipv4.tcp_abort_on_overflow: 1 = RST when the accept queue is full.
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_abort_on_overflow as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
+    abort_on_overflow: u8,
+    /// net.ipv4.tcp_fastopen bits (2 = server enable, 0x200 = no cookie needed,
+    /// 0x400 = every listener without TCP_FASTOPEN).
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_fastopen, value_parser = parse_u32_auto)]
+    fastopen: u32,
+    /// net.ipv4.ip_local_port_range, e.g. `32768-60999` (for bind to port 0).
+    #[arg(long, default_value_t = PortRange::from(Sysctls::DEFAULT.ip_local_port_range), value_parser = parse_port_range)]
+    local_port_range: PortRange,
+    /// net.ipv4.tcp_migrate_req: 1 = migrate requests when a reuseport member closes.
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_migrate_req as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
+    migrate_req: u8,
+    /// net.ipv4.tcp_retries2: retransmissions before an established connection gives up.
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_retries2)]
+    retries2: u8,
+    /// net.ipv4.tcp_timestamps (0 or 1).
+    #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_timestamps as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
+    timestamps: u8,
+    /// The SYN cookie key as 32 hex digits: servers sharing it accept each
+    /// other's cookies (default: random).
+    #[arg(long, value_parser = parse_sip_key)]
+    syncookie_key: Option<SipKey>,
+    /// Rotate the SYN cookie key every N seconds (0 = never; ignored with
+    /// --syncookie-key, which servers share). Cookies made with the previous
+    /// key stay valid while they can still be young.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    syncookie_rotate: u64,
+    /// The TFO key in Linux's net.ipv4.tcp_fastopen_key format
+    /// (`00112233-44556677-8899aabb-ccddeeff`; default: random).
+    #[arg(long, value_parser = parse_tfo_key)]
+    tfo_key: Option<TfoKeys>,
+    /// Print summed counters every N seconds.
+    #[arg(long, value_name = "SECS")]
+    stats_interval: Option<u64>,
+    /// EAL arguments, after `--`.
+    #[arg(last = true, value_name = "EAL_ARGS")]
+    eal: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum AppArg {
+    Http,
+    Echo,
+    Discard,
+    Hold,
+}
+
+/// A `serve` command line that parsed but does not make a configuration.
+#[derive(Debug, Error)]
+pub enum ServeArgsError {
+    #[error("--http-body: {0}")]
+    HttpBody(HttpConfigError),
+}
+
+impl TryFrom<ServeArgs> for ServeConfig {
+    type Error = ServeArgsError;
+
+    fn try_from(a: ServeArgs) -> Result<ServeConfig, ServeArgsError> {
+        let control_socket = a
+            .control_socket
+            .clone()
+            .unwrap_or_else(|| default_socket_path(&file_prefix(&a.eal).unwrap_or_else(|| DEFAULT_NAME.into())));
+        Ok(ServeConfig {
+            listens: a
+                .listens
+                .iter()
+                .map(|&addr| ListenSpec { addr, backlog: a.backlog, fastopen_qlen: a.fastopen_qlen })
+                .collect(),
+            sysctls: a.sysctls(),
+            app: a.app_kind()?,
+            addrs: a.addrs,
+            port: a.port,
+            workers: a.workers,
+            cores: a.cores,
+            rx_desc: a.rx_desc,
+            tx_desc: a.tx_desc,
+            mbufs_per_worker: a.mbufs,
+            idle_sleep: Duration::from_micros(a.idle_sleep_us),
+            stats_interval: a.stats_interval.map(Duration::from_secs),
+            eal_args: eal_argv(a.eal),
+            app_threads: a.app_threads,
+            max_conns: a.max_conns,
+            conn_mem: a.conn_mem_mb << 20,
+            event_log: a.event_log,
+            hgrm_dir: a.hgrm_dir,
+            control_socket,
+            syncookie_rotate: (a.syncookie_rotate > 0).then(|| Duration::from_secs(a.syncookie_rotate)),
+            syncookie_key: a.syncookie_key,
+            tfo_key: a.tfo_key,
+        })
+    }
+}
+
+impl ServeArgs {
+    /// The sysctl flags; the ones without a flag keep Linux's defaults.
+    fn sysctls(&self) -> Sysctls {
+        Sysctls {
+            somaxconn: self.somaxconn,
+            tcp_max_syn_backlog: self.max_syn_backlog,
+            tcp_syncookies: self.syncookies,
+            tcp_synack_retries: self.synack_retries,
+            tcp_abort_on_overflow: self.abort_on_overflow == 1,
+            tcp_fastopen: self.fastopen,
+            ip_local_port_range: (self.local_port_range.0, self.local_port_range.1),
+            tcp_migrate_req: self.migrate_req == 1,
+            tcp_timestamps: self.timestamps == 1,
+            tcp_retries2: self.retries2,
+            ..Sysctls::DEFAULT
+        }
+    }
+
+    fn app_kind(&self) -> Result<AppKind, ServeArgsError> {
+        Ok(match self.app {
+            AppArg::Http => AppKind::Http(HttpConfig::new(self.http_body.as_bytes(), "text/plain").map_err(ServeArgsError::HttpBody)?),
+            AppArg::Echo => AppKind::Echo,
+            AppArg::Discard => AppKind::Discard,
+            AppArg::Hold => AppKind::Hold,
+        })
+    }
+}
+
+/// EAL's `--file-prefix NAME` (or `--file-prefix=NAME`), which names the control socket too.
+fn file_prefix(eal: &[String]) -> Option<String> {
+    let mut it = eal.iter();
+    while let Some(a) = it.next() {
+        if a == "--file-prefix" {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix("--file-prefix=") {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
+
+/// Decimal, or hexadecimal after `0x` (as the tcp_fastopen bits are written).
+fn parse_u32_auto(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s}: {e}"))
+}
+
+/// `LOW-HIGH`, as `net.ipv4.ip_local_port_range` is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PortRange(u16, u16);
+
+impl From<(u16, u16)> for PortRange {
+    fn from((low, high): (u16, u16)) -> Self {
+        PortRange(low, high)
+    }
+}
+
+// The flag's default is shown, and parsed, in this form.
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+fn parse_port_range(s: &str) -> Result<PortRange, String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s}: expected LOW-HIGH"))?;
+    let (a, b): (u16, u16) = (a.trim().parse().map_err(|e| format!("{a}: {e}"))?, b.trim().parse().map_err(|e| format!("{b}: {e}"))?);
+    if a == 0 || a > b {
+        return Err(format!("{s}: need 1 <= LOW <= HIGH"));
+    }
+    Ok(PortRange(a, b))
+}
+
+fn parse_sip_key(s: &str) -> Result<SipKey, String> {
+    SipKey::from_hex(s).map_err(|e| e.to_string())
+}
+
+fn parse_tfo_key(s: &str) -> Result<TfoKeys, String> {
+    TfoKeys::parse_linux(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn serve_config(argv: &[&str]) -> ServeConfig {
+        let cli = Cli::try_parse_from(["dlisten", "serve"].iter().chain(argv)).unwrap();
+        let Command::Serve(a) = cli.command else { panic!("not serve") };
+        ServeConfig::try_from(*a).unwrap()
+    }
+
+    fn serve_error(argv: &[&str]) -> clap::error::ErrorKind {
+        match Cli::try_parse_from(["dlisten", "serve", "--addr", "198.18.0.1"].iter().chain(argv)) {
+            Ok(_) => panic!("{argv:?} parsed"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_linux_sysctls_and_the_dlisten_socket() {
+        let cfg = serve_config(&["--addr", "198.18.0.1", "--listen", "198.18.0.1:80", "--", "--no-huge", "--no-pci"]);
+        assert_eq!(cfg.addrs, [Ipv4Addr::new(198, 18, 0, 1)]);
+        assert_eq!(cfg.sysctls, Sysctls::DEFAULT);
+        assert_eq!(cfg.eal_args, ["dlisten", "--no-huge", "--no-pci"]);
+        assert_eq!(cfg.control_socket, PathBuf::from("/run/dlisten/dlisten.sock"));
+        assert_eq!(cfg.listens.len(), 1);
+        assert_eq!((cfg.listens[0].backlog, cfg.listens[0].fastopen_qlen), (4096, 0));
+        assert!(matches!(cfg.app, AppKind::Http(_)));
+        assert_eq!((cfg.workers, cfg.app_threads, cfg.conn_mem), (1, 0, 1024 << 20));
+        assert_eq!(cfg.syncookie_rotate, Some(Duration::from_secs(3600)));
+        assert_eq!((cfg.idle_sleep, cfg.stats_interval), (Duration::ZERO, None));
+    }
+
+    #[test]
+    fn flags_reach_the_config() {
+        let cfg = serve_config(&[
+            "--addr", "198.18.0.1", "--addr", "198.18.0.2", "--listen", "0.0.0.0:80", "--listen", "198.18.0.1:443",
+            "--backlog", "-1", "--fastopen-qlen", "16", "--app", "echo", "--somaxconn", "128", "--syncookies", "2",
+            "--abort-on-overflow", "1", "--fastopen", "0x602", "--local-port-range", "1024-2047", "--timestamps", "0",
+            "--syncookie-rotate", "0", "--idle-sleep-us", "20", "--stats-interval", "5", "--cores", "2,3",
+            "--", "--file-prefix=e2e",
+        ]);
+        assert_eq!(cfg.addrs.len(), 2);
+        assert_eq!(cfg.listens.iter().map(|l| (l.addr.port(), l.backlog, l.fastopen_qlen)).collect::<Vec<_>>(), [(80, -1, 16), (443, -1, 16)]);
+        assert!(matches!(cfg.app, AppKind::Echo));
+        let s = cfg.sysctls;
+        assert_eq!((s.somaxconn, s.tcp_syncookies, s.tcp_fastopen, s.ip_local_port_range), (128, 2, 0x602, (1024, 2047)));
+        assert!(s.tcp_abort_on_overflow && !s.tcp_timestamps && !s.tcp_migrate_req);
+        assert_eq!(s.tcp_sack, Sysctls::DEFAULT.tcp_sack);
+        assert_eq!(cfg.syncookie_rotate, None);
+        assert_eq!(cfg.idle_sleep, Duration::from_micros(20));
+        assert_eq!(cfg.stats_interval, Some(Duration::from_secs(5)));
+        assert_eq!(cfg.cores, Some(vec![2, 3]));
+        assert_eq!(cfg.control_socket, PathBuf::from("/run/dlisten/e2e.sock"));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        use clap::error::ErrorKind::*;
+        assert_eq!(serve_error(&["--local-port-range", "0-10"]), ValueValidation);
+        assert_eq!(serve_error(&["--local-port-range", "20-10"]), ValueValidation);
+        assert_eq!(serve_error(&["--local-port-range", "1024"]), ValueValidation);
+        assert_eq!(serve_error(&["--syncookies", "3"]), ValueValidation);
+        assert_eq!(serve_error(&["--fastopen", "0xzz"]), ValueValidation);
+        assert_eq!(serve_error(&["--syncookie-key", "00112233"]), ValueValidation);
+        assert_eq!(serve_error(&["--tfo-key", "nothex"]), ValueValidation);
+        assert_eq!(serve_error(&["--workers", "0"]), ValueValidation);
+        assert_eq!(serve_error(&["--listen", "198.18.0.1"]), ValueValidation);
+        assert!(Cli::try_parse_from(["dlisten", "serve"]).is_err(), "--addr is required");
+    }
+
+    #[test]
+    fn keys_parse_as_linux_writes_them() {
+        let cfg = serve_config(&[
+            "--addr", "198.18.0.1", "--syncookie-key", "00112233445566778899aabbccddeeff",
+            "--tfo-key", "00112233-44556677-8899aabb-ccddeeff",
+        ]);
+        assert_eq!(cfg.syncookie_key, Some(SipKey::from_hex("00112233445566778899aabbccddeeff").unwrap()));
+        assert!(cfg.tfo_key.is_some());
+    }
+
+    #[test]
+    fn port_range_default_round_trips() {
+        let shown = PortRange::from(Sysctls::DEFAULT.ip_local_port_range).to_string();
+        assert_eq!(shown, "32768-60999");
+        assert_eq!(parse_port_range(&shown), Ok(PortRange(32768, 60999)));
+        assert_eq!(parse_port_range(" 1 - 2 "), Ok(PortRange(1, 2)));
+    }
+
+    #[test]
+    fn fastopen_bits_in_decimal_or_hex() {
+        assert_eq!(parse_u32_auto("1026"), Ok(1026));
+        assert_eq!(parse_u32_auto("0x402"), Ok(0x402));
+        assert!(parse_u32_auto("-1").is_err());
+    }
+
+    #[test]
+    fn file_prefix_in_both_spellings() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(file_prefix(&args(&["--no-huge", "--file-prefix", "a"])), Some("a".into()));
+        assert_eq!(file_prefix(&args(&["--file-prefix=b"])), Some("b".into()));
+        assert_eq!(file_prefix(&args(&["--file-prefix"])), None);
+        assert_eq!(file_prefix(&args(&[])), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! What `serve` is asked to do.
+
+use crate::app::AppKind;
+use crate::engine::keys::fastopen::TfoKeys;
+use crate::engine::keys::SipKey;
+use crate::engine::sysctl::Sysctls;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One `--listen`.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenSpec {
+    pub addr: SocketAddrV4,
+    pub backlog: i32,
+    /// TCP_FASTOPEN queue length (0 = not set).
+    pub fastopen_qlen: u32,
+}
+
+/// Everything `serve` needs, already validated by the CLI.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub addrs: Vec<Ipv4Addr>,
+    pub port: Option<u16>,
+    pub workers: u16,
+    pub cores: Option<Vec<usize>>,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub mbufs_per_worker: u32,
+    pub idle_sleep: Duration,
+    pub stats_interval: Option<Duration>,
+    /// argv for EAL, `argv[0]` included.
+    pub eal_args: Vec<String>,
+    pub listens: Vec<ListenSpec>,
+    pub sysctls: Sysctls,
+    pub app: AppKind,
+    /// 0: serve per core inside the workers (a reuseport member per worker);
+    /// N: N application threads share each listener's accept queue.
+    pub app_threads: usize,
+    /// Rotate the SYN cookie key this often (not with an operator-set key).
+    pub syncookie_rotate: Option<Duration>,
+    /// Operator-set SYN cookie key (so several servers share cookies).
+    pub syncookie_key: Option<SipKey>,
+    /// Operator-set TFO key.
+    pub tfo_key: Option<TfoKeys>,
+    /// Per-worker caps on connections and connection buffer memory.
+    pub max_conns: usize,
+    pub conn_mem: u64,
+    pub event_log: Option<PathBuf>,
+    /// Write `<metric>.hgrm` files here at exit.
+    pub hgrm_dir: Option<PathBuf>,
+    pub control_socket: PathBuf,
+}
+
+impl ServeConfig {
+    /// Per-core serving: one reuseport member per worker, served inside it.
+    pub fn per_core(&self) -> bool {
+        self.app_threads == 0
+    }
+}

@@ -1,0 +1,78 @@
+//! The control plane, made before EAL: the stop flag, the keys, the socket
+//! layer with its listeners open, and the event log. Everything here can
+//! fail on bad configuration without touching the NIC.
+
+use super::listen::Listening;
+use super::{ServeConfig, ServeError};
+use crate::engine::keys::syncookie::SyncookieKeys;
+use crate::engine::keys::Secrets;
+use crate::engine::socket::{Stack, StackConfig};
+use crate::telemetry::event_log::{EventLog, EventSender};
+use std::hash::Hasher as _;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+pub(super) struct ControlPlane {
+    /// Set by SIGINT or SIGTERM.
+    pub stop: Arc<AtomicBool>,
+    /// Every worker's engine starts from these.
+    pub secrets: Secrets,
+    pub stack: Arc<Stack>,
+    pub listening: Listening,
+    pub event_log: Option<EventLog>,
+    pub events: Option<EventSender>,
+}
+
+impl ControlPlane {
+    pub fn open(cfg: &ServeConfig) -> Result<ControlPlane, ServeError> {
+        if cfg.addrs.is_empty() {
+            return Err(ServeError::NoAddress);
+        }
+        let stop = stop_on_signal()?;
+        let secrets = secrets(cfg)?;
+        let stack = Arc::new(Stack::new(StackConfig {
+            workers: cfg.workers,
+            local_addrs: cfg.addrs.clone(),
+            sysctls: cfg.sysctls,
+            seed: ephemeral_port_seed(&secrets),
+        }));
+        let listening = Listening::open(&stack, cfg)?;
+        let (event_log, events) = match &cfg.event_log {
+            Some(path) => {
+                let (log, sender) = EventLog::open(path).map_err(|e| ServeError::EventLog(path.clone(), e))?;
+                (Some(log), Some(sender))
+            }
+            None => (None, None),
+        };
+        Ok(ControlPlane { stop, secrets, stack, listening, event_log, events })
+    }
+}
+
+fn stop_on_signal() -> Result<Arc<AtomicBool>, ServeError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(ServeError::Signal)?;
+    }
+    Ok(stop)
+}
+
+/// Random keys, with the operator's SYN cookie and TFO keys in their place.
+fn secrets(cfg: &ServeConfig) -> Result<Secrets, ServeError> {
+    let mut secrets = Secrets::random()?;
+    if let Some(k) = cfg.syncookie_key {
+        secrets.syncookie = SyncookieKeys::new(k);
+    }
+    if let Some(k) = &cfg.tfo_key {
+        secrets.tfo = *k;
+    }
+    Ok(secrets)
+}
+
+/// The socket layer's port-choice seed, keyed by the ISN secret as Linux
+/// keys its ephemeral port offsets with `net_secret`; a hash, so the seed
+/// does not give the key away.
+fn ephemeral_port_seed(secrets: &Secrets) -> u64 {
+    let mut h = secrets.isn.sip24();
+    h.write(b"ip_local_port_range");
+    h.finish()
+}

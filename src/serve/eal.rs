@@ -1,0 +1,44 @@
+//! EAL and its memory: brought up after the control plane, torn down last.
+
+use super::{ServeConfig, ServeError};
+use crate::dpdk::{self, Eal, Mempool};
+use core_affinity::CoreId;
+use std::sync::Arc;
+
+/// EAL, the chosen port and one mempool per worker. The port and the workers
+/// hold clones of these; this struct outlives them, and its fields drop in
+/// order: mempools, then EAL.
+pub(super) struct Dpdk {
+    pub pools: Vec<Arc<Mempool>>,
+    pub eal: Eal,
+    pub port_id: u16,
+    /// The cores workers may be pinned to.
+    pub cores: Vec<CoreId>,
+}
+
+impl Dpdk {
+    pub fn init(cfg: &ServeConfig) -> Result<Dpdk, ServeError> {
+        // Before EAL init: EAL pins this thread to the main lcore, and the
+        // core list is read from this thread's affinity mask.
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let eal = Eal::init(&cfg.eal_args)?;
+        println!("dlisten: {}", dpdk::version());
+        let port_id = eal.choose_port(cfg.port)?;
+        let socket = eal.socket_id();
+        let pools = (0..cfg.workers)
+            .map(|w| {
+                Mempool::new(&eal, &format!("dl_rx{port_id}_{w}"), cfg.mbufs_per_worker, 256, dpdk::DEFAULT_DATA_ROOM, socket)
+                    .map(Arc::new)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Dpdk { pools, eal, port_id, cores })
+    }
+
+    /// Worker `w`'s core: the `--cores` entry, or the w-th core we may run on.
+    pub fn core_for(&self, cfg: &ServeConfig, w: u16) -> Option<CoreId> {
+        match &cfg.cores {
+            Some(list) => list.get(w as usize).and_then(|c| self.cores.iter().find(|id| id.id == *c).copied()),
+            None => self.cores.get(w as usize % self.cores.len().max(1)).copied(),
+        }
+    }
+}

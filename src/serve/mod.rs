@@ -1,0 +1,62 @@
+//! `dlisten serve`, as the steps it takes:
+//! - the control plane (`control_plane`): keys, the socket layer, the
+//!   listeners open, the event log; configuration errors show here, before
+//!   the NIC is touched;
+//! - EAL and its mempools (`eal`), which outlive everything after;
+//! - `Running`: the port started, one pinned worker per queue, the
+//!   application threads, the control socket;
+//! - serving until SIGINT/SIGTERM, with key rotation and periodic stats;
+//! - shutdown in order, into the exit `Report`.
+
+mod config;
+mod control_plane;
+mod eal;
+mod listen;
+mod periodic;
+mod report;
+mod running;
+mod stats;
+mod workers;
+
+pub use config::{ListenSpec, ServeConfig};
+
+use crate::dpdk::DpdkError;
+use crate::engine::errno::Errno;
+use control_plane::ControlPlane;
+use eal::Dpdk;
+use running::Running;
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Dpdk(#[from] DpdkError),
+    #[error("no address to own: pass --addr 198.18.0.1 (one or more)")]
+    NoAddress,
+    #[error("cannot install the SIGINT/SIGTERM handler: {0}")]
+    Signal(std::io::Error),
+    #[error("{call} {addr}: {errno}")]
+    Socket { call: &'static str, addr: SocketAddrV4, errno: Errno },
+    #[error("{addr}: listen() succeeded but the socket has no listener: {errno}")]
+    NoListener { addr: SocketAddrV4, errno: Errno },
+    #[error(transparent)]
+    Random(#[from] crate::engine::keys::RandomError),
+    #[error("event log {0}: {1}")]
+    EventLog(PathBuf, std::io::Error),
+    #[error("control socket {0}: {1}")]
+    ControlSocket(PathBuf, std::io::Error),
+}
+
+/// Serve until SIGINT or SIGTERM, then print the exit report.
+pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
+    let control = ControlPlane::open(&cfg)?;
+    // Declared before `running`, so dropped after it: the port goes before
+    // the mempools and EAL.
+    let dpdk = Dpdk::init(&cfg)?;
+    let mut running = Running::start(&cfg, control, &dpdk)?;
+    running.run_until_stopped();
+    running.shutdown().print();
+    Ok(())
+}

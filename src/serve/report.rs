@@ -1,0 +1,100 @@
+//! The exit report: what the server did, taken once everything stopped.
+
+use crate::dpdk::{DpdkError, PortStats};
+use crate::stats::{Counter, CounterSnapshot, Metric};
+use crate::telemetry::latency::LatencyHub;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+pub(super) struct Report {
+    /// `ss -lnt` at stop, before the listeners closed.
+    pub listening: String,
+    pub port_id: u16,
+    /// Why stopping the port failed, if it did.
+    pub port_stop_error: Option<DpdkError>,
+    pub per_worker: Vec<CounterSnapshot>,
+    /// The socket layer's own counters.
+    pub control: CounterSnapshot,
+    pub port: PortStats,
+    pub latency_table: String,
+    pub hgrms: Option<Hgrms>,
+    pub event_log_error: Option<io::Error>,
+}
+
+impl Report {
+    /// Print the report, and write the .hgrm files it names.
+    pub fn print(self) {
+        print!("{}", self.listening);
+        if let Some(e) = &self.port_stop_error {
+            eprintln!("dlisten: stopping port {}: {e}", self.port_id);
+        }
+        print_counters(&self.per_worker, &self.control);
+        let s = &self.port;
+        println!(
+            "port {} ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
+            self.port_id, s.ipackets, s.opackets, s.imissed, s.ierrors, s.oerrors, s.rx_nombuf
+        );
+        println!("latency (microseconds):");
+        print!("{}", self.latency_table);
+        if let Some(h) = self.hgrms {
+            h.write();
+        }
+        if let Some(e) = &self.event_log_error {
+            eprintln!("dlisten: event log: {e}");
+        }
+    }
+}
+
+/// One line per worker, then the summed counters (nstat style).
+fn print_counters(per_worker: &[CounterSnapshot], control: &CounterSnapshot) {
+    for (w, s) in per_worker.iter().enumerate() {
+        println!(
+            "worker {w} rx_frames {} tx_frames {} tx_drops {} passive_opens {}",
+            s.get(Counter::RxFrames),
+            s.get(Counter::TxFrames),
+            s.get(Counter::TxDrops),
+            s.get(Counter::TcpPassiveOpens)
+        );
+    }
+    println!("counters:");
+    let total = CounterSnapshot::sum(per_worker.iter().chain(std::iter::once(control)));
+    for (name, v) in total.nonzero() {
+        println!("  {name:<32} {v}");
+    }
+}
+
+/// The latency histograms as HdrHistogram .hgrm files, rendered at stop.
+pub(super) struct Hgrms {
+    dir: PathBuf,
+    files: Vec<(PathBuf, io::Result<Vec<u8>>)>,
+}
+
+impl Hgrms {
+    /// One `<metric>.hgrm` per metric, over every listener.
+    pub fn render(hub: &LatencyHub, dir: &Path) -> Hgrms {
+        let files = Metric::ALL
+            .into_iter()
+            .map(|m| {
+                let mut text = Vec::new();
+                let rendered = hub.write_hgrm(m, None, &mut text).map(|()| text);
+                (dir.join(format!("{}.hgrm", m.file_stem())), rendered)
+            })
+            .collect();
+        Hgrms { dir: dir.to_path_buf(), files }
+    }
+
+    /// The files are extra: failing to write one is reported, not fatal.
+    fn write(self) {
+        if let Err(e) = std::fs::create_dir_all(&self.dir) {
+            eprintln!("dlisten: {}: {e}", self.dir.display());
+            return;
+        }
+        for (path, rendered) in self.files {
+            let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(&rendered?));
+            match written {
+                Ok(()) => println!("dlisten: wrote {}", path.display()),
+                Err(e) => eprintln!("dlisten: {}: {e}", path.display()),
+            }
+        }
+    }
+}

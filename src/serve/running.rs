@@ -1,0 +1,228 @@
+//! The running server: brought up on the control plane and EAL, served until
+//! the stop flag is set, then shut down in order into the exit [`Report`].
+
+use super::control_plane::ControlPlane;
+use super::eal::Dpdk;
+use super::listen::Listening;
+use super::periodic::{Periodic, TICK};
+use super::report::{Hgrms, Report};
+use super::stats::ServeStats;
+use super::workers::WorkerParts;
+use super::{ServeConfig, ServeError};
+use crate::api::{app_threads, Sockets};
+use crate::dpdk::{Port, PortConfig};
+use crate::engine::socket::Stack;
+use crate::stats::Counters;
+use crate::telemetry::control::ControlServer;
+use crate::telemetry::event_log::{AppEvent, EventLog};
+use crate::telemetry::format_ss_lnt;
+use crate::telemetry::latency::{LatencyHub, LatencySender};
+use crate::wire::ethernet::EthernetAddress;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Declared in teardown order, which [`Running::shutdown`] follows.
+pub(super) struct Running {
+    /// `--app-threads N`: they use the listeners, so they go first.
+    app_threads: Vec<JoinHandle<()>>,
+    listening: Listening,
+    /// They poll the port's queues: joined before it stops.
+    workers: Vec<JoinHandle<()>>,
+    control_socket: ControlServer,
+    /// Its queues hold mbufs of the mempools in [`Dpdk`], which outlives it.
+    port: Port,
+    port_id: u16,
+    stats: Arc<ServeStats>,
+    event_log: Option<EventLog>,
+    stop: Arc<AtomicBool>,
+    periodic: Periodic,
+    hgrm_dir: Option<PathBuf>,
+}
+
+impl Running {
+    /// Start the port, the workers, the application threads and the control
+    /// socket, and say so.
+    pub fn start(cfg: &ServeConfig, control: ControlPlane, dpdk: &Dpdk) -> Result<Running, ServeError> {
+        let port = start_port(cfg, dpdk)?;
+        let tx_csum_offload = port.info().tx_csum_offload;
+        let mac = EthernetAddress(port.mac_addr()?);
+        print_port(cfg, dpdk.port_id, &port, mac);
+        let (hub, latency) = latency_hub(&control.stack);
+        let sockets = Arc::new(Sockets::new(control.stack.clone()));
+        let epoch = Instant::now();
+        let counters: Vec<Arc<Counters>> = (0..cfg.workers).map(|_| Arc::new(Counters::new())).collect();
+        let parts = WorkerParts {
+            cfg,
+            control: &control,
+            dpdk,
+            port: &port,
+            mac,
+            tx_csum_offload,
+            sockets: &sockets,
+            counters: &counters,
+            latency: &latency,
+            epoch,
+        };
+        let workers = parts.spawn_all()?;
+        print!("{}", format_ss_lnt(&control.stack.listeners()));
+        if let Some(s) = &control.events {
+            for l in &cfg.listens {
+                s.send(AppEvent::Listening { addr: l.addr });
+            }
+        }
+        let app_threads = spawn_app_threads(cfg, &control, sockets, latency, epoch);
+        let stats = Arc::new(ServeStats { started: epoch, counters, stack: control.stack.clone(), hub });
+        let control_socket = ControlServer::start(&cfg.control_socket, stats.clone())
+            .map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
+        print_ready(cfg);
+        let ControlPlane { stop, listening, event_log, .. } = control;
+        Ok(Running {
+            app_threads,
+            listening,
+            workers,
+            control_socket,
+            port,
+            port_id: dpdk.port_id,
+            stats,
+            event_log,
+            stop,
+            periodic: Periodic::new(cfg),
+            hgrm_dir: cfg.hgrm_dir.clone(),
+        })
+    }
+
+    /// Until SIGINT or SIGTERM: rotate the SYN cookie key, print periodic stats.
+    pub fn run_until_stopped(&mut self) {
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(TICK);
+            self.periodic.tick(&self.stats);
+        }
+    }
+
+    /// Stop everything in order and take the final numbers.
+    pub fn shutdown(self) -> Report {
+        println!("dlisten: stopping");
+        let Running { app_threads, listening, workers, control_socket, mut port, port_id, stats, event_log, hgrm_dir, .. } = self;
+        join(app_threads);
+        let stack: &Stack = &stats.stack;
+        let listening_at_stop = format_ss_lnt(&stack.listeners());
+        listening.close(stack);
+        join(workers);
+        drop(control_socket);
+        let port_stats = port.stats().unwrap_or_default();
+        let port_stop_error = port.stop().err();
+        drop(port);
+        let per_worker = stats.counters.iter().map(|c| c.snapshot()).collect();
+        let control = stack.counters();
+        let (latency_table, hgrms) = {
+            let hub = stats.drained_hub();
+            (hub.percentile_table(), hgrm_dir.as_deref().map(|dir| Hgrms::render(&hub, dir)))
+        };
+        let event_log_error = event_log.and_then(|log| log.close().err());
+        Report {
+            listening: listening_at_stop,
+            port_id,
+            port_stop_error,
+            per_worker,
+            control,
+            port: port_stats,
+            latency_table,
+            hgrms,
+            event_log_error,
+        }
+    }
+}
+
+fn join(threads: Vec<JoinHandle<()>>) {
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// One RX/TX queue pair per worker, each RX queue on that worker's mempool.
+fn start_port(cfg: &ServeConfig, dpdk: &Dpdk) -> Result<Port, ServeError> {
+    let port_cfg = PortConfig {
+        rx_queues: cfg.workers,
+        tx_queues: cfg.workers,
+        rx_desc: cfg.rx_desc,
+        tx_desc: cfg.tx_desc,
+        mempools: dpdk.pools.to_vec(),
+        want_rss: true,
+        want_csum_offload: true,
+        promiscuous: false,
+        mtu: None,
+    };
+    let mut port = Port::new(&dpdk.eal, dpdk.port_id, &port_cfg)?;
+    port.start()?;
+    Ok(port)
+}
+
+fn print_port(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress) {
+    let info = port.info();
+    println!(
+        "dlisten: port {port_id} driver {} mac {mac} queues {} rss {} rx-csum-offload {} tx-csum-offload {}",
+        info.driver,
+        cfg.workers,
+        on_off(info.rss_enabled),
+        on_off(info.rx_csum_offload),
+        on_off(info.tx_csum_offload)
+    );
+    match port.link() {
+        Ok(link) => println!(
+            "dlisten: link {}{}",
+            if link.up { "up" } else { "down" },
+            link.speed_mbps.map(|s| format!(" {s} Mbps")).unwrap_or_default()
+        ),
+        Err(e) => println!("dlisten: link status unknown: {e}"),
+    }
+    println!("dlisten: addresses {}", cfg.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" "));
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// The hub the workers send their histograms to, with a label per listener.
+fn latency_hub(stack: &Stack) -> (Arc<Mutex<LatencyHub>>, LatencySender) {
+    let (mut hub, sender) = LatencyHub::new();
+    for info in stack.listeners() {
+        let label = match info.incoming_cpu {
+            Some(cpu) => format!("{} cpu{cpu}", info.local),
+            None => info.local.to_string(),
+        };
+        hub.set_listener_label(info.id, label);
+    }
+    (Arc::new(Mutex::new(hub)), sender)
+}
+
+/// `--app-threads N`: N threads share each listener's accept queue. None
+/// per core, and none for `hold`, which never accepts.
+fn spawn_app_threads(
+    cfg: &ServeConfig,
+    control: &ControlPlane,
+    sockets: Arc<Sockets>,
+    latency: LatencySender,
+    epoch: Instant,
+) -> Vec<JoinHandle<()>> {
+    if cfg.per_core() || !cfg.app.accepts() {
+        return Vec::new();
+    }
+    app_threads::spawn(sockets, &control.listening.fds, cfg.app.clone(), cfg.app_threads, control.stop.clone(), latency, epoch)
+}
+
+fn print_ready(cfg: &ServeConfig) {
+    println!(
+        "dlisten: app {} {}; stats: dlisten stats --socket {}",
+        cfg.app,
+        if cfg.per_core() { "per core".to_string() } else { format!("on {} application threads", cfg.app_threads) },
+        cfg.control_socket.display()
+    );
+    println!("dlisten: ready");
+}

@@ -1,0 +1,42 @@
+//! What `dlisten stats` and the periodic line read from a running server.
+
+use crate::engine::socket::Stack;
+use crate::stats::Counters;
+use crate::telemetry::control::{StatsSnapshot, StatsSource};
+use crate::telemetry::latency::LatencyHub;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+pub(super) struct ServeStats {
+    pub started: Instant,
+    /// One per worker.
+    pub counters: Vec<Arc<Counters>>,
+    pub stack: Arc<Stack>,
+    pub hub: Arc<Mutex<LatencyHub>>,
+}
+
+impl ServeStats {
+    /// The latency hub with what the workers sent so far merged in.
+    pub fn drained_hub(&self) -> MutexGuard<'_, LatencyHub> {
+        let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
+        hub.drain();
+        hub
+    }
+}
+
+impl StatsSource for ServeStats {
+    fn snapshot(&self) -> StatsSnapshot {
+        let (latency_table, latency) = {
+            let hub = self.drained_hub();
+            (hub.percentile_table(), hub.rows())
+        };
+        StatsSnapshot {
+            uptime: self.started.elapsed(),
+            per_worker: self.counters.iter().map(|c| c.snapshot()).collect(),
+            control: self.stack.counters(),
+            listeners: self.stack.listeners(),
+            latency_table,
+            latency,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! One worker per RX/TX queue pair, each on its own pinned thread.
+
+use super::control_plane::ControlPlane;
+use super::eal::Dpdk;
+use super::{ServeConfig, ServeError};
+use crate::api::Sockets;
+use crate::dpdk::Port;
+use crate::engine::host::{Host, HostConfig};
+use crate::engine::tcp::{TcpConfig, TcpEngine};
+use crate::engine::time::Instant as EngineInstant;
+use crate::stats::Counters;
+use crate::telemetry::latency::{LatencySender, WorkerLatency};
+use crate::wire::ethernet::EthernetAddress;
+use crate::worker::apps::PerCoreApps;
+use crate::worker::threaded::AttachedConns;
+use crate::worker::Worker;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// What every worker is built from.
+pub(super) struct WorkerParts<'a> {
+    pub cfg: &'a ServeConfig,
+    pub control: &'a ControlPlane,
+    pub dpdk: &'a Dpdk,
+    pub port: &'a Port,
+    pub mac: EthernetAddress,
+    pub tx_csum_offload: bool,
+    pub sockets: &'a Sockets,
+    /// One per worker.
+    pub counters: &'a [Arc<Counters>],
+    pub latency: &'a LatencySender,
+    /// Engine time zero.
+    pub epoch: Instant,
+}
+
+impl WorkerParts<'_> {
+    /// Start every worker, saying which core each is on.
+    pub fn spawn_all(&self) -> Result<Vec<JoinHandle<()>>, ServeError> {
+        let mut handles = Vec::new();
+        for w in 0..self.cfg.workers {
+            let worker = self.worker(w)?;
+            println!("dlisten: worker {w} on core {}", worker.core.map(|c| c.id.to_string()).unwrap_or_else(|| "any".into()));
+            handles.push(
+                std::thread::Builder::new().name(format!("dl-worker-{w}")).spawn(move || worker.run()).expect("spawn worker thread"),
+            );
+        }
+        Ok(handles)
+    }
+
+    fn worker(&self, w: u16) -> Result<Worker, ServeError> {
+        let (cfg, control) = (self.cfg, self.control);
+        let counters = self.counters[w as usize].clone();
+        let host = Host::new(HostConfig { mac: self.mac, addrs: cfg.addrs.clone() }, counters.clone());
+        let tcp_cfg = TcpConfig {
+            mac: self.mac,
+            max_conns: cfg.max_conns,
+            max_buffer_bytes: cfg.conn_mem,
+            ..TcpConfig::new(w)
+        };
+        let tcp = TcpEngine::new(tcp_cfg, control.stack.clone(), control.secrets.clone(), EngineInstant::ZERO)
+            .with_counters(counters.clone());
+        let apps = cfg.per_core().then(|| {
+            PerCoreApps::new(cfg.app.clone(), control.listening.per_worker[w as usize].clone(), control.events.clone())
+        });
+        Ok(Worker {
+            id: w,
+            eal: self.dpdk.eal.clone(),
+            core: self.dpdk.core_for(cfg, w),
+            rxq: self.port.rx_queue(w)?,
+            txq: Some(self.port.tx_queue(w)?),
+            pool: self.dpdk.pools[w as usize].clone(),
+            host,
+            tcp,
+            apps,
+            attached: AttachedConns::new(w, self.sockets.worker_queue()),
+            latency_out: Some(self.latency.clone()),
+            latency: WorkerLatency::default(),
+            counters,
+            stop: control.stop.clone(),
+            idle_sleep: cfg.idle_sleep,
+            tx_csum_offload: self.tx_csum_offload,
+            epoch: self.epoch,
+        })
+    }
+}
