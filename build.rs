@@ -38,6 +38,7 @@ const FUNCTIONS: &[&str] = &[
     "rte_mempool_avail_count",
     "rte_mempool_in_use_count",
     "rte_pktmbuf_free_bulk",
+    "rte_get_tsc_hz",
     "dl_.*",
 ];
 

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -27,6 +28,7 @@
  */
 int dl_rte_errno(void);
 unsigned dl_rte_lcore_id(void);
+uint64_t dl_rte_rdtsc(void);
 
 uint16_t dl_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
                              struct rte_mbuf **rx_pkts, uint16_t nb_pkts);

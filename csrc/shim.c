@@ -23,6 +23,7 @@ _Static_assert(RTE_MAX_ETHPORTS <= 65535, "port ids are u16");
 
 int dl_rte_errno(void) { return rte_errno; }
 unsigned dl_rte_lcore_id(void) { return rte_lcore_id(); }
+uint64_t dl_rte_rdtsc(void) { return rte_rdtsc(); }
 
 uint16_t dl_rte_eth_rx_burst(uint16_t port_id, uint16_t queue_id,
                              struct rte_mbuf **rx_pkts, uint16_t nb_pkts)

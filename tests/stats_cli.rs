@@ -2,7 +2,7 @@
 //! serve: the binary's text, JSON, --watch/--count and its error message.
 
 use dlisten::engine::socket::ListenerInfo;
-use dlisten::stats::{Counter, Counters};
+use dlisten::stats::{Counter, Counters, Runtime, Stage};
 use dlisten::telemetry::{ControlServer, StatsSnapshot, StatsSource};
 use std::path::PathBuf;
 use std::process::Command;
@@ -33,9 +33,19 @@ impl StatsSource for Fake {
                 fastopen_max_qlen: 0,
                 incoming_cpu: None,
             }],
+            runtime: vec![runtime(n)],
             ..Default::default()
         }
     }
+}
+
+/// `n` seconds of a worker at 1 GHz, busy a tenth of the time, 500 packets a second.
+fn runtime(n: u64) -> dlisten::stats::RuntimeSnapshot {
+    let r = Runtime::new(1_000_000_000);
+    r.stage(Stage::Rx, 500 * n, 20_000 * n);
+    r.busy(100_000_000 * n);
+    r.idle(900_000_000 * n);
+    r.snapshot()
 }
 
 fn socket_path(name: &str) -> PathBuf {
@@ -59,6 +69,7 @@ fn stats_text_json_and_watch() {
     assert!(out.contains("worker 0 rx 500.0 frames/s"), "{out}");
     assert!(out.contains("  TcpPassiveOpens                  50\n"), "{out}");
     assert!(out.contains("198.18.0.1:80"), "{out}");
+    assert!(out.contains("runtime worker 0 (since start): busy 10.0%, capacity 0.005 Mpps per busy second, 40 clocks per received packet"), "{out}");
 
     let (ok, out, err) = dlisten(&["stats", "--socket", p, "--json"]);
     assert!(ok, "{err}");

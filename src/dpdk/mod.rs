@@ -21,11 +21,13 @@ mod error;
 mod mbuf;
 mod mempool;
 mod port;
+mod tsc;
 
 pub use eal::{lcore_id, version, Eal};
 pub use error::{eal_init_hint, errno_text, mempool_hint, Direction, DpdkError};
 pub use mbuf::{rx_ip_csum_status, rx_l4_csum_status, CsumStatus, Drain, Mbuf, MbufBatch, BURST};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM};
+pub use tsc::{tsc, tsc_hz};
 pub use port::{
     check_queues, plan_offloads, Capabilities, Link, OffloadPlan, Port, PortConfig, PortInfo,
     PortStats, RxQueue, TxQueue, TxResult, RSS_IPV4, RSS_NONFRAG_IPV4_TCP, RSS_NONFRAG_IPV4_UDP,

@@ -19,10 +19,13 @@
 //!   socks, cookies, TFO, TIME_WAIT (Linux's listen path, per core).
 //! - [`tcb`]: an established connection's data path.
 //!
+//! [`burst`] runs a burst of frames through host and TCP in stages.
+//!
 //! Shared by all: [`flow::FlowKey`], [`time`], [`timer_wheel`],
 //! [`tx::TxSink`], [`sysctl::Sysctls`], [`errno::Errno`].
 #![forbid(unsafe_code)]
 
+pub mod burst;
 pub mod errno;
 pub mod flow;
 pub mod host;

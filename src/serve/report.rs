@@ -1,7 +1,8 @@
 //! The exit report: what the server did, taken once everything stopped.
 
 use crate::dpdk::{DpdkError, PortStats};
-use crate::stats::{Counter, CounterSnapshot, Metric};
+use crate::stats::{Counter, CounterSnapshot, Metric, RuntimeSnapshot};
+use crate::telemetry::text::format_runtime;
 use crate::telemetry::latency::LatencyHub;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,8 @@ pub(super) struct Report {
     pub control: CounterSnapshot,
     pub port: PortStats,
     pub latency_table: String,
+    /// Each worker's cycles per stage over the whole run.
+    pub runtime: Vec<RuntimeSnapshot>,
     pub hgrms: Option<Hgrms>,
     pub event_log_error: Option<io::Error>,
 }
@@ -36,6 +39,7 @@ impl Report {
         );
         println!("latency (microseconds):");
         print!("{}", self.latency_table);
+        print!("{}", format_runtime(&self.runtime, "whole run"));
         if let Some(h) = self.hgrms {
             h.write();
         }

@@ -10,9 +10,9 @@ use super::stats::ServeStats;
 use super::workers::WorkerParts;
 use super::{ServeConfig, ServeError};
 use crate::api::{app_threads, Sockets};
-use crate::dpdk::{Port, PortConfig};
+use crate::dpdk::{tsc_hz, Port, PortConfig};
 use crate::engine::socket::Stack;
-use crate::stats::Counters;
+use crate::stats::{Counters, Runtime};
 use crate::telemetry::control::ControlServer;
 use crate::telemetry::event_log::{AppEvent, EventLog};
 use crate::telemetry::format_ss_lnt;
@@ -54,6 +54,8 @@ impl Running {
         let sockets = Arc::new(Sockets::new(control.stack.clone()));
         let epoch = Instant::now();
         let counters: Vec<Arc<Counters>> = (0..cfg.workers).map(|_| Arc::new(Counters::new())).collect();
+        let tsc_hz = tsc_hz(&dpdk.eal);
+        let runtimes: Vec<Arc<Runtime>> = (0..cfg.workers).map(|_| Arc::new(Runtime::new(tsc_hz))).collect();
         let parts = WorkerParts {
             cfg,
             control: &control,
@@ -63,6 +65,7 @@ impl Running {
             tx_csum_offload,
             sockets: &sockets,
             counters: &counters,
+            runtimes: &runtimes,
             latency: &latency,
             epoch,
         };
@@ -74,7 +77,7 @@ impl Running {
             }
         }
         let app_threads = spawn_app_threads(cfg, &control, sockets, latency, epoch);
-        let stats = Arc::new(ServeStats { started: epoch, counters, stack: control.stack.clone(), hub });
+        let stats = Arc::new(ServeStats { started: epoch, counters, runtimes, stack: control.stack.clone(), hub });
         let control_socket = ControlServer::start(&cfg.control_socket, stats.clone())
             .map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
         print_ready(cfg);
@@ -116,6 +119,7 @@ impl Running {
         let port_stop_error = port.stop().err();
         drop(port);
         let per_worker = stats.counters.iter().map(|c| c.snapshot()).collect();
+        let runtime = stats.runtimes.iter().map(|r| r.snapshot()).collect();
         let control = stack.counters();
         let (latency_table, hgrms) = {
             let hub = stats.drained_hub();
@@ -130,6 +134,7 @@ impl Running {
             control,
             port: port_stats,
             latency_table,
+            runtime,
             hgrms,
             event_log_error,
         }

@@ -1,7 +1,7 @@
 //! What `dlisten stats` and the periodic line read from a running server.
 
 use crate::engine::socket::Stack;
-use crate::stats::Counters;
+use crate::stats::{Counters, Runtime};
 use crate::telemetry::control::{StatsSnapshot, StatsSource};
 use crate::telemetry::latency::LatencyHub;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,6 +11,8 @@ pub(super) struct ServeStats {
     pub started: Instant,
     /// One per worker.
     pub counters: Vec<Arc<Counters>>,
+    /// One per worker.
+    pub runtimes: Vec<Arc<Runtime>>,
     pub stack: Arc<Stack>,
     pub hub: Arc<Mutex<LatencyHub>>,
 }
@@ -37,6 +39,7 @@ impl StatsSource for ServeStats {
             listeners: self.stack.listeners(),
             latency_table,
             latency,
+            runtime: self.runtimes.iter().map(|r| r.snapshot()).collect(),
         }
     }
 }

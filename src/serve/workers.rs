@@ -8,7 +8,7 @@ use crate::dpdk::Port;
 use crate::engine::host::{Host, HostConfig};
 use crate::engine::tcp::{TcpConfig, TcpEngine};
 use crate::engine::time::Instant as EngineInstant;
-use crate::stats::Counters;
+use crate::stats::{Counters, Runtime};
 use crate::telemetry::latency::{LatencySender, WorkerLatency};
 use crate::wire::ethernet::EthernetAddress;
 use crate::worker::apps::PerCoreApps;
@@ -29,6 +29,8 @@ pub(super) struct WorkerParts<'a> {
     pub sockets: &'a Sockets,
     /// One per worker.
     pub counters: &'a [Arc<Counters>],
+    /// One per worker.
+    pub runtimes: &'a [Arc<Runtime>],
     pub latency: &'a LatencySender,
     /// Engine time zero.
     pub epoch: Instant,
@@ -77,6 +79,7 @@ impl WorkerParts<'_> {
             latency_out: Some(self.latency.clone()),
             latency: WorkerLatency::default(),
             counters,
+            runtime: self.runtimes[w as usize].clone(),
             stop: control.stop.clone(),
             idle_sleep: cfg.idle_sleep,
             tx_csum_offload: self.tx_csum_offload,

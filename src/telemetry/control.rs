@@ -7,7 +7,8 @@
 //! latency percentiles). The socket is 0600: stats are for the operator.
 
 use crate::engine::socket::ListenerInfo;
-use crate::telemetry::text::format_ss_lnt;
+use crate::stats::{RuntimeSnapshot, Stage};
+use crate::telemetry::text::{format_runtime, format_ss_lnt};
 use crate::stats::{Counter, CounterSnapshot};
 use crate::telemetry::latency::LatencyRow;
 use serde_json::{json, Map, Value};
@@ -48,6 +49,8 @@ pub struct StatsSnapshot {
     pub latency_table: String,
     /// [`LatencyHub::rows`](crate::telemetry::LatencyHub::rows), for the JSON answer.
     pub latency: Vec<LatencyRow>,
+    /// Each worker's cycles per stage, busy and idle, by worker id.
+    pub runtime: Vec<RuntimeSnapshot>,
 }
 
 impl StatsSnapshot {
@@ -100,6 +103,13 @@ pub fn format_stats(now: &StatsSnapshot, previous: Option<&StatsSnapshot>) -> St
     }
     out.push_str(&format_ss_lnt(&now.listeners));
     out.push_str(&now.latency_table);
+    let runtime: Vec<RuntimeSnapshot> = match previous {
+        Some(p) if p.runtime.len() == now.runtime.len() => {
+            now.runtime.iter().zip(&p.runtime).map(|(n, p)| n.since(p)).collect()
+        }
+        _ => now.runtime.clone(),
+    };
+    out.push_str(&format_runtime(&runtime, &since));
     out
 }
 
@@ -160,6 +170,34 @@ pub fn stats_json(s: &StatsSnapshot) -> Value {
         "workers": workers,
         "listeners": listeners,
         "latency": latency,
+        "runtime": s.runtime.iter().enumerate().map(|(w, r)| runtime_json(w, r)).collect::<Vec<_>>(),
+    })
+}
+
+/// One worker's runtime accounting since start.
+fn runtime_json(worker: usize, r: &RuntimeSnapshot) -> Value {
+    let stages: Vec<Value> = Stage::ALL
+        .iter()
+        .map(|&st| {
+            let t = r.stage(st);
+            json!({
+                "stage": st.name(),
+                "calls": t.calls,
+                "packets": t.packets,
+                "cycles": t.cycles,
+                "clocks_per_packet": t.clocks_per_packet(),
+            })
+        })
+        .collect();
+    json!({
+        "worker": worker,
+        "tsc_hz": r.tsc_hz,
+        "busy_cycles": r.busy_cycles,
+        "idle_cycles": r.idle_cycles,
+        "busy_percent": r.busy_percent(),
+        "capacity_pps": r.capacity_pps(),
+        "clocks_per_rx_packet": r.clocks_per_rx_packet(),
+        "stages": stages,
     })
 }
 
@@ -316,7 +354,7 @@ mod tests {
     use super::*;
     use crate::stats::Metric;
     use crate::telemetry::latency::{LatencyHub, WorkerLatency};
-    use crate::stats::Counters;
+    use crate::stats::{Counters, Runtime};
     use std::net::SocketAddrV4;
     use std::sync::atomic::AtomicU64;
 
@@ -363,7 +401,20 @@ mod tests {
             }],
             latency_table: latency_table.to_string(),
             latency: latency.to_vec(),
+            runtime: vec![fake_runtime(n)],
         }
+    }
+
+    /// `n` seconds of a worker busy a quarter of the time at 1 GHz.
+    fn fake_runtime(n: u64) -> RuntimeSnapshot {
+        let r = Runtime::new(1_000_000_000);
+        for _ in 0..n {
+            r.stage(Stage::Rx, 1000, 50_000);
+            r.stage(Stage::Tcp, 1000, 300_000);
+        }
+        r.busy(250_000_000 * n);
+        r.idle(750_000_000 * n);
+        r.snapshot()
     }
 
     fn fake() -> Arc<Fake> {
@@ -404,6 +455,9 @@ mod tests {
         assert!(text.starts_with("uptime 4.0 s (rates: last 2.0 s)\n"), "{text}");
         assert!(text.contains("worker 0 rx 2000.0 frames/s tx 1800.0 frames/s passive-opens 200.0/s\n"), "{text}");
         assert!(text.contains("worker 1 rx 20.0 frames/s tx 0.0 frames/s passive-opens 0.0/s\n"), "{text}");
+        // The runtime table covers the same interval: 4000 packets in 1 s busy.
+        assert!(text.contains("runtime worker 0 (last 2.0 s): busy 25.0%, capacity 0.004 Mpps per busy second, 350 clocks per received packet\n"), "{text}");
+        assert!(text.contains("  tcp                 4           4000       300.0     1000.0\n"), "{text}");
     }
 
     #[test]
@@ -447,6 +501,13 @@ mod tests {
         assert_eq!(lat["count"], 10);
         assert!((lat["max_us"].as_f64().unwrap() - 10.0).abs() < 0.01, "{lat}");
         assert_eq!(v["latency"][1]["listener"], "all");
+        let rt = &v["runtime"][0];
+        assert_eq!(rt["worker"], 0);
+        assert_eq!(rt["busy_percent"], 25.0);
+        assert_eq!(rt["stages"][0]["stage"], "rx");
+        assert_eq!(rt["stages"][0]["packets"], 3000);
+        assert_eq!(rt["stages"][3]["stage"], "tcp");
+        assert_eq!(rt["stages"][3]["clocks_per_packet"], 300.0);
 
         match query(&path, "frobnicate") {
             Err(ControlError::Server { message, .. }) => assert!(message.contains("unknown command"), "{message}"),

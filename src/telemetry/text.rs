@@ -1,7 +1,42 @@
-//! Text an operator reads: the `ss -lnt` listing of the listeners.
+//! Text an operator reads: the `ss -lnt` listing of the listeners, and
+//! where each worker's cycles go (VPP's `show runtime`).
 
 use crate::engine::socket::ListenerInfo;
+use crate::stats::{RuntimeSnapshot, Stage};
 use std::fmt::Write as _;
+
+/// Per worker: busy share, capacity (packets per busy second), clocks per
+/// received packet, then each stage's calls, packets, clocks per packet and
+/// packets per call. `label` says which interval the figures cover.
+pub fn format_runtime(workers: &[RuntimeSnapshot], label: &str) -> String {
+    let mut out = String::new();
+    for (w, r) in workers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "runtime worker {w} ({label}): busy {:.1}%, capacity {:.3} Mpps per busy second, {:.0} clocks per received packet",
+            r.busy_percent(),
+            r.capacity_pps() / 1e6,
+            r.clocks_per_rx_packet()
+        );
+        let _ = writeln!(out, "  {:<8} {:>12} {:>14} {:>11} {:>10}", "stage", "calls", "packets", "clocks/pkt", "pkts/call");
+        for &s in Stage::ALL {
+            let t = r.stage(s);
+            if t.calls == 0 {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  {:<8} {:>12} {:>14} {:>11.1} {:>10.1}",
+                s.name(),
+                t.calls,
+                t.packets,
+                t.clocks_per_packet(),
+                t.packets_per_call()
+            );
+        }
+    }
+    out
+}
 
 /// `ss -lnt` columns (State Recv-Q Send-Q Local Address:Port Peer
 /// Address:Port) plus, at the end, the reuseport group, its size, the SYN
@@ -51,6 +86,26 @@ mod tests {
             fastopen_max_qlen: 0,
             incoming_cpu: None,
         }
+    }
+
+    #[test]
+    fn runtime_table() {
+        use crate::stats::Runtime;
+        let r = Runtime::new(1_000_000_000);
+        r.stage(Stage::Rx, 64, 640);
+        r.stage(Stage::Rx, 32, 320);
+        r.stage(Stage::Tcp, 96, 9_600);
+        r.busy(20_000);
+        r.idle(20_000);
+        let text = format_runtime(&[r.snapshot()], "since start");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("runtime worker 0 (since start): busy 50.0%, capacity 4.800 Mpps"), "{text}");
+        assert!(lines[0].ends_with("110 clocks per received packet"), "{text}");
+        let rx: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(rx, ["rx", "2", "96", "10.0", "48.0"]);
+        let tcp: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(tcp, ["tcp", "1", "96", "100.0", "96.0"]);
     }
 
     #[test]

@@ -7,11 +7,13 @@ pub mod apps;
 pub mod sink;
 pub mod threaded;
 
-use crate::dpdk::{self, Eal, MbufBatch, Mempool, RxQueue, TxQueue};
+use crate::dpdk::{self, tsc, Eal, MbufBatch, Mempool, RxQueue, TxQueue, BURST};
+use crate::engine::burst::{self, StageClock};
 use crate::engine::host::{CsumStatus, Host, RxMeta};
 use crate::engine::tcp::TcpEngine;
 use crate::engine::time::Instant as EngineInstant;
-use crate::stats::{Counter, Counters};
+use crate::stats::{Counter, Counters, Runtime, Stage};
+use arrayvec::ArrayVec;
 use apps::PerCoreApps;
 use sink::MbufSink;
 use threaded::AttachedConns;
@@ -45,6 +47,8 @@ pub struct Worker {
     /// Where this worker's latency histograms go, every half second.
     pub latency_out: Option<LatencySender>,
     pub counters: Arc<Counters>,
+    /// Cycles per stage, busy and idle (`dlisten stats` shows them).
+    pub runtime: Arc<Runtime>,
     pub stop: Arc<AtomicBool>,
     /// 0 = pure busy polling (production); tests on shared cores sleep a little when idle.
     pub idle_sleep: Duration,
@@ -75,27 +79,31 @@ impl Worker {
         let mut last_housekeeping = Instant::now();
         let mut last_latency = Instant::now();
         let epoch = self.epoch;
-        let clock = move || EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
+        let clock_fn = move || EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
         let mut sysctl_refresh = 0u32;
+        let runtime = self.runtime.clone();
         while !self.stop.load(Ordering::Relaxed) {
+            let start = tsc();
+            let mut clock = TscClock { runtime: &runtime, last: start };
+            let mut busy = false;
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 last_housekeeping = Instant::now();
-                let now = EngineInstant::from_nanos(self.epoch.elapsed().as_nanos() as u64);
                 sysctl_refresh += 1;
                 if sysctl_refresh % 100 == 0 {
                     self.tcp.refresh_sysctls();
                 }
-                self.tcp.poll(now, &mut self.host.tx_context(), &mut sink);
-                self.serve_apps(now, &clock, &mut ready, &mut sink);
-                self.flush(&mut sink);
-                if last_latency.elapsed() >= LATENCY_EVERY {
-                    last_latency = Instant::now();
-                    self.send_latency();
-                }
+                self.housekeeping(&clock_fn, &mut ready, &mut sink, &mut last_latency);
+                clock.mark(Stage::Timers, 0);
+                busy = true;
             }
             let n = self.rxq.rx_burst(&mut rx);
             if n == 0 {
                 self.flush(&mut sink);
+                let end = tsc();
+                if busy {
+                    runtime.busy(clock.last - start);
+                }
+                runtime.idle(end - clock.last);
                 idle_polls = idle_polls.saturating_add(1);
                 if !self.idle_sleep.is_zero() && idle_polls >= IDLE_POLLS_BEFORE_SLEEP {
                     std::thread::sleep(self.idle_sleep);
@@ -103,22 +111,40 @@ impl Worker {
                 continue;
             }
             idle_polls = 0;
-            let now = EngineInstant::from_nanos(self.epoch.elapsed().as_nanos() as u64);
-            for m in rx.drain() {
-                let meta = RxMeta {
-                    ip_csum: csum_status(m.rx_ip_csum()),
-                    l4_csum: csum_status(m.rx_l4_csum()),
-                    rss_hash: m.rss_hash(),
-                };
-                self.host.rx(now, m.data(), meta, &mut self.tcp, &mut sink);
-
-            }
-            self.serve_apps(now, &clock, &mut ready, &mut sink);
+            let now = clock_fn();
+            let frames: ArrayVec<(&[u8], RxMeta), BURST> = rx.iter().map(|m| (m.data(), rx_meta(m))).collect();
+            clock.mark(Stage::Rx, n);
+            burst::receive(&mut self.host, &mut self.tcp, now, &frames, &mut sink, &mut clock);
+            drop(frames);
+            rx.clear();
+            self.serve_apps(now, &clock_fn, &mut ready, &mut sink);
+            clock.mark(Stage::Apps, 0);
             self.flush(&mut sink);
-            self.record_handshake_latency(&clock);
+            self.record_handshake_latency(&clock_fn);
+            clock.mark(Stage::Tx, n);
+            runtime.busy(clock.last - start);
         }
         self.send_latency();
         self.eal.unregister_thread();
+    }
+
+    /// Every millisecond: timers and control-plane commands, the
+    /// applications, the TX queue, and twice a second the latency histograms.
+    fn housekeeping(
+        &mut self,
+        clock: &dyn Fn() -> EngineInstant,
+        ready: &mut Vec<(u32, crate::engine::tcb::Events)>,
+        sink: &mut MbufSink<'_>,
+        last_latency: &mut Instant,
+    ) {
+        let now = clock();
+        self.tcp.poll(now, &mut self.host.tx_context(), sink);
+        self.serve_apps(now, clock, ready, sink);
+        self.flush(sink);
+        if last_latency.elapsed() >= LATENCY_EVERY {
+            *last_latency = Instant::now();
+            self.send_latency();
+        }
     }
 
     /// Hand connection events to whichever application side owns each connection.
@@ -161,6 +187,27 @@ impl Worker {
         if drops > 0 {
             self.counters.add(Counter::TxDrops, drops);
         }
+    }
+}
+
+/// What the port says about a received frame.
+fn rx_meta(m: &dpdk::Mbuf) -> RxMeta {
+    RxMeta { ip_csum: csum_status(m.rx_ip_csum()), l4_csum: csum_status(m.rx_l4_csum()), rss_hash: m.rss_hash() }
+}
+
+/// Counts each stage's cycles: one TSC read at the end of every stage.
+struct TscClock<'r> {
+    runtime: &'r Runtime,
+    /// The TSC at the end of the previous stage.
+    last: u64,
+}
+
+impl StageClock for TscClock<'_> {
+    #[inline]
+    fn mark(&mut self, stage: Stage, packets: usize) {
+        let now = tsc();
+        self.runtime.stage(stage, packets as u64, now - self.last);
+        self.last = now;
     }
 }
 

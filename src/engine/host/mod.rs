@@ -82,6 +82,9 @@ pub struct TcpInput<'a> {
 /// answers as Linux does for a closed port.
 pub trait TcpLayer {
     fn segment(&mut self, now: Instant, input: &TcpInput<'_>, host: &mut HostTx<'_>, tx: &mut impl TxSink) -> Taken;
+
+    /// Send what the layer decided but has not built yet (the SYN-ACKs of a burst).
+    fn flush(&mut self, _counters: &Counters, _tx: &mut impl TxSink) {}
 }
 
 /// Whether a TCP socket took a segment.
@@ -140,74 +143,99 @@ impl Host {
         self.cfg.addrs.contains(&ip)
     }
 
-    /// Handle one received frame; answers go to `tx`.
+    /// Handle one received frame; answers go to `tx`. The whole receive
+    /// path for one frame: [`Host::parse`], the TCP layer, and the closed
+    /// port's RST when no socket took the segment.
     pub fn rx(&mut self, now: Instant, frame: &[u8], meta: RxMeta, tcp: &mut impl TcpLayer, tx: &mut impl TxSink) {
+        let Some(input) = self.parse(now, frame, meta, tx) else { return };
+        let mut host = HostTx { mac: self.cfg.mac, counters: &self.counters, neighbors: &mut self.neighbors };
+        if tcp.segment(now, &input, &mut host, tx) == Taken::NoSocket {
+            self.no_socket(&input, tx);
+        }
+        tcp.flush(&self.counters, tx);
+    }
+
+    /// The host's part of receiving a frame: Ethernet, ARP, IPv4, ICMP, UDP
+    /// and the TCP header's checks. What the host answers goes to `tx`; a
+    /// TCP segment for us is returned for the TCP layer.
+    pub fn parse<'a>(&mut self, now: Instant, frame: &'a [u8], meta: RxMeta, tx: &mut impl TxSink) -> Option<TcpInput<'a>> {
         let c = &*self.counters;
         c.inc(Counter::RxFrames);
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             c.inc(Counter::RxMalformed);
-            return;
+            return None;
         };
         let dst = eth.dst_addr();
         if dst != self.cfg.mac && !dst.is_broadcast() {
             c.inc(Counter::RxOtherHost);
-            return;
+            return None;
         }
         match eth.ethertype() {
-            EtherType::Arp => self.arp(now, &eth, tx),
-            EtherType::Ipv4 => self.ipv4(now, &eth, meta, tcp, tx),
-            _ => c.inc(Counter::RxUnknownEthertype),
+            EtherType::Arp => {
+                self.arp(now, &eth, tx);
+                None
+            }
+            EtherType::Ipv4 => self.ipv4(now, eth, meta, tx),
+            _ => {
+                c.inc(Counter::RxUnknownEthertype);
+                None
+            }
         }
     }
 
-    fn ipv4(
-        &mut self,
-        now: Instant,
-        eth: &EthernetFrame<&[u8]>,
-        meta: RxMeta,
-        tcp: &mut impl TcpLayer,
-        tx: &mut impl TxSink,
-    ) {
+    /// A TCP segment no socket took: Linux's closed port (`tcp_v4_send_reset`).
+    pub fn no_socket(&self, input: &TcpInput<'_>, tx: &mut impl TxSink) {
+        let c = &*self.counters;
+        let flags = input.seg.flags();
+        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
+            c.inc(Counter::TcpSynNoListener);
+        }
+        send_reset(input, self.cfg.mac, c, tx);
+    }
+
+    /// `ip_rcv` and the protocol demux.
+    fn ipv4<'a>(&mut self, now: Instant, eth: EthernetFrame<&'a [u8]>, meta: RxMeta, tx: &mut impl TxSink) -> Option<TcpInput<'a>> {
         let c = &*self.counters;
         c.inc(Counter::IpInReceives);
         let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
             c.inc(Counter::IpInHdrErrors);
-            return;
+            return None;
         };
         let csum_ok = meta.ip_csum.ok_or_else(|| ip.verify_checksum());
         if !csum_ok {
             c.inc(Counter::IpInCsumErrors);
             c.inc(Counter::IpInHdrErrors);
-            return;
+            return None;
         }
         if !self.is_ours(ip.dst_addr()) {
             c.inc(Counter::IpInAddrErrors);
-            return;
+            return None;
         }
         if ip.is_fragment() {
             c.inc(Counter::IpReasmFails);
-            return;
+            return None;
         }
         if ip.has_options() {
             c.inc(Counter::IpInOptionsDropped);
-            return;
+            return None;
         }
         let src = ip.src_addr();
         if src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
             c.inc(Counter::IpInAddrErrors);
-            return;
+            return None;
         }
         self.neighbors.learn(now, src, eth.src_addr());
         match ip.protocol() {
-            IpProtocol::Icmp => self.icmp(eth, &ip, tx),
-            IpProtocol::Udp => self.udp(now, eth, &ip, meta, tx),
-            IpProtocol::Tcp => self.tcp(now, eth, ip, meta, tcp, tx),
+            IpProtocol::Icmp => self.icmp(&eth, &ip, tx),
+            IpProtocol::Udp => self.udp(now, &eth, &ip, meta, tx),
+            IpProtocol::Tcp => return self.tcp(&eth, ip, meta),
             IpProtocol::Unknown(_) => {
                 c.inc(Counter::IpInUnknownProtos);
                 // RFC 1122 3.2.2.1: protocol unreachable, code 2.
-                self.icmp_unreachable(now, eth, &ip, 2, tx);
+                self.icmp_unreachable(now, &eth, &ip, 2, tx);
             }
         }
+        None
     }
 
     fn udp(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, meta: RxMeta, tx: &mut impl TxSink) {
@@ -226,27 +254,20 @@ impl Host {
         self.icmp_unreachable(now, eth, ip, 3, tx);
     }
 
-    fn tcp(
-        &mut self,
-        now: Instant,
-        eth: &EthernetFrame<&[u8]>,
-        ip: Ipv4Packet<&[u8]>,
-        meta: RxMeta,
-        tcp: &mut impl TcpLayer,
-        tx: &mut impl TxSink,
-    ) {
+    /// The TCP header's checks (`tcp_v4_rcv` before the socket lookup).
+    fn tcp<'a>(&self, eth: &EthernetFrame<&'a [u8]>, ip: Ipv4Packet<&'a [u8]>, meta: RxMeta) -> Option<TcpInput<'a>> {
         let c = &*self.counters;
         c.inc(Counter::TcpInSegs);
         let Ok(seg) = TcpSegment::new_checked(ip.payload()) else {
             c.inc(Counter::TcpInErrs);
-            return;
+            return None;
         };
         let csum_ok = meta.l4_csum.ok_or_else(|| seg.verify_checksum(ip.src_addr(), ip.dst_addr()));
         if !csum_ok {
             // Linux counts both (tcp_v4_rcv: csum_error -> InCsumErrors, InErrs).
             c.inc(Counter::TcpInCsumErrors);
             c.inc(Counter::TcpInErrs);
-            return;
+            return None;
         }
         let flags = seg.flags();
         // SYN with FIN or RST cannot come from a real TCP. Linux answers SYN|FIN
@@ -254,19 +275,10 @@ impl Host {
         // drop_synfin does, so scanners learn nothing (see tests/oracle).
         if flags.contains(TcpFlags::SYN) && flags.intersects(TcpFlags::FIN | TcpFlags::RST) {
             c.inc(Counter::TcpInErrs);
-            return;
+            return None;
         }
-        let input = TcpInput { eth_src: eth.src_addr(), ip, seg, meta };
-        let mut host = HostTx { mac: self.cfg.mac, counters: c, neighbors: &mut self.neighbors };
-        if tcp.segment(now, &input, &mut host, tx) == Taken::Yes {
-            return;
-        }
-        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
-            c.inc(Counter::TcpSynNoListener);
-        }
-        send_reset(&input, self.cfg.mac, c, tx);
+        Some(TcpInput { eth_src: eth.src_addr(), ip, seg, meta })
     }
-
 }
 
 fn write_eth(buf: &mut [u8], dst: EthernetAddress, src: EthernetAddress, ethertype: EtherType) {

@@ -5,7 +5,7 @@
 
 use super::child::ChildParams;
 use super::conn::Origin;
-use super::output::{send_synack, SynAckOptions};
+use super::output::{PendingSynAck, SynAckOptions};
 use super::reqsk::{opt, RequestSock, NO_WSCALE};
 use super::{Rx, TcpEngine, Timer, TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
@@ -13,8 +13,7 @@ use crate::engine::keys::fastopen::{self, TfoCookieCheck};
 use crate::engine::keys::{isn, syncookie};
 use crate::engine::listen::Listener;
 use crate::engine::sysctl::{tfo, Sysctls};
-use crate::engine::tx::TxSink;
-use crate::stats::{Counter, Counters, Metric};
+use crate::stats::{Counter, Counters};
 use crate::wire::tcp::TcpFlags;
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
 use std::sync::Arc;
@@ -100,7 +99,7 @@ impl Negotiation {
 
 impl TcpEngine {
     /// `tcp_conn_request`: a SYN for a listener.
-    pub(super) fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: Arc<Listener>, c: &Counters, tx: &mut impl TxSink) {
+    pub(super) fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: Arc<Listener>, c: &Counters) {
         // A copy of plain data, not an Arc clone (an atomic RMW) per segment.
         let s = *self.sysctls;
         let Some(want_cookie) = syn_flood_action(&s, &listener, c) else { return };
@@ -117,7 +116,7 @@ impl TcpEngine {
         }
         let ts_off = if n.ts.is_some() { isn::ts_off(self.secrets.ts_off, &rx.key) } else { 0 };
         if want_cookie {
-            self.cookie_synack(rx, &listener, &n, ts_off, c, tx);
+            self.cookie_synack(rx, &listener, &n, ts_off, c);
             return;
         }
         let iss = isn::isn(self.secrets.isn, rx.now, &rx.key);
@@ -127,9 +126,9 @@ impl TcpEngine {
         let tfo = self.try_fastopen(&s, &listener, &rx.key, opts.fastopen.as_ref(), syn_data, c);
         synack.fastopen = tfo.cookie;
         if tfo.child {
-            self.fastopen_child(rx, &listener, &n, iss, ts_off, &synack, c, tx);
+            self.fastopen_child(rx, &listener, &n, iss, ts_off, synack, c);
         } else {
-            self.add_request(rx, listener, &n, iss, ts_off, &synack, c, tx);
+            self.add_request(rx, listener, &n, iss, ts_off, synack);
         }
     }
 
@@ -154,7 +153,7 @@ impl TcpEngine {
     /// `cookie_v4_init_sequence`: the SYN-ACK carries the connection in its
     /// ISN (and, with timestamps, its options in the TSval); nothing is kept.
     #[inline]
-    fn cookie_synack(&mut self, rx: &Rx<'_, '_>, listener: &Listener, n: &Negotiation, ts_off: u32, c: &Counters, tx: &mut impl TxSink) {
+    fn cookie_synack(&mut self, rx: &Rx<'_, '_>, listener: &Listener, n: &Negotiation, ts_off: u32, c: &Counters) {
         let (now, client_isn) = (rx.now, rx.input.seg.seq_number());
         let (cookie, _mss) = syncookie::make(&self.secrets.syncookie, &rx.key, client_isn, n.mss, syncookie::counter(now));
         c.inc(Counter::SyncookiesSent);
@@ -164,9 +163,16 @@ impl TcpEngine {
             (syncookie::encode_ts(ts_now, n.wscale, n.sack, n.ecn).wrapping_add(ts_off), tsval)
         });
         let opts = self.synack_options(n.wscale, n.sack, tsval);
-        if send_synack(&self.cfg, rx.route, rx.key, cookie, client_isn.wrapping_add(1), n.ecn, &opts, c, tx) {
-            self.sample(listener.id, Metric::SynToSynAck, now);
-        }
+        self.synacks.push(PendingSynAck {
+            route: rx.route,
+            key: rx.key,
+            iss: cookie,
+            ack: client_isn.wrapping_add(1),
+            ecn: n.ecn,
+            opts,
+            sample: Some((listener.id, now)),
+            retransmit: false,
+        });
     }
 
     /// `tcp_try_fastopen`: accept the SYN's data at once when its cookie is
@@ -237,9 +243,8 @@ impl TcpEngine {
         n: &Negotiation,
         iss: u32,
         ts_off: u32,
-        synack: &SynAckOptions,
+        synack: SynAckOptions,
         c: &Counters,
-        tx: &mut impl TxSink,
     ) {
         let seg = &rx.input.seg;
         let (now, client_isn, data) = (rx.now, seg.seq_number(), seg.payload());
@@ -266,9 +271,16 @@ impl TcpEngine {
                     conn.tfo_pending = Some(listener.clone());
                 }
                 let ack = client_isn.wrapping_add(1).wrapping_add(data.len() as u32);
-                if send_synack(&self.cfg, rx.route, rx.key, iss, ack, n.ecn, synack, c, tx) {
-                    self.sample(listener.id, Metric::SynToSynAck, now);
-                }
+                self.synacks.push(PendingSynAck {
+                    route: rx.route,
+                    key: rx.key,
+                    iss,
+                    ack,
+                    ecn: n.ecn,
+                    opts: synack,
+                    sample: Some((listener.id, now)),
+                    retransmit: false,
+                });
             }
             Err(_) => {
                 listener.fastopenq_removed();
@@ -286,9 +298,7 @@ impl TcpEngine {
         n: &Negotiation,
         iss: u32,
         ts_off: u32,
-        synack: &SynAckOptions,
-        c: &Counters,
-        tx: &mut impl TxSink,
+        synack: SynAckOptions,
     ) {
         let (now, key, seg) = (rx.now, rx.key, &rx.input.seg);
         let client_isn = seg.seq_number();
@@ -313,8 +323,15 @@ impl TcpEngine {
             num_retrans: 0,
         };
         self.reqs.insert(key, req);
-        if send_synack(&self.cfg, rx.route, key, iss, client_isn.wrapping_add(1), n.ecn, synack, c, tx) {
-            self.sample(listener_id, Metric::SynToSynAck, now);
-        }
+        self.synacks.push(PendingSynAck {
+            route: rx.route,
+            key,
+            iss,
+            ack: client_isn.wrapping_add(1),
+            ecn: n.ecn,
+            opts: synack,
+            sample: Some((listener_id, now)),
+            retransmit: false,
+        });
     }
 }

@@ -2,7 +2,7 @@
 //! and for a connection in TIME_WAIT (`tcp_timewait_state_process`).
 
 use super::child::{ChildError, ChildParams};
-use super::output::{send_counted, OutSegment, Route};
+use super::output::{send_counted, OutSegment, PendingSynAck, Route};
 use super::reqsk::{opt, rtx_synack, RequestSock};
 use super::{Rx, TcpConfig, TcpEngine, Timer};
 use crate::engine::flow::FlowKey;
@@ -66,7 +66,14 @@ fn send_req_ack(cfg: &TcpConfig, req: &RequestSock, now: Instant, key: FlowKey, 
 
 /// `tcp_check_req` up to the handshake's completion: everything decided by
 /// the request alone, answered from it.
-fn check_req_segment(cfg: &TcpConfig, req: &mut RequestSock, rx: &Rx<'_, '_>, c: &Counters, tx: &mut impl TxSink) -> ReqVerdict {
+fn check_req_segment(
+    cfg: &TcpConfig,
+    req: &mut RequestSock,
+    rx: &Rx<'_, '_>,
+    synacks: &mut Vec<PendingSynAck>,
+    c: &Counters,
+    tx: &mut impl TxSink,
+) -> ReqVerdict {
     let Rx { now, key, input, route, .. } = *rx;
     let seg = &input.seg;
     let flags = seg.flags();
@@ -81,7 +88,7 @@ fn check_req_segment(cfg: &TcpConfig, req: &mut RequestSock, rx: &Rx<'_, '_>, c:
     // A retransmitted SYN: resend the SYN-ACK (rate limited).
     if seq == req.rcv_isn && flg == TcpFlags::SYN && !paws_reject {
         if req.oow_allowed(now) {
-            rtx_synack(cfg, req, now, key, route, c, tx);
+            rtx_synack(cfg, req, now, key, route, synacks);
         }
         return ReqVerdict::Done;
     }
@@ -125,7 +132,7 @@ impl TcpEngine {
     /// `tcp_check_req`: a segment for a request sock.
     pub(super) fn check_req(&mut self, rx: &Rx<'_, '_>, c: &Counters, tx: &mut impl TxSink) {
         let Some(req) = self.reqs.get_mut(&rx.key) else { return };
-        match check_req_segment(&self.cfg, req, rx, c, tx) {
+        match check_req_segment(&self.cfg, req, rx, &mut self.synacks, c, tx) {
             ReqVerdict::Done => {}
             ReqVerdict::EmbryonicReset => {
                 c.inc(Counter::TcpAttemptFails);

@@ -38,6 +38,7 @@ pub use minisocks::TimeWait;
 use crate::engine::flow::FlowKey;
 use crate::engine::host::{HostTx, TcpInput, TcpLayer, Taken};
 use crate::engine::keys::{syncookie, Secrets};
+use crate::engine::listen::Listener;
 use crate::engine::socket::{ControlCmd, Stack};
 use crate::engine::sysctl::Sysctls;
 use crate::engine::time::{Duration, Instant};
@@ -154,6 +155,8 @@ pub struct TcpEngine {
     time_wait: HashMap<FlowKey, TimeWait>,
     /// Events of connections already gone from the table (TIME_WAIT, closed).
     gone_ready: Vec<(u32, crate::engine::tcb::Events)>,
+    /// SYN-ACKs decided but not built yet (the build stage of a burst).
+    synacks: Vec<output::PendingSynAck>,
 }
 
 impl TcpEngine {
@@ -176,6 +179,7 @@ impl TcpEngine {
             samples: Vec::new(),
             time_wait: HashMap::new(),
             gone_ready: Vec::new(),
+            synacks: Vec::new(),
         }
     }
 
@@ -239,7 +243,7 @@ impl TcpEngine {
         }
         while let Some(t) = self.timers.poll(now) {
             match t {
-                Timer::SynAck(key) => self.reqsk_timer(now, key, host, tx),
+                Timer::SynAck(key) => self.reqsk_timer(now, key, host),
                 Timer::Conn(id) => self.conn_timer(now, id, tx),
                 Timer::TimeWait(key) => {
                     if self.time_wait.remove(&key).is_some() {
@@ -248,6 +252,34 @@ impl TcpEngine {
                 }
             }
         }
+        self.build_synacks(host.counters, tx);
+    }
+
+    /// SYN-ACKs decided and not built yet.
+    pub fn pending_synacks(&self) -> usize {
+        self.synacks.len()
+    }
+
+    /// The build stage: the SYN-ACKs decided since the last call, each
+    /// sample taken once the port has the frame.
+    pub fn build_synacks(&mut self, c: &Counters, tx: &mut impl TxSink) {
+        if self.synacks.is_empty() {
+            return;
+        }
+        // Taken out and put back, so its capacity is reused: no allocation per burst.
+        let mut pending = std::mem::take(&mut self.synacks);
+        for p in pending.drain(..) {
+            if !output::send_synack(&self.cfg, p.route, p.key, p.iss, p.ack, p.ecn, &p.opts, c, tx) {
+                continue;
+            }
+            if p.retransmit {
+                c.inc(Counter::TcpSynRetrans);
+            }
+            if let Some((listener_id, at)) = p.sample {
+                self.sample(listener_id, Metric::SynToSynAck, at);
+            }
+        }
+        self.synacks = pending;
     }
 
     /// Re-read the sysctls (cheap; call every few milliseconds, not per packet).
@@ -255,14 +287,69 @@ impl TcpEngine {
         self.sysctls = self.stack.sysctls();
     }
 
+    /// The lookup stage (Linux's `__inet_lookup_skb`): the flow's
+    /// connection, else its TIME_WAIT entry, else its request sock, else
+    /// the listener. Reads the tables, changes nothing.
+    pub fn lookup(&self, input: &TcpInput<'_>) -> Found {
+        let (ip, seg) = (&input.ip, &input.seg);
+        let key = FlowKey {
+            local: ip.dst_addr_u32(),
+            peer: ip.src_addr_u32(),
+            local_port: seg.dst_port(),
+            peer_port: seg.src_port(),
+        };
+        let place = if let Some(id) = self.conns.id_of(&key) {
+            Place::Conn(id)
+        } else if !self.time_wait.is_empty() && self.time_wait.contains_key(&key) {
+            Place::TimeWait
+        } else {
+            self.find_listening(&key, input)
+        };
+        Found { key, place, stale: false }
+    }
+
+    /// A request sock of this worker, else a listener from the listening hash.
+    fn find_listening(&self, key: &FlowKey, input: &TcpInput<'_>) -> Place {
+        let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(key));
+        if self.reqs.contains_key(key) {
+            return Place::Request(hash);
+        }
+        match self.stack.lookup(self.cfg.worker, input.ip.dst_addr(), input.seg.dst_port(), hash) {
+            Some(l) => Place::Listener(hash, l),
+            None => Place::Nothing,
+        }
+    }
+
+    /// The TCP stage (`tcp_v4_rcv` after the lookup): the segment to where
+    /// its flow was found. `NoSocket` leaves the answer to the host.
+    pub fn deliver(&mut self, now: Instant, input: &TcpInput<'_>, found: Found, host: &mut HostTx<'_>, tx: &mut impl TxSink) -> Taken {
+        let found = if found.stale { self.lookup(input) } else { found };
+        let (key, c) = (found.key, host.counters);
+        let place = match found.place {
+            Place::Conn(id) => {
+                self.tcb_segment(now, id, input, c, tx);
+                return Taken::Yes;
+            }
+            Place::TimeWait if self.time_wait_segment(now, key, input, c, tx) => return Taken::Yes,
+            // A new SYN took the pair over from TIME_WAIT.
+            Place::TimeWait => self.find_listening(&key, input),
+            other => other,
+        };
+        let route = Route { our_mac: host.mac, peer_mac: input.eth_src };
+        match place {
+            Place::Request(hash) => {
+                self.check_req(&Rx { now, key, hash, input, route }, c, tx);
+                Taken::Yes
+            }
+            Place::Listener(hash, listener) => self.listen_segment(&Rx { now, key, hash, input, route }, listener, c, tx),
+            Place::Conn(_) | Place::TimeWait | Place::Nothing => Taken::NoSocket,
+        }
+    }
+
     /// `tcp_rcv_state_process` in TCP_LISTEN: RST ignored, an ACK may carry
     /// a cookie (else it is answered with RST), a SYN asks for a connection.
-    fn listen_segment(&mut self, rx: &Rx<'_, '_>, c: &Counters, tx: &mut impl TxSink) -> Taken {
-        let seg = &rx.input.seg;
-        let Some(listener) = self.stack.lookup(self.cfg.worker, rx.input.ip.dst_addr(), seg.dst_port(), rx.hash) else {
-            return Taken::NoSocket;
-        };
-        let flags = seg.flags();
+    fn listen_segment(&mut self, rx: &Rx<'_, '_>, listener: Arc<Listener>, c: &Counters, tx: &mut impl TxSink) -> Taken {
+        let flags = rx.input.seg.flags();
         if flags.contains(TcpFlags::RST) {
             return Taken::Yes;
         }
@@ -274,36 +361,45 @@ impl TcpEngine {
             return Taken::NoSocket;
         }
         if flags.contains(TcpFlags::SYN) {
-            self.conn_request(rx, listener, c, tx);
+            self.conn_request(rx, listener, c);
         }
         Taken::Yes
     }
 }
 
+/// Where a segment's flow lives, as the lookup stage found it.
+pub struct Found {
+    key: FlowKey,
+    place: Place,
+    /// An earlier segment of the same burst may have changed the flow's
+    /// place (same flow, or a possible one): look again when delivering.
+    pub stale: bool,
+}
+
+impl Found {
+    pub fn key(&self) -> &FlowKey {
+        &self.key
+    }
+}
+
+enum Place {
+    Conn(u32),
+    TimeWait,
+    /// A request sock, and the flow hash.
+    Request(u32),
+    /// A listener, and the flow hash that picked it from its reuseport group.
+    Listener(u32, Arc<Listener>),
+    Nothing,
+}
+
 impl TcpLayer for TcpEngine {
+    fn flush(&mut self, counters: &Counters, tx: &mut impl TxSink) {
+        self.build_synacks(counters, tx);
+    }
+
     /// `tcp_v4_rcv`: established, TIME_WAIT, request sock, listener.
     fn segment(&mut self, now: Instant, input: &TcpInput<'_>, host: &mut HostTx<'_>, tx: &mut impl TxSink) -> Taken {
-        let (ip, seg) = (&input.ip, &input.seg);
-        let key = FlowKey {
-            local: ip.dst_addr_u32(),
-            peer: ip.src_addr_u32(),
-            local_port: seg.dst_port(),
-            peer_port: seg.src_port(),
-        };
-        let c = host.counters;
-        if let Some(id) = self.conns.id_of(&key) {
-            self.tcb_segment(now, id, input, c, tx);
-            return Taken::Yes;
-        }
-        if !self.time_wait.is_empty() && self.time_wait_segment(now, key, input, c, tx) {
-            return Taken::Yes;
-        }
-        let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(&key));
-        let rx = Rx { now, key, hash, input, route: Route { our_mac: host.mac, peer_mac: input.eth_src } };
-        if self.reqs.contains_key(&key) {
-            self.check_req(&rx, c, tx);
-            return Taken::Yes;
-        }
-        self.listen_segment(&rx, c, tx)
+        let found = self.lookup(input);
+        self.deliver(now, input, found, host, tx)
     }
 }

@@ -132,6 +132,7 @@ pub fn send_segment(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutS
 }
 
 /// The options of a SYN-ACK answering what the client offered.
+#[derive(Clone, Copy)]
 pub struct SynAckOptions {
     pub mss: u16,
     pub wscale: Option<u8>,
@@ -150,6 +151,20 @@ impl SynAckOptions {
             fastopen: self.fastopen,
         }
     }
+}
+
+/// A SYN-ACK the listen path decided on, built in the burst's build stage.
+pub struct PendingSynAck {
+    pub route: Route,
+    pub key: FlowKey,
+    pub iss: u32,
+    pub ack: u32,
+    pub ecn: bool,
+    pub opts: SynAckOptions,
+    /// (listener id, SYN time): a SYN->SYN-ACK latency sample once sent.
+    pub sample: Option<(u64, crate::engine::time::Instant)>,
+    /// A retransmission (TCPSynRetrans once sent).
+    pub retransmit: bool,
 }
 
 /// Send a SYN-ACK with `opts` (ECE set when ECN was negotiated); counted

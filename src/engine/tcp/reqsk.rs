@@ -6,14 +6,13 @@
 //! touches them: no locks. The listener's `qlen`/`young` are the only shared
 //! state (atomics).
 
-use super::output::{send_synack, Route, SynAckOptions};
+use super::output::{PendingSynAck, Route, SynAckOptions};
 use super::{TcpConfig, TcpEngine, Timer, TCP_RTO_MAX, TCP_TIMEOUT_INIT, TCP_INVALID_RATELIMIT};
 use crate::engine::flow::FlowKey;
 use crate::engine::host::HostTx;
 use crate::engine::listen::Listener;
 use crate::engine::time::Instant;
 use crate::engine::timer_wheel::TimerId;
-use crate::engine::tx::TxSink;
 use crate::stats::{Counter, Counters};
 use std::sync::Arc;
 
@@ -120,8 +119,7 @@ pub(super) fn rtx_synack(
     now: Instant,
     key: FlowKey,
     route: Route,
-    c: &Counters,
-    tx: &mut impl TxSink,
+    synacks: &mut Vec<PendingSynAck>,
 ) {
     req.num_retrans = req.num_retrans.saturating_add(1);
     let opts = SynAckOptions {
@@ -131,10 +129,16 @@ pub(super) fn rtx_synack(
         timestamps: req.timestamps(now),
         fastopen: None,
     };
-    let ack = req.rcv_isn.wrapping_add(1);
-    if send_synack(cfg, route, key, req.snt_isn, ack, req.has(opt::ECN), &opts, c, tx) {
-        c.inc(Counter::TcpSynRetrans);
-    }
+    synacks.push(PendingSynAck {
+        route,
+        key,
+        iss: req.snt_isn,
+        ack: req.rcv_isn.wrapping_add(1),
+        ecn: req.has(opt::ECN),
+        opts,
+        sample: None,
+        retransmit: true,
+    });
 }
 
 /// Linux's `syn_ack_recalc`: (expire the request, resend the SYN-ACK).
@@ -171,7 +175,7 @@ impl TcpEngine {
     /// `reqsk_timer_handler`: retransmit the SYN-ACK with Linux's pruning
     /// of old requests when the queue is more than half full, or let the
     /// request die after tcp_synack_retries.
-    pub(super) fn reqsk_timer(&mut self, now: Instant, key: FlowKey, host: &mut HostTx<'_>, tx: &mut impl TxSink) {
+    pub(super) fn reqsk_timer(&mut self, now: Instant, key: FlowKey, host: &mut HostTx<'_>) {
         let c = host.counters;
         if !self.migrate_if_closed(&key, c) {
             self.drop_request(&key);
@@ -194,7 +198,7 @@ impl TcpEngine {
         if resend {
             if let Some(peer_mac) = host.neighbors.lookup(now, key.peer_ip()) {
                 let route = Route { our_mac: host.mac, peer_mac };
-                rtx_synack(&self.cfg, req, now, key, route, c, tx);
+                rtx_synack(&self.cfg, req, now, key, route, &mut self.synacks);
             }
         }
     }

@@ -11,6 +11,7 @@
 
 mod cookies;
 mod fastopen;
+mod burst;
 mod fuzz;
 mod handshake;
 mod queues;
@@ -279,6 +280,15 @@ impl Bench {
     pub fn rx_frame(&mut self, worker: usize, frame: &[u8], rss_hash: Option<u32>) {
         let meta = RxMeta { rss_hash, ..RxMeta::default() };
         self.rig.rx(worker, frame, meta, &mut self.sink);
+        self.collect();
+    }
+
+    /// Hand frames to worker 0 as one burst, through the staged pipeline.
+    pub fn rx_burst(&mut self, frames: &[Vec<u8>]) {
+        let input: Vec<(&[u8], RxMeta)> = frames.iter().map(|f| (&f[..], RxMeta::default())).collect();
+        let now = self.rig.now;
+        let w = &mut self.rig.workers[0];
+        crate::engine::burst::receive(&mut w.host, &mut w.engine, now, &input, &mut self.sink, &mut crate::engine::burst::NoClock);
         self.collect();
     }
 

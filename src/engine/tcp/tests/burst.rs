@@ -1,0 +1,131 @@
+//! The staged burst pipeline (`engine::burst`) against the same frames
+//! handed to the host one by one: the same answers, counters and tables.
+
+use super::*;
+use proptest::prelude::*;
+
+/// One step of a script: a segment from one of six clients (three ports on
+/// two addresses), a move of the clock, or an accept().
+#[derive(Clone, Debug)]
+enum Step {
+    Segment { client: u8, flags: u16, ack_right: bool, opts: u8, payload: usize },
+    Advance(u32),
+    Accept,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let flags = prop_oneof![
+        4 => Just(0x002u16), // SYN
+        4 => Just(0x010u16), // ACK
+        1 => Just(0x004u16), // RST
+        1 => Just(0x011u16), // FIN|ACK
+        1 => Just(0x018u16), // PSH|ACK
+    ];
+    prop_oneof![
+        10 => (0u8..6, flags, any::<bool>(), 0u8..3, prop_oneof![3 => Just(0usize), 1 => 1usize..100])
+            .prop_map(|(client, flags, ack_right, opts, payload)| Step::Segment { client, flags, ack_right, opts, payload }),
+        1 => (0u32..3_000).prop_map(Step::Advance),
+        1 => Just(Step::Accept),
+    ]
+}
+
+/// Sorted frames: within a burst the pipeline may send in another order.
+fn sorted(out: Vec<Out>) -> Vec<String> {
+    let mut v: Vec<String> = out.iter().map(|o| format!("{o:?}")).collect();
+    v.sort();
+    v
+}
+
+fn bench() -> (Bench, Fd) {
+    let mut b = Bench::with(|s| {
+        s.tcp_syncookies = 1;
+        s.somaxconn = 4;
+    });
+    let fd = b.listen(4);
+    (b, fd)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_burst_answers_as_frames_one_by_one(steps in prop::collection::vec(step(), 1..80), cut in 1usize..12) {
+        // Run one by one, recording the frames (acks that follow our SYN-ACKs).
+        let (mut one, fd1) = bench();
+        let mut synack_seq = std::collections::HashMap::<u16, u32>::new();
+        let mut script: Vec<Result<Vec<u8>, Step>> = Vec::new();
+        let mut one_out = Vec::new();
+        for s in &steps {
+            match s {
+                Step::Segment { client, flags, ack_right, opts, payload } => {
+                    let ip = Ipv4Addr::new(198, 18, 0, 2 + (client & 1));
+                    let port = 40000 + u16::from(client >> 1);
+                    let ack = if *ack_right { synack_seq.get(&port).map_or(0, |s| s.wrapping_add(1)) } else { 7 };
+                    let mut seg = Seg::new(TcpFlags::from_bits_truncate(*flags), CISN, ack).from(ip, port);
+                    if *flags & 0x002 == 0 {
+                        seg.seq = CISN + 1;
+                    }
+                    seg = match opts {
+                        0 => seg,
+                        1 => seg.opts(&linux_syn_opts()),
+                        _ => seg.ts(101, 0),
+                    };
+                    seg.payload = vec![0x5a; *payload];
+                    let frame = seg.frame();
+                    one.rx_frame(0, &frame, None);
+                    for o in one.take_out() {
+                        if o.flags.contains(TcpFlags::SYN | TcpFlags::ACK) {
+                            synack_seq.insert(o.dst.port(), o.seq);
+                        }
+                        one_out.push(o);
+                    }
+                    script.push(Ok(frame));
+                }
+                Step::Advance(t) => {
+                    one.advance(ms(u64::from(*t)));
+                    one_out.extend(one.take_out());
+                    script.push(Err(s.clone()));
+                }
+                Step::Accept => {
+                    let _ = one.stack.accept(fd1);
+                    script.push(Err(s.clone()));
+                }
+            }
+        }
+
+        // The same frames in bursts of up to `cut`, cut again at every
+        // clock move and accept().
+        let (mut burst, fd2) = bench();
+        let mut burst_out = Vec::new();
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        let flush = |b: &mut Bench, pending: &mut Vec<Vec<u8>>, out: &mut Vec<Out>| {
+            for chunk in pending.chunks(cut) {
+                b.rx_burst(chunk);
+                out.extend(b.take_out());
+            }
+            pending.clear();
+        };
+        for s in script {
+            match s {
+                Ok(frame) => pending.push(frame),
+                Err(Step::Advance(t)) => {
+                    flush(&mut burst, &mut pending, &mut burst_out);
+                    burst.advance(ms(u64::from(t)));
+                    burst_out.extend(burst.take_out());
+                }
+                Err(_) => {
+                    flush(&mut burst, &mut pending, &mut burst_out);
+                    let _ = burst.stack.accept(fd2);
+                }
+            }
+        }
+        flush(&mut burst, &mut pending, &mut burst_out);
+
+        prop_assert_eq!(sorted(one_out), sorted(burst_out));
+        for c in Counter::ALL {
+            prop_assert_eq!(one.counter(*c), burst.counter(*c), "{}", c.name());
+        }
+        prop_assert_eq!(one.request_socks(), burst.request_socks());
+        prop_assert_eq!(one.workers[0].engine.connections().len(), burst.workers[0].engine.connections().len());
+    }
+}
