@@ -33,6 +33,7 @@
 use crate::engine::errno::Errno;
 use crate::engine::listen::ChildSock;
 use crate::engine::socket::Stack;
+use crate::sync::lock;
 use crossbeam::queue::{ArrayQueue, SegQueue};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -137,7 +138,7 @@ impl PollerInner {
     fn ready(&self, token: u64) {
         self.ready.push(token);
         if self.sleeping.load(Ordering::Acquire) {
-            if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if let Some(t) = lock(&self.thread).as_ref() {
                 t.unpark();
             }
         }
@@ -188,7 +189,7 @@ impl Poller {
             if !out.is_empty() {
                 return;
             }
-            *self.inner.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+            *lock(&self.inner.thread) = Some(std::thread::current());
             self.inner.sleeping.store(true, Ordering::Release);
             // Re-check after announcing we sleep: a notify in between is not lost.
             if !self.inner.ready.is_empty() {

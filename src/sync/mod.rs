@@ -9,6 +9,7 @@
 //! - [`primitive`]: std atomics normally, loom's under `cfg(loom)`, so the
 //!   same code runs in production and under the model checker.
 //! - [`mpmc_ring::MpmcRing`]: Dmitry Vyukov's bounded MPMC queue.
+//! - [`lock`] / [`unpoison`]: taking a lock whether or not it is poisoned.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -16,3 +17,17 @@ pub mod mpmc_ring;
 pub mod primitive;
 
 pub use mpmc_ring::MpmcRing;
+
+use std::sync::{LockResult, Mutex, MutexGuard, PoisonError};
+
+/// Lock `mutex` even if a thread panicked while holding it.
+pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    unpoison(mutex.lock())
+}
+
+/// The guard of any lock call (`Mutex::lock`, `RwLock::read`/`write`, loom's
+/// `Mutex::lock`), poisoned or not: a panic elsewhere must not take the
+/// listen path down with it.
+pub fn unpoison<G>(result: LockResult<G>) -> G {
+    result.unwrap_or_else(PoisonError::into_inner)
+}

@@ -105,7 +105,7 @@ impl<T> ArcCell<T> {
         }
         #[cfg(loom)]
         {
-            self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            super::unpoison(self.inner.lock()).clone()
         }
     }
 
@@ -115,7 +115,7 @@ impl<T> ArcCell<T> {
         self.inner.store(value);
         #[cfg(loom)]
         {
-            let old = std::mem::replace(&mut *self.inner.lock().unwrap_or_else(|e| e.into_inner()), value);
+            let old = std::mem::replace(&mut *super::unpoison(self.inner.lock()), value);
             drop(old);
         }
     }

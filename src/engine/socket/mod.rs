@@ -15,11 +15,12 @@ use crate::engine::errno::Errno;
 use crate::engine::listen::{ChildSock, Lhash, Listener, PopError};
 use crate::engine::sysctl::{tfo, Sysctls};
 use crate::stats::{Counter, CounterSnapshot, Counters};
+use crate::sync::{lock, unpoison};
 use arc_swap::ArcSwap;
 use crossbeam::queue::SegQueue;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Most sockets a stack holds at once (then EMFILE).
@@ -125,10 +126,6 @@ struct SockEntry {
     id: SockId,
     kind: SockType,
     sock: Mutex<Sock>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The control plane's view of the TCP/IP stack.
@@ -245,7 +242,7 @@ impl Stack {
     }
 
     fn entry(&self, fd: Fd) -> Result<Arc<SockEntry>, Errno> {
-        let fds = self.fds.read().unwrap_or_else(|e| e.into_inner());
+        let fds = unpoison(self.fds.read());
         fds.get(fd.0 as usize).and_then(|e| e.clone()).ok_or(Errno::Ebadf)
     }
 
@@ -265,7 +262,7 @@ impl Stack {
                 listener: None,
             }),
         });
-        let mut fds = self.fds.write().unwrap_or_else(|e| e.into_inner());
+        let mut fds = unpoison(self.fds.write());
         let n = match fds.iter().position(Option::is_none) {
             Some(n) => {
                 fds[n] = Some(entry);
@@ -521,7 +518,7 @@ impl Stack {
     /// `tcp_migrate_req` is on, or are queued to their worker for a reset.
     pub fn close(&self, fd: Fd) -> Result<(), Errno> {
         let e = {
-            let mut fds = self.fds.write().unwrap_or_else(|e| e.into_inner());
+            let mut fds = unpoison(self.fds.write());
             fds.get_mut(fd.0 as usize).and_then(Option::take).ok_or(Errno::Ebadf)?
         };
         let mut s = lock(&e.sock);
