@@ -22,7 +22,7 @@ use crate::telemetry::latency::{LatencyHub, WorkerLatency};
 use crate::stats::{CounterSnapshot, Counters};
 use crate::wire::ethernet::EthernetAddress;
 use crate::worker::apps::PerCoreApps;
-use crate::worker::threaded::AttachedConns;
+use crate::api::worker_side::AttachedConns;
 use crate::worker::Worker;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;

@@ -14,6 +14,23 @@ pub use loom::sync::{
     Arc, Mutex, MutexGuard,
 };
 
+/// Thread handles and parking; loom's are scheduled by the model, which
+/// reports a thread parked for good (a lost wakeup) as a deadlock.
+pub mod thread {
+    #[cfg(not(loom))]
+    pub use std::thread::{current, park, park_timeout, Thread, ThreadId};
+
+    #[cfg(loom)]
+    pub use loom::thread::{current, park, Thread, ThreadId};
+
+    /// loom has no clock: a timed park waits for an unpark, so models block
+    /// without a timeout.
+    #[cfg(loom)]
+    pub fn park_timeout(_timeout: std::time::Duration) {
+        park()
+    }
+}
+
 /// loom's `UnsafeCell` tracks every access and reports a read racing a
 /// write; its API is closure-based (`with`/`with_mut`). This wrapper gives
 /// std's cell the same API so the ring is written once.

@@ -5,7 +5,6 @@
 
 pub mod apps;
 pub mod sink;
-pub mod threaded;
 
 use crate::dpdk::{self, Eal, MbufBatch, Mempool, RxQueue, TxQueue};
 use crate::engine::host::{CsumStatus, Host, RxMeta};
@@ -14,7 +13,7 @@ use crate::engine::time::Instant as EngineInstant;
 use crate::stats::{Counter, Counters};
 use apps::PerCoreApps;
 use sink::MbufSink;
-use threaded::AttachedConns;
+use crate::api::worker_side::AttachedConns;
 use crate::telemetry::latency::LatencySender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
