@@ -189,14 +189,8 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::primitive::Arc;
+    use crate::sync::primitive::{model, Arc};
     use loom::thread;
-
-    fn model(f: impl Fn() + Sync + Send + 'static) {
-        let mut b = loom::model::Builder::new();
-        b.preemption_bound = Some(3);
-        b.check(f);
-    }
 
     /// An acceptor blocks while a worker queues a child: it returns with it.
     #[test]

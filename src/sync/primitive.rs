@@ -137,3 +137,12 @@ impl<T> ArcCell<T> {
         }
     }
 }
+
+/// Run a loom model check with the preemption bound every model in this
+/// crate uses.
+#[cfg(all(test, loom))]
+pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(f);
+}

@@ -463,14 +463,8 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::primitive::Arc as LoomArc;
+    use crate::sync::primitive::{model, Arc as LoomArc};
     use loom::thread;
-
-    fn model(f: impl Fn() + Sync + Send + 'static) {
-        let mut b = loom::model::Builder::new();
-        b.preemption_bound = Some(3);
-        b.check(f);
-    }
 
     /// listen(fd, 0): two workers race to add a child; exactly one is
     /// admitted (backlog + 1 = 1), the other gets its child back, and
