@@ -1,7 +1,7 @@
 //! Engine-only timings of the listen path, piece by piece and whole. No
 //! I/O: frames come from memory, answers go to a sink that reuses one
-//! buffer. Targets (DESIGN.md §3, issue 5) are recorded in
-//! bench/RESULTS.md, never asserted here: wall-clock time on a shared VM is
+//! buffer. The performance targets and how far we are from them are
+//! recorded in bench/RESULTS.md, never asserted here: wall-clock time on a shared VM is
 //! noise; instruction counts (bench/callgrind.sh) are the repeatable figure.
 //!
 //! `cargo bench --bench listen_path` (about 1 minute).

@@ -21,8 +21,8 @@ echo "== doc examples, and each benchmark run once (criterion's test mode)"
 cargo test --doc
 cargo test --bench listen_path
 
-echo "== loom: accept queue model check"
+echo "== loom: accept queue and blocking accept model check"
 if grep -rq 'cfg(loom)' src; then
   RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test --release --lib -- listen::accept_queue:: sync::mpmc_ring:: --test-threads=1
+    cargo test --release --lib -- listen::accept_queue:: sync::mpmc_ring:: api::accept:: --test-threads=1
 fi

@@ -1,4 +1,4 @@
-//! Issue 2, end to end: dlisten answers the network like a host. A real Linux
+//! Host behaviour end to end: dlisten answers the network like a host. A real Linux
 //! kernel in a namespace the test creates pings it, is refused on closed TCP
 //! and UDP ports, and spreads flows over two worker queues.
 

@@ -1,4 +1,4 @@
-//! Issue 3, end to end: `dlisten serve --listen` completes handshakes with
+//! The listen path end to end: `dlisten serve --listen` completes handshakes with
 //! the Linux kernel's TCP client through net_tap; SYN cookies take over with
 //! a tiny backlog under an hping3 SYN flood (spoofed sources inside
 //! 198.18.0.0/15, bounded in count) while a normal client still connects;

@@ -1,4 +1,4 @@
-//! Issue 4, end to end: real Linux clients use dlisten without noticing it
+//! Serving applications end to end: real Linux clients use dlisten without noticing it
 //! is a user-space stack. curl gets the http response; wrk with
 //! `Connection: close` runs a bounded time without socket errors; nc echoes
 //! 1 MB intact; under an hping3 SYN flood with a tiny backlog curl still

@@ -78,7 +78,7 @@ pub fn spawn(
                             last_sent = std::time::Instant::now();
                             latency.send(waits.take());
                         }
-                        match sockets.stack().accept_blocking(fd, Some(Duration::from_millis(50))) {
+                        match sockets.accept_blocking(fd, Some(Duration::from_millis(50))) {
                             Ok(child) => {
                                 let now = EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
                                 let waited = now.saturating_since(child.established_at).as_nanos() as u64;

@@ -1,12 +1,18 @@
 //! Sockets for application threads.
 //!
-//! The control-plane calls (`socket`, `bind`, `listen`, `accept`, `close`
-//! on listeners) are the [`Stack`]'s. This module adds what an application
-//! thread needs for an accepted connection that lives in some worker's
-//! table: [`Connection`] with `read`/`write`/`shutdown`/`close` and
-//! backpressure, and a [`Poller`] that waits for readiness on many
-//! connections at once without spinning (the thread parks; the worker that
-//! owns a connection unparks it), like epoll.
+//! The control-plane calls (`socket`, `bind`, `listen`, non-blocking
+//! `accept`, `close` on listeners) are the [`Stack`]'s. This module adds
+//! what an application thread needs besides, all in one place:
+//! - [`Sockets::accept_blocking`] ([`accept`]): park until a worker queues
+//!   a child, the listener closes, or a timeout expires;
+//! - [`Connection`] with `read`/`write`/`shutdown`/`close` and
+//!   backpressure, for an accepted connection that lives in some worker's
+//!   table, and a [`Poller`] that waits for readiness on many connections
+//!   at once without spinning (the thread parks; the worker that owns a
+//!   connection unparks it), like epoll;
+//! - [`worker_side`]: the worker's half, which serves those connections
+//!   from its loop;
+//! - [`app_threads`]: the built-in services on application threads.
 //!
 //! Between an application thread and the worker there are only lock-free
 //! queues of byte chunks and atomic flags; the worker never blocks.
@@ -16,7 +22,7 @@
 //! # use std::time::Duration;
 //! # fn serve(sockets: &Sockets, listener: dlisten::engine::socket::Fd) -> Result<(), dlisten::engine::errno::Errno> {
 //! let poller = Poller::new();
-//! let child = sockets.stack().accept_blocking(listener, None)?;
+//! let child = sockets.accept_blocking(listener, None)?;
 //! let mut conn = Connection::attach(sockets, child, &poller, 1);
 //! let mut buf = [0u8; 4096];
 //! loop {
@@ -33,6 +39,7 @@
 use crate::engine::errno::Errno;
 use crate::engine::listen::ChildSock;
 use crate::engine::socket::Stack;
+use crate::sync::lock;
 use crossbeam::queue::{ArrayQueue, SegQueue};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -40,7 +47,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+pub mod accept;
 pub mod app_threads;
+pub mod worker_side;
 
 /// Chunks in flight per direction per connection: the bound that turns a
 /// slow reader into a closed TCP window, and a full send side into a
@@ -137,7 +146,7 @@ impl PollerInner {
     fn ready(&self, token: u64) {
         self.ready.push(token);
         if self.sleeping.load(Ordering::Acquire) {
-            if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if let Some(t) = lock(&self.thread).as_ref() {
                 t.unpark();
             }
         }
@@ -188,7 +197,7 @@ impl Poller {
             if !out.is_empty() {
                 return;
             }
-            *self.inner.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current());
+            *lock(&self.inner.thread) = Some(std::thread::current());
             self.inner.sleeping.store(true, Ordering::Release);
             // Re-check after announcing we sleep: a notify in between is not lost.
             if !self.inner.ready.is_empty() {

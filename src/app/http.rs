@@ -240,6 +240,150 @@ impl HttpService {
         stats.bad_requests += 1;
         self.state = State::Closed;
     }
+
+    // The parser's steps, one per state. Each returns how many bytes of
+    // `rest` it consumed (0 when it only changed state), or `None` to wait
+    // for more input.
+
+    fn read_head(
+        &mut self,
+        rest: &[u8],
+        out: &mut Vec<u8>,
+        stats: &mut ServiceStats,
+    ) -> Option<usize> {
+        match parse_head(rest) {
+            HeadOutcome::Partial => None,
+            HeadOutcome::Error(error) => {
+                self.fail(error, out, stats);
+                Some(0)
+            }
+            HeadOutcome::Complete {
+                len,
+                request,
+                framing,
+            } => {
+                // RFC 9110 section 10.1.1: with a body announced, send 100
+                // (Continue) now rather than leave the client waiting; our
+                // final answer depends on the whole request being read.
+                if request.expect_continue && !matches!(framing, Framing::None | Framing::Length(0))
+                {
+                    out.extend_from_slice(CONTINUE);
+                }
+                match framing {
+                    Framing::None | Framing::Length(0) => self.respond(request, out, stats),
+                    Framing::Length(remaining) => self.state = State::Body { remaining, request },
+                    Framing::Chunked => self.state = State::ChunkSize(request),
+                }
+                Some(len)
+            }
+        }
+    }
+
+    fn read_body(
+        &mut self,
+        remaining: u64,
+        request: Pending,
+        rest: &[u8],
+        out: &mut Vec<u8>,
+        stats: &mut ServiceStats,
+    ) -> usize {
+        let take = take(remaining, rest);
+        let remaining = remaining - take as u64;
+        if remaining == 0 {
+            self.respond(request, out, stats);
+        } else {
+            self.state = State::Body { remaining, request };
+        }
+        take
+    }
+
+    fn read_chunk_size(
+        &mut self,
+        request: Pending,
+        rest: &[u8],
+        out: &mut Vec<u8>,
+        stats: &mut ServiceStats,
+    ) -> Option<usize> {
+        // httparse reads an empty size as 0; RFC 9112 section 7.1 wants
+        // 1*HEXDIG.
+        if !rest.first().is_some_and(u8::is_ascii_hexdigit) {
+            self.fail(RequestError::BadRequest, out, stats);
+            return Some(0);
+        }
+        match httparse::parse_chunk_size(rest) {
+            // The limit holds however the line arrives, whole or in pieces.
+            Ok(Status::Complete((len, _))) if len > MAX_CHUNK_SIZE_LINE => {
+                self.fail(RequestError::BadRequest, out, stats)
+            }
+            Ok(Status::Complete((len, 0))) => {
+                self.state = State::Trailers(request);
+                return Some(len);
+            }
+            Ok(Status::Complete((len, remaining))) => {
+                self.state = State::ChunkData { remaining, request };
+                return Some(len);
+            }
+            Ok(Status::Partial) if rest.len() <= MAX_CHUNK_SIZE_LINE => return None,
+            Ok(Status::Partial) | Err(_) => self.fail(RequestError::BadRequest, out, stats),
+        }
+        Some(0)
+    }
+
+    fn read_chunk_data(&mut self, remaining: u64, request: Pending, rest: &[u8]) -> usize {
+        let take = take(remaining, rest);
+        let remaining = remaining - take as u64;
+        self.state = if remaining == 0 {
+            State::ChunkDataEnd(request)
+        } else {
+            State::ChunkData { remaining, request }
+        };
+        take
+    }
+
+    fn read_chunk_data_end(
+        &mut self,
+        request: Pending,
+        rest: &[u8],
+        out: &mut Vec<u8>,
+        stats: &mut ServiceStats,
+    ) -> Option<usize> {
+        match rest {
+            [b'\r', b'\n', ..] => {
+                self.state = State::ChunkSize(request);
+                Some(2)
+            }
+            [b'\r'] => None,
+            _ => {
+                self.fail(RequestError::BadRequest, out, stats);
+                Some(0)
+            }
+        }
+    }
+
+    fn read_trailers(
+        &mut self,
+        request: Pending,
+        rest: &[u8],
+        out: &mut Vec<u8>,
+        stats: &mut ServiceStats,
+    ) -> Option<usize> {
+        // The trailer section is header lines and an empty line; a
+        // server may drop the fields (RFC 9112 section 7.1.2).
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::parse_headers(rest, &mut headers) {
+            Ok(Status::Complete((len, _))) if len <= MAX_REQUEST_HEAD => {
+                self.respond(request, out, stats);
+                return Some(len);
+            }
+            Ok(Status::Partial) if rest.len() <= MAX_REQUEST_HEAD => return None,
+            Ok(Status::Complete(_)) => self.fail(RequestError::HeaderFieldsTooLarge, out, stats),
+            Ok(Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                self.fail(RequestError::HeaderFieldsTooLarge, out, stats)
+            }
+            Err(_) => self.fail(RequestError::BadRequest, out, stats),
+        }
+        Some(0)
+    }
 }
 
 impl Service for HttpService {
@@ -250,113 +394,28 @@ impl Service for HttpService {
         stats: &mut ServiceStats,
     ) -> (usize, Next) {
         let mut pos = 0;
-        // Every arm either consumes bytes, changes state, or breaks to wait for more.
+        // Every step either consumes bytes, changes state, or waits for more.
         loop {
             let rest = &input[pos..];
-            match self.state {
+            let step = match self.state {
                 // After a close response, whatever the peer pipelined behind it is
                 // read and dropped, so the driver can FIN instead of resetting.
                 State::Closed => return (input.len(), Next::CloseAfterFlush),
                 _ if rest.is_empty() => break,
-                State::Head => match parse_head(rest) {
-                    HeadOutcome::Partial => break,
-                    HeadOutcome::Error(error) => self.fail(error, out, stats),
-                    HeadOutcome::Complete {
-                        len,
-                        request,
-                        framing,
-                    } => {
-                        pos += len;
-                        // RFC 9110 section 10.1.1: with a body announced, send 100
-                        // (Continue) now rather than leave the client waiting; our
-                        // final answer depends on the whole request being read.
-                        if request.expect_continue
-                            && !matches!(framing, Framing::None | Framing::Length(0))
-                        {
-                            out.extend_from_slice(CONTINUE);
-                        }
-                        match framing {
-                            Framing::None | Framing::Length(0) => self.respond(request, out, stats),
-                            Framing::Length(remaining) => {
-                                self.state = State::Body { remaining, request }
-                            }
-                            Framing::Chunked => self.state = State::ChunkSize(request),
-                        }
-                    }
-                },
+                State::Head => self.read_head(rest, out, stats),
                 State::Body { remaining, request } => {
-                    let take = take(remaining, rest);
-                    pos += take;
-                    let remaining = remaining - take as u64;
-                    if remaining == 0 {
-                        self.respond(request, out, stats);
-                    } else {
-                        self.state = State::Body { remaining, request };
-                    }
+                    Some(self.read_body(remaining, request, rest, out, stats))
                 }
-                State::ChunkSize(request) => {
-                    // httparse reads an empty size as 0; RFC 9112 section 7.1 wants
-                    // 1*HEXDIG.
-                    if !rest.first().is_some_and(u8::is_ascii_hexdigit) {
-                        self.fail(RequestError::BadRequest, out, stats);
-                        continue;
-                    }
-                    match httparse::parse_chunk_size(rest) {
-                        // The limit holds however the line arrives, whole or in pieces.
-                        Ok(Status::Complete((len, _))) if len > MAX_CHUNK_SIZE_LINE => {
-                            self.fail(RequestError::BadRequest, out, stats)
-                        }
-                        Ok(Status::Complete((len, 0))) => {
-                            pos += len;
-                            self.state = State::Trailers(request);
-                        }
-                        Ok(Status::Complete((len, remaining))) => {
-                            pos += len;
-                            self.state = State::ChunkData { remaining, request };
-                        }
-                        Ok(Status::Partial) if rest.len() <= MAX_CHUNK_SIZE_LINE => break,
-                        Ok(Status::Partial) | Err(_) => {
-                            self.fail(RequestError::BadRequest, out, stats)
-                        }
-                    }
-                }
+                State::ChunkSize(request) => self.read_chunk_size(request, rest, out, stats),
                 State::ChunkData { remaining, request } => {
-                    let take = take(remaining, rest);
-                    pos += take;
-                    let remaining = remaining - take as u64;
-                    self.state = if remaining == 0 {
-                        State::ChunkDataEnd(request)
-                    } else {
-                        State::ChunkData { remaining, request }
-                    };
+                    Some(self.read_chunk_data(remaining, request, rest))
                 }
-                State::ChunkDataEnd(request) => match rest {
-                    [b'\r', b'\n', ..] => {
-                        pos += 2;
-                        self.state = State::ChunkSize(request);
-                    }
-                    [b'\r'] => break,
-                    _ => self.fail(RequestError::BadRequest, out, stats),
-                },
-                State::Trailers(request) => {
-                    // The trailer section is header lines and an empty line; a
-                    // server may drop the fields (RFC 9112 section 7.1.2).
-                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    match httparse::parse_headers(rest, &mut headers) {
-                        Ok(Status::Complete((len, _))) if len <= MAX_REQUEST_HEAD => {
-                            pos += len;
-                            self.respond(request, out, stats);
-                        }
-                        Ok(Status::Partial) if rest.len() <= MAX_REQUEST_HEAD => break,
-                        Ok(Status::Complete(_)) => {
-                            self.fail(RequestError::HeaderFieldsTooLarge, out, stats)
-                        }
-                        Ok(Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                            self.fail(RequestError::HeaderFieldsTooLarge, out, stats)
-                        }
-                        Err(_) => self.fail(RequestError::BadRequest, out, stats),
-                    }
-                }
+                State::ChunkDataEnd(request) => self.read_chunk_data_end(request, rest, out, stats),
+                State::Trailers(request) => self.read_trailers(request, rest, out, stats),
+            };
+            match step {
+                Some(consumed) => pos += consumed,
+                None => break,
             }
         }
         (pos, Next::Continue)

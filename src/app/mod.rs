@@ -1,4 +1,4 @@
-//! Built-in applications as pure, sans-IO services (issue 4 point 3).
+//! Built-in applications as pure, sans-IO services.
 //!
 //! A [`Service`] is one connection's application state. It knows nothing about
 //! sockets or the TCB: the driver (the worker loop or an application thread)

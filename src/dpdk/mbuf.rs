@@ -70,12 +70,12 @@ impl Mbuf {
     /// # Safety
     /// `raw` must point to a valid, single-segment or chained mbuf that
     /// nobody else owns or will free.
-    pub unsafe fn from_raw(raw: NonNull<ffi::rte_mbuf>) -> Mbuf {
+    pub(super) unsafe fn from_raw(raw: NonNull<ffi::rte_mbuf>) -> Mbuf {
         Mbuf { raw }
     }
 
     /// Give up ownership without freeing (for handing to DPDK).
-    pub fn into_raw(self) -> NonNull<ffi::rte_mbuf> {
+    pub(super) fn into_raw(self) -> NonNull<ffi::rte_mbuf> {
         let raw = self.raw;
         std::mem::forget(self);
         raw

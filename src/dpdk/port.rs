@@ -288,47 +288,197 @@ fn neg_errno(ret: i32) -> i32 {
     }
 }
 
+/// `Ok` when a DPDK call returned 0, else the error `err` makes of its errno.
+fn check(ret: i32, err: impl FnOnce(i32) -> DpdkError) -> Result<(), DpdkError> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(err(neg_errno(ret)))
+    }
+}
+
+/// `NoPorts`, or `NoSuchPort` with the ports there are, unless EAL has `port`.
+fn check_port_exists(eal: &Eal, port: u16) -> Result<(), DpdkError> {
+    let ports = eal.ports();
+    if ports.contains(&port) {
+        return Ok(());
+    }
+    if ports.is_empty() {
+        return Err(DpdkError::NoPorts);
+    }
+    Err(DpdkError::NoSuchPort {
+        port,
+        available: ports,
+    })
+}
+
+fn dev_info(port: u16) -> Result<ffi::rte_eth_dev_info, DpdkError> {
+    let mut dev_info = ffi::rte_eth_dev_info::default();
+    // SAFETY: valid port (`Port::new` checked it); dev_info is a writable struct
+    // of the type the call fills.
+    let ret = unsafe { ffi::rte_eth_dev_info_get(port, &mut dev_info) };
+    check(ret, |errno| DpdkError::PortInfo { port, errno })?;
+    Ok(dev_info)
+}
+
+fn driver_name(dev_info: &ffi::rte_eth_dev_info) -> String {
+    if dev_info.driver_name.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null driver_name points to the PMD's static name.
+    unsafe { CStr::from_ptr(dev_info.driver_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn capabilities(dev_info: &ffi::rte_eth_dev_info) -> Capabilities {
+    Capabilities {
+        max_rx_queues: dev_info.max_rx_queues,
+        max_tx_queues: dev_info.max_tx_queues,
+        flow_type_rss_offloads: dev_info.flow_type_rss_offloads,
+        rx_offload_capa: dev_info.rx_offload_capa,
+        tx_offload_capa: dev_info.tx_offload_capa,
+    }
+}
+
+fn check_mtu(
+    port: u16,
+    mtu: Option<u16>,
+    dev_info: &ffi::rte_eth_dev_info,
+) -> Result<(), DpdkError> {
+    match mtu {
+        Some(mtu) if mtu < dev_info.min_mtu || mtu > dev_info.max_mtu => Err(DpdkError::Mtu {
+            port,
+            mtu,
+            min: dev_info.min_mtu,
+            max: dev_info.max_mtu,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The device configuration: RSS and offloads as planned, the MTU if set.
+fn eth_conf(plan: &OffloadPlan, mtu: Option<u16>) -> ffi::rte_eth_conf {
+    let mut conf = ffi::rte_eth_conf::default();
+    if plan.rss_enabled() {
+        conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
+        // NULL key: the driver's default Toeplitz key.
+        conf.rx_adv_conf.rss_conf.rss_key = std::ptr::null_mut();
+        conf.rx_adv_conf.rss_conf.rss_hf = plan.rss_hf;
+    } else {
+        conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_NONE;
+    }
+    conf.rxmode.offloads = plan.rx_offloads;
+    conf.txmode.offloads = plan.tx_offloads;
+    if let Some(mtu) = mtu {
+        conf.rxmode.mtu = u32::from(mtu);
+    }
+    conf
+}
+
+fn configure(port: u16, config: &PortConfig, conf: &ffi::rte_eth_conf) -> Result<(), DpdkError> {
+    // SAFETY: valid port, not started; conf is fully initialised.
+    let ret = unsafe { ffi::rte_eth_dev_configure(port, config.rx_queues, config.tx_queues, conf) };
+    check(ret, |errno| DpdkError::PortConfigure { port, errno })
+}
+
+/// The descriptor counts the driver accepts, nearest to those asked for.
+fn adjust_descriptors(port: u16, rx_desc: u16, tx_desc: u16) -> Result<(u16, u16), DpdkError> {
+    let (mut rx_desc, mut tx_desc) = (rx_desc, tx_desc);
+    // SAFETY: valid configured port; both pointers are writable u16s.
+    let ret = unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(port, &mut rx_desc, &mut tx_desc) };
+    check(ret, |errno| DpdkError::PortOp {
+        port,
+        what: "adjusting descriptor counts",
+        errno,
+    })?;
+    Ok((rx_desc, tx_desc))
+}
+
+/// The socket argument of queue setup is unsigned; SOCKET_ID_ANY (-1)
+/// wraps to the value DPDK expects for "any".
+fn queue_socket(socket_id: i32) -> u32 {
+    socket_id as u32
+}
+
+fn setup_rx_queues(
+    port: u16,
+    config: &PortConfig,
+    dev_info: &ffi::rte_eth_dev_info,
+    conf: &ffi::rte_eth_conf,
+    rx_desc: u16,
+    socket_id: i32,
+) -> Result<(), DpdkError> {
+    for q in 0..config.rx_queues {
+        let pool = &config.mempools[usize::from(q) % config.mempools.len()];
+        let mut rxconf = dev_info.default_rxconf;
+        rxconf.offloads = conf.rxmode.offloads;
+        // SAFETY: valid configured port, q < rx_queues; rxconf is copied
+        // by DPDK; the pool outlives the port (kept in PortShared).
+        let ret = unsafe {
+            ffi::rte_eth_rx_queue_setup(
+                port,
+                q,
+                rx_desc,
+                queue_socket(socket_id),
+                &rxconf,
+                pool.as_ptr(),
+            )
+        };
+        check(ret, |errno| DpdkError::QueueSetup {
+            port,
+            queue: q,
+            dir: Direction::Rx,
+            errno,
+        })?;
+    }
+    Ok(())
+}
+
+fn setup_tx_queues(
+    port: u16,
+    config: &PortConfig,
+    dev_info: &ffi::rte_eth_dev_info,
+    conf: &ffi::rte_eth_conf,
+    tx_desc: u16,
+    socket_id: i32,
+) -> Result<(), DpdkError> {
+    for q in 0..config.tx_queues {
+        let mut txconf = dev_info.default_txconf;
+        txconf.offloads = conf.txmode.offloads;
+        // SAFETY: valid configured port, q < tx_queues; txconf is copied.
+        let ret = unsafe {
+            ffi::rte_eth_tx_queue_setup(port, q, tx_desc, queue_socket(socket_id), &txconf)
+        };
+        check(ret, |errno| DpdkError::QueueSetup {
+            port,
+            queue: q,
+            dir: Direction::Tx,
+            errno,
+        })?;
+    }
+    Ok(())
+}
+
+fn enable_promiscuous(port: u16) -> Result<(), DpdkError> {
+    // SAFETY: valid configured port; a control-path call DPDK allows
+    // while the data path runs.
+    let ret = unsafe { ffi::rte_eth_promiscuous_enable(port) };
+    check(ret, |errno| DpdkError::PortOp {
+        port,
+        what: "enabling promiscuous mode",
+        errno,
+    })
+}
+
 impl Port {
     /// Configure `port_id` (RSS, offloads, MTU, queues) without starting it.
     pub fn new(eal: &Eal, port_id: u16, config: &PortConfig) -> Result<Port, DpdkError> {
-        let ports = eal.ports();
-        if !ports.contains(&port_id) {
-            if ports.is_empty() {
-                return Err(DpdkError::NoPorts);
-            }
-            return Err(DpdkError::NoSuchPort {
-                port: port_id,
-                available: ports,
-            });
-        }
+        check_port_exists(eal, port_id)?;
         let port = port_id;
         let claim = PortClaim::take(port)?;
-
-        let mut dev_info = ffi::rte_eth_dev_info::default();
-        // SAFETY: valid port (checked above); dev_info is a writable struct
-        // of the type the call fills.
-        let ret = unsafe { ffi::rte_eth_dev_info_get(port, &mut dev_info) };
-        if ret != 0 {
-            return Err(DpdkError::PortInfo {
-                port,
-                errno: neg_errno(ret),
-            });
-        }
-        let driver = if dev_info.driver_name.is_null() {
-            String::new()
-        } else {
-            // SAFETY: non-null driver_name points to the PMD's static name.
-            unsafe { CStr::from_ptr(dev_info.driver_name) }
-                .to_string_lossy()
-                .into_owned()
-        };
-        let caps = Capabilities {
-            max_rx_queues: dev_info.max_rx_queues,
-            max_tx_queues: dev_info.max_tx_queues,
-            flow_type_rss_offloads: dev_info.flow_type_rss_offloads,
-            rx_offload_capa: dev_info.rx_offload_capa,
-            tx_offload_capa: dev_info.tx_offload_capa,
-        };
+        let dev_info = dev_info(port)?;
+        let caps = capabilities(&dev_info);
         check_queues(
             port,
             &caps,
@@ -336,114 +486,30 @@ impl Port {
             config.tx_queues,
             config.mempools.len(),
         )?;
-        if let Some(mtu) = config.mtu {
-            if mtu < dev_info.min_mtu || mtu > dev_info.max_mtu {
-                return Err(DpdkError::Mtu {
-                    port,
-                    mtu,
-                    min: dev_info.min_mtu,
-                    max: dev_info.max_mtu,
-                });
-            }
-        }
+        check_mtu(port, config.mtu, &dev_info)?;
         let plan = plan_offloads(
             &caps,
             config.rx_queues,
             config.want_rss,
             config.want_csum_offload,
         );
-
-        let mut conf = ffi::rte_eth_conf::default();
-        if plan.rss_enabled() {
-            conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
-            // NULL key: the driver's default Toeplitz key.
-            conf.rx_adv_conf.rss_conf.rss_key = std::ptr::null_mut();
-            conf.rx_adv_conf.rss_conf.rss_hf = plan.rss_hf;
-        } else {
-            conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_NONE;
-        }
-        conf.rxmode.offloads = plan.rx_offloads;
-        conf.txmode.offloads = plan.tx_offloads;
-        if let Some(mtu) = config.mtu {
-            conf.rxmode.mtu = u32::from(mtu);
-        }
-        // SAFETY: valid port, not started; conf is fully initialised.
-        let ret =
-            unsafe { ffi::rte_eth_dev_configure(port, config.rx_queues, config.tx_queues, &conf) };
-        if ret != 0 {
-            return Err(DpdkError::PortConfigure {
-                port,
-                errno: neg_errno(ret),
-            });
-        }
+        let conf = eth_conf(&plan, config.mtu);
+        configure(port, config, &conf)?;
 
         // From here on the device is configured: a failure must close it.
         let closer = CloseOnError(port);
-        let (mut rx_desc, mut tx_desc) = (config.rx_desc, config.tx_desc);
-        // SAFETY: valid configured port; both pointers are writable u16s.
-        let ret =
-            unsafe { ffi::rte_eth_dev_adjust_nb_rx_tx_desc(port, &mut rx_desc, &mut tx_desc) };
-        if ret != 0 {
-            return Err(DpdkError::PortOp {
-                port,
-                what: "adjusting descriptor counts",
-                errno: neg_errno(ret),
-            });
-        }
+        let (rx_desc, tx_desc) = adjust_descriptors(port, config.rx_desc, config.tx_desc)?;
         let socket_id = eal.port_socket_id(port);
-        // The socket argument of queue setup is unsigned; SOCKET_ID_ANY (-1)
-        // wraps to the value DPDK expects for "any".
-        let queue_socket = socket_id as u32;
-
-        for q in 0..config.rx_queues {
-            let pool = &config.mempools[usize::from(q) % config.mempools.len()];
-            let mut rxconf = dev_info.default_rxconf;
-            rxconf.offloads = conf.rxmode.offloads;
-            // SAFETY: valid configured port, q < rx_queues; rxconf is copied
-            // by DPDK; the pool outlives the port (kept in PortShared).
-            let ret = unsafe {
-                ffi::rte_eth_rx_queue_setup(port, q, rx_desc, queue_socket, &rxconf, pool.as_ptr())
-            };
-            if ret != 0 {
-                return Err(DpdkError::QueueSetup {
-                    port,
-                    queue: q,
-                    dir: Direction::Rx,
-                    errno: neg_errno(ret),
-                });
-            }
-        }
-        for q in 0..config.tx_queues {
-            let mut txconf = dev_info.default_txconf;
-            txconf.offloads = conf.txmode.offloads;
-            // SAFETY: valid configured port, q < tx_queues; txconf is copied.
-            let ret =
-                unsafe { ffi::rte_eth_tx_queue_setup(port, q, tx_desc, queue_socket, &txconf) };
-            if ret != 0 {
-                return Err(DpdkError::QueueSetup {
-                    port,
-                    queue: q,
-                    dir: Direction::Tx,
-                    errno: neg_errno(ret),
-                });
-            }
-        }
+        setup_rx_queues(port, config, &dev_info, &conf, rx_desc, socket_id)?;
+        setup_tx_queues(port, config, &dev_info, &conf, tx_desc, socket_id)?;
         if config.promiscuous {
-            // SAFETY: valid configured port.
-            let ret = unsafe { ffi::rte_eth_promiscuous_enable(port) };
-            if ret != 0 {
-                return Err(DpdkError::PortOp {
-                    port,
-                    what: "enabling promiscuous mode",
-                    errno: neg_errno(ret),
-                });
-            }
+            enable_promiscuous(port)?;
         }
         std::mem::forget(closer);
 
         let info = PortInfo {
             port_id: port,
-            driver,
+            driver: driver_name(&dev_info),
             socket_id,
             caps,
             rx_queues: config.rx_queues,
@@ -498,12 +564,7 @@ impl Port {
         // SAFETY: valid configured port; no queue handle exists, so no
         // data-path call runs concurrently.
         let ret = unsafe { ffi::rte_eth_dev_start(port) };
-        if ret != 0 {
-            return Err(DpdkError::PortStart {
-                port,
-                errno: neg_errno(ret),
-            });
-        }
+        check(ret, |errno| DpdkError::PortStart { port, errno })?;
         self.shared.started.store(true, Ordering::Release);
         Ok(())
     }
@@ -516,12 +577,7 @@ impl Port {
         }
         // SAFETY: valid port; no queue handle exists (checked above).
         let ret = unsafe { ffi::rte_eth_dev_stop(port) };
-        if ret != 0 {
-            return Err(DpdkError::PortStop {
-                port,
-                errno: neg_errno(ret),
-            });
-        }
+        check(ret, |errno| DpdkError::PortStop { port, errno })?;
         self.shared.started.store(false, Ordering::Release);
         Ok(())
     }
@@ -538,18 +594,7 @@ impl Port {
     }
 
     pub fn promiscuous_enable(&self) -> Result<(), DpdkError> {
-        let port = self.shared.id;
-        // SAFETY: valid configured port; a control-path call DPDK allows
-        // while the data path runs.
-        let ret = unsafe { ffi::rte_eth_promiscuous_enable(port) };
-        if ret != 0 {
-            return Err(DpdkError::PortOp {
-                port,
-                what: "enabling promiscuous mode",
-                errno: neg_errno(ret),
-            });
-        }
-        Ok(())
+        enable_promiscuous(self.shared.id)
     }
 
     pub fn mac_addr(&self) -> Result<[u8; 6], DpdkError> {
@@ -557,13 +602,11 @@ impl Port {
         let mut addr = ffi::rte_ether_addr::default();
         // SAFETY: valid port; addr is writable.
         let ret = unsafe { ffi::rte_eth_macaddr_get(port, &mut addr) };
-        if ret != 0 {
-            return Err(DpdkError::PortOp {
-                port,
-                what: "reading the MAC address",
-                errno: neg_errno(ret),
-            });
-        }
+        check(ret, |errno| DpdkError::PortOp {
+            port,
+            what: "reading the MAC address",
+            errno,
+        })?;
         Ok(addr.addr_bytes)
     }
 
@@ -572,13 +615,11 @@ impl Port {
         let mut link = ffi::rte_eth_link::default();
         // SAFETY: valid port; link is writable; nowait does not block.
         let ret = unsafe { ffi::rte_eth_link_get_nowait(port, &mut link) };
-        if ret != 0 {
-            return Err(DpdkError::PortOp {
-                port,
-                what: "reading the link state",
-                errno: neg_errno(ret),
-            });
-        }
+        check(ret, |errno| DpdkError::PortOp {
+            port,
+            what: "reading the link state",
+            errno,
+        })?;
         let speed_mbps = match link.link_speed {
             ffi::RTE_ETH_SPEED_NUM_UNKNOWN => None,
             s => Some(s),
@@ -595,13 +636,11 @@ impl Port {
         let mut s = ffi::rte_eth_stats::default();
         // SAFETY: valid port; s is writable.
         let ret = unsafe { ffi::rte_eth_stats_get(port, &mut s) };
-        if ret != 0 {
-            return Err(DpdkError::PortOp {
-                port,
-                what: "reading statistics",
-                errno: neg_errno(ret),
-            });
-        }
+        check(ret, |errno| DpdkError::PortOp {
+            port,
+            what: "reading statistics",
+            errno,
+        })?;
         Ok(PortStats {
             ipackets: s.ipackets,
             opackets: s.opackets,

@@ -1,5 +1,5 @@
 //! Time as the engine sees it: a monotonic nanosecond count handed in by the
-//! caller (the worker reads the TSC or `Instant::now`, tests advance a
+//! caller (the worker reads the OS's monotonic clock, tests advance a
 //! virtual clock). Never read from the OS in the engine.
 
 use std::ops::{Add, AddAssign, Sub};

@@ -20,7 +20,7 @@ pub(super) struct ServeStats {
 impl ServeStats {
     /// The latency hub with what the workers sent so far merged in.
     pub fn drained_hub(&self) -> MutexGuard<'_, LatencyHub> {
-        let mut hub = self.hub.lock().unwrap_or_else(|e| e.into_inner());
+        let mut hub = crate::sync::lock(&self.hub);
         hub.drain();
         hub
     }

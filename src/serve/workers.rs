@@ -12,7 +12,7 @@ use crate::stats::{Counters, Runtime};
 use crate::telemetry::latency::{LatencySender, WorkerLatency};
 use crate::wire::ethernet::EthernetAddress;
 use crate::worker::apps::PerCoreApps;
-use crate::worker::threaded::AttachedConns;
+use crate::api::worker_side::AttachedConns;
 use crate::worker::Worker;
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -336,14 +336,8 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::primitive::Arc;
+    use crate::sync::primitive::{model, Arc};
     use loom::thread;
-
-    fn model(f: impl Fn() + Sync + Send + 'static) {
-        let mut b = loom::model::Builder::new();
-        b.preemption_bound = Some(3);
-        b.check(f);
-    }
 
     /// Two producers, one consumer, capacity 2: every item is popped exactly
     /// once and each producer's items come out in push order.

@@ -14,6 +14,23 @@ pub use loom::sync::{
     Arc, Mutex, MutexGuard,
 };
 
+/// Thread handles and parking; loom's are scheduled by the model, which
+/// reports a thread parked for good (a lost wakeup) as a deadlock.
+pub mod thread {
+    #[cfg(not(loom))]
+    pub use std::thread::{current, park, park_timeout, Thread, ThreadId};
+
+    #[cfg(loom)]
+    pub use loom::thread::{current, park, Thread, ThreadId};
+
+    /// loom has no clock: a timed park waits for an unpark, so models block
+    /// without a timeout.
+    #[cfg(loom)]
+    pub fn park_timeout(_timeout: std::time::Duration) {
+        park()
+    }
+}
+
 /// loom's `UnsafeCell` tracks every access and reports a read racing a
 /// write; its API is closure-based (`with`/`with_mut`). This wrapper gives
 /// std's cell the same API so the ring is written once.
@@ -105,7 +122,7 @@ impl<T> ArcCell<T> {
         }
         #[cfg(loom)]
         {
-            self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            super::unpoison(self.inner.lock()).clone()
         }
     }
 
@@ -115,8 +132,17 @@ impl<T> ArcCell<T> {
         self.inner.store(value);
         #[cfg(loom)]
         {
-            let old = std::mem::replace(&mut *self.inner.lock().unwrap_or_else(|e| e.into_inner()), value);
+            let old = std::mem::replace(&mut *super::unpoison(self.inner.lock()), value);
             drop(old);
         }
     }
+}
+
+/// Run a loom model check with the preemption bound every model in this
+/// crate uses.
+#[cfg(all(test, loom))]
+pub(crate) fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(3);
+    b.check(f);
 }

@@ -302,7 +302,7 @@ fn serve_client(stream: UnixStream, state: &dyn StatsSource, last: &Mutex<Option
     let answer = match line.trim() {
         "stats" => {
             let now = state.snapshot();
-            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = crate::sync::lock(last);
             let text = format_stats(&now, last.as_ref());
             *last = Some(now);
             text

@@ -3,7 +3,8 @@
 //! IPv4 addresses on Ethernet.
 
 use super::ethernet::EthernetAddress;
-use super::{Error, Field, Result};
+use super::field::{read_u16, write_u16, Field};
+use super::{Error, Result};
 use std::net::Ipv4Addr;
 
 /// ARP `op` field.
@@ -110,12 +111,6 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 
     #[inline]
-    fn u16_at(&self, f: Field) -> u16 {
-        let b = &self.buffer.as_ref()[f];
-        u16::from_be_bytes([b[0], b[1]])
-    }
-
-    #[inline]
     fn ipv4_at(&self, f: Field) -> Ipv4Addr {
         let b = &self.buffer.as_ref()[f];
         Ipv4Addr::new(b[0], b[1], b[2], b[3])
@@ -123,12 +118,12 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 
     #[inline]
     pub fn hardware_type(&self) -> u16 {
-        self.u16_at(field::HTYPE)
+        read_u16(self.buffer.as_ref(), field::HTYPE)
     }
 
     #[inline]
     pub fn protocol_type(&self) -> u16 {
-        self.u16_at(field::PTYPE)
+        read_u16(self.buffer.as_ref(), field::PTYPE)
     }
 
     #[inline]
@@ -143,7 +138,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 
     #[inline]
     pub fn operation(&self) -> ArpOperation {
-        ArpOperation::from(self.u16_at(field::OPER))
+        ArpOperation::from(read_u16(self.buffer.as_ref(), field::OPER))
     }
 
     #[inline]
@@ -169,18 +164,13 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
     #[inline]
-    fn set_u16_at(&mut self, f: Field, v: u16) {
-        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
-    }
-
-    #[inline]
     pub fn set_hardware_type(&mut self, v: u16) {
-        self.set_u16_at(field::HTYPE, v)
+        write_u16(self.buffer.as_mut(), field::HTYPE, v)
     }
 
     #[inline]
     pub fn set_protocol_type(&mut self, v: u16) {
-        self.set_u16_at(field::PTYPE, v)
+        write_u16(self.buffer.as_mut(), field::PTYPE, v)
     }
 
     #[inline]
@@ -195,7 +185,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
 
     #[inline]
     pub fn set_operation(&mut self, v: ArpOperation) {
-        self.set_u16_at(field::OPER, u16::from(v))
+        write_u16(self.buffer.as_mut(), field::OPER, u16::from(v))
     }
 
     #[inline]

@@ -1,7 +1,8 @@
 //! Ethernet II frames (IEEE 802.3 with an EtherType). No VLAN tags: an
 //! 802.1Q frame shows ethertype 0x8100 as [`EtherType::Unknown`].
 
-use super::{Error, Field, Rest, Result};
+use super::field::{read_u16, write_u16, Field, Rest};
+use super::{Error, Result};
 use core::fmt;
 
 /// A MAC address.
@@ -146,8 +147,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
     #[inline]
     pub fn ethertype(&self) -> EtherType {
-        let b = &self.buffer.as_ref()[field::ETHERTYPE];
-        EtherType::from(u16::from_be_bytes([b[0], b[1]]))
+        EtherType::from(read_u16(self.buffer.as_ref(), field::ETHERTYPE))
     }
 }
 
@@ -173,7 +173,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 
     #[inline]
     pub fn set_ethertype(&mut self, value: EtherType) {
-        self.buffer.as_mut()[field::ETHERTYPE].copy_from_slice(&u16::from(value).to_be_bytes());
+        write_u16(self.buffer.as_mut(), field::ETHERTYPE, u16::from(value));
     }
 
     /// Mutable payload, for building the next layer in place.

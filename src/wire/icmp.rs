@@ -6,7 +6,8 @@
 
 use super::checksum;
 use super::ipv4::Ipv4Packet;
-use super::{Error, Field, Rest, Result};
+use super::field::{read_u16, write_u16, Field, Rest};
+use super::{Error, Result};
 
 /// ICMPv4 message types we handle; anything else is `Unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,12 +142,6 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     }
 
     #[inline]
-    fn u16_at(&self, f: Field) -> u16 {
-        let b = &self.buffer.as_ref()[f];
-        u16::from_be_bytes([b[0], b[1]])
-    }
-
-    #[inline]
     pub fn msg_type(&self) -> Icmpv4Type {
         Icmpv4Type::from(self.buffer.as_ref()[field::TYPE])
     }
@@ -158,19 +153,19 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
 
     #[inline]
     pub fn checksum(&self) -> u16 {
-        self.u16_at(field::CHECKSUM)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// Echo identifier (meaningful for echo request/reply).
     #[inline]
     pub fn echo_ident(&self) -> u16 {
-        self.u16_at(field::ECHO_IDENT)
+        read_u16(self.buffer.as_ref(), field::ECHO_IDENT)
     }
 
     /// Echo sequence number (meaningful for echo request/reply).
     #[inline]
     pub fn echo_seq_no(&self) -> u16 {
-        self.u16_at(field::ECHO_SEQ_NO)
+        read_u16(self.buffer.as_ref(), field::ECHO_SEQ_NO)
     }
 
     /// True if the checksum over the whole message is correct.
@@ -191,11 +186,6 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Icmpv4Packet<&'a T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
     #[inline]
-    fn set_u16_at(&mut self, f: Field, v: u16) {
-        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
-    }
-
-    #[inline]
     pub fn set_msg_type(&mut self, v: Icmpv4Type) {
         self.buffer.as_mut()[field::TYPE] = u8::from(v);
     }
@@ -207,17 +197,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv4Packet<T> {
 
     #[inline]
     pub fn set_checksum(&mut self, v: u16) {
-        self.set_u16_at(field::CHECKSUM, v)
+        write_u16(self.buffer.as_mut(), field::CHECKSUM, v)
     }
 
     #[inline]
     pub fn set_echo_ident(&mut self, v: u16) {
-        self.set_u16_at(field::ECHO_IDENT, v)
+        write_u16(self.buffer.as_mut(), field::ECHO_IDENT, v)
     }
 
     #[inline]
     pub fn set_echo_seq_no(&mut self, v: u16) {
-        self.set_u16_at(field::ECHO_SEQ_NO, v)
+        write_u16(self.buffer.as_mut(), field::ECHO_SEQ_NO, v)
     }
 
     #[inline]

@@ -1,7 +1,8 @@
 //! IPv4 headers (RFC 791).
 
 use super::checksum;
-use super::{Error, Field, Result};
+use super::field::{read_u16, write_u16, Field};
+use super::{Error, Result};
 use std::net::Ipv4Addr;
 
 /// IP protocol numbers we look at; anything else is `Unknown`.
@@ -115,12 +116,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     #[inline]
-    fn u16_at(&self, f: Field) -> u16 {
-        let b = &self.buffer.as_ref()[f];
-        u16::from_be_bytes([b[0], b[1]])
-    }
-
-    #[inline]
     fn raw_at(&self, f: Field) -> [u8; 4] {
         let b = &self.buffer.as_ref()[f];
         [b[0], b[1], b[2], b[3]]
@@ -160,34 +155,34 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     #[inline]
     pub fn total_len(&self) -> u16 {
-        self.u16_at(field::LENGTH)
+        read_u16(self.buffer.as_ref(), field::LENGTH)
     }
 
     #[inline]
     pub fn ident(&self) -> u16 {
-        self.u16_at(field::IDENT)
+        read_u16(self.buffer.as_ref(), field::IDENT)
     }
 
     #[inline]
     pub fn dont_frag(&self) -> bool {
-        self.u16_at(field::FLG_OFF) & FLAG_DF != 0
+        read_u16(self.buffer.as_ref(), field::FLG_OFF) & FLAG_DF != 0
     }
 
     #[inline]
     pub fn more_frags(&self) -> bool {
-        self.u16_at(field::FLG_OFF) & FLAG_MF != 0
+        read_u16(self.buffer.as_ref(), field::FLG_OFF) & FLAG_MF != 0
     }
 
     /// Fragment offset in bytes.
     #[inline]
     pub fn frag_offset(&self) -> u16 {
-        (self.u16_at(field::FLG_OFF) & FRAG_OFFSET_MASK) << 3
+        (read_u16(self.buffer.as_ref(), field::FLG_OFF) & FRAG_OFFSET_MASK) << 3
     }
 
     /// Any fragment, first or not (MF set or a non-zero offset).
     #[inline]
     pub fn is_fragment(&self) -> bool {
-        self.u16_at(field::FLG_OFF) & (FLAG_MF | FRAG_OFFSET_MASK) != 0
+        read_u16(self.buffer.as_ref(), field::FLG_OFF) & (FLAG_MF | FRAG_OFFSET_MASK) != 0
     }
 
     #[inline]
@@ -202,7 +197,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     #[inline]
     pub fn checksum(&self) -> u16 {
-        self.u16_at(field::CHECKSUM)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     #[inline]
@@ -263,11 +258,6 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Ipv4Packet<&'a T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
-    #[inline]
-    fn set_u16_at(&mut self, f: Field, v: u16) {
-        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
-    }
-
     /// Sets version (high nibble).
     #[inline]
     pub fn set_version(&mut self, v: u8) {
@@ -296,19 +286,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     #[inline]
     pub fn set_total_len(&mut self, v: u16) {
-        self.set_u16_at(field::LENGTH, v)
+        write_u16(self.buffer.as_mut(), field::LENGTH, v)
     }
 
     #[inline]
     pub fn set_ident(&mut self, v: u16) {
-        self.set_u16_at(field::IDENT, v)
+        write_u16(self.buffer.as_mut(), field::IDENT, v)
     }
 
     /// Sets the DF bit and clears MF and the fragment offset: we never
     /// fragment.
     #[inline]
     pub fn set_dont_frag_unfragmented(&mut self, df: bool) {
-        self.set_u16_at(field::FLG_OFF, if df { FLAG_DF } else { 0 })
+        write_u16(self.buffer.as_mut(), field::FLG_OFF, if df { FLAG_DF } else { 0 })
     }
 
     /// Sets flags and offset (offset in bytes, a multiple of 8).
@@ -321,7 +311,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         if more_frags {
             v |= FLAG_MF;
         }
-        self.set_u16_at(field::FLG_OFF, v)
+        write_u16(self.buffer.as_mut(), field::FLG_OFF, v)
     }
 
     #[inline]
@@ -336,7 +326,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
     #[inline]
     pub fn set_checksum(&mut self, v: u16) {
-        self.set_u16_at(field::CHECKSUM, v)
+        write_u16(self.buffer.as_mut(), field::CHECKSUM, v)
     }
 
     #[inline]

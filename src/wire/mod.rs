@@ -1,8 +1,9 @@
 //! Wire formats: zero-copy views over packet bytes, and emitters.
 //!
 //! Every protocol has a view `Foo<T: AsRef<[u8]>>` over a byte buffer: getters
-//! need `AsRef<[u8]>`, setters need `AsMut<[u8]>`, and field offsets live in a
-//! private `mod field`. Nothing here allocates and nothing here is `unsafe`.
+//! need `AsRef<[u8]>`, setters need `AsMut<[u8]>`, field offsets live in a
+//! private `mod field` per protocol, and the big-endian reads and writes of
+//! those fields are the `field` module's. Nothing here allocates and nothing here is `unsafe`.
 //!
 //! # Contract
 //!
@@ -27,6 +28,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+mod field;
 pub mod icmp;
 pub mod ipv4;
 pub mod tcp;
@@ -75,10 +77,6 @@ pub enum Error {
 /// Result type of this module.
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// A byte range inside a header.
-type Field = core::ops::Range<usize>;
-/// The rest of a buffer from an offset.
-type Rest = core::ops::RangeFrom<usize>;
 
 /// The listener's hot path end to end: parse an Ethernet/IPv4/TCP SYN as
 /// Linux sends it, build the SYN-ACK Linux would answer with.

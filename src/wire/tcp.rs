@@ -4,7 +4,8 @@
 //! `payload()` is the segment's data.
 
 use super::checksum;
-use super::{Error, Field, Result};
+use super::field::{read_u16, read_u32, write_u16, write_u32, Field};
+use super::{Error, Result};
 use core::fmt;
 use core::ops::{BitAnd, BitOr, BitOrAssign, Not};
 use std::net::Ipv4Addr;
@@ -220,35 +221,23 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
     }
 
     #[inline]
-    fn u16_at(&self, f: Field) -> u16 {
-        let b = &self.buffer.as_ref()[f];
-        u16::from_be_bytes([b[0], b[1]])
-    }
-
-    #[inline]
-    fn u32_at(&self, f: Field) -> u32 {
-        let b = &self.buffer.as_ref()[f];
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-    }
-
-    #[inline]
     pub fn src_port(&self) -> u16 {
-        self.u16_at(field::SRC_PORT)
+        read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     #[inline]
     pub fn dst_port(&self) -> u16 {
-        self.u16_at(field::DST_PORT)
+        read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     #[inline]
     pub fn seq_number(&self) -> u32 {
-        self.u32_at(field::SEQ_NUM)
+        read_u32(self.buffer.as_ref(), field::SEQ_NUM)
     }
 
     #[inline]
     pub fn ack_number(&self) -> u32 {
-        self.u32_at(field::ACK_NUM)
+        read_u32(self.buffer.as_ref(), field::ACK_NUM)
     }
 
     /// Header length in bytes (data offset * 4).
@@ -259,23 +248,23 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
 
     #[inline]
     pub fn flags(&self) -> TcpFlags {
-        TcpFlags::from_bits_truncate(self.u16_at(field::FLAGS))
+        TcpFlags::from_bits_truncate(read_u16(self.buffer.as_ref(), field::FLAGS))
     }
 
     /// The raw window field (not scaled).
     #[inline]
     pub fn window_len(&self) -> u16 {
-        self.u16_at(field::WIN_SIZE)
+        read_u16(self.buffer.as_ref(), field::WIN_SIZE)
     }
 
     #[inline]
     pub fn checksum(&self) -> u16 {
-        self.u16_at(field::CHECKSUM)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     #[inline]
     pub fn urgent_at(&self) -> u16 {
-        self.u16_at(field::URGENT)
+        read_u16(self.buffer.as_ref(), field::URGENT)
     }
 
     /// Data length: buffer length minus header length.
@@ -324,33 +313,23 @@ impl<'a, T: AsRef<[u8]> + ?Sized> TcpSegment<&'a T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
     #[inline]
-    fn set_u16_at(&mut self, f: Field, v: u16) {
-        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
-    }
-
-    #[inline]
-    fn set_u32_at(&mut self, f: Field, v: u32) {
-        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
-    }
-
-    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
-        self.set_u16_at(field::SRC_PORT, v)
+        write_u16(self.buffer.as_mut(), field::SRC_PORT, v)
     }
 
     #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
-        self.set_u16_at(field::DST_PORT, v)
+        write_u16(self.buffer.as_mut(), field::DST_PORT, v)
     }
 
     #[inline]
     pub fn set_seq_number(&mut self, v: u32) {
-        self.set_u32_at(field::SEQ_NUM, v)
+        write_u32(self.buffer.as_mut(), field::SEQ_NUM, v)
     }
 
     #[inline]
     pub fn set_ack_number(&mut self, v: u32) {
-        self.set_u32_at(field::ACK_NUM, v)
+        write_u32(self.buffer.as_mut(), field::ACK_NUM, v)
     }
 
     /// Sets the data offset from a length in bytes (a multiple of 4,
@@ -366,22 +345,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
     #[inline]
     pub fn set_flags(&mut self, flags: TcpFlags) {
         let data_off = u16::from(self.buffer.as_ref()[field::DATA_OFF] & 0xf0) << 8;
-        self.set_u16_at(field::FLAGS, data_off | flags.bits())
+        write_u16(self.buffer.as_mut(), field::FLAGS, data_off | flags.bits())
     }
 
     #[inline]
     pub fn set_window_len(&mut self, v: u16) {
-        self.set_u16_at(field::WIN_SIZE, v)
+        write_u16(self.buffer.as_mut(), field::WIN_SIZE, v)
     }
 
     #[inline]
     pub fn set_checksum(&mut self, v: u16) {
-        self.set_u16_at(field::CHECKSUM, v)
+        write_u16(self.buffer.as_mut(), field::CHECKSUM, v)
     }
 
     #[inline]
     pub fn set_urgent_at(&mut self, v: u16) {
-        self.set_u16_at(field::URGENT, v)
+        write_u16(self.buffer.as_mut(), field::URGENT, v)
     }
 
     /// Mutable option bytes (sized by the current data offset).

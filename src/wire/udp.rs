@@ -4,7 +4,8 @@
 //! The view covers the IP payload (already cut at the IP total length).
 
 use super::checksum;
-use super::{Error, Field, Result};
+use super::field::{read_u16, write_u16, Field};
+use super::{Error, Result};
 use std::net::Ipv4Addr;
 
 mod field {
@@ -63,25 +64,19 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     #[inline]
-    fn u16_at(&self, f: Field) -> u16 {
-        let b = &self.buffer.as_ref()[f];
-        u16::from_be_bytes([b[0], b[1]])
-    }
-
-    #[inline]
     pub fn src_port(&self) -> u16 {
-        self.u16_at(field::SRC_PORT)
+        read_u16(self.buffer.as_ref(), field::SRC_PORT)
     }
 
     #[inline]
     pub fn dst_port(&self) -> u16 {
-        self.u16_at(field::DST_PORT)
+        read_u16(self.buffer.as_ref(), field::DST_PORT)
     }
 
     /// The length field: header plus data.
     #[inline]
     pub fn len(&self) -> u16 {
-        self.u16_at(field::LENGTH)
+        read_u16(self.buffer.as_ref(), field::LENGTH)
     }
 
     /// True if the length field says there is no data.
@@ -92,7 +87,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
     #[inline]
     pub fn checksum(&self) -> u16 {
-        self.u16_at(field::CHECKSUM)
+        read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
     /// True if the checksum is correct or absent (0: RFC 768 "all zero
@@ -120,28 +115,23 @@ impl<'a, T: AsRef<[u8]> + ?Sized> UdpPacket<&'a T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     #[inline]
-    fn set_u16_at(&mut self, f: Field, v: u16) {
-        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
-    }
-
-    #[inline]
     pub fn set_src_port(&mut self, v: u16) {
-        self.set_u16_at(field::SRC_PORT, v)
+        write_u16(self.buffer.as_mut(), field::SRC_PORT, v)
     }
 
     #[inline]
     pub fn set_dst_port(&mut self, v: u16) {
-        self.set_u16_at(field::DST_PORT, v)
+        write_u16(self.buffer.as_mut(), field::DST_PORT, v)
     }
 
     #[inline]
     pub fn set_len(&mut self, v: u16) {
-        self.set_u16_at(field::LENGTH, v)
+        write_u16(self.buffer.as_mut(), field::LENGTH, v)
     }
 
     #[inline]
     pub fn set_checksum(&mut self, v: u16) {
-        self.set_u16_at(field::CHECKSUM, v)
+        write_u16(self.buffer.as_mut(), field::CHECKSUM, v)
     }
 
     /// Mutable data after the header, cut at the length field.

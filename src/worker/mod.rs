@@ -5,7 +5,6 @@
 
 pub mod apps;
 pub mod sink;
-pub mod threaded;
 
 use crate::dpdk::{self, tsc, Eal, MbufBatch, Mempool, RxQueue, TxQueue, BURST};
 use crate::engine::burst::{self, StageClock};
@@ -16,7 +15,7 @@ use crate::stats::{Counter, Counters, Runtime, Stage};
 use arrayvec::ArrayVec;
 use apps::PerCoreApps;
 use sink::MbufSink;
-use threaded::AttachedConns;
+use crate::api::worker_side::AttachedConns;
 use crate::telemetry::latency::LatencySender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -24,7 +24,7 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// End-to-end tests run one at a time: busy-polling workers and the kernel
 /// peers share two cores.
 pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    dlisten::sync::lock(&SERIAL)
 }
 
 pub fn require_root() {

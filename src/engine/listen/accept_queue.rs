@@ -33,32 +33,20 @@
 //! plane flips the epoch and waits for the old slot to drain, which is bounded
 //! by the few instructions of one push, even under a SYN flood.
 //!
+//! Blocking accept is not here (the engine never sleeps or reads a clock):
+//! an acceptor registers on the queue's [`WaitQueue`] with
+//! [`AcceptQueue::register_waiter`], and every push, grow and close wakes
+//! the registered ones; `crate::api::accept` parks and keeps the deadline.
+//!
 //! Model checking: the admission counter, the epoch/in-flight protocol,
-//! `closed` and the ring use `crate::sync::primitive`, so `--cfg loom` checks
-//! them (tests in `loom_tests` below); the ring publication ([`ArcCell`],
-//! arc-swap) is modelled as a mutex-protected `Arc`. Not modelled: the
-//! sleeping path of `pop_blocking` (std `Condvar`, `waiters`).
+//! `closed`, the ring and the wait queue use `crate::sync::primitive`, so
+//! `--cfg loom` checks them (tests in `loom_tests` below, and the blocking
+//! accept in `crate::api::accept`); the ring publication ([`ArcCell`],
+//! arc-swap) is modelled as a mutex-protected `Arc`.
 
-use crate::sync::primitive::{
-    fence as model_fence, spin_wait, Arc, ArcCell, AtomicBool, AtomicU32, AtomicUsize, Mutex as ControlMutex,
-    MutexGuard as ControlGuard, Ordering,
-};
-use crate::sync::MpmcRing;
+use crate::sync::primitive::{fence, spin_wait, Arc, ArcCell, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering};
+use crate::sync::{unpoison, MpmcRing, WaitQueue, Waiter};
 use crossbeam::utils::CachePadded;
-// Only the sleeping path (`waiters`, `wait_lock`, `wait_cv`) stays on std
-// types: see the module doc.
-use std::sync::atomic::{fence, AtomicU32 as StdAtomicU32};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
-
-/// Why [`AcceptQueue::pop_blocking`] returned without a child.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PopError {
-    /// The timeout expired with the queue still empty.
-    TimedOut,
-    /// The queue was closed (its listener left the LISTEN state).
-    Closed,
-}
 
 /// Bounded MPMC accept queue with Linux's backlog+1 admission.
 pub struct AcceptQueue<T> {
@@ -74,21 +62,10 @@ pub struct AcceptQueue<T> {
     epoch: AtomicUsize,
     /// Set once by close(); producers then refuse, acceptors wake up.
     closed: AtomicBool,
-    /// Acceptors sleeping in `pop_blocking`.
-    waiters: StdAtomicU32,
-    wait_lock: Mutex<()>,
-    wait_cv: Condvar,
+    /// Acceptors blocked in accept, woken by every push, grow and close.
+    waiters: WaitQueue,
     /// Serialises grow and close (control plane only); modelled by loom.
-    control: ControlMutex<()>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take the listen path down with it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock_control<T>(m: &ControlMutex<T>) -> ControlGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    control: Mutex<()>,
 }
 
 impl<T> AcceptQueue<T> {
@@ -101,10 +78,8 @@ impl<T> AcceptQueue<T> {
             in_flight: [CachePadded::new(AtomicUsize::new(0)), CachePadded::new(AtomicUsize::new(0))],
             epoch: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            waiters: StdAtomicU32::new(0),
-            wait_lock: Mutex::new(()),
-            wait_cv: Condvar::new(),
-            control: ControlMutex::new(()),
+            waiters: WaitQueue::new(),
+            control: Mutex::new(()),
         }
     }
 
@@ -151,12 +126,12 @@ impl<T> AcceptQueue<T> {
         // publishes a ring) then waits for announced producers, so either we
         // see it or close sees us. The store-then-load on both sides needs
         // the SeqCst fences (Dekker); loom checks it only with fences.
-        model_fence(Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let result = if self.closed.load(Ordering::SeqCst) { Err(item) } else { self.ring.with(|r| r.push(item)) };
         self.in_flight[slot].fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(()) => {
-                self.wake_one();
+                self.waiters.wake_all();
                 Ok(())
             }
             Err(item) => {
@@ -189,56 +164,24 @@ impl<T> AcceptQueue<T> {
         let _ = self.ack_backlog.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    /// Take the oldest child, sleeping (no spinning) until one is pushed, the
-    /// queue is closed, or `timeout` (if any) expires.
-    pub fn pop_blocking(&self, timeout: Option<Duration>) -> Result<T, PopError> {
-        if let Some(item) = self.pop() {
-            return Ok(item);
-        }
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        let mut guard = lock(&self.wait_lock);
-        self.waiters.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let result = loop {
-            // Re-check after registering: a producer that pushed before it saw
-            // `waiters > 0` is visible here (both sides use SeqCst).
-            if let Some(item) = self.pop() {
-                break Ok(item);
-            }
-            if self.is_closed() {
-                break Err(PopError::Closed);
-            }
-            match deadline {
-                None => guard = self.wait_cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = std::time::Instant::now();
-                    if now >= d {
-                        break Err(PopError::TimedOut);
-                    }
-                    guard = match self.wait_cv.wait_timeout(guard, d - now) {
-                        Ok((g, _)) => g,
-                        Err(e) => e.into_inner().0,
-                    };
-                }
-            }
-        };
-        self.waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        drop(guard);
-        result
+    /// Have the calling thread unparked by every later push, grow and close,
+    /// until the returned guard is dropped. A blocking acceptor registers,
+    /// then tries [`AcceptQueue::pop`] and [`AcceptQueue::is_closed`], then
+    /// parks (`crate::sync::wait_queue` says why no wakeup is lost).
+    pub fn register_waiter(&self) -> Waiter<'_> {
+        self.waiters.register()
     }
 
-    fn wake_one(&self) {
-        fence(std::sync::atomic::Ordering::SeqCst);
-        if self.waiters.load(std::sync::atomic::Ordering::SeqCst) > 0 {
-            let _g = lock(&self.wait_lock);
-            self.wait_cv.notify_one();
-        }
+    /// Acceptors registered with [`AcceptQueue::register_waiter`].
+    pub fn waiters(&self) -> usize {
+        self.waiters.len()
     }
 
     /// Wait until every producer that may have seen the previous state
     /// (ring or `closed`) has finished its push.
     fn synchronize(&self) {
         let old = self.epoch.fetch_add(1, Ordering::SeqCst) & 1;
-        model_fence(Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let mut spins = 0u32;
         while self.in_flight[old].load(Ordering::SeqCst) != 0 {
             spin_wait(&mut spins);
@@ -248,7 +191,7 @@ impl<T> AcceptQueue<T> {
     /// Make room for `max_ack_backlog + 1` entries (listen() again with a
     /// larger backlog). Call before publishing the larger `max_ack_backlog`.
     pub fn grow(&self, max_ack_backlog: u32) {
-        let _c = lock_control(&self.control);
+        let _c = unpoison(self.control.lock());
         let cap = Self::capacity_for(max_ack_backlog);
         let cur = self.ring.load_full();
         if cur.capacity() >= cap {
@@ -268,6 +211,11 @@ impl<T> AcceptQueue<T> {
         self.ring.store(Arc::new(MpmcRing::new(cap)));
         // After this no producer still pushes to `cur`: it is sealed.
         self.synchronize();
+        // An acceptor that checked while the rings moved may have read `old`
+        // before `cur` joined it and `ring` after `cur` left it, missing the
+        // children in `cur` whose pushes came before it registered (found by
+        // loom): have it look again.
+        self.waiters.wake_all();
     }
 
     /// Forget retired rings once acceptors emptied them. Only when no grow
@@ -285,11 +233,10 @@ impl<T> AcceptQueue<T> {
     /// returns no producer can still add: what [`AcceptQueue::pop`] returns
     /// from now on is all that is left (Linux: inet_csk_listen_stop).
     pub fn close(&self) {
-        let _c = lock_control(&self.control);
+        let _c = unpoison(self.control.lock());
         self.closed.store(true, Ordering::SeqCst);
         self.synchronize();
-        let _g = lock(&self.wait_lock);
-        self.wait_cv.notify_all();
+        self.waiters.wake_all();
     }
 }
 
@@ -298,7 +245,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::VecDeque;
-    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn backlog_plus_one_rule() {
@@ -381,40 +329,29 @@ mod tests {
         assert_eq!(q.push(2, 4), Err(2));
         assert_eq!(q.len(), 1);
         assert_eq!(q.pop(), Some(1));
-        assert_eq!(q.pop_blocking(None), Err(PopError::Closed));
     }
 
+    /// Push, grow and close unpark a registered thread; leaving unregisters.
     #[test]
-    fn pop_blocking_times_out_when_empty() {
-        let q: AcceptQueue<u32> = AcceptQueue::new(1);
-        assert_eq!(q.pop_blocking(Some(Duration::from_millis(10))), Err(PopError::TimedOut));
-    }
-
-    #[test]
-    fn pop_blocking_is_woken_by_a_push() {
-        let q = Arc::new(AcceptQueue::new(8));
-        let consumers: Vec<_> = (0..2)
-            .map(|_| {
-                let q = q.clone();
-                std::thread::spawn(move || q.pop_blocking(Some(Duration::from_secs(20))))
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(20));
-        q.push(1u32, 8).unwrap();
-        q.push(2u32, 8).unwrap();
-        let mut got: Vec<_> = consumers.into_iter().map(|c| c.join().unwrap().unwrap()).collect();
-        got.sort();
-        assert_eq!(got, vec![1, 2]);
-    }
-
-    #[test]
-    fn close_wakes_blocked_acceptors() {
-        let q: Arc<AcceptQueue<u32>> = Arc::new(AcceptQueue::new(8));
-        let q2 = q.clone();
-        let c = std::thread::spawn(move || q2.pop_blocking(None));
-        std::thread::sleep(Duration::from_millis(20));
+    fn registered_waiters_are_woken_until_they_leave() {
+        let q = AcceptQueue::new(4);
+        assert_eq!(q.waiters(), 0);
+        let waiter = q.register_waiter();
+        assert_eq!(q.waiters(), 1);
+        // Each wake leaves the token, so the park after it returns at once.
+        let woken = || {
+            let start = Instant::now();
+            std::thread::park_timeout(Duration::from_secs(20));
+            assert!(start.elapsed() < Duration::from_secs(10), "not unparked");
+        };
+        q.push(1u32, 4).unwrap();
+        woken();
+        q.grow(8);
+        woken();
         q.close();
-        assert_eq!(c.join().unwrap(), Err(PopError::Closed));
+        woken();
+        drop(waiter);
+        assert_eq!(q.waiters(), 0);
     }
 
     /// Several producers and consumers, exact counts: every pushed item is
@@ -427,12 +364,14 @@ mod tests {
         let backlog = Arc::new(AtomicU32::new(7));
         let q = Arc::new(AcceptQueue::<u64>::new(7));
         let done = Arc::new(AtomicBool::new(false));
+        let tried = Arc::new(AtomicU64::new(0));
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|p| {
-                let (q, backlog) = (q.clone(), backlog.clone());
+                let (q, backlog, tried) = (q.clone(), backlog.clone(), tried.clone());
                 std::thread::spawn(move || {
                     let mut pushed = Vec::new();
                     for i in 0..PER {
+                        tried.fetch_add(1, Ordering::Relaxed);
                         let v = p * PER + i;
                         let max = backlog.load(Ordering::Acquire);
                         if q.push(v, max).is_ok() {
@@ -464,7 +403,7 @@ mod tests {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(5));
+        crate::sync::yield_until("a third of the pushes", || tried.load(Ordering::Relaxed) >= PER);
         q.grow(64);
         backlog.store(64, Ordering::Release);
         let mut pushed: Vec<u64> = producers.into_iter().flat_map(|p| p.join().unwrap()).collect();
@@ -520,19 +459,12 @@ mod tests {
 
 /// Model checks of the admission protocol:
 /// `RUSTFLAGS="--cfg loom" cargo test --release --lib accept_queue`.
-/// One control-plane thread at a time, as in production (`control` is a std
-/// mutex the model does not see).
+/// One control-plane thread at a time, as in production.
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::primitive::Arc as LoomArc;
+    use crate::sync::primitive::{model, Arc as LoomArc};
     use loom::thread;
-
-    fn model(f: impl Fn() + Sync + Send + 'static) {
-        let mut b = loom::model::Builder::new();
-        b.preemption_bound = Some(3);
-        b.check(f);
-    }
 
     /// listen(fd, 0): two workers race to add a child; exactly one is
     /// admitted (backlog + 1 = 1), the other gets its child back, and

@@ -14,12 +14,13 @@
 use super::listener::Listener;
 use super::reuseport::ReuseportGroup;
 use crate::engine::errno::Errno;
+use crate::sync::lock;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// Shards (by port) of the listening hash.
 const SHARDS: usize = 64;
@@ -84,10 +85,6 @@ pub struct Lhash {
     workers: u16,
     shards: Box<[Shard]>,
     next_group: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Lhash {

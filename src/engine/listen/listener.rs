@@ -4,11 +4,10 @@
 //! and update it without locks; the control plane changes the backlog or the
 //! TFO queue length at any time and workers see it at once.
 
-use super::accept_queue::{AcceptQueue, PopError};
+use super::accept_queue::AcceptQueue;
 use crate::engine::time::Instant;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
 
 /// An established connection waiting in (or taken from) an accept queue.
 /// The connection itself lives in the owning worker's table.
@@ -122,10 +121,10 @@ impl Listener {
         self.accept_queue.pop()
     }
 
-    /// Take the oldest child, sleeping until one arrives, the listener
-    /// closes, or the timeout expires.
-    pub fn acceptq_remove_blocking(&self, timeout: Option<Duration>) -> Result<ChildSock, PopError> {
-        self.accept_queue.pop_blocking(timeout)
+    /// The accept queue itself, for a blocking accept (`crate::api`) that
+    /// registers as a waiter on it.
+    pub(crate) fn accept_queue(&self) -> &AcceptQueue<ChildSock> {
+        &self.accept_queue
     }
 
     /// Slots in the accept ring (memory, not the limit).

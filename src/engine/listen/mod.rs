@@ -23,7 +23,7 @@ pub mod lhash;
 pub mod listener;
 pub mod reuseport;
 
-pub use accept_queue::{AcceptQueue, PopError};
+pub use accept_queue::AcceptQueue;
 pub use lhash::Lhash;
 pub use listener::{ChildSock, Listener};
 pub use reuseport::{reciprocal_scale, ReuseportGroup};

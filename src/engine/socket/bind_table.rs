@@ -12,6 +12,7 @@
 //! after bind, which Linux's FASTREUSEPORT_ANY fast path does not notice).
 
 use crate::engine::errno::Errno;
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, MutexGuard};
@@ -73,10 +74,6 @@ impl Default for BindTable {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl BindTable {

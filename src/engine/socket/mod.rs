@@ -12,15 +12,15 @@ pub mod bind_table;
 
 use bind_table::{BindOwner, BindTable, SockId};
 use crate::engine::errno::Errno;
-use crate::engine::listen::{ChildSock, Lhash, Listener, PopError};
+use crate::engine::listen::{ChildSock, Lhash, Listener};
 use crate::engine::sysctl::{tfo, Sysctls};
 use crate::stats::{Counter, CounterSnapshot, Counters};
+use crate::sync::{lock, unpoison};
 use arc_swap::ArcSwap;
 use crossbeam::queue::SegQueue;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Most sockets a stack holds at once (then EMFILE).
 pub const MAX_SOCKETS: usize = 1 << 16;
@@ -125,10 +125,6 @@ struct SockEntry {
     id: SockId,
     kind: SockType,
     sock: Mutex<Sock>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The control plane's view of the TCP/IP stack.
@@ -245,7 +241,7 @@ impl Stack {
     }
 
     fn entry(&self, fd: Fd) -> Result<Arc<SockEntry>, Errno> {
-        let fds = self.fds.read().unwrap_or_else(|e| e.into_inner());
+        let fds = unpoison(self.fds.read());
         fds.get(fd.0 as usize).and_then(|e| e.clone()).ok_or(Errno::Ebadf)
     }
 
@@ -265,7 +261,7 @@ impl Stack {
                 listener: None,
             }),
         });
-        let mut fds = self.fds.write().unwrap_or_else(|e| e.into_inner());
+        let mut fds = unpoison(self.fds.write());
         let n = match fds.iter().position(Option::is_none) {
             Some(n) => {
                 fds[n] = Some(entry);
@@ -490,7 +486,10 @@ impl Stack {
         Ok(())
     }
 
-    fn accept_listener(&self, fd: Fd) -> Result<Arc<Listener>, Errno> {
+    /// The listener `accept` takes children from: EOPNOTSUPP for a socket
+    /// that cannot accept, EINVAL for one that does not listen. The
+    /// blocking accept (`crate::api`) waits on it.
+    pub(crate) fn accept_listener(&self, fd: Fd) -> Result<Arc<Listener>, Errno> {
         let e = self.entry(fd)?;
         if e.kind != SockType::Stream {
             return Err(Errno::Eopnotsupp); // sock_no_accept
@@ -500,20 +499,10 @@ impl Stack {
     }
 
     /// Non-blocking `accept`: the oldest child, EAGAIN when none, EINVAL when
-    /// the socket does not listen.
+    /// the socket does not listen. The blocking form is
+    /// `crate::api::Sockets::accept_blocking`.
     pub fn accept(&self, fd: Fd) -> Result<ChildSock, Errno> {
         self.accept_listener(fd)?.acceptq_remove().ok_or(Errno::Eagain)
-    }
-
-    /// Blocking `accept`: sleeps (no spinning) until a worker queues a child.
-    /// EAGAIN when `timeout` expires (like SO_RCVTIMEO), EINVAL when the
-    /// listener is closed meanwhile.
-    pub fn accept_blocking(&self, fd: Fd, timeout: Option<Duration>) -> Result<ChildSock, Errno> {
-        let l = self.accept_listener(fd)?;
-        l.acceptq_remove_blocking(timeout).map_err(|e| match e {
-            PopError::TimedOut => Errno::Eagain,
-            PopError::Closed => Errno::Einval,
-        })
     }
 
     /// `close(fd)`. A listener leaves the listening hash; its unaccepted
@@ -521,7 +510,7 @@ impl Stack {
     /// `tcp_migrate_req` is on, or are queued to their worker for a reset.
     pub fn close(&self, fd: Fd) -> Result<(), Errno> {
         let e = {
-            let mut fds = self.fds.write().unwrap_or_else(|e| e.into_inner());
+            let mut fds = unpoison(self.fds.write());
             fds.get_mut(fd.0 as usize).and_then(Option::take).ok_or(Errno::Ebadf)?
         };
         let mut s = lock(&e.sock);
@@ -869,28 +858,6 @@ mod tests {
         assert_eq!(st.listeners()[0].recv_q, 1);
         assert_eq!(st.accept(fd).unwrap(), child(1, 9, 3));
         assert_eq!(st.accept(fd), Err(Errno::Eagain));
-        assert_eq!(st.accept_blocking(fd, Some(Duration::from_millis(5))), Err(Errno::Eagain));
-    }
-
-    #[test]
-    fn blocking_accept_wakes_on_a_worker_push_and_on_close() {
-        let st = Arc::new(stack());
-        let fd = listener_on(&st, sa(A, 80), false, false, 4).unwrap();
-        let acceptor = {
-            let st = st.clone();
-            std::thread::spawn(move || st.accept_blocking(fd, Some(Duration::from_secs(20))))
-        };
-        std::thread::sleep(Duration::from_millis(20));
-        st.lookup(0, A, 80, 0).unwrap().acceptq_add(child(0, 5, 0)).unwrap();
-        assert_eq!(acceptor.join().unwrap().unwrap().conn_id, 5);
-
-        let acceptor = {
-            let st = st.clone();
-            std::thread::spawn(move || st.accept_blocking(fd, None))
-        };
-        std::thread::sleep(Duration::from_millis(20));
-        st.close(fd).unwrap();
-        assert_eq!(acceptor.join().unwrap(), Err(Errno::Einval));
     }
 
     fn group_of_two(st: &Stack) -> (Fd, Fd) {
@@ -1085,7 +1052,8 @@ mod tests {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(2));
+        // Close while the workers are under way.
+        crate::sync::yield_until("a queued child", || st.listeners().iter().any(|i| i.recv_q > 0));
         st.close(a).unwrap();
         let mut seen: Vec<u32> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
         seen.extend(std::iter::from_fn(|| st.accept(b).ok()).map(|c| c.conn_id));

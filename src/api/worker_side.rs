@@ -1,8 +1,9 @@
-//! The worker's half of the application-thread API (`crate::api`): moves
-//! bytes between a connection's TCB and its lock-free chunk queues, and
-//! carries out the application's shutdown/close/abort. Never blocks.
+//! The worker's half of the application-thread API, run by `crate::worker`
+//! every loop: moves bytes between a connection's TCB and its lock-free
+//! chunk queues, and carries out the application's shutdown/close/abort.
+//! Never blocks.
 
-use crate::api::{flag, ApiCmd, ConnShared};
+use super::{flag, ApiCmd, ConnShared};
 use crate::engine::errno::Errno;
 use crate::engine::tcb::Events;
 use crate::engine::tcp::{ConnTable, TcpEngine};
