@@ -217,13 +217,27 @@ fn event_log_and_live_stats() {
     let json = stdout(&stats);
     assert!(stats.status.success(), "{json}\n{}", String::from_utf8_lossy(&stats.stderr));
     assert!(json.contains("TcpPassiveOpens"), "{json}");
+    // The worker counted its own cycles: the curl's frames went through every receive stage.
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("stats JSON");
+    let rt = &v["runtime"][0];
+    assert!(rt["tsc_hz"].as_u64().unwrap_or(0) > 0, "{rt}");
+    assert!(rt["busy_cycles"].as_u64().unwrap_or(0) > 0, "{rt}");
+    assert!(rt["idle_cycles"].as_u64().unwrap_or(0) > 0, "{rt}");
+    for (i, stage) in ["rx", "parse", "lookup", "tcp"].iter().enumerate() {
+        let st = &rt["stages"][i];
+        assert_eq!(st["stage"], *stage, "{rt}");
+        assert!(st["packets"].as_u64().unwrap_or(0) >= 3, "curl's handshake went through {stage}: {rt}");
+        assert!(st["cycles"].as_u64().unwrap_or(0) > 0, "{rt}");
+    }
     let text = std::process::Command::new(dlisten_bin())
         .args(["stats", "--socket", &server.control_socket()])
         .output()
         .expect("dlisten stats");
     assert!(stdout(&text).contains("LISTEN"), "{}", stdout(&text));
+    assert!(stdout(&text).contains("runtime worker 0 ("), "{}", stdout(&text));
 
     let report = server.stop();
+    assert!(report.contains("runtime worker 0 (whole run): busy "), "{report}");
     let lines = std::fs::read_to_string(&log).unwrap_or_default();
     let events: Vec<&str> = lines
         .lines()

@@ -98,15 +98,15 @@ impl Worker {
             let n = self.rxq.rx_burst(&mut rx);
             if n == 0 {
                 self.flush(&mut sink);
-                let end = tsc();
-                if busy {
-                    runtime.busy(clock.last - start);
-                }
-                runtime.idle(end - clock.last);
                 idle_polls = idle_polls.saturating_add(1);
                 if !self.idle_sleep.is_zero() && idle_polls >= IDLE_POLLS_BEFORE_SLEEP {
                     std::thread::sleep(self.idle_sleep);
                 }
+                if busy {
+                    runtime.busy(clock.last - start);
+                }
+                // The empty poll and any sleep after it.
+                runtime.idle(tsc() - clock.last);
                 continue;
             }
             idle_polls = 0;
