@@ -5,7 +5,7 @@
 
 use super::child::ChildParams;
 use super::conn::Origin;
-use super::output::{PendingSynAck, SynAckOptions};
+use super::synack::PendingSynAck;
 use super::reqsk::{opt, RequestSock, NO_WSCALE};
 use super::{Rx, TcpEngine, Timer, TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
@@ -121,10 +121,21 @@ impl TcpEngine {
         }
         let iss = isn::isn(self.secrets.isn, rx.now, &rx.key);
         let tsval = n.ts.map(|(peer_tsval, _)| ((rx.now.as_millis() as u32).wrapping_add(ts_off), peer_tsval));
-        let mut synack = self.synack_options(n.wscale, n.sack, tsval);
         let syn_data = !rx.input.seg.payload().is_empty();
         let tfo = self.try_fastopen(&s, &listener, &rx.key, opts.fastopen.as_ref(), syn_data, c);
-        synack.fastopen = tfo.cookie;
+        let synack = PendingSynAck {
+            route: rx.route,
+            key: rx.key,
+            iss,
+            ack: rx.input.seg.seq_number().wrapping_add(1),
+            ts: tsval,
+            sack: n.sack,
+            wscale: n.wscale.is_some(),
+            ecn: n.ecn,
+            fastopen: tfo.cookie,
+            sample: Some((listener.id, rx.now)),
+            retransmit: false,
+        };
         if tfo.child {
             self.fastopen_child(rx, &listener, &n, iss, ts_off, synack, c);
         } else {
@@ -140,16 +151,6 @@ impl TcpEngine {
         max.saturating_sub(listener.reqsk_queue_len()) >= (max >> 2) || self.proven.contains(&peer)
     }
 
-    pub(super) fn synack_options(&self, req_wscale: Option<u8>, sack: bool, ts: Option<(u32, u32)>) -> SynAckOptions {
-        SynAckOptions {
-            mss: self.cfg.mss,
-            wscale: req_wscale.map(|_| self.cfg.rcv_wscale),
-            sack,
-            timestamps: ts,
-            fastopen: None,
-        }
-    }
-
     /// `cookie_v4_init_sequence`: the SYN-ACK carries the connection in its
     /// ISN (and, with timestamps, its options in the TSval); nothing is kept.
     #[inline]
@@ -162,14 +163,16 @@ impl TcpEngine {
         let tsval = n.ts.map(|(tsval, _)| {
             (syncookie::encode_ts(ts_now, n.wscale, n.sack, n.ecn).wrapping_add(ts_off), tsval)
         });
-        let opts = self.synack_options(n.wscale, n.sack, tsval);
         self.synacks.push(PendingSynAck {
             route: rx.route,
             key: rx.key,
             iss: cookie,
             ack: client_isn.wrapping_add(1),
+            ts: tsval,
+            sack: n.sack,
+            wscale: n.wscale.is_some(),
             ecn: n.ecn,
-            opts,
+            fastopen: None,
             sample: Some((listener.id, now)),
             retransmit: false,
         });
@@ -243,7 +246,7 @@ impl TcpEngine {
         n: &Negotiation,
         iss: u32,
         ts_off: u32,
-        synack: SynAckOptions,
+        synack: PendingSynAck,
         c: &Counters,
     ) {
         let seg = &rx.input.seg;
@@ -270,17 +273,9 @@ impl TcpEngine {
                 if let Some(conn) = self.conns.get_mut(id) {
                     conn.tfo_pending = Some(listener.clone());
                 }
+                // The SYN-ACK acknowledges the data too.
                 let ack = client_isn.wrapping_add(1).wrapping_add(data.len() as u32);
-                self.synacks.push(PendingSynAck {
-                    route: rx.route,
-                    key: rx.key,
-                    iss,
-                    ack,
-                    ecn: n.ecn,
-                    opts: synack,
-                    sample: Some((listener.id, now)),
-                    retransmit: false,
-                });
+                self.synacks.push(PendingSynAck { ack, ..synack });
             }
             Err(_) => {
                 listener.fastopenq_removed();
@@ -298,13 +293,12 @@ impl TcpEngine {
         n: &Negotiation,
         iss: u32,
         ts_off: u32,
-        synack: SynAckOptions,
+        synack: PendingSynAck,
     ) {
         let (now, key, seg) = (rx.now, rx.key, &rx.input.seg);
         let client_isn = seg.seq_number();
         let timer = self.timers.schedule(now + TCP_TIMEOUT_INIT, Timer::SynAck(key));
         listener.reqsk_queue_added();
-        let listener_id = listener.id;
         let req = RequestSock {
             listener,
             syn_at: now,
@@ -323,15 +317,6 @@ impl TcpEngine {
             num_retrans: 0,
         };
         self.reqs.insert(key, req);
-        self.synacks.push(PendingSynAck {
-            route: rx.route,
-            key,
-            iss,
-            ack: client_isn.wrapping_add(1),
-            ecn: n.ecn,
-            opts: synack,
-            sample: Some((listener_id, now)),
-            retransmit: false,
-        });
+        self.synacks.push(synack);
     }
 }

@@ -2,7 +2,8 @@
 //! and for a connection in TIME_WAIT (`tcp_timewait_state_process`).
 
 use super::child::{ChildError, ChildParams};
-use super::output::{send_counted, OutSegment, PendingSynAck, Route};
+use super::output::{send_counted, OutSegment, Route};
+use super::synack::PendingSynAck;
 use super::reqsk::{opt, rtx_synack, RequestSock};
 use super::{Rx, TcpConfig, TcpEngine, Timer};
 use crate::engine::flow::FlowKey;
@@ -88,7 +89,7 @@ fn check_req_segment(
     // A retransmitted SYN: resend the SYN-ACK (rate limited).
     if seq == req.rcv_isn && flg == TcpFlags::SYN && !paws_reject {
         if req.oow_allowed(now) {
-            rtx_synack(cfg, req, now, key, route, synacks);
+            rtx_synack(req, now, key, route, synacks);
         }
         return ReqVerdict::Done;
     }

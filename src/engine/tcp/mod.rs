@@ -29,6 +29,7 @@ mod established;
 mod minisocks;
 pub mod output;
 pub mod reqsk;
+mod synack;
 #[cfg(test)]
 mod tests;
 
@@ -156,13 +157,15 @@ pub struct TcpEngine {
     /// Events of connections already gone from the table (TIME_WAIT, closed).
     gone_ready: Vec<(u32, crate::engine::tcb::Events)>,
     /// SYN-ACKs decided but not built yet (the build stage of a burst).
-    synacks: Vec<output::PendingSynAck>,
+    synacks: Vec<synack::PendingSynAck>,
+    templates: synack::SynAckTemplates,
 }
 
 impl TcpEngine {
     pub fn new(cfg: TcpConfig, stack: Arc<Stack>, secrets: Secrets, now: Instant) -> TcpEngine {
         let sysctls = stack.sysctls();
         let hash_seed = u64::from(secrets.isn.to_bytes()[0]) << 56 | 0x9e37_79b9_7f4a_7c15;
+        let templates = synack::SynAckTemplates::new(&cfg);
         TcpEngine {
             cfg,
             stack,
@@ -180,6 +183,7 @@ impl TcpEngine {
             time_wait: HashMap::new(),
             gone_ready: Vec::new(),
             synacks: Vec::new(),
+            templates,
         }
     }
 
@@ -269,9 +273,11 @@ impl TcpEngine {
         // Taken out and put back, so its capacity is reused: no allocation per burst.
         let mut pending = std::mem::take(&mut self.synacks);
         for p in pending.drain(..) {
-            if !output::send_synack(&self.cfg, p.route, p.key, p.iss, p.ack, p.ecn, &p.opts, c, tx) {
+            if !self.templates.send(&self.cfg, &p, tx) {
                 continue;
             }
+            c.inc(Counter::TcpOutSegs);
+            c.inc(Counter::TxFrames);
             if p.retransmit {
                 c.inc(Counter::TcpSynRetrans);
             }

@@ -3,7 +3,6 @@
 //! TCB hands out (Linux's tcp_output.c and `ip_build_and_send_pkt`).
 
 use crate::engine::host::DEFAULT_TTL;
-use super::TcpConfig;
 use crate::engine::tcb::{Payload, SegOut};
 use crate::engine::tx::{TxFrame, TxOffload, TxSink};
 use crate::stats::{Counter, Counters};
@@ -151,58 +150,6 @@ impl SynAckOptions {
             fastopen: self.fastopen,
         }
     }
-}
-
-/// A SYN-ACK the listen path decided on, built in the burst's build stage.
-pub struct PendingSynAck {
-    pub route: Route,
-    pub key: FlowKey,
-    pub iss: u32,
-    pub ack: u32,
-    pub ecn: bool,
-    pub opts: SynAckOptions,
-    /// (listener id, SYN time): a SYN->SYN-ACK latency sample once sent.
-    pub sample: Option<(u64, crate::engine::time::Instant)>,
-    /// A retransmission (TCPSynRetrans once sent).
-    pub retransmit: bool,
-}
-
-/// Send a SYN-ACK with `opts` (ECE set when ECN was negotiated); counted
-/// when the port took it.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn send_synack(
-    cfg: &TcpConfig,
-    route: Route,
-    key: FlowKey,
-    iss: u32,
-    ack: u32,
-    ecn: bool,
-    opts: &SynAckOptions,
-    c: &Counters,
-    tx: &mut impl TxSink,
-) -> bool {
-    let wire_opts = opts.to_wire();
-    let mut flags = TcpFlags::SYN | TcpFlags::ACK;
-    if ecn {
-        flags |= TcpFlags::ECE;
-    }
-    let seg = OutSegment {
-        seq: iss,
-        ack,
-        flags,
-        window: cfg.synack_window,
-        syn_options: Some(&wire_opts),
-        timestamps: None,
-        sack: &[],
-        payload: (&[], &[]),
-    };
-    let sent = send_segment(tx, route, key, &seg);
-    if sent {
-        c.inc(Counter::TcpOutSegs);
-        c.inc(Counter::TxFrames);
-    }
-    sent
 }
 
 /// Send a segment without payload or SYN options; counted when the port took it.

@@ -6,8 +6,9 @@
 //! touches them: no locks. The listener's `qlen`/`young` are the only shared
 //! state (atomics).
 
-use super::output::{PendingSynAck, Route, SynAckOptions};
-use super::{TcpConfig, TcpEngine, Timer, TCP_RTO_MAX, TCP_TIMEOUT_INIT, TCP_INVALID_RATELIMIT};
+use super::output::Route;
+use super::synack::PendingSynAck;
+use super::{TcpEngine, Timer, TCP_INVALID_RATELIMIT, TCP_RTO_MAX, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
 use crate::engine::host::HostTx;
 use crate::engine::listen::Listener;
@@ -114,7 +115,6 @@ impl RequestSock {
 
 /// Resend a request's SYN-ACK (`inet_rtx_syn_ack`).
 pub(super) fn rtx_synack(
-    cfg: &TcpConfig,
     req: &mut RequestSock,
     now: Instant,
     key: FlowKey,
@@ -122,20 +122,16 @@ pub(super) fn rtx_synack(
     synacks: &mut Vec<PendingSynAck>,
 ) {
     req.num_retrans = req.num_retrans.saturating_add(1);
-    let opts = SynAckOptions {
-        mss: cfg.mss,
-        wscale: req.snd_wscale().map(|_| req.rcv_wscale),
-        sack: req.has(opt::SACK),
-        timestamps: req.timestamps(now),
-        fastopen: None,
-    };
     synacks.push(PendingSynAck {
         route,
         key,
         iss: req.snt_isn,
         ack: req.rcv_isn.wrapping_add(1),
+        ts: req.timestamps(now),
+        sack: req.has(opt::SACK),
+        wscale: req.snd_wscale().is_some(),
         ecn: req.has(opt::ECN),
-        opts,
+        fastopen: None,
         sample: None,
         retransmit: true,
     });
@@ -198,7 +194,7 @@ impl TcpEngine {
         if resend {
             if let Some(peer_mac) = host.neighbors.lookup(now, key.peer_ip()) {
                 let route = Route { our_mac: host.mac, peer_mac };
-                rtx_synack(&self.cfg, req, now, key, route, &mut self.synacks);
+                rtx_synack(req, now, key, route, &mut self.synacks);
             }
         }
     }

@@ -1,0 +1,303 @@
+//! SYN-ACKs from templates, as dperf builds its packets: each option layout
+//! Linux's `tcp_synack_options` can produce is a frame built once per
+//! worker (Ethernet, IPv4 and TCP headers, options with our MSS and window
+//! scale), together with the checksum sums of its constant bytes. Per
+//! SYN-ACK only the changing fields are written (addresses, ports, seq,
+//! ack, timestamps, ECE) and both checksums are finished from those sums.
+//!
+//! SYN-ACKs carrying a TFO cookie are rare and take the general builder
+//! (`output::send_segment`).
+
+use super::output::{send_segment, OutSegment, Route, SynAckOptions};
+use super::TcpConfig;
+use crate::engine::flow::FlowKey;
+use crate::engine::host::DEFAULT_TTL;
+use crate::engine::time::Instant;
+use crate::engine::tx::{TxFrame, TxOffload, TxSink};
+use crate::wire::checksum;
+use crate::wire::ethernet::{self, EtherType, EthernetAddress};
+use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
+use crate::wire::tcp::{self, TcpFlags, TcpRepr};
+use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
+
+/// A SYN-ACK the listen path decided on, built in the build stage.
+pub struct PendingSynAck {
+    pub route: Route,
+    pub key: FlowKey,
+    pub iss: u32,
+    pub ack: u32,
+    /// Our TSval and the client's (TSecr), when timestamps are on.
+    pub ts: Option<(u32, u32)>,
+    pub sack: bool,
+    /// Window scaling is on (ours is announced).
+    pub wscale: bool,
+    pub ecn: bool,
+    pub fastopen: Option<FastOpenCookie>,
+    /// (listener id, SYN time): a SYN->SYN-ACK latency sample once sent.
+    pub sample: Option<(u64, Instant)>,
+    /// A retransmission (TCPSynRetrans once sent).
+    pub retransmit: bool,
+}
+
+const ETH: usize = ethernet::HEADER_LEN;
+const IP: usize = ipv4::HEADER_LEN;
+/// Ethernet + IPv4 + TCP + the longest option block without TFO
+/// (MSS, SACK_PERM+TS, NOP+WS).
+const MAX_LEN: usize = ETH + IP + tcp::HEADER_LEN + 20;
+const TS: u8 = 1;
+const SACK: u8 = 2;
+const WS: u8 = 4;
+
+/// One option layout's frame and the sums of its constant bytes.
+#[derive(Clone, Copy)]
+struct Template {
+    bytes: [u8; MAX_LEN],
+    len: u8,
+    /// Offset of the TSval in the frame (0: no timestamps).
+    ts_at: u8,
+    /// Partial sum of the IPv4 header without its addresses.
+    ip_sum: u32,
+    /// Partial sum of the TCP header and options without the fields written
+    /// per SYN-ACK (ports, seq, ack, TSval, TSecr; flags with ECE off).
+    tcp_sum: u32,
+}
+
+/// A worker's SYN-ACK templates, one per (timestamps, SACK, window scale).
+pub struct SynAckTemplates {
+    layouts: [Template; 8],
+}
+
+impl SynAckTemplates {
+    pub fn new(cfg: &TcpConfig) -> SynAckTemplates {
+        SynAckTemplates { layouts: std::array::from_fn(|bits| Template::new(cfg, bits as u8)) }
+    }
+
+    /// Send `p`: from its template, or through the general builder when it
+    /// carries a TFO cookie. False when the sink had no buffer.
+    #[inline]
+    pub fn send(&self, cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
+        if p.fastopen.is_some() {
+            return send_general(cfg, p, tx);
+        }
+        let t = &self.layouts[layout(p)];
+        let offload = tx.csum_offload();
+        tx.emit(usize::from(t.len), |buf| t.write(buf, p, offload))
+    }
+}
+
+fn layout(p: &PendingSynAck) -> usize {
+    let mut bits = 0;
+    if p.ts.is_some() {
+        bits |= TS;
+    }
+    if p.sack {
+        bits |= SACK;
+    }
+    if p.wscale {
+        bits |= WS;
+    }
+    usize::from(bits)
+}
+
+/// Sum of a big-endian 32-bit field as two 16-bit words.
+#[inline]
+fn words32(x: u32) -> u32 {
+    (x >> 16) + (x & 0xffff)
+}
+
+impl Template {
+    fn new(cfg: &TcpConfig, bits: u8) -> Template {
+        let opts = SynOptions {
+            mss: Some(cfg.mss),
+            wscale: (bits & WS != 0).then_some(cfg.rcv_wscale),
+            sack_permitted: bits & SACK != 0,
+            timestamps: (bits & TS != 0).then_some((0, 0)),
+            fastopen: None,
+        };
+        let opts_len = opts.buffer_len();
+        let tcp_len = tcp::HEADER_LEN + opts_len;
+        let len = ETH + IP + tcp_len;
+        let mut bytes = [0u8; MAX_LEN];
+        let (l2, rest) = bytes.split_at_mut(ETH);
+        let _ = ethernet::emit_header(l2, EthernetAddress([0; 6]), cfg.mac, EtherType::Ipv4);
+        let (l3, l4) = rest.split_at_mut(IP);
+        // ip_build_and_send_pkt for a listener: DF, ident 0, TTL 64, TOS 0.
+        let ip = Ipv4Repr {
+            src_addr: std::net::Ipv4Addr::UNSPECIFIED,
+            dst_addr: std::net::Ipv4Addr::UNSPECIFIED,
+            protocol: IpProtocol::Tcp,
+            payload_len: tcp_len as u16,
+            ttl: DEFAULT_TTL,
+            ident: 0,
+            dont_frag: true,
+            tos: 0,
+        };
+        let _ = ip.emit(l3);
+        l3[10..12].fill(0);
+        let _ = opts.emit(&mut l4[tcp::HEADER_LEN..tcp_len]);
+        let repr = TcpRepr {
+            src_port: 0,
+            dst_port: 0,
+            seq_number: 0,
+            ack_number: 0,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window_len: cfg.synack_window,
+        };
+        let _ = repr.emit_header(&mut l4[..tcp_len], opts_len);
+        l4[16..18].fill(0);
+        // With timestamps the TS option follows MSS (4 bytes) and its own
+        // kind and length (SACK_PERM or NOP NOP, then 8, 10).
+        let ts_at = if bits & TS != 0 { ETH + IP + tcp::HEADER_LEN + 8 } else { 0 };
+        let (ip_sum, tcp_sum) = (checksum::sum(&l3[..IP]), checksum::sum(&l4[..tcp_len]));
+        Template { bytes, len: len as u8, ts_at: ts_at as u8, ip_sum, tcp_sum }
+    }
+
+    /// Copy the template into `buf` and write what is this SYN-ACK's.
+    #[inline]
+    fn write(&self, buf: &mut [u8], p: &PendingSynAck, offload: bool) -> TxFrame {
+        let len = usize::from(self.len);
+        let Some(f) = buf.get_mut(..len) else { return TxFrame::done(0) };
+        f.copy_from_slice(&self.bytes[..len]);
+        f[0..6].copy_from_slice(&p.route.peer_mac.0);
+        f[6..12].copy_from_slice(&p.route.our_mac.0);
+        let k = &p.key;
+        f[ETH + 12..ETH + 16].copy_from_slice(&k.local.to_be_bytes());
+        f[ETH + 16..ETH + 20].copy_from_slice(&k.peer.to_be_bytes());
+        let t = ETH + IP;
+        f[t..t + 2].copy_from_slice(&k.local_port.to_be_bytes());
+        f[t + 2..t + 4].copy_from_slice(&k.peer_port.to_be_bytes());
+        f[t + 4..t + 8].copy_from_slice(&p.iss.to_be_bytes());
+        f[t + 8..t + 12].copy_from_slice(&p.ack.to_be_bytes());
+        let mut tcp_sum = self.tcp_sum
+            + u32::from(k.local_port)
+            + u32::from(k.peer_port)
+            + words32(p.iss)
+            + words32(p.ack);
+        if p.ecn {
+            f[t + 13] |= 0x40;
+            tcp_sum += 0x40;
+        }
+        if let Some((tsval, tsecr)) = p.ts {
+            let at = usize::from(self.ts_at);
+            f[at..at + 4].copy_from_slice(&tsval.to_be_bytes());
+            f[at + 4..at + 8].copy_from_slice(&tsecr.to_be_bytes());
+            tcp_sum += words32(tsval) + words32(tsecr);
+        }
+        let tcp_len = (len - t) as u16;
+        let pseudo = words32(k.local) + words32(k.peer) + 6 + u32::from(tcp_len);
+        if offload {
+            // DPDK wants the pseudo-header sum in the TCP field and a zero IP checksum.
+            f[t + 16..t + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+            return TxFrame { len, offload: TxOffload::Ipv4Tcp { l2_len: ETH as u8, l3_len: IP as u8 } };
+        }
+        let ip_csum = !checksum::fold(self.ip_sum + words32(k.local) + words32(k.peer));
+        f[ETH + 10..ETH + 12].copy_from_slice(&ip_csum.to_be_bytes());
+        let tcp_csum = !checksum::fold(checksum::combine(tcp_sum, pseudo));
+        f[t + 16..t + 18].copy_from_slice(&tcp_csum.to_be_bytes());
+        TxFrame::done(len)
+    }
+}
+
+/// A SYN-ACK with a TFO cookie: built field by field.
+fn send_general(cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
+    let opts = SynAckOptions {
+        mss: cfg.mss,
+        wscale: p.wscale.then_some(cfg.rcv_wscale),
+        sack: p.sack,
+        timestamps: p.ts,
+        fastopen: p.fastopen,
+    };
+    let wire_opts = opts.to_wire();
+    let mut flags = TcpFlags::SYN | TcpFlags::ACK;
+    if p.ecn {
+        flags |= TcpFlags::ECE;
+    }
+    let seg = OutSegment {
+        seq: p.iss,
+        ack: p.ack,
+        flags,
+        window: cfg.synack_window,
+        syn_options: Some(&wire_opts),
+        timestamps: None,
+        sack: &[],
+        payload: (&[], &[]),
+    };
+    send_segment(tx, p.route, p.key, &seg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::check::parse_sent_tcp;
+    use crate::testkit::rig::VecSink;
+
+    struct OffloadSink(VecSink);
+
+    impl TxSink for OffloadSink {
+        fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
+            self.0.emit(max_len, |b| {
+                let f = build(b);
+                assert!(matches!(f.offload, TxOffload::Ipv4Tcp { l2_len: 14, l3_len: 20 }));
+                f
+            })
+        }
+        fn csum_offload(&self) -> bool {
+            true
+        }
+    }
+
+    fn pending(bits: u8, ecn: bool) -> PendingSynAck {
+        PendingSynAck {
+            route: Route {
+                our_mac: EthernetAddress([2, 0, 0, 0xc6, 0x12, 1]),
+                peer_mac: EthernetAddress([2, 0, 0, 0xc6, 0x12, 2]),
+            },
+            key: FlowKey { local: 0xc612_0001, peer: 0xc612_8003, local_port: 80, peer_port: 40123 },
+            iss: 0xdead_beef,
+            ack: 0x0102_0304,
+            ts: (bits & TS != 0).then_some((0x1111_2222, 0x8765_4321)),
+            sack: bits & SACK != 0,
+            wscale: bits & WS != 0,
+            ecn,
+            fastopen: None,
+            sample: None,
+            retransmit: false,
+        }
+    }
+
+    /// Every layout, from a template, is byte for byte what the general
+    /// builder makes, checksums included.
+    #[test]
+    fn templates_match_the_general_builder() {
+        let cfg = TcpConfig { mac: EthernetAddress([2, 0, 0, 0xc6, 0x12, 1]), ..TcpConfig::new(0) };
+        let templates = SynAckTemplates::new(&cfg);
+        for bits in 0..8u8 {
+            for ecn in [false, true] {
+                let p = pending(bits, ecn);
+                let (mut fast, mut general) = (VecSink::default(), VecSink::default());
+                assert!(templates.send(&cfg, &p, &mut fast));
+                assert!(send_general(&cfg, &p, &mut general));
+                assert_eq!(fast.frames, general.frames, "layout {bits} ecn {ecn}");
+                parse_sent_tcp(Instant::ZERO, &fast.frames[0]).expect("valid checksums");
+            }
+        }
+    }
+
+    #[test]
+    fn with_offload_the_tcp_field_holds_the_pseudo_header_sum() {
+        let cfg = TcpConfig { mac: EthernetAddress([2, 0, 0, 0xc6, 0x12, 1]), ..TcpConfig::new(0) };
+        let templates = SynAckTemplates::new(&cfg);
+        let p = pending(TS | SACK | WS, false);
+        let mut sink = OffloadSink(VecSink::default());
+        assert!(templates.send(&cfg, &p, &mut sink));
+        let f = &sink.0.frames[0];
+        assert_eq!(&f[ETH + 10..ETH + 12], &[0, 0], "IP checksum left to the NIC");
+        let pseudo = checksum::pseudo_header_ipv4(
+            p.key.local.to_be_bytes(),
+            p.key.peer.to_be_bytes(),
+            6,
+            (f.len() - ETH - IP) as u16,
+        );
+        assert_eq!(&f[ETH + IP + 16..ETH + IP + 18], &checksum::fold(pseudo).to_be_bytes());
+    }
+}
