@@ -85,6 +85,9 @@ pub struct Lhash {
     workers: u16,
     shards: Box<[Shard]>,
     next_group: AtomicU64,
+    /// Bumped after every published change, so a worker's
+    /// [`super::view::ListenView`] knows when to copy the hash again.
+    generation: AtomicU64,
 }
 
 impl Lhash {
@@ -96,6 +99,7 @@ impl Lhash {
                 .map(|_| Shard { write: Mutex::new(()), table: ArcSwap::from_pointee(ShardTable::default()) })
                 .collect(),
             next_group: AtomicU64::new(1),
+            generation: AtomicU64::new(1),
         }
     }
 
@@ -119,7 +123,27 @@ impl Lhash {
         let mut table = ShardTable::clone(&shard.table.load());
         let r = f(&mut table);
         shard.table.store(Arc::new(table));
+        // Release: a worker that sees the new generation sees the new table.
+        self.generation.fetch_add(1, Ordering::Release);
         r
+    }
+
+    /// Changes published so far (see `generation`).
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Every group with its (address, port): what a worker's view copies.
+    pub fn groups(&self) -> Vec<(Ipv4Addr, u16, Arc<ReuseportGroup>)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let table = shard.table.load();
+            for (&k, g) in &table.map {
+                out.push((Ipv4Addr::from((k >> 16) as u32), k as u16, g.clone()));
+            }
+        }
+        out
     }
 
     /// `inet_hash` for a listener: join the reuseport group bound to the same

@@ -22,8 +22,10 @@ pub mod accept_queue;
 pub mod lhash;
 pub mod listener;
 pub mod reuseport;
+pub mod view;
 
 pub use accept_queue::AcceptQueue;
 pub use lhash::Lhash;
 pub use listener::{ChildSock, Listener};
 pub use reuseport::{reciprocal_scale, ReuseportGroup};
+pub use view::{ListenView, ListenerAt};

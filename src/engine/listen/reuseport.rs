@@ -71,13 +71,19 @@ impl ReuseportGroup {
     /// worker (SO_INCOMING_CPU), walk on to the first affine member;
     /// otherwise the hashed member.
     pub fn select_by_hash(&self, worker: u16, hash: u32) -> Option<&Arc<Listener>> {
+        self.members.get(self.select_index(worker, hash)?)
+    }
+
+    /// The index in `members()` that [`Self::select_by_hash`] picks.
+    #[inline]
+    pub fn select_index(&self, worker: u16, hash: u32) -> Option<usize> {
         let n = u32::try_from(self.members.len()).ok().filter(|&n| n > 0)?;
         let i = reciprocal_scale(hash, n) as usize;
         let j = match self.affine.get(worker as usize) {
             Some(Some(next)) => next.get(i).map_or(i, |&j| j as usize),
             _ => i,
         };
-        self.members.get(j)
+        Some(j)
     }
 }
 

@@ -99,10 +99,10 @@ impl Negotiation {
 
 impl TcpEngine {
     /// `tcp_conn_request`: a SYN for a listener.
-    pub(super) fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: Arc<Listener>, c: &Counters) {
+    pub(super) fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: &Arc<Listener>, c: &Counters) {
         // A copy of plain data, not an Arc clone (an atomic RMW) per segment.
         let s = *self.sysctls;
-        let Some(want_cookie) = syn_flood_action(&s, &listener, c) else { return };
+        let Some(want_cookie) = syn_flood_action(&s, listener, c) else { return };
         if listener.sk_acceptq_is_full() {
             c.inc(Counter::ListenOverflows);
             c.inc(Counter::ListenDrops);
@@ -110,19 +110,19 @@ impl TcpEngine {
         }
         let opts = SynOptions::parse(rx.input.seg.options());
         let n = Negotiation::new(&s, self.cfg.mss, &opts, rx, want_cookie);
-        if !want_cookie && s.tcp_syncookies == 0 && !self.backlog_room(&s, &listener, rx.key.peer) {
+        if !want_cookie && s.tcp_syncookies == 0 && !self.backlog_room(&s, listener, rx.key.peer) {
             c.inc(Counter::ListenDrops);
             return;
         }
-        let ts_off = if n.ts.is_some() { isn::ts_off(self.secrets.ts_off, &rx.key) } else { 0 };
+        let ts_off = if n.ts.is_some() { self.ts_offs.get(&rx.key) } else { 0 };
         if want_cookie {
-            self.cookie_synack(rx, &listener, &n, ts_off, c);
+            self.cookie_synack(rx, listener, &n, ts_off, c);
             return;
         }
         let iss = isn::isn(self.secrets.isn, rx.now, &rx.key);
         let tsval = n.ts.map(|(peer_tsval, _)| ((rx.now.as_millis() as u32).wrapping_add(ts_off), peer_tsval));
         let syn_data = !rx.input.seg.payload().is_empty();
-        let tfo = self.try_fastopen(&s, &listener, &rx.key, opts.fastopen.as_ref(), syn_data, c);
+        let tfo = self.try_fastopen(&s, listener, &rx.key, opts.fastopen.as_ref(), syn_data, c);
         let synack = PendingSynAck {
             route: rx.route,
             key: rx.key,
@@ -137,9 +137,9 @@ impl TcpEngine {
             retransmit: false,
         };
         if tfo.child {
-            self.fastopen_child(rx, &listener, &n, iss, ts_off, synack, c);
+            self.fastopen_child(rx, listener, &n, iss, ts_off, synack, c);
         } else {
-            self.add_request(rx, listener, &n, iss, ts_off, synack);
+            self.add_request(rx, listener.clone(), &n, iss, ts_off, synack);
         }
     }
 

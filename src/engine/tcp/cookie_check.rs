@@ -7,7 +7,7 @@ use super::conn::Origin;
 use super::TcpEngine;
 use crate::engine::flow::FlowKey;
 use crate::engine::host::TcpInput;
-use crate::engine::keys::{isn, syncookie};
+use crate::engine::keys::syncookie;
 use crate::engine::listen::Listener;
 use crate::engine::time::Instant;
 use crate::engine::tx::TxSink;
@@ -49,7 +49,7 @@ impl TcpEngine {
     /// The connection a valid cookie encodes: the MSS from its ISN, window
     /// scale, SACK and ECN from the TSecr when the client sent timestamps.
     fn cookie_params(
-        &self,
+        &mut self,
         now: Instant,
         key: &FlowKey,
         listener: &Listener,
@@ -72,7 +72,7 @@ impl TcpEngine {
         c.inc(Counter::SyncookiesRecv);
         let (mut wscale, mut sack, mut ecn, mut ts) = (None, false, false, None);
         if let Some((tsval, tsecr)) = tcp_options::timestamps(seg.options()) {
-            let ts_off = isn::ts_off(self.secrets.ts_off, key);
+            let ts_off = self.ts_offs.get(key);
             let o = syncookie::decode_ts(tsecr.wrapping_sub(ts_off), &s)?;
             wscale = o.wscale;
             sack = o.sack;

@@ -38,8 +38,8 @@ pub use minisocks::TimeWait;
 
 use crate::engine::flow::FlowKey;
 use crate::engine::host::{HostTx, TcpInput, TcpLayer, Taken};
-use crate::engine::keys::{syncookie, Secrets};
-use crate::engine::listen::Listener;
+use crate::engine::keys::{isn, syncookie, Secrets};
+use crate::engine::listen::{ListenView, Listener, ListenerAt};
 use crate::engine::socket::{ControlCmd, Stack};
 use crate::engine::sysctl::Sysctls;
 use crate::engine::time::{Duration, Instant};
@@ -156,6 +156,10 @@ pub struct TcpEngine {
     time_wait: HashMap<FlowKey, TimeWait>,
     /// Events of connections already gone from the table (TIME_WAIT, closed).
     gone_ready: Vec<(u32, crate::engine::tcb::Events)>,
+    /// This worker's copy of the listening hash.
+    view: ListenView,
+    /// Timestamp offsets of recent address pairs.
+    ts_offs: isn::TsOffCache,
     /// SYN-ACKs decided but not built yet (the build stage of a burst).
     synacks: Vec<synack::PendingSynAck>,
     templates: synack::SynAckTemplates,
@@ -166,6 +170,7 @@ impl TcpEngine {
         let sysctls = stack.sysctls();
         let hash_seed = u64::from(secrets.isn.to_bytes()[0]) << 56 | 0x9e37_79b9_7f4a_7c15;
         let templates = synack::SynAckTemplates::new(&cfg);
+        let ts_offs = isn::TsOffCache::new(secrets.ts_off);
         TcpEngine {
             cfg,
             stack,
@@ -182,6 +187,8 @@ impl TcpEngine {
             samples: Vec::new(),
             time_wait: HashMap::new(),
             gone_ready: Vec::new(),
+            view: ListenView::default(),
+            ts_offs,
             synacks: Vec::new(),
             templates,
         }
@@ -223,8 +230,11 @@ impl TcpEngine {
         &self.conns
     }
 
-    pub fn secrets_mut(&mut self) -> &mut Secrets {
-        &mut self.secrets
+    /// Change the keys (tests, key rotation). The timestamp offsets are
+    /// recomputed with whatever key results.
+    pub fn with_secrets(&mut self, f: impl FnOnce(&mut Secrets)) {
+        f(&mut self.secrets);
+        self.ts_offs = isn::TsOffCache::new(self.secrets.ts_off);
     }
 
     /// Flow hash for reuseport selection when the NIC gave none (Linux's
@@ -296,7 +306,7 @@ impl TcpEngine {
     /// The lookup stage (Linux's `__inet_lookup_skb`): the flow's
     /// connection, else its TIME_WAIT entry, else its request sock, else
     /// the listener. Reads the tables, changes nothing.
-    pub fn lookup(&self, input: &TcpInput<'_>) -> Found {
+    pub fn lookup(&mut self, input: &TcpInput<'_>) -> Found {
         let (ip, seg) = (&input.ip, &input.seg);
         let key = FlowKey {
             local: ip.dst_addr_u32(),
@@ -315,13 +325,14 @@ impl TcpEngine {
     }
 
     /// A request sock of this worker, else a listener from the listening hash.
-    fn find_listening(&self, key: &FlowKey, input: &TcpInput<'_>) -> Place {
+    fn find_listening(&mut self, key: &FlowKey, input: &TcpInput<'_>) -> Place {
         let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(key));
         if self.reqs.contains_key(key) {
             return Place::Request(hash);
         }
-        match self.stack.lookup(self.cfg.worker, input.ip.dst_addr(), input.seg.dst_port(), hash) {
-            Some(l) => Place::Listener(hash, l),
+        self.view.refresh(self.stack.lhash());
+        match self.view.lookup(self.cfg.worker, key.local, key.local_port, hash) {
+            Some(at) => Place::Listener(hash, at),
             None => Place::Nothing,
         }
     }
@@ -347,20 +358,30 @@ impl TcpEngine {
                 self.check_req(&Rx { now, key, hash, input, route }, c, tx);
                 Taken::Yes
             }
-            Place::Listener(hash, listener) => self.listen_segment(&Rx { now, key, hash, input, route }, listener, c, tx),
+            Place::Listener(hash, at) => {
+                // Out of `self` while the listen path runs, so it can borrow
+                // the listener without an Arc clone.
+                let view = std::mem::take(&mut self.view);
+                let taken = match view.get(at) {
+                    Some(l) => self.listen_segment(&Rx { now, key, hash, input, route }, l, c, tx),
+                    None => Taken::NoSocket,
+                };
+                self.view = view;
+                taken
+            }
             Place::Conn(_) | Place::TimeWait | Place::Nothing => Taken::NoSocket,
         }
     }
 
     /// `tcp_rcv_state_process` in TCP_LISTEN: RST ignored, an ACK may carry
     /// a cookie (else it is answered with RST), a SYN asks for a connection.
-    fn listen_segment(&mut self, rx: &Rx<'_, '_>, listener: Arc<Listener>, c: &Counters, tx: &mut impl TxSink) -> Taken {
+    fn listen_segment(&mut self, rx: &Rx<'_, '_>, listener: &Arc<Listener>, c: &Counters, tx: &mut impl TxSink) -> Taken {
         let flags = rx.input.seg.flags();
         if flags.contains(TcpFlags::RST) {
             return Taken::Yes;
         }
         if flags.contains(TcpFlags::ACK) {
-            if !flags.contains(TcpFlags::SYN) && self.cookie_check(rx.now, rx.key, rx.hash, &listener, rx.input, c, tx) {
+            if !flags.contains(TcpFlags::SYN) && self.cookie_check(rx.now, rx.key, rx.hash, listener, rx.input, c, tx) {
                 return Taken::Yes;
             }
             c.inc(Counter::TcpAckNoMatch);
@@ -393,8 +414,9 @@ enum Place {
     TimeWait,
     /// A request sock, and the flow hash.
     Request(u32),
-    /// A listener, and the flow hash that picked it from its reuseport group.
-    Listener(u32, Arc<Listener>),
+    /// A listener (in this worker's view), and the flow hash that picked it
+    /// from its reuseport group.
+    Listener(u32, ListenerAt),
     Nothing,
 }
 
