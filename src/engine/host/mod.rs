@@ -224,7 +224,6 @@ impl Host {
             c.inc(Counter::IpInAddrErrors);
             return None;
         }
-        self.neighbors.learn(now, src, eth.src_addr());
         match ip.protocol() {
             IpProtocol::Icmp => self.icmp(&eth, &ip, tx),
             IpProtocol::Udp => self.udp(now, &eth, &ip, meta, tx),

@@ -10,7 +10,6 @@
 //! server: a fleet mixing both can share `tcp_fastopen_key`
 //! (see [`super::sipkey::parse_linux_tfo_key`]).
 
-use std::hash::Hasher as _;
 
 use super::sipkey::{parse_linux_tfo_key, KeyParseError, SipKey};
 use crate::engine::flow::FlowKey;
@@ -68,14 +67,12 @@ pub enum TfoCookieCheck {
 }
 
 fn cookie_word(key: SipKey, saddr: u32, daddr: u32) -> u64 {
-    let mut h = key.sip24();
     // The 8 bytes saddr ‖ daddr in network order, as one little-endian word:
     // exactly what siphash(&iph->saddr, 8, key) reads.
     let mut bytes = [0u8; 8];
     bytes[..4].copy_from_slice(&saddr.to_be_bytes());
     bytes[4..].copy_from_slice(&daddr.to_be_bytes());
-    h.write_u64(u64::from_le_bytes(bytes));
-    h.finish()
+    key.hash::<2, 4>(&[u64::from_le_bytes(bytes)], 0, 0)
 }
 
 /// The cookie for the client of `flow` talking to our address, under the

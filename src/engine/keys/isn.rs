@@ -8,7 +8,6 @@
 //! same on engine time. Used for request socks on the SYN queue path; the
 //! cookie path takes its ISN from [`super::syncookie::make`].
 
-use std::hash::Hasher as _;
 
 use super::sipkey::SipKey;
 use crate::engine::flow::FlowKey;
@@ -22,10 +21,9 @@ pub fn isn_clock(now: Instant) -> u32 {
 /// The ISN for `flow`. Linux's `secure_tcp_seq(local, remote, lport, rport)`:
 /// one SipHash-2-4 over fixed-size words plus the 64 ns clock.
 pub fn isn(key: SipKey, now: Instant, flow: &FlowKey) -> u32 {
-    let mut h = key.sip24();
-    h.write_u64((u64::from(flow.local) << 32) | u64::from(flow.peer));
-    h.write_u32((u32::from(flow.local_port) << 16) | u32::from(flow.peer_port));
-    (h.finish() as u32).wrapping_add(isn_clock(now))
+    let addrs = (u64::from(flow.local) << 32) | u64::from(flow.peer);
+    let ports = (u32::from(flow.local_port) << 16) | u32::from(flow.peer_port);
+    (key.hash::<2, 4>(&[addrs], u64::from(ports), 4) as u32).wrapping_add(isn_clock(now))
 }
 
 /// Linux's `secure_tcp_ts_off(local, remote)`: a per address pair offset
@@ -34,9 +32,7 @@ pub fn isn(key: SipKey, now: Instant, flow: &FlowKey) -> u32 {
 /// `tcp_timestamps == 1` (2 means timestamps without offsets); that choice
 /// is the caller's.
 pub fn ts_off(key: SipKey, flow: &FlowKey) -> u32 {
-    let mut h = key.sip24();
-    h.write_u64((u64::from(flow.local) << 32) | u64::from(flow.peer));
-    h.finish() as u32
+    key.hash::<2, 4>(&[(u64::from(flow.local) << 32) | u64::from(flow.peer)], 0, 0) as u32
 }
 
 /// Address pairs' timestamp offsets, remembered: a flood from one client,

@@ -54,6 +54,41 @@ impl SipKey {
         (self.k0, self.k1)
     }
 
+    /// SipHash-`C`-`D` of whole 64-bit words followed by `tail_len` (< 8)
+    /// more bytes in `tail` (little-endian): the same value the streaming
+    /// hasher gives for those bytes written as `u64`s and a last short
+    /// integer, without its buffering. Linux keeps such fixed-width forms
+    /// for the same reason (`siphash_2u64`, `siphash_3u32`): the listen path
+    /// hashes a few fixed words per SYN.
+    #[inline(always)]
+    pub fn hash<const C: usize, const D: usize>(self, words: &[u64], tail: u64, tail_len: usize) -> u64 {
+        let mut v = [
+            self.k0 ^ 0x736f_6d65_7073_6575,
+            self.k1 ^ 0x646f_7261_6e64_6f6d,
+            self.k0 ^ 0x6c79_6765_6e65_7261,
+            self.k1 ^ 0x7465_6462_7974_6573,
+        ];
+        for &m in words {
+            v[3] ^= m;
+            for _ in 0..C {
+                sip_round(&mut v);
+            }
+            v[0] ^= m;
+        }
+        let len = (words.len() * 8 + tail_len) as u64;
+        let last = tail | (len << 56);
+        v[3] ^= last;
+        for _ in 0..C {
+            sip_round(&mut v);
+        }
+        v[0] ^= last;
+        v[2] ^= 0xff;
+        for _ in 0..D {
+            sip_round(&mut v);
+        }
+        v[0] ^ v[1] ^ v[2] ^ v[3]
+    }
+
     /// A SipHash-2-4 hasher keyed with this key (Linux's `siphash()`).
     pub fn sip24(self) -> siphasher::sip::SipHasher24 {
         siphasher::sip::SipHasher24::new_with_keys(self.k0, self.k1)
@@ -63,6 +98,20 @@ impl SipKey {
     pub fn sip13(self) -> siphasher::sip::SipHasher13 {
         siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1)
     }
+}
+
+#[inline(always)]
+fn sip_round(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13) ^ v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16) ^ v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21) ^ v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17) ^ v[2];
+    v[2] = v[2].rotate_left(32);
 }
 
 impl fmt::Debug for SipKey {
@@ -136,6 +185,30 @@ pub fn format_linux_tfo_key(key: SipKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// The fixed-width form gives the streaming hasher's values.
+    #[test]
+    fn fixed_width_siphash_matches_the_crate() {
+        use std::hash::Hasher as _;
+        let key = SipKey::from_bytes(*b"0123456789abcdef");
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        for _ in 0..200 {
+            x = x.rotate_left(7).wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
+            let (a, b, c) = (x, x.rotate_left(29) ^ 0x55, (x >> 17) as u32);
+            let mut h = key.sip13();
+            h.write_u64(a);
+            h.write_u64(b);
+            h.write_u32(c);
+            assert_eq!(key.hash::<1, 3>(&[a, b], u64::from(c), 4), h.finish());
+            let mut h = key.sip24();
+            h.write_u64(a);
+            h.write_u32(c);
+            assert_eq!(key.hash::<2, 4>(&[a], u64::from(c), 4), h.finish());
+            let mut h = key.sip24();
+            h.write_u64(b);
+            assert_eq!(key.hash::<2, 4>(&[b], 0, 0), h.finish());
+        }
+    }
+
     #[test]
     fn hex_key_parses_in_byte_order() {
         let k = parse_hex_key::<16>(" 000102030405060708090a0B0c0d0e0F\n").unwrap();

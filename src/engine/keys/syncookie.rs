@@ -63,7 +63,6 @@
 //! if the listener overflowed recently (`tcp_synq_no_recent_overflow`: within
 //! the last 2 minutes), otherwise the ACK is not even checked.
 
-use std::hash::Hasher as _;
 
 use thiserror::Error;
 
@@ -179,11 +178,9 @@ pub fn mss_index(mss: u16) -> usize {
 /// final block holding `count` (20 bytes total).
 #[inline]
 fn cookie_hash(key: SipKey, flow: &FlowKey, client_isn: u32, count: u32) -> u32 {
-    let mut h = key.sip13();
-    h.write_u64((u64::from(flow.peer) << 32) | u64::from(flow.local));
-    h.write_u64((u64::from(flow.peer_port) << 48) | (u64::from(flow.local_port) << 32) | u64::from(client_isn));
-    h.write_u32(count);
-    h.finish() as u32
+    let addrs = (u64::from(flow.peer) << 32) | u64::from(flow.local);
+    let ports = (u64::from(flow.peer_port) << 48) | (u64::from(flow.local_port) << 32) | u64::from(client_isn);
+    key.hash::<1, 3>(&[addrs, ports], u64::from(count), 4) as u32
 }
 
 /// Mints a cookie ISN for a SYN of `flow` (from the client's port to ours)

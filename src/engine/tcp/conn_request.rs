@@ -315,6 +315,7 @@ impl TcpEngine {
             opts: n.opt_bits(),
             num_timeout: 0,
             num_retrans: 0,
+            peer_mac: rx.route.peer_mac,
         };
         self.reqs.insert(key, req);
         self.synacks.push(synack);

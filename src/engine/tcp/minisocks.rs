@@ -76,6 +76,7 @@ fn check_req_segment(
     tx: &mut impl TxSink,
 ) -> ReqVerdict {
     let Rx { now, key, input, route, .. } = *rx;
+    req.peer_mac = route.peer_mac;
     let seg = &input.seg;
     let flags = seg.flags();
     let flg = flags & (TcpFlags::RST | TcpFlags::SYN | TcpFlags::ACK);

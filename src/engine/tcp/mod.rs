@@ -156,8 +156,9 @@ pub struct TcpEngine {
     time_wait: HashMap<FlowKey, TimeWait>,
     /// Events of connections already gone from the table (TIME_WAIT, closed).
     gone_ready: Vec<(u32, crate::engine::tcb::Events)>,
-    /// This worker's copy of the listening hash.
-    view: ListenView,
+    /// This worker's copy of the listening hash (taken out while the
+    /// listen path borrows a listener from it).
+    view: Option<Box<ListenView>>,
     /// Timestamp offsets of recent address pairs.
     ts_offs: isn::TsOffCache,
     /// SYN-ACKs decided but not built yet (the build stage of a burst).
@@ -187,7 +188,7 @@ impl TcpEngine {
             samples: Vec::new(),
             time_wait: HashMap::new(),
             gone_ready: Vec::new(),
-            view: ListenView::default(),
+            view: Some(Box::default()),
             ts_offs,
             synacks: Vec::new(),
             templates,
@@ -330,8 +331,9 @@ impl TcpEngine {
         if self.reqs.contains_key(key) {
             return Place::Request(hash);
         }
-        self.view.refresh(self.stack.lhash());
-        match self.view.lookup(self.cfg.worker, key.local, key.local_port, hash) {
+        let Some(view) = self.view.as_mut() else { return Place::Nothing };
+        view.refresh(self.stack.lhash());
+        match view.lookup(self.cfg.worker, key.local, key.local_port, hash) {
             Some(at) => Place::Listener(hash, at),
             None => Place::Nothing,
         }
@@ -361,12 +363,12 @@ impl TcpEngine {
             Place::Listener(hash, at) => {
                 // Out of `self` while the listen path runs, so it can borrow
                 // the listener without an Arc clone.
-                let view = std::mem::take(&mut self.view);
+                let Some(view) = self.view.take() else { return Taken::NoSocket };
                 let taken = match view.get(at) {
                     Some(l) => self.listen_segment(&Rx { now, key, hash, input, route }, l, c, tx),
                     None => Taken::NoSocket,
                 };
-                self.view = view;
+                self.view = Some(view);
                 taken
             }
             Place::Conn(_) | Place::TimeWait | Place::Nothing => Taken::NoSocket,

@@ -14,6 +14,7 @@ use crate::engine::host::HostTx;
 use crate::engine::listen::Listener;
 use crate::engine::time::Instant;
 use crate::engine::timer_wheel::TimerId;
+use crate::wire::ethernet::EthernetAddress;
 use crate::stats::{Counter, Counters};
 use std::sync::Arc;
 
@@ -62,6 +63,9 @@ pub struct RequestSock {
     pub num_timeout: u8,
     /// SYN-ACK retransmissions so far, timer or SYN driven (`num_retrans`).
     pub num_retrans: u8,
+    /// The client's MAC, from its latest segment: where a retransmitted
+    /// SYN-ACK goes (the neighbour table is ARP's, as in Linux).
+    pub peer_mac: EthernetAddress,
 }
 
 pub const NO_WSCALE: u8 = 0xff;
@@ -192,10 +196,8 @@ impl TcpEngine {
         let timeout = TCP_TIMEOUT_INIT.saturating_mul(1 << req.num_timeout.min(8)).min(TCP_RTO_MAX);
         req.timer = self.timers.schedule(now + timeout, Timer::SynAck(key));
         if resend {
-            if let Some(peer_mac) = host.neighbors.lookup(now, key.peer_ip()) {
-                let route = Route { our_mac: host.mac, peer_mac };
-                rtx_synack(req, now, key, route, &mut self.synacks);
-            }
+            let route = Route { our_mac: host.mac, peer_mac: req.peer_mac };
+            rtx_synack(req, now, key, route, &mut self.synacks);
         }
     }
 

@@ -44,6 +44,9 @@ const IP: usize = ipv4::HEADER_LEN;
 /// Ethernet + IPv4 + TCP + the longest option block without TFO
 /// (MSS, SACK_PERM+TS, NOP+WS).
 const MAX_LEN: usize = ETH + IP + tcp::HEADER_LEN + 20;
+/// Where the TSval is in every layout with timestamps: after MSS (4 bytes)
+/// and SACK_PERM or NOP NOP, then TS's kind and length.
+const TS_AT: usize = ETH + IP + tcp::HEADER_LEN + 8;
 const TS: u8 = 1;
 const SACK: u8 = 2;
 const WS: u8 = 4;
@@ -53,8 +56,6 @@ const WS: u8 = 4;
 struct Template {
     bytes: [u8; MAX_LEN],
     len: u8,
-    /// Offset of the TSval in the frame (0: no timestamps).
-    ts_at: u8,
     /// Partial sum of the IPv4 header without its addresses.
     ip_sum: u32,
     /// Partial sum of the TCP header and options without the fields written
@@ -81,7 +82,7 @@ impl SynAckTemplates {
         }
         let t = &self.layouts[layout(p)];
         let offload = tx.csum_offload();
-        tx.emit(usize::from(t.len), |buf| t.write(buf, p, offload))
+        tx.emit(MAX_LEN, |buf| t.write(buf, p, offload))
     }
 }
 
@@ -145,57 +146,63 @@ impl Template {
         };
         let _ = repr.emit_header(&mut l4[..tcp_len], opts_len);
         l4[16..18].fill(0);
-        // With timestamps the TS option follows MSS (4 bytes) and its own
-        // kind and length (SACK_PERM or NOP NOP, then 8, 10).
-        let ts_at = if bits & TS != 0 { ETH + IP + tcp::HEADER_LEN + 8 } else { 0 };
         let (ip_sum, tcp_sum) = (checksum::sum(&l3[..IP]), checksum::sum(&l4[..tcp_len]));
-        Template { bytes, len: len as u8, ts_at: ts_at as u8, ip_sum, tcp_sum }
+        Template { bytes, len: len as u8, ip_sum, tcp_sum }
     }
 
     /// Copy the template into `buf` and write what is this SYN-ACK's.
     #[inline]
     fn write(&self, buf: &mut [u8], p: &PendingSynAck, offload: bool) -> TxFrame {
-        let len = usize::from(self.len);
-        let Some(f) = buf.get_mut(..len) else { return TxFrame::done(0) };
-        f.copy_from_slice(&self.bytes[..len]);
-        f[0..6].copy_from_slice(&p.route.peer_mac.0);
-        f[6..12].copy_from_slice(&p.route.our_mac.0);
+        let Some(f) = buf.get_mut(..MAX_LEN).and_then(|b| <&mut [u8; MAX_LEN]>::try_from(b).ok()) else {
+            return TxFrame::done(0);
+        };
+        // Whole fixed-size copies and stores at constant offsets: no length
+        // or bounds checks left to do per SYN-ACK.
+        *f = self.bytes;
         let k = &p.key;
-        f[ETH + 12..ETH + 16].copy_from_slice(&k.local.to_be_bytes());
-        f[ETH + 16..ETH + 20].copy_from_slice(&k.peer.to_be_bytes());
-        let t = ETH + IP;
-        f[t..t + 2].copy_from_slice(&k.local_port.to_be_bytes());
-        f[t + 2..t + 4].copy_from_slice(&k.peer_port.to_be_bytes());
-        f[t + 4..t + 8].copy_from_slice(&p.iss.to_be_bytes());
-        f[t + 8..t + 12].copy_from_slice(&p.ack.to_be_bytes());
+        put(f, 0, &p.route.peer_mac.0);
+        put(f, 6, &p.route.our_mac.0);
+        put(f, ETH + 12, &k.local.to_be_bytes());
+        put(f, ETH + 16, &k.peer.to_be_bytes());
+        const T: usize = ETH + IP;
+        put(f, T, &k.local_port.to_be_bytes());
+        put(f, T + 2, &k.peer_port.to_be_bytes());
+        put(f, T + 4, &p.iss.to_be_bytes());
+        put(f, T + 8, &p.ack.to_be_bytes());
         let mut tcp_sum = self.tcp_sum
             + u32::from(k.local_port)
             + u32::from(k.peer_port)
             + words32(p.iss)
             + words32(p.ack);
         if p.ecn {
-            f[t + 13] |= 0x40;
+            f[T + 13] |= 0x40;
             tcp_sum += 0x40;
         }
         if let Some((tsval, tsecr)) = p.ts {
-            let at = usize::from(self.ts_at);
-            f[at..at + 4].copy_from_slice(&tsval.to_be_bytes());
-            f[at + 4..at + 8].copy_from_slice(&tsecr.to_be_bytes());
+            // Timestamps always sit at the same offset: right after MSS and
+            // the two bytes before TS (SACK_PERM, or NOP NOP).
+            put(f, TS_AT, &tsval.to_be_bytes());
+            put(f, TS_AT + 4, &tsecr.to_be_bytes());
             tcp_sum += words32(tsval) + words32(tsecr);
         }
-        let tcp_len = (len - t) as u16;
-        let pseudo = words32(k.local) + words32(k.peer) + 6 + u32::from(tcp_len);
+        let len = usize::from(self.len);
+        let pseudo = words32(k.local) + words32(k.peer) + 6 + (len - T) as u32;
         if offload {
             // DPDK wants the pseudo-header sum in the TCP field and a zero IP checksum.
-            f[t + 16..t + 18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+            put(f, T + 16, &checksum::fold(pseudo).to_be_bytes());
             return TxFrame { len, offload: TxOffload::Ipv4Tcp { l2_len: ETH as u8, l3_len: IP as u8 } };
         }
         let ip_csum = !checksum::fold(self.ip_sum + words32(k.local) + words32(k.peer));
-        f[ETH + 10..ETH + 12].copy_from_slice(&ip_csum.to_be_bytes());
-        let tcp_csum = !checksum::fold(checksum::combine(tcp_sum, pseudo));
-        f[t + 16..t + 18].copy_from_slice(&tcp_csum.to_be_bytes());
+        put(f, ETH + 10, &ip_csum.to_be_bytes());
+        put(f, T + 16, &(!checksum::fold(tcp_sum + pseudo)).to_be_bytes());
         TxFrame::done(len)
     }
+}
+
+/// Store `bytes` at a constant offset of a template-sized frame.
+#[inline(always)]
+fn put<const N: usize>(f: &mut [u8; MAX_LEN], at: usize, bytes: &[u8; N]) {
+    f[at..at + N].copy_from_slice(bytes);
 }
 
 /// A SYN-ACK with a TFO cookie: built field by field.
