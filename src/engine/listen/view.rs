@@ -32,18 +32,13 @@ pub struct ListenerAt {
 }
 
 /// A worker's copy of the listening hash.
+#[derive(Default)]
 pub struct ListenView {
     /// The hash's generation this copy was taken at (0: never).
     generation: u64,
     /// Port -> index + 1 into `entries` (0: no listener on that port).
     by_port: Box<[u32]>,
     entries: Vec<PortEntry>,
-}
-
-impl Default for ListenView {
-    fn default() -> Self {
-        ListenView { generation: 0, by_port: Box::default(), entries: Vec::new() }
-    }
 }
 
 impl ListenView {
