@@ -240,6 +240,7 @@ impl TcpEngine {
 
     /// Flow hash for reuseport selection when the NIC gave none (Linux's
     /// `inet_ehashfn` is keyed too, so peers cannot aim at one member).
+    #[inline]
     fn flow_hash(&self, key: &FlowKey) -> u32 {
         let mut x = (u64::from(key.peer) << 32 | u64::from(key.local)) ^ self.hash_seed;
         x ^= u64::from(key.peer_port) << 16 | u64::from(key.local_port);
@@ -277,6 +278,7 @@ impl TcpEngine {
 
     /// The build stage: the SYN-ACKs decided since the last call, each
     /// sample taken once the port has the frame.
+    #[inline]
     pub fn build_synacks(&mut self, c: &Counters, tx: &mut impl TxSink) {
         if self.synacks.is_empty() {
             return;
@@ -307,6 +309,7 @@ impl TcpEngine {
     /// The lookup stage (Linux's `__inet_lookup_skb`): the flow's
     /// connection, else its TIME_WAIT entry, else its request sock, else
     /// the listener. Reads the tables, changes nothing.
+    #[inline]
     pub fn lookup(&mut self, input: &TcpInput<'_>) -> Found {
         let (ip, seg) = (&input.ip, &input.seg);
         let key = FlowKey {
@@ -326,6 +329,7 @@ impl TcpEngine {
     }
 
     /// A request sock of this worker, else a listener from the listening hash.
+    #[inline]
     fn find_listening(&mut self, key: &FlowKey, input: &TcpInput<'_>) -> Place {
         let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(key));
         if self.reqs.contains_key(key) {
@@ -341,6 +345,7 @@ impl TcpEngine {
 
     /// The TCP stage (`tcp_v4_rcv` after the lookup): the segment to where
     /// its flow was found. `NoSocket` leaves the answer to the host.
+    #[inline]
     pub fn deliver(&mut self, now: Instant, input: &TcpInput<'_>, found: Found, host: &mut HostTx<'_>, tx: &mut impl TxSink) -> Taken {
         let found = if found.stale { self.lookup(input) } else { found };
         let (key, c) = (found.key, host.counters);
@@ -377,6 +382,7 @@ impl TcpEngine {
 
     /// `tcp_rcv_state_process` in TCP_LISTEN: RST ignored, an ACK may carry
     /// a cookie (else it is answered with RST), a SYN asks for a connection.
+    #[inline]
     fn listen_segment(&mut self, rx: &Rx<'_, '_>, listener: &Arc<Listener>, c: &Counters, tx: &mut impl TxSink) -> Taken {
         let flags = rx.input.seg.flags();
         if flags.contains(TcpFlags::RST) {
@@ -423,11 +429,13 @@ enum Place {
 }
 
 impl TcpLayer for TcpEngine {
+    #[inline]
     fn flush(&mut self, counters: &Counters, tx: &mut impl TxSink) {
         self.build_synacks(counters, tx);
     }
 
     /// `tcp_v4_rcv`: established, TIME_WAIT, request sock, listener.
+    #[inline]
     fn segment(&mut self, now: Instant, input: &TcpInput<'_>, host: &mut HostTx<'_>, tx: &mut impl TxSink) -> Taken {
         let found = self.lookup(input);
         self.deliver(now, input, found, host, tx)
