@@ -169,6 +169,7 @@ pub struct TcpEngine {
 impl TcpEngine {
     pub fn new(cfg: TcpConfig, stack: Arc<Stack>, secrets: Secrets, now: Instant) -> TcpEngine {
         let sysctls = stack.sysctls();
+        let syn_backlog = sysctls.tcp_max_syn_backlog.min(1 << 16) as usize;
         let hash_seed = u64::from(secrets.isn.to_bytes()[0]) << 56 | 0x9e37_79b9_7f4a_7c15;
         let templates = synack::SynAckTemplates::new(&cfg);
         let ts_offs = isn::TsOffCache::new(secrets.ts_off);
@@ -177,7 +178,9 @@ impl TcpEngine {
             stack,
             secrets,
             sysctls,
-            reqs: HashMap::new(),
+            // Sized for the SYN backlog up front, as Linux sizes its ehash at
+            // boot: a SYN flood does not pay for rehashing the table.
+            reqs: HashMap::with_capacity(syn_backlog),
             conns: ConnTable::default(),
             timers: TimerWheel::new(now, 1024),
             proven: HashSet::new(),
