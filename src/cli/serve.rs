@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// TCP_FASTOPEN queue length set on every listener (0 = not set).
     #[arg(long, default_value_t = 0)]
     fastopen_qlen: u32,
+    /// TCP_DEFER_ACCEPT on every listener, in seconds: a handshake completes
+    /// only when the client sends data (or the deferral ends); 0 = not set.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    defer_accept: u32,
     /// The application: `http` (a fixed 200 response to every request),
     /// `echo`, `discard`, or `hold` (never accepts: the accept queue fills).
     #[arg(long, value_enum, default_value_t = AppArg::Http)]
@@ -157,7 +161,12 @@ impl TryFrom<ServeArgs> for ServeConfig {
             listens: a
                 .listens
                 .iter()
-                .map(|&addr| ListenSpec { addr, backlog: a.backlog, fastopen_qlen: a.fastopen_qlen })
+                .map(|&addr| ListenSpec {
+                    addr,
+                    backlog: a.backlog,
+                    fastopen_qlen: a.fastopen_qlen,
+                    defer_accept: a.defer_accept.min(i32::MAX as u32) as i32,
+                })
                 .collect(),
             sysctls: a.sysctls(),
             app: a.app_kind()?,
@@ -296,7 +305,7 @@ mod tests {
         assert_eq!(cfg.eal_args, ["dlisten", "--no-huge", "--no-pci"]);
         assert_eq!(cfg.control_socket, PathBuf::from("/run/dlisten/dlisten.sock"));
         assert_eq!(cfg.listens.len(), 1);
-        assert_eq!((cfg.listens[0].backlog, cfg.listens[0].fastopen_qlen), (4096, 0));
+        assert_eq!((cfg.listens[0].backlog, cfg.listens[0].fastopen_qlen, cfg.listens[0].defer_accept), (4096, 0, 0));
         assert!(matches!(cfg.app, AppKind::Http(_)));
         assert_eq!((cfg.workers, cfg.app_threads, cfg.conn_mem), (1, 0, 1024 << 20));
         assert_eq!(cfg.syncookie_rotate, Some(Duration::from_secs(3600)));
@@ -307,13 +316,14 @@ mod tests {
     fn flags_reach_the_config() {
         let cfg = serve_config(&[
             "--addr", "198.18.0.1", "--addr", "198.18.0.2", "--listen", "0.0.0.0:80", "--listen", "198.18.0.1:443",
-            "--backlog", "-1", "--fastopen-qlen", "16", "--app", "echo", "--somaxconn", "128", "--syncookies", "2",
+            "--backlog", "-1", "--fastopen-qlen", "16", "--defer-accept", "5", "--app", "echo", "--somaxconn", "128", "--syncookies", "2",
             "--abort-on-overflow", "1", "--fastopen", "0x602", "--local-port-range", "1024-2047", "--timestamps", "0",
             "--syncookie-rotate", "0", "--idle-sleep-us", "20", "--stats-interval", "5", "--cores", "2,3",
             "--", "--file-prefix=e2e",
         ]);
         assert_eq!(cfg.addrs.len(), 2);
         assert_eq!(cfg.listens.iter().map(|l| (l.addr.port(), l.backlog, l.fastopen_qlen)).collect::<Vec<_>>(), [(80, -1, 16), (443, -1, 16)]);
+        assert!(cfg.listens.iter().all(|l| l.defer_accept == 5));
         assert!(matches!(cfg.app, AppKind::Echo));
         let s = cfg.sysctls;
         assert_eq!((s.somaxconn, s.tcp_syncookies, s.tcp_fastopen, s.ip_local_port_range), (128, 2, 0x602, (1024, 2047)));

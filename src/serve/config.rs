@@ -15,6 +15,8 @@ pub struct ListenSpec {
     pub backlog: i32,
     /// TCP_FASTOPEN queue length (0 = not set).
     pub fastopen_qlen: u32,
+    /// TCP_DEFER_ACCEPT in seconds (0 = not set).
+    pub defer_accept: i32,
 }
 
 /// Everything `serve` needs, already validated by the CLI.

@@ -52,6 +52,9 @@ fn open_listener(stack: &Stack, l: &ListenSpec, incoming_cpu: Option<u16>) -> Re
     if l.fastopen_qlen > 0 {
         stack.set_fastopen(fd, l.fastopen_qlen).map_err(|e| err("setsockopt(TCP_FASTOPEN)", e))?;
     }
+    if l.defer_accept > 0 {
+        stack.set_defer_accept(fd, l.defer_accept).map_err(|e| err("setsockopt(TCP_DEFER_ACCEPT)", e))?;
+    }
     stack.bind(fd, l.addr).map_err(|e| err("bind", e))?;
     stack.listen(fd, l.backlog).map_err(|e| err("listen", e))?;
     Ok(fd)

@@ -10,6 +10,7 @@
 //! its IPv4 and TCP checksums verified.
 
 mod cookies;
+mod defer;
 mod fastopen;
 mod burst;
 mod fuzz;
