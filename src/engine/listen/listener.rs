@@ -156,11 +156,12 @@ impl Listener {
         self.young.load(Ordering::Relaxed)
     }
 
-    /// `inet_csk_reqsk_queue_is_full`: `qlen >= max_ack_backlog` (Linux 4.4
-    /// to 6.13; a January 2025 patch, "tcp/dccp: allow a connection when
-    /// sk_max_ack_backlog is zero", changes it to `>`).
+    /// `inet_csk_reqsk_queue_is_full`: `qlen > max_ack_backlog`, the rule
+    /// since "tcp/dccp: allow a connection when sk_max_ack_backlog is zero"
+    /// (Linux 6.14; before it `>=`). With backlog 2 the 4th SYN is the first
+    /// one answered with a cookie.
     pub fn reqsk_queue_is_full(&self) -> bool {
-        self.reqsk_queue_len() >= self.sk_max_ack_backlog()
+        self.reqsk_queue_len() > self.sk_max_ack_backlog()
     }
 
     /// `reqsk_queue_added`: a new request is young.
@@ -338,7 +339,10 @@ mod tests {
         l.reqsk_queue_added();
         l.reqsk_queue_added();
         assert_eq!((l.reqsk_queue_len(), l.reqsk_queue_len_young()), (2, 2));
-        assert!(l.reqsk_queue_is_full()); // 2 >= 2
+        assert!(!l.reqsk_queue_is_full()); // 2 > 2 is false (Linux 6.14+)
+        l.reqsk_queue_added();
+        assert!(l.reqsk_queue_is_full()); // 3 > 2
+        l.reqsk_queue_removed(true);
         l.reqsk_queue_aged();
         assert_eq!(l.reqsk_queue_len_young(), 1);
         l.reqsk_queue_removed(false);

@@ -1,27 +1,32 @@
-//! Queue limits: the SYN queue (qlen >= backlog: cookies or drop, the last
+//! Queue limits: the SYN queue (qlen > backlog: cookies or drop, the last
 //! quarter of tcp_max_syn_backlog for proven peers) and the accept queue
 //! (backlog + 1 children, tcp_abort_on_overflow).
 
 use super::*;
 use crate::engine::errno::Errno;
 
+/// `inet_csk_reqsk_queue_is_full` is `qlen > max_ack_backlog` (Linux 6.14
+/// and later): with backlog 2, SYNs 1 to 3 get request socks and the 4th
+/// is the first answered with a cookie.
 #[test]
-fn full_syn_queue_answers_with_a_cookie() {
+fn reqsk_queue_is_full_when_qlen_exceeds_the_backlog() {
     let mut b = Bench::linux();
     let fd = b.listen(2);
     b.syn_synack(Seg::syn(CISN).port(41000));
     b.syn_synack(Seg::syn(CISN).port(41001));
+    b.syn_synack(Seg::syn(CISN).port(41002));
     assert_eq!(b.counter(Counter::SyncookiesSent), 0);
-    let sa = b.syn_synack(Seg::syn(CISN).port(41002));
+    assert_eq!(b.listener(fd).reqsk_queue_len(), 3);
+    let sa = b.syn_synack(Seg::syn(CISN).port(41003));
     assert_eq!(b.counter(Counter::TcpReqQFullDoCookies), 1);
     assert_eq!(b.counter(Counter::SyncookiesSent), 1);
     assert_eq!(b.counter(Counter::ListenDrops), 0);
     // No request sock for the cookie.
-    assert_eq!((b.request_socks(), b.listener(fd).reqsk_queue_len()), (2, 2));
+    assert_eq!((b.request_socks(), b.listener(fd).reqsk_queue_len()), (3, 3));
     assert_eq!(sa.ack, CISN + 1);
     // Switched off at run time: the next overflowing SYN is dropped.
     b.set_sysctls(|s| s.tcp_syncookies = 0);
-    assert!(b.send(Seg::syn(CISN).port(41003)).is_empty());
+    assert!(b.send(Seg::syn(CISN).port(41004)).is_empty());
     assert_eq!(b.counter(Counter::TcpReqQFullDrop), 1);
     assert_eq!(b.counter(Counter::SyncookiesSent), 1);
 }
@@ -32,11 +37,12 @@ fn full_syn_queue_drops_without_cookies() {
     let fd = b.listen(2);
     b.syn_synack(Seg::syn(CISN).port(41000));
     b.syn_synack(Seg::syn(CISN).port(41001));
-    assert!(b.send(Seg::syn(CISN).port(41002)).is_empty());
+    b.syn_synack(Seg::syn(CISN).port(41002));
+    assert!(b.send(Seg::syn(CISN).port(41003)).is_empty());
     assert_eq!(b.counter(Counter::TcpReqQFullDrop), 1);
     assert_eq!(b.counter(Counter::ListenDrops), 1);
     assert_eq!(b.counter(Counter::SyncookiesSent), 0);
-    assert_eq!(b.listener(fd).reqsk_queue_len(), 2);
+    assert_eq!(b.listener(fd).reqsk_queue_len(), 3);
 }
 
 #[test]
