@@ -114,6 +114,10 @@ counters! {
     SyncookiesFailed => "TcpExtSyncookiesFailed",
     /// RSTs received for request socks (SYN_RECV).
     EmbryonicRsts => "TcpExtEmbryonicRsts",
+    /// Challenge ACKs sent (RFC 5961) for an in-window RST not at rcv_nxt.
+    TcpChallengeAck => "TcpExtTCPChallengeACK",
+    /// Challenge ACKs not sent: within tcp_invalid_ratelimit of the last one.
+    TcpAckSkippedChallenge => "TcpExtTCPACKSkippedChallenge",
     /// Connections opened by TCP Fast Open.
     TcpFastOpenPassive => "TcpExtTCPFastOpenPassive",
     /// TFO SYNs with an invalid cookie (fell back to the handshake).

@@ -112,6 +112,18 @@ fn check_req_segment(
         }
         return ReqVerdict::Done;
     }
+    // RFC 5961 3.2 for a request sock, as Linux 6.18 does: an in-window RST
+    // not exactly at rcv_nxt gets a challenge ACK (at most one per
+    // tcp_invalid_ratelimit) and the request stays.
+    if flags.contains(TcpFlags::RST) && seq != rcv_nxt {
+        if req.oow_allowed(now) {
+            c.inc(Counter::TcpChallengeAck);
+            send_req_ack(cfg, req, now, key, route, c, tx);
+        } else {
+            c.inc(Counter::TcpAckSkippedChallenge);
+        }
+        return ReqVerdict::Done;
+    }
     if flg.intersects(TcpFlags::RST | TcpFlags::SYN) {
         return ReqVerdict::EmbryonicReset;
     }

@@ -180,7 +180,7 @@ fn retransmitted_syn_resends_the_synack_rate_limited() {
 }
 
 #[test]
-fn rst_in_window_removes_the_request_silently() {
+fn rst_at_rcv_nxt_removes_the_request_silently() {
     let mut b = Bench::linux();
     let fd = b.listen(128);
     b.syn_synack(Seg::syn(CISN));
@@ -189,6 +189,31 @@ fn rst_in_window_removes_the_request_silently() {
     assert_eq!(b.counter(Counter::EmbryonicRsts), 1);
     assert_eq!(b.counter(Counter::TcpAttemptFails), 1);
     assert_eq!(b.counter(Counter::TcpOutRsts), 0);
+}
+
+/// RFC 5961 3.2 in `tcp_check_req` (Linux 6.18, seen on the live kernel):
+/// an in-window RST not at rcv_nxt gets a challenge ACK (seq ISN + 1, ack
+/// rcv_nxt, timestamps), a second within tcp_invalid_ratelimit is skipped,
+/// and the request survives: the correct ACK completes the handshake.
+#[test]
+fn tcp_check_req_answers_an_inexact_rst_with_a_challenge_ack() {
+    let mut b = Bench::linux();
+    let fd = b.listen(128);
+    let sa = b.syn_synack(Seg::syn(CISN).ts(100, 0));
+    let out = b.send(Seg::rst(CISN + 1 + 100));
+    assert_eq!(out.len(), 1);
+    let a = &out[0];
+    assert_eq!((a.flags, a.seq, a.ack), (TcpFlags::ACK, sa.seq + 1, CISN + 1));
+    assert_eq!(a.options, ts_opt_bytes(START.as_millis() as u32 + ts_off(CLIENT), 100));
+    b.advance(ms(300));
+    assert!(b.send(Seg::rst(CISN + 1 + 200)).is_empty());
+    assert_eq!(b.counter(Counter::TcpChallengeAck), 1);
+    assert_eq!(b.counter(Counter::TcpAckSkippedChallenge), 1);
+    assert_eq!((b.counter(Counter::EmbryonicRsts), b.request_socks()), (0, 1));
+    let (tsval, _) = sa.ts().expect("ts");
+    assert!(b.send(Seg::ack(CISN + 1, sa.seq + 1).ts(101, tsval)).is_empty());
+    assert_eq!(b.counter(Counter::TcpPassiveOpens), 1);
+    assert_eq!(b.listener(fd).sk_ack_backlog(), 1);
 }
 
 #[test]
