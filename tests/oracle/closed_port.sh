@@ -3,7 +3,7 @@
 # in two namespaces it creates. Recorded results (Linux 6.18):
 #   SYN+3 bytes -> RST|ACK tos reflected, ttl 64, id 0, DF, seq 0, ack seq+1+3, win 0, no options
 #   ACK ack=X   -> RST seq X, no ACK flag
-#   NULL flags  -> RST|ACK ack=seq; SYN|FIN -> RST|ACK ack=seq+2 (dlisten drops SYN|FIN on purpose)
+#   NULL flags  -> RST|ACK ack=seq; SYN|FIN -> RST|ACK ack=seq+2
 #   UDP closed  -> ICMP 3/3, tos 0xc0, no DF, quotes the whole datagram (up to 576 bytes total)
 #   proto 253   -> ICMP 3/2; echo -> reply, tos copied, no DF
 #   20 rapid UDP to closed ports -> 8 answered (per-peer bucket: burst 6, then 1/s)

@@ -268,14 +268,9 @@ impl Host {
             c.inc(Counter::TcpInErrs);
             return None;
         }
-        let flags = seg.flags();
-        // SYN with FIN or RST cannot come from a real TCP. Linux answers SYN|FIN
-        // on a closed port with RST|ACK; we drop both silently, as FreeBSD's
-        // drop_synfin does, so scanners learn nothing (see tests/oracle).
-        if flags.contains(TcpFlags::SYN) && flags.intersects(TcpFlags::FIN | TcpFlags::RST) {
-            c.inc(Counter::TcpInErrs);
-            return None;
-        }
+        // SYN|FIN and SYN|RST go on to the socket lookup as in Linux: a
+        // closed port answers SYN|FIN with RST|ACK (tcp_v4_send_reset), a
+        // listener discards it (tcp_rcv_state_process, TCP_LISTEN).
         Some(TcpInput { eth_src: eth.src_addr(), ip, seg, meta })
     }
 }

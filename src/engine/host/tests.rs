@@ -739,15 +739,21 @@ fn rst_is_never_answered() {
     assert_eq!(rig.counters(), expected);
 }
 
+/// `tcp_v4_send_reset` on a closed port: SYN|FIN gets RST|ACK covering
+/// both flags (ack = seq + 2), SYN|FIN|ACK an RST at its ack, and SYN|RST
+/// nothing (a reset is never answered). None is an input error.
 #[test]
-fn syn_fin_and_syn_rst_are_dropped_as_errors() {
-    // Linux answers SYN|FIN with RST|ACK; dlisten drops it on purpose (see host.rs).
+fn tcp_v4_send_reset_answers_syn_fin_on_a_closed_port() {
     let mut rig = Rig::new();
-    for flags in [TcpFlags::SYN | TcpFlags::FIN, TcpFlags::SYN | TcpFlags::RST, TcpFlags::SYN | TcpFlags::FIN | TcpFlags::ACK] {
-        assert!(rig.rx(&tcp_frame(&TcpSpec { flags, ..TcpSpec::default() })).is_empty());
-    }
-    let expected = vec![(Counter::RxFrames, 3), (Counter::IpInReceives, 3), (Counter::TcpInSegs, 3), (Counter::TcpInErrs, 3)];
-    assert_eq!(rig.counters(), expected);
+    let syn_fin = TcpSpec { flags: TcpFlags::SYN | TcpFlags::FIN, seq: 1000, ..TcpSpec::default() };
+    let (_, _, tcp, _, _) = one_tcp(rig.rx(&tcp_frame(&syn_fin)));
+    assert_eq!((tcp.seq_number, tcp.ack_number, tcp.flags), (0, 1002, TcpFlags::RST | TcpFlags::ACK));
+    let syn_fin_ack = TcpSpec { flags: TcpFlags::SYN | TcpFlags::FIN | TcpFlags::ACK, ack: 9, ..TcpSpec::default() };
+    let (_, _, tcp, _, _) = one_tcp(rig.rx(&tcp_frame(&syn_fin_ack)));
+    assert_eq!((tcp.seq_number, tcp.flags), (9, TcpFlags::RST));
+    assert!(rig.rx(&tcp_frame(&TcpSpec { flags: TcpFlags::SYN | TcpFlags::RST, ..TcpSpec::default() })).is_empty());
+    assert_eq!(rig.count(Counter::TcpInErrs), 0);
+    assert_eq!(rig.count(Counter::TcpOutRsts), 2);
 }
 
 #[test]
@@ -833,7 +839,8 @@ fn segments_a_socket_takes_are_not_reset_and_bad_ones_never_reach_it() {
         rig.host.rx(rig.now, &f, RxMeta::default(), &mut layer, &mut rig.tx);
     }
     assert!(rig.tx.take().is_empty());
-    assert_eq!(layer.seen, vec![(80, 42, TcpFlags::SYN, PEER_IP, PEER_MAC)]);
+    let syn_fin = (81, 1000, TcpFlags::SYN | TcpFlags::FIN, PEER_IP, PEER_MAC);
+    assert_eq!(layer.seen, vec![(80, 42, TcpFlags::SYN, PEER_IP, PEER_MAC), syn_fin]);
     assert_eq!(rig.count(Counter::TcpOutRsts), 0);
 }
 

@@ -398,7 +398,8 @@ impl TcpEngine {
             c.inc(Counter::TcpAckNoMatch);
             return Taken::NoSocket;
         }
-        if flags.contains(TcpFlags::SYN) {
+        // tcp_rcv_state_process in TCP_LISTEN: SYN|FIN is discarded.
+        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::FIN) {
             self.conn_request(rx, listener, c);
         }
         Taken::Yes

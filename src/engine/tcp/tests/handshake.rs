@@ -334,3 +334,17 @@ fn syn_to_a_closed_port_gets_rst_ack() {
     assert_eq!(b.counter(Counter::TcpSynNoListener), 1);
     assert_eq!(b.request_socks(), 0);
 }
+
+/// tcp_rcv_state_process in TCP_LISTEN: a SYN with FIN is discarded
+/// silently (no SYN-ACK, no request), while the same segment to a closed
+/// port gets RST|ACK (see the host tests).
+#[test]
+fn listener_discards_syn_fin() {
+    let mut b = Bench::linux();
+    let fd = b.listen(128);
+    assert!(b.send(Seg::new(TcpFlags::SYN | TcpFlags::FIN, CISN, 0)).is_empty());
+    assert!(b.send(Seg::new(TcpFlags::SYN | TcpFlags::RST, CISN, 0)).is_empty());
+    assert_eq!((b.request_socks(), b.listener(fd).reqsk_queue_len()), (0, 0));
+    assert_eq!((b.counter(Counter::TcpOutRsts), b.counter(Counter::TcpInErrs)), (0, 0));
+    b.syn_synack(Seg::syn(CISN));
+}
