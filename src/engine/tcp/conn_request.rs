@@ -208,15 +208,18 @@ impl TcpEngine {
         }
         let exp = offered.is_some_and(|f| f.is_experimental());
         let fresh = || FastOpenCookie::new(&fastopen::gen(&self.secrets.tfo, key)).ok().map(|c| c.with_experimental(exp));
+        // A valid cookie (or none required) makes the child at once, with
+        // or without data: "Data-less SYN with valid cookie is allowed to
+        // send data in SYN_RECV state" (tcp_try_fastopen).
         let no_cookie = s.tcp_fastopen & tfo::SERVER_COOKIE_NOT_REQD != 0;
-        let mut accept_data = syn_data && no_cookie;
+        let mut create_child = no_cookie;
         match offered {
-            _ if accept_data => {}
+            _ if no_cookie => {}
             Some(f) if f.is_empty() => out.cookie = fresh(),
             Some(f) => match fastopen::check(&self.secrets.tfo, key, f.as_bytes()) {
-                TfoCookieCheck::Valid => accept_data = syn_data,
+                TfoCookieCheck::Valid => create_child = true,
                 TfoCookieCheck::ValidBackup => {
-                    accept_data = syn_data;
+                    create_child = true;
                     out.cookie = fresh();
                 }
                 TfoCookieCheck::Invalid => {
@@ -226,7 +229,7 @@ impl TcpEngine {
             },
             None => {}
         }
-        if accept_data {
+        if create_child {
             if listener.fastopenq_try_add() {
                 out.child = true;
             } else {

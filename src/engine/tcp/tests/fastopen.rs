@@ -50,6 +50,28 @@ fn valid_cookie_with_data_makes_a_child_at_once() {
     assert_eq!(l.fastopen_qlen(), 0);
 }
 
+/// tcp_try_fastopen: a valid cookie makes the child at once even when the
+/// SYN carries no data (Linux 6.18: the application accepts it before the
+/// final ACK, and may send in SYN_RECV).
+#[test]
+fn tcp_try_fastopen_valid_cookie_without_data_makes_a_child_at_once() {
+    let mut b = Bench::with(|s| s.tcp_fastopen = TFO_ON);
+    let fd = b.listen(16);
+    let sa = b.syn_synack(tfo_syn(tfo_cookie(CLIENT)));
+    assert_eq!(sa.ack, CISN + 1);
+    assert_eq!(sa.syn.fastopen, None);
+    assert_eq!(b.counter(Counter::TcpFastOpenPassive), 1);
+    assert_eq!(b.request_socks(), 0);
+    let l = b.listener(fd);
+    assert_eq!(l.fastopen_qlen(), 1);
+    let child = b.stack.accept(fd).expect("child before the final ACK");
+    let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn");
+    assert_eq!((conn.bytes_received(), conn.rcv_nxt()), (0, CISN + 1));
+    let (tsval, _) = sa.ts().expect("ts");
+    b.send(Seg::ack(CISN + 1, sa.seq + 1).ts(101, tsval));
+    assert_eq!(l.fastopen_qlen(), 0);
+}
+
 #[test]
 fn invalid_cookie_falls_back_to_the_handshake() {
     let mut b = Bench::with(|s| s.tcp_fastopen = TFO_ON);
