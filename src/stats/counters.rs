@@ -56,8 +56,8 @@ counters! {
     IpInAddrErrors => "IpInAddrErrors",
     /// IPv4 fragments: counted and dropped, we do not reassemble (Ip ReasmFails).
     IpReasmFails => "IpReasmFails",
-    /// IPv4 datagrams with options: counted and dropped.
-    IpInOptionsDropped => "DlIpInOptionsDropped",
+    /// Source-routed IPv4 datagrams dropped (`accept_source_route` 0).
+    IpInOptionsDropped => "DlIpInSrcRouteDropped",
     /// IPv4 datagrams with an unknown protocol (Ip InUnknownProtos).
     IpInUnknownProtos => "IpInUnknownProtos",
     /// IPv4 header checksum failures.
@@ -74,6 +74,8 @@ counters! {
     IcmpOutEchoReps => "IcmpOutEchoReps",
     /// ICMP destination unreachable sent.
     IcmpOutDestUnreachs => "IcmpOutDestUnreachs",
+    /// ICMP parameter problems sent (a malformed IP option).
+    IcmpOutParmProbs => "IcmpOutParmProbs",
     /// ICMP errors suppressed by the rate limit (Linux: icmp_ratelimit).
     IcmpOutRateLimited => "IcmpOutRateLimitHost",
     /// UDP datagrams received (Udp InDatagrams).

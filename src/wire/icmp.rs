@@ -16,6 +16,7 @@ pub enum Icmpv4Type {
     DestUnreachable,
     EchoRequest,
     TimeExceeded,
+    ParamProblem,
     Unknown(u8),
 }
 
@@ -27,6 +28,7 @@ impl From<u8> for Icmpv4Type {
             3 => Icmpv4Type::DestUnreachable,
             8 => Icmpv4Type::EchoRequest,
             11 => Icmpv4Type::TimeExceeded,
+            12 => Icmpv4Type::ParamProblem,
             other => Icmpv4Type::Unknown(other),
         }
     }
@@ -40,6 +42,7 @@ impl From<Icmpv4Type> for u8 {
             Icmpv4Type::DestUnreachable => 3,
             Icmpv4Type::EchoRequest => 8,
             Icmpv4Type::TimeExceeded => 11,
+            Icmpv4Type::ParamProblem => 12,
             Icmpv4Type::Unknown(other) => other,
         }
     }

@@ -31,6 +31,7 @@ pub mod ethernet;
 mod field;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipv4_options;
 pub mod tcp;
 pub mod tcp_options;
 pub mod udp;

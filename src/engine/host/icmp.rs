@@ -1,5 +1,5 @@
-//! ICMP: echo replies and destination unreachable, as Linux's `icmp_echo`
-//! and `icmp_send` build them (rate limited like `icmp_global_allow` and
+//! ICMP: echo replies, destination unreachable and parameter problem, as
+//! Linux's `icmp_echo` and `icmp_send` build them (rate limited like `icmp_global_allow` and
 //! the per-peer `inet_peer` limit).
 
 use super::{write_eth, Host, DEFAULT_TTL, ICMP_ERROR_MAX};
@@ -87,6 +87,32 @@ impl Host {
         code: u8,
         tx: &mut impl TxSink,
     ) {
+        self.icmp_error(now, eth, ip, Icmpv4Type::DestUnreachable, code, [0; 4], tx);
+    }
+
+    /// ICMP parameter problem pointing at byte `pointer` of the datagram's
+    /// IP header (`ip_options_compile`'s error path).
+    pub(super) fn icmp_param_problem(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, pointer: u8, tx: &mut impl TxSink) {
+        // icmp_send: never an error about an ICMP error.
+        if ip.protocol() == IpProtocol::Icmp && ip.payload().first().is_some_and(|&t| is_icmp_error(t)) {
+            return;
+        }
+        self.icmp_error(now, eth, ip, Icmpv4Type::ParamProblem, 0, [pointer, 0, 0, 0], tx);
+    }
+
+    /// An ICMP error (`icmp_send`) with the four bytes after the checksum
+    /// (`word`: unused for unreachable, the pointer for parameter problem).
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error(
+        &mut self,
+        now: Instant,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        msg_type: Icmpv4Type,
+        code: u8,
+        word: [u8; 4],
+        tx: &mut impl TxSink,
+    ) {
         let c = &*self.counters;
         let peer = ip.src_addr();
         if !self.icmp_limit.allow(now, peer) {
@@ -117,18 +143,23 @@ impl Host {
             let (l3, l4) = rest.split_at_mut(ipv4::HEADER_LEN);
             let _ = ip_repr.emit(l3);
             let mut m = Icmpv4Packet::new_unchecked(&mut l4[..icmp_len]);
-            m.set_msg_type(Icmpv4Type::DestUnreachable);
+            m.set_msg_type(msg_type);
             m.set_msg_code(code);
-            m.set_echo_ident(0); // the "unused" word of RFC 792
-            m.set_echo_seq_no(0);
+            m.set_echo_ident(u16::from_be_bytes([word[0], word[1]]));
+            m.set_echo_seq_no(u16::from_be_bytes([word[2], word[3]]));
             m.data_mut().copy_from_slice(&original[..quote_len]);
             m.fill_checksum();
             TxFrame::done(ethernet::HEADER_LEN + ip_len)
         });
         if sent {
             c.inc(Counter::IcmpOutMsgs);
-            c.inc(Counter::IcmpOutDestUnreachs);
+            c.inc(if msg_type == Icmpv4Type::ParamProblem { Counter::IcmpOutParmProbs } else { Counter::IcmpOutDestUnreachs });
             c.inc(Counter::TxFrames);
         }
     }
+}
+
+/// ICMP types that are errors (RFC 1122 3.2.2: never answered with one).
+fn is_icmp_error(msg_type: u8) -> bool {
+    matches!(msg_type, 3 | 4 | 5 | 11 | 12)
 }

@@ -21,6 +21,7 @@ use crate::engine::tx::TxSink;
 use crate::stats::{Counter, Counters};
 use crate::wire::ethernet::{EtherType, EthernetAddress, EthernetFrame};
 use crate::wire::ipv4::{IpProtocol, Ipv4Packet};
+use crate::wire::ipv4_options;
 use crate::wire::tcp::{TcpFlags, TcpSegment};
 use crate::wire::udp::UdpPacket;
 use crate::wire::ethernet;
@@ -211,17 +212,17 @@ impl Host {
             c.inc(Counter::IpInAddrErrors);
             return None;
         }
-        if ip.is_fragment() {
-            c.inc(Counter::IpReasmFails);
-            return None;
-        }
-        if ip.has_options() {
-            c.inc(Counter::IpInOptionsDropped);
-            return None;
-        }
         let src = ip.src_addr();
         if src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
             c.inc(Counter::IpInAddrErrors);
+            return None;
+        }
+        if ip.has_options() && !self.ip_options(now, &eth, &ip, tx) {
+            return None;
+        }
+        let c = &*self.counters;
+        if ip.is_fragment() {
+            c.inc(Counter::IpReasmFails);
             return None;
         }
         match ip.protocol() {
@@ -235,6 +236,27 @@ impl Host {
             }
         }
         None
+    }
+
+    /// `ip_rcv_options`: malformed options get a parameter problem and
+    /// count as header errors; a source route is dropped while
+    /// `accept_source_route` is 0 (Linux's default, and ours: there is no
+    /// forwarding here). Record route, timestamp, router alert and the
+    /// rest go on to delivery. True when the datagram goes on.
+    fn ip_options(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, tx: &mut impl TxSink) -> bool {
+        let addrs = &self.cfg.addrs;
+        match ipv4_options::compile(ip.options(), |a| addrs.contains(&Ipv4Addr::from(a)), false) {
+            Err(e) => {
+                self.counters.inc(Counter::IpInHdrErrors);
+                self.icmp_param_problem(now, eth, ip, e.pointer, tx);
+                false
+            }
+            Ok(o) if o.srr.is_some() => {
+                self.counters.inc(Counter::IpInOptionsDropped);
+                false
+            }
+            Ok(_) => true,
+        }
     }
 
     fn udp(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, meta: RxMeta, tx: &mut impl TxSink) {

@@ -384,20 +384,74 @@ fn fragments_are_reassembly_failures() {
     assert_eq!(rig.counters(), vec![(Counter::RxFrames, 2), (Counter::IpInReceives, 2), (Counter::IpReasmFails, 2)]);
 }
 
-#[test]
-fn datagrams_with_options_are_dropped() {
-    let mut rig = Rig::new();
-    // A SYN behind a 24-byte IPv4 header: three NOPs and an end of list.
-    let ip = ip_to_us(IpProtocol::Tcp);
-    let seg = tcp_segment(ip.src_addr, ip.dst_addr, &TcpSpec::default());
-    let mut l3 = ipv4_packet(&ip, &[&[1, 1, 1, 0][..], &seg].concat());
+/// A frame whose IPv4 header carries `options` (a multiple of 4 bytes) in
+/// front of `l4` for `protocol`.
+fn frame_with_ip_options(protocol: IpProtocol, options: &[u8], l4: &[u8]) -> Vec<u8> {
+    let ip = ip_to_us(protocol);
+    let mut l3 = ipv4_packet(&ip, &[options, l4].concat());
     let mut p = Ipv4Packet::new_unchecked(&mut l3[..]);
-    p.set_header_len(24);
+    p.set_header_len(20 + options.len() as u8);
     p.fill_checksum();
-    let f = eth(OUR_MAC, PEER_MAC, EtherType::Ipv4, &l3);
-    assert!(rig.rx(&f).is_empty());
-    let expected = vec![(Counter::RxFrames, 1), (Counter::IpInReceives, 1), (Counter::IpInOptionsDropped, 1)];
+    eth(OUR_MAC, PEER_MAC, EtherType::Ipv4, &l3)
+}
+
+fn syn_with_ip_options(options: &[u8]) -> Vec<u8> {
+    let ip = ip_to_us(IpProtocol::Tcp);
+    frame_with_ip_options(IpProtocol::Tcp, options, &tcp_segment(ip.src_addr, ip.dst_addr, &TcpSpec::default()))
+}
+
+/// ip_options_compile: NOPs, an end of list, a router alert, record route
+/// and timestamp are fine, and the segment is delivered (here to a closed
+/// port, whose RST|ACK shows it reached TCP).
+#[test]
+fn ip_options_compile_lets_well_formed_options_through() {
+    let mut rig = Rig::new();
+    let cases: [&[u8]; 4] = [
+        &[1, 1, 1, 0],
+        &[148, 4, 0, 0],
+        &[7, 7, 4, 0, 0, 0, 0, 1],
+        &[68, 12, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+    ];
+    for options in cases {
+        let (_, _, tcp, _, _) = one_tcp(rig.rx(&syn_with_ip_options(options)));
+        assert_eq!((tcp.flags, tcp.ack_number), (TcpFlags::RST | TcpFlags::ACK, 1001), "{options:?}");
+    }
+    assert_eq!(rig.count(Counter::IpInHdrErrors), 0);
+}
+
+/// ip_rcv_options: a source route is dropped while accept_source_route is 0.
+#[test]
+fn source_routed_datagrams_are_dropped() {
+    let mut rig = Rig::new();
+    for kind in [131, 137] {
+        assert!(rig.rx(&syn_with_ip_options(&[kind, 7, 4, 198, 18, 0, 9, 0])).is_empty());
+    }
+    let expected = vec![(Counter::RxFrames, 2), (Counter::IpInReceives, 2), (Counter::IpInOptionsDropped, 2)];
     assert_eq!(rig.counters(), expected);
+}
+
+/// ip_options_compile's error path: a header error and an ICMP parameter
+/// problem whose pointer names the bad byte; never about an ICMP error.
+#[test]
+fn malformed_ip_options_get_a_parameter_problem() {
+    let mut rig = Rig::new();
+    // Record route with a pointer of 3 (below the minimum 4): byte 22.
+    let f = syn_with_ip_options(&[7, 7, 3, 0, 0, 0, 0, 1]);
+    let datagram = f[L3..].to_vec();
+    let (_, ip, icmp) = one_icmp(rig.rx(&f));
+    assert_eq!((ip.src_addr, ip.dst_addr), (OUR_IP, PEER_IP));
+    let m = Icmpv4Packet::new_unchecked(&icmp[..]);
+    assert_eq!((m.msg_type(), m.msg_code()), (Icmpv4Type::ParamProblem, 0));
+    assert_eq!(&icmp[4..8], &[22, 0, 0, 0], "pointer");
+    assert_eq!(m.data(), &datagram[..]);
+    assert_eq!((rig.count(Counter::IpInHdrErrors), rig.count(Counter::IcmpOutParmProbs)), (1, 1));
+    // An option longer than what is left: the pointer is the option itself.
+    let (_, _, icmp) = one_icmp(rig.rx(&syn_with_ip_options(&[1, 1, 200, 9])));
+    assert_eq!(&icmp[4..8], &[22, 0, 0, 0]);
+    // The same bad option on an ICMP port unreachable: dropped, unanswered.
+    let unreachable = [3, 3, 0, 0, 0, 0, 0, 0];
+    assert!(rig.rx(&frame_with_ip_options(IpProtocol::Icmp, &[7, 7, 3, 0, 0, 0, 0, 1], &unreachable)).is_empty());
+    assert_eq!((rig.count(Counter::IpInHdrErrors), rig.count(Counter::IcmpOutParmProbs)), (3, 2));
 }
 
 #[test]
