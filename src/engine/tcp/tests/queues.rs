@@ -142,6 +142,43 @@ fn final_ack_on_full_accept_queue_is_dropped_and_retried() {
     assert_eq!(b.stack.accept(fd), Err(Errno::Eagain));
 }
 
+/// The accept-queue overflow seen from a real port: backlog 1, one child
+/// queued, two SYNs answered, the first ACK fills the queue to backlog + 1,
+/// the second ACK overflows. Both SYNs must get request socks (qlen 1 is
+/// not > backlog 1), so the second ACK takes tcp_check_req's
+/// listen_overflow path and not the cookie path: with abort 0 it is dropped
+/// and the SYN-ACK retransmitted, a re-ACK while full dropped again; with
+/// abort 1 an RST, and the request is gone.
+#[test]
+fn tcp_check_req_listen_overflow_with_backlog_1() {
+    for abort in [false, true] {
+        let mut b = Bench::with(|s| s.tcp_abort_on_overflow = abort);
+        let fd = b.listen(1);
+        b.handshake(CLIENT, 41000);
+        let sa2 = b.syn_synack(Seg::syn(CISN).port(41001));
+        let sa3 = b.syn_synack(Seg::syn(CISN).port(41002));
+        assert_eq!((b.counter(Counter::SyncookiesSent), b.request_socks()), (0, 2));
+        assert!(b.send(Seg::ack(CISN + 1, sa2.seq + 1).port(41001)).is_empty());
+        assert_eq!(b.listener(fd).sk_ack_backlog(), 2);
+        let out = b.send(Seg::ack(CISN + 1, sa3.seq + 1).port(41002));
+        assert_eq!(b.counter(Counter::ListenOverflows), 1);
+        if abort {
+            assert_eq!(out.len(), 1);
+            assert_eq!((out[0].flags, out[0].seq), (TcpFlags::RST, sa3.seq + 1));
+            assert_eq!(b.request_socks(), 0);
+            continue;
+        }
+        assert!(out.is_empty());
+        assert_eq!(b.request_socks(), 1);
+        b.advance(secs(1));
+        let rtx = b.take_out();
+        assert_eq!(rtx.len(), 1);
+        assert_eq!((rtx[0].flags, rtx[0].dst.port(), rtx[0].seq), (TcpFlags::SYN | TcpFlags::ACK, 41002, sa3.seq));
+        assert!(b.send(Seg::ack(CISN + 1, sa3.seq + 1).port(41002)).is_empty());
+        assert_eq!((b.counter(Counter::ListenOverflows), b.request_socks()), (2, 1));
+    }
+}
+
 #[test]
 fn final_ack_on_full_accept_queue_with_abort_on_overflow_gets_rst() {
     let mut b = Bench::with(|s| s.tcp_abort_on_overflow = true);
