@@ -241,15 +241,24 @@ pub fn spawn_captured(cmd: &mut Command) -> Captured {
 }
 
 /// Parse a `name value` counter from dlisten's final report ("  TcpOutRsts 3").
+/// A name the report does not show is 0 only when it is one of dlisten's
+/// counters (the report leaves zeros out); any other name is a typo in
+/// the test and fails it rather than reading as 0.
 pub fn counter(report: &str, name: &str) -> u64 {
-    report
+    let found = report
         .lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
             (it.next() == Some(name)).then(|| it.next()?.parse::<u64>().ok()).flatten()
         })
-        .next_back()
-        .unwrap_or(0)
+        .next_back();
+    found.unwrap_or_else(|| {
+        assert!(
+            dlisten::stats::Counter::ALL.iter().any(|c| c.name() == name),
+            "no counter named {name:?}: not in the report and not a dlisten counter\n{report}"
+        );
+        0
+    })
 }
 
 /// Per-worker received-frame counts from the final report ("worker 1 rx_frames 42 ...").
