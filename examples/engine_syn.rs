@@ -1,6 +1,7 @@
 //! Engine-only driver for instruction counts (valgrind --tool=callgrind) and
 //! memory per request sock / connection. No I/O: frames are built in
-//! memory, answers go to a sink that reuses one buffer.
+//! memory and handed over in bursts of 32 through the worker's staged
+//! receive path (engine::burst), answers go to sinks that reuse buffers.
 //!
 //! ```text
 //! engine_syn MODE COUNT [--sw-csum] [--spread-peers]
@@ -28,7 +29,7 @@ use dlisten::engine::listen::ChildSock;
 use dlisten::stats::Counter;
 use dlisten::engine::time::Instant;
 use dlisten::testkit::clients::{self, bench_rig, Path, SYN_LEN};
-use dlisten::testkit::rig::{ReuseSink, Rig, RigWorker, FRAME_MAX};
+use dlisten::testkit::rig::{BurstSink, ReuseSink, Rig, RigWorker, FRAME_MAX};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::mem::size_of;
 use std::process::ExitCode;
@@ -82,21 +83,36 @@ fn engine_rx(w: &mut RigWorker, now: Instant, frame: &[u8], meta: RxMeta, tx: &m
     w.rx(now, frame, meta, tx);
 }
 
+/// Frames per burst, as a worker's RX burst hands them over.
+const BURST: usize = 32;
+
+/// The only function that does engine work on the timed paths: one burst.
+#[inline(never)]
+fn engine_rx_burst(w: &mut RigWorker, now: Instant, frames: &[(&[u8], RxMeta)], tx: &mut BurstSink) {
+    tx.clear();
+    w.rx_burst(now, frames, tx);
+}
+
 /// COUNT SYNs, each answered by a SYN-ACK (request sock or cookie).
 fn run_syns(path: Path, count: u32, meta: RxMeta, spread: bool) -> Result<(), String> {
     let (mut rig, _fd) = bench_rig(path, count.max(1) * 2);
     let now = rig.now;
     let frames = if spread { clients::spread_syn_frames(0, count) } else { clients::syn_frames(0, count) };
-    let mut tx = ReuseSink::default();
+    let mut tx = BurstSink::default();
     // Warm-up (the first SYNs grow tables, the neighbour table up to its
     // 16384 entries with spread peers), then the allocation check.
     let warm = if spread { count.min(17_384) } else { (count / 10).min(1000) } as usize;
     let mut allocs_in_loop = 0;
+    let mut burst: Vec<(&[u8], RxMeta)> = Vec::with_capacity(BURST);
     for (k, f) in frames.chunks_exact(SYN_LEN).enumerate() {
         if k == warm {
             allocs_in_loop = allocs();
         }
-        engine_rx(&mut rig.workers[0], now, f, meta, &mut tx);
+        burst.push((f, meta));
+        if burst.len() == BURST || k + 1 == count as usize {
+            engine_rx_burst(&mut rig.workers[0], now, &burst, &mut tx);
+            burst.clear();
+        }
     }
     allocs_in_loop = allocs() - allocs_in_loop;
     let c = rig.workers[0].counters.snapshot();
@@ -127,19 +143,19 @@ fn run_handshakes(path: Path, count: u32, meta: RxMeta) -> Result<(), String> {
     let frames = clients::syn_frames(0, count);
     let mut acks = vec![[0u8; FRAME_MAX]; BATCH as usize];
     let mut ack_len = [0usize; BATCH as usize];
-    let mut tx = ReuseSink::default();
+    let mut tx = BurstSink::default();
     let mut accepted = 0u64;
     let mut done = 0u32;
     for batch in frames.chunks(SYN_LEN * BATCH as usize) {
-        let syns = batch.chunks_exact(SYN_LEN);
+        // A burst of SYNs, then a burst of the ACKs of their SYN-ACKs.
+        let syns: Vec<(&[u8], RxMeta)> = batch.chunks_exact(SYN_LEN).map(|f| (f, meta)).collect();
         let n = syns.len();
-        for (k, syn) in syns.enumerate() {
-            engine_rx(&mut rig.workers[0], now, syn, meta, &mut tx);
-            ack_len[k] = clients::ack_frame(tx.last(), &mut acks[k]);
+        engine_rx_burst(&mut rig.workers[0], now, &syns, &mut tx);
+        for (k, synack) in tx.sent().enumerate() {
+            ack_len[k] = clients::ack_frame(synack, &mut acks[k]);
         }
-        for k in 0..n {
-            engine_rx(&mut rig.workers[0], now, &acks[k][..ack_len[k]], meta, &mut tx);
-        }
+        let burst: Vec<(&[u8], RxMeta)> = (0..n).map(|k| (&acks[k][..ack_len[k]], meta)).collect();
+        engine_rx_burst(&mut rig.workers[0], now, &burst, &mut tx);
         done += n as u32;
         if done % ACCEPT_EVERY == 0 || done == count {
             while listener.acceptq_remove().is_some() {

@@ -4,6 +4,7 @@
 //! targets all drive the engine through it.
 
 use super::frame::{OUR_IP, OUR_MAC};
+use crate::engine::burst::{self, NoClock};
 use crate::engine::host::{Host, HostConfig, RxMeta};
 use crate::engine::keys::Secrets;
 use crate::engine::socket::{Fd, SockType, Stack, StackConfig};
@@ -68,6 +69,14 @@ impl RigWorker {
     #[inline]
     pub fn rx(&mut self, now: Instant, frame: &[u8], meta: RxMeta, tx: &mut impl TxSink) {
         self.host.rx(now, frame, meta, &mut self.engine, tx);
+        self.engine.take_latency_samples().clear();
+    }
+
+    /// A burst of received frames through the worker's staged receive path
+    /// ([`burst::receive`]), answers to `tx`; then the latency samples.
+    #[inline]
+    pub fn rx_burst(&mut self, now: Instant, frames: &[(&[u8], RxMeta)], tx: &mut impl TxSink) {
+        burst::receive(&mut self.host, &mut self.engine, now, frames, tx, &mut NoClock);
         self.engine.take_latency_samples().clear();
     }
 
@@ -216,6 +225,44 @@ impl ReuseSink {
     /// The last frame sent.
     pub fn last(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+}
+
+/// A sink that keeps every frame of one burst (up to [`burst::MAX_BURST`]),
+/// each in a buffer reused from burst to burst.
+pub struct BurstSink {
+    bufs: Vec<Box<[u8; FRAME_MAX]>>,
+    lens: Vec<usize>,
+    pub frames: u64,
+}
+
+impl Default for BurstSink {
+    fn default() -> Self {
+        BurstSink { bufs: (0..burst::MAX_BURST).map(|_| Box::new([0u8; FRAME_MAX])).collect(), lens: Vec::with_capacity(burst::MAX_BURST), frames: 0 }
+    }
+}
+
+impl BurstSink {
+    /// Forget the frames of the last burst (the buffers stay).
+    pub fn clear(&mut self) {
+        self.lens.clear();
+    }
+    /// The frames sent since the last [`BurstSink::clear`].
+    pub fn sent(&self) -> impl Iterator<Item = &[u8]> {
+        self.bufs.iter().zip(&self.lens).map(|(b, &l)| &b[..l])
+    }
+}
+
+impl TxSink for BurstSink {
+    fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
+        let i = self.lens.len();
+        if max_len > FRAME_MAX || i == self.bufs.len() {
+            return false;
+        }
+        let frame = build(&mut self.bufs[i][..max_len]);
+        self.lens.push(frame.len.min(max_len));
+        self.frames += 1;
+        true
     }
 }
 
