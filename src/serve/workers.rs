@@ -54,8 +54,13 @@ impl WorkerParts<'_> {
         let (cfg, control) = (self.cfg, self.control);
         let counters = self.counters[w as usize].clone();
         let host = Host::new(HostConfig { mac: self.mac, addrs: cfg.addrs.clone() }, counters.clone());
+        // UTC at the engine's time zero (the workers' epoch), for the IP
+        // timestamp option's time of day.
+        let utc_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let utc_ms_at_zero = (utc_now.as_millis() as u64).saturating_sub(self.epoch.elapsed().as_millis() as u64);
         let tcp_cfg = TcpConfig {
             mac: self.mac,
+            utc_ms_at_zero,
             max_conns: cfg.max_conns,
             max_buffer_bytes: cfg.conn_mem,
             ..TcpConfig::new(w)

@@ -44,13 +44,15 @@ use crate::engine::socket::{ControlCmd, Stack};
 use crate::engine::sysctl::Sysctls;
 use crate::engine::time::{Duration, Instant};
 use crate::engine::timer_wheel::TimerWheel;
-use crate::engine::tx::TxSink;
+use crate::engine::tx::{TxFrame, TxOffload, TxSink};
 use crate::stats::{Counter, Counters, Metric};
-use crate::wire::ethernet::EthernetAddress;
+use crate::wire::ethernet::{self, EthernetAddress};
+use crate::wire::ipv4_options::{self, OptionsEcho};
 use crate::wire::tcp::TcpFlags;
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use output::Route;
 use reqsk::RequestSock;
+use synack::{EchoIp, PendingSynAck, SynAckQueue};
 use std::sync::Arc;
 
 /// First SYN-ACK retransmission timeout (Linux TCP_TIMEOUT_INIT).
@@ -85,6 +87,9 @@ pub struct TcpConfig {
     pub max_buffer_bytes: u64,
     /// Our MAC, for segments sent outside a received frame (app writes, timers).
     pub mac: EthernetAddress,
+    /// UTC in milliseconds at engine time zero (the IP timestamp option
+    /// carries the time of day; the engine itself reads no clock).
+    pub utc_ms_at_zero: u64,
 }
 
 impl TcpConfig {
@@ -99,7 +104,42 @@ impl TcpConfig {
             snd_buf: 64 * 1024,
             max_buffer_bytes: 1 << 30,
             mac: EthernetAddress([0; 6]),
+            utc_ms_at_zero: 0,
         }
+    }
+
+    /// Milliseconds since midnight UTC at `now` (RFC 791's timestamp).
+    pub fn utc_ms_since_midnight(&self, now: Instant) -> u32 {
+        ((self.utc_ms_at_zero + now.as_millis()) % 86_400_000) as u32
+    }
+}
+
+/// A sink that puts an IPv4 options block into every frame built through it.
+struct WithIpOptions<'a, S> {
+    inner: &'a mut S,
+    echo: &'a OptionsEcho,
+    ours: [u8; 4],
+    time: u32,
+}
+
+impl<S: TxSink> TxSink for WithIpOptions<'_, S> {
+    fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
+        let n = self.echo.len();
+        let (echo, ours, time) = (self.echo, self.ours, self.time);
+        self.inner.emit(max_len + n, |buf| {
+            let f = build(&mut buf[..max_len]);
+            let offload = f.offload != TxOffload::None;
+            let len = ipv4_options::insert_into_frame(buf, f.len, ethernet::HEADER_LEN, n, |o| echo.write(o, ours, time), !offload);
+            let offload = match f.offload {
+                TxOffload::Ipv4Tcp { l2_len, l3_len } => TxOffload::Ipv4Tcp { l2_len, l3_len: l3_len + n as u8 },
+                other => other,
+            };
+            TxFrame { len, offload }
+        })
+    }
+
+    fn csum_offload(&self) -> bool {
+        self.inner.csum_offload()
     }
 }
 
@@ -162,7 +202,7 @@ pub struct TcpEngine {
     /// Timestamp offsets of recent address pairs.
     ts_offs: isn::TsOffCache,
     /// SYN-ACKs decided but not built yet (the build stage of a burst).
-    synacks: Vec<synack::PendingSynAck>,
+    synacks: SynAckQueue,
     templates: synack::SynAckTemplates,
 }
 
@@ -193,7 +233,7 @@ impl TcpEngine {
             gone_ready: Vec::new(),
             view: Some(Box::default()),
             ts_offs,
-            synacks: Vec::new(),
+            synacks: SynAckQueue::default(),
             templates,
         }
     }
@@ -287,9 +327,14 @@ impl TcpEngine {
             return;
         }
         // Taken out and put back, so its capacity is reused: no allocation per burst.
-        let mut pending = std::mem::take(&mut self.synacks);
+        let mut pending = self.synacks.take();
         for p in pending.drain(..) {
-            if !self.templates.send(&self.cfg, &p, tx) {
+            let sent = if p.ip_options == EchoIp::No {
+                self.templates.send(&self.cfg, &p, tx)
+            } else {
+                self.send_synack_with_ip_options(&p, tx)
+            };
+            if !sent {
                 continue;
             }
             c.inc(Counter::TcpOutSegs);
@@ -301,7 +346,31 @@ impl TcpEngine {
                 self.sample(listener_id, Metric::SynToSynAck, at);
             }
         }
-        self.synacks = pending;
+        self.synacks.put_back(pending);
+    }
+
+    /// A SYN-ACK that echoes the SYN's IP options (`ip_build_and_send_pkt`
+    /// with the request's `ireq_opt`): built as usual, then the options put
+    /// in with our address and the time filled in.
+    #[cold]
+    #[inline(never)]
+    fn send_synack_with_ip_options(&mut self, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
+        let Some((echo, at)) = self.synacks.ip_echo_for(p) else { return self.templates.send(&self.cfg, p, tx) };
+        let (ours, time) = (p.key.local.to_be_bytes(), self.cfg.utc_ms_since_midnight(at));
+        // The general builder (the templates' bytes exactly), then the options.
+        synack::send_general(&self.cfg, p, &mut WithIpOptions { inner: tx, echo: &echo, ours, time })
+    }
+
+    /// No SYN-ACK IP options are kept (for tests of their lifetime).
+    pub fn ip_echo_is_empty(&self) -> bool {
+        self.synacks.ip_echo_is_empty()
+    }
+
+    /// Forget the IP options a request's SYN-ACKs echo (the request is gone).
+    pub(super) fn forget_ip_echo(&mut self, key: &FlowKey, req: &RequestSock) {
+        if req.has(reqsk::opt::IP_OPTIONS) {
+            self.synacks.forget_ip_echo(key);
+        }
     }
 
     /// Re-read the sysctls (cheap; call every few milliseconds, not per packet).

@@ -113,6 +113,8 @@ pub struct Seg {
     pub rss_hash: Option<u32>,
     /// The worker whose queue receives it.
     pub worker: usize,
+    /// IPv4 options (a multiple of 4 bytes).
+    pub ip_options: Vec<u8>,
 }
 
 impl Seg {
@@ -129,7 +131,13 @@ impl Seg {
             ip_ecn: 0,
             rss_hash: None,
             worker: 0,
+            ip_options: Vec::new(),
         }
+    }
+
+    pub fn ip_options(mut self, bytes: &[u8]) -> Seg {
+        self.ip_options = bytes.to_vec();
+        self
     }
 
     /// `S seq:seq(0) win 64240 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>`.
@@ -207,6 +215,12 @@ impl Seg {
         let mut buf = vec![0u8; frame::tcp_frame_len(self.options.len(), self.payload.len())];
         let n = write_tcp_frame(&mut buf, &h, &self.options, &self.payload);
         assert_eq!(n, buf.len(), "the segment fits a frame");
+        if !self.ip_options.is_empty() {
+            let k = self.ip_options.len();
+            buf.resize(n + k, 0);
+            let opts = &self.ip_options;
+            crate::wire::ipv4_options::insert_into_frame(&mut buf, n, 14, k, |o| o.copy_from_slice(opts), true);
+        }
         buf
     }
 }
