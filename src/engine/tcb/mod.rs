@@ -27,7 +27,7 @@
 //! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
 
 pub mod recv;
-mod ring;
+pub mod ring;
 pub mod rtt;
 pub mod send;
 pub mod seq;
@@ -191,6 +191,8 @@ pub struct PassiveOpen<'a> {
     pub rtt_sample: Option<Duration>,
     pub rcv_buf_cap: u32,
     pub snd_buf_cap: u32,
+    /// Ring bytes granted for the TFO data (see [`Tcb::set_mem`]).
+    pub mem_room: u32,
     pub config: TcbConfig,
 }
 
@@ -239,8 +241,15 @@ const F_ORPHAN: u16 = 1 << 9;
 const F_RTT_TIMING: u16 = 1 << 10;
 const F_RECOVERY: u16 = 1 << 11;
 const F_PROBING: u16 = 1 << 12;
+const F_MEM_PRESSURE: u16 = 1 << 13;
 
-/// The control block. Buffers are allocated once, at creation.
+/// Linux `tcp_adjust_rcv_ssthresh`: under memory pressure the offered
+/// window is at most this many advertised MSS.
+const PRESSURE_WINDOW_MSS: u32 = 4;
+
+/// The control block. Its rings are allocated as data arrives and
+/// released when they drain (see `send` and `recv`); what they may grow by
+/// is granted by the worker's memory pool before each call ([`Tcb::set_mem`]).
 #[derive(Debug)]
 pub struct Tcb {
     snd: SendBuf,
@@ -265,7 +274,6 @@ pub struct Tcb {
     snd_wnd: u32,
     max_snd_wnd: u32,
     snd_wl1: u32,
-    snd_wl2: u32,
     rcv_nxt: u32,
     /// `rcv_nxt` when we last sent a window (Linux `rcv_wup`; also RFC 7323's Last.ACK.sent).
     rcv_wup: u32,
@@ -288,6 +296,9 @@ pub struct Tcb {
     oow_ms: u32,
     time_wait_ms: u32,
     fin_timeout_ms: u32,
+    /// Ring bytes this connection may still allocate in the current call
+    /// (granted by the worker's memory pool).
+    mem_room: u32,
 
     /// Send MSS (payload bytes, timestamp option already taken off).
     mss: u16,
@@ -360,7 +371,6 @@ impl Tcb {
             snd_wnd: p.peer_window,
             max_snd_wnd: p.peer_window,
             snd_wl1: p.irs,
-            snd_wl2: p.iss,
             rcv_nxt: p.irs.wrapping_add(1),
             rcv_wup: p.irs.wrapping_add(1),
             rcv_wnd: 0,
@@ -377,6 +387,7 @@ impl Tcb {
             oow_ms: 0,
             time_wait_ms: p.config.time_wait.as_millis().min(u32::MAX as u128) as u32,
             fin_timeout_ms: p.config.fin_timeout.as_millis().min(u32::MAX as u128) as u32,
+            mem_room: p.mem_room,
             mss,
             rcv_mss,
             adv_mss: p.our_mss.max(MIN_SND_MSS),
@@ -415,12 +426,29 @@ impl Tcb {
         if take == 0 {
             return;
         }
-        if let Some(nxt) = self.rcv.store(self.rcv_nxt, self.rcv_nxt, &data[..take]) {
+        if let Some(nxt) = self.rcv.store(self.rcv_nxt, self.rcv_nxt, &data[..take], &mut self.mem_room) {
+            let take = nxt.wrapping_sub(self.rcv_nxt);
             self.rcv_nxt = nxt;
             self.rcv_wup = nxt;
-            self.rcv_wnd = self.rcv_wnd.saturating_sub(take as u32);
+            self.rcv_wnd = self.rcv_wnd.saturating_sub(take);
             self.events.insert(Events::READABLE);
         }
+    }
+
+    // ----- memory -----
+
+    /// What the worker's memory pool grants before a call: `room` more
+    /// bytes of ring, and whether it is under pressure (Linux
+    /// `tcp_memory_pressure`: offered windows shrink to a few segments).
+    pub fn set_mem(&mut self, room: u32, pressure: bool) {
+        self.mem_room = room;
+        self.set(F_MEM_PRESSURE, pressure);
+    }
+
+    /// Bytes of buffer memory held now (rings and the out-of-order list),
+    /// what the pool is charged.
+    pub fn mem(&self) -> u32 {
+        self.snd.mem() + self.rcv.mem()
     }
 
     // ----- accessors -----
@@ -570,7 +598,7 @@ impl Tcb {
         if data.is_empty() {
             return Ok(0);
         }
-        match self.snd.write(data) {
+        match self.snd.write(data, &mut self.mem_room) {
             0 => Err(Errno::Eagain),
             n => Ok(n),
         }
@@ -883,7 +911,12 @@ impl Tcb {
     fn window_to_offer(&self) -> u32 {
         let cur = self.rcv_window();
         let max = (u16::MAX as u32) << self.rcv_wscale;
-        let new = self.rcv.free().min(max);
+        let mut new = self.rcv.free().min(max);
+        if self.has(F_MEM_PRESSURE) {
+            // Linux __tcp_select_window under tcp_memory_pressure:
+            // rcv_ssthresh clamped to 4 * advmss (tcp_adjust_rcv_ssthresh).
+            new = new.min(PRESSURE_WINDOW_MSS * self.adv_mss as u32);
+        }
         if new > cur {
             //= https://www.rfc-editor.org/rfc/rfc1122#section-4.2.3.3
             //# The suggested SWS avoidance algorithm for the receiver is to keep
@@ -1056,7 +1089,6 @@ impl Tcb {
         {
             self.snd_wnd = new_wnd;
             self.snd_wl1 = seg.seq;
-            self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
         }
         if self.snd_wnd > 0 && self.has(F_PROBING) {
@@ -1364,7 +1396,7 @@ impl Tcb {
             self.rcv_mss = len.min(self.adv_mss as u32) as u16;
         }
         let had_ooo = self.rcv.has_ooo();
-        match self.rcv.store(self.rcv_nxt, start, data) {
+        match self.rcv.store(self.rcv_nxt, start, data, &mut self.mem_room) {
             Some(nxt) if nxt != self.rcv_nxt => {
                 self.rcv_nxt = nxt;
                 self.events.insert(Events::READABLE);
@@ -1483,6 +1515,9 @@ impl Tcb {
 
     fn set_closed(&mut self) {
         self.state = State::Closed;
+        // Nothing will be sent any more: the send ring goes now (unread
+        // data stays readable until the application lets go).
+        self.snd.clear();
         self.rtx_at = Deadline::NONE;
         self.delack_at = Deadline::NONE;
         self.state_at = Deadline::NONE;

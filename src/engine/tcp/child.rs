@@ -66,7 +66,7 @@ impl ChildParams<'_> {
 pub(super) enum ChildError {
     /// The accept queue is full (ListenOverflows): Linux's overflow rules apply.
     AcceptQueueFull,
-    /// This worker's connection or buffer cap: refused with RST.
+    /// This worker's connection cap or buffer memory: refused with RST.
     Limit,
 }
 
@@ -129,25 +129,26 @@ impl TcpEngine {
         Ok(id)
     }
 
-    /// Room in the accept queue (`sk_acceptq_is_full`) and under this
-    /// worker's connection and buffer caps.
-    fn child_admitted(&self, listener: &Listener, c: &Counters) -> Result<(), ChildError> {
+    /// Room in the accept queue (`sk_acceptq_is_full`), under this
+    /// worker's connection cap, and buffer memory for one more connection.
+    fn child_admitted(&mut self, listener: &Listener, c: &Counters) -> Result<(), ChildError> {
         if listener.sk_acceptq_is_full() {
             c.inc(Counter::ListenOverflows);
             c.inc(Counter::ListenDrops);
             return Err(ChildError::AcceptQueueFull);
         }
-        if self.conns.len() >= self.cfg.max_conns || self.buffer_bytes + self.conn_buffers() > self.cfg.max_buffer_bytes {
+        if self.conns.len() >= self.cfg.max_conns {
             c.inc(Counter::ConnLimitRefused);
             c.inc(Counter::ListenDrops);
             return Err(ChildError::Limit);
         }
+        if !self.mem.admits_new() {
+            c.inc(Counter::ConnMemRefused);
+            c.inc(Counter::ListenDrops);
+            self.mem.refused();
+            return Err(ChildError::Limit);
+        }
         Ok(())
-    }
-
-    /// Buffer bytes one connection may hold (receive + send caps).
-    pub(super) fn conn_buffers(&self) -> u64 {
-        u64::from(self.cfg.rcv_buf) + u64::from(self.cfg.snd_buf)
     }
 
     /// `tcp_create_openreq_child`: the TCB of a passive open.
@@ -169,6 +170,7 @@ impl TcpEngine {
             rtt_sample: p.rtt_sample,
             rcv_buf_cap: self.cfg.rcv_buf,
             snd_buf_cap: self.cfg.snd_buf,
+            mem_room: self.mem.room(),
             config: TcbConfig {
                 synack_retries: s.tcp_synack_retries,
                 retries2: s.tcp_retries2,
@@ -178,10 +180,12 @@ impl TcpEngine {
         })
     }
 
-    /// Book-keeping once the child is queued: buffers promised, PassiveOpens,
+    /// Book-keeping once the child is queued: buffers charged (TFO data), PassiveOpens,
     /// the SYN→established sample, the peer proven, the TCB's timer.
     fn child_established(&mut self, id: u32, key: FlowKey, listener: &Listener, p: &ChildParams<'_>, c: &Counters) {
-        self.buffer_bytes += self.conn_buffers();
+        if let Some(conn) = self.conns.get(id) {
+            self.mem.charge(0, conn.tcb.mem());
+        }
         c.inc(Counter::TcpPassiveOpens);
         if p.origin != Origin::Cookie {
             // A cookie keeps no SYN time: only request socks and TFO are timed.

@@ -100,6 +100,9 @@ const CONN_INDEX_BITS: u32 = 24;
 const CONN_INDEX_MASK: u32 = (1 << CONN_INDEX_BITS) - 1;
 
 impl ConnTable {
+    /// The most connections a table holds (ids keep 24 bits for the slot).
+    pub const CAPACITY: usize = 1 << CONN_INDEX_BITS;
+
     pub fn len(&self) -> usize {
         self.by_key.len()
     }
