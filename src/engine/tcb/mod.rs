@@ -242,6 +242,8 @@ const F_RTT_TIMING: u16 = 1 << 10;
 const F_RECOVERY: u16 = 1 << 11;
 const F_PROBING: u16 = 1 << 12;
 const F_MEM_PRESSURE: u16 = 1 << 13;
+/// Window scaling is on (RFC 7323: both ways or neither).
+const F_WSCALE: u16 = 1 << 14;
 
 /// Linux `tcp_adjust_rcv_ssthresh`: under memory pressure the offered
 /// window is at most this many advertised MSS.
@@ -254,17 +256,18 @@ const PRESSURE_WINDOW_MSS: u32 = 4;
 pub struct Tcb {
     snd: SendBuf,
     rcv: RecvBuf,
-    /// Retransmission or (with `F_PROBING`) persist timer.
+    /// Retransmission or (with `F_PROBING`) persist timer; in TIME_WAIT
+    /// and orphaned FIN_WAIT_2, the state's expiry (our FIN is acknowledged
+    /// there, so nothing is left to retransmit: one slot serves both).
     rtx_at: Deadline,
     delack_at: Deadline,
-    /// TIME_WAIT or orphaned FIN_WAIT_2 expiry.
-    state_at: Deadline,
-    /// When the Karn-timed segment was sent (without timestamps).
-    rtt_time: Instant,
+    /// When the Karn-timed segment was sent (without timestamps), in
+    /// microseconds of engine time (wrapping; RTTs are far shorter).
+    rtt_time_us: u32,
     rtt: RttEstimator,
 
-    iss: u32,
-    /// Oldest unacknowledged sequence number.
+    /// Oldest unacknowledged sequence number (our ISS while a TFO child's
+    /// SYN-ACK is unacknowledged).
     snd_una: u32,
     /// Next sequence number to send (goes back to `snd_una` on RTO).
     snd_nxt: u32,
@@ -294,8 +297,9 @@ pub struct Tcb {
     chal_ms: u32,
     /// When (ms, 0 = never) we last answered an out-of-window segment.
     oow_ms: u32,
-    time_wait_ms: u32,
-    fin_timeout_ms: u32,
+    /// TIME_WAIT and orphaned FIN_WAIT_2 lengths, in seconds.
+    time_wait_s: u16,
+    fin_timeout_s: u16,
     /// Ring bytes this connection may still allocate in the current call
     /// (granted by the worker's memory pool).
     mem_room: u32,
@@ -347,6 +351,9 @@ impl Tcb {
         if p.config.nodelay {
             flags |= F_NODELAY;
         }
+        if p.snd_wscale.is_some() {
+            flags |= F_WSCALE;
+        }
         let (ts_recent, ts_offset) = p.ts.unwrap_or((0, 0));
         // Linux tcp_initialize_rcv_mss: min(advmss, TCP_MSS_DEFAULT 536).
         let rcv_mss = p.our_mss.clamp(MIN_SND_MSS, 536);
@@ -361,10 +368,8 @@ impl Tcb {
             rcv: RecvBuf::new(rcv_cap, (1u32 << rcv_wscale) - 1),
             rtx_at: Deadline::NONE,
             delack_at: Deadline::NONE,
-            state_at: Deadline::NONE,
-            rtt_time: p.now,
+            rtt_time_us: Self::now_us(p.now),
             rtt: RttEstimator::default(),
-            iss: p.iss,
             snd_una,
             snd_nxt: p.iss.wrapping_add(1),
             snd_max: p.iss.wrapping_add(1),
@@ -385,8 +390,8 @@ impl Tcb {
             ts_offset,
             chal_ms: 0,
             oow_ms: 0,
-            time_wait_ms: p.config.time_wait.as_millis().min(u32::MAX as u128) as u32,
-            fin_timeout_ms: p.config.fin_timeout.as_millis().min(u32::MAX as u128) as u32,
+            time_wait_s: secs_u16(p.config.time_wait),
+            fin_timeout_s: secs_u16(p.config.fin_timeout),
             mem_room: p.mem_room,
             mss,
             rcv_mss,
@@ -511,6 +516,18 @@ impl Tcb {
     pub fn recv_buf_cap(&self) -> u32 {
         self.rcv.ring_len()
     }
+    /// The peer's window scale, when scaling is on.
+    pub fn snd_wscale(&self) -> Option<u8> {
+        self.has(F_WSCALE).then_some(self.snd_wscale)
+    }
+    /// Our window scale (0 when scaling is off).
+    pub fn rcv_wscale(&self) -> u8 {
+        self.rcv_wscale
+    }
+    /// SACK was negotiated (RFC 2018).
+    pub fn sack(&self) -> bool {
+        self.has(F_SACK)
+    }
     /// Timestamps were negotiated (RFC 7323).
     pub fn has_timestamps(&self) -> bool {
         self.flags & F_TS != 0
@@ -551,7 +568,7 @@ impl Tcb {
 
     /// The earliest deadline at which [`Tcb::on_timeout`] has work.
     pub fn next_timeout(&self) -> Option<Instant> {
-        [self.rtx_at, self.delack_at, self.state_at]
+        [self.rtx_at, self.delack_at]
             .iter()
             .filter_map(|d| d.get())
             .min()
@@ -634,7 +651,7 @@ impl Tcb {
         }
         let _ = self.shutdown_write();
         if self.state == State::FinWait2 {
-            self.state_at = Deadline::at(now + Duration::from_millis(self.fin_timeout_ms as u64));
+            self.rtx_at = Deadline::at(now + Duration::from_secs(u64::from(self.fin_timeout_s)));
         }
         self.transmit(now, out);
         self.take_events()
@@ -834,14 +851,12 @@ impl Tcb {
         now: Instant,
         out: &mut impl FnMut(SegOut, Payload<'_>),
     ) -> Events {
-        if self.state_at.due(now) {
-            self.state_at = Deadline::NONE;
-            if matches!(self.state, State::TimeWait | State::FinWait2) {
-                // TIME_WAIT expiry, or Linux's tcp_fin_timeout for an orphan
-                // stuck in FIN_WAIT_2: the connection goes away silently.
-                self.set_closed();
-                return self.take_events();
-            }
+        if self.rtx_at.due(now) && matches!(self.state, State::TimeWait | State::FinWait2) {
+            // TIME_WAIT expiry, or Linux's tcp_fin_timeout for an orphan
+            // stuck in FIN_WAIT_2: the connection goes away silently.
+            self.rtx_at = Deadline::NONE;
+            self.set_closed();
+            return self.take_events();
         }
         if self.state == State::Closed {
             return self.take_events();
@@ -877,6 +892,10 @@ impl Tcb {
 
     fn now_ms(now: Instant) -> u32 {
         now.as_millis() as u32
+    }
+
+    fn now_us(now: Instant) -> u32 {
+        (now.as_nanos() / 1000) as u32
     }
 
     fn ts_val(&self, now: Instant) -> u32 {
@@ -1118,7 +1137,8 @@ impl Tcb {
             // Karn: the timed segment was never retransmitted (timing is
             // cancelled on retransmission).
             self.set(F_RTT_TIMING, false);
-            self.rtt.on_sample(now - self.rtt_time);
+            let us = Self::now_us(now).wrapping_sub(self.rtt_time_us);
+            self.rtt.on_sample(Duration::from_micros(u64::from(us)));
         }
     }
 
@@ -1131,7 +1151,7 @@ impl Tcb {
             State::FinWait1 => {
                 self.state = State::FinWait2;
                 if self.has(F_ORPHAN) {
-                    self.state_at = Deadline::at(now + Duration::from_millis(self.fin_timeout_ms as u64));
+                    self.rtx_at = Deadline::at(now + Duration::from_secs(u64::from(self.fin_timeout_s)));
                 }
             }
             State::Closing => self.enter_time_wait(now),
@@ -1328,8 +1348,9 @@ impl Tcb {
         self.rtx_at = Deadline::at(now + self.rto());
         if syn {
             // A TFO child's SYN-ACK: the listen path adds the SYN options.
-            self.emit(now, self.iss, TcpFlags::SYN | TcpFlags::ACK, 0, out);
-            self.snd_nxt = self.iss.wrapping_add(1);
+            // snd_una is our ISS while the SYN-ACK is unacknowledged.
+            self.emit(now, self.snd_una, TcpFlags::SYN | TcpFlags::ACK, 0, out);
+            self.snd_nxt = self.snd_una.wrapping_add(1);
             return;
         }
         // Go back N: everything after the head is resent as cwnd opens.
@@ -1463,7 +1484,7 @@ impl Tcb {
         self.state = State::TimeWait;
         self.rtx_at = Deadline::NONE;
         self.set(F_PROBING, false);
-        self.state_at = Deadline::at(now + Duration::from_millis(self.time_wait_ms as u64));
+        self.rtx_at = Deadline::at(now + Duration::from_secs(u64::from(self.time_wait_s)));
         self.events.insert(Events::TIME_WAIT);
     }
 
@@ -1496,7 +1517,7 @@ impl Tcb {
             //#   retransmission of the remote FIN.  Acknowledge it, and restart
             //#   the 2 MSL timeout.
             if seg.flags.fin() {
-                self.state_at = Deadline::at(now + Duration::from_millis(self.time_wait_ms as u64));
+                self.rtx_at = Deadline::at(now + Duration::from_secs(u64::from(self.time_wait_s)));
             }
             self.send_ack(now, out);
         }
@@ -1520,7 +1541,6 @@ impl Tcb {
         self.snd.clear();
         self.rtx_at = Deadline::NONE;
         self.delack_at = Deadline::NONE;
-        self.state_at = Deadline::NONE;
         self.set(F_PROBING, false);
         self.events.insert(Events::CLOSED);
     }
@@ -1707,7 +1727,7 @@ impl Tcb {
             if len > 0 && !self.has(F_TS) && !self.has(F_RTT_TIMING) && seq == self.snd_max {
                 self.set(F_RTT_TIMING, true);
                 self.rtt_seq = seq;
-                self.rtt_time = now;
+                self.rtt_time_us = Self::now_us(now);
             }
             self.emit(now, seq, f, len, out);
             self.snd_nxt = seq.wrapping_add(len + fin as u32);
@@ -1743,6 +1763,11 @@ impl Tcb {
             self.send_ack(now, out);
         }
     }
+}
+
+/// Whole seconds (rounded up), at most `u16::MAX`.
+fn secs_u16(d: Duration) -> u16 {
+    d.as_millis().div_ceil(1000).min(u128::from(u16::MAX)) as u16
 }
 
 /// `rto << shift`, at most `TCP_RTO_MAX`.

@@ -67,10 +67,10 @@ fn input(t: &mut Tcb, now: Instant, s: &SegIn<'_>) -> (Events, Sent) {
 }
 
 #[test]
-fn control_block_fits_in_256_bytes() {
+fn control_block_fits_in_208_bytes() {
     let size = std::mem::size_of::<Tcb>();
     println!("size_of::<Tcb>() = {size}");
-    assert!(size <= 256, "Tcb is {size} bytes");
+    assert!(size <= 208, "Tcb is {size} bytes");
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! SYN (Linux's `tcp_v4_syn_recv_sock` and `tcp_create_openreq_child`),
 //! appended to the listener's accept queue (`inet_csk_reqsk_queue_add`).
 
-use super::conn::{Conn, Negotiated, Origin};
-use super::reqsk::{opt, RequestSock, NO_WSCALE};
+use super::conn::{Conn, Origin};
+use super::reqsk::{opt, RequestSock};
 use super::{TcpEngine, MAX_PROVEN_PEERS};
 use crate::engine::flow::FlowKey;
 use crate::engine::listen::{ChildSock, Listener};
@@ -29,7 +29,6 @@ pub(super) struct ChildParams<'a> {
     pub rtt_sample: Option<Duration>,
     pub iss: u32,
     pub irs: u32,
-    pub mss: u16,
     pub snd_wscale: Option<u8>,
     pub rcv_wscale: u8,
     pub sack: bool,
@@ -45,7 +44,6 @@ impl ChildParams<'_> {
             origin: Origin::RequestSock,
             iss: req.snt_isn,
             irs: req.rcv_isn,
-            mss: req.mss,
             snd_wscale: req.snd_wscale(),
             rcv_wscale: req.rcv_wscale,
             sack: req.has(opt::SACK),
@@ -87,24 +85,15 @@ impl TcpEngine {
         self.child_admitted(listener, c)?;
         let conn = Conn {
             key,
-            listener_id: listener.id,
+            irs: p.irs,
             origin: p.origin,
-            tcb: self.passive_tcb(now, &p),
-            peer_mac,
-            timer: None,
-            syn_at: p.syn_at,
-            established_at: now,
-            tfo_pending: None,
+            ecn: p.ecn,
             pending: Events::default(),
             queued: false,
-            negotiated: Negotiated {
-                irs: p.irs,
-                mss: p.mss,
-                snd_wscale: p.snd_wscale.unwrap_or(NO_WSCALE),
-                rcv_wscale: p.rcv_wscale,
-                sack: p.sack,
-                ecn: p.ecn,
-            },
+            peer_mac,
+            timer: None,
+            tfo_pending: None,
+            tcb: self.passive_tcb(now, &p),
         };
         let Some(id) = self.conns.insert(conn) else {
             c.inc(Counter::ConnLimitRefused);

@@ -95,12 +95,13 @@ impl TcpEngine {
         let Some(conn) = self.conns.get_mut(id) else { return };
         let want = conn.tcb.next_timeout();
         match (conn.timer, want) {
-            (Some((_, at)), Some(w)) if at == w => {}
+            (Some(t), Some(w)) if self.timers.fires_with(t, w) => {}
+            (Some(t), Some(w)) if self.timers.reschedule(t, w) => {}
             (old, want) => {
-                if let Some((t, _)) = old {
+                if let Some(t) = old {
                     self.timers.cancel(t);
                 }
-                conn.timer = want.map(|w| (self.timers.schedule(w, Timer::Conn(id)), w));
+                conn.timer = want.map(|w| self.timers.schedule(w, Timer::Conn(id)));
             }
         }
     }
@@ -139,7 +140,7 @@ impl TcpEngine {
     /// Forget a connection whose TCB is closed (or aborted).
     pub(super) fn finish(&mut self, id: u32) {
         let Some(conn) = self.conns.remove(id) else { return };
-        if let Some((t, _)) = conn.timer {
+        if let Some(t) = conn.timer {
             self.timers.cancel(t);
         }
         if let Some(l) = &conn.tfo_pending {

@@ -164,3 +164,12 @@ fn pressure_follows_use_with_hysteresis() {
     read_all(&mut b, ids[2]);
     assert!(!b.workers[0].engine.mem().under_pressure());
 }
+
+#[test]
+fn an_established_connection_is_at_most_256_bytes_of_control_state() {
+    let conn = std::mem::size_of::<crate::engine::tcp::Conn>();
+    let tcb = std::mem::size_of::<crate::engine::tcb::Tcb>();
+    println!("size_of::<Conn>() = {conn}, of which the Tcb {tcb}");
+    assert!(tcb <= 208, "Tcb is {tcb} bytes");
+    assert!(conn <= 256, "Conn is {conn} bytes");
+}
