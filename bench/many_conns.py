@@ -86,6 +86,9 @@ def client(server, port, count, sources, deadline):
 def server(addr, port, deadline):
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Several listener processes share the port (one file per connection,
+    # and a process may have only so many files).
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     ls.bind((addr, port))
     ls.listen(4096)
     ls.setblocking(False)

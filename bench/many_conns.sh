@@ -28,23 +28,25 @@ OUT=$(mktemp -d /tmp/$TAG.XXXX)
 PIDS=()
 
 cleanup() {
-    exec 7>&- 8>&- 2>/dev/null || true
     for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     sleep 1
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     for ns in ${TAG}d ${TAG}k ${TAG}c; do ip netns del "$ns" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
 [ "$(id -u)" -eq 0 ] || { echo "bench/many_conns.sh: run as root" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "no $BIN: cargo build --release" >&2; exit 1; }
-# A socket per connection on the client side (and on the kernel server's).
-ulimit -Hn $((N + 65536)) 2>/dev/null || true
-ulimit -n $((N + 4096)) || { echo "cannot raise the open-file limit to $((N + 4096))" >&2; exit 1; }
-
+# A file per connection: the clients (and the kernel's listener) are split
+# into processes of at most PER_PROC connections, under the open-file limit.
+ulimit -n "$(ulimit -Hn)"
+PER_PROC=$(( $(ulimit -n) - 1000 ))
+[ "$PER_PROC" -gt 15000 ] && PER_PROC=15000
+PROCS=$(( (N + PER_PROC - 1) / PER_PROC ))
+# One source address per client process (15 000 ports each).
 SOURCES=()
-for i in $(seq 1 $(( (N + 24999) / 25000 ))); do SOURCES+=("198.18.1.$i"); done
-SRC_LIST=$(IFS=,; echo "${SOURCES[*]}")
+for i in $(seq 1 "$PROCS"); do SOURCES+=("198.18.1.$i"); done
 
 newns() {
     ip netns add "$1"
@@ -57,26 +59,40 @@ slab_kb() { awk '/^Slab:/ { print $2 }' /proc/meminfo; }
 sockmem_pages() { awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat; }
 per_conn() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.0f", (a - b) * 1024 / n }'; }
 
-# clients NS: run the client in NS, wait until all are idle; leaves CLIENT_PID, READY.
+# clients NS: PROCS client processes in NS, each COUNT/PROCS connections
+# from its own source address; waits until all are idle. Sets READY="ok failed".
 clients() {
-    local fifo=$OUT/$1.in
-    mkfifo "$fifo"
-    ip netns exec "$1" timeout $((DEADLINE + 30)) python3 "$PY" client "$SERVER" 80 "$N" "$SRC_LIST" "$DEADLINE" \
-        < "$fifo" > "$OUT/$1.client" 2>&1 &
-    CLIENT_PID=$!
-    PIDS+=("$CLIENT_PID")
-    exec 7> "$fifo"
-    for _ in $(seq 1 $((DEADLINE * 10))); do
-        grep -q '^ready' "$OUT/$1.client" && break
-        kill -0 "$CLIENT_PID" 2>/dev/null || break
-        sleep 0.1
+    local ns=$1 k left=$N n ok=0 failed=0
+    CLIENT_PIDS=()
+    for k in $(seq 1 "$PROCS"); do
+        n=$(( left < PER_PROC ? left : PER_PROC )); left=$((left - n))
+        mkfifo "$OUT/$ns.$k.in"
+        ip netns exec "$ns" timeout $((DEADLINE + 30)) python3 "$PY" client "$SERVER" 80 "$n" "${SOURCES[k - 1]}" "$DEADLINE" \
+            < "$OUT/$ns.$k.in" > "$OUT/$ns.$k.client" 2>&1 &
+        CLIENT_PIDS+=("$!")
+        PIDS+=("$!")
+        # Held open for writing until release_clients: EOF tells it to stop.
+        eval "exec {fd_$k}> $OUT/$ns.$k.in"
     done
-    READY=$(awk '/^ready/ { print $2 " " $3 }' "$OUT/$1.client")
-    [ -n "$READY" ] || { echo "clients did not finish:" >&2; cat "$OUT/$1.client" >&2; exit 1; }
+    for k in $(seq 1 "$PROCS"); do
+        for _ in $(seq 1 $((DEADLINE * 10))); do
+            grep -q '^ready' "$OUT/$ns.$k.client" && break
+            kill -0 "${CLIENT_PIDS[k - 1]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        grep -q '^ready' "$OUT/$ns.$k.client" || { echo "client $k did not finish:" >&2; cat "$OUT/$ns.$k.client" >&2; exit 1; }
+        ok=$((ok + $(awk '/^ready/ { print $2 }' "$OUT/$ns.$k.client")))
+        failed=$((failed + $(awk '/^ready/ { print $3 }' "$OUT/$ns.$k.client")))
+    done
+    READY="$ok $failed"
 }
-release_clients() { exec 7>&-; wait "$CLIENT_PID" 2>/dev/null || true; }
+release_clients() {
+    local k v
+    for k in $(seq 1 "$PROCS"); do v=fd_$k; eval "exec ${!v}>&-"; done
+    for p in "${CLIENT_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
 
-echo "== (a) dlisten: $N idle keep-alive connections from ${#SOURCES[@]} source addresses"
+echo "== (a) dlisten: $N idle keep-alive connections from ${#SOURCES[@]} source addresses ($PROCS client processes)"
 newns ${TAG}d
 ip netns exec ${TAG}d "$BIN" serve --addr $SERVER --listen $SERVER:80 --app http --workers 1 --backlog 4096 \
     --somaxconn 4096 --max-syn-backlog 4096 --idle-sleep-us 20 --control-socket "/run/dlisten/$TAG.sock" -- \
@@ -104,6 +120,7 @@ echo "kernel slab (the clients' side): $CL_SLAB bytes per connection"
 release_clients
 kill -INT $DL
 wait $DL || true
+echo "dlisten's exit report (counters that stayed 0 are not listed):"
 grep -E "DlConnMemRefused|DlConnLimitRefused|TcpPassiveOpens|TcpExtListenDrops" "$OUT/dlisten" || true
 ip netns del ${TAG}d
 
@@ -117,15 +134,22 @@ ip -n ${TAG}c addr add 198.18.0.2/16 dev ${TAG}b
 for s in "${SOURCES[@]}"; do ip -n ${TAG}c addr add "$s/16" dev ${TAG}b; done
 ip -n ${TAG}k link set ${TAG}a up
 ip -n ${TAG}c link set ${TAG}b up
-ip netns exec ${TAG}k timeout $((DEADLINE + 60)) python3 "$PY" server $SERVER 80 $((DEADLINE + 30)) > "$OUT/kserver" 2>&1 &
-KS=$!
-PIDS+=("$KS")
-for _ in $(seq 100); do grep -q listening "$OUT/kserver" && break; sleep 0.1; done
+KS=()
+for k in $(seq 1 "$PROCS"); do
+    # No `timeout` in between: $! must be the listener itself (it stops on its own deadline).
+    ip netns exec ${TAG}k python3 "$PY" server $SERVER 80 $((DEADLINE + 30)) > "$OUT/kserver.$k" 2>&1 &
+    KS+=("$!")
+    PIDS+=("$!")
+done
+for k in $(seq 1 "$PROCS"); do
+    for _ in $(seq 100); do grep -q listening "$OUT/kserver.$k" && break; sleep 0.1; done
+done
 sleep 1
-KRSS0=$(rss_kb $KS); SLAB0=$(slab_kb); MEM0=$(sockmem_pages)
+krss() { local t=0 p; for p in "${KS[@]}"; do t=$((t + $(rss_kb "$p"))); done; echo $t; }
+KRSS0=$(krss); SLAB0=$(slab_kb); MEM0=$(sockmem_pages)
 clients ${TAG}c
 sleep 2
-KRSS1=$(rss_kb $KS); SLAB1=$(slab_kb); MEM1=$(sockmem_pages)
+KRSS1=$(krss); SLAB1=$(slab_kb); MEM1=$(sockmem_pages)
 read -r KOK KFAILED <<< "$READY"
 BOTH_SLAB=$(per_conn "$SLAB1" "$SLAB0" "$KOK")
 echo "idle connections: $KOK (failed $KFAILED)"

@@ -195,3 +195,16 @@ impl PerCoreApps {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker may hold a million idle connections: their app state stays small.
+    #[test]
+    fn app_state_per_connection_is_small() {
+        let size = std::mem::size_of::<Option<AppConn>>();
+        println!("size_of::<Option<AppConn>>() = {size}");
+        assert!(size <= 96, "{size} bytes");
+    }
+}
