@@ -142,9 +142,12 @@ counters! {
     TcpAckNoMatch => "DlTcpAckNoMatch",
     /// SYNs to a port nobody listens on (answered with RST|ACK).
     TcpSynNoListener => "DlTcpSynNoListener",
-    /// Handshakes refused with RST because the worker's connection or
-    /// buffer-memory cap was reached.
+    /// Handshakes refused with RST because the worker's connection cap
+    /// (--max-conns) was reached.
     ConnLimitRefused => "DlConnLimitRefused",
+    /// Handshakes refused with RST because the worker's connection buffers
+    /// in use reached the hard limit (--conn-mem-mb, tcp_mem's max).
+    ConnMemRefused => "DlConnMemRefused",
     /// Connections reset because the application closed with unread data (Linux: TCPAbortOnClose).
     TcpAbortOnClose => "TcpExtTCPAbortOnClose",
     /// Connections that timed out (retries exhausted; Linux: TCPAbortOnTimeout).

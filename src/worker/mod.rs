@@ -138,6 +138,9 @@ impl Worker {
     ) {
         let now = clock();
         self.tcp.poll(now, &mut self.host.tx_context(), sink);
+        if let Some(w) = self.tcp.take_mem_warning(now) {
+            eprintln!("dlisten: worker {}: {w}", self.id);
+        }
         self.serve_apps(now, clock, ready, sink);
         self.flush(sink);
         if last_latency.elapsed() >= LATENCY_EVERY {

@@ -284,7 +284,6 @@ impl TcpEngine {
             origin: Origin::FastOpen,
             iss,
             irs: client_isn,
-            mss: n.mss,
             snd_wscale: n.wscale,
             rcv_wscale: self.cfg.rcv_wscale,
             sack: n.sack,

@@ -26,6 +26,7 @@ pub mod conn;
 mod conn_request;
 mod cookie_check;
 mod established;
+pub mod mem;
 mod minisocks;
 pub mod output;
 pub mod reqsk;
@@ -34,6 +35,7 @@ mod synack;
 mod tests;
 
 pub use conn::{Conn, ConnTable, Origin};
+pub use mem::{MemWarning, TcpMem, TcpMemLimits};
 pub use minisocks::TimeWait;
 
 use crate::engine::flow::FlowKey;
@@ -78,12 +80,15 @@ pub struct TcpConfig {
     /// Window in the SYN-ACK (never scaled). Linux sends 65160 (45 x 1448).
     pub synack_window: u16,
     /// Established connections this worker may hold; beyond, handshakes are
-    /// refused with RST (DlConnLimitRefused).
+    /// refused with RST (DlConnLimitRefused). By default the table's own
+    /// limit: memory, not a count, is what refuses connections.
     pub max_conns: usize,
     /// Receive and send buffer per connection (Linux: tcp_rmem/tcp_wmem).
     pub rcv_buf: u32,
     pub snd_buf: u32,
-    /// Bytes of connection buffers this worker may hold in all.
+    /// Bytes of connection buffers this worker may hold in use at once
+    /// (`tcp_mem`'s hard limit; see [`mem`]). Beyond, handshakes are
+    /// refused with RST (DlConnMemRefused).
     pub max_buffer_bytes: u64,
     /// Our MAC, for segments sent outside a received frame (app writes, timers).
     pub mac: EthernetAddress,
@@ -99,7 +104,7 @@ impl TcpConfig {
             mss: 1460,
             rcv_wscale: 7,
             synack_window: 65160,
-            max_conns: 1 << 20,
+            max_conns: ConnTable::CAPACITY,
             rcv_buf: 64 * 1024,
             snd_buf: 64 * 1024,
             max_buffer_bytes: 1 << 30,
@@ -188,8 +193,8 @@ pub struct TcpEngine {
     ready: Vec<u32>,
     /// Where app-driven paths count (the worker's counters; set with `with_counters`).
     counters: Arc<Counters>,
-    /// Buffer bytes promised to connections (rcv + snd caps).
-    buffer_bytes: u64,
+    /// Buffer bytes in use by connections (`tcp_memory_allocated`).
+    mem: TcpMem,
     /// Handshake latencies of the current burst.
     samples: Vec<LatencySample>,
     /// Connections in TIME_WAIT.
@@ -213,7 +218,9 @@ impl TcpEngine {
         let hash_seed = u64::from(secrets.isn.to_bytes()[0]) << 56 | 0x9e37_79b9_7f4a_7c15;
         let templates = synack::SynAckTemplates::new(&cfg);
         let ts_offs = isn::TsOffCache::new(secrets.ts_off);
+        let mem = TcpMem::new(TcpMemLimits::from_max(cfg.max_buffer_bytes));
         TcpEngine {
+            mem,
             cfg,
             stack,
             secrets,
@@ -227,7 +234,6 @@ impl TcpEngine {
             hash_seed,
             ready: Vec::new(),
             counters: Arc::new(Counters::new()),
-            buffer_bytes: 0,
             samples: Vec::new(),
             time_wait: HashMap::new(),
             gone_ready: Vec::new(),
@@ -272,6 +278,17 @@ impl TcpEngine {
 
     pub fn connections(&self) -> &ConnTable {
         &self.conns
+    }
+
+    /// This worker's buffer memory in use.
+    pub fn mem(&self) -> &TcpMem {
+        &self.mem
+    }
+
+    /// The rate-limited warning to log when connections were refused for
+    /// lack of buffer memory (call from housekeeping).
+    pub fn take_mem_warning(&mut self, now: Instant) -> Option<MemWarning> {
+        self.mem.take_warning(now)
     }
 
     /// Change the keys (tests, key rotation). The timestamp offsets are

@@ -15,6 +15,7 @@ mod fastopen;
 mod burst;
 mod fuzz;
 mod handshake;
+mod memory;
 mod queues;
 mod reuseport;
 mod timers;
@@ -336,6 +337,28 @@ impl Bench {
     /// Everything sent since the last call.
     pub fn take_out(&mut self) -> Vec<Out> {
         std::mem::take(&mut self.out)
+    }
+
+    /// The application on worker 0 writes `data` on connection `id`; the
+    /// engine sends what it may. Returns the write's result and what went out.
+    pub fn app_write(&mut self, id: u32, data: &[u8]) -> (Result<usize, crate::engine::errno::Errno>, Vec<Out>) {
+        let now = self.rig.now;
+        let w = &mut self.rig.workers[0];
+        let r = w.engine.write(id, data);
+        w.engine.flush(now, id, &mut self.sink);
+        self.collect();
+        (r, self.take_out())
+    }
+
+    /// The application on worker 0 closes connection `id`; connections
+    /// that are gone leave the table. Returns what went out.
+    pub fn app_close(&mut self, id: u32) -> Vec<Out> {
+        let now = self.rig.now;
+        let w = &mut self.rig.workers[0];
+        w.engine.close(now, id, &mut self.sink);
+        w.engine.drain_ready(&mut Vec::new());
+        self.collect();
+        self.take_out()
     }
 
     /// SYN from `port`, expecting exactly one SYN-ACK back; returns it.
