@@ -62,6 +62,12 @@ for p in "${packages[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
+    # bench/compare.sh runs its own nginx inside a namespace; the service the
+    # package just started in the host namespace is not wanted (an nginx that
+    # was there before is left alone).
+    if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
 fi
 
 # Rust. CI and developers use rustup's toolchain; only when cargo is absent do
