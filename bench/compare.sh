@@ -42,6 +42,10 @@ ROUNDS=${ROUNDS:-2}       # the clients part runs its targets in turn, ROUNDS ti
 CONNS=${CONNS:-64}        # wrk connections
 UPLOAD_MB=${UPLOAD_MB:-4096}  # the upload's byte cap
 IDLE_US=${IDLE_US:-5}     # dlisten --idle-sleep-us in the clients part (it shares its core with its NAPI thread)
+# More net_af_xdp devargs. busy_budget=0: no preferred busy polling; with the
+# veth NAPI in a thread on the server core, a busy-polling recvfrom per empty
+# poll only competes with it (about 1.4x fewer handshakes/s here with it on).
+XDP_ARGS=${XDP_ARGS-,busy_budget=0}
 TAG=dlcmp$$
 EAL=(--no-huge -m 512 --no-pci --no-shconf --log-level lib.eal:error)
 OUT=$(mktemp -d /tmp/$TAG.XXXX)
@@ -196,9 +200,10 @@ pin_napi() {
 ticks_of() { [ -r "/proc/$1/stat" ] && awk '{ print $14 + $15 }' "/proc/$1/stat" || echo 0; }
 # Server CPU ticks: its processes, its NAPI threads, SERVER_CPU's irq+softirq.
 server_ticks() {
-    local t=0 p
-    for p in "${SERVER_PIDS[@]}" $(napi_pids); do t=$((t + $(ticks_of "$p"))); done
-    awk -v c="cpu$SERVER_CPU" -v t=$t '$1 == c { print t + $7 + $8 }' /proc/stat
+    local t=0 n=0 p
+    for p in "${SERVER_PIDS[@]}"; do t=$((t + $(ticks_of "$p"))); done
+    for p in $(napi_pids); do n=$((n + $(ticks_of "$p"))); done
+    awk -v c="cpu$SERVER_CPU" -v t=$t -v n=$n '$1 == c { print t, n, $7 + $8 }' /proc/stat
 }
 # GEN_CPU's irq+softirq ticks (the client's receive work; wrk's own time comes from `times`).
 client_soft_ticks() { awk -v c="cpu$GEN_CPU" '$1 == c { print $7 + $8 }' /proc/stat; }
@@ -207,7 +212,7 @@ client_soft_ticks() { awk -v c="cpu$GEN_CPU" '$1 == c { print $7 + $8 }' /proc/s
 # $OUT/NAME.ROUND) and add to the totals of NAME: what it did (OPS: requests
 # or MiB, over SECS, its own duration), and the server's and the client's CPU
 # seconds over WALL.
-declare -A OPS SECS SRV CLI WALL
+declare -A OPS SECS SRV SRVP SRVN SRVS CLI WALL
 ROUND=0
 measure() {
     local name=$1; shift
@@ -223,7 +228,12 @@ measure() {
     OPS[$name]=$(echo "${OPS[$name]:-0} + ${ops:-0}" | bc -l)
     SECS[$name]=$(echo "${SECS[$name]:-0} + ${secs:-0}" | bc -l)
     WALL[$name]=$(echo "${WALL[$name]:-0} + $t1 - $t0" | bc -l)
-    SRV[$name]=$(echo "${SRV[$name]:-0} + ($s1 - $s0) / $HZ" | bc -l)
+    local p0 n0 q0 p1 n1 q1
+    read -r p0 n0 q0 <<< "$s0"; read -r p1 n1 q1 <<< "$s1"
+    SRVP[$name]=$(echo "${SRVP[$name]:-0} + ($p1 - $p0) / $HZ" | bc -l)
+    SRVN[$name]=$(echo "${SRVN[$name]:-0} + ($n1 - $n0) / $HZ" | bc -l)
+    SRVS[$name]=$(echo "${SRVS[$name]:-0} + ($q1 - $q0) / $HZ" | bc -l)
+    SRV[$name]=$(echo "${SRVP[$name]} + ${SRVN[$name]} + ${SRVS[$name]}" | bc -l)
     CLI[$name]=$(echo "${CLI[$name]:-0} + $kids + ($c1 - $c0) / $HZ" | bc -l)
     if grep -q "Socket errors" "$f"; then echo "$name round $ROUND: $(grep "Socket errors" "$f")" >&2; fi
 }
@@ -259,7 +269,7 @@ dlisten_stop() { kill -INT "$SPID"; wait "$SPID" || true; }
 run_dlisten() {
     local t=$1 vdev
     case $t in
-        xdp) vdev=net_af_xdp0,iface=$VS ;;
+        xdp) vdev=net_af_xdp0,iface=$VS${XDP_ARGS:-} ;;
         afpacket) vdev=net_af_packet0,iface=$VS ;;
     esac
     dlisten_on $t "$vdev" http 80
@@ -317,7 +327,7 @@ done
 declare -A PC
 printf '\nreal clients on one veth: server on cpu %s, client on cpu %s, %s rounds of %s s per test, wrk -t1 -c%s\n' \
     "$SERVER_CPU" "$GEN_CPU" "$ROUNDS" "$CDUR" "$CONNS"
-printf '%-9s %-6s %14s %10s %10s %16s\n' target test rate "srv cores" "cli cores" "per srv core"
+printf '%-9s %-6s %14s %10s %10s %16s   %s\n' target test rate "srv cores" "cli cores" "per srv core" "srv cores: process + NAPI thread + softirq"
 for t in xdp afpacket kernel; do
     for k in close keep up; do
         n=$t-$k
@@ -326,7 +336,8 @@ for t in xdp afpacket kernel; do
         srv=$(echo "${SRV[$n]} / ${WALL[$n]}" | bc -l)
         cli=$(echo "${CLI[$n]} / ${WALL[$n]}" | bc -l)
         PC[$n]=$(echo "$rate / ($srv + 0.0001)" | bc -l)
-        printf '%-9s %-6s %8.1f %-5s %10.2f %10.2f %10.1f %-5s\n' $t $k "$rate" $unit "$srv" "$cli" "${PC[$n]}" $unit
+        printf '%-9s %-6s %8.1f %-5s %10.2f %10.2f %10.1f %-5s   %.2f + %.2f + %.2f\n' $t $k "$rate" $unit "$srv" "$cli" "${PC[$n]}" $unit \
+            "$(echo "${SRVP[$n]} / ${WALL[$n]}" | bc -l)" "$(echo "${SRVN[$n]} / ${WALL[$n]}" | bc -l)" "$(echo "${SRVS[$n]} / ${WALL[$n]}" | bc -l)"
     done
 done
 echo
