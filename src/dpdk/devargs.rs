@@ -162,11 +162,7 @@ pub fn parse(arg: &str) -> Result<Vdev, DevargsError> {
             "queue_count" | "qpairs" => {
                 vdev.queues = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| bad("a queue count of at least 1"))?;
             }
-            "shared_umem" | "force_copy" | "qdisc_bypass" => {
-                if value != "0" && value != "1" {
-                    return Err(bad("0 or 1"));
-                }
-            }
+            "shared_umem" | "force_copy" | "qdisc_bypass" if value != "0" && value != "1" => return Err(bad("0 or 1")),
             "busy_budget" | "blocksz" | "framesz" | "framecnt" => {
                 value.parse::<u32>().map_err(|_| bad("a number"))?;
             }
