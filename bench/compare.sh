@@ -142,7 +142,7 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("198.18.0.1", 80)); s.listen(4096)
 while True:
     c, _ = s.accept(); c.close()
-' & PIDS+=($!)
+' & KPID=$!; PIDS+=($KPID)
 sleep 0.5
 run_suite kernel ${TAG}c "net_af_packet0,iface=$CLIENT_IF" kernel_cpu
 
@@ -162,6 +162,7 @@ for t in memif afpacket; do
     b=$(per_core $t hs HandshakesPerSec hs_cores); l=$(per_core kernel hs HandshakesPerSec hs_cores)
     echo "$t/kernel per core: SYN-ACKs $(echo "scale=2; $a / ($k + 1)" | bc -l)x ($a vs $k /s/core), handshakes $(echo "scale=2; $b / ($l + 1)" | bc -l)x ($b vs $l /s/core)"
 done
+kill "$KPID" 2> /dev/null || true; wait "$KPID" 2> /dev/null || true
 fi
 
 if want clients; then
