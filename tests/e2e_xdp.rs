@@ -8,6 +8,7 @@
 //!   checksums: dlisten counts them (DlRxCsumPartial, TcpInCsumErrors) and
 //!   says so in one line naming its interface and `ethtool -K <peer> tx off`;
 //!   after that command the same server answers;
+//!   net_af_packet gets the same segments and says the same;
 //! - a wrong `--vdev` is refused before EAL, in plain words.
 
 mod common;
@@ -55,8 +56,13 @@ struct XdpServer {
 
 impl XdpServer {
     fn start(link: &VethPair, serve_args: &[&str]) -> XdpServer {
+        Self::start_on(link, "net_af_xdp0", serve_args)
+    }
+
+    /// On another driver bound to the interface (`net_af_packet0`).
+    fn start_on(link: &VethPair, driver: &str, serve_args: &[&str]) -> XdpServer {
         let prefix = unique("dlxdp");
-        let vdev = format!("net_af_xdp0,iface={}", link.server_if);
+        let vdev = format!("{driver},iface={}", link.server_if);
         let bin = dlisten_bin().display().to_string();
         let mut argv = vec![bin.as_str(), "serve", "--addr", SERVER_IP, "--idle-sleep-us", "20"];
         argv.extend_from_slice(serve_args);
@@ -230,6 +236,24 @@ fn partial_checksums_are_counted_and_named_once() {
     // Every bad checksum was a partial one, and counted as bad.
     assert_eq!(counter(&report, "TcpInCsumErrors"), partial, "{report}");
     assert!(counter(&report, "TcpPassiveOpens") >= 1, "{report}");
+}
+
+#[test]
+fn partial_checksums_are_named_on_af_packet_too() {
+    require_root();
+    let _serial = serial();
+    let link = VethPair::new("xa");
+    link.client_tx_offload(true);
+    let listen = format!("{SERVER_IP}:80");
+    let mut server = XdpServer::start_on(&link, "net_af_packet0", &["--listen", &listen, "--app", "http"]);
+    let url = format!("http://{SERVER_IP}/");
+    let curl = link.client.run(&["curl", "-sS", "--max-time", "2", &url]);
+    assert!(!curl.status.success(), "curl got through with offload on: {}", stdout(&curl));
+    let report = server.stop();
+    assert_eq!(report.lines().filter(|l| l.contains("partial checksums")).count(), 1, "{report}");
+    assert!(report.contains(&format!("dlisten: port 0 ({}): TCP segments arrive", link.server_if)), "{report}");
+    let partial = counter(&report, "DlRxCsumPartial");
+    assert!(partial >= 1 && counter(&report, "TcpInCsumErrors") == partial, "{report}");
 }
 
 #[test]
