@@ -96,6 +96,11 @@ counters! {
     TcpInErrs => "TcpInErrs",
     /// TCP checksum errors (Tcp InCsumErrors).
     TcpInCsumErrors => "TcpInCsumErrors",
+    /// TCP or UDP checksum errors where the field held only the pseudo-header
+    /// sum: the sender offloaded its checksum and the port passed the bytes
+    /// on unfinished (a veth under AF_XDP or AF_PACKET). Also counted in
+    /// TcpInCsumErrors or UdpInCsumErrors.
+    RxCsumPartial => "DlRxCsumPartial",
     /// Connections that went SYN_RECV -> ESTABLISHED (Tcp PassiveOpens).
     TcpPassiveOpens => "TcpPassiveOpens",
     /// Failed connection attempts (Tcp AttemptFails).
