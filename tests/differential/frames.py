@@ -32,7 +32,7 @@ def eth(dst=SERVER_MAC):
 
 def tcp(sport, flags, seq, ack=0, opts=(), data=b"", dport=LISTEN_PORT, win=64240, ip=None, **tcpkw):
     """One TCP segment from the client. `ip`: IP() fields to override."""
-    iph = IP(src=CLIENT_IP, dst=SERVER_IP, **(ip or {}))
+    iph = IP(**{"src": CLIENT_IP, "dst": SERVER_IP, **(ip or {})})
     seg = TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, window=win, options=list(opts), **tcpkw)
     pkt = eth() / iph / seg
     if data:

@@ -266,7 +266,8 @@ def summary(case, target):
     frames = [f"{step}: {line}" for step, line in frames_summary(case, target)]
     app = app_summary(target.events)
     counters = [f"{n}={target.counters.get(n, 0)}" for n in case.counters]
-    return SimpleNamespace(frames=frames, app=app, counters=counters, lines=frames + app + counters)
+    return SimpleNamespace(frames=frames, app=app, counters=counters, lines=frames + app + counters,
+                           all_counters=target.counters)
 
 
 def parse_nstat(text):

@@ -41,6 +41,7 @@ PYTHON = "/usr/bin/python3"  # Debian's, with python3-scapy
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SEND_GAP = 0.05
 CASE_DEADLINE = 30.0  # no case may run longer (seconds)
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -284,6 +285,12 @@ class Target:
     # ---- the session a case script drives ----
     def send(self, pkt):
         data = bytes(pkt)
+        # Answers come within microseconds (kernel) or a millisecond
+        # (dlisten): 50 ms between steps keeps each answer in its own step.
+        if self.sent:
+            gap = self.sent[-1][0] + SEND_GAP - time.monotonic()
+            if gap > 0:
+                time.sleep(gap)
         if self.t0 is None:
             self.t0 = time.monotonic()
         self.sent.append((time.monotonic(), data))
@@ -399,6 +406,8 @@ def main():
                     print(f"    {line}")
             if a.verbose and k is not None:
                 print(normalise.side_by_side(k, d))
+                print("      nonzero counters, kernel: " + " ".join(f"{n}={v}" for n, v in sorted(k.all_counters.items()) if v))
+                print("      nonzero counters, dlisten: " + " ".join(f"{n}={v}" for n, v in sorted(d.all_counters.items()) if v))
     finally:
         nss.delete_all()
     print(f"\n{len(cases)} cases in {time.monotonic() - start:.0f}s: " +
