@@ -340,9 +340,12 @@ mod tests {
         h.insert(ls[0].clone()).unwrap();
         h.insert(ls[1].clone()).unwrap();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The writer starts once every reader has read once: on two busy
+        // cores its 2000 rounds could otherwise end before a reader ran.
+        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let readers: Vec<_> = (0..2)
             .map(|_| {
-                let (h, stop) = (h.clone(), stop.clone());
+                let (h, stop, started) = (h.clone(), stop.clone(), started.clone());
                 std::thread::spawn(move || {
                     let mut seen = 0u64;
                     while !stop.load(Ordering::Relaxed) {
@@ -351,11 +354,17 @@ mod tests {
                         let ids: Vec<u64> = g.members().iter().map(|m| m.id).collect();
                         assert!(ids == [1, 2] || ids == [1, 2, 3], "{ids:?}");
                         seen += 1;
+                        if seen == 1 {
+                            started.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     seen
                 })
             })
             .collect();
+        while started.load(Ordering::Relaxed) < 2 {
+            std::thread::yield_now();
+        }
         for _ in 0..2_000 {
             h.insert(ls[2].clone()).unwrap();
             h.remove(&ls[2]);
