@@ -15,11 +15,13 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # Build: DPDK 22.11 headers and libraries (libdpdk-dev pulls every PMD library,
 # net_tap, net_memif, net_af_packet, ...), pkg-config, and clang/libclang for
 # bindgen. Run: dpdk (dpdk-hugepages.py, dpdk-devbind.py). Tests and demo: real
-# Linux clients and packet tools in network namespaces.
+# Linux clients and packet tools in network namespaces; ethtool turns the
+# veth offloads off for the differential suite (checksums really checked).
 packages=(
     libdpdk-dev dpdk pkg-config clang libclang-dev build-essential
     iproute2 iputils-ping hping3 netcat-openbsd curl wrk
     python3 python3-scapy tcpdump procps
+    ethtool
 )
 
 dl_need_root "$@"

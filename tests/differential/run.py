@@ -45,6 +45,8 @@ SEND_GAP = 0.05
 CASE_DEADLINE = 30.0  # no case may run longer (seconds)
 
 libc = ctypes.CDLL(None, use_errno=True)
+# Every application process this run started, killed (by PID) on any exit.
+PROCS = []
 
 
 def sh(*argv, check=True, timeout=20):
@@ -226,6 +228,7 @@ class Target:
 
     def _spawn(self, argv, ready_word):
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        PROCS.append(self.proc)
         ready = threading.Event()
 
         def read():
@@ -382,8 +385,16 @@ def main():
     dlisten = os.path.abspath(a.dlisten)
 
     nss = Namespaces()
+
+    def clean_up():
+        for p in PROCS:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        nss.delete_all()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: (nss.delete_all(), sys.exit(130)))
+        signal.signal(sig, lambda *_: (clean_up(), os._exit(130)))
     tally = {"match": 0, "differs": 0, "pending_fix": 0, "deviation": 0, "error": 0}
     unexpected = []
     start = time.monotonic()
@@ -409,7 +420,7 @@ def main():
                 print("      nonzero counters, kernel: " + " ".join(f"{n}={v}" for n, v in sorted(k.all_counters.items()) if v))
                 print("      nonzero counters, dlisten: " + " ".join(f"{n}={v}" for n, v in sorted(d.all_counters.items()) if v))
     finally:
-        nss.delete_all()
+        clean_up()
     print(f"\n{len(cases)} cases in {time.monotonic() - start:.0f}s: " +
           ", ".join(f"{n} {v}" for v, n in ((k, v) for k, v in tally.items())))
     if unexpected:
