@@ -433,14 +433,16 @@ def rst_ack_to_request(t):
 # ---- the accept queue full at the final ACK (tcp_abort_on_overflow) ----
 
 def fill_accept_queue(t, base):
-    """Three requests first (the accept queue is empty, so every SYN is
-    answered), then their final ACKs: with backlog 1 two children fit
-    (backlog+1), the third ACK finds the queue full."""
-    reqs = [open_request(t, base + i) for i in range(3)]
-    for i, (isn, tsv) in enumerate(reqs):
-        final_ack(t, base + i, 1000, isn, tsv)
-        t.wait(0.05)
-    t.wait(1.3)  # the SYN-ACK timer of the request that stayed
+    """With backlog 1 the accept queue takes two children (backlog+1) and
+    the SYN queue two requests (a third SYN would get a cookie). Requests
+    1 and 2, child 1, request 3, child 2 (the queue is now full), then the
+    final ACK of request 3 finds the accept queue full."""
+    r1, r2 = open_request(t, base), open_request(t, base + 1)
+    final_ack(t, base, 1000, *r1)
+    r3 = open_request(t, base + 2)
+    final_ack(t, base + 1, 1000, *r2)
+    final_ack(t, base + 2, 1000, *r3)
+    t.wait(1.3)  # the SYN-ACK timer of a request that stayed
 
 
 ACCEPTQ_REASON = "accept queue full at the final ACK: ACK dropped and SYN-ACK retransmitted at 1 s (abort 0), RST (abort 1)"

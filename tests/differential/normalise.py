@@ -9,12 +9,14 @@ relations (TSval nz/0, TSecr T+k: the client's k-th TSval), payload, the IP
 header fields that are policy (TOS, TTL, DF, ID zero or not) and whether every
 checksum is right. Frames are grouped by the step (client frame) after which
 they arrived; timed cases add the arrival time since the first step rounded
-to 0.5 s. The application's events become one line each (per peer: accept,
+to 0.5 s (answers within 0.2 s of their step are "now"). The application's events become one line each (per peer: accept,
 the bytes read, eof or reset); counters are compared by their nstat names.
 """
+import math
 import struct
 from types import SimpleNamespace
 
+IMMEDIATE = 0.2  # seconds: an answer this soon after a step is that step's
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 1, 2, 4, 8, 16, 32, 64, 128
 FLAG_NAMES = [(FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"), (ECE, "E"), (CWR, "C")]
 
@@ -223,17 +225,22 @@ def frames_summary(case, target):
     recv = [(t, 1, parse(b)) for t, b in target.received()]
     sent_ip = [getattr(f, "ip_bytes", b"") for _, _, f in sent]
     t0 = sent[0][0] if sent else 0.0
+    t_step = t0
     step = -1
     out = []
     for t, is_recv, f in sorted(sent + recv, key=lambda x: (x[0], x[1])):
         if not is_recv:
             step += 1
+            t_step = t
             if f.tcp:
                 flows.setdefault(("tcp", f.sport, f.dport), Flow()).sent(f)
             continue
         line = describe(f, flows, sent_ip)
         if case.timed:
-            line = f"@{round((t - t0) * 2) / 2:.1f}s " + line
+            # An answer to its step is "now"; a later one (a timer's) gets its
+            # time since the first step, to the nearest 0.5 s.
+            when = "now" if t - t_step < IMMEDIATE else f"@{math.floor((t - t0) * 2 + 0.5) / 2:.1f}s"
+            line = f"{when} {line}"
         out.append((f"step {step}" if step >= 0 else "before", line))
     # Within a step the order across flows is the scheduler's: sort it away.
     return sorted(out, key=lambda x: (int(x[0][5:]) if x[0] != "before" else -1, x[1] if not case.timed else ""))
