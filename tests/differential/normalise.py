@@ -13,6 +13,7 @@ to 0.5 s (answers within 0.2 s of their step are "now"). The application's event
 the bytes read, eof or reset); counters are compared by their nstat names.
 """
 import math
+import re
 import struct
 from types import SimpleNamespace
 
@@ -304,4 +305,6 @@ def parse_report(text):
 
 def side_by_side(k, d):
     import difflib
+    if k.lines == d.lines:
+        return "\n".join("      both: " + l for l in k.lines if not re.fullmatch(r"\w+=0", l))
     return "\n".join("      " + l for l in difflib.unified_diff(k.lines, d.lines, "kernel", "dlisten", n=100, lineterm=""))
