@@ -18,7 +18,7 @@ import struct
 from frames import (CLIENT_IP, CLOSED_PORT, OTHER_IP, OTHER_MAC, SERVER_IP, SERVER_MAC, TSVAL, arp_request,
                     eth, icmp_echo, ip_proto, linux_opts, raw_bytes, syn, tcp, tfo_exp_opts, tfo_opts, udp)
 from normalise import ACK, RST, SYN
-from scapy.all import IP, IPOption, Raw, UDP
+from scapy.all import ICMP, IP, IPOption, Raw, UDP
 
 # Compared in every case: the listen path's, and the host's, counters that
 # dlisten keeps under Linux's names.
@@ -76,11 +76,16 @@ def mask_fin_ack_at_once(lines):
     return out
 
 
+def mask_icmp_error_counters(lines):
+    return [l for l in lines if not l.startswith(("IcmpInErrors=", "IcmpInDestUnreachs="))]
+
+
 # The README's "Where dlisten differs from Linux" rows, by key: the mask
 # erases exactly that difference; the rest of a marked case must match.
 DEVIATIONS = {
     "established-window-and-ip-id": mask_established_window_and_id,
     "fin-acked-at-once": mask_fin_ack_at_once,
+    "icmp-errors-ignored": mask_icmp_error_counters,
 }
 
 
@@ -551,6 +556,17 @@ def cookie_bad_ack(t):
     t.wait(0.1)
 
 
+@case(app="hold", backlog=2)
+def cookies_on_overflow_bad_ack(t):
+    # Cookies were sent a moment ago, so a bare ACK is checked as one: it fails.
+    for i in range(5):
+        t.send(syn(40740 + i))
+    t.send(tcp(40745, "A", 1001, ack=123456))
+
+
+only("TcpExtSyncookiesFailed", "TcpOutRsts", "TcpPassiveOpens")(CASES[-1])
+
+
 @case(syncookies=0)
 def cookies_off_bare_ack(t):
     t.send(tcp(40731, "A", 1000, ack=123456))
@@ -632,11 +648,26 @@ def tfo_listener_without_fastopen(t):
     t.wait(0.3)
 
 
+@case(fastopen=3, fastopen_qlen=1)
+def tfo_fastopen_queue_full(t):
+    # qlen 1: the first TFO child holds the fast-open queue until its final
+    # ACK; the second TFO SYN falls back to a plain handshake.
+    cookie = tfo_cookie(t, 40911)
+    t.send(syn(40912, 5000, tfo_opts(cookie), data=b"first"))
+    t.send(syn(40913, 6000, tfo_opts(cookie), data=b"second"))
+    t.wait(0.2)
+
+
 @case(fastopen=0x203, fastopen_qlen=16)
 def tfo_no_cookie_needed(t):
     # 0x200 (TFO_SERVER_COOKIE_NOT_REQD): data in a SYN without any cookie.
     t.send(syn(40910, 5000, linux_opts(), data=b"no cookie"))
     t.wait(0.3)
+
+
+@case()
+def listener_ack_with_data(t):
+    t.send(tcp(40207, "PA", 1000, ack=777, data=b"hello?"))
 
 
 # ---- malformed IPv4 and TCP ----
@@ -729,6 +760,13 @@ def icmp_echo_request(t):
 @case()
 def icmp_echo_bad_checksum(t):
     t.send(icmp_echo(chksum=0x1234))
+
+
+@case(counters=["IcmpInDestUnreachs"], deviation=("icmp-errors-ignored",))
+def icmp_dest_unreachable_received(t):
+    quoted = bytes(tcp(40000, "S", 1, dport=80))[14:14 + 28]
+    p = eth() / IP(src=CLIENT_IP, dst=SERVER_IP) / ICMP(type=3, code=3) / Raw(quoted)
+    t.send(p)
 
 
 @case()
