@@ -248,6 +248,11 @@ class Target:
         this point (a kernel application's close sends FIN) are not part of
         the case."""
         self.stop_time = time.monotonic()
+        # Every frame sent must have reached the target's interface (and,
+        # for dlisten, the application): else nothing of the case is real.
+        rx = int(ns_exec(self.ns, "cat", "/sys/class/net/v0/statistics/rx_packets").strip())
+        if rx < len(self.sent):
+            self.error = f"{self.kind}'s interface received {rx} of the {len(self.sent)} frames sent"
         if self.kind == "kernel":
             out = ns_exec(self.ns, "nstat", "-asz")
             self.counters = normalise.parse_nstat(out)
@@ -257,6 +262,8 @@ class Target:
         else:
             self._stop(signal.SIGINT)
             self.counters = normalise.parse_report("\n".join(self.out_lines))
+            if not self.error and self.counters.get("DlRxFrames", 0) < len(self.sent):
+                self.error = f"dlisten received {self.counters.get('DlRxFrames', 0)} of the {len(self.sent)} frames sent"
             try:
                 with open(self.event_log) as f:
                     self.events = [json.loads(l) for l in f if l.strip()]
