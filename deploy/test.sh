@@ -22,6 +22,7 @@ echo "== differential: dlisten serve and the live Linux kernel, frame by frame (
 # The same frames to a kernel listener and to dlisten (net_af_packet on a
 # veth), each in a namespace of its own; about 100 s. cargo test built the
 # binary; the build is a no-op then.
+/usr/bin/python3 -m unittest discover -s tests/differential -p 'test_*.py'
 cargo build --bin dlisten
 timeout 600 /usr/bin/python3 tests/differential/run.py --dlisten target/debug/dlisten
 

@@ -114,7 +114,9 @@ def flags_str(v):
 
 
 def rel(v, bases):
-    """v as `name+offset` of the nearest base within 64 KiB, else 0 or ?."""
+    """0, or v as `name+offset` of the nearest base within 64 KiB, else ?."""
+    if v == 0:
+        return "0"
     best = None
     for name, b in bases:
         d = (v - b) & 0xFFFFFFFF
@@ -124,7 +126,7 @@ def rel(v, bases):
             best = (name, d)
     if best:
         return best[0] + (f"{best[1]:+d}" if best[1] else "")
-    return "0" if v == 0 else "?"
+    return "?"
 
 
 class Flow:
