@@ -17,8 +17,8 @@ import struct
 
 from frames import (CLIENT_IP, CLOSED_PORT, OTHER_IP, OTHER_MAC, SERVER_IP, SERVER_MAC, TSVAL, arp_request,
                     eth, icmp_echo, ip_proto, linux_opts, raw_bytes, syn, tcp, tfo_exp_opts, tfo_opts, udp)
-from normalise import ACK, RST, SYN
-from scapy.all import ICMP, IP, IPOption, Raw, UDP
+from normalise import ACK, SYN
+from scapy.all import ICMP, IP, IPOption, Raw
 
 # Compared in every case: the listen path's, and the host's, counters that
 # dlisten keeps under Linux's names.
@@ -144,10 +144,6 @@ def case(**kw):
 
 def synack_to(sport):
     return lambda f: f.tcp and f.dport == sport and f.flags & (SYN | ACK) == SYN | ACK
-
-
-def tcp_to(sport):
-    return lambda f: f.tcp and f.dport == sport
 
 
 def open_request(t, sport, seq=1000, opts=None, **kw):

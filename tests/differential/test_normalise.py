@@ -12,7 +12,7 @@ from types import SimpleNamespace
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases  # noqa: E402
 import normalise  # noqa: E402
-from frames import IP, TCP, Ether, Raw, linux_opts, syn, tcp  # noqa: E402
+from frames import IP, TCP, Ether, syn, tcp  # noqa: E402
 
 
 def synack(seq, ack, tsval=7, tsecr=100, sport=80, dport=40000, **ipkw):
