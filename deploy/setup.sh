@@ -20,6 +20,8 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # e2e tests and bench/compare.sh need them) and ethtool (a veth peer's transmit
 # checksum offload must be off). Benchmarks: nginx-light, the kernel's HTTP
 # server in bench/compare.sh.
+# The differential suite also turns the veth offloads off with ethtool (checksums
+# really checked).
 packages=(
     libdpdk-dev dpdk pkg-config clang libclang-dev build-essential
     iproute2 iputils-ping hping3 netcat-openbsd curl wrk

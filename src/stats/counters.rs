@@ -54,6 +54,8 @@ counters! {
     IpInHdrErrors => "IpInHdrErrors",
     /// IPv4 datagrams addressed to someone else (Ip InAddrErrors).
     IpInAddrErrors => "IpInAddrErrors",
+    /// IPv4 datagrams whose total length runs past the frame (IpExt InTruncatedPkts).
+    IpInTruncatedPkts => "IpExtInTruncatedPkts",
     /// IPv4 fragments: counted and dropped, we do not reassemble (Ip ReasmFails).
     IpReasmFails => "IpReasmFails",
     /// Source-routed IPv4 datagrams dropped (`accept_source_route` 0).
@@ -62,6 +64,9 @@ counters! {
     IpInUnknownProtos => "IpInUnknownProtos",
     /// IPv4 header checksum failures.
     IpInCsumErrors => "DlIpInCsumErrors",
+    /// IPv4 datagrams from a broadcast, multicast or zero source: dropped as
+    /// Linux's routing drops a martian source, which no Ip counter counts.
+    IpInMartianSrc => "DlIpInMartianSrc",
     /// ICMP messages received (Icmp InMsgs).
     IcmpInMsgs => "IcmpInMsgs",
     /// ICMP messages with a bad checksum or length (Icmp InErrors).
@@ -84,6 +89,8 @@ counters! {
     UdpNoPorts => "UdpNoPorts",
     /// UDP checksum errors (Udp InCsumErrors).
     UdpInCsumErrors => "UdpInCsumErrors",
+    /// UDP datagrams dropped as bad: short, a length past the datagram, a bad checksum (Udp InErrors).
+    UdpInErrors => "UdpInErrors",
 
     // --- Tcp ---
     /// TCP segments received (Tcp InSegs).
