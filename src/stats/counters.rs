@@ -128,6 +128,10 @@ counters! {
     SyncookiesFailed => "TcpExtSyncookiesFailed",
     /// RSTs received for request socks (SYN_RECV).
     EmbryonicRsts => "TcpExtEmbryonicRsts",
+    /// Segments to a request sock rejected by PAWS (an old TSval).
+    PawsEstabRejected => "TcpExtPAWSEstab",
+    /// Final ACKs whose TSecr echoes none of the SYN-ACKs' TSvals.
+    TsEcrRejected => "TcpExtTSEcrRejected",
     /// Challenge ACKs sent (RFC 5961) for an in-window RST not at rcv_nxt.
     TcpChallengeAck => "TcpExtTCPChallengeACK",
     /// Challenge ACKs not sent: within tcp_invalid_ratelimit of the last one.

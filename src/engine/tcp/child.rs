@@ -12,6 +12,8 @@ use crate::engine::time::{Duration, Instant};
 use crate::stats::{Counter, Counters, Metric};
 use crate::wire::ethernet::EthernetAddress;
 use crate::wire::tcp::TcpSegment;
+use crate::wire::tcp_options;
+use crate::engine::tcb::seq::after;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
@@ -48,7 +50,13 @@ impl ChildParams<'_> {
             rcv_wscale: req.rcv_wscale,
             sack: req.has(opt::SACK),
             ecn: req.has(opt::ECN),
-            ts: req.has(opt::TSTAMP).then_some((req.ts_recent, req.ts_off)),
+            // The child's ts_recent is the completing segment's TSval (Linux
+            // no longer moves the request's ts_recent in tcp_check_req).
+            ts: req.has(opt::TSTAMP).then(|| {
+                let seg_tsval = tcp_options::timestamps(seg.options()).map(|(tsval, _)| tsval);
+                let in_order = !after(seg.seq_number(), req.rcv_isn.wrapping_add(1));
+                (seg_tsval.filter(|_| in_order).unwrap_or(req.ts_recent), req.ts_off)
+            }),
             syn_at: req.syn_at,
             peer_mss: req.mss,
             peer_window: u32::from(seg.window_len()) << req.snd_wscale().unwrap_or(0),

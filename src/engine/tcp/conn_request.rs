@@ -335,6 +335,7 @@ impl TcpEngine {
             rcv_isn: client_isn,
             ts_recent: n.ts.map_or(0, |(tsval, _)| tsval),
             ts_off,
+            snt_tsval_last: synack.ts.map_or(0, |(tsval, _)| tsval),
             last_oow_ack: 0,
             mss: n.mss,
             peer_window: seg.window_len(),

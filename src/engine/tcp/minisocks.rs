@@ -8,7 +8,7 @@ use super::reqsk::{opt, rtx_synack, RequestSock};
 use super::{Rx, TcpConfig, TcpEngine, Timer};
 use crate::engine::flow::FlowKey;
 use crate::engine::host::{send_reset, TcpInput};
-use crate::engine::tcb::seq::{after, before};
+use crate::engine::tcb::seq::{after, before, between};
 use crate::engine::tcb::Events;
 use crate::engine::time::Instant;
 use crate::engine::timer_wheel::TimerId;
@@ -59,7 +59,7 @@ fn send_req_ack(cfg: &TcpConfig, req: &RequestSock, now: Instant, key: FlowKey, 
         req.snt_isn.wrapping_add(1),
         req.rcv_isn.wrapping_add(1),
         TcpFlags::ACK,
-        (u32::from(cfg.synack_window) >> wscale) as u16,
+        (u32::from(cfg.synack_window(req.has(opt::TSTAMP))) >> wscale) as u16,
     );
     seg.timestamps = req.timestamps(now);
     send_counted(tx, route, key, &seg, c);
@@ -86,6 +86,10 @@ fn check_req_segment(
     // PAWS (RFC 7323 5): a TSval older than the SYN's is a stale duplicate.
     let paws_reject =
         !flags.contains(TcpFlags::RST) && seg_ts.is_some_and(|(tsval, _)| before(tsval, req.ts_recent));
+    // Linux 6.18: a TSecr that is none of our SYN-ACKs' TSvals is rejected
+    // like an out-of-window segment (TSEcrRejected).
+    let tsecr_reject =
+        seg_ts.is_some_and(|(_, tsecr)| tsecr != 0 && !between(tsecr, req.snt_tsval_first(), req.snt_tsval_last));
 
     // A retransmitted SYN: resend the SYN-ACK (rate limited).
     if seq == req.rcv_isn && flg == TcpFlags::SYN && !paws_reject {
@@ -102,8 +106,13 @@ fn check_req_segment(
         return ReqVerdict::Done;
     }
     let end_seq = seq.wrapping_add(seg.seq_len() as u32);
-    let window = u32::from(cfg.synack_window);
-    if paws_reject || !in_window(seq, end_seq, rcv_nxt, rcv_nxt.wrapping_add(window)) {
+    let window = u32::from(cfg.synack_window(req.has(opt::TSTAMP)));
+    if paws_reject || tsecr_reject || !in_window(seq, end_seq, rcv_nxt, rcv_nxt.wrapping_add(window)) {
+        if paws_reject {
+            c.inc(Counter::PawsEstabRejected);
+        } else if tsecr_reject {
+            c.inc(Counter::TsEcrRejected);
+        }
         // tcp_oow_rate_limited: "Data packets without SYNs are not
         // likely part of an ACK loop": only bare ACKs and SYNs are limited.
         let data_no_syn = end_seq != seq && !flags.contains(TcpFlags::SYN);
@@ -130,9 +139,9 @@ fn check_req_segment(
     if !flags.contains(TcpFlags::ACK) {
         return ReqVerdict::Done;
     }
-    if let Some((tsval, _)) = seg_ts {
-        req.ts_recent = tsval;
-    }
+    // ts_recent stays the SYN's: the child takes the completing segment's
+    // (Linux 6.18; a dropped ACK no longer changes what a retransmitted
+    // SYN-ACK echoes).
     // TCP_DEFER_ACCEPT: a bare ACK does not complete the handshake yet.
     if u32::from(req.num_timeout) < req.listener.defer_accept_retrans() && end_seq == rcv_nxt {
         req.opts |= opt::ACKED;

@@ -77,8 +77,11 @@ pub struct TcpConfig {
     pub mss: u16,
     /// Our window scale (Linux picks 7 for its default tcp_rmem).
     pub rcv_wscale: u8,
-    /// Window in the SYN-ACK (never scaled). Linux sends 65160 (45 x 1448).
-    pub synack_window: u16,
+    /// Receive space a request is offered (Linux's `tcp_full_space` of a
+    /// listener with the default tcp_rmem 131072 at the default scaling
+    /// ratio of one half): the SYN-ACK's window is it rounded down to MSS
+    /// segments, see [`TcpConfig::synack_window`].
+    pub rcv_space: u32,
     /// Established connections this worker may hold; beyond, handshakes are
     /// refused with RST (DlConnLimitRefused). By default the table's own
     /// limit: memory, not a count, is what refuses connections.
@@ -103,7 +106,7 @@ impl TcpConfig {
             worker,
             mss: 1460,
             rcv_wscale: 7,
-            synack_window: 65160,
+            rcv_space: 65536,
             max_conns: ConnTable::CAPACITY,
             rcv_buf: 64 * 1024,
             snd_buf: 64 * 1024,
@@ -111,6 +114,17 @@ impl TcpConfig {
             mac: EthernetAddress([0; 6]),
             utc_ms_at_zero: 0,
         }
+    }
+
+    /// The window of a SYN-ACK, never scaled (`tcp_openreq_init_rwin`):
+    /// the receive space rounded down to segments of our MSS less the
+    /// timestamp option when timestamps are on, at most 65535. Linux sends
+    /// 65160 (45 x 1448) with timestamps, 64240 (44 x 1460) without.
+    pub fn synack_window(&self, timestamps: bool) -> u16 {
+        let mss = u32::from(self.mss) - if timestamps { 12 } else { 0 };
+        let space = self.rcv_space.min(u32::from(u16::MAX) << 14);
+        let space = if space > mss { space - space % mss } else { space };
+        space.min(u32::from(u16::MAX)) as u16
     }
 
     /// Milliseconds since midnight UTC at `now` (RFC 791's timestamp).

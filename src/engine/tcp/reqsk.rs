@@ -48,6 +48,9 @@ pub struct RequestSock {
     pub ts_recent: u32,
     /// Our TSval offset for this address pair (`ts_off`).
     pub ts_off: u32,
+    /// The TSval of the latest SYN-ACK (`snt_tsval_last`; the first is
+    /// the SYN time's): a final ACK must echo one in between.
+    pub snt_tsval_last: u32,
     /// When we last answered an out-of-window segment, in engine
     /// milliseconds (`last_oow_ack_time`; valid with `opt::OOW_SENT`).
     pub last_oow_ack: u32,
@@ -84,6 +87,11 @@ impl RequestSock {
 
     pub fn snd_wscale(&self) -> Option<u8> {
         (self.snd_wscale != NO_WSCALE).then_some(self.snd_wscale)
+    }
+
+    /// The TSval of the first SYN-ACK (`snt_tsval_first`).
+    pub(super) fn snt_tsval_first(&self) -> u32 {
+        (self.syn_at.as_millis() as u32).wrapping_add(self.ts_off)
     }
 
     /// Our TSval now and the client's last, when timestamps are on.
@@ -131,12 +139,16 @@ pub(super) fn rtx_synack(
         synacks.retouch_ip_echo(&key, now);
     }
     req.num_retrans = req.num_retrans.saturating_add(1);
+    let ts = req.timestamps(now);
+    if let Some((tsval, _)) = ts {
+        req.snt_tsval_last = tsval;
+    }
     synacks.push(PendingSynAck {
         route,
         key,
         iss: req.snt_isn,
         ack: req.rcv_isn.wrapping_add(1),
-        ts: req.timestamps(now),
+        ts,
         sack: req.has(opt::SACK),
         wscale: req.snd_wscale().is_some(),
         ecn: req.has(opt::ECN),

@@ -223,7 +223,7 @@ impl Template {
             seq_number: 0,
             ack_number: 0,
             flags: TcpFlags::SYN | TcpFlags::ACK,
-            window_len: cfg.synack_window,
+            window_len: cfg.synack_window(bits & TS != 0),
         };
         let _ = repr.emit_header(&mut l4[..tcp_len], opts_len);
         l4[16..18].fill(0);
@@ -304,7 +304,7 @@ pub(super) fn send_general(cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxS
         seq: p.iss,
         ack: p.ack,
         flags,
-        window: cfg.synack_window,
+        window: cfg.synack_window(p.ts.is_some()),
         syn_options: Some(&wire_opts),
         timestamps: None,
         sack: &[],

@@ -387,3 +387,41 @@ fn cookie_synack_echoes_record_route() {
     assert_eq!(sa.ip_options, [7, 7, 8, s[0], s[1], s[2], s[3], 0]);
     assert!(b.workers[0].engine.ip_echo_is_empty());
 }
+
+/// `tcp_openreq_init_rwin`: the SYN-ACK window is the receive space
+/// rounded down to MSS segments less the timestamp option when timestamps
+/// are on: 65160 (45 x 1448) with them, 64240 (44 x 1460) without.
+#[test]
+fn synack_window_is_whole_segments_of_the_mss_in_use() {
+    let mut b = Bench::linux();
+    b.listen(128);
+    assert_eq!(b.syn_synack(Seg::syn(CISN)).window, 65160);
+    let no_ts = SynOptions { timestamps: None, ..linux_syn_opts() };
+    assert_eq!(b.syn_synack(Seg::syn(CISN).port(41001).opts(&no_ts)).window, 64240);
+    let mut c = Bench::with(|s| s.tcp_syncookies = 2);
+    c.listen(128);
+    assert_eq!(c.syn_synack(Seg::syn(CISN).opts(&no_ts)).window, 64240);
+}
+
+/// `tcp_check_req` (Linux 6.18): a final ACK whose TSecr is none of the
+/// TSvals our SYN-ACKs carried is answered like an out-of-window segment
+/// and counted (TSEcrRejected); the request stays and the right ACK
+/// completes it.
+#[test]
+fn tcp_check_req_rejects_a_tsecr_we_never_sent() {
+    let mut b = Bench::linux();
+    b.listen(128);
+    let sa = b.syn_synack(Seg::syn(CISN));
+    let (tsval, _) = sa.ts().expect("ts");
+    let out = b.send(Seg::ack(CISN + 1, sa.seq + 1).ts(101, tsval + 100_000));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].flags, out[0].seq, out[0].ack), (TcpFlags::ACK, sa.seq + 1, CISN + 1));
+    assert_eq!((b.counter(Counter::TsEcrRejected), b.counter(Counter::TcpPassiveOpens)), (1, 0));
+    assert_eq!(b.request_socks(), 1);
+    // A retransmitted SYN-ACK widens the range to its TSval.
+    b.advance(secs(1));
+    let rtx = b.take_out();
+    let (tsval2, _) = rtx[0].ts().expect("ts");
+    assert!(b.send(Seg::ack(CISN + 1, sa.seq + 1).ts(102, tsval2)).is_empty());
+    assert_eq!(b.counter(Counter::TcpPassiveOpens), 1);
+}
