@@ -222,6 +222,36 @@ def syn_ipv4_nop_options(t):
     t.wait(0.1)
 
 
+@case()
+def syn_ipv4_router_alert(t):
+    # Router alert (RFC 2113) is accepted and not echoed: a plain SYN-ACK.
+    t.send(syn(40011, ip={"options": [IPOption(b"\x94\x04\x00\x00")]}))
+    t.wait(0.1)
+
+
+@case()
+def syn_ipv4_record_route(t):
+    # Record route with two free slots: the SYN-ACK echoes it with the
+    # server's address twice (ip_options_compile on input, the echo on output).
+    t.send(syn(40012, ip={"options": [IPOption(b"\x07\x0b\x04" + bytes(8) + b"\x00")]}))
+    t.wait(0.1)
+
+
+@case()
+def syn_ipv4_loose_source_route(t):
+    # accept_source_route is 0: dropped, unanswered.
+    t.send(syn(40013, ip={"options": [IPOption(b"\x83\x07\x04" + bytes([198, 18, 0, 9]) + b"\x00")]}))
+    t.wait(0.1)
+
+
+@case()
+def syn_ipv4_malformed_option(t):
+    # Record route with a pointer below 4: a header error, answered with an
+    # ICMP parameter problem pointing at byte 22.
+    t.send(syn(40014, ip={"options": [IPOption(b"\x07\x07\x03" + bytes(4) + b"\x01")]}))
+    t.wait(0.1)
+
+
 # ---- closed ports (tcp_v4_send_reset) ----
 
 @case()
