@@ -1,10 +1,12 @@
 //! One module per subcommand, each turning its flags into the library's
 //! configuration for it; `Cli::run` runs it.
 
+mod config_file;
 mod flood;
 mod serve;
 mod stats;
 
+pub use config_file::ConfigFileError;
 pub use flood::{FloodArgs, FloodArgsError};
 pub use serve::{ServeArgs, ServeArgsError};
 pub use stats::{StatsArgs, StatsError};
