@@ -15,11 +15,12 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # Build: DPDK 22.11 headers and libraries (libdpdk-dev pulls every PMD library,
 # net_tap, net_memif, net_af_packet, ...), pkg-config, and clang/libclang for
 # bindgen. Run: dpdk (dpdk-hugepages.py, dpdk-devbind.py). Tests and demo: real
-# Linux clients and packet tools in network namespaces.
+# Linux clients and packet tools in network namespaces; Prometheus's Python
+# client, whose text-format parser reads what `serve --metrics` serves.
 packages=(
     libdpdk-dev dpdk pkg-config clang libclang-dev build-essential
     iproute2 iputils-ping hping3 netcat-openbsd curl wrk
-    python3 python3-scapy tcpdump procps
+    python3 python3-scapy python3-prometheus-client tcpdump procps
 )
 
 dl_need_root "$@"
