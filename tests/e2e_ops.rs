@@ -266,3 +266,32 @@ fn the_exposition_text_parses_with_prometheus_client() {
     assert_eq!(sample(&m, "dlisten_syn_to_synack_seconds", "dlisten_syn_to_synack_seconds_bucket", &[("le", "0.000025")]), 3.0);
     assert_eq!(sample(&m, "dlisten_syn_to_synack_seconds", "dlisten_syn_to_synack_seconds_bucket", &[("le", "60")]), 4.0);
 }
+
+/// `serve --check` reads the shipped example config (as the systemd unit
+/// does) and exits; a bad key stops it with the file's line.
+#[test]
+fn serve_check_reads_the_example_config() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/dlisten.toml");
+    let ok = std::process::Command::new(dlisten_bin()).args(["serve", "--config", example, "--check"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "dlisten: configuration ok\n");
+
+    let dir = std::env::temp_dir().join(unique("dlcheck"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "addr = [\"198.18.0.1\"]\n\nsyncookies = 3\n").unwrap();
+    let out = std::process::Command::new(dlisten_bin())
+        .args(["serve", "--config", bad.to_str().unwrap(), "--check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.starts_with(&format!("dlisten: {}:3: syncookies: invalid value '3'", bad.display())), "{stderr}");
+    // The command line fixes what the file got wrong.
+    let fixed = std::process::Command::new(dlisten_bin())
+        .args(["serve", "--config", bad.to_str().unwrap(), "--syncookies", "2", "--check"])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!fixed.status.success(), "a bad key is an error even when the command line overrides it");
+}

@@ -24,8 +24,8 @@ use toml::Spanned;
 
 /// The id of the EAL arguments (what follows `--`), and their key.
 pub(super) const EAL_ID: &str = "eal";
-/// Keys a file may not hold.
-const NOT_IN_FILE: &[&str] = &["config"];
+/// Flags a file may not hold: which file to read, and whether to start.
+const NOT_IN_FILE: &[&str] = &["config", "check"];
 
 /// Why a `--config` file does not make flags.
 #[derive(Debug, Error)]
@@ -36,6 +36,8 @@ pub enum ConfigFileError {
     Syntax { path: PathBuf, line: usize, message: String },
     #[error("{}:{line}: unknown key `{key}` (the keys are the `dlisten serve` flags without the dashes, and `eal`)", .path.display())]
     UnknownKey { path: PathBuf, line: usize, key: String },
+    #[error("{}:{line}: `{key}` is a command-line flag only", .path.display())]
+    CommandLineOnly { path: PathBuf, line: usize, key: String },
     #[error("{}:{line}: {key}: {message}", .path.display())]
     BadValue { path: PathBuf, line: usize, key: String, message: String },
 }
@@ -74,7 +76,7 @@ pub(super) fn parse(text: &str, path: &Path, cmd: &Command) -> Result<Vec<FileFl
         let key_line = line(key.span());
         let unknown = || ConfigFileError::UnknownKey { path: path.into(), line: key_line, key: name.to_string() };
         if NOT_IN_FILE.contains(&name) {
-            return Err(unknown());
+            return Err(ConfigFileError::CommandLineOnly { path: path.into(), line: key_line, key: name.to_string() });
         }
         let arg = if name == EAL_ID {
             cmd.get_arguments().find(|a| a.get_id() == EAL_ID)

@@ -58,7 +58,15 @@ impl Cli {
     /// Run the chosen subcommand to its end.
     pub fn run(self) -> Result<(), CliError> {
         match self.command {
-            Command::Serve(a) => Ok(crate::serve::run(ServeConfig::try_from(*a)?)?),
+            Command::Serve(a) => {
+                let check = a.check_only();
+                let cfg = ServeConfig::try_from(*a)?;
+                if check {
+                    println!("dlisten: configuration ok");
+                    return Ok(());
+                }
+                Ok(crate::serve::run(cfg)?)
+            }
             Command::Stats(a) => Ok(stats::run(a)?),
             Command::Flood(a) => flood::run(*a),
         }

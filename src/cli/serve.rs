@@ -62,6 +62,10 @@ struct ServeFlags {
     /// replaces the file's value.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Check the flags and the --config file, say so, and exit without
+    /// starting (like `nginx -t`).
+    #[arg(long)]
+    check: bool,
     /// An IPv4 address this server owns (answers ARP and ICMP for it). Repeatable;
     /// at least one, here or in the --config file.
     #[arg(long = "addr", value_name = "IPV4")]
@@ -218,6 +222,11 @@ impl TryFrom<ServeArgs> for ServeConfig {
 }
 
 impl ServeArgs {
+    /// `--check`: only make the configuration.
+    pub fn check_only(&self) -> bool {
+        self.flags.check
+    }
+
     /// The flags with `--config`'s file under them: a flag the command line
     /// gave keeps its command-line value (a repeatable one its whole list),
     /// every other flag takes the file's value, else its default.
@@ -238,8 +247,14 @@ impl ServeArgs {
         for (id, values) in &self.command_line {
             if id == config_file::EAL_ID {
                 eal.extend(values.iter().cloned());
-            } else if let Some(long) = cmd.get_arguments().find(|a| a.get_id() == id.as_str()).and_then(|a| a.get_long()) {
-                argv.extend(values.iter().map(|v| config_file::flag_token(long, v)));
+            } else if let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id.as_str()) {
+                let Some(long) = arg.get_long() else { continue };
+                if arg.get_action().takes_values() {
+                    argv.extend(values.iter().map(|v| config_file::flag_token(long, v)));
+                } else {
+                    // A switch (`--check`): its raw value is clap's "true".
+                    argv.push(format!("--{long}").into());
+                }
             }
             // Other ids are clap's argument groups, whose flags come on their own.
         }
@@ -566,7 +581,7 @@ eal = ["--no-huge", "--file-prefix", "fromfile"]
         assert_eq!(cfg.addrs.len(), 2);
         assert_eq!(cfg.sysctls.tcp_fastopen, 0x602);
         // A command-line value equal to the default still wins over the file.
-        let cfg = serve_config(&["--config", f.arg(), "--workers", "1", "--app", "http"]);
+        let cfg = serve_config(&["--config", f.arg(), "--workers", "1", "--app", "http", "--check"]);
         assert_eq!(cfg.workers, 1);
         assert!(matches!(cfg.app, AppKind::Http(_)));
     }
@@ -598,7 +613,8 @@ eal = ["--no-huge", "--file-prefix", "fromfile"]
         assert_eq!(file_error("array", &format!("{head}backlog = [1, 2]\n")), "FILE:3: backlog: takes one value, not an array");
         assert!(file_error("eal", "eal = \"-l 2-5\"\n").starts_with("FILE:1: eal: takes an array of strings"));
         assert!(file_error("table", "[sysctl]\nsomaxconn = 1\n").starts_with("FILE:1: unknown key `sysctl`"));
-        assert!(file_error("nested", "config = \"other.toml\"\n").starts_with("FILE:1: unknown key `config`"));
+        assert_eq!(file_error("nested", "config = \"other.toml\"\n"), "FILE:1: `config` is a command-line flag only");
+        assert_eq!(file_error("check", "\ncheck = true\n"), "FILE:2: `check` is a command-line flag only");
         let e = file_error("syntax", &format!("{head}workers = \n"));
         assert!(e.starts_with("FILE:3: "), "{e}");
         assert_eq!(file_error("duplicate", &format!("{head}workers = 1\nworkers = 2\n")), "FILE:4: duplicate key: `workers`");
@@ -611,7 +627,7 @@ eal = ["--no-huge", "--file-prefix", "fromfile"]
         let cmd = ServeFlags::augment_args(clap::Command::new("serve"));
         for arg in cmd.get_arguments() {
             let key = match arg.get_long() {
-                Some("config") => continue,
+                Some("config" | "check") => continue,
                 Some(long) => long.to_string(),
                 None => arg.get_id().to_string(),
             };
