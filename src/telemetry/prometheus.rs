@@ -202,6 +202,11 @@ pub fn format_metrics(m: &MetricsSnapshot) -> String {
     out
 }
 
+/// Which cycles of a worker's loop a metric reports.
+type CyclesOf = fn(&RuntimeSnapshot) -> u64;
+/// Which queue of a listener a metric reports.
+type QueueOf = fn(&ListenerQueues) -> u32;
+
 fn per_worker(out: &mut String, m: &MetricsSnapshot) {
     let frames = [
         ("dlisten_worker_rx_frames_total", "Frames the worker received from its RX queue", Counter::RxFrames),
@@ -213,7 +218,7 @@ fn per_worker(out: &mut String, m: &MetricsSnapshot) {
             let _ = writeln!(out, "{name}{{worker=\"{w}\"}} {}", snap.get(c));
         }
     }
-    let loop_time: [(&str, &str, fn(&RuntimeSnapshot) -> u64); 2] = [
+    let loop_time: [(&str, &str, CyclesOf); 2] = [
         ("dlisten_worker_busy_seconds_total", "Seconds of the worker's loop that found work (TSC)", |r| r.busy_cycles),
         ("dlisten_worker_idle_seconds_total", "Seconds of the worker's loop that found nothing to do, idle sleep included (TSC)", |r| {
             r.idle_cycles
@@ -250,7 +255,7 @@ fn seconds(cycles: u64, tsc_hz: u64) -> f64 {
 }
 
 fn per_listener(out: &mut String, listeners: &[ListenerQueues]) {
-    let gauges: [(&str, &str, fn(&ListenerQueues) -> u32); 3] = [
+    let gauges: [(&str, &str, QueueOf); 3] = [
         ("dlisten_listener_accept_queue_length", "Connections waiting in the accept queue (ss -lnt Recv-Q)", |l| l.accept_queue),
         ("dlisten_listener_accept_queue_limit", "The accept queue's limit, backlog clamped to somaxconn (ss -lnt Send-Q)", |l| {
             l.accept_queue_max

@@ -231,14 +231,14 @@ impl ReuseSink {
 /// A sink that keeps every frame of one burst (up to [`burst::MAX_BURST`]),
 /// each in a buffer reused from burst to burst.
 pub struct BurstSink {
-    bufs: Vec<Box<[u8; FRAME_MAX]>>,
+    bufs: Vec<[u8; FRAME_MAX]>,
     lens: Vec<usize>,
     pub frames: u64,
 }
 
 impl Default for BurstSink {
     fn default() -> Self {
-        BurstSink { bufs: (0..burst::MAX_BURST).map(|_| Box::new([0u8; FRAME_MAX])).collect(), lens: Vec::with_capacity(burst::MAX_BURST), frames: 0 }
+        BurstSink { bufs: vec![[0u8; FRAME_MAX]; burst::MAX_BURST], lens: Vec::with_capacity(burst::MAX_BURST), frames: 0 }
     }
 }
 
