@@ -1,15 +1,29 @@
 #!/usr/bin/env bash
-# dlisten vs the Linux kernel listener, measured with `dlisten flood`.
+# dlisten vs the Linux kernel listener, in two parts (PARTS="flood clients").
 #
+# flood: measured with `dlisten flood`:
 #   (a) dlisten serve over net_memif        (two DPDK processes, shared memory)
 #   (b) dlisten serve on a veth via net_af_packet
 #   (c) the kernel's listener (python, backlog 4096) on the same kind of veth
 #
-# Every run is bounded (--count and --duration); only 198.18.0.0/15 is used,
-# inside namespaces this script creates and removes (trap). Needs root and a
+# clients: real kernel clients (wrk, a Python uploader) on one veth, against
+#   dlisten serve over net_af_xdp, dlisten serve over net_af_packet, and
+#   nginx (http) / a Python reader (discard) on the kernel. Per target: wrk
+#   with `Connection: close` (handshakes/s), wrk keep-alive (requests/s), one
+#   connection uploading into `discard` (MiB/s). The server is pinned to
+#   SERVER_CPU, and the kernel's work for it is steered there and counted as
+#   its own: RPS on its veth (af_packet, kernel), the veth's threaded NAPI
+#   pinned there (af_xdp: the XDP program and the copy into the UMEM run in
+#   it). Server CPU = the server's user+sys + its NAPI thread + SERVER_CPU's
+#   softirq+irq time; the client's side is steered to GEN_CPU the same way.
+#
+# Every run is bounded (--count and --duration, wrk -d, an upload byte cap);
+# only 198.18.0.0/15 is used, inside namespaces this script creates and
+# removes (trap). Needs root, ethtool, wrk, nginx (deploy/setup.sh) and a
 # built binary (cargo build --release, or DLISTEN=target/debug/dlisten).
 #
 # Usage: bench/compare.sh [SYN_COUNT] [HANDSHAKES]    (defaults 200000, 20000)
+#        PARTS=clients ROUNDS=2 CDUR=8 CONNS=64 bench/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The newer of the release and debug builds, unless DLISTEN says.
@@ -22,6 +36,16 @@ RATE=${RATE:-}            # empty: as fast as the port takes them
 # One core each, so the two busy-polling processes do not take turns.
 SERVER_CPU=${SERVER_CPU:-1}
 GEN_CPU=${GEN_CPU:-0}
+PARTS=${PARTS:-flood clients}
+CDUR=${CDUR:-8}           # seconds per wrk run, and the upload's time cap
+ROUNDS=${ROUNDS:-2}       # the clients part runs its targets in turn, ROUNDS times
+CONNS=${CONNS:-64}        # wrk connections
+UPLOAD_MB=${UPLOAD_MB:-4096}  # the upload's byte cap
+IDLE_US=${IDLE_US:-5}     # dlisten --idle-sleep-us in the clients part (it shares its core with its NAPI thread)
+# More net_af_xdp devargs. busy_budget=0: no preferred busy polling; with the
+# veth NAPI in a thread on the server core, a busy-polling recvfrom per empty
+# poll only competes with it (about 1.4x fewer handshakes/s here with it on).
+XDP_ARGS=${XDP_ARGS-,busy_budget=0}
 TAG=dlcmp$$
 EAL=(--no-huge -m 512 --no-pci --no-shconf --log-level lib.eal:error)
 OUT=$(mktemp -d /tmp/$TAG.XXXX)
@@ -31,7 +55,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
     sleep 1
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    for ns in ${TAG}c ${TAG}s ${TAG}k; do ip netns del "$ns" 2>/dev/null || true; done
+    for ns in ${TAG}c ${TAG}s ${TAG}k ${TAG}rc ${TAG}rs; do ip netns del "$ns" 2>/dev/null || true; done
     rm -f /run/dlisten/$TAG*.memif
 }
 trap cleanup EXIT
@@ -76,6 +100,9 @@ run_suite() {
     flood "$label-mixed" "$ns" "$vdev" mixed --src 198.18.3.0/24 --count "$SYNS" --concurrency 16
 }
 
+want() { [[ " $PARTS " == *" $1 "* ]]; }
+
+if want flood; then
 # (a) dlisten over memif
 SOCK=/run/dlisten/${TAG}a.memif
 "$BIN" serve --addr 198.18.0.1 --listen 198.18.0.1:80 --backlog 4096 --cores "$SERVER_CPU" \
@@ -115,7 +142,7 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("198.18.0.1", 80)); s.listen(4096)
 while True:
     c, _ = s.accept(); c.close()
-' & PIDS+=($!)
+' & KPID=$!; PIDS+=($KPID)
 sleep 0.5
 run_suite kernel ${TAG}c "net_af_packet0,iface=$CLIENT_IF" kernel_cpu
 
@@ -135,4 +162,193 @@ for t in memif afpacket; do
     b=$(per_core $t hs HandshakesPerSec hs_cores); l=$(per_core kernel hs HandshakesPerSec hs_cores)
     echo "$t/kernel per core: SYN-ACKs $(echo "scale=2; $a / ($k + 1)" | bc -l)x ($a vs $k /s/core), handshakes $(echo "scale=2; $b / ($l + 1)" | bc -l)x ($b vs $l /s/core)"
 done
+kill "$KPID" 2> /dev/null || true; wait "$KPID" 2> /dev/null || true
+fi
+
+if want clients; then
+for tool in ethtool wrk nginx; do
+    command -v $tool > /dev/null || { echo "$tool not found: run deploy/setup.sh" >&2; exit 1; }
+done
+HZ=$(getconf CLK_TCK)
+CNS=${TAG}rc; SNS=${TAG}rs
+# Short names: the veth's NAPI thread is "napi/<dev>-<id>", 15 characters at most.
+VC=xc$$; VS=xs$$
+cpumask() { printf '%x' $((1 << $1)); }
+newns $CNS; newns $SNS
+ip link add $VC netns $CNS type veth peer name $VS netns $SNS
+ip netns exec $CNS ip addr add 198.18.0.2/24 dev $VC
+ip netns exec $CNS ip link set $VC up
+ip netns exec $SNS ip link set $VS up
+# The client's transmit checksum offload off (net_af_xdp and net_af_packet
+# would get partial checksums); the same veth settings for every target.
+ip netns exec $CNS ethtool -K $VC tx off > /dev/null
+# Each side's receive work on its own core: RPS (the XDP path ignores it; its
+# NAPI thread is pinned below).
+ip netns exec $CNS sh -c "echo $(cpumask "$GEN_CPU") > /sys/class/net/$VC/queues/rx-0/rps_cpus"
+ip netns exec $SNS sh -c "echo $(cpumask "$SERVER_CPU") > /sys/class/net/$VS/queues/rx-0/rps_cpus"
+ip netns exec $CNS sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
+ip netns exec $SNS sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
+
+# The server's veth NAPI threads (there are some only while an XDP program is on).
+napi_pids() { ps -e -o pid=,comm= | awk -v n="napi/$VS-" 'index($2, n) == 1 { print $1 }'; }
+# Run the veth's NAPI in a thread of its own, on the server's core (a veth
+# has NAPI only with an XDP program on; without, the write fails: no thread).
+pin_napi() {
+    ip netns exec $SNS sh -c "echo 1 > /sys/class/net/$VS/threaded" 2> /dev/null || return 0
+    sleep 0.2
+    for k in $(napi_pids); do taskset -pc "$SERVER_CPU" "$k" > /dev/null; done
+}
+ticks_of() { [ -r "/proc/$1/stat" ] && awk '{ print $14 + $15 }' "/proc/$1/stat" || echo 0; }
+# Server CPU ticks: its processes, its NAPI threads, SERVER_CPU's irq+softirq.
+server_ticks() {
+    local t=0 n=0 p
+    for p in "${SERVER_PIDS[@]}"; do t=$((t + $(ticks_of "$p"))); done
+    for p in $(napi_pids); do n=$((n + $(ticks_of "$p"))); done
+    awk -v c="cpu$SERVER_CPU" -v t=$t -v n=$n '$1 == c { print t, n, $7 + $8 }' /proc/stat
+}
+# GEN_CPU's irq+softirq ticks (the client's receive work; wrk's own time comes from `times`).
+client_soft_ticks() { awk -v c="cpu$GEN_CPU" '$1 == c { print $7 + $8 }' /proc/stat; }
+
+# measure NAME CMD...: run a client command on GEN_CPU (output in
+# $OUT/NAME.ROUND) and add to the totals of NAME: what it did (OPS: requests
+# or MiB, over SECS, its own duration), and the server's and the client's CPU
+# seconds over WALL.
+declare -A OPS SECS SRV SRVP SRVN SRVS CLI WALL
+ROUND=0
+measure() {
+    local name=$1; shift
+    local f=$OUT/$name.$ROUND s0 s1 c0 c1 t0 t1
+    s0=$(server_ticks); c0=$(client_soft_ticks); t0=$(date +%s.%N)
+    # `times` prints the children's user and system time on its second line.
+    ip netns exec $CNS bash -c '"$@"; times' _ timeout $((CDUR + 30)) taskset -c "$GEN_CPU" "$@" > "$f" 2>&1 || true
+    s1=$(server_ticks); c1=$(client_soft_ticks); t1=$(date +%s.%N)
+    local kids ops secs
+    kids=$(tail -1 "$f" | awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } } END { print s + 0 }')
+    # wrk: "N requests in 5.09s"; the uploader: "UploadMiB N in S".
+    read -r ops secs < <(awk '/ requests in / { sub(/s,$/, "", $4); print $1, $4 } /^UploadMiB / { print $2, $4 }' "$f")
+    OPS[$name]=$(echo "${OPS[$name]:-0} + ${ops:-0}" | bc -l)
+    SECS[$name]=$(echo "${SECS[$name]:-0} + ${secs:-0}" | bc -l)
+    WALL[$name]=$(echo "${WALL[$name]:-0} + $t1 - $t0" | bc -l)
+    local p0 n0 q0 p1 n1 q1
+    read -r p0 n0 q0 <<< "$s0"; read -r p1 n1 q1 <<< "$s1"
+    SRVP[$name]=$(echo "${SRVP[$name]:-0} + ($p1 - $p0) / $HZ" | bc -l)
+    SRVN[$name]=$(echo "${SRVN[$name]:-0} + ($n1 - $n0) / $HZ" | bc -l)
+    SRVS[$name]=$(echo "${SRVS[$name]:-0} + ($q1 - $q0) / $HZ" | bc -l)
+    SRV[$name]=$(echo "${SRVP[$name]} + ${SRVN[$name]} + ${SRVS[$name]}" | bc -l)
+    CLI[$name]=$(echo "${CLI[$name]:-0} + $kids + ($c1 - $c0) / $HZ" | bc -l)
+    if grep -q "Socket errors" "$f"; then echo "$name round $ROUND: $(grep "Socket errors" "$f")" >&2; fi
+}
+
+URL=http://198.18.0.1/
+wrk_close() { measure "$1-close" wrk -t1 -c"$CONNS" -d"${CDUR}s" --timeout 2s -H "Connection: close" $URL; }
+wrk_keep() { measure "$1-keep" wrk -t1 -c"$CONNS" -d"${CDUR}s" --timeout 2s $URL; }
+UPLOAD='
+import socket, sys, time
+cap, secs = int(sys.argv[1]) << 20, float(sys.argv[2])
+buf = bytes(1 << 20)
+s = socket.create_connection(("198.18.0.1", 9), timeout=10)
+sent, t0 = 0, time.monotonic()
+while sent < cap and time.monotonic() - t0 < secs:
+    s.sendall(buf); sent += len(buf)
+s.shutdown(socket.SHUT_WR)
+while s.recv(65536): pass   # the reader closes after the last byte: all of it arrived
+print("UploadMiB %d in %.3f" % (sent >> 20, time.monotonic() - t0))
+'
+upload() { measure "$1-up" python3 -c "$UPLOAD" "$UPLOAD_MB" "$CDUR"; }
+
+# dlisten_on LABEL VDEV APP PORT: start dlisten serve on the server's veth.
+dlisten_on() {
+    local label=$1 vdev=$2 app=$3 port=$4 log=$OUT/serve-$1-$3.$ROUND
+    ip netns exec $SNS "$BIN" serve --addr 198.18.0.1 --listen 198.18.0.1:"$port" --app "$app" --backlog 4096 \
+        --cores "$SERVER_CPU" --idle-sleep-us "$IDLE_US" \
+        -- "${EAL[@]}" -l "$SERVER_CPU" --file-prefix "$TAG$label$app" --vdev "$vdev" > "$log" 2>&1 &
+    SPID=$!; PIDS+=($SPID); SERVER_PIDS=($SPID); wait_ready "$log"
+    pin_napi
+}
+dlisten_stop() { kill -INT "$SPID"; wait "$SPID" || true; }
+
+run_dlisten() {
+    local t=$1 vdev
+    case $t in
+        xdp) vdev=net_af_xdp0,iface=$VS${XDP_ARGS:-} ;;
+        afpacket) vdev=net_af_packet0,iface=$VS ;;
+    esac
+    dlisten_on $t "$vdev" http 80
+    wrk_close $t; wrk_keep $t
+    dlisten_stop
+    dlisten_on $t "$vdev" discard 9
+    upload $t
+    dlisten_stop
+    grep -h "partial checksums" "$OUT"/serve-$t-*.$ROUND >&2 || true
+}
+
+# The kernel: nginx (one process, no master) and a Python reader, on the same veth and core.
+cat > "$OUT/nginx.conf" <<NGX
+worker_processes 1;
+error_log $OUT/nginx.err;
+pid $OUT/nginx.pid;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 198.18.0.1:80 backlog=4096;
+        location / { return 200 "hello from dlisten\n"; }
+    }
+}
+NGX
+run_kernel() {
+    ip netns exec $SNS ip addr add 198.18.0.1/24 dev $VS
+    ip netns exec $SNS taskset -c "$SERVER_CPU" nginx -c "$OUT/nginx.conf" -g "daemon off; master_process off;" &
+    local npid=$!; PIDS+=($npid)
+    ip netns exec $SNS taskset -c "$SERVER_CPU" python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.1", 9)); s.listen(16)
+buf = bytearray(1 << 20)
+while True:
+    c, _ = s.accept()
+    while c.recv_into(buf): pass
+    c.close()
+' & local dpid=$!; PIDS+=($dpid)
+    SERVER_PIDS=($npid $dpid)
+    sleep 0.5
+    ip netns exec $CNS curl -sf --max-time 3 -o /dev/null $URL || { echo "nginx does not answer:" >&2; cat "$OUT/nginx.err" >&2; }
+    wrk_close kernel; wrk_keep kernel; upload kernel
+    kill "$npid" "$dpid" 2>/dev/null || true
+    wait "$npid" "$dpid" 2>/dev/null || true
+    ip netns exec $SNS ip addr flush dev $VS
+}
+
+# Interleaved rounds, so that load from outside falls on every target alike.
+for ROUND in $(seq "$ROUNDS"); do
+    run_dlisten xdp; run_dlisten afpacket; run_kernel
+done
+
+declare -A PC
+printf '\nreal clients on one veth: server on cpu %s, client on cpu %s, %s rounds of %s s per test, wrk -t1 -c%s\n' \
+    "$SERVER_CPU" "$GEN_CPU" "$ROUNDS" "$CDUR" "$CONNS"
+printf '%-9s %-6s %14s %10s %10s %16s   %s\n' target test rate "srv cores" "cli cores" "per srv core" "srv cores: process + NAPI thread + softirq"
+for t in xdp afpacket kernel; do
+    for k in close keep up; do
+        n=$t-$k
+        unit=/s; [ $k = up ] && unit=MiB/s
+        rate=$(echo "${OPS[$n]} / (${SECS[$n]} + 0.0001)" | bc -l)
+        srv=$(echo "${SRV[$n]} / ${WALL[$n]}" | bc -l)
+        cli=$(echo "${CLI[$n]} / ${WALL[$n]}" | bc -l)
+        PC[$n]=$(echo "$rate / ($srv + 0.0001)" | bc -l)
+        printf '%-9s %-6s %8.1f %-5s %10.2f %10.2f %10.1f %-5s   %.2f + %.2f + %.2f\n' $t $k "$rate" $unit "$srv" "$cli" "${PC[$n]}" $unit \
+            "$(echo "${SRVP[$n]} / ${WALL[$n]}" | bc -l)" "$(echo "${SRVN[$n]} / ${WALL[$n]}" | bc -l)" "$(echo "${SRVS[$n]} / ${WALL[$n]}" | bc -l)"
+    done
+done
+echo
+for k in close keep up; do
+    what=$(case $k in close) echo "handshakes (wrk Connection: close)";; keep) echo "requests (wrk keep-alive)";; up) echo "MiB uploaded (one connection into discard)";; esac)
+    line="per server core, $what:"
+    for t in xdp afpacket; do
+        line="$line $t/kernel $(printf '%.2f' "$(echo "${PC[$t-$k]} / (${PC[kernel-$k]} + 0.0001)" | bc -l)")x"
+    done
+    echo "$line, xdp/afpacket $(printf '%.2f' "$(echo "${PC[xdp-$k]} / (${PC[afpacket-$k]} + 0.0001)" | bc -l)")x"
+done
+fi
 echo "raw outputs: $OUT"

@@ -15,12 +15,19 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # Build: DPDK 22.11 headers and libraries (libdpdk-dev pulls every PMD library,
 # net_tap, net_memif, net_af_packet, ...), pkg-config, and clang/libclang for
 # bindgen. Run: dpdk (dpdk-hugepages.py, dpdk-devbind.py). Tests and demo: real
-# Linux clients and packet tools in network namespaces; Prometheus's Python
-# client, whose text-format parser reads what `serve --metrics` serves.
+# Linux clients and packet tools in network namespaces. net_af_xdp: libxdp1 and
+# libbpf1 (its PMD links them; libdpdk-dev pulls them in, named here because the
+# e2e tests and bench/compare.sh need them) and ethtool (a veth peer's transmit
+# checksum offload must be off). Benchmarks: nginx-light, the kernel's HTTP
+# server in bench/compare.sh.
+# The differential suite also turns the veth offloads off with ethtool (checksums
+# really checked). Prometheus's Python client: its text-format parser reads what
+# `serve --metrics` serves in the e2e tests.
 packages=(
     libdpdk-dev dpdk pkg-config clang libclang-dev build-essential
     iproute2 iputils-ping hping3 netcat-openbsd curl wrk
     python3 python3-scapy python3-prometheus-client tcpdump procps
+    libxdp1 libbpf1 ethtool nginx-light
 )
 
 dl_need_root "$@"
@@ -58,6 +65,12 @@ for p in "${packages[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
+    # bench/compare.sh runs its own nginx inside a namespace; the service the
+    # package just started in the host namespace is not wanted (an nginx that
+    # was there before is left alone).
+    if [[ " ${missing[*]} " == *" nginx-light "* ]] && command -v systemctl >/dev/null 2>&1; then
+        systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
 fi
 
 # Rust. CI and developers use rustup's toolchain; only when cargo is absent do

@@ -51,6 +51,7 @@ fn curl_and_wrk_against_http() {
     let report = server.stop();
     assert!(counter(&report, "TcpPassiveOpens") >= requests, "{report}");
     assert_eq!(counter(&report, "DlConnLimitRefused"), 0, "{report}");
+    assert_eq!(counter(&report, "DlConnMemRefused"), 0, "{report}");
     assert!(report.contains("request->response"), "no latency table:\n{report}");
 }
 

@@ -95,8 +95,14 @@ pub enum HttpConfigError {
 }
 
 /// The fixed response every request gets, prebuilt in its three variants.
+/// Shared: every connection's service holds one pointer to it.
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
+    responses: Arc<Responses>,
+}
+
+#[derive(Debug)]
+struct Responses {
     keep_alive: PrebuiltResponse,
     keep_alive_http10: PrebuiltResponse,
     close: PrebuiltResponse,
@@ -115,18 +121,24 @@ impl HttpConfig {
         if !valid {
             return Err(HttpConfigError::ContentType(content_type.to_string()));
         }
-        Ok(HttpConfig {
+        Ok(HttpConfig::build(content_type, body))
+    }
+
+    fn build(content_type: &str, body: &[u8]) -> HttpConfig {
+        let responses = Responses {
             keep_alive: PrebuiltResponse::build(None, content_type, body),
             keep_alive_http10: PrebuiltResponse::build(Some("keep-alive"), content_type, body),
             close: PrebuiltResponse::build(Some("close"), content_type, body),
-        })
+        };
+        HttpConfig { responses: Arc::new(responses) }
     }
 
     pub fn response(&self, persistence: Persistence) -> &PrebuiltResponse {
+        let r = &*self.responses;
         match persistence {
-            Persistence::KeepAlive => &self.keep_alive,
-            Persistence::KeepAliveHttp10 => &self.keep_alive_http10,
-            Persistence::Close => &self.close,
+            Persistence::KeepAlive => &r.keep_alive,
+            Persistence::KeepAliveHttp10 => &r.keep_alive_http10,
+            Persistence::Close => &r.close,
         }
     }
 }
@@ -134,18 +146,9 @@ impl HttpConfig {
 impl Default for HttpConfig {
     /// `hello from dlisten\n` as `text/plain`.
     fn default() -> Self {
-        // The default content type is a valid header value, so `new` cannot
-        // fail; build directly rather than unwrap.
-        let body = DEFAULT_BODY.as_bytes();
-        HttpConfig {
-            keep_alive: PrebuiltResponse::build(None, DEFAULT_CONTENT_TYPE, body),
-            keep_alive_http10: PrebuiltResponse::build(
-                Some("keep-alive"),
-                DEFAULT_CONTENT_TYPE,
-                body,
-            ),
-            close: PrebuiltResponse::build(Some("close"), DEFAULT_CONTENT_TYPE, body),
-        }
+        // The default content type is a valid header value: build directly
+        // rather than unwrap `new`.
+        HttpConfig::build(DEFAULT_CONTENT_TYPE, DEFAULT_BODY.as_bytes())
     }
 }
 

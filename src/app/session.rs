@@ -12,6 +12,8 @@ pub const MAX_PENDING_INPUT: usize = 64 * 1024;
 #[error("more than {MAX_PENDING_INPUT} bytes of unconsumed input")]
 pub struct InputOverflow;
 
+/// Input and output are kept only while they hold bytes: an idle
+/// connection's session allocates nothing beyond its service.
 pub struct Session {
     service: Box<dyn Service>,
     /// Received bytes the service has not consumed yet.
@@ -33,10 +35,21 @@ impl Session {
         if self.close_after_flush {
             return Ok(0);
         }
-        self.input.extend_from_slice(data);
         let mut stats = ServiceStats::default();
-        let (used, next) = self.service.on_data(&self.input, &mut self.output, &mut stats);
-        self.input.drain(..used.min(self.input.len()));
+        let next = if self.input.is_empty() {
+            // The common case: no partial request waiting, no copy.
+            let (used, next) = self.service.on_data(data, &mut self.output, &mut stats);
+            self.input.extend_from_slice(&data[used.min(data.len())..]);
+            next
+        } else {
+            self.input.extend_from_slice(data);
+            let (used, next) = self.service.on_data(&self.input, &mut self.output, &mut stats);
+            self.input.drain(..used.min(self.input.len()));
+            if self.input.is_empty() {
+                self.input = Vec::new();
+            }
+            next
+        };
         self.close_after_flush |= matches!(next, Next::CloseAfterFlush);
         if self.input.len() > MAX_PENDING_INPUT {
             return Err(InputOverflow);
@@ -58,12 +71,21 @@ impl Session {
 
     /// `n` bytes of output were written.
     pub fn wrote(&mut self, n: usize) {
-        self.output.drain(..n.min(self.output.len()));
+        if n >= self.output.len() {
+            self.output = Vec::new();
+        } else {
+            self.output.drain(..n);
+        }
     }
 
     /// The connection can take no more output (reset, shut down).
     pub fn drop_output(&mut self) {
-        self.output.clear();
+        self.output = Vec::new();
+    }
+
+    /// Bytes the session holds on the heap for its input and output.
+    pub fn held(&self) -> usize {
+        self.input.capacity() + self.output.capacity()
     }
 
     /// Everything is written and the service wants the connection closed.
@@ -122,5 +144,21 @@ mod tests {
             }
         }
         assert!(refused || s.done_reading());
+    }
+
+    #[test]
+    fn an_idle_session_holds_no_buffers() {
+        let mut s = Session::new(AppKind::Http(Default::default()).new_service().unwrap());
+        assert_eq!(s.received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(1));
+        let n = s.output().len();
+        s.wrote(n);
+        assert_eq!(s.held(), 0, "request answered and written: nothing kept");
+        // A partial request is kept, and released once completed.
+        assert_eq!(s.received(b"GET / HT"), Ok(0));
+        assert!(s.held() > 0);
+        assert_eq!(s.received(b"TP/1.1\r\nHost: x\r\n\r\n"), Ok(1));
+        let n = s.output().len();
+        s.wrote(n);
+        assert_eq!(s.held(), 0);
     }
 }

@@ -6,6 +6,7 @@ use crate::app::{AppKind, HttpConfig, HttpConfigError};
 use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::SipKey;
 use crate::engine::sysctl::Sysctls;
+use crate::engine::tcp::ConnTable;
 use crate::serve::{ListenSpec, ServeConfig};
 use crate::telemetry::control::default_socket_path;
 use clap::parser::ValueSource;
@@ -118,10 +119,15 @@ struct ServeFlags {
     /// listener's accept queue.
     #[arg(long, default_value_t = 0)]
     app_threads: usize,
-    /// Established connections per worker; beyond, handshakes are refused with RST.
-    #[arg(long, default_value_t = 65536)]
+    /// Established connections per worker; beyond, handshakes are refused
+    /// with RST (DlConnLimitRefused). Default: the connection table's limit
+    /// (2^24), so memory, not a count, decides.
+    #[arg(long, default_value_t = ConnTable::CAPACITY)]
     max_conns: usize,
-    /// Connection buffer memory per worker, in MiB (64 KiB receive + 64 KiB send per connection).
+    /// Connection buffer memory in use per worker, in MiB (tcp_mem's hard
+    /// limit: rings are charged as they fill, not reserved; pressure at 2/3
+    /// shrinks receive windows). At the limit, handshakes are refused with
+    /// RST (DlConnMemRefused) and a warning is logged.
     #[arg(long, default_value_t = 1024)]
     conn_mem_mb: u64,
     /// Write one JSON object per application-visible event to FILE.

@@ -14,6 +14,8 @@ pub enum DpdkError {
     EalInit { errno: i32, hint: &'static str },
     #[error("EAL was already initialised in this process; DPDK initialises once per process")]
     EalAlreadyInitialised,
+    #[error(transparent)]
+    Devargs(#[from] super::devargs::DevargsError),
     #[error("EAL argument {index} contains a NUL byte")]
     EalArgument { index: usize },
     #[error("no DPDK port: pass --vdev net_tap0 or bind a NIC to vfio-pci")]

@@ -179,6 +179,9 @@ pub fn check_queues(
 pub struct PortInfo {
     pub port_id: u16,
     pub driver: String,
+    /// The kernel interface behind the port, for drivers bound to one
+    /// (net_af_xdp, net_af_packet, net_tap): what log lines name.
+    pub iface: Option<String>,
     /// NUMA socket of the device, -1 when unknown (virtual devices).
     pub socket_id: i32,
     pub caps: Capabilities,
@@ -329,6 +332,23 @@ fn driver_name(dev_info: &ffi::rte_eth_dev_info) -> String {
     unsafe { CStr::from_ptr(dev_info.driver_name) }
         .to_string_lossy()
         .into_owned()
+}
+
+/// The kernel interface the port is bound to (net_af_xdp, net_af_packet,
+/// net_tap set `if_index`), by its name in this network namespace.
+fn interface_name(dev_info: &ffi::rte_eth_dev_info) -> Option<String> {
+    if dev_info.if_index == 0 {
+        return None;
+    }
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf holds IF_NAMESIZE bytes, what if_indextoname writes at most
+    // (the name and its NUL); it returns NULL when the index is unknown.
+    let name = unsafe { libc::if_indextoname(dev_info.if_index, buf.as_mut_ptr()) };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: on success buf holds a NUL-terminated name.
+    Some(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
 }
 
 fn capabilities(dev_info: &ffi::rte_eth_dev_info) -> Capabilities {
@@ -510,6 +530,7 @@ impl Port {
         let info = PortInfo {
             port_id: port,
             driver: driver_name(&dev_info),
+            iface: interface_name(&dev_info),
             socket_id,
             caps,
             rx_queues: config.rx_queues,

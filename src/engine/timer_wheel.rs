@@ -32,6 +32,7 @@
 //! already fired or was cancelled, even if its slot was reused, is a no-op.
 
 use super::time::{Duration, Instant};
+use std::num::NonZeroU32;
 
 /// The wheel's resolution.
 pub const TICK: Duration = Duration::from_millis(1);
@@ -47,11 +48,12 @@ const NIL: u32 = u32::MAX;
 // Every tick an Instant can name fits in the wheel's span.
 const _: () = assert!((u64::MAX / TICK_NS) >> (SLOT_BITS as usize * LEVELS) == 0);
 
-/// Handle to a scheduled timer.
+/// Handle to a scheduled timer. Generations are never zero, so an
+/// `Option<TimerId>` takes no more room than the id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TimerId {
     index: u32,
-    generation: u32,
+    generation: NonZeroU32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -60,7 +62,7 @@ struct Entry<T> {
     token: Option<T>,
     /// Due tick.
     when: u64,
-    generation: u32,
+    generation: NonZeroU32,
     prev: u32,
     next: u32,
     /// The list holding the entry (a slot, or [`DUE`]); meaningless when free.
@@ -149,7 +151,7 @@ impl<T: Copy> TimerWheel<T> {
             self.entries.push(Entry {
                 token: Some(token),
                 when,
-                generation: 0,
+                generation: NonZeroU32::MIN,
                 prev: NIL,
                 next: NIL,
                 list: 0,
@@ -245,6 +247,12 @@ impl<T: Copy> TimerWheel<T> {
         n
     }
 
+    /// The timer is armed and fires in the tick `at` falls in (moving it
+    /// there would change nothing).
+    pub fn fires_with(&self, id: TimerId, at: Instant) -> bool {
+        self.armed(id).is_some() && self.entries[id.index as usize].when == tick_ceil(at)
+    }
+
     fn armed(&self, id: TimerId) -> Option<T> {
         let e = self.entries.get(id.index as usize)?;
         if e.generation == id.generation {
@@ -325,7 +333,7 @@ impl<T: Copy> TimerWheel<T> {
         let free = self.free;
         let e = &mut self.entries[i as usize];
         let token = e.token.take();
-        e.generation = e.generation.wrapping_add(1);
+        e.generation = e.generation.checked_add(1).unwrap_or(NonZeroU32::MIN);
         e.next = free;
         self.free = i;
         if token.is_some() {

@@ -21,6 +21,8 @@ impl Dpdk {
         // Before EAL init: EAL pins this thread to the main lcore, and the
         // core list is read from this thread's affinity mask.
         let cores = core_affinity::get_core_ids().unwrap_or_default();
+        // Plain words for a wrong --vdev, before EAL's "probe failed".
+        dpdk::devargs::check_eal_args(&cfg.eal_args, cfg.workers).map_err(dpdk::DpdkError::from)?;
         let eal = Eal::init(&cfg.eal_args)?;
         println!("dlisten: {}", dpdk::version());
         let port_id = eal.choose_port(cfg.port)?;

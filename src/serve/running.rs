@@ -69,6 +69,7 @@ impl Running {
             port: &port,
             mac,
             tx_csum_offload,
+            csum_partial_logged: Arc::new(AtomicBool::new(false)),
             sockets: &sockets,
             counters: &counters,
             runtimes: &runtimes,
@@ -200,8 +201,9 @@ fn start_port(cfg: &ServeConfig, dpdk: &Dpdk) -> Result<Port, ServeError> {
 fn print_port(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress) {
     let info = port.info();
     println!(
-        "dlisten: port {port_id} driver {} mac {mac} queues {} rss {} rx-csum-offload {} tx-csum-offload {}",
+        "dlisten: port {port_id} driver {}{} mac {mac} queues {} rss {} rx-csum-offload {} tx-csum-offload {}",
         info.driver,
+        info.iface.as_deref().map(|i| format!(" iface {i}")).unwrap_or_default(),
         cfg.workers,
         on_off(info.rss_enabled),
         on_off(info.rx_csum_offload),

@@ -13,7 +13,9 @@ use crate::telemetry::latency::{LatencySender, WorkerLatency};
 use crate::wire::ethernet::EthernetAddress;
 use crate::worker::apps::PerCoreApps;
 use crate::api::worker_side::AttachedConns;
+use crate::worker::csum_partial::PartialCsumWatch;
 use crate::worker::Worker;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -26,6 +28,8 @@ pub(super) struct WorkerParts<'a> {
     pub port: &'a Port,
     pub mac: EthernetAddress,
     pub tx_csum_offload: bool,
+    /// Set by the first worker that logs partial checksums on the port.
+    pub csum_partial_logged: Arc<AtomicBool>,
     pub sockets: &'a Sockets,
     /// One per worker.
     pub counters: &'a [Arc<Counters>],
@@ -54,8 +58,13 @@ impl WorkerParts<'_> {
         let (cfg, control) = (self.cfg, self.control);
         let counters = self.counters[w as usize].clone();
         let host = Host::new(HostConfig { mac: self.mac, addrs: cfg.addrs.clone() }, counters.clone());
+        // UTC at the engine's time zero (the workers' epoch), for the IP
+        // timestamp option's time of day.
+        let utc_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let utc_ms_at_zero = (utc_now.as_millis() as u64).saturating_sub(self.epoch.elapsed().as_millis() as u64);
         let tcp_cfg = TcpConfig {
             mac: self.mac,
+            utc_ms_at_zero,
             max_conns: cfg.max_conns,
             max_buffer_bytes: cfg.conn_mem,
             ..TcpConfig::new(w)
@@ -83,6 +92,11 @@ impl WorkerParts<'_> {
             stop: control.stop.clone(),
             idle_sleep: cfg.idle_sleep,
             tx_csum_offload: self.tx_csum_offload,
+            csum_partial: PartialCsumWatch::new(
+                self.port.id(),
+                self.port.info().iface.as_deref().map(Arc::from),
+                self.csum_partial_logged.clone(),
+            ),
             epoch: self.epoch,
         })
     }

@@ -60,6 +60,8 @@ counters! {
     IpInHdrErrors => "IpInHdrErrors",
     /// IPv4 datagrams addressed to someone else (Ip InAddrErrors).
     IpInAddrErrors => "IpInAddrErrors",
+    /// IPv4 datagrams whose total length runs past the frame (IpExt InTruncatedPkts).
+    IpInTruncatedPkts => "IpExtInTruncatedPkts",
     /// IPv4 fragments: counted and dropped, we do not reassemble (Ip ReasmFails).
     IpReasmFails => "IpReasmFails",
     /// Source-routed IPv4 datagrams dropped (`accept_source_route` 0).
@@ -68,6 +70,9 @@ counters! {
     IpInUnknownProtos => "IpInUnknownProtos",
     /// IPv4 header checksum failures.
     IpInCsumErrors => "DlIpInCsumErrors",
+    /// IPv4 datagrams from a broadcast, multicast or zero source: dropped as
+    /// Linux's routing drops a martian source, which no Ip counter counts.
+    IpInMartianSrc => "DlIpInMartianSrc",
     /// ICMP messages received (Icmp InMsgs).
     IcmpInMsgs => "IcmpInMsgs",
     /// ICMP messages with a bad checksum or length (Icmp InErrors).
@@ -90,6 +95,8 @@ counters! {
     UdpNoPorts => "UdpNoPorts",
     /// UDP checksum errors (Udp InCsumErrors).
     UdpInCsumErrors => "UdpInCsumErrors",
+    /// UDP datagrams dropped as bad: short, a length past the datagram, a bad checksum (Udp InErrors).
+    UdpInErrors => "UdpInErrors",
 
     // --- Tcp ---
     /// TCP segments received (Tcp InSegs).
@@ -102,6 +109,11 @@ counters! {
     TcpInErrs => "TcpInErrs",
     /// TCP checksum errors (Tcp InCsumErrors).
     TcpInCsumErrors => "TcpInCsumErrors",
+    /// TCP or UDP checksum errors where the field held only the pseudo-header
+    /// sum: the sender offloaded its checksum and the port passed the bytes
+    /// on unfinished (a veth under AF_XDP or AF_PACKET). Also counted in
+    /// TcpInCsumErrors or UdpInCsumErrors.
+    RxCsumPartial => "DlRxCsumPartial",
     /// Connections that went SYN_RECV -> ESTABLISHED (Tcp PassiveOpens).
     TcpPassiveOpens => "TcpPassiveOpens",
     /// Failed connection attempts (Tcp AttemptFails).
@@ -148,9 +160,12 @@ counters! {
     TcpAckNoMatch => "DlTcpAckNoMatch",
     /// SYNs to a port nobody listens on (answered with RST|ACK).
     TcpSynNoListener => "DlTcpSynNoListener",
-    /// Handshakes refused with RST because the worker's connection or
-    /// buffer-memory cap was reached.
+    /// Handshakes refused with RST because the worker's connection cap
+    /// (--max-conns) was reached.
     ConnLimitRefused => "DlConnLimitRefused",
+    /// Handshakes refused with RST because the worker's connection buffers
+    /// in use reached the hard limit (--conn-mem-mb, tcp_mem's max).
+    ConnMemRefused => "DlConnMemRefused",
     /// Connections reset because the application closed with unread data (Linux: TCPAbortOnClose).
     TcpAbortOnClose => "TcpExtTCPAbortOnClose",
     /// Connections that timed out (retries exhausted; Linux: TCPAbortOnTimeout).

@@ -121,6 +121,8 @@ pub struct SentTcp {
     pub ident: u16,
     pub df: bool,
     pub tos: u8,
+    /// The IPv4 header's options.
+    pub ip_options: Vec<u8>,
 }
 
 impl SentTcp {
@@ -166,5 +168,6 @@ pub fn parse_sent_tcp(at: Instant, frame: &[u8]) -> Result<SentTcp, String> {
         ident: ip.ident(),
         df: ip.dont_frag(),
         tos: (ip.dscp() << 2) | ip.ecn(),
+        ip_options: ip.options().to_vec(),
     })
 }

@@ -201,6 +201,170 @@ pub fn compile(opts: &[u8], is_local: impl Fn([u8; 4]) -> bool, cipso_doi_known:
     Ok(out)
 }
 
+/// Longest IPv4 options block.
+pub const MAX_LEN: usize = 40;
+
+/// The options a reply carries back (Linux's `__ip_options_echo` of a
+/// datagram as `ip_options_compile` left it on input), and where the
+/// reply's own address and time go when it is sent (`ip_options_build`).
+/// Only record route and timestamp are echoed; NOPs, router alert and the
+/// rest are not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionsEcho {
+    bytes: [u8; MAX_LEN],
+    len: u8,
+    /// Offsets (in `bytes`) of the slots written at send time.
+    rr_addr: Option<u8>,
+    ts_addr: Option<u8>,
+    ts_time: Option<u8>,
+}
+
+impl OptionsEcho {
+    /// The echo of the options `opts` (after the fixed header) of a
+    /// datagram received at `rx_time` (ms since midnight UTC) for our
+    /// address `ours`, checked by [`compile`] into `o`. `None` when there is
+    /// nothing to echo, or when Linux's echo fails (the reply then goes out
+    /// without options).
+    pub fn of_received(opts: &[u8], o: &IpOptions, ours: [u8; 4], rx_time: u32, is_local: impl Fn([u8; 4]) -> bool) -> Option<OptionsEcho> {
+        if o.rr.is_none() && o.ts.is_none() {
+            return None;
+        }
+        // What ip_options_compile wrote into the datagram on input.
+        let mut m = [0u8; MAX_LEN];
+        let n = opts.len().min(MAX_LEN);
+        m[..n].copy_from_slice(&opts[..n]);
+        let at = |off: u8| usize::from(off) - ipv4::HEADER_LEN;
+        if let (Some(rr), true) = (o.rr, o.rr_needaddr) {
+            let r = at(rr);
+            let ptr = usize::from(m[r + 2]);
+            m[r + ptr - 1..r + ptr + 3].copy_from_slice(&ours);
+            m[r + 2] += 4;
+        }
+        if let Some(ts) = o.ts {
+            let t = at(ts);
+            let (optlen, ptr) = (usize::from(m[t + 1]), usize::from(m[t + 2]));
+            if ptr <= optlen {
+                match m[t + 3] & 0x0f {
+                    TS_TSONLY => {
+                        m[t + ptr - 1..t + ptr + 3].copy_from_slice(&rx_time.to_be_bytes());
+                        m[t + 2] += 4;
+                    }
+                    TS_TSANDADDR => {
+                        m[t + ptr - 1..t + ptr + 3].copy_from_slice(&ours);
+                        m[t + ptr + 3..t + ptr + 7].copy_from_slice(&rx_time.to_be_bytes());
+                        m[t + 2] += 8;
+                    }
+                    TS_PRESPEC if o.ts_needtime => {
+                        m[t + ptr + 3..t + ptr + 7].copy_from_slice(&rx_time.to_be_bytes());
+                        m[t + 2] += 8;
+                    }
+                    _ => {}
+                }
+            } else {
+                let overflow = m[t + 3] >> 4;
+                m[t + 3] = (m[t + 3] & 0x0f) | ((overflow + 1) << 4);
+            }
+        }
+        // __ip_options_echo.
+        let mut e = OptionsEcho { bytes: [0; MAX_LEN], len: 0, rr_addr: None, ts_addr: None, ts_time: None };
+        let mut d = 0usize;
+        if let Some(rr) = o.rr {
+            let r = at(rr);
+            let (optlen, soffset) = (usize::from(m[r + 1]), usize::from(m[r + 2]));
+            e.bytes[d..d + optlen].copy_from_slice(&m[r..r + optlen]);
+            if o.rr_needaddr && soffset <= optlen {
+                if soffset + 3 > optlen {
+                    return None;
+                }
+                e.bytes[d + 2] = (soffset + 4) as u8;
+                e.rr_addr = Some((d + soffset - 1) as u8);
+            }
+            d += optlen;
+        }
+        if let Some(ts) = o.ts {
+            let t = at(ts);
+            let (optlen, mut soffset) = (usize::from(m[t + 1]), usize::from(m[t + 2]));
+            e.bytes[d..d + optlen].copy_from_slice(&m[t..t + optlen]);
+            if soffset <= optlen {
+                if o.ts_needaddr {
+                    if soffset + 3 > optlen {
+                        return None;
+                    }
+                    e.ts_addr = Some((d + soffset - 1) as u8);
+                    soffset += 4;
+                }
+                if o.ts_needtime {
+                    if soffset + 3 > optlen {
+                        return None;
+                    }
+                    if e.bytes[d + 3] & 0x0f != TS_PRESPEC {
+                        e.ts_time = Some((d + soffset - 1) as u8);
+                        soffset += 4;
+                    } else if soffset + 7 <= optlen {
+                        let s = d + soffset - 1;
+                        let addr = [e.bytes[s], e.bytes[s + 1], e.bytes[s + 2], e.bytes[s + 3]];
+                        if is_local(addr) {
+                            e.ts_time = Some((s + 4) as u8);
+                            soffset += 8;
+                        }
+                    }
+                }
+                e.bytes[d + 2] = soffset as u8;
+            }
+            d += optlen;
+        }
+        // Padded with END to a multiple of four.
+        e.len = d.next_multiple_of(4) as u8;
+        Some(e)
+    }
+
+    /// Bytes of the options block in the reply.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Write the reply's options into `out` (at least [`OptionsEcho::len`]
+    /// bytes), with our address and the send time (ms since midnight UTC)
+    /// where the echo left slots for them.
+    pub fn write(&self, out: &mut [u8], ours: [u8; 4], tx_time: u32) {
+        let n = self.len();
+        out[..n].copy_from_slice(&self.bytes[..n]);
+        for at in [self.rr_addr, self.ts_addr].into_iter().flatten() {
+            let at = usize::from(at);
+            out[at..at + 4].copy_from_slice(&ours);
+        }
+        if let Some(at) = self.ts_time {
+            let at = usize::from(at);
+            out[at..at + 4].copy_from_slice(&tx_time.to_be_bytes());
+        }
+    }
+}
+
+/// Put an options block of `opts_len` bytes, written by `write`, into the
+/// IPv4 frame `frame[..len]` whose IP header (20 bytes, no options) starts
+/// at `l2`: the rest moves up, the header length, total length and header
+/// checksum are redone (the TCP and UDP checksums do not cover IP options).
+/// `frame` must have room for `len + opts_len` bytes; returns the new length.
+pub fn insert_into_frame(frame: &mut [u8], len: usize, l2: usize, opts_len: usize, write: impl FnOnce(&mut [u8]), csum: bool) -> usize {
+    let l4 = l2 + ipv4::HEADER_LEN;
+    frame.copy_within(l4..len, l4 + opts_len);
+    write(&mut frame[l4..l4 + opts_len]);
+    let ihl = (ipv4::HEADER_LEN + opts_len) / 4;
+    frame[l2] = 0x40 | ihl as u8;
+    let total = u16::from_be_bytes([frame[l2 + 2], frame[l2 + 3]]) + opts_len as u16;
+    frame[l2 + 2..l2 + 4].copy_from_slice(&total.to_be_bytes());
+    frame[l2 + 10..l2 + 12].fill(0);
+    if csum {
+        let sum = !super::checksum::fold(super::checksum::sum(&frame[l2..l4 + opts_len]));
+        frame[l2 + 10..l2 + 12].copy_from_slice(&sum.to_be_bytes());
+    }
+    len + opts_len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,12 +450,83 @@ mod tests {
         assert_eq!(compile(&[kind::CIPSO, 6, 0, 0, 0, 1, 0, 0], none, false), Err(OptionError { pointer: 21 }));
     }
 
+
+    const OURS: [u8; 4] = [198, 18, 0, 1];
+
+    #[test]
+    fn nops_and_router_alert_are_not_echoed() {
+        for opts in [&[1u8, 1, 1, 0][..], &[kind::RA, 4, 0, 0]] {
+            let o = compile(opts, none, false).unwrap();
+            assert_eq!(OptionsEcho::of_received(opts, &o, OURS, 7, none), None);
+        }
+    }
+
+    /// ping -R: the replying host appears twice, once as the datagram's
+    /// last hop (input) and once as the reply's first (output).
+    #[test]
+    fn record_route_echo_carries_our_address_twice() {
+        let opts = [kind::RR, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let o = compile(&opts, none, false).unwrap();
+        let e = OptionsEcho::of_received(&opts, &o, OURS, 0, none).expect("echo");
+        let mut out = [0u8; 12];
+        e.write(&mut out, OURS, 0);
+        assert_eq!(out, [kind::RR, 11, 12, 198, 18, 0, 1, 198, 18, 0, 1, 0]);
+        // One slot only: filled on input, full in the reply.
+        let opts = [kind::RR, 7, 4, 0, 0, 0, 0, 1];
+        let o = compile(&opts, none, false).unwrap();
+        let e = OptionsEcho::of_received(&opts, &o, OURS, 0, none).expect("echo");
+        let mut out = [0u8; 8];
+        e.write(&mut out, OURS, 0);
+        assert_eq!(out, [kind::RR, 7, 8, 198, 18, 0, 1, 0]);
+    }
+
+    #[test]
+    fn timestamp_echo_stamps_receive_and_send() {
+        let opts = [kind::TIMESTAMP, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let o = compile(&opts, none, false).unwrap();
+        let e = OptionsEcho::of_received(&opts, &o, OURS, 1000, none).expect("echo");
+        let mut out = [0u8; 12];
+        e.write(&mut out, OURS, 1001);
+        assert_eq!(&out[..4], &[kind::TIMESTAMP, 12, 13, 0]);
+        assert_eq!(&out[4..8], &1000u32.to_be_bytes());
+        assert_eq!(&out[8..12], &1001u32.to_be_bytes());
+        // Full: the overflow count goes up by one, nothing else.
+        let full = [kind::TIMESTAMP, 8, 9, 0x20, 0, 0, 0, 9];
+        let o = compile(&full, none, false).unwrap();
+        let e = OptionsEcho::of_received(&full, &o, OURS, 1000, none).expect("echo");
+        let mut out = [0u8; 8];
+        e.write(&mut out, OURS, 1001);
+        assert_eq!(out, [kind::TIMESTAMP, 8, 9, 0x30, 0, 0, 0, 9]);
+    }
+
+    #[test]
+    fn inserting_options_moves_the_payload_and_redoes_the_ip_header() {
+        let mut f = [0u8; 80];
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&24u16.to_be_bytes());
+        f[34..38].copy_from_slice(b"tcp!");
+        let n = insert_into_frame(&mut f, 38, 14, 4, |o| o.copy_from_slice(&[kind::RR, 3, 4, 0]), true);
+        assert_eq!(n, 42);
+        assert_eq!(f[14], 0x46);
+        assert_eq!(u16::from_be_bytes([f[16], f[17]]), 28);
+        assert_eq!(&f[34..38], &[kind::RR, 3, 4, 0]);
+        assert_eq!(&f[38..42], b"tcp!");
+        assert_eq!(super::super::checksum::fold(super::super::checksum::sum(&f[14..38])), 0xffff);
+    }
+
     proptest! {
         /// Any bytes: no panic, and an error points inside the options.
         #[test]
         fn never_panics(opts in proptest::collection::vec(any::<u8>(), 0..40)) {
-            if let Err(e) = compile(&opts, |a| a[0] & 1 == 0, false) {
-                prop_assert!(usize::from(e.pointer) >= 20 && usize::from(e.pointer) < 20 + opts.len());
+            match compile(&opts, |a| a[0] & 1 == 0, false) {
+                Err(e) => prop_assert!(usize::from(e.pointer) >= 20 && usize::from(e.pointer) < 20 + opts.len()),
+                Ok(o) => {
+                    if let Some(e) = OptionsEcho::of_received(&opts, &o, OURS, 5, |a| a[0] & 1 == 0) {
+                        prop_assert!(e.len() <= MAX_LEN && e.len() % 4 == 0);
+                        let mut out = [0u8; MAX_LEN];
+                        e.write(&mut out, OURS, 6);
+                    }
+                }
             }
         }
     }

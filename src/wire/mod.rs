@@ -27,6 +27,7 @@
 
 pub mod arp;
 pub mod checksum;
+pub mod csum_partial;
 pub mod ethernet;
 mod field;
 pub mod icmp;

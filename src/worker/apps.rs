@@ -14,14 +14,19 @@ use crate::engine::tx::TxSink;
 use crate::telemetry::event_log::{AppEvent, EventSender};
 use crate::stats::Metric;
 use crate::telemetry::latency::WorkerLatency;
+use std::net::SocketAddrV4;
 use std::sync::Arc;
 
 /// Bytes read from a connection per read call.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// One accepted connection's application state (kept small: a worker
+/// may hold a million idle ones).
 struct AppConn {
-    child: ChildSock,
-    listener_id: u64,
+    conn_id: u32,
+    /// Index of the listener in `PerCoreApps::listeners`.
+    listener: u16,
+    peer: SocketAddrV4,
     session: Session,
     /// The peer's FIN was read.
     eof: bool,
@@ -78,7 +83,7 @@ impl PerCoreApps {
                     // The real clock: the wait is often shorter than a burst.
                     let waited = clock().saturating_since(child.established_at).as_nanos() as u64;
                     latency.record(self.listeners[i].id, Metric::EstablishedToAccepted, waited);
-                    self.accept(now, child, self.listeners[i].id, tcp, tx);
+                    self.accept(now, child, i, tcp, tx);
                 }
             }
         }
@@ -93,14 +98,16 @@ impl PerCoreApps {
         }
     }
 
-    fn accept(&mut self, now: Instant, child: ChildSock, listener_id: u64, tcp: &mut TcpEngine, tx: &mut impl TxSink) {
+    fn accept(&mut self, now: Instant, child: ChildSock, listener: usize, tcp: &mut TcpEngine, tx: &mut impl TxSink) {
         let Some(service) = self.kind.new_service() else { return };
         self.log(|| AppEvent::Accept { listener: child.local, peer: child.peer, worker: child.worker });
         let idx = ConnTable::index_of(child.conn_id);
         if self.conns.len() <= idx {
             self.conns.resize_with(idx + 1, || None);
         }
-        self.conns[idx] = Some(AppConn { child, listener_id, session: Session::new(service), eof: false, closed: false });
+        let listener = listener.min(usize::from(u16::MAX)) as u16;
+        self.conns[idx] =
+            Some(AppConn { conn_id: child.conn_id, listener, peer: child.peer, session: Session::new(service), eof: false, closed: false });
         // Data (or even FIN) may have arrived before accept.
         self.on_events(now, child.conn_id, Events::READABLE, tcp, tx);
     }
@@ -108,10 +115,11 @@ impl PerCoreApps {
     fn on_events(&mut self, now: Instant, id: u32, ev: Events, tcp: &mut TcpEngine, tx: &mut impl TxSink) {
         let idx = ConnTable::index_of(id);
         let Some(Some(conn)) = self.conns.get_mut(idx) else { return };
-        if conn.child.conn_id != id {
+        if conn.conn_id != id {
             return;
         }
-        let peer = conn.child.peer;
+        let peer = conn.peer;
+        let listener_id = self.listeners.get(usize::from(conn.listener)).map_or(0, |l| l.id);
         if ev.contains(Events::RESET) {
             if let Some(s) = &self.events {
                 s.send(AppEvent::Reset { peer });
@@ -150,7 +158,7 @@ impl PerCoreApps {
                             match conn.session.received(data) {
                                 // Timed once this run's responses are handed to TCP.
                                 Ok(requests) => {
-                                    self.answered.extend(std::iter::repeat(conn.listener_id).take(requests as usize))
+                                    self.answered.extend(std::iter::repeat(listener_id).take(requests as usize))
                                 }
                                 Err(_) => {
                                     tcp.abort(now, id, tx);
@@ -185,5 +193,18 @@ impl PerCoreApps {
         } else {
             tcp.flush(now, id, tx);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker may hold a million idle connections: their app state stays small.
+    #[test]
+    fn app_state_per_connection_is_small() {
+        let size = std::mem::size_of::<Option<AppConn>>();
+        println!("size_of::<Option<AppConn>>() = {size}");
+        assert!(size <= 96, "{size} bytes");
     }
 }

@@ -4,6 +4,7 @@
 //! blocks and takes no lock.
 
 pub mod apps;
+pub mod csum_partial;
 pub mod sink;
 
 use crate::dpdk::{self, tsc, Eal, MbufBatch, Mempool, RxQueue, TxQueue, BURST};
@@ -14,6 +15,7 @@ use crate::engine::time::Instant as EngineInstant;
 use crate::stats::{Counter, Counters, Runtime, Stage};
 use arrayvec::ArrayVec;
 use apps::PerCoreApps;
+use csum_partial::PartialCsumWatch;
 use sink::MbufSink;
 use crate::api::worker_side::AttachedConns;
 use crate::telemetry::latency::LatencySender;
@@ -55,6 +57,8 @@ pub struct Worker {
     pub latency: crate::telemetry::latency::WorkerLatency,
     /// The port computes IPv4/TCP checksums on transmit.
     pub tx_csum_offload: bool,
+    /// Counts and names segments lost to the sender's checksum offload.
+    pub csum_partial: PartialCsumWatch,
     /// Engine time zero.
     pub epoch: Instant,
 }
@@ -113,7 +117,9 @@ impl Worker {
             let now = clock_fn();
             let frames: ArrayVec<(&[u8], RxMeta), BURST> = rx.iter().map(|m| (m.data(), rx_meta(m))).collect();
             clock.mark(Stage::Rx, n);
+            self.csum_partial.before(&self.counters);
             burst::receive(&mut self.host, &mut self.tcp, now, &frames, &mut sink, &mut clock);
+            self.csum_partial.after(&self.counters, frames.iter().map(|(f, _)| *f));
             drop(frames);
             rx.clear();
             self.serve_apps(now, &clock_fn, &mut ready, &mut sink);
@@ -138,6 +144,9 @@ impl Worker {
     ) {
         let now = clock();
         self.tcp.poll(now, &mut self.host.tx_context(), sink);
+        if let Some(w) = self.tcp.take_mem_warning(now) {
+            eprintln!("dlisten: worker {}: {w}", self.id);
+        }
         self.serve_apps(now, clock, ready, sink);
         self.flush(sink);
         if last_latency.elapsed() >= LATENCY_EVERY {

@@ -20,9 +20,10 @@ use crate::engine::time::Instant;
 use crate::engine::tx::TxSink;
 use crate::stats::{Counter, Counters};
 use crate::wire::ethernet::{EtherType, EthernetAddress, EthernetFrame};
-use crate::wire::ipv4::{IpProtocol, Ipv4Packet};
+use crate::wire;
+use crate::wire::ipv4::{IpProtocol, Ipv4Packet, HEADER_LEN as IP_HEADER_LEN};
 use crate::wire::ipv4_options;
-use crate::wire::tcp::{TcpFlags, TcpSegment};
+use crate::wire::tcp::{TcpFlags, TcpSegment, HEADER_LEN as TCP_HEADER_LEN};
 use crate::wire::udp::UdpPacket;
 use crate::wire::ethernet;
 use std::net::Ipv4Addr;
@@ -198,9 +199,14 @@ impl Host {
     fn ipv4<'a>(&mut self, now: Instant, eth: EthernetFrame<&'a [u8]>, meta: RxMeta, tx: &mut impl TxSink) -> Option<TcpInput<'a>> {
         let c = &*self.counters;
         c.inc(Counter::IpInReceives);
-        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-            c.inc(Counter::IpInHdrErrors);
-            return None;
+        let ip = match Ipv4Packet::new_checked(eth.payload()) {
+            Ok(ip) => ip,
+            Err(e) => {
+                // ip_rcv_core: a whole header whose total length runs past
+                // the frame is a truncated packet, any other fault a header error.
+                c.inc(if ip_truncated(eth.payload(), e) { Counter::IpInTruncatedPkts } else { Counter::IpInHdrErrors });
+                return None;
+            }
         };
         let csum_ok = meta.ip_csum.ok_or_else(|| ip.verify_checksum());
         if !csum_ok {
@@ -214,7 +220,7 @@ impl Host {
         }
         let src = ip.src_addr();
         if src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
-            c.inc(Counter::IpInAddrErrors);
+            c.inc(Counter::IpInMartianSrc);
             return None;
         }
         if ip.has_options() && !self.ip_options(now, &eth, &ip, tx) {
@@ -261,13 +267,16 @@ impl Host {
 
     fn udp(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, meta: RxMeta, tx: &mut impl TxSink) {
         let c = &*self.counters;
+        // __udp4_lib_rcv: every drop counts InErrors, a bad checksum InCsumErrors too.
         let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
             c.inc(Counter::RxMalformed);
+            c.inc(Counter::UdpInErrors);
             return;
         };
         let csum_ok = meta.l4_csum.ok_or_else(|| udp.verify_checksum(ip.src_addr(), ip.dst_addr()));
         if !csum_ok {
             c.inc(Counter::UdpInCsumErrors);
+            c.inc(Counter::UdpInErrors);
             return;
         }
         // No UDP sockets: every port is closed (Linux: __udp4_lib_rcv -> NoPorts + ICMP).
@@ -280,7 +289,13 @@ impl Host {
         let c = &*self.counters;
         c.inc(Counter::TcpInSegs);
         let Ok(seg) = TcpSegment::new_checked(ip.payload()) else {
-            c.inc(Counter::TcpInErrs);
+            // tcp_v4_rcv: a data offset below 5 is a bad packet (InErrs); a
+            // segment shorter than 20 bytes or than its header is discarded
+            // without a count.
+            let p = ip.payload();
+            if p.len() >= TCP_HEADER_LEN && usize::from(TcpSegment::new_unchecked(p).header_len()) < TCP_HEADER_LEN {
+                c.inc(Counter::TcpInErrs);
+            }
             return None;
         };
         let csum_ok = meta.l4_csum.ok_or_else(|| seg.verify_checksum(ip.src_addr(), ip.dst_addr()));
@@ -295,6 +310,17 @@ impl Host {
         // listener discards it (tcp_rcv_state_process, TCP_LISTEN).
         Some(TcpInput { eth_src: eth.src_addr(), ip, seg, meta })
     }
+}
+
+/// Whether `new_checked` failed only because the total length runs past
+/// the buffer (the header itself is whole and sane).
+fn ip_truncated(buf: &[u8], e: wire::Error) -> bool {
+    if e != wire::Error::Truncated || buf.len() < IP_HEADER_LEN {
+        return false;
+    }
+    let ip = Ipv4Packet::new_unchecked(buf);
+    let header_len = usize::from(ip.header_len());
+    ip.version() == 4 && header_len >= IP_HEADER_LEN && buf.len() >= header_len && usize::from(ip.total_len()) >= header_len
 }
 
 fn write_eth(buf: &mut [u8], dst: EthernetAddress, src: EthernetAddress, ethertype: EtherType) {

@@ -27,7 +27,7 @@
 //! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
 
 pub mod recv;
-mod ring;
+pub mod ring;
 pub mod rtt;
 pub mod send;
 pub mod seq;
@@ -191,6 +191,8 @@ pub struct PassiveOpen<'a> {
     pub rtt_sample: Option<Duration>,
     pub rcv_buf_cap: u32,
     pub snd_buf_cap: u32,
+    /// Ring bytes granted for the TFO data (see [`Tcb::set_mem`]).
+    pub mem_room: u32,
     pub config: TcbConfig,
 }
 
@@ -239,23 +241,33 @@ const F_ORPHAN: u16 = 1 << 9;
 const F_RTT_TIMING: u16 = 1 << 10;
 const F_RECOVERY: u16 = 1 << 11;
 const F_PROBING: u16 = 1 << 12;
+const F_MEM_PRESSURE: u16 = 1 << 13;
+/// Window scaling is on (RFC 7323: both ways or neither).
+const F_WSCALE: u16 = 1 << 14;
 
-/// The control block. Buffers are allocated once, at creation.
+/// Linux `tcp_adjust_rcv_ssthresh`: under memory pressure the offered
+/// window is at most this many advertised MSS.
+const PRESSURE_WINDOW_MSS: u32 = 4;
+
+/// The control block. Its rings are allocated as data arrives and
+/// released when they drain (see `send` and `recv`); what they may grow by
+/// is granted by the worker's memory pool before each call ([`Tcb::set_mem`]).
 #[derive(Debug)]
 pub struct Tcb {
     snd: SendBuf,
     rcv: RecvBuf,
-    /// Retransmission or (with `F_PROBING`) persist timer.
+    /// Retransmission or (with `F_PROBING`) persist timer; in TIME_WAIT
+    /// and orphaned FIN_WAIT_2, the state's expiry (our FIN is acknowledged
+    /// there, so nothing is left to retransmit: one slot serves both).
     rtx_at: Deadline,
     delack_at: Deadline,
-    /// TIME_WAIT or orphaned FIN_WAIT_2 expiry.
-    state_at: Deadline,
-    /// When the Karn-timed segment was sent (without timestamps).
-    rtt_time: Instant,
+    /// When the Karn-timed segment was sent (without timestamps), in
+    /// microseconds of engine time (wrapping; RTTs are far shorter).
+    rtt_time_us: u32,
     rtt: RttEstimator,
 
-    iss: u32,
-    /// Oldest unacknowledged sequence number.
+    /// Oldest unacknowledged sequence number (our ISS while a TFO child's
+    /// SYN-ACK is unacknowledged).
     snd_una: u32,
     /// Next sequence number to send (goes back to `snd_una` on RTO).
     snd_nxt: u32,
@@ -265,7 +277,6 @@ pub struct Tcb {
     snd_wnd: u32,
     max_snd_wnd: u32,
     snd_wl1: u32,
-    snd_wl2: u32,
     rcv_nxt: u32,
     /// `rcv_nxt` when we last sent a window (Linux `rcv_wup`; also RFC 7323's Last.ACK.sent).
     rcv_wup: u32,
@@ -286,8 +297,12 @@ pub struct Tcb {
     chal_ms: u32,
     /// When (ms, 0 = never) we last answered an out-of-window segment.
     oow_ms: u32,
-    time_wait_ms: u32,
-    fin_timeout_ms: u32,
+    /// TIME_WAIT and orphaned FIN_WAIT_2 lengths, in seconds.
+    time_wait_s: u16,
+    fin_timeout_s: u16,
+    /// Ring bytes this connection may still allocate in the current call
+    /// (granted by the worker's memory pool).
+    mem_room: u32,
 
     /// Send MSS (payload bytes, timestamp option already taken off).
     mss: u16,
@@ -336,6 +351,9 @@ impl Tcb {
         if p.config.nodelay {
             flags |= F_NODELAY;
         }
+        if p.snd_wscale.is_some() {
+            flags |= F_WSCALE;
+        }
         let (ts_recent, ts_offset) = p.ts.unwrap_or((0, 0));
         // Linux tcp_initialize_rcv_mss: min(advmss, TCP_MSS_DEFAULT 536).
         let rcv_mss = p.our_mss.clamp(MIN_SND_MSS, 536);
@@ -350,17 +368,14 @@ impl Tcb {
             rcv: RecvBuf::new(rcv_cap, (1u32 << rcv_wscale) - 1),
             rtx_at: Deadline::NONE,
             delack_at: Deadline::NONE,
-            state_at: Deadline::NONE,
-            rtt_time: p.now,
+            rtt_time_us: Self::now_us(p.now),
             rtt: RttEstimator::default(),
-            iss: p.iss,
             snd_una,
             snd_nxt: p.iss.wrapping_add(1),
             snd_max: p.iss.wrapping_add(1),
             snd_wnd: p.peer_window,
             max_snd_wnd: p.peer_window,
             snd_wl1: p.irs,
-            snd_wl2: p.iss,
             rcv_nxt: p.irs.wrapping_add(1),
             rcv_wup: p.irs.wrapping_add(1),
             rcv_wnd: 0,
@@ -375,8 +390,9 @@ impl Tcb {
             ts_offset,
             chal_ms: 0,
             oow_ms: 0,
-            time_wait_ms: p.config.time_wait.as_millis().min(u32::MAX as u128) as u32,
-            fin_timeout_ms: p.config.fin_timeout.as_millis().min(u32::MAX as u128) as u32,
+            time_wait_s: secs_u16(p.config.time_wait),
+            fin_timeout_s: secs_u16(p.config.fin_timeout),
+            mem_room: p.mem_room,
             mss,
             rcv_mss,
             adv_mss: p.our_mss.max(MIN_SND_MSS),
@@ -415,12 +431,29 @@ impl Tcb {
         if take == 0 {
             return;
         }
-        if let Some(nxt) = self.rcv.store(self.rcv_nxt, self.rcv_nxt, &data[..take]) {
+        if let Some(nxt) = self.rcv.store(self.rcv_nxt, self.rcv_nxt, &data[..take], &mut self.mem_room) {
+            let take = nxt.wrapping_sub(self.rcv_nxt);
             self.rcv_nxt = nxt;
             self.rcv_wup = nxt;
-            self.rcv_wnd = self.rcv_wnd.saturating_sub(take as u32);
+            self.rcv_wnd = self.rcv_wnd.saturating_sub(take);
             self.events.insert(Events::READABLE);
         }
+    }
+
+    // ----- memory -----
+
+    /// What the worker's memory pool grants before a call: `room` more
+    /// bytes of ring, and whether it is under pressure (Linux
+    /// `tcp_memory_pressure`: offered windows shrink to a few segments).
+    pub fn set_mem(&mut self, room: u32, pressure: bool) {
+        self.mem_room = room;
+        self.set(F_MEM_PRESSURE, pressure);
+    }
+
+    /// Bytes of buffer memory held now (rings and the out-of-order list),
+    /// what the pool is charged.
+    pub fn mem(&self) -> u32 {
+        self.snd.mem() + self.rcv.mem()
     }
 
     // ----- accessors -----
@@ -483,6 +516,18 @@ impl Tcb {
     pub fn recv_buf_cap(&self) -> u32 {
         self.rcv.ring_len()
     }
+    /// The peer's window scale, when scaling is on.
+    pub fn snd_wscale(&self) -> Option<u8> {
+        self.has(F_WSCALE).then_some(self.snd_wscale)
+    }
+    /// Our window scale (0 when scaling is off).
+    pub fn rcv_wscale(&self) -> u8 {
+        self.rcv_wscale
+    }
+    /// SACK was negotiated (RFC 2018).
+    pub fn sack(&self) -> bool {
+        self.has(F_SACK)
+    }
     /// Timestamps were negotiated (RFC 7323).
     pub fn has_timestamps(&self) -> bool {
         self.flags & F_TS != 0
@@ -523,7 +568,7 @@ impl Tcb {
 
     /// The earliest deadline at which [`Tcb::on_timeout`] has work.
     pub fn next_timeout(&self) -> Option<Instant> {
-        [self.rtx_at, self.delack_at, self.state_at]
+        [self.rtx_at, self.delack_at]
             .iter()
             .filter_map(|d| d.get())
             .min()
@@ -570,7 +615,7 @@ impl Tcb {
         if data.is_empty() {
             return Ok(0);
         }
-        match self.snd.write(data) {
+        match self.snd.write(data, &mut self.mem_room) {
             0 => Err(Errno::Eagain),
             n => Ok(n),
         }
@@ -606,7 +651,7 @@ impl Tcb {
         }
         let _ = self.shutdown_write();
         if self.state == State::FinWait2 {
-            self.state_at = Deadline::at(now + Duration::from_millis(self.fin_timeout_ms as u64));
+            self.rtx_at = Deadline::at(now + Duration::from_secs(u64::from(self.fin_timeout_s)));
         }
         self.transmit(now, out);
         self.take_events()
@@ -806,14 +851,12 @@ impl Tcb {
         now: Instant,
         out: &mut impl FnMut(SegOut, Payload<'_>),
     ) -> Events {
-        if self.state_at.due(now) {
-            self.state_at = Deadline::NONE;
-            if matches!(self.state, State::TimeWait | State::FinWait2) {
-                // TIME_WAIT expiry, or Linux's tcp_fin_timeout for an orphan
-                // stuck in FIN_WAIT_2: the connection goes away silently.
-                self.set_closed();
-                return self.take_events();
-            }
+        if self.rtx_at.due(now) && matches!(self.state, State::TimeWait | State::FinWait2) {
+            // TIME_WAIT expiry, or Linux's tcp_fin_timeout for an orphan
+            // stuck in FIN_WAIT_2: the connection goes away silently.
+            self.rtx_at = Deadline::NONE;
+            self.set_closed();
+            return self.take_events();
         }
         if self.state == State::Closed {
             return self.take_events();
@@ -851,6 +894,10 @@ impl Tcb {
         now.as_millis() as u32
     }
 
+    fn now_us(now: Instant) -> u32 {
+        (now.as_nanos() / 1000) as u32
+    }
+
     fn ts_val(&self, now: Instant) -> u32 {
         Self::now_ms(now).wrapping_add(self.ts_offset)
     }
@@ -883,7 +930,12 @@ impl Tcb {
     fn window_to_offer(&self) -> u32 {
         let cur = self.rcv_window();
         let max = (u16::MAX as u32) << self.rcv_wscale;
-        let new = self.rcv.free().min(max);
+        let mut new = self.rcv.free().min(max);
+        if self.has(F_MEM_PRESSURE) {
+            // Linux __tcp_select_window under tcp_memory_pressure:
+            // rcv_ssthresh clamped to 4 * advmss (tcp_adjust_rcv_ssthresh).
+            new = new.min(PRESSURE_WINDOW_MSS * self.adv_mss as u32);
+        }
         if new > cur {
             //= https://www.rfc-editor.org/rfc/rfc1122#section-4.2.3.3
             //# The suggested SWS avoidance algorithm for the receiver is to keep
@@ -1056,7 +1108,6 @@ impl Tcb {
         {
             self.snd_wnd = new_wnd;
             self.snd_wl1 = seg.seq;
-            self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(new_wnd);
         }
         if self.snd_wnd > 0 && self.has(F_PROBING) {
@@ -1086,7 +1137,8 @@ impl Tcb {
             // Karn: the timed segment was never retransmitted (timing is
             // cancelled on retransmission).
             self.set(F_RTT_TIMING, false);
-            self.rtt.on_sample(now - self.rtt_time);
+            let us = Self::now_us(now).wrapping_sub(self.rtt_time_us);
+            self.rtt.on_sample(Duration::from_micros(u64::from(us)));
         }
     }
 
@@ -1099,7 +1151,7 @@ impl Tcb {
             State::FinWait1 => {
                 self.state = State::FinWait2;
                 if self.has(F_ORPHAN) {
-                    self.state_at = Deadline::at(now + Duration::from_millis(self.fin_timeout_ms as u64));
+                    self.rtx_at = Deadline::at(now + Duration::from_secs(u64::from(self.fin_timeout_s)));
                 }
             }
             State::Closing => self.enter_time_wait(now),
@@ -1296,8 +1348,9 @@ impl Tcb {
         self.rtx_at = Deadline::at(now + self.rto());
         if syn {
             // A TFO child's SYN-ACK: the listen path adds the SYN options.
-            self.emit(now, self.iss, TcpFlags::SYN | TcpFlags::ACK, 0, out);
-            self.snd_nxt = self.iss.wrapping_add(1);
+            // snd_una is our ISS while the SYN-ACK is unacknowledged.
+            self.emit(now, self.snd_una, TcpFlags::SYN | TcpFlags::ACK, 0, out);
+            self.snd_nxt = self.snd_una.wrapping_add(1);
             return;
         }
         // Go back N: everything after the head is resent as cwnd opens.
@@ -1364,7 +1417,7 @@ impl Tcb {
             self.rcv_mss = len.min(self.adv_mss as u32) as u16;
         }
         let had_ooo = self.rcv.has_ooo();
-        match self.rcv.store(self.rcv_nxt, start, data) {
+        match self.rcv.store(self.rcv_nxt, start, data, &mut self.mem_room) {
             Some(nxt) if nxt != self.rcv_nxt => {
                 self.rcv_nxt = nxt;
                 self.events.insert(Events::READABLE);
@@ -1431,7 +1484,7 @@ impl Tcb {
         self.state = State::TimeWait;
         self.rtx_at = Deadline::NONE;
         self.set(F_PROBING, false);
-        self.state_at = Deadline::at(now + Duration::from_millis(self.time_wait_ms as u64));
+        self.rtx_at = Deadline::at(now + Duration::from_secs(u64::from(self.time_wait_s)));
         self.events.insert(Events::TIME_WAIT);
     }
 
@@ -1464,7 +1517,7 @@ impl Tcb {
             //#   retransmission of the remote FIN.  Acknowledge it, and restart
             //#   the 2 MSL timeout.
             if seg.flags.fin() {
-                self.state_at = Deadline::at(now + Duration::from_millis(self.time_wait_ms as u64));
+                self.rtx_at = Deadline::at(now + Duration::from_secs(u64::from(self.time_wait_s)));
             }
             self.send_ack(now, out);
         }
@@ -1483,9 +1536,11 @@ impl Tcb {
 
     fn set_closed(&mut self) {
         self.state = State::Closed;
+        // Nothing will be sent any more: the send ring goes now (unread
+        // data stays readable until the application lets go).
+        self.snd.clear();
         self.rtx_at = Deadline::NONE;
         self.delack_at = Deadline::NONE;
-        self.state_at = Deadline::NONE;
         self.set(F_PROBING, false);
         self.events.insert(Events::CLOSED);
     }
@@ -1672,7 +1727,7 @@ impl Tcb {
             if len > 0 && !self.has(F_TS) && !self.has(F_RTT_TIMING) && seq == self.snd_max {
                 self.set(F_RTT_TIMING, true);
                 self.rtt_seq = seq;
-                self.rtt_time = now;
+                self.rtt_time_us = Self::now_us(now);
             }
             self.emit(now, seq, f, len, out);
             self.snd_nxt = seq.wrapping_add(len + fin as u32);
@@ -1708,6 +1763,11 @@ impl Tcb {
             self.send_ack(now, out);
         }
     }
+}
+
+/// Whole seconds (rounded up), at most `u16::MAX`.
+fn secs_u16(d: Duration) -> u16 {
+    d.as_millis().div_ceil(1000).min(u128::from(u16::MAX)) as u16
 }
 
 /// `rto << shift`, at most `TCP_RTO_MAX`.

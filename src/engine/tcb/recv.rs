@@ -1,36 +1,49 @@
-//! The receive buffer: one ring allocated at connection creation, holding
-//! in-order unread bytes followed by the receive window. Out-of-order
-//! segments are written straight to their place in the window, and only
-//! their sequence ranges are remembered (at most [`MAX_OOO_RANGES`]), so the
-//! out-of-order queue is bounded by bytes (the free space) and by ranges,
-//! and costs no allocation.
+//! The receive buffer: a ring holding in-order unread bytes followed by
+//! the receive window. Out-of-order segments are written straight to their
+//! place in the window, and only their sequence ranges are remembered (at
+//! most [`MAX_OOO_RANGES`]), so the out-of-order queue is bounded by bytes
+//! (the free space) and by ranges. The ring grows as data arrives, within
+//! what the worker's memory pool grants, and is released when the
+//! application has read everything (Linux frees an skb once it is read):
+//! an idle connection holds no receive memory, and the range list exists
+//! only while something is out of order.
 
-use super::ring::grown;
+use super::ring::{resized, ring_size};
 use super::seq::{after, before, seq_max};
 
 /// Out-of-order ranges kept; a segment that would need another is dropped
 /// (the peer retransmits it). Four is what one SACK option can carry.
 pub const MAX_OOO_RANGES: usize = 4;
 
+/// Out-of-order `[start, end)` sequence ranges, disjoint, not adjacent
+/// to each other, all after `rcv_nxt`.
+#[derive(Debug, Default)]
+struct OooRanges {
+    r: [(u32, u32); MAX_OOO_RANGES],
+    n: u8,
+    /// Index in `r` of the range the latest segment went to: RFC 2018
+    /// wants it reported first.
+    recent: u8,
+}
+
+/// Bytes one out-of-order range list costs while it exists.
+const OOO_MEM: u32 = std::mem::size_of::<OooRanges>() as u32;
+
 #[derive(Debug)]
 pub struct RecvBuf {
-    /// The ring as allocated so far; it grows on demand up to `ring`.
+    /// The ring as allocated so far; it grows on demand up to `ring_len()`
+    /// and is empty when nothing is held.
     buf: Box<[u8]>,
-    /// Window-rounding slack beyond `cap` (less than 2^14: the largest scale unit).
-    slack: u16,
+    /// Present while segments are held out of order.
+    ooo: Option<Box<OooRanges>>,
     /// The buffer size windows are offered from (the ring has some slack).
     cap: u32,
     /// Index of the first unread byte.
     head: u32,
     /// In-order unread bytes.
     len: u32,
-    /// Out-of-order `[start, end)` sequence ranges, disjoint, not adjacent
-    /// to each other, all after `rcv_nxt`.
-    ooo: [(u32, u32); MAX_OOO_RANGES],
-    ooo_n: u8,
-    /// Index in `ooo` of the range the latest segment went to: RFC 2018
-    /// wants it reported first.
-    ooo_recent: u8,
+    /// Window-rounding slack beyond `cap` (less than 2^14: the largest scale unit).
+    slack: u16,
 }
 
 impl RecvBuf {
@@ -40,12 +53,10 @@ impl RecvBuf {
         RecvBuf {
             cap,
             buf: Box::default(),
+            ooo: None,
             slack: slack.min(u32::from(u16::MAX)) as u16,
             head: 0,
             len: 0,
-            ooo: [(0, 0); MAX_OOO_RANGES],
-            ooo_n: 0,
-            ooo_recent: 0,
         }
     }
 
@@ -56,6 +67,11 @@ impl RecvBuf {
     /// Ring size, slack included: the most bytes ever held.
     pub fn ring_len(&self) -> u32 {
         self.cap + u32::from(self.slack)
+    }
+
+    /// Bytes allocated (ring and range list): what the memory pool is charged.
+    pub fn mem(&self) -> u32 {
+        self.buf.len() as u32 + if self.ooo.is_some() { OOO_MEM } else { 0 }
     }
 
     /// In-order bytes the application has not read.
@@ -78,7 +94,7 @@ impl RecvBuf {
     }
 
     pub fn has_ooo(&self) -> bool {
-        self.ooo_n > 0
+        self.ooo.is_some()
     }
 
     /// Bytes held in out-of-order ranges.
@@ -87,12 +103,19 @@ impl RecvBuf {
     }
 
     pub fn ranges(&self) -> &[(u32, u32)] {
-        &self.ooo[..self.ooo_n as usize]
+        match &self.ooo {
+            Some(o) => &o.r[..o.n as usize],
+            None => &[],
+        }
     }
 
-    /// Copy out up to `dst.len()` in-order bytes.
+    /// Copy out up to `dst.len()` in-order bytes. The ring is released
+    /// when nothing is left in it.
     pub fn read(&mut self, dst: &mut [u8]) -> usize {
         let n = (self.len as usize).min(dst.len());
+        if n == 0 {
+            return 0;
+        }
         let cap = self.buf.len();
         let head = self.head as usize;
         let first = n.min(cap - head);
@@ -100,36 +123,68 @@ impl RecvBuf {
         dst[first..n].copy_from_slice(&self.buf[..n - first]);
         self.head = ((head + n) % cap.max(1)) as u32;
         self.len -= n as u32;
+        if self.len == 0 && self.ooo.is_none() {
+            self.release();
+        }
         n
     }
 
-    /// Drop all unread bytes (the application is gone).
+    /// Drop all unread bytes (the application is gone) and release the ring.
     pub fn discard(&mut self) {
         self.len = 0;
-        self.ooo_n = 0;
+        self.ooo = None;
+        self.release();
+    }
+
+    fn release(&mut self) {
+        self.buf = Box::default();
+        self.head = 0;
     }
 
     /// Store `data`, which starts at `seq`, given `rcv_nxt`. The caller has
-    /// trimmed it to `[rcv_nxt, rcv_nxt + room())`. Returns the new
-    /// `rcv_nxt` (advanced over this segment and any out-of-order ranges it
-    /// joins), or `None` if it is out of order and no range was free.
-    pub fn store(&mut self, rcv_nxt: u32, seq: u32, data: &[u8]) -> Option<u32> {
+    /// trimmed it to `[rcv_nxt, rcv_nxt + room())`. The ring grows by at
+    /// most `mem_room` bytes (taken from it); in-order data beyond what it
+    /// can then hold is cut off, out-of-order data that does not fit is
+    /// dropped. In-order data into an empty buffer always gets the first
+    /// ring (Linux `tcp_data_queue` forces the memory of a segment that
+    /// finds the receive queue empty). Returns the new `rcv_nxt` (advanced
+    /// over what was stored and any out-of-order ranges it joins), or
+    /// `None` when nothing could be kept (no range free, or no memory).
+    pub fn store(&mut self, rcv_nxt: u32, seq: u32, data: &[u8], mem_room: &mut u32) -> Option<u32> {
         let off = seq.wrapping_sub(rcv_nxt);
         if off as u64 + data.len() as u64 > self.room() as u64 || data.is_empty() {
             return Some(rcv_nxt);
         }
-        let end = seq.wrapping_add(data.len() as u32);
-        if off != 0 && !self.ooo_insert(seq, end) {
+        let need = self.len as usize + off as usize + data.len();
+        if need > self.buf.len() {
+            let forced = off == 0 && self.len == 0 && self.ooo.is_none();
+            let size = ring_size(self.buf.len(), need, self.ring_len() as usize, *mem_room, forced);
+            if size > self.buf.len() {
+                *mem_room = mem_room.saturating_sub((size - self.buf.len()) as u32);
+                // Rotating to the front keeps every offset from `head`
+                // valid, out-of-order ranges included.
+                self.buf = resized(&self.buf, self.head as usize, size);
+                self.head = 0;
+            }
+        }
+        let fits = self.buf.len().saturating_sub(self.len as usize + off as usize);
+        let data = if off == 0 { &data[..data.len().min(fits)] } else { data };
+        if data.is_empty() || data.len() > fits {
             return None;
         }
-        self.write_at(off, data);
+        let end = seq.wrapping_add(data.len() as u32);
         if off != 0 {
+            if !self.ooo_insert(seq, end, mem_room) {
+                return None;
+            }
+            self.write_at(off, data);
             return Some(rcv_nxt);
         }
+        self.write_at(off, data);
         // In order: advance, then swallow every range now reached.
         let mut nxt = end;
         while let Some(i) = self.ranges().iter().position(|r| !after(r.0, nxt)) {
-            nxt = seq_max(nxt, self.ooo[i].1);
+            nxt = seq_max(nxt, self.ranges()[i].1);
             self.ooo_remove(i);
         }
         self.len += nxt.wrapping_sub(rcv_nxt);
@@ -137,13 +192,6 @@ impl RecvBuf {
     }
 
     fn write_at(&mut self, off: u32, data: &[u8]) {
-        let need = self.len as usize + off as usize + data.len();
-        if need > self.buf.len() {
-            // Rotating to the front keeps every offset from `head` valid,
-            // out-of-order ranges included.
-            self.buf = grown(&self.buf, self.head as usize, need, self.ring_len() as usize);
-            self.head = 0;
-        }
         let cap = self.buf.len();
         let start = (self.head as usize + self.len as usize + off as usize) % cap;
         let first = data.len().min(cap - start);
@@ -152,11 +200,18 @@ impl RecvBuf {
     }
 
     /// Add `[start, end)` to the ranges, merging with any it touches.
-    fn ooo_insert(&mut self, mut start: u32, mut end: u32) -> bool {
+    fn ooo_insert(&mut self, mut start: u32, mut end: u32, mem_room: &mut u32) -> bool {
+        if self.ooo.is_none() {
+            if *mem_room < OOO_MEM {
+                return false;
+            }
+            *mem_room -= OOO_MEM;
+        }
+        let o = self.ooo.get_or_insert_with(Box::default);
         // Merge every overlapping or adjacent range into the new one.
         let mut i = 0;
-        while i < self.ooo_n as usize {
-            let (s, e) = self.ooo[i];
+        while i < o.n as usize {
+            let (s, e) = o.r[i];
             if !after(s, end) && !before(e, start) {
                 if before(s, start) {
                     start = s;
@@ -164,36 +219,43 @@ impl RecvBuf {
                 if after(e, end) {
                     end = e;
                 }
-                self.ooo_remove(i);
+                o.r.copy_within(i + 1..o.n as usize, i);
+                o.n -= 1;
+                o.recent = 0;
             } else {
                 i += 1;
             }
         }
-        if self.ooo_n as usize == MAX_OOO_RANGES {
+        if o.n as usize == MAX_OOO_RANGES {
             return false;
         }
-        self.ooo[self.ooo_n as usize] = (start, end);
-        self.ooo_recent = self.ooo_n;
-        self.ooo_n += 1;
+        o.r[o.n as usize] = (start, end);
+        o.recent = o.n;
+        o.n += 1;
         true
     }
 
     fn ooo_remove(&mut self, i: usize) {
-        let n = self.ooo_n as usize;
-        self.ooo.copy_within(i + 1..n, i);
-        self.ooo_n -= 1;
-        self.ooo_recent = 0;
+        let Some(o) = self.ooo.as_mut() else { return };
+        let n = o.n as usize;
+        o.r.copy_within(i + 1..n, i);
+        o.n -= 1;
+        o.recent = 0;
+        if o.n == 0 {
+            self.ooo = None;
+        }
     }
 
     /// Up to `max` SACK blocks (RFC 2018 4: the block holding the most
     /// recently received segment first, then the others).
     pub fn sack_blocks(&self, max: usize, out: &mut [(u32, u32); MAX_OOO_RANGES]) -> u8 {
-        let n = (self.ooo_n as usize).min(max).min(MAX_OOO_RANGES);
+        let Some(o) = &self.ooo else { return 0 };
+        let n = (o.n as usize).min(max).min(MAX_OOO_RANGES);
         if n == 0 {
             return 0;
         }
-        let recent = (self.ooo_recent as usize).min(self.ooo_n as usize - 1);
-        out[0] = self.ooo[recent];
+        let recent = (o.recent as usize).min(o.n as usize - 1);
+        out[0] = o.r[recent];
         let mut k = 1;
         for (i, r) in self.ranges().iter().enumerate() {
             if k == n {
@@ -211,16 +273,24 @@ impl RecvBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::tcb::ring::MIN_RING;
+
+    impl RecvBuf {
+        fn store_all(&mut self, rcv_nxt: u32, seq: u32, data: &[u8]) -> Option<u32> {
+            let mut room = u32::MAX;
+            self.store(rcv_nxt, seq, data, &mut room)
+        }
+    }
 
     #[test]
     fn in_order_and_wrap() {
         let mut b = RecvBuf::new(8, 0);
-        assert_eq!(b.store(100, 100, b"abcdef"), Some(106));
+        assert_eq!(b.store_all(100, 100, b"abcdef"), Some(106));
         let mut out = [0u8; 4];
         assert_eq!(b.read(&mut out), 4);
         assert_eq!(&out, b"abcd");
         // 6 free now; the write wraps around the ring end.
-        assert_eq!(b.store(106, 106, b"ghijkl"), Some(112));
+        assert_eq!(b.store_all(106, 106, b"ghijkl"), Some(112));
         let mut out = [0u8; 16];
         assert_eq!(b.read(&mut out), 8);
         assert_eq!(&out[..8], b"efghijkl");
@@ -229,15 +299,15 @@ mod tests {
     #[test]
     fn out_of_order_fills_in() {
         let mut b = RecvBuf::new(64, 0);
-        assert_eq!(b.store(0, 10, b"klm"), Some(0));
-        assert_eq!(b.store(0, 4, b"efg"), Some(0));
+        assert_eq!(b.store_all(0, 10, b"klm"), Some(0));
+        assert_eq!(b.store_all(0, 4, b"efg"), Some(0));
         assert_eq!(b.ranges().len(), 2);
         let mut s = [(0, 0); MAX_OOO_RANGES];
         assert_eq!(b.sack_blocks(3, &mut s), 2);
         assert_eq!(s[0], (4, 7));
-        assert_eq!(b.store(0, 7, b"hij"), Some(0));
+        assert_eq!(b.store_all(0, 7, b"hij"), Some(0));
         assert_eq!(b.ranges(), &[(4, 13)]);
-        assert_eq!(b.store(0, 0, b"abcd"), Some(13));
+        assert_eq!(b.store_all(0, 0, b"abcd"), Some(13));
         assert!(!b.has_ooo());
         let mut out = [0u8; 13];
         b.read(&mut out);
@@ -248,9 +318,44 @@ mod tests {
     fn bounded_ranges() {
         let mut b = RecvBuf::new(64, 0);
         for i in 0..MAX_OOO_RANGES as u32 {
-            assert_eq!(b.store(0, 2 + 4 * i, b"x"), Some(0));
+            assert_eq!(b.store_all(0, 2 + 4 * i, b"x"), Some(0));
         }
-        assert_eq!(b.store(0, 40, b"y"), None);
+        assert_eq!(b.store_all(0, 40, b"y"), None);
         assert_eq!(b.ranges().len(), MAX_OOO_RANGES);
+    }
+
+    #[test]
+    fn released_when_read_and_kept_while_out_of_order() {
+        let mut b = RecvBuf::new(64 * 1024, 127);
+        let mut room = u32::MAX;
+        assert_eq!(b.store(0, 0, b"abc", &mut room), Some(3));
+        assert_eq!(b.mem() as usize, MIN_RING);
+        assert_eq!(b.store(3, 10, b"k", &mut room), Some(3));
+        assert_eq!(b.mem(), MIN_RING as u32 + OOO_MEM);
+        let mut out = [0u8; 8];
+        assert_eq!(b.read(&mut out), 3);
+        assert_eq!(b.mem(), MIN_RING as u32 + OOO_MEM, "the out-of-order byte lives in the ring");
+        assert_eq!(b.store(3, 3, b"defghij", &mut room), Some(11));
+        assert_eq!(b.mem() as usize, MIN_RING, "the range list went with the hole");
+        assert_eq!(b.read(&mut out), 8);
+        assert_eq!(&out, b"defghijk");
+        assert_eq!((b.mem(), b.len()), (0, 0));
+        assert_eq!(room, u32::MAX - MIN_RING as u32 - OOO_MEM, "the ring was kept while the hole was open");
+    }
+
+    #[test]
+    fn memory_grant_limits_what_is_stored() {
+        let mut b = RecvBuf::new(64 * 1024, 0);
+        let mut room = 0;
+        // Empty: the first in-order segment gets its ring regardless.
+        assert_eq!(b.store(0, 0, &[1; 1000], &mut room), Some(1000));
+        // In order beyond the ring: cut at the ring's end.
+        assert_eq!(b.store(1000, 1000, &[2; 5000], &mut room), Some(MIN_RING as u32));
+        // Out of order with no memory for the range list: dropped.
+        let mut c = RecvBuf::new(64 * 1024, 0);
+        assert_eq!(c.store(0, 100, b"x", &mut 0), None);
+        assert_eq!(c.mem(), 0);
+        // Full ring, nothing granted: nothing stored.
+        assert_eq!(b.store(4096, 4096, b"y", &mut room), None);
     }
 }

@@ -28,6 +28,7 @@ fn params(now: Instant) -> PassiveOpen<'static> {
         rtt_sample: None,
         rcv_buf_cap: 64 * 1024,
         snd_buf_cap: 64 * 1024,
+        mem_room: u32::MAX,
         config: TcbConfig::default(),
     }
 }
@@ -66,10 +67,10 @@ fn input(t: &mut Tcb, now: Instant, s: &SegIn<'_>) -> (Events, Sent) {
 }
 
 #[test]
-fn control_block_fits_in_256_bytes() {
+fn control_block_fits_in_208_bytes() {
     let size = std::mem::size_of::<Tcb>();
     println!("size_of::<Tcb>() = {size}");
-    assert!(size <= 256, "Tcb is {size} bytes");
+    assert!(size <= 208, "Tcb is {size} bytes");
 }
 
 #[test]
@@ -444,6 +445,7 @@ impl Pair {
                 rtt_sample: None,
                 rcv_buf_cap: rcv_cap,
                 snd_buf_cap: snd_cap,
+                mem_room: u32::MAX,
                 config: TcbConfig::default(),
             })
         };
@@ -616,6 +618,10 @@ fn bulk_transfer_one_megabyte_both_ways() {
         assert!(s.tcb.cwnd() > 10 * 1448);
     }
     assert!(p.sides[SERVER].tcb.snd_una() < 0x1000_0000);
+    // Everything was read and acknowledged: no ring is left on either side.
+    for s in &p.sides {
+        assert_eq!(s.tcb.mem(), 0);
+    }
     // RTT from timestamps: 20 ms round trip.
     let srtt = p.sides[SERVER].tcb.srtt();
     assert!(
@@ -1087,4 +1093,95 @@ mod fuzz {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Buffer memory: rings follow their contents; the pool's grant and pressure
+
+#[test]
+fn rings_are_released_when_drained_and_come_back_with_data() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    assert_eq!(t.mem(), 0, "a new connection holds no buffer");
+    input(&mut t, now, &seg(5001, 1001, TcpFlags::PSH, &[b'q'; 100]));
+    assert_eq!(t.mem(), 4096);
+    let mut buf = [0u8; 64];
+    assert_eq!(t.read(&mut buf), Ok(64));
+    assert_eq!(t.mem(), 4096, "36 bytes unread");
+    assert_eq!(t.read(&mut buf), Ok(36));
+    assert_eq!(t.mem(), 0, "read to empty: released");
+    t.set_nodelay(true);
+    assert_eq!(t.write(&[b'r'; 3000]), Ok(3000));
+    assert_eq!(t.mem(), 4096);
+    let mut sent = Vec::new();
+    t.poll_transmit(now, &mut collect(&mut sent));
+    let acked: u32 = sent.iter().map(|s| s.0.payload_len).sum();
+    assert_eq!(acked, 3000);
+    input(&mut t, now + 10 * MS, &seg(5101, 1001 + 1000, TcpFlags::default(), &[]));
+    assert_eq!(t.mem(), 4096, "2000 bytes still unacknowledged");
+    input(&mut t, now + 20 * MS, &seg(5101, 1001 + 3000, TcpFlags::default(), &[]));
+    assert_eq!(t.mem(), 0, "all acknowledged: released");
+    // Data arrives again: a ring again, the bytes intact.
+    input(&mut t, now + 30 * MS, &seg(5101, 4001, TcpFlags::PSH, b"again"));
+    assert_eq!(t.read(&mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"again");
+    assert_eq!(t.mem(), 0);
+}
+
+#[test]
+fn at_the_hard_limit_data_is_cut_at_the_first_ring_and_progress_continues() {
+    let now = Instant::from_secs(10);
+    let mut t = server();
+    let mut seq = 5001u32;
+    for _ in 0..2 {
+        t.set_mem(0, true);
+        // 3 x 1448 bytes: the empty buffer takes its first 4 KiB ring
+        // regardless; the rest is cut (the peer resends it).
+        for _ in 0..3 {
+            input(&mut t, now, &seg(seq, 1001, TcpFlags::default(), &[7; 1448]));
+            seq = t.rcv_nxt();
+        }
+        assert_eq!(t.mem(), 4096);
+        assert_eq!(t.recv_queue_len(), 4096);
+        let mut buf = [0u8; 8192];
+        assert_eq!(t.read(&mut buf), Ok(4096));
+        assert_eq!(t.mem(), 0);
+    }
+    assert_eq!(t.rcv_nxt(), 5001 + 2 * 4096);
+    // Writing with no grant: the first ring, then no more until acknowledged.
+    t.set_mem(0, true);
+    assert_eq!(t.write(&[1; 10_000]), Ok(4096));
+    assert_eq!(t.write(&[1; 10]), Err(Errno::Eagain));
+    // With room the ring grows again.
+    t.set_mem(1 << 20, false);
+    assert_eq!(t.write(&[1; 10_000]), Ok(10_000));
+}
+
+#[test]
+fn under_memory_pressure_the_offered_window_shrinks_to_four_segments() {
+    let run = |pressure: bool| {
+        let now = Instant::from_secs(10);
+        let mut t = server();
+        t.set_mem(u32::MAX, pressure);
+        let mut seq = 5001u32;
+        let mut last_window = 0u32;
+        let mut buf = [0u8; 4096];
+        for i in 0..50u32 {
+            let (_, sent) = input(&mut t, now + MS * i, &seg(seq, 1001, TcpFlags::PSH, &[3; 1448]));
+            seq = seq.wrapping_add(1448);
+            while t.read(&mut buf).is_ok_and(|n| n > 0) {}
+            let mut more = Vec::new();
+            t.poll_transmit(now + MS * i, &mut collect(&mut more));
+            if let Some(s) = sent.iter().chain(more.iter()).last() {
+                last_window = (s.0.window as u32) << 7;
+            }
+        }
+        assert_eq!(t.rcv_nxt(), seq, "every segment was taken");
+        last_window
+    };
+    let normal = run(false);
+    let pressed = run(true);
+    assert!(normal >= 60_000, "{normal}");
+    // Linux tcp_adjust_rcv_ssthresh: 4 * advmss (5840), in 128-byte units.
+    assert!((2 * 1460..=4 * 1460 + 127).contains(&pressed), "{pressed}");
 }

@@ -2,8 +2,8 @@
 //! SYN (Linux's `tcp_v4_syn_recv_sock` and `tcp_create_openreq_child`),
 //! appended to the listener's accept queue (`inet_csk_reqsk_queue_add`).
 
-use super::conn::{Conn, Negotiated, Origin};
-use super::reqsk::{opt, RequestSock, NO_WSCALE};
+use super::conn::{Conn, Origin};
+use super::reqsk::{opt, RequestSock};
 use super::{TcpEngine, MAX_PROVEN_PEERS};
 use crate::engine::flow::FlowKey;
 use crate::engine::listen::{ChildSock, Listener};
@@ -29,7 +29,6 @@ pub(super) struct ChildParams<'a> {
     pub rtt_sample: Option<Duration>,
     pub iss: u32,
     pub irs: u32,
-    pub mss: u16,
     pub snd_wscale: Option<u8>,
     pub rcv_wscale: u8,
     pub sack: bool,
@@ -45,7 +44,6 @@ impl ChildParams<'_> {
             origin: Origin::RequestSock,
             iss: req.snt_isn,
             irs: req.rcv_isn,
-            mss: req.mss,
             snd_wscale: req.snd_wscale(),
             rcv_wscale: req.rcv_wscale,
             sack: req.has(opt::SACK),
@@ -66,7 +64,7 @@ impl ChildParams<'_> {
 pub(super) enum ChildError {
     /// The accept queue is full (ListenOverflows): Linux's overflow rules apply.
     AcceptQueueFull,
-    /// This worker's connection or buffer cap: refused with RST.
+    /// This worker's connection cap or buffer memory: refused with RST.
     Limit,
 }
 
@@ -87,24 +85,15 @@ impl TcpEngine {
         self.child_admitted(listener, c)?;
         let conn = Conn {
             key,
-            listener_id: listener.id,
+            irs: p.irs,
             origin: p.origin,
-            tcb: self.passive_tcb(now, &p),
-            peer_mac,
-            timer: None,
-            syn_at: p.syn_at,
-            established_at: now,
-            tfo_pending: None,
+            ecn: p.ecn,
             pending: Events::default(),
             queued: false,
-            negotiated: Negotiated {
-                irs: p.irs,
-                mss: p.mss,
-                snd_wscale: p.snd_wscale.unwrap_or(NO_WSCALE),
-                rcv_wscale: p.rcv_wscale,
-                sack: p.sack,
-                ecn: p.ecn,
-            },
+            peer_mac,
+            timer: None,
+            tfo_pending: None,
+            tcb: self.passive_tcb(now, &p),
         };
         let Some(id) = self.conns.insert(conn) else {
             c.inc(Counter::ConnLimitRefused);
@@ -129,25 +118,26 @@ impl TcpEngine {
         Ok(id)
     }
 
-    /// Room in the accept queue (`sk_acceptq_is_full`) and under this
-    /// worker's connection and buffer caps.
-    fn child_admitted(&self, listener: &Listener, c: &Counters) -> Result<(), ChildError> {
+    /// Room in the accept queue (`sk_acceptq_is_full`), under this
+    /// worker's connection cap, and buffer memory for one more connection.
+    fn child_admitted(&mut self, listener: &Listener, c: &Counters) -> Result<(), ChildError> {
         if listener.sk_acceptq_is_full() {
             c.inc(Counter::ListenOverflows);
             c.inc(Counter::ListenDrops);
             return Err(ChildError::AcceptQueueFull);
         }
-        if self.conns.len() >= self.cfg.max_conns || self.buffer_bytes + self.conn_buffers() > self.cfg.max_buffer_bytes {
+        if self.conns.len() >= self.cfg.max_conns {
             c.inc(Counter::ConnLimitRefused);
             c.inc(Counter::ListenDrops);
             return Err(ChildError::Limit);
         }
+        if !self.mem.admits_new() {
+            c.inc(Counter::ConnMemRefused);
+            c.inc(Counter::ListenDrops);
+            self.mem.refused();
+            return Err(ChildError::Limit);
+        }
         Ok(())
-    }
-
-    /// Buffer bytes one connection may hold (receive + send caps).
-    pub(super) fn conn_buffers(&self) -> u64 {
-        u64::from(self.cfg.rcv_buf) + u64::from(self.cfg.snd_buf)
     }
 
     /// `tcp_create_openreq_child`: the TCB of a passive open.
@@ -169,6 +159,7 @@ impl TcpEngine {
             rtt_sample: p.rtt_sample,
             rcv_buf_cap: self.cfg.rcv_buf,
             snd_buf_cap: self.cfg.snd_buf,
+            mem_room: self.mem.room(),
             config: TcbConfig {
                 synack_retries: s.tcp_synack_retries,
                 retries2: s.tcp_retries2,
@@ -178,10 +169,12 @@ impl TcpEngine {
         })
     }
 
-    /// Book-keeping once the child is queued: buffers promised, PassiveOpens,
+    /// Book-keeping once the child is queued: buffers charged (TFO data), PassiveOpens,
     /// the SYN→established sample, the peer proven, the TCB's timer.
     fn child_established(&mut self, id: u32, key: FlowKey, listener: &Listener, p: &ChildParams<'_>, c: &Counters) {
-        self.buffer_bytes += self.conn_buffers();
+        if let Some(conn) = self.conns.get(id) {
+            self.mem.charge(0, conn.tcb.mem());
+        }
         c.inc(Counter::TcpPassiveOpens);
         if p.origin != Origin::Cookie {
             // A cookie keeps no SYN time: only request socks and TFO are timed.

@@ -2,11 +2,9 @@
 //! the listen path knows, in this worker's table (Linux: a full socket in
 //! ehash).
 
-use super::reqsk::NO_WSCALE;
 use crate::engine::flow::FlowKey;
 use crate::engine::listen::Listener;
 use crate::engine::tcb::{Events, Tcb};
-use crate::engine::time::Instant;
 use crate::engine::timer_wheel::TimerId;
 use crate::wire::ethernet::EthernetAddress;
 use ahash::AHashMap as HashMap;
@@ -21,55 +19,44 @@ pub enum Origin {
 }
 
 /// An established connection: the TCB plus what the listen path knows.
+/// Kept small (at most 256 bytes with its TCB): a worker holds a million.
+/// What the handshake negotiated is read back from the TCB.
 pub struct Conn {
     pub key: FlowKey,
-    pub listener_id: u64,
+    /// The peer's initial sequence number.
+    pub(super) irs: u32,
     pub origin: Origin,
-    pub tcb: Tcb,
-    /// The peer's MAC, from its latest frame.
-    pub peer_mac: EthernetAddress,
-    /// The TCB's timer in this worker's wheel, and its deadline.
-    pub(super) timer: Option<(TimerId, Instant)>,
-    pub syn_at: Instant,
-    pub established_at: Instant,
-    /// A TFO child whose SYN-ACK is not acknowledged yet (holds a fastopenq slot).
-    pub tfo_pending: Option<Arc<Listener>>,
+    /// ECN was negotiated (not used yet).
+    pub(super) ecn: bool,
     /// Events not yet handed to the application.
     pub(super) pending: Events,
     /// Already in the ready list.
     pub(super) queued: bool,
-    /// What the handshake negotiated (for inspection; the TCB has its own copy).
-    pub(super) negotiated: Negotiated,
-}
-
-/// Handshake results, packed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Negotiated {
-    pub irs: u32,
-    /// The connection's MSS before option overhead: the peer's, clamped to ours.
-    pub mss: u16,
-    /// `NO_WSCALE` when window scaling is off.
-    pub snd_wscale: u8,
-    pub rcv_wscale: u8,
-    pub sack: bool,
-    pub ecn: bool,
+    /// The peer's MAC, from its latest frame.
+    pub peer_mac: EthernetAddress,
+    /// The TCB's timer in this worker's wheel.
+    pub(super) timer: Option<TimerId>,
+    /// A TFO child whose SYN-ACK is not acknowledged yet (holds a fastopenq slot).
+    pub tfo_pending: Option<Arc<Listener>>,
+    pub tcb: Tcb,
 }
 
 impl Conn {
+    /// The connection's MSS before option overhead: the peer's, clamped to ours.
     pub fn mss(&self) -> u16 {
-        self.negotiated.mss
+        self.tcb.mss() + if self.tcb.has_timestamps() { 12 } else { 0 }
     }
     pub fn snd_wscale(&self) -> Option<u8> {
-        (self.negotiated.snd_wscale != NO_WSCALE).then_some(self.negotiated.snd_wscale)
+        self.tcb.snd_wscale()
     }
     pub fn rcv_wscale(&self) -> u8 {
-        self.negotiated.rcv_wscale
+        self.tcb.rcv_wscale()
     }
     pub fn sack(&self) -> bool {
-        self.negotiated.sack
+        self.tcb.sack()
     }
     pub fn ecn(&self) -> bool {
-        self.negotiated.ecn
+        self.ecn
     }
     /// (ts_recent, ts_off) when timestamps are on.
     pub fn ts(&self) -> Option<(u32, u32)> {
@@ -84,7 +71,7 @@ impl Conn {
     /// Payload bytes received in order (a TFO SYN's data included).
     pub fn bytes_received(&self) -> u64 {
         let fin = u32::from(self.tcb.fin_received());
-        u64::from(self.tcb.rcv_nxt().wrapping_sub(self.negotiated.irs).wrapping_sub(1).wrapping_sub(fin))
+        u64::from(self.tcb.rcv_nxt().wrapping_sub(self.irs).wrapping_sub(1).wrapping_sub(fin))
     }
 }
 
@@ -92,7 +79,10 @@ impl Conn {
 #[derive(Default)]
 pub struct ConnTable {
     by_key: HashMap<FlowKey, u32>,
-    slots: Vec<(u8, Option<Conn>)>,
+    slots: Vec<Option<Conn>>,
+    /// Each slot's generation (the id's top byte), beside the slots so a
+    /// slot is exactly a `Conn`.
+    gens: Vec<u8>,
     free: Vec<u32>,
 }
 
@@ -100,6 +90,9 @@ const CONN_INDEX_BITS: u32 = 24;
 const CONN_INDEX_MASK: u32 = (1 << CONN_INDEX_BITS) - 1;
 
 impl ConnTable {
+    /// The most connections a table holds (ids keep 24 bits for the slot).
+    pub const CAPACITY: usize = 1 << CONN_INDEX_BITS;
+
     pub fn len(&self) -> usize {
         self.by_key.len()
     }
@@ -117,16 +110,17 @@ impl ConnTable {
         let idx = match self.free.pop() {
             Some(i) => i,
             None if self.slots.len() < (1 << CONN_INDEX_BITS) => {
-                self.slots.push((0, None));
+                self.slots.push(None);
+                self.gens.push(0);
                 (self.slots.len() - 1) as u32
             }
             None => return None,
         };
-        let slot = &mut self.slots[idx as usize];
-        slot.0 = slot.0.wrapping_add(1);
-        let id = (u32::from(slot.0) << CONN_INDEX_BITS) | idx;
+        let gen = &mut self.gens[idx as usize];
+        *gen = gen.wrapping_add(1);
+        let id = (u32::from(*gen) << CONN_INDEX_BITS) | idx;
         self.by_key.insert(conn.key, id);
-        slot.1 = Some(conn);
+        self.slots[idx as usize] = Some(conn);
         Some(id)
     }
 
@@ -134,35 +128,36 @@ impl ConnTable {
         self.by_key.get(key).copied()
     }
 
+    fn live(&self, id: u32) -> bool {
+        self.gens.get(Self::index_of(id)).is_some_and(|&g| u32::from(g) == id >> CONN_INDEX_BITS)
+    }
+
     pub fn get(&self, id: u32) -> Option<&Conn> {
-        let (gen, conn) = self.slots.get(Self::index_of(id))?;
-        if u32::from(*gen) != id >> CONN_INDEX_BITS {
+        if !self.live(id) {
             return None;
         }
-        conn.as_ref()
+        self.slots[Self::index_of(id)].as_ref()
     }
 
     pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut Conn> {
-        let (gen, conn) = self.slots.get_mut(Self::index_of(id))?;
-        if u32::from(*gen) != id >> CONN_INDEX_BITS {
+        if !self.live(id) {
             return None;
         }
-        conn.as_mut()
+        self.slots[Self::index_of(id)].as_mut()
     }
 
     pub(super) fn remove(&mut self, id: u32) -> Option<Conn> {
-        let (gen, slot) = self.slots.get_mut(Self::index_of(id))?;
-        if u32::from(*gen) != id >> CONN_INDEX_BITS {
+        if !self.live(id) {
             return None;
         }
-        let conn = slot.take()?;
+        let conn = self.slots[Self::index_of(id)].take()?;
         self.by_key.remove(&conn.key);
         self.free.push(id & CONN_INDEX_MASK);
         Some(conn)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
-        self.slots.iter().enumerate().filter_map(|(i, (gen, c))| {
+        self.slots.iter().zip(&self.gens).enumerate().filter_map(|(i, (c, gen))| {
             c.as_ref().map(|c| ((u32::from(*gen) << CONN_INDEX_BITS) | i as u32, c))
         })
     }

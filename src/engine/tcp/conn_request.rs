@@ -5,7 +5,7 @@
 
 use super::child::ChildParams;
 use super::conn::Origin;
-use super::synack::PendingSynAck;
+use super::synack::{EchoIp, PendingSynAck};
 use super::reqsk::{opt, RequestSock, NO_WSCALE};
 use super::{Rx, TcpEngine, Timer, TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
@@ -14,6 +14,7 @@ use crate::engine::keys::{isn, syncookie};
 use crate::engine::listen::Listener;
 use crate::engine::sysctl::{tfo, Sysctls};
 use crate::stats::{Counter, Counters};
+use crate::wire::ipv4_options::{self, OptionsEcho};
 use crate::wire::tcp::TcpFlags;
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
 use std::sync::Arc;
@@ -135,6 +136,11 @@ impl TcpEngine {
             fastopen: tfo.cookie,
             sample: Some((listener.id, rx.now)),
             retransmit: false,
+            ip_options: if rx.input.ip.has_options() {
+                self.save_ip_options(rx, if tfo.child { EchoIp::Once } else { EchoIp::Request })
+            } else {
+                EchoIp::No
+            },
         };
         if tfo.child {
             self.fastopen_child(rx, listener, &n, iss, ts_off, synack, c);
@@ -163,6 +169,7 @@ impl TcpEngine {
         let tsval = n.ts.map(|(tsval, _)| {
             (syncookie::encode_ts(ts_now, n.wscale, n.sack, n.ecn).wrapping_add(ts_off), tsval)
         });
+        let ip_options = if rx.input.ip.has_options() { self.save_ip_options(rx, EchoIp::Once) } else { EchoIp::No };
         self.synacks.push(PendingSynAck {
             route: rx.route,
             key: rx.key,
@@ -175,7 +182,26 @@ impl TcpEngine {
             fastopen: None,
             sample: Some((listener.id, now)),
             retransmit: false,
+            ip_options,
         });
+    }
+
+    /// `tcp_v4_save_options`: what the SYN-ACK echoes of the SYN's IP
+    /// options (record route, timestamp), kept by flow; `kind` when there
+    /// is something to echo. A prespecified timestamp slot is ours when it
+    /// names the address the SYN was sent to.
+    #[cold]
+    fn save_ip_options(&mut self, rx: &Rx<'_, '_>, kind: EchoIp) -> EchoIp {
+        let (opts, ours) = (rx.input.ip.options(), rx.key.local.to_be_bytes());
+        let Ok(o) = ipv4_options::compile(opts, |a| a == ours, false) else { return EchoIp::No };
+        let time = self.cfg.utc_ms_since_midnight(rx.now);
+        match OptionsEcho::of_received(opts, &o, ours, time, |a| a == ours) {
+            Some(echo) => {
+                self.synacks.save_ip_echo(rx.key, echo, rx.now);
+                kind
+            }
+            None => EchoIp::No,
+        }
     }
 
     /// `tcp_try_fastopen`: accept the SYN's data at once when its cookie is
@@ -258,7 +284,6 @@ impl TcpEngine {
             origin: Origin::FastOpen,
             iss,
             irs: client_isn,
-            mss: n.mss,
             snd_wscale: n.wscale,
             rcv_wscale: self.cfg.rcv_wscale,
             sack: n.sack,
@@ -315,7 +340,7 @@ impl TcpEngine {
             peer_window: seg.window_len(),
             snd_wscale: n.wscale.unwrap_or(NO_WSCALE),
             rcv_wscale: self.cfg.rcv_wscale,
-            opts: n.opt_bits(),
+            opts: n.opt_bits() | if synack.ip_options == EchoIp::Request { opt::IP_OPTIONS } else { 0 },
             num_timeout: 0,
             num_retrans: 0,
             peer_mac: rx.route.peer_mac,

@@ -83,7 +83,6 @@ impl TcpEngine {
             origin: Origin::Cookie,
             iss: cookie,
             irs: client_isn,
-            mss,
             snd_wscale: wscale,
             rcv_wscale: self.cfg.rcv_wscale,
             sack,

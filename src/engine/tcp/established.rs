@@ -6,7 +6,8 @@ use super::output::{emit_tcb_segment, Route};
 use super::{TcpEngine, Timer};
 use crate::engine::errno::Errno;
 use crate::engine::host::TcpInput;
-use crate::engine::tcb::{Events, SegIn};
+use super::mem::TcpMem;
+use crate::engine::tcb::{Events, SegIn, Tcb};
 use crate::engine::time::Instant;
 use crate::engine::tx::TxSink;
 use crate::stats::{Counter, Counters};
@@ -27,6 +28,13 @@ fn sack_blocks<'b>(options: &[u8], buf: &'b mut [(u32, u32); 4]) -> &'b [(u32, u
         }
     }
     &buf[..n]
+}
+
+/// Before a call into a TCB: grant it what the pool has left; returns the
+/// bytes it holds, for [`TcpMem::charge`] after the call.
+fn grant(mem: &TcpMem, tcb: &mut Tcb) -> u32 {
+    tcb.set_mem(mem.room(), mem.under_pressure());
+    tcb.mem()
 }
 
 impl TcpEngine {
@@ -50,7 +58,9 @@ impl TcpEngine {
         };
         let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
         let key = conn.key;
+        let held = grant(&self.mem, &mut conn.tcb);
         let ev = conn.tcb.on_segment(now, &seg_in, &mut |out, payload| emit_tcb_segment(tx, route, key, &out, payload, c));
+        self.mem.charge(held, conn.tcb.mem());
         if flags.contains(TcpFlags::RST) && ev.contains(Events::RESET) {
             c.inc(Counter::TcpEstabResets);
         }
@@ -85,12 +95,13 @@ impl TcpEngine {
         let Some(conn) = self.conns.get_mut(id) else { return };
         let want = conn.tcb.next_timeout();
         match (conn.timer, want) {
-            (Some((_, at)), Some(w)) if at == w => {}
+            (Some(t), Some(w)) if self.timers.fires_with(t, w) => {}
+            (Some(t), Some(w)) if self.timers.reschedule(t, w) => {}
             (old, want) => {
-                if let Some((t, _)) = old {
+                if let Some(t) = old {
                     self.timers.cancel(t);
                 }
-                conn.timer = want.map(|w| (self.timers.schedule(w, Timer::Conn(id)), w));
+                conn.timer = want.map(|w| self.timers.schedule(w, Timer::Conn(id)));
             }
         }
     }
@@ -101,7 +112,9 @@ impl TcpEngine {
         let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
         let key = conn.key;
         let c = &*self.counters;
+        let held = grant(&self.mem, &mut conn.tcb);
         let ev = conn.tcb.on_timeout(now, &mut |out, payload| emit_tcb_segment(tx, route, key, &out, payload, c));
+        self.mem.charge(held, conn.tcb.mem());
         if conn.tcb.error() == Some(Errno::Etimedout) && ev.contains(Events::RESET) {
             c.inc(Counter::TcpAbortOnTimeout);
         }
@@ -127,13 +140,13 @@ impl TcpEngine {
     /// Forget a connection whose TCB is closed (or aborted).
     pub(super) fn finish(&mut self, id: u32) {
         let Some(conn) = self.conns.remove(id) else { return };
-        if let Some((t, _)) = conn.timer {
+        if let Some(t) = conn.timer {
             self.timers.cancel(t);
         }
         if let Some(l) = &conn.tfo_pending {
             l.fastopenq_removed();
         }
-        self.buffer_bytes = self.buffer_bytes.saturating_sub(self.conn_buffers());
+        self.mem.charge(conn.tcb.mem(), 0);
         self.counters.inc(Counter::ConnsClosed);
     }
 
@@ -146,18 +159,28 @@ impl TcpEngine {
         let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
         let key = conn.key;
         let c = &*self.counters;
+        let held = conn.tcb.mem();
         conn.tcb.abort(now, &mut |seg, payload| emit_tcb_segment(tx, route, key, &seg, payload, c));
+        self.mem.charge(held, conn.tcb.mem());
         self.finish(conn_id);
     }
 
     /// Read received bytes: `Ok(0)` at EOF, `Err(Eagain)` when none yet.
     pub fn read(&mut self, id: u32, buf: &mut [u8]) -> Result<usize, Errno> {
-        self.conns.get_mut(id).ok_or(Errno::Ebadf)?.tcb.read(buf)
+        let tcb = &mut self.conns.get_mut(id).ok_or(Errno::Ebadf)?.tcb;
+        let held = tcb.mem();
+        let r = tcb.read(buf);
+        self.mem.charge(held, tcb.mem());
+        r
     }
 
     /// Queue bytes for sending; a short count is backpressure (send buffer full).
     pub fn write(&mut self, id: u32, data: &[u8]) -> Result<usize, Errno> {
-        self.conns.get_mut(id).ok_or(Errno::Ebadf)?.tcb.write(data)
+        let tcb = &mut self.conns.get_mut(id).ok_or(Errno::Ebadf)?.tcb;
+        let held = grant(&self.mem, tcb);
+        let r = tcb.write(data);
+        self.mem.charge(held, tcb.mem());
+        r
     }
 
     /// Free space in the send buffer.
@@ -177,7 +200,9 @@ impl TcpEngine {
         let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
         let key = conn.key;
         let c = &*self.counters;
+        let held = grant(&self.mem, &mut conn.tcb);
         let ev = conn.tcb.close(now, &mut |seg, payload| emit_tcb_segment(tx, route, key, &seg, payload, c));
+        self.mem.charge(held, conn.tcb.mem());
         if unread {
             c.inc(Counter::TcpAbortOnClose);
         }
@@ -191,7 +216,9 @@ impl TcpEngine {
         let route = Route { our_mac: self.cfg.mac, peer_mac: conn.peer_mac };
         let key = conn.key;
         let c = &*self.counters;
+        let held = grant(&self.mem, &mut conn.tcb);
         conn.tcb.poll_transmit(now, &mut |seg, payload| emit_tcb_segment(tx, route, key, &seg, payload, c));
+        self.mem.charge(held, conn.tcb.mem());
         self.note_events(id, Events::default());
         self.rearm(id);
     }

@@ -3,7 +3,7 @@
 
 use super::child::{ChildError, ChildParams};
 use super::output::{send_counted, OutSegment, Route};
-use super::synack::PendingSynAck;
+use super::synack::SynAckQueue;
 use super::reqsk::{opt, rtx_synack, RequestSock};
 use super::{Rx, TcpConfig, TcpEngine, Timer};
 use crate::engine::flow::FlowKey;
@@ -71,7 +71,7 @@ fn check_req_segment(
     cfg: &TcpConfig,
     req: &mut RequestSock,
     rx: &Rx<'_, '_>,
-    synacks: &mut Vec<PendingSynAck>,
+    synacks: &mut SynAckQueue,
     c: &Counters,
     tx: &mut impl TxSink,
 ) -> ReqVerdict {
@@ -172,13 +172,18 @@ impl TcpEngine {
                 Some(to) => req.migrate_to(to),
                 None => {
                     send_reset(input, route.our_mac, c, tx);
+                    self.forget_ip_echo(&key, &req);
                     self.release_request(req);
                     return;
                 }
             }
         }
         let params = ChildParams::from_request(&req, &input.seg, now);
-        match self.create_child(now, key, hash, route.peer_mac, &req.listener, params, c) {
+        let result = self.create_child(now, key, hash, route.peer_mac, &req.listener, params, c);
+        if !matches!(result, Err(ChildError::AcceptQueueFull)) || self.sysctls.tcp_abort_on_overflow {
+            self.forget_ip_echo(&key, &req);
+        }
+        match result {
             Ok(id) => {
                 self.release_request(req);
                 if input.seg.seq_len() > 0 {

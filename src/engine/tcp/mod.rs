@@ -26,6 +26,7 @@ pub mod conn;
 mod conn_request;
 mod cookie_check;
 mod established;
+pub mod mem;
 mod minisocks;
 pub mod output;
 pub mod reqsk;
@@ -34,6 +35,7 @@ mod synack;
 mod tests;
 
 pub use conn::{Conn, ConnTable, Origin};
+pub use mem::{MemWarning, TcpMem, TcpMemLimits};
 pub use minisocks::TimeWait;
 
 use crate::engine::flow::FlowKey;
@@ -44,13 +46,15 @@ use crate::engine::socket::{ControlCmd, Stack};
 use crate::engine::sysctl::Sysctls;
 use crate::engine::time::{Duration, Instant};
 use crate::engine::timer_wheel::TimerWheel;
-use crate::engine::tx::TxSink;
+use crate::engine::tx::{TxFrame, TxOffload, TxSink};
 use crate::stats::{Counter, Counters, Metric};
-use crate::wire::ethernet::EthernetAddress;
+use crate::wire::ethernet::{self, EthernetAddress};
+use crate::wire::ipv4_options::{self, OptionsEcho};
 use crate::wire::tcp::TcpFlags;
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use output::Route;
 use reqsk::RequestSock;
+use synack::{EchoIp, PendingSynAck, SynAckQueue};
 use std::sync::Arc;
 
 /// First SYN-ACK retransmission timeout (Linux TCP_TIMEOUT_INIT).
@@ -76,15 +80,21 @@ pub struct TcpConfig {
     /// Window in the SYN-ACK (never scaled). Linux sends 65160 (45 x 1448).
     pub synack_window: u16,
     /// Established connections this worker may hold; beyond, handshakes are
-    /// refused with RST (DlConnLimitRefused).
+    /// refused with RST (DlConnLimitRefused). By default the table's own
+    /// limit: memory, not a count, is what refuses connections.
     pub max_conns: usize,
     /// Receive and send buffer per connection (Linux: tcp_rmem/tcp_wmem).
     pub rcv_buf: u32,
     pub snd_buf: u32,
-    /// Bytes of connection buffers this worker may hold in all.
+    /// Bytes of connection buffers this worker may hold in use at once
+    /// (`tcp_mem`'s hard limit; see [`mem`]). Beyond, handshakes are
+    /// refused with RST (DlConnMemRefused).
     pub max_buffer_bytes: u64,
     /// Our MAC, for segments sent outside a received frame (app writes, timers).
     pub mac: EthernetAddress,
+    /// UTC in milliseconds at engine time zero (the IP timestamp option
+    /// carries the time of day; the engine itself reads no clock).
+    pub utc_ms_at_zero: u64,
 }
 
 impl TcpConfig {
@@ -94,12 +104,47 @@ impl TcpConfig {
             mss: 1460,
             rcv_wscale: 7,
             synack_window: 65160,
-            max_conns: 1 << 20,
+            max_conns: ConnTable::CAPACITY,
             rcv_buf: 64 * 1024,
             snd_buf: 64 * 1024,
             max_buffer_bytes: 1 << 30,
             mac: EthernetAddress([0; 6]),
+            utc_ms_at_zero: 0,
         }
+    }
+
+    /// Milliseconds since midnight UTC at `now` (RFC 791's timestamp).
+    pub fn utc_ms_since_midnight(&self, now: Instant) -> u32 {
+        ((self.utc_ms_at_zero + now.as_millis()) % 86_400_000) as u32
+    }
+}
+
+/// A sink that puts an IPv4 options block into every frame built through it.
+struct WithIpOptions<'a, S> {
+    inner: &'a mut S,
+    echo: &'a OptionsEcho,
+    ours: [u8; 4],
+    time: u32,
+}
+
+impl<S: TxSink> TxSink for WithIpOptions<'_, S> {
+    fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
+        let n = self.echo.len();
+        let (echo, ours, time) = (self.echo, self.ours, self.time);
+        self.inner.emit(max_len + n, |buf| {
+            let f = build(&mut buf[..max_len]);
+            let offload = f.offload != TxOffload::None;
+            let len = ipv4_options::insert_into_frame(buf, f.len, ethernet::HEADER_LEN, n, |o| echo.write(o, ours, time), !offload);
+            let offload = match f.offload {
+                TxOffload::Ipv4Tcp { l2_len, l3_len } => TxOffload::Ipv4Tcp { l2_len, l3_len: l3_len + n as u8 },
+                other => other,
+            };
+            TxFrame { len, offload }
+        })
+    }
+
+    fn csum_offload(&self) -> bool {
+        self.inner.csum_offload()
     }
 }
 
@@ -148,8 +193,8 @@ pub struct TcpEngine {
     ready: Vec<u32>,
     /// Where app-driven paths count (the worker's counters; set with `with_counters`).
     counters: Arc<Counters>,
-    /// Buffer bytes promised to connections (rcv + snd caps).
-    buffer_bytes: u64,
+    /// Buffer bytes in use by connections (`tcp_memory_allocated`).
+    mem: TcpMem,
     /// Handshake latencies of the current burst.
     samples: Vec<LatencySample>,
     /// Connections in TIME_WAIT.
@@ -162,7 +207,7 @@ pub struct TcpEngine {
     /// Timestamp offsets of recent address pairs.
     ts_offs: isn::TsOffCache,
     /// SYN-ACKs decided but not built yet (the build stage of a burst).
-    synacks: Vec<synack::PendingSynAck>,
+    synacks: SynAckQueue,
     templates: synack::SynAckTemplates,
 }
 
@@ -173,7 +218,9 @@ impl TcpEngine {
         let hash_seed = u64::from(secrets.isn.to_bytes()[0]) << 56 | 0x9e37_79b9_7f4a_7c15;
         let templates = synack::SynAckTemplates::new(&cfg);
         let ts_offs = isn::TsOffCache::new(secrets.ts_off);
+        let mem = TcpMem::new(TcpMemLimits::from_max(cfg.max_buffer_bytes));
         TcpEngine {
+            mem,
             cfg,
             stack,
             secrets,
@@ -187,13 +234,12 @@ impl TcpEngine {
             hash_seed,
             ready: Vec::new(),
             counters: Arc::new(Counters::new()),
-            buffer_bytes: 0,
             samples: Vec::new(),
             time_wait: HashMap::new(),
             gone_ready: Vec::new(),
             view: Some(Box::default()),
             ts_offs,
-            synacks: Vec::new(),
+            synacks: SynAckQueue::default(),
             templates,
         }
     }
@@ -232,6 +278,17 @@ impl TcpEngine {
 
     pub fn connections(&self) -> &ConnTable {
         &self.conns
+    }
+
+    /// This worker's buffer memory in use.
+    pub fn mem(&self) -> &TcpMem {
+        &self.mem
+    }
+
+    /// The rate-limited warning to log when connections were refused for
+    /// lack of buffer memory (call from housekeeping).
+    pub fn take_mem_warning(&mut self, now: Instant) -> Option<MemWarning> {
+        self.mem.take_warning(now)
     }
 
     /// Change the keys (tests, key rotation). The timestamp offsets are
@@ -287,9 +344,14 @@ impl TcpEngine {
             return;
         }
         // Taken out and put back, so its capacity is reused: no allocation per burst.
-        let mut pending = std::mem::take(&mut self.synacks);
+        let mut pending = self.synacks.take();
         for p in pending.drain(..) {
-            if !self.templates.send(&self.cfg, &p, tx) {
+            let sent = if p.ip_options == EchoIp::No {
+                self.templates.send(&self.cfg, &p, tx)
+            } else {
+                self.send_synack_with_ip_options(&p, tx)
+            };
+            if !sent {
                 continue;
             }
             c.inc(Counter::TcpOutSegs);
@@ -301,7 +363,31 @@ impl TcpEngine {
                 self.sample(listener_id, Metric::SynToSynAck, at);
             }
         }
-        self.synacks = pending;
+        self.synacks.put_back(pending);
+    }
+
+    /// A SYN-ACK that echoes the SYN's IP options (`ip_build_and_send_pkt`
+    /// with the request's `ireq_opt`): built as usual, then the options put
+    /// in with our address and the time filled in.
+    #[cold]
+    #[inline(never)]
+    fn send_synack_with_ip_options(&mut self, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
+        let Some((echo, at)) = self.synacks.ip_echo_for(p) else { return self.templates.send(&self.cfg, p, tx) };
+        let (ours, time) = (p.key.local.to_be_bytes(), self.cfg.utc_ms_since_midnight(at));
+        // The general builder (the templates' bytes exactly), then the options.
+        synack::send_general(&self.cfg, p, &mut WithIpOptions { inner: tx, echo: &echo, ours, time })
+    }
+
+    /// No SYN-ACK IP options are kept (for tests of their lifetime).
+    pub fn ip_echo_is_empty(&self) -> bool {
+        self.synacks.ip_echo_is_empty()
+    }
+
+    /// Forget the IP options a request's SYN-ACKs echo (the request is gone).
+    pub(super) fn forget_ip_echo(&mut self, key: &FlowKey, req: &RequestSock) {
+        if req.has(reqsk::opt::IP_OPTIONS) {
+            self.synacks.forget_ip_echo(key);
+        }
     }
 
     /// Re-read the sysctls (cheap; call every few milliseconds, not per packet).

@@ -7,7 +7,7 @@
 //! state (atomics).
 
 use super::output::Route;
-use super::synack::PendingSynAck;
+use super::synack::{EchoIp, PendingSynAck, SynAckQueue};
 use super::{TcpEngine, Timer, TCP_INVALID_RATELIMIT, TCP_RTO_MAX, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
 use crate::engine::host::HostTx;
@@ -28,6 +28,8 @@ pub mod opt {
     pub const ACKED: u8 = 1 << 3;
     /// `last_oow_ack` holds the time of an out-of-window answer.
     pub const OOW_SENT: u8 = 1 << 4;
+    /// The SYN had IP options its SYN-ACKs echo (kept beside, by flow).
+    pub const IP_OPTIONS: u8 = 1 << 5;
 }
 
 /// A half-open connection (Linux's `struct tcp_request_sock`, the parts a
@@ -123,8 +125,11 @@ pub(super) fn rtx_synack(
     now: Instant,
     key: FlowKey,
     route: Route,
-    synacks: &mut Vec<PendingSynAck>,
+    synacks: &mut SynAckQueue,
 ) {
+    if req.has(opt::IP_OPTIONS) {
+        synacks.retouch_ip_echo(&key, now);
+    }
     req.num_retrans = req.num_retrans.saturating_add(1);
     synacks.push(PendingSynAck {
         route,
@@ -138,6 +143,7 @@ pub(super) fn rtx_synack(
         fastopen: None,
         sample: None,
         retransmit: true,
+        ip_options: if req.has(opt::IP_OPTIONS) { EchoIp::Request } else { EchoIp::No },
     });
 }
 
@@ -225,6 +231,7 @@ impl TcpEngine {
     pub(super) fn drop_request(&mut self, key: &FlowKey) -> bool {
         match self.reqs.remove(key) {
             Some(req) => {
+                self.forget_ip_echo(key, &req);
                 self.release_request(req);
                 true
             }

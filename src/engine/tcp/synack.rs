@@ -18,7 +18,9 @@ use crate::wire::checksum;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
 use crate::wire::tcp::{self, TcpFlags, TcpRepr};
+use crate::wire::ipv4_options::OptionsEcho;
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
+use ahash::AHashMap;
 
 /// A SYN-ACK the listen path decided on, built in the build stage.
 pub struct PendingSynAck {
@@ -37,6 +39,84 @@ pub struct PendingSynAck {
     pub sample: Option<(u64, Instant)>,
     /// A retransmission (TCPSynRetrans once sent).
     pub retransmit: bool,
+    /// Whether it echoes the SYN's IP options (kept in the [`SynAckQueue`]).
+    pub ip_options: EchoIp,
+}
+
+/// The SYN-ACKs decided and not built yet (the build stage of a burst),
+/// and the IP options some of them echo: Linux's `ireq_opt`, kept here by
+/// flow for the rare SYNs with record route or timestamp options so that
+/// a request sock stays small, with the time they were last decided (the
+/// time an IP timestamp option carries).
+#[derive(Default)]
+pub struct SynAckQueue {
+    pending: Vec<PendingSynAck>,
+    ip_echo: AHashMap<FlowKey, (OptionsEcho, Instant)>,
+}
+
+impl SynAckQueue {
+    #[inline]
+    pub fn push(&mut self, p: PendingSynAck) {
+        self.pending.push(p);
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The pending SYN-ACKs, taken out (their capacity comes back with
+    /// [`SynAckQueue::put_back`]: no allocation per burst).
+    pub fn take(&mut self) -> Vec<PendingSynAck> {
+        std::mem::take(&mut self.pending)
+    }
+
+    pub fn put_back(&mut self, mut emptied: Vec<PendingSynAck>) {
+        emptied.clear();
+        self.pending = emptied;
+    }
+
+    /// Keep `echo` for the SYN-ACKs of `key`, decided at `now`.
+    pub fn save_ip_echo(&mut self, key: FlowKey, echo: OptionsEcho, now: Instant) {
+        self.ip_echo.insert(key, (echo, now));
+    }
+
+    /// A retransmission of `key`'s SYN-ACK decided at `now`.
+    pub fn retouch_ip_echo(&mut self, key: &FlowKey, now: Instant) {
+        if let Some(e) = self.ip_echo.get_mut(key) {
+            e.1 = now;
+        }
+    }
+
+    /// The echo for `p` (removed when used once).
+    pub fn ip_echo_for(&mut self, p: &PendingSynAck) -> Option<(OptionsEcho, Instant)> {
+        match p.ip_options {
+            EchoIp::No => None,
+            EchoIp::Once => self.ip_echo.remove(&p.key),
+            EchoIp::Request => self.ip_echo.get(&p.key).copied(),
+        }
+    }
+
+    pub fn forget_ip_echo(&mut self, key: &FlowKey) {
+        self.ip_echo.remove(key);
+    }
+
+    pub fn ip_echo_is_empty(&self) -> bool {
+        self.ip_echo.is_empty()
+    }
+}
+
+/// Where a SYN-ACK's echoed IP options come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EchoIp {
+    No,
+    /// The request sock's, kept for its retransmissions.
+    Request,
+    /// Used once (a cookie or a TFO child keeps no request).
+    Once,
 }
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -80,6 +160,7 @@ impl SynAckTemplates {
         if p.fastopen.is_some() {
             return send_general(cfg, p, tx);
         }
+        // The templates have no IP options: the sink adds them after.
         let t = &self.layouts[layout(p)];
         let offload = tx.csum_offload();
         tx.emit(MAX_LEN, |buf| t.write(buf, p, offload))
@@ -206,7 +287,7 @@ fn put<const N: usize>(f: &mut [u8; MAX_LEN], at: usize, bytes: &[u8; N]) {
 }
 
 /// A SYN-ACK with a TFO cookie: built field by field.
-fn send_general(cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
+pub(super) fn send_general(cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
     let opts = SynAckOptions {
         mss: cfg.mss,
         wscale: p.wscale.then_some(cfg.rcv_wscale),
@@ -269,6 +350,7 @@ mod tests {
             fastopen: None,
             sample: None,
             retransmit: false,
+            ip_options: EchoIp::No,
         }
     }
 

@@ -348,3 +348,42 @@ fn listener_discards_syn_fin() {
     assert_eq!((b.counter(Counter::TcpOutRsts), b.counter(Counter::TcpInErrs)), (0, 0));
     b.syn_synack(Seg::syn(CISN));
 }
+
+/// `tcp_v4_save_options` + `ip_build_and_send_pkt`: a SYN with record
+/// route gets a SYN-ACK that carries it back with our address twice (the
+/// input hop and the output hop), and so does its retransmission; NOPs are
+/// not echoed; nothing is kept once the handshake completes.
+#[test]
+fn synack_echoes_record_route_as_ip_options_echo() {
+    let mut b = Bench::linux();
+    b.listen(128);
+    let rr = [7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let sa = b.syn_synack(Seg::syn(CISN).ip_options(&rr));
+    let s = SERVER.octets();
+    let expect = [7, 11, 12, s[0], s[1], s[2], s[3], s[0], s[1], s[2], s[3], 0];
+    assert_eq!(sa.ip_options, expect);
+    assert_eq!(sa.syn.mss, Some(1460));
+    b.advance(secs(1));
+    let rtx = b.take_out();
+    assert_eq!(rtx.len(), 1);
+    assert_eq!(rtx[0].ip_options, expect);
+    let (tsval, _) = rtx[0].ts().expect("ts");
+    assert!(b.send(Seg::ack(CISN + 1, sa.seq + 1).ts(101, tsval)).is_empty());
+    assert_eq!(b.counter(Counter::TcpPassiveOpens), 1);
+    assert!(b.workers[0].engine.ip_echo_is_empty());
+    // NOPs only: a plain SYN-ACK.
+    let sa = b.syn_synack(Seg::syn(CISN).port(41001).ip_options(&[1, 1, 1, 1]));
+    assert!(sa.ip_options.is_empty());
+}
+
+/// The same echo on a cookie SYN-ACK, and none kept afterwards.
+#[test]
+fn cookie_synack_echoes_record_route() {
+    let mut b = Bench::with(|s| s.tcp_syncookies = 2);
+    b.listen(128);
+    let sa = b.syn_synack(Seg::syn(CISN).ip_options(&[7, 7, 4, 0, 0, 0, 0, 1]));
+    let s = SERVER.octets();
+    // The NOP after it is not echoed: END pads the block.
+    assert_eq!(sa.ip_options, [7, 7, 8, s[0], s[1], s[2], s[3], 0]);
+    assert!(b.workers[0].engine.ip_echo_is_empty());
+}

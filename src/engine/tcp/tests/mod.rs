@@ -15,6 +15,7 @@ mod fastopen;
 mod burst;
 mod fuzz;
 mod handshake;
+mod memory;
 mod queues;
 mod reuseport;
 mod timers;
@@ -113,6 +114,8 @@ pub struct Seg {
     pub rss_hash: Option<u32>,
     /// The worker whose queue receives it.
     pub worker: usize,
+    /// IPv4 options (a multiple of 4 bytes).
+    pub ip_options: Vec<u8>,
 }
 
 impl Seg {
@@ -129,7 +132,13 @@ impl Seg {
             ip_ecn: 0,
             rss_hash: None,
             worker: 0,
+            ip_options: Vec::new(),
         }
+    }
+
+    pub fn ip_options(mut self, bytes: &[u8]) -> Seg {
+        self.ip_options = bytes.to_vec();
+        self
     }
 
     /// `S seq:seq(0) win 64240 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>`.
@@ -207,6 +216,12 @@ impl Seg {
         let mut buf = vec![0u8; frame::tcp_frame_len(self.options.len(), self.payload.len())];
         let n = write_tcp_frame(&mut buf, &h, &self.options, &self.payload);
         assert_eq!(n, buf.len(), "the segment fits a frame");
+        if !self.ip_options.is_empty() {
+            let k = self.ip_options.len();
+            buf.resize(n + k, 0);
+            let opts = &self.ip_options;
+            crate::wire::ipv4_options::insert_into_frame(&mut buf, n, 14, k, |o| o.copy_from_slice(opts), true);
+        }
         buf
     }
 }
@@ -322,6 +337,28 @@ impl Bench {
     /// Everything sent since the last call.
     pub fn take_out(&mut self) -> Vec<Out> {
         std::mem::take(&mut self.out)
+    }
+
+    /// The application on worker 0 writes `data` on connection `id`; the
+    /// engine sends what it may. Returns the write's result and what went out.
+    pub fn app_write(&mut self, id: u32, data: &[u8]) -> (Result<usize, crate::engine::errno::Errno>, Vec<Out>) {
+        let now = self.rig.now;
+        let w = &mut self.rig.workers[0];
+        let r = w.engine.write(id, data);
+        w.engine.flush(now, id, &mut self.sink);
+        self.collect();
+        (r, self.take_out())
+    }
+
+    /// The application on worker 0 closes connection `id`; connections
+    /// that are gone leave the table. Returns what went out.
+    pub fn app_close(&mut self, id: u32) -> Vec<Out> {
+        let now = self.rig.now;
+        let w = &mut self.rig.workers[0];
+        w.engine.close(now, id, &mut self.sink);
+        w.engine.drain_ready(&mut Vec::new());
+        self.collect();
+        self.take_out()
     }
 
     /// SYN from `port`, expecting exactly one SYN-ACK back; returns it.

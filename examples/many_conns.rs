@@ -1,0 +1,167 @@
+//! Many idle connections, engine only: COUNT clients each complete a
+//! handshake, make one HTTP/1.1 keep-alive request that the per-core `http`
+//! app answers, acknowledge the answer, and then stay idle, all on one
+//! worker with the default limits (`TcpConfig::new`: 1 GiB of buffers in
+//! use, the table's connection limit). Reports what every idle connection
+//! costs: heap bytes (a counting allocator: exact) and resident memory
+//! (/proc/self/statm), and checks that no connection was refused and no
+//! buffer memory is left in use.
+//!
+//! ```text
+//! cargo run --release --example many_conns -- [COUNT]   (default 1000000)
+//! ```
+
+use dlisten::app::AppKind;
+use dlisten::engine::tcb::Events;
+use dlisten::engine::tcp::{Conn, TcpEngine};
+use dlisten::engine::tx::TxSink;
+use dlisten::stats::Counter;
+use dlisten::telemetry::latency::WorkerLatency;
+use dlisten::testkit::clients::{self, META_OFFLOAD, PORT, SYN_LEN};
+use dlisten::testkit::frame::{write_tcp_frame, TcpHeader, OUR_IP};
+use dlisten::testkit::rig::{ReuseSink, Rig, RigConfig, FRAME_MAX, START};
+use dlisten::wire::ethernet::EthernetFrame;
+use dlisten::wire::ipv4::Ipv4Packet;
+use dlisten::wire::tcp::{TcpFlags, TcpSegment};
+use dlisten::wire::tcp_options;
+use dlisten::worker::apps::PerCoreApps;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddrV4;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Heap bytes in use, counted on every allocation and free.
+struct Counting;
+
+static HEAP: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HEAP.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        HEAP.fetch_add(new_size, Ordering::Relaxed);
+        HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 198.18.0.1\r\n\r\n";
+
+/// Resident set size in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// The client's answer to `ours` (a segment the engine sent): acknowledges
+/// all of it (a SYN counts one) and carries `payload`, with timestamps
+/// echoed as Linux does. Returns the frame's length, 0 if `ours` is not TCP.
+fn reply(ours: &[u8], payload: &[u8], buf: &mut [u8]) -> usize {
+    let Ok(eth) = EthernetFrame::new_checked(ours) else { return 0 };
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return 0 };
+    let Ok(seg) = TcpSegment::new_checked(ip.payload()) else { return 0 };
+    let flags = seg.flags();
+    let len = seg.payload().len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
+    let mut opts = [0u8; 12];
+    let opts_len = match tcp_options::timestamps(seg.options()) {
+        Some((tsval, tsecr)) => {
+            opts[..4].copy_from_slice(&[1, 1, 8, 10]);
+            opts[4..8].copy_from_slice(&tsecr.wrapping_add(1).to_be_bytes());
+            opts[8..12].copy_from_slice(&tsval.to_be_bytes());
+            12
+        }
+        None => 0,
+    };
+    let h = TcpHeader {
+        src: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
+        dst: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
+        seq: seg.ack_number(),
+        ack: seg.seq_number().wrapping_add(len),
+        flags: if payload.is_empty() { TcpFlags::ACK } else { TcpFlags::ACK | TcpFlags::PSH },
+        window: 502,
+        ident: 0,
+        ..TcpHeader::default()
+    };
+    write_tcp_frame(buf, &h, &opts[..opts_len], payload)
+}
+
+/// The per-core app's turn, as the worker loop takes it after a burst.
+fn serve(apps: &mut PerCoreApps, tcp: &mut TcpEngine, ready: &mut Vec<(u32, Events)>, latency: &mut WorkerLatency, tx: &mut impl TxSink) {
+    tcp.drain_ready(ready);
+    apps.run(START, &|| START, ready, tcp, latency, tx);
+    ready.clear();
+}
+
+fn main() -> ExitCode {
+    let count: u32 = match std::env::args().nth(1).map(|s| s.parse()) {
+        None => 1_000_000,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("many_conns: COUNT: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut rig = Rig::new(RigConfig::default());
+    let fd = rig.listen_on(SocketAddrV4::new(OUR_IP, PORT), 4096, |_, _| {});
+    let listener = rig.stack.listener(fd).expect("the listener");
+    let mut apps = PerCoreApps::new(AppKind::Http(Default::default()), vec![listener], None);
+    let mut latency = WorkerLatency::default();
+    let mut ready = Vec::new();
+    let mut tx = ReuseSink::default();
+    let (mut syn, mut frame, mut synack) = ([0u8; SYN_LEN], [0u8; FRAME_MAX], [0u8; FRAME_MAX]);
+    let w = &mut rig.workers[0];
+
+    let (heap0, rss0) = (HEAP.load(Ordering::Relaxed), rss());
+    let t = std::time::Instant::now();
+    for i in 0..count {
+        let n = clients::syn_frame(i, &mut syn);
+        w.rx(START, &syn[..n], META_OFFLOAD, &mut tx);
+        let sa_len = tx.len;
+        synack[..sa_len].copy_from_slice(tx.last());
+        // The handshake's ACK, then the request, as a Linux client sends them.
+        let n = reply(&synack[..sa_len], &[], &mut frame);
+        w.rx(START, &frame[..n], META_OFFLOAD, &mut tx);
+        let n = reply(&synack[..sa_len], REQUEST, &mut frame);
+        w.rx(START, &frame[..n], META_OFFLOAD, &mut tx);
+        let sent = tx.frames;
+        serve(&mut apps, &mut w.engine, &mut ready, &mut latency, &mut tx);
+        if tx.frames == sent {
+            eprintln!("many_conns: client {i} got no answer");
+            return ExitCode::FAILURE;
+        }
+        // The client acknowledges the answer: the connection is idle.
+        let n = reply(tx.last(), &[], &mut frame);
+        w.rx(START, &frame[..n], META_OFFLOAD, &mut tx);
+        serve(&mut apps, &mut w.engine, &mut ready, &mut latency, &mut tx);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let (heap1, rss1) = (HEAP.load(Ordering::Relaxed), rss());
+    let conns = w.engine.connections().len();
+    let in_use = w.engine.mem().allocated();
+    let refused = w.counters.get(Counter::ConnMemRefused) + w.counters.get(Counter::ConnLimitRefused);
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / f64::from(count.max(1));
+    println!("connections: {conns} established and idle (of {count}), {:.0} per second built", f64::from(count) / secs);
+    println!("refused: {refused}; buffer memory in use: {in_use} bytes");
+    println!("size_of::<Conn>() = {} bytes", std::mem::size_of::<Conn>());
+    println!("heap per idle connection: {:.0} bytes", per(heap1 as u64, heap0 as u64));
+    println!("RSS per idle connection: {:.0} bytes (RSS {} -> {} MiB)", per(rss1, rss0), rss0 >> 20, rss1 >> 20);
+    if conns != count as usize || refused != 0 || in_use != 0 {
+        eprintln!("many_conns: expected {count} idle connections, none refused, no buffer in use");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,798 @@
+"""The differential cases. Each is a script run once against the kernel and
+once against dlisten (concurrently), with the listener settings it names.
+
+`t` is the session (run.py's Target): t.send(frame), t.wait(secs),
+t.expect(match, timeout) returns the first parsed frame since the last send
+for which match(frame) holds, or None (then the script goes on with zeros,
+and the difference shows in the answers).
+
+Marks: `pending_fix=REASON` for a difference dlisten is being fixed for (the
+suite reports it apart and does not fail on it); `deviation=KEY` for a
+difference dlisten makes on purpose, KEY naming its row in the README's
+"Where dlisten differs from Linux" table.
+"""
+import difflib
+import re
+import struct
+
+from frames import (CLIENT_IP, CLOSED_PORT, OTHER_IP, OTHER_MAC, SERVER_IP, SERVER_MAC, TSVAL, arp_request,
+                    eth, icmp_echo, ip_proto, linux_opts, raw_bytes, syn, tcp, tfo_exp_opts, tfo_opts, udp)
+from normalise import ACK, SYN
+from scapy.all import ICMP, IP, IPOption, Raw
+
+# Compared in every case: the listen path's, and the host's, counters that
+# dlisten keeps under Linux's names.
+COUNTERS = [
+    "TcpPassiveOpens", "TcpAttemptFails", "TcpOutRsts", "TcpInErrs", "TcpInCsumErrors",
+    "TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPReqQFullDrop", "TcpExtTCPReqQFullDoCookies",
+    "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "TcpExtEmbryonicRsts",
+    "TcpExtTCPSynRetrans", "TcpExtTCPFastOpenPassive", "TcpExtTCPFastOpenPassiveFail",
+    "TcpExtTCPFastOpenCookieReqd", "TcpExtTCPFastOpenListenOverflow",
+    "IpInReceives", "IpInHdrErrors", "IpInAddrErrors", "IpInUnknownProtos",
+    "IcmpInMsgs", "IcmpInEchos", "IcmpOutEchoReps", "IcmpOutDestUnreachs", "IcmpInErrors",
+    "UdpNoPorts", "UdpInErrors", "UdpInCsumErrors", "IpExtInTruncatedPkts",
+]
+
+# Why a case is pending: the six differences being fixed in dlisten, and the
+# ones this suite found since (marked "found by the suite" until triaged).
+SYNQ_THRESHOLD = "SYN queue threshold with backlog 2: Linux answers SYNs 1-3 normally, cookies from the 4th (qlen > max_ack_backlog)"
+SYN_FIN_CLOSED = "SYN|FIN to a closed port -> RST|ACK (dlisten drops it)"
+SYN_FIN_RST_INERRS = ("SYN|FIN and SYN|RST to a listener: Linux discards them without counting TcpInErrs "
+                      "(dlisten's host drop of SYN|FIN, the same rule as SYN|FIN to a closed port)")
+SYNACK_WINDOW = ("found by the suite: the SYN-ACK window without timestamps is 64240 (rounddown(65535, mss), "
+                 "tcp_openreq_init_rwin subtracts the TS option only when tstamp_ok); dlisten always sends 65160")
+TSECR_CHECK = ("found by the suite: Linux 6.18's tcp_check_req rejects a final ACK whose TSecr is not a TSval "
+               "it sent (ACK, TcpExtTSEcrRejected); dlisten accepts it")
+
+
+def _established(line):
+    """A line of a segment the target sent on an established connection
+    (neither SYN nor RST)."""
+    if " tcp " not in f" {line}":
+        return False
+    flags = line.split(" tcp ", 1)[1].split()[1]
+    return "S" not in flags and "R" not in flags
+
+
+def mask_established_window_and_id(lines):
+    out = []
+    for l in lines:
+        if _established(l):
+            l = re.sub(r" win=\d+ ", " win=* ", l)
+            l = re.sub(r" id=(0|nz)", " id=*", l)
+        out.append(l)
+    return out
+
+
+def mask_fin_ack_at_once(lines):
+    """Drop a bare ACK the target sent when the same step holds its FIN with
+    the same seq and ack (dlisten acks the FIN, then sends its own)."""
+    out = []
+    for i, l in enumerate(lines):
+        m = re.match(r"(step \d+): tcp (\S+) A (seq=\S+ ack=\S+) ", l)
+        if m and any(x.startswith(f"{m[1]}: tcp {m[2]} FA {m[3]} ") for x in lines[i + 1:]):
+            continue
+        out.append(l)
+    return out
+
+
+def mask_icmp_error_counters(lines):
+    return [l for l in lines if not l.startswith(("IcmpInErrors=", "IcmpInDestUnreachs="))]
+
+
+# The README's "Where dlisten differs from Linux" rows, by key: the mask
+# erases exactly that difference; the rest of a marked case must match.
+DEVIATIONS = {
+    "established-window-and-ip-id": mask_established_window_and_id,
+    "fin-acked-at-once": mask_fin_ack_at_once,
+    "icmp-errors-ignored": mask_icmp_error_counters,
+}
+
+
+class Case:
+    def __init__(self, name, script, *, syncookies=1, synack_retries=5, abort_on_overflow=0, fastopen=1,
+                 timestamps=1, listen=True, backlog=128, fastopen_qlen=0, app="discard", settle=0.3,
+                 timed=False, pending_fix=None, deviation=(), counters=()):
+        self.name, self.script = name, script
+        self.syncookies, self.synack_retries, self.abort_on_overflow = syncookies, synack_retries, abort_on_overflow
+        self.fastopen, self.timestamps, self.listen, self.backlog = fastopen, timestamps, listen, backlog
+        self.fastopen_qlen, self.app, self.settle, self.timed = fastopen_qlen, app, settle, timed
+        self.pending_fix, self.deviation = pending_fix, deviation
+        self.counters = COUNTERS + list(counters)
+
+    def mark_text(self):
+        marks = []
+        if self.pending_fix:
+            marks.append(f"[pending_fix: {self.pending_fix}]")
+        if self.deviation:
+            marks.append(f"[deviation: {', '.join(self.deviation)}; README]")
+        return " ".join(marks)
+
+    def judge(self, k, d):
+        """(verdict, detail): match, differs, pending_fix, deviation or stale-mark.
+        A deviation case must differ without its masks (else the mark is
+        stale) and match with them."""
+        def diff(a, b):
+            return "\n".join(difflib.unified_diff(a, b, "kernel", "dlisten", n=2, lineterm=""))
+        same = k.lines == d.lines
+        mk, md = k.lines, d.lines
+        for key in self.deviation:
+            mk, md = DEVIATIONS[key](mk), DEVIATIONS[key](md)
+        if self.pending_fix:
+            # A pending case may carry deviations too: they stay once it is fixed.
+            return "pending_fix", ("now matches the kernel: remove the pending_fix mark" if mk == md else diff(mk, md))
+        if self.deviation:
+            if same:
+                return "stale-mark", "matches the kernel without its deviation masks: the mark is stale"
+            if mk == md:
+                return "deviation", diff(k.lines, d.lines)
+            return "differs", diff(mk, md)
+        return ("match", "") if same else ("differs", diff(k.lines, d.lines))
+
+
+CASES = []
+
+
+def case(**kw):
+    def register(fn):
+        CASES.append(Case(fn.__name__, fn, **kw))
+        return fn
+    return register
+
+
+# ---- helpers ----
+
+def synack_to(sport):
+    return lambda f: f.tcp and f.dport == sport and f.flags & (SYN | ACK) == SYN | ACK
+
+
+def open_request(t, sport, seq=1000, opts=None, **kw):
+    """SYN; the SYN-ACK's (seq, tsval), zeros when none came."""
+    t.send(syn(sport, seq, opts, **kw))
+    sa = t.expect(synack_to(sport))
+    return (sa.seq, sa.tsval or 0) if sa else (0, 0)
+
+
+def final_ack(t, sport, seq, isn, tsecr, data=b"", flags="A", ts=True, tsval=TSVAL + 1):
+    opts = [("NOP", None), ("NOP", None), ("Timestamp", (tsval, tsecr))] if ts else []
+    t.send(tcp(sport, flags if not data else flags + "P", seq + 1, isn + 1, opts=opts, data=data, win=502))
+
+
+def handshake(t, sport, seq=1000, data=b"", **kw):
+    isn, tsv = open_request(t, sport, seq)
+    final_ack(t, sport, seq, isn, tsv, data=data, **kw)
+    return isn, tsv
+
+
+# ---- SYN options and their echo ----
+
+@case()
+def syn_linux_options(t):
+    t.send(syn(40000))
+    t.wait(0.1)
+
+
+@case(pending_fix=SYNACK_WINDOW)
+def syn_no_options(t):
+    t.send(syn(40001, opts=[]))
+    t.wait(0.1)
+
+
+@case(pending_fix=SYNACK_WINDOW)
+def syn_mss_only(t):
+    t.send(syn(40002, opts=[("MSS", 536)]))
+    t.wait(0.1)
+
+
+@case(pending_fix=SYNACK_WINDOW)
+def syn_wscale_14_no_ts(t):
+    t.send(syn(40003, opts=[("MSS", 1460), ("NOP", None), ("WScale", 14), ("SAckOK", b"")]))
+    t.wait(0.1)
+
+
+@case(pending_fix=SYNACK_WINDOW)
+def syn_wscale_over_14(t):
+    # RFC 7323 2.3: a shift above 14 is used as 14.
+    t.send(syn(40004, opts=[("MSS", 1460), ("NOP", None), ("WScale", 15)]))
+    t.wait(0.1)
+
+
+@case()
+def syn_timestamps_no_sack(t):
+    t.send(syn(40005, opts=[("MSS", 1400), ("NOP", None), ("NOP", None), ("Timestamp", (TSVAL, 0))]))
+    t.wait(0.1)
+
+
+@case(pending_fix=SYNACK_WINDOW)
+def syn_small_mss_unknown_option(t):
+    t.send(syn(40006, opts=[("MSS", 88), (99, b"ab"), ("SAckOK", b"")]))
+    t.wait(0.1)
+
+
+@case()
+def syn_ecn_setup(t):
+    # ECE|CWR in the SYN: tcp_ecn=2 (the default) answers ECE in the SYN-ACK.
+    t.send(tcp(40007, "SEC", 1000, opts=linux_opts()))
+    t.wait(0.1)
+
+
+@case()
+def syn_with_data_no_tfo(t):
+    t.send(syn(40008, data=b"early"))
+    t.wait(0.1)
+
+
+@case(timestamps=0, pending_fix=SYNACK_WINDOW)
+def syn_timestamps_off(t):
+    t.send(syn(40009))
+    t.wait(0.1)
+
+
+@case(pending_fix="SYN with IPv4 NOP options -> normal SYN-ACK (dlisten drops IP options)")
+def syn_ipv4_nop_options(t):
+    t.send(syn(40010, ip={"options": [IPOption(b"\x01\x01\x01\x00")]}))
+    t.wait(0.1)
+
+
+# ---- closed ports (tcp_v4_send_reset) ----
+
+@case()
+def closed_syn(t):
+    t.send(tcp(40100, "S", 1000, opts=linux_opts(), dport=CLOSED_PORT, ip={"tos": 0x10}))
+
+
+@case()
+def closed_syn_with_data(t):
+    t.send(tcp(40101, "S", 1000, opts=linux_opts(), data=b"abc", dport=CLOSED_PORT))
+
+
+@case()
+def closed_ack(t):
+    t.send(tcp(40102, "A", 1000, ack=5555, dport=CLOSED_PORT))
+
+
+@case()
+def closed_fin(t):
+    t.send(tcp(40103, "F", 1000, dport=CLOSED_PORT))
+
+
+@case()
+def closed_fin_ack(t):
+    t.send(tcp(40104, "FA", 1000, ack=9, dport=CLOSED_PORT))
+
+
+@case(pending_fix=SYN_FIN_CLOSED)
+def closed_syn_fin(t):
+    t.send(tcp(40105, "SF", 1000, dport=CLOSED_PORT))
+
+
+@case()
+def closed_rst(t):
+    t.send(tcp(40106, "R", 1000, dport=CLOSED_PORT))
+    t.send(tcp(40107, "RA", 1000, ack=77, dport=CLOSED_PORT))
+
+
+@case()
+def closed_data(t):
+    t.send(tcp(40108, "PA", 1000, ack=4242, data=b"GET / HTTP/1.0\r\n\r\n", dport=CLOSED_PORT))
+
+
+@case()
+def closed_no_flags(t):
+    t.send(tcp(40109, "", 1000, dport=CLOSED_PORT))
+
+
+@case(listen=False)
+def closed_no_listener_at_all(t):
+    t.send(tcp(40110, "S", 1000, opts=linux_opts()))
+
+
+# ---- segments to the listener itself (tcp_rcv_state_process, TCP_LISTEN) ----
+
+@case()
+def listener_bare_ack(t):
+    # No request and no recent cookie: the ACK is not checked as a cookie, RST.
+    t.send(tcp(40200, "A", 1000, ack=123456))
+
+
+@case()
+def listener_syn_ack(t):
+    t.send(tcp(40201, "SA", 1000, ack=99, opts=linux_opts()))
+
+
+@case()
+def listener_rst_fin_data(t):
+    t.send(tcp(40202, "R", 1000))
+    t.send(tcp(40203, "F", 1000))
+    t.send(tcp(40204, "P", 1000, data=b"x"))
+
+
+@case(pending_fix=SYN_FIN_RST_INERRS)
+def listener_syn_fin(t):
+    # "if (th->fin) goto discard" before conn_request.
+    t.send(tcp(40205, "SF", 1000, opts=linux_opts()))
+
+
+@case(pending_fix=SYN_FIN_RST_INERRS)
+def listener_syn_rst(t):
+    t.send(tcp(40206, "SR", 1000, opts=linux_opts()))
+
+
+# ---- the final ACK and its variants (tcp_check_req) ----
+
+@case(deviation=("established-window-and-ip-id", "fin-acked-at-once"))
+def handshake_then_data_then_fin(t):
+    isn, tsv = handshake(t, 40300)
+    t.wait(0.05)
+    t.send(tcp(40300, "PA", 1001, isn + 1, opts=[("NOP", None), ("NOP", None), ("Timestamp", (TSVAL + 2, tsv))],
+               data=b"hello", win=502))
+    t.wait(0.1)
+    t.send(tcp(40300, "FA", 1006, isn + 1, opts=[("NOP", None), ("NOP", None), ("Timestamp", (TSVAL + 3, tsv))], win=502))
+    t.wait(0.2)
+
+
+@case(deviation=("established-window-and-ip-id",))
+def final_ack_with_data(t):
+    handshake(t, 40301, data=b"first bytes")
+    t.wait(0.2)
+
+
+@case()
+def final_ack_wrong_ack_number(t):
+    isn, tsv = open_request(t, 40302)
+    t.send(tcp(40302, "A", 1001, isn + 5, opts=[("NOP", None), ("NOP", None), ("Timestamp", (TSVAL + 1, tsv))]))
+    t.wait(0.1)
+    # The request is still there: the right ACK completes it.
+    final_ack(t, 40302, 1000, isn, tsv, tsval=TSVAL + 2)
+
+
+@case()
+def final_ack_without_ack_flag(t):
+    isn, tsv = open_request(t, 40303)
+    t.send(tcp(40303, "P", 1001, 0, opts=[("NOP", None), ("NOP", None), ("Timestamp", (TSVAL + 1, tsv))], data=b"z"))
+    t.wait(0.1)
+    final_ack(t, 40303, 1000, isn, tsv, tsval=TSVAL + 2)
+
+
+@case()
+def final_ack_seq_out_of_window(t):
+    isn, tsv = open_request(t, 40304)
+    t.send(tcp(40304, "A", 1001 + 200000, isn + 1, opts=[("NOP", None), ("NOP", None), ("Timestamp", (TSVAL + 1, tsv))]))
+    t.wait(0.1)
+
+
+@case(pending_fix=TSECR_CHECK, counters=["TcpExtTSEcrRejected"])
+def final_ack_bad_tsecr(t):
+    # PAWS does not reject on TSecr; Linux checks the echoed value only for cookies.
+    isn, tsv = open_request(t, 40305)
+    final_ack(t, 40305, 1000, isn, tsv + 100000)
+    t.wait(0.1)
+
+
+@case(deviation=("established-window-and-ip-id", "fin-acked-at-once"))
+def final_ack_fin(t):
+    isn, tsv = open_request(t, 40306)
+    final_ack(t, 40306, 1000, isn, tsv, flags="FA")
+    t.wait(0.2)
+
+
+# ---- duplicate SYN, RST and SYN to a request in SYN_RECV ----
+
+@case()
+def dup_syn_same_isn(t):
+    open_request(t, 40400)
+    t.send(syn(40400, 1000, linux_opts(TSVAL + 1)))
+    t.wait(0.1)
+
+
+@case()
+def dup_syn_new_isn_in_window(t):
+    open_request(t, 40401)
+    t.send(syn(40401, 1000 + 10, linux_opts(TSVAL + 1)))
+    t.wait(0.1)
+    t.send(tcp(40401, "A", 1001, 1, win=502))  # is the request still there?
+
+
+@case()
+def dup_syn_new_isn_out_of_window(t):
+    isn, tsv = open_request(t, 40402)
+    t.send(syn(40402, 1000 + 500000, linux_opts(TSVAL + 1)))
+    t.wait(0.1)
+    final_ack(t, 40402, 1000, isn, tsv, tsval=TSVAL + 2)
+
+
+@case()
+def rst_to_request_at_rcv_nxt(t):
+    isn, tsv = open_request(t, 40403)
+    t.send(tcp(40403, "R", 1001))
+    t.wait(0.1)
+    final_ack(t, 40403, 1000, isn, tsv)  # gone: RST
+
+
+@case(pending_fix="in-window RST not at rcv_nxt to a SYN_RECV request -> challenge ACK, request survives")
+def rst_to_request_in_window(t):
+    isn, tsv = open_request(t, 40404)
+    t.send(tcp(40404, "R", 1001 + 100))
+    t.wait(0.1)
+    final_ack(t, 40404, 1000, isn, tsv)
+
+
+@case()
+def rst_to_request_out_of_window(t):
+    isn, tsv = open_request(t, 40405)
+    t.send(tcp(40405, "R", 1001 + 500000))
+    t.wait(0.1)
+    final_ack(t, 40405, 1000, isn, tsv)
+
+
+@case()
+def rst_ack_to_request(t):
+    isn, tsv = open_request(t, 40406)
+    t.send(tcp(40406, "RA", 1001, isn + 1))
+    t.wait(0.1)
+    final_ack(t, 40406, 1000, isn, tsv)
+
+
+# ---- the accept queue full at the final ACK (tcp_abort_on_overflow) ----
+
+def fill_accept_queue(t, base):
+    """With backlog 1 the accept queue takes two children (backlog+1) and
+    the SYN queue two requests (a third SYN would get a cookie). Requests
+    1 and 2, child 1, request 3, child 2 (the queue is now full), then the
+    final ACK of request 3 finds the accept queue full."""
+    r1, r2 = open_request(t, base), open_request(t, base + 1)
+    final_ack(t, base, 1000, *r1)
+    r3 = open_request(t, base + 2)
+    final_ack(t, base + 1, 1000, *r2)
+    final_ack(t, base + 2, 1000, *r3)
+    t.wait(1.3)  # the SYN-ACK timer of a request that stayed
+
+
+ACCEPTQ_REASON = "accept queue full at the final ACK: ACK dropped and SYN-ACK retransmitted at 1 s (abort 0), RST (abort 1)"
+
+
+@case(app="hold", backlog=1, abort_on_overflow=0, timed=True, pending_fix=ACCEPTQ_REASON)
+def acceptq_full_abort_0(t):
+    fill_accept_queue(t, 40500)
+
+
+@case(app="hold", backlog=1, abort_on_overflow=1, timed=True, pending_fix=ACCEPTQ_REASON)
+def acceptq_full_abort_1(t):
+    fill_accept_queue(t, 40510)
+
+
+@case(app="hold", backlog=1, syncookies=0)
+def acceptq_full_at_syn(t):
+    # Two children queued (backlog+1), then a SYN: dropped (ListenOverflows).
+    for i in range(2):
+        handshake(t, 40520 + i)
+        t.wait(0.05)
+    t.send(syn(40522))
+    t.wait(0.2)
+
+
+# ---- the SYN queue and SYN cookies ----
+
+@case(app="hold", backlog=2, pending_fix=SYNQ_THRESHOLD)
+def synq_threshold_backlog_2(t):
+    for i in range(5):
+        t.send(syn(40600 + i))
+        t.wait(0.05)
+
+
+@case(app="hold", backlog=2, syncookies=0, pending_fix=SYNQ_THRESHOLD + " (the same threshold drops SYNs with cookies off)")
+def synq_full_no_cookies(t):
+    for i in range(5):
+        t.send(syn(40610 + i))
+        t.wait(0.05)
+
+
+def cookie_handshake(t, sport, opts, ts):
+    t.send(syn(sport, 1000, opts))
+    sa = t.expect(synack_to(sport))
+    isn, tsv = (sa.seq, sa.tsval or 0) if sa else (0, 0)
+    final_ack(t, sport, 1000, isn, tsv, ts=ts, data=b"after cookie")
+    t.wait(0.2)
+
+
+@case(syncookies=2, deviation=("established-window-and-ip-id",))
+def cookies_always_with_timestamps(t):
+    cookie_handshake(t, 40700, linux_opts(), ts=True)
+
+
+@case(syncookies=2, pending_fix=SYNACK_WINDOW, deviation=("established-window-and-ip-id",))
+def cookies_always_without_timestamps(t):
+    cookie_handshake(t, 40701, [("MSS", 1460), ("NOP", None), ("WScale", 7), ("SAckOK", b"")], ts=False)
+
+
+@case(syncookies=2, pending_fix=SYNACK_WINDOW, deviation=("established-window-and-ip-id",))
+def cookies_always_mss_536(t):
+    cookie_handshake(t, 40702, [("MSS", 536)], ts=False)
+
+
+def flood_then_cookie(t, base, opts, ts):
+    # backlog 2: the SYN queue overflows within five SYNs, whatever the
+    # exact threshold; the last SYN's answer is a cookie on both sides.
+    for i in range(5):
+        t.send(syn(base + i, 1000, opts))
+        t.wait(0.05)
+    sport = base + 5
+    t.send(syn(sport, 1000, opts))
+    sa = t.expect(synack_to(sport))
+    isn, tsv = (sa.seq, sa.tsval or 0) if sa else (0, 0)
+    final_ack(t, sport, 1000, isn, tsv, ts=ts, data=b"x")
+    t.wait(0.2)
+
+
+def only(*names):
+    """Compare only these counters (the SYN queue threshold is another case's)."""
+    def register(c):
+        c.counters = list(names)
+    return register
+
+
+@case(backlog=2, deviation=("established-window-and-ip-id",))
+def cookies_on_overflow_with_timestamps(t):
+    flood_then_cookie(t, 40710, linux_opts(), ts=True)
+
+
+only("TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "TcpPassiveOpens")(CASES[-1])
+
+
+@case(backlog=2, pending_fix=SYNACK_WINDOW + "; and the " + SYNQ_THRESHOLD + " (a cookie without timestamps drops SACK and wscale, so it shows)",
+      deviation=("established-window-and-ip-id",))
+def cookies_on_overflow_without_timestamps(t):
+    flood_then_cookie(t, 40720, [("MSS", 1460), ("SAckOK", b"")], ts=False)
+
+
+only("TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "TcpPassiveOpens")(CASES[-1])
+
+
+@case(syncookies=2)
+def cookie_bad_ack(t):
+    isn, tsv = open_request(t, 40730)
+    final_ack(t, 40730, 1000, isn + 12345, tsv)
+    t.wait(0.1)
+
+
+@case(app="hold", backlog=2)
+def cookies_on_overflow_bad_ack(t):
+    # Cookies were sent a moment ago, so a bare ACK is checked as one: it fails.
+    for i in range(5):
+        t.send(syn(40740 + i))
+    t.send(tcp(40745, "A", 1001, ack=123456))
+
+
+only("TcpExtSyncookiesFailed", "TcpOutRsts", "TcpPassiveOpens")(CASES[-1])
+
+
+@case(syncookies=0)
+def cookies_off_bare_ack(t):
+    t.send(tcp(40731, "A", 1000, ack=123456))
+
+
+# ---- SYN-ACK retransmissions (tcp_synack_retries) ----
+
+@case(synack_retries=2, timed=True, settle=0.1)
+def synack_retries_2(t):
+    # SYN-ACKs at 0, 1 and 3 s; the request dies at 7 s; then the ACK finds nothing.
+    isn, tsv = open_request(t, 40800)
+    t.wait(7.6)
+    final_ack(t, 40800, 1000, isn, tsv)
+    t.wait(0.2)
+
+
+@case(synack_retries=1, timed=True, settle=0.1)
+def synack_retries_1_acked_late(t):
+    # Acked after the only retransmission, before the request dies (3 s).
+    isn, tsv = open_request(t, 40801)
+    t.wait(1.6)
+    final_ack(t, 40801, 1000, isn, tsv)
+    t.wait(0.2)
+
+
+# ---- TCP Fast Open (RFC 7413); tcp_fastopen=3, TCP_FASTOPEN on the listener ----
+
+def tfo_cookie(t, sport, opts_fn=tfo_opts, exp=False):
+    """A cookie request; the cookie the SYN-ACK carried (b"" when none)."""
+    t.send(syn(sport, 1000, opts_fn()))
+    sa = t.expect(synack_to(sport))
+    if not sa:
+        return b""
+    for k, v in sa.options:
+        if k == 34:
+            return v
+        if k == 254 and v[:2] == b"\xf9\x89":
+            return v[2:]
+    return b""
+
+
+@case(fastopen=3, fastopen_qlen=16)
+def tfo_cookie_request(t):
+    tfo_cookie(t, 40900)
+    t.wait(0.1)
+
+
+@case(fastopen=3, fastopen_qlen=16)
+def tfo_cookie_and_data(t):
+    cookie = tfo_cookie(t, 40901)
+    t.send(syn(40902, 5000, tfo_opts(cookie), data=b"GET / tfo"))
+    t.wait(0.3)
+
+
+@case(fastopen=3, fastopen_qlen=16, pending_fix="TFO valid cookie without data -> child created at once")
+def tfo_cookie_without_data(t):
+    cookie = tfo_cookie(t, 40903)
+    t.send(syn(40904, 5000, tfo_opts(cookie)))
+    t.wait(0.3)
+
+
+@case(fastopen=3, fastopen_qlen=16)
+def tfo_bad_cookie(t):
+    t.send(syn(40905, 5000, tfo_opts(b"\x01\x02\x03\x04\x05\x06\x07\x08"), data=b"nope"))
+    t.wait(0.3)
+
+
+@case(fastopen=3, fastopen_qlen=16)
+def tfo_experimental_option(t):
+    cookie = tfo_cookie(t, 40906, tfo_exp_opts)
+    t.send(syn(40907, 5000, tfo_exp_opts(cookie), data=b"exp"))
+    t.wait(0.3)
+
+
+@case(fastopen=3, fastopen_qlen=0)
+def tfo_listener_without_fastopen(t):
+    t.send(syn(40908, 1000, tfo_opts()))
+    t.send(syn(40909, 5000, tfo_opts(b"\x01\x02\x03\x04\x05\x06\x07\x08"), data=b"nope"))
+    t.wait(0.3)
+
+
+@case(fastopen=3, fastopen_qlen=1)
+def tfo_fastopen_queue_full(t):
+    # qlen 1: the first TFO child holds the fast-open queue until its final
+    # ACK; the second TFO SYN falls back to a plain handshake.
+    cookie = tfo_cookie(t, 40911)
+    t.send(syn(40912, 5000, tfo_opts(cookie), data=b"first"))
+    t.send(syn(40913, 6000, tfo_opts(cookie), data=b"second"))
+    t.wait(0.2)
+
+
+@case(fastopen=0x203, fastopen_qlen=16)
+def tfo_no_cookie_needed(t):
+    # 0x200 (TFO_SERVER_COOKIE_NOT_REQD): data in a SYN without any cookie.
+    t.send(syn(40910, 5000, linux_opts(), data=b"no cookie"))
+    t.wait(0.3)
+
+
+@case()
+def listener_ack_with_data(t):
+    t.send(tcp(40207, "PA", 1000, ack=777, data=b"hello?"))
+
+
+# ---- malformed IPv4 and TCP ----
+
+def set_ip_csum(b, v):
+    b[24:26] = struct.pack("!H", v)
+
+
+@case()
+def bad_ip_checksum(t):
+    t.send(raw_bytes(syn(41000), lambda b: set_ip_csum(b, struct.unpack("!H", b[24:26])[0] ^ 0x5555)))
+
+
+@case()
+def bad_tcp_checksum(t):
+    t.send(tcp(41001, "S", 1000, opts=linux_opts(), chksum=0x1234))
+
+
+@case()
+def ip_header_too_short(t):
+    t.send(raw_bytes(syn(41002), lambda b: b.__setitem__(14, 0x44)))  # ihl 4
+
+
+@case()
+def ip_total_length_beyond_frame(t):
+    t.send(syn(41003, ip={"len": 200}))
+
+
+@case()
+def ip_version_6_in_ipv4_frame(t):
+    t.send(raw_bytes(syn(41004), lambda b: b.__setitem__(14, 0x65)))
+
+
+@case()
+def tcp_data_offset_too_small(t):
+    t.send(tcp(41005, "S", 1000, dataofs=4))
+
+
+@case()
+def tcp_data_offset_beyond_segment(t):
+    t.send(tcp(41006, "S", 1000, dataofs=15))
+
+
+@case()
+def ip_dst_not_ours(t):
+    t.send(tcp(41007, "S", 1000, opts=linux_opts(), ip={"dst": OTHER_IP}))
+
+
+@case()
+def eth_dst_not_ours(t):
+    p = syn(41008)
+    p.dst = OTHER_MAC
+    t.send(p)
+
+
+@case()
+def ip_source_limited_broadcast(t):
+    t.send(tcp(41010, "S", 1000, opts=linux_opts(), ip={"src": "255.255.255.255"}))
+
+
+@case()
+def ip_source_multicast(t):
+    t.send(tcp(41012, "S", 1000, opts=linux_opts(), ip={"src": "224.0.0.5"}))
+
+
+# ---- ARP, ICMP, UDP, other protocols (what a Linux host answers) ----
+
+@case()
+def arp_request_for_us(t):
+    t.send(arp_request())
+
+
+@case()
+def arp_request_for_another(t):
+    t.send(arp_request(OTHER_IP))
+
+
+@case()
+def arp_request_unicast(t):
+    t.send(arp_request(dst=SERVER_MAC))
+
+
+@case()
+def icmp_echo_request(t):
+    p = icmp_echo()
+    p[IP].tos = 0x28
+    t.send(p)
+
+
+@case()
+def icmp_echo_bad_checksum(t):
+    t.send(icmp_echo(chksum=0x1234))
+
+
+@case(counters=["IcmpInDestUnreachs"], deviation=("icmp-errors-ignored",))
+def icmp_dest_unreachable_received(t):
+    quoted = bytes(tcp(40000, "S", 1, dport=80))[14:14 + 28]
+    p = eth() / IP(src=CLIENT_IP, dst=SERVER_IP) / ICMP(type=3, code=3) / Raw(quoted)
+    t.send(p)
+
+
+@case()
+def udp_closed_port(t):
+    t.send(udp(41100, 9, b"hello"))
+
+
+@case()
+def udp_bad_checksum(t):
+    t.send(udp(41101, 9, b"hello", chksum=0x1234))
+
+
+@case()
+def udp_zero_checksum(t):
+    t.send(udp(41102, 9, b"hello", chksum=0))
+
+
+@case()
+def unknown_ip_protocol(t):
+    t.send(ip_proto(253))
+
+
+@case()
+def tcp_segment_shorter_than_header(t):
+    t.send(eth() / IP(src=CLIENT_IP, dst=SERVER_IP, proto=6) / Raw(bytes(tcp(41011, "S", 1000))[34:34 + 19]))
+
+
+@case()
+def udp_length_beyond_datagram(t):
+    t.send(udp(41103, 9, b"hello", len=40))
