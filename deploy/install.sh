@@ -5,8 +5,9 @@
 #
 #   /usr/local/bin/dlisten                 the binary
 #   /etc/systemd/system/dlisten.service    the unit
-#   /etc/dlisten/dlisten.env               the example configuration, only when
-#                                          absent (else dlisten.env.example beside it)
+#   /etc/dlisten/dlisten.toml              the example configuration and the unit's
+#   /etc/dlisten/dlisten.env               environment, each only when absent (else
+#                                          as dlisten.toml.example, dlisten.env.example)
 #   /usr/local/lib/dlisten/                setup.sh, hugepages.sh, nic.sh, lib.sh
 #   /usr/local/share/doc/dlisten/README.md
 #
@@ -44,12 +45,14 @@ fi
 install -D -m 0755 "$bin" "$dest/usr/local/bin/dlisten"
 install -D -m 0644 "$here/dlisten.service" "$dest/etc/systemd/system/dlisten.service"
 install -d -m 0755 "$dest/etc/dlisten"
-if [ -e "$dest/etc/dlisten/dlisten.env" ]; then
-    install -m 0644 "$here/dlisten.env" "$dest/etc/dlisten/dlisten.env.example"
-    dl_info "kept your /etc/dlisten/dlisten.env; the new example is dlisten.env.example"
-else
-    install -m 0644 "$here/dlisten.env" "$dest/etc/dlisten/dlisten.env"
-fi
+for f in dlisten.toml dlisten.env; do
+    if [ -e "$dest/etc/dlisten/$f" ]; then
+        install -m 0644 "$here/$f" "$dest/etc/dlisten/$f.example"
+        dl_info "kept your /etc/dlisten/$f; the new example is $f.example"
+    else
+        install -m 0644 "$here/$f" "$dest/etc/dlisten/$f"
+    fi
+done
 install -d -m 0755 "$dest/usr/local/lib/dlisten"
 install -m 0755 "$here/setup.sh" "$here/hugepages.sh" "$here/nic.sh" "$dest/usr/local/lib/dlisten/"
 install -m 0644 "$here/lib.sh" "$dest/usr/local/lib/dlisten/"
@@ -64,6 +67,7 @@ cat <<EOT
 next steps:
   /usr/local/lib/dlisten/hugepages.sh reserve 2G
   /usr/local/lib/dlisten/nic.sh bind 0000:03:00.0
-  edit /etc/dlisten/dlisten.env (addresses, listeners, cores, -a PCI)
+  edit /etc/dlisten/dlisten.toml (addresses, listeners, cores, eal's -a PCI, metrics)
+  dlisten serve --config /etc/dlisten/dlisten.toml --check
   systemctl enable --now dlisten && journalctl -u dlisten -f
 EOT

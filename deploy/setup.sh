@@ -21,11 +21,12 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # checksum offload must be off). Benchmarks: nginx-light, the kernel's HTTP
 # server in bench/compare.sh.
 # The differential suite also turns the veth offloads off with ethtool (checksums
-# really checked).
+# really checked). Prometheus's Python client: its text-format parser reads what
+# `serve --metrics` serves in the e2e tests.
 packages=(
     libdpdk-dev dpdk pkg-config clang libclang-dev build-essential
     iproute2 iputils-ping hping3 netcat-openbsd curl wrk
-    python3 python3-scapy tcpdump procps
+    python3 python3-scapy python3-prometheus-client tcpdump procps
     libxdp1 libbpf1 ethtool nginx-light
 )
 

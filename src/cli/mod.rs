@@ -1,10 +1,12 @@
 //! One module per subcommand, each turning its flags into the library's
 //! configuration for it; `Cli::run` runs it.
 
+mod config_file;
 mod flood;
 mod serve;
 mod stats;
 
+pub use config_file::ConfigFileError;
 pub use flood::{FloodArgs, FloodArgsError};
 pub use serve::{ServeArgs, ServeArgsError};
 pub use stats::{StatsArgs, StatsError};
@@ -56,7 +58,15 @@ impl Cli {
     /// Run the chosen subcommand to its end.
     pub fn run(self) -> Result<(), CliError> {
         match self.command {
-            Command::Serve(a) => Ok(crate::serve::run(ServeConfig::try_from(*a)?)?),
+            Command::Serve(a) => {
+                let check = a.check_only();
+                let cfg = ServeConfig::try_from(*a)?;
+                if check {
+                    println!("dlisten: configuration ok");
+                    return Ok(());
+                }
+                Ok(crate::serve::run(cfg)?)
+            }
             Command::Stats(a) => Ok(stats::run(a)?),
             Command::Flood(a) => flood::run(*a),
         }

@@ -1,5 +1,6 @@
 //! `dlisten serve`: its flags, and the [`ServeConfig`] they make.
 
+use super::config_file::{self, ConfigFileError};
 use super::{eal_argv, DEFAULT_NAME};
 use crate::app::{AppKind, HttpConfig, HttpConfigError};
 use crate::engine::keys::fastopen::TfoKeys;
@@ -8,17 +9,67 @@ use crate::engine::sysctl::Sysctls;
 use crate::engine::tcp::ConnTable;
 use crate::serve::{ListenSpec, ServeConfig};
 use crate::telemetry::control::default_socket_path;
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches};
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
 
-#[derive(Args)]
+/// `dlisten serve`'s command line: its flags, and which of them the command
+/// line itself gave, so that they override `--config`'s file.
 pub struct ServeArgs {
-    /// An IPv4 address this server owns (answers ARP and ICMP for it). Repeatable.
-    #[arg(long = "addr", required = true, value_name = "IPV4")]
+    flags: ServeFlags,
+    /// (flag id, raw values) of every flag given on the command line.
+    command_line: Vec<(String, Vec<OsString>)>,
+}
+
+impl FromArgMatches for ServeArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let flags = ServeFlags::from_arg_matches(m)?;
+        let command_line = m
+            .ids()
+            .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(|id| (id.to_string(), m.get_raw(id.as_str()).into_iter().flatten().map(OsStr::to_os_string).collect()))
+            .collect();
+        Ok(ServeArgs { flags, command_line })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = ServeArgs::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for ServeArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        ServeFlags::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        ServeFlags::augment_args_for_update(cmd)
+    }
+}
+
+/// The serve flags. Each has a key of the same name (without `--`) in the
+/// `--config` file: see [`super::config_file`].
+#[derive(Args)]
+struct ServeFlags {
+    /// Read the flags from a TOML file first: a key per flag without the
+    /// dashes (`workers = 4`, `listen = ["198.18.0.1:80"]`, `eal = ["-l", "2-5"]`).
+    /// A flag given on the command line (or EAL arguments after `--`)
+    /// replaces the file's value.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the flags and the --config file, say so, and exit without
+    /// starting (like `nginx -t`).
+    #[arg(long)]
+    check: bool,
+    /// An IPv4 address this server owns (answers ARP and ICMP for it). Repeatable;
+    /// at least one, here or in the --config file.
+    #[arg(long = "addr", value_name = "IPV4")]
     addrs: Vec<Ipv4Addr>,
     /// DPDK port id (default: the first port EAL found).
     #[arg(long)]
@@ -135,6 +186,11 @@ pub struct ServeArgs {
     /// Print summed counters every N seconds.
     #[arg(long, value_name = "SECS")]
     stats_interval: Option<u64>,
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/health`)
+    /// over HTTP on this kernel-socket address of the management network,
+    /// e.g. `127.0.0.1:9810` (not through the DPDK port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
     /// EAL arguments, after `--`.
     #[arg(last = true, value_name = "EAL_ARGS")]
     eal: Vec<String>,
@@ -153,12 +209,76 @@ enum AppArg {
 pub enum ServeArgsError {
     #[error("--http-body: {0}")]
     HttpBody(HttpConfigError),
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
+    /// The file's and the command line's flags together did not parse
+    /// (each alone did).
+    #[error("--config {}: {message}", .path.display())]
+    Merge { path: PathBuf, message: String },
+    #[error("no address to own: pass --addr 198.18.0.1 (one or more) or put `addr = [\"198.18.0.1\"]` in the --config file")]
+    NoAddress,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
     type Error = ServeArgsError;
 
     fn try_from(a: ServeArgs) -> Result<ServeConfig, ServeArgsError> {
+        ServeConfig::try_from(a.merged()?)
+    }
+}
+
+impl ServeArgs {
+    /// `--check`: only make the configuration.
+    pub fn check_only(&self) -> bool {
+        self.flags.check
+    }
+
+    /// The flags with `--config`'s file under them: a flag the command line
+    /// gave keeps its command-line value (a repeatable one its whole list),
+    /// every other flag takes the file's value, else its default.
+    fn merged(self) -> Result<ServeFlags, ServeArgsError> {
+        let Some(path) = self.flags.config.clone() else { return Ok(self.flags) };
+        let cmd = ServeFlags::augment_args(clap::Command::new("serve"));
+        let file = config_file::read(&path, &cmd)?;
+        let given = |id: &str| self.command_line.iter().any(|(g, _)| g == id);
+        let mut argv: Vec<OsString> = vec!["serve".into()];
+        let mut eal: Vec<OsString> = Vec::new();
+        for f in file.iter().filter(|f| !given(&f.id)) {
+            if f.id == config_file::EAL_ID {
+                eal.extend(f.values.iter().map(OsString::from));
+            } else {
+                argv.extend(f.values.iter().map(|v| config_file::flag_token(&f.long, v.as_ref())));
+            }
+        }
+        for (id, values) in &self.command_line {
+            if id == config_file::EAL_ID {
+                eal.extend(values.iter().cloned());
+            } else if let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id.as_str()) {
+                let Some(long) = arg.get_long() else { continue };
+                if arg.get_action().takes_values() {
+                    argv.extend(values.iter().map(|v| config_file::flag_token(long, v)));
+                } else {
+                    // A switch (`--check`): its raw value is clap's "true".
+                    argv.push(format!("--{long}").into());
+                }
+            }
+            // Other ids are clap's argument groups, whose flags come on their own.
+        }
+        argv.push("--".into());
+        argv.extend(eal);
+        let merge_error = |e: clap::Error| ServeArgsError::Merge { path: path.clone(), message: config_file::clap_message(&e) };
+        let matches = cmd.try_get_matches_from(argv).map_err(merge_error)?;
+        ServeFlags::from_arg_matches(&matches).map_err(merge_error)
+    }
+}
+
+impl TryFrom<ServeFlags> for ServeConfig {
+    type Error = ServeArgsError;
+
+    fn try_from(a: ServeFlags) -> Result<ServeConfig, ServeArgsError> {
+        if a.addrs.is_empty() {
+            return Err(ServeArgsError::NoAddress);
+        }
         let control_socket = a
             .control_socket
             .clone()
@@ -195,11 +315,12 @@ impl TryFrom<ServeArgs> for ServeConfig {
             syncookie_rotate: (a.syncookie_rotate > 0).then(|| Duration::from_secs(a.syncookie_rotate)),
             syncookie_key: a.syncookie_key,
             tfo_key: a.tfo_key,
+            metrics: a.metrics,
         })
     }
 }
 
-impl ServeArgs {
+impl ServeFlags {
     /// The sysctl flags; the ones without a flag keep Linux's defaults.
     fn sysctls(&self) -> Sysctls {
         Sysctls {
@@ -296,6 +417,33 @@ mod tests {
         ServeConfig::try_from(*a).unwrap()
     }
 
+    fn serve_try_config(argv: &[&str]) -> Result<ServeConfig, ServeArgsError> {
+        let cli = Cli::try_parse_from(["dlisten", "serve"].iter().chain(argv)).unwrap();
+        let Command::Serve(a) = cli.command else { panic!("not serve") };
+        ServeConfig::try_from(*a)
+    }
+
+    /// A config file with `text`, removed on drop.
+    struct TempConfig(PathBuf);
+
+    impl TempConfig {
+        fn new(name: &str, text: &str) -> TempConfig {
+            let path = std::env::temp_dir().join(format!("dlisten-test-{}-{name}.toml", std::process::id()));
+            std::fs::write(&path, text).unwrap();
+            TempConfig(path)
+        }
+
+        fn arg(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempConfig {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
     fn serve_error(argv: &[&str]) -> clap::error::ErrorKind {
         match Cli::try_parse_from(["dlisten", "serve", "--addr", "198.18.0.1"].iter().chain(argv)) {
             Ok(_) => panic!("{argv:?} parsed"),
@@ -354,7 +502,8 @@ mod tests {
         assert_eq!(serve_error(&["--tfo-key", "nothex"]), ValueValidation);
         assert_eq!(serve_error(&["--workers", "0"]), ValueValidation);
         assert_eq!(serve_error(&["--listen", "198.18.0.1"]), ValueValidation);
-        assert!(Cli::try_parse_from(["dlisten", "serve"]).is_err(), "--addr is required");
+        let no_addr = serve_try_config(&["--listen", "198.18.0.1:80"]);
+        assert!(matches!(no_addr, Err(ServeArgsError::NoAddress)), "--addr is required: {no_addr:?}");
     }
 
     #[test]
@@ -389,5 +538,126 @@ mod tests {
         assert_eq!(file_prefix(&args(&["--file-prefix=b"])), Some("b".into()));
         assert_eq!(file_prefix(&args(&["--file-prefix"])), None);
         assert_eq!(file_prefix(&args(&[])), None);
+    }
+
+    const FILE: &str = r#"
+# every kind of value
+addr = ["198.18.0.1", "198.18.0.2"]
+listen = ["198.18.0.1:80", "198.18.0.2:443"]
+workers = 4
+cores = [2, 3, 4, 5]
+backlog = -1
+fastopen = 0x602
+local-port-range = "1024-2047"
+app = "echo"
+http-body = "from the file\n"
+metrics = "127.0.0.1:9810"
+stats-interval = 10
+eal = ["--no-huge", "--file-prefix", "fromfile"]
+"#;
+
+    #[test]
+    fn config_file_values_reach_the_config() {
+        let f = TempConfig::new("values", FILE);
+        let cfg = serve_config(&["--config", f.arg()]);
+        assert_eq!(cfg.addrs, [Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)]);
+        assert_eq!(cfg.listens.iter().map(|l| (l.addr.port(), l.backlog)).collect::<Vec<_>>(), [(80, -1), (443, -1)]);
+        assert_eq!((cfg.workers, cfg.cores.as_deref()), (4, Some(&[2, 3, 4, 5][..])));
+        assert_eq!((cfg.sysctls.tcp_fastopen, cfg.sysctls.ip_local_port_range), (0x602, (1024, 2047)));
+        assert!(matches!(cfg.app, AppKind::Echo));
+        assert_eq!(cfg.metrics, Some("127.0.0.1:9810".parse().unwrap()));
+        assert_eq!(cfg.stats_interval, Some(Duration::from_secs(10)));
+        assert_eq!(cfg.eal_args, ["dlisten", "--no-huge", "--file-prefix", "fromfile"]);
+        assert_eq!(cfg.control_socket, PathBuf::from("/run/dlisten/fromfile.sock"));
+        // Keys not in the file keep the flags' defaults.
+        assert_eq!((cfg.rx_desc, cfg.sysctls.somaxconn), (1024, Sysctls::DEFAULT.somaxconn));
+    }
+
+    #[test]
+    fn the_command_line_overrides_the_config_file() {
+        let f = TempConfig::new("override", FILE);
+        let cfg = serve_config(&[
+            "--workers", "2", "--config", f.arg(), "--listen", "198.18.0.1:8080", "--backlog", "16", "--", "--file-prefix=cli",
+        ]);
+        assert_eq!(cfg.workers, 2);
+        // A repeatable flag replaces the file's whole list.
+        assert_eq!(cfg.listens.iter().map(|l| (l.addr.port(), l.backlog)).collect::<Vec<_>>(), [(8080, 16)]);
+        assert_eq!(cfg.eal_args, ["dlisten", "--file-prefix=cli"]);
+        // What the command line did not give still comes from the file.
+        assert_eq!(cfg.addrs.len(), 2);
+        assert_eq!(cfg.sysctls.tcp_fastopen, 0x602);
+        // A command-line value equal to the default still wins over the file.
+        let cfg = serve_config(&["--config", f.arg(), "--workers", "1", "--app", "http", "--check"]);
+        assert_eq!(cfg.workers, 1);
+        assert!(matches!(cfg.app, AppKind::Http(_)));
+    }
+
+    fn file_error(name: &str, text: &str) -> String {
+        let f = TempConfig::new(name, text);
+        match serve_try_config(&["--config", f.arg()]) {
+            Err(e @ ServeArgsError::ConfigFile(_)) => e.to_string().replacen(f.arg(), "FILE", 1),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_file_errors_name_the_key_and_the_line() {
+        let head = "addr = [\"198.18.0.1\"]\n# a comment\n";
+        assert_eq!(
+            file_error("unknown", &format!("{head}workers = 2\nworkerz = 3\n")),
+            "FILE:4: unknown key `workerz` (the keys are the `dlisten serve` flags without the dashes, and `eal`)"
+        );
+        assert_eq!(
+            file_error("range", &format!("{head}workers = 0\n")),
+            "FILE:3: workers: invalid value '0' for '--workers <WORKERS>': 0 is not in 1..=128"
+        );
+        // The line of the bad element of an array.
+        let e = file_error("listen", &format!("{head}listen = [\n  \"198.18.0.1:80\",\n  \"198.18.0.1\",\n]\n"));
+        assert!(e.starts_with("FILE:5: listen: invalid value '198.18.0.1' for '--listen <ADDR:PORT>'"), "{e}");
+        let e = file_error("type", &format!("{head}\nsyncookies = \"three\"\n"));
+        assert!(e.starts_with("FILE:4: syncookies: invalid value 'three'"), "{e}");
+        assert_eq!(file_error("array", &format!("{head}backlog = [1, 2]\n")), "FILE:3: backlog: takes one value, not an array");
+        assert!(file_error("eal", "eal = \"-l 2-5\"\n").starts_with("FILE:1: eal: takes an array of strings"));
+        assert!(file_error("table", "[sysctl]\nsomaxconn = 1\n").starts_with("FILE:1: unknown key `sysctl`"));
+        assert_eq!(file_error("nested", "config = \"other.toml\"\n"), "FILE:1: `config` is a command-line flag only");
+        assert_eq!(file_error("check", "\ncheck = true\n"), "FILE:2: `check` is a command-line flag only");
+        let e = file_error("syntax", &format!("{head}workers = \n"));
+        assert!(e.starts_with("FILE:3: "), "{e}");
+        assert_eq!(file_error("duplicate", &format!("{head}workers = 1\nworkers = 2\n")), "FILE:4: duplicate key: `workers`");
+        let missing = serve_try_config(&["--config", "/nonexistent/dlisten.toml"]).unwrap_err().to_string();
+        assert!(missing.starts_with("--config /nonexistent/dlisten.toml: "), "{missing}");
+    }
+
+    #[test]
+    fn every_flag_is_a_config_key() {
+        let cmd = ServeFlags::augment_args(clap::Command::new("serve"));
+        for arg in cmd.get_arguments() {
+            let key = match arg.get_long() {
+                Some("config" | "check") => continue,
+                Some(long) => long.to_string(),
+                None => arg.get_id().to_string(),
+            };
+            let value = match arg.get_id().as_str() {
+                "addrs" => "\"198.18.0.1\"".to_string(),
+                "eal" => "[\"--no-huge\"]".to_string(),
+                _ => match arg.get_default_values().first() {
+                    Some(d) => format!("{:?}", d.to_str().unwrap()),
+                    None => continue, // no default to write: covered by FILE above
+                },
+            };
+            let head = if key == "addr" { "" } else { "addr = [\"198.18.0.1\"]\n" };
+            let f = TempConfig::new(&format!("key-{key}"), &format!("{head}{key} = {value}\n"));
+            let r = serve_try_config(&["--config", f.arg()]);
+            assert!(r.is_ok(), "{key} = {value}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/dlisten.toml");
+        let cfg = serve_config(&["--config", path]);
+        assert!(!cfg.addrs.is_empty() && !cfg.listens.is_empty());
+        assert!(cfg.metrics.is_some(), "the example serves metrics");
+        assert_eq!(cfg.control_socket, PathBuf::from("/run/dlisten/dlisten.sock"));
     }
 }

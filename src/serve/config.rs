@@ -4,7 +4,7 @@ use crate::app::AppKind;
 use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::SipKey;
 use crate::engine::sysctl::Sysctls;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,6 +52,8 @@ pub struct ServeConfig {
     /// Write `<metric>.hgrm` files here at exit.
     pub hgrm_dir: Option<PathBuf>,
     pub control_socket: PathBuf,
+    /// Serve Prometheus metrics and `/health` over HTTP on this kernel socket.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl ServeConfig {

@@ -8,6 +8,7 @@ use crate::engine::keys::syncookie::SyncookieKeys;
 use crate::engine::keys::Secrets;
 use crate::engine::socket::{Stack, StackConfig};
 use crate::telemetry::event_log::{EventLog, EventSender};
+use crate::telemetry::MetricsListener;
 use std::hash::Hasher as _;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub(super) struct ControlPlane {
     pub listening: Listening,
     pub event_log: Option<EventLog>,
     pub events: Option<EventSender>,
+    /// `--metrics`: bound here, served once the workers run.
+    pub metrics: Option<MetricsListener>,
 }
 
 impl ControlPlane {
@@ -44,7 +47,11 @@ impl ControlPlane {
             }
             None => (None, None),
         };
-        Ok(ControlPlane { stop, secrets, stack, listening, event_log, events })
+        let metrics = match cfg.metrics {
+            Some(addr) => Some(MetricsListener::bind(addr).map_err(|e| ServeError::Metrics(addr, e))?),
+            None => None,
+        };
+        Ok(ControlPlane { stop, secrets, stack, listening, event_log, events, metrics })
     }
 }
 

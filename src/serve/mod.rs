@@ -4,7 +4,7 @@
 //!   the NIC is touched;
 //! - EAL and its mempools (`eal`), which outlive everything after;
 //! - `Running`: the port started, one pinned worker per queue, the
-//!   application threads, the control socket;
+//!   application threads, the control socket and the metrics endpoint;
 //! - serving until SIGINT/SIGTERM, with key rotation and periodic stats;
 //! - shutdown in order, into the exit `Report`.
 
@@ -25,7 +25,7 @@ use crate::engine::errno::Errno;
 use control_plane::ControlPlane;
 use eal::Dpdk;
 use running::Running;
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -47,6 +47,8 @@ pub enum ServeError {
     EventLog(PathBuf, std::io::Error),
     #[error("control socket {0}: {1}")]
     ControlSocket(PathBuf, std::io::Error),
+    #[error("--metrics {0}: {1}")]
+    Metrics(SocketAddr, std::io::Error),
 }
 
 /// Serve until SIGINT or SIGTERM, then print the exit report.

@@ -17,7 +17,10 @@ use crate::telemetry::control::ControlServer;
 use crate::telemetry::event_log::{AppEvent, EventLog};
 use crate::telemetry::format_ss_lnt;
 use crate::telemetry::latency::{LatencyHub, LatencySender};
+use crate::telemetry::prometheus::ListenerLabel;
+use crate::telemetry::{Health, MetricsServer};
 use crate::wire::ethernet::EthernetAddress;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,9 @@ pub(super) struct Running {
     /// They poll the port's queues: joined before it stops.
     workers: Vec<JoinHandle<()>>,
     control_socket: ControlServer,
+    metrics: Option<MetricsServer>,
+    /// What `/health` says: set once serving, cleared first at shutdown.
+    health: Health,
     /// Its queues hold mbufs of the mempools in [`Dpdk`], which outlives it.
     port: Port,
     port_id: u16,
@@ -78,16 +84,38 @@ impl Running {
             }
         }
         let app_threads = spawn_app_threads(cfg, &control, sockets, latency, epoch);
-        let stats = Arc::new(ServeStats { started: epoch, counters, runtimes, stack: control.stack.clone(), hub });
+        let health = Health::new();
+        let stats = Arc::new(ServeStats {
+            started: epoch,
+            counters,
+            runtimes,
+            stack: control.stack.clone(),
+            hub,
+            listener_labels: listener_labels(&control.stack),
+            health: health.clone(),
+        });
+        // Both threads start here, on the main thread after EAL init: they
+        // inherit its affinity (EAL's main lcore) rather than a worker's.
         let control_socket = ControlServer::start(&cfg.control_socket, stats.clone())
             .map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
+        let ControlPlane { stop, listening, event_log, metrics, .. } = control;
+        let metrics = match (metrics, cfg.metrics) {
+            (Some(listener), Some(addr)) => {
+                let server = listener.start(stats.clone(), health.clone()).map_err(|e| ServeError::Metrics(addr, e))?;
+                println!("dlisten: metrics on http://{}/metrics and /health", server.local_addr());
+                Some(server)
+            }
+            _ => None,
+        };
+        health.set_serving(true);
         print_ready(cfg);
-        let ControlPlane { stop, listening, event_log, .. } = control;
         Ok(Running {
             app_threads,
             listening,
             workers,
             control_socket,
+            metrics,
+            health,
             port,
             port_id: dpdk.port_id,
             stats,
@@ -108,14 +136,18 @@ impl Running {
 
     /// Stop everything in order and take the final numbers.
     pub fn shutdown(self) -> Report {
+        // First, so that load balancers looking at /health stop sending.
+        self.health.set_serving(false);
         println!("dlisten: stopping");
-        let Running { app_threads, listening, workers, control_socket, mut port, port_id, stats, event_log, hgrm_dir, .. } = self;
+        let Running { app_threads, listening, workers, control_socket, metrics, mut port, port_id, stats, event_log, hgrm_dir, .. } =
+            self;
         join(app_threads);
         let stack: &Stack = &stats.stack;
         let listening_at_stop = format_ss_lnt(&stack.listeners());
         listening.close(stack);
         join(workers);
         drop(control_socket);
+        drop(metrics);
         let port_stats = port.stats().unwrap_or_default();
         let port_stop_error = port.stop().err();
         drop(port);
@@ -207,6 +239,11 @@ fn latency_hub(stack: &Stack) -> (Arc<Mutex<LatencyHub>>, LatencySender) {
         hub.set_listener_label(info.id, label);
     }
     (Arc::new(Mutex::new(hub)), sender)
+}
+
+/// Each listener's labels in the metrics, by id.
+fn listener_labels(stack: &Stack) -> HashMap<u64, ListenerLabel> {
+    stack.listeners().iter().map(|l| (l.id, ListenerLabel { listener: l.local.to_string(), cpu: l.incoming_cpu })).collect()
 }
 
 /// `--app-threads N`: N threads share each listener's accept queue. None

@@ -4,6 +4,9 @@ use crate::engine::socket::Stack;
 use crate::stats::{Counters, Runtime};
 use crate::telemetry::control::{StatsSnapshot, StatsSource};
 use crate::telemetry::latency::LatencyHub;
+use crate::telemetry::prometheus::{LatencyBuckets, LatencyHistogram, ListenerLabel, ListenerQueues};
+use crate::telemetry::{Health, MetricsSnapshot, MetricsSource};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -15,6 +18,10 @@ pub(super) struct ServeStats {
     pub runtimes: Vec<Arc<Runtime>>,
     pub stack: Arc<Stack>,
     pub hub: Arc<Mutex<LatencyHub>>,
+    /// Each listener's metric labels by id, taken at start: its latency
+    /// histograms outlive it (closed at shutdown) under the same labels.
+    pub listener_labels: HashMap<u64, ListenerLabel>,
+    pub health: Health,
 }
 
 impl ServeStats {
@@ -40,6 +47,43 @@ impl StatsSource for ServeStats {
             latency_table,
             latency,
             runtime: self.runtimes.iter().map(|r| r.snapshot()).collect(),
+        }
+    }
+}
+
+impl MetricsSource for ServeStats {
+    fn metrics(&self) -> MetricsSnapshot {
+        let label = |id: u64, hub: &LatencyHub| {
+            self.listener_labels.get(&id).cloned().unwrap_or_else(|| ListenerLabel { listener: hub.listener_label(id), cpu: None })
+        };
+        let latency = {
+            let hub = self.drained_hub();
+            // Per listener only: the "all" histograms would count every
+            // sample twice in a PromQL sum.
+            hub.histograms()
+                .filter_map(|(id, metric, h)| {
+                    Some(LatencyHistogram { label: label(id?, &hub), metric, buckets: LatencyBuckets::from_histogram(h) })
+                })
+                .collect()
+        };
+        MetricsSnapshot {
+            uptime: self.started.elapsed(),
+            per_worker: self.counters.iter().map(|c| c.snapshot()).collect(),
+            control: self.stack.counters(),
+            runtime: self.runtimes.iter().map(|r| r.snapshot()).collect(),
+            listeners: self
+                .stack
+                .listeners()
+                .iter()
+                .map(|l| ListenerQueues {
+                    label: ListenerLabel { listener: l.local.to_string(), cpu: l.incoming_cpu },
+                    accept_queue: l.recv_q,
+                    accept_queue_max: l.send_q,
+                    syn_queue: l.syn_qlen,
+                })
+                .collect(),
+            latency,
+            serving: self.health.is_serving(),
         }
     }
 }

@@ -10,11 +10,11 @@ use crossbeam::utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )*) => {
         /// A counter. The display name is the one `nstat` prints.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(usize)]
-        pub enum Counter { $( $(#[$doc])* $variant, )* }
+        pub enum Counter { $( $(#[doc = $doc])* $variant, )* }
 
         impl Counter {
             /// Every counter, in declaration order.
@@ -25,6 +25,12 @@ macro_rules! counters {
             /// The name Linux's `nstat` uses (or ours, for counters Linux lacks).
             pub const fn name(self) -> &'static str {
                 match self { $( Counter::$variant => $name, )* }
+            }
+
+            /// What it counts: its doc comment, one line per element (the
+            /// help text of exported metrics).
+            pub const fn doc(self) -> &'static [&'static str] {
+                match self { $( Counter::$variant => &[ $( $doc, )* ], )* }
             }
         }
     };
@@ -278,6 +284,14 @@ mod tests {
         let n = names.len();
         names.dedup();
         assert_eq!(n, names.len());
+    }
+
+    #[test]
+    fn every_counter_says_what_it_counts() {
+        for c in Counter::ALL {
+            assert!(c.doc().iter().any(|l| !l.trim().is_empty()), "{} has no doc comment", c.name());
+        }
+        assert_eq!(Counter::TcpPassiveOpens.doc(), [" Connections that went SYN_RECV -> ESTABLISHED (Tcp PassiveOpens)."]);
     }
 
     #[test]
