@@ -58,8 +58,12 @@ pub struct FloodConfig {
     pub duration: Duration,
     pub concurrency: u64,
     pub request: Vec<u8>,
-    /// A SYN (or a request) unanswered this long has failed.
+    /// A request unanswered this long has failed; also how long the end of
+    /// a run waits for replies.
     pub timeout: Duration,
+    /// SYN retransmissions of a legitimate handshake before it fails
+    /// (Linux's `tcp_syn_retries`).
+    pub syn_retries: u8,
     pub hgrm_dir: Option<PathBuf>,
     pub dst_mac: Option<EthernetAddress>,
     pub port: Option<u16>,
@@ -112,6 +116,8 @@ pub fn gen_config(cfg: &FloodConfig) -> Result<GenConfig, FloodError> {
         concurrency: cfg.concurrency.max(1),
         request: cfg.request.clone(),
         timeout_ns: cfg.timeout.as_nanos() as u64,
+        syn_retries: cfg.syn_retries,
+        syn_rto_ns: gen::TCP_TIMEOUT_INIT_NS,
         salt,
     })
 }

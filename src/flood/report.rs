@@ -2,7 +2,7 @@
 //! `  name value` lines (the format of `serve`'s counters, so scripts parse
 //! both alike), percentile tables and `.hgrm` files.
 
-use super::gen::{Generator, Stats};
+use super::gen::{Generator, SendWindow, Stats};
 use super::Mode;
 use crate::telemetry::latency::write_hgrm;
 use hdrhistogram::Histogram;
@@ -55,7 +55,10 @@ impl Progress {
 /// The end of a run.
 pub struct Summary {
     pub mode: Mode,
+    /// The whole run, drain included.
     pub elapsed: Duration,
+    /// First SYN to last SYN: what the rates are over.
+    pub window: SendWindow,
     pub stats: Stats,
     pub flood_latency: Histogram<u64>,
     pub connect_latency: Histogram<u64>,
@@ -78,6 +81,7 @@ impl Summary {
         Summary {
             mode,
             elapsed,
+            window: g.window,
             stats: g.stats.clone(),
             flood_latency: g.flood_latency.clone(),
             connect_latency: g.connect_latency.clone(),
@@ -91,9 +95,13 @@ impl Summary {
     /// `  name value` lines, rates and percentages included.
     pub fn format(&self) -> String {
         let s = &self.stats;
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let secs = self.elapsed.as_secs_f64();
+        let window = self.window.len_ns() as f64 / 1e9;
+        // Replies are counted up to the end of the drain, rates over the
+        // sending window only.
+        let rate = |n: u64| self.window.rate(n).map_or_else(|| "-".to_string(), |r| format!("{r:.0}"));
         let mut o = String::new();
-        let _ = writeln!(o, "flood summary ({:?} mode, {:.2} s):", self.mode, secs);
+        let _ = writeln!(o, "flood summary ({:?} mode, sending {window:.2} s of a {secs:.2} s run):", self.mode);
         let mut line = |name: &str, v: String| {
             let _ = writeln!(o, "  {name:<28} {v}");
         };
@@ -104,18 +112,20 @@ impl Summary {
             line("Unanswered", s.unanswered.to_string());
             line("DuplicateSynAck", s.dup_synack.to_string());
             line("SynAckPercent", format!("{:.2}", pct(s.synack, s.syn_sent)));
-            line("SynPerSec", format!("{:.0}", s.syn_sent as f64 / secs));
-            line("SynAckPerSec", format!("{:.0}", s.synack as f64 / secs));
+            line("SynPerSec", rate(s.syn_sent));
+            line("SynAckPerSec", rate(s.synack));
         }
         if self.mode != Mode::Syn {
             line("HandshakesAttempted", s.legit_attempts.to_string());
             line("HandshakesCompleted", s.legit_established.to_string());
             line("HandshakesRefused", s.legit_rst.to_string());
+            line("SynRetransmits", s.legit_syn_retrans.to_string());
             line("HandshakesTimedOut", s.legit_timeouts.to_string());
+            line("HandshakesUnfinished", s.legit_unfinished.to_string());
             line("Responses", s.legit_responses.to_string());
             line("ResponseTimeouts", s.legit_response_timeouts.to_string());
             line("HandshakePercent", format!("{:.2}", pct(s.legit_established, s.legit_attempts)));
-            line("HandshakesPerSec", format!("{:.0}", s.legit_established as f64 / secs));
+            line("HandshakesPerSec", rate(s.legit_established));
         }
         line("BadAck", s.bad_ack.to_string());
         line("Stray", s.stray.to_string());
@@ -188,6 +198,8 @@ mod tests {
             concurrency: 1,
             request: Vec::new(),
             timeout_ns: 1,
+            syn_retries: 6,
+            syn_rto_ns: 1_000_000_000,
             salt: 0,
         })
     }
@@ -201,10 +213,12 @@ mod tests {
         for v in 1..=100u64 {
             g.flood_latency.record(v * 1000).unwrap();
         }
-        let s = Summary::new(Mode::Syn, Duration::from_secs(2), &g, 200, 199, 0);
+        g.window = SendWindow { first_ns: Some(0), last_ns: 2_000_000_000 };
+        let s = Summary::new(Mode::Syn, Duration::from_secs(3), &g, 200, 199, 0);
         let text = s.format();
         assert!(text.contains("  SynAckPercent                99.50\n"), "{text}");
         assert!(text.contains("  SynPerSec                    100\n"), "{text}");
+        assert!(text.contains("sending 2.00 s of a 3.00 s run"), "{text}");
         assert!(!text.contains("Handshakes"), "{text}");
         let table = s.latency_table();
         assert!(table.starts_with("Latency (us)"), "{table}");
@@ -216,6 +230,26 @@ mod tests {
         let hgrm = std::fs::read_to_string(&written[0]).unwrap();
         assert!(hgrm.contains("Total count    =          100"), "{hgrm}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A run that sent 4 M SYNs in one second and then drained for one more:
+    /// the rates are over the sending second, not the two.
+    #[test]
+    fn rates_are_over_the_sending_window_not_the_drain() {
+        let mut g = generator();
+        g.stats.syn_sent = 4_000_000;
+        g.stats.synack = 3_999_000;
+        g.stats.legit_established = 1_000;
+        // First SYN at 0.5 s, last at 1.5 s; the run (drain included) 2.5 s.
+        g.window = SendWindow { first_ns: Some(500_000_000), last_ns: 1_500_000_000 };
+        let s = Summary::new(Mode::Mixed, Duration::from_millis(2500), &g, 0, 0, 0);
+        let text = s.format();
+        assert!(text.contains("  SynPerSec                    4000000\n"), "{text}");
+        assert!(text.contains("  SynAckPerSec                 3999000\n"), "{text}");
+        assert!(text.contains("  HandshakesPerSec             1000\n"), "{text}");
+        // Nothing sent: no rate rather than a division by zero.
+        let empty = Summary::new(Mode::Syn, Duration::from_secs(1), &generator(), 0, 0, 0).format();
+        assert!(empty.contains("  SynPerSec                    -\n"), "{empty}");
     }
 
     #[test]
