@@ -61,6 +61,10 @@ pub struct FloodArgs {
     /// Write the latency histograms as HdrHistogram .hgrm files into DIR.
     #[arg(long, value_name = "DIR")]
     hgrm_dir: Option<PathBuf>,
+    /// Write the summary (counters, rates, latency, the generator's
+    /// runtime) as one JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
     /// DPDK port id (default: the first port EAL found).
     #[arg(long)]
     port: Option<u16>,
@@ -101,6 +105,7 @@ impl TryFrom<FloodArgs> for FloodConfig {
             timeout: Duration::from_millis(a.timeout_ms.max(1)),
             syn_retries: a.syn_retries,
             hgrm_dir: a.hgrm_dir,
+            json: a.json,
             dst_mac: a.dst_mac,
             port: a.port,
             idle_sleep: Duration::from_micros(a.idle_sleep_us),
@@ -113,12 +118,20 @@ impl TryFrom<FloodArgs> for FloodConfig {
 pub(super) fn run(a: FloodArgs) -> Result<(), CliError> {
     let cfg = FloodConfig::try_from(a)?;
     let hgrm_dir = cfg.hgrm_dir.clone();
+    let json = cfg.json.clone();
     let summary = flood::run(cfg)?;
     print!("{}", summary.format());
     println!("latency (microseconds):");
     print!("{}", summary.latency_table());
     if let Some(dir) = &hgrm_dir {
         write_hgrms(&summary, dir);
+    }
+    if let Some(path) = &json {
+        // Like the histograms, extra: the run itself succeeded.
+        match std::fs::write(path, summary.to_json().to_string() + "\n") {
+            Ok(()) => println!("flood: wrote {}", path.display()),
+            Err(e) => eprintln!("dlisten: {}: {e}", path.display()),
+        }
     }
     Ok(())
 }

@@ -13,7 +13,7 @@
 //!   so the success rate under a flood is the one a real client would see.
 
 use super::addr::SrcRange;
-use super::packet::{linux_syn_options, Reply, Segment};
+use super::packet::{linux_syn_options, FloodSyn, Reply, Segment};
 use crate::wire::tcp::TcpFlags;
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
@@ -104,22 +104,61 @@ struct Slot {
 
 const FREE: Slot = Slot { attempt: 0, sent_ns: 0, state: State::Free, retrans: 0 };
 
+/// The next tuple of a [`TupleSpace`], walked in order without a division
+/// per flow: the index, and the address and port it stands for.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    idx: u64,
+    addr: u32,
+    port: u16,
+}
+
 /// One kind of flow: its tuples and its bounded table of flows in flight.
 struct Flows {
     space: TupleSpace,
     slots: Vec<Slot>,
     next_attempt: u64,
+    /// The tuple of `next_attempt` (flood flows walk the space in order).
+    cursor: Cursor,
     salt: u32,
 }
 
 impl Flows {
     fn new(space: TupleSpace, salt: u32) -> Flows {
         let len = space.len().clamp(1, MAX_TRACKED) as usize;
-        Flows { space, slots: vec![FREE; len], next_attempt: 0, salt }
+        Flows { space, slots: vec![FREE; len], next_attempt: 0, cursor: Cursor::default(), salt }
     }
 
+    #[inline]
     fn slot_of(&self, idx: u64) -> usize {
-        (idx % self.slots.len() as u64) as usize
+        let len = self.slots.len() as u64;
+        // Without a division in the common cases: every tuple has its own
+        // slot, or the table is MAX_TRACKED (a power of two) long.
+        let at = if idx < len {
+            idx
+        } else if len == MAX_TRACKED {
+            idx & (MAX_TRACKED - 1)
+        } else {
+            idx % len
+        };
+        at as usize
+    }
+
+    /// The cursor's tuple, and the cursor moved to the next one.
+    #[inline]
+    fn advance(&mut self) -> (u64, SocketAddrV4) {
+        let c = self.cursor;
+        let src = SocketAddrV4::new(self.space.src.addr_at(c.addr), self.space.ports.0.wrapping_add(c.port));
+        let mut next = Cursor { idx: c.idx + 1, addr: c.addr + 1, port: c.port };
+        if next.addr >= self.space.src.len() {
+            next.addr = 0;
+            next.port = next.port.wrapping_add(1);
+        }
+        if next.idx >= self.space.len() {
+            next = Cursor::default();
+        }
+        self.cursor = next;
+        (c.idx, src)
     }
 
     /// Our ISN for a tuple: fixed per tuple so a reply can be checked.
@@ -216,6 +255,7 @@ pub struct SendWindow {
 }
 
 impl SendWindow {
+    #[inline]
     fn sent(&mut self, now_ns: u64) {
         self.first_ns.get_or_insert(now_ns);
         self.last_ns = now_ns;
@@ -265,13 +305,14 @@ pub struct Generator {
 }
 
 /// Our TSval: a microsecond clock, as a 1 MHz timestamp clock.
-fn tsval(now_ns: u64) -> u32 {
+#[inline]
+pub fn tsval(now_ns: u64) -> u32 {
     (now_ns / 1000) as u32
 }
 
 /// The handshake's third segment, answering the SYN-ACK `r`.
 fn third_ack(src: SocketAddrV4, seq: u32, r: &Reply, now_ns: u64, with_request: bool) -> Out {
-    Out::Ack { src, seq, ack: r.seq.wrapping_add(1), tsval: tsval(now_ns), tsecr: r.tsval.unwrap_or(0), with_request }
+    Out::Ack { src, seq, ack: r.seq.wrapping_add(1), tsval: tsval(now_ns), tsecr: r.tsval().unwrap_or(0), with_request }
 }
 
 /// Our sequence number once the request is sent (where the RST goes).
@@ -332,24 +373,33 @@ impl Generator {
 
     /// Up to `n` flood SYNs.
     pub fn flood_syns(&mut self, now_ns: u64, n: u64, out: &mut Vec<Out>) {
-        let n = n.min(self.flood_left());
-        let Some(f) = &mut self.flood else { return };
-        let total = f.space.len();
+        let tsval = tsval(now_ns);
         for _ in 0..n {
-            let attempt = f.next_attempt;
-            f.next_attempt += 1;
-            let idx = attempt % total;
-            let at = f.slot_of(idx);
-            if f.slots[at].state == State::SynSent {
-                self.stats.unanswered += 1;
-            }
-            f.slots[at] = Slot { attempt, sent_ns: now_ns, state: State::SynSent, retrans: 0 };
-            out.push(Out::Syn { src: f.space.tuple(idx), isn: f.isn(idx), tsval: tsval(now_ns) });
-            self.stats.syn_sent += 1;
+            let Some(s) = self.next_flood_syn(now_ns) else { break };
+            out.push(Out::Syn { src: s.src, isn: s.isn, tsval });
         }
-        if n > 0 {
-            self.window.sent(now_ns);
+    }
+
+    /// The next flood SYN, if `--count` allows one: the generator's side of
+    /// the template path (the caller writes it with [`tsval`]`(now_ns)`).
+    #[inline]
+    pub fn next_flood_syn(&mut self, now_ns: u64) -> Option<FloodSyn> {
+        if self.flood_left() == 0 {
+            return None;
         }
+        let f = self.flood.as_mut()?;
+        let attempt = f.next_attempt;
+        f.next_attempt += 1;
+        let (idx, src) = f.advance();
+        let at = f.slot_of(idx);
+        let slot = &mut f.slots[at];
+        if slot.state == State::SynSent {
+            self.stats.unanswered += 1;
+        }
+        *slot = Slot { attempt, sent_ns: now_ns, state: State::SynSent, retrans: 0 };
+        self.stats.syn_sent += 1;
+        self.window.sent(now_ns);
+        Some(FloodSyn { src, isn: f.isn(idx), ident: attempt as u16 })
     }
 
     /// Start handshakes up to the concurrency limit (at most `max` now).
@@ -638,10 +688,13 @@ mod tests {
         }
     }
 
+    /// Timestamps with TSval 9 (NOP, NOP, TS).
+    const TS9: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0];
+
     /// What a listener answers to a SYN: a SYN-ACK acking ISN + 1.
-    fn synack(o: &Out, server_isn: u32) -> Reply {
+    fn synack(o: &Out, server_isn: u32) -> Reply<'static> {
         let Out::Syn { src, isn, .. } = *o else { panic!("not a SYN: {o:?}") };
-        Reply { to: src, from: DST, seq: server_isn, ack: isn.wrapping_add(1), flags: TcpFlags::SYN | TcpFlags::ACK, payload_len: 0, tsval: Some(9) }
+        Reply { to: src, from: DST, seq: server_isn, ack: isn.wrapping_add(1), flags: TcpFlags::SYN | TcpFlags::ACK, payload_len: 0, options: &TS9 }
     }
 
     #[test]
@@ -658,6 +711,20 @@ mod tests {
         assert_eq!(s.tuple(1), "198.18.1.2:1000".parse().unwrap());
         assert_eq!(s.index_of("198.18.1.1:999".parse().unwrap()), None);
         assert_eq!(s.index_of("198.18.2.1:1000".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn flood_walks_the_tuple_space_in_order_and_wraps() {
+        for (ports, n) in [((2000, 2002), 30), ((5, 5), 9)] {
+            let sp = space(ports);
+            let mut g = Generator::new(GenConfig { flood: Some(sp), ..cfg() });
+            for attempt in 0..n {
+                let s = g.next_flood_syn(0).unwrap();
+                let idx = attempt % sp.len();
+                assert_eq!(s.src, sp.tuple(idx), "attempt {attempt}");
+                assert_eq!(s.ident, attempt as u16);
+            }
+        }
     }
 
     #[test]
@@ -686,7 +753,7 @@ mod tests {
             replies.push(synack(o, i as u32));
         }
         let Out::Syn { src, isn, .. } = out[7] else { panic!() };
-        replies.push(Reply { flags: TcpFlags::RST | TcpFlags::ACK, ack: isn.wrapping_add(1), seq: 0, to: src, from: DST, payload_len: 0, tsval: None });
+        replies.push(Reply { flags: TcpFlags::RST | TcpFlags::ACK, ack: isn.wrapping_add(1), seq: 0, to: src, from: DST, payload_len: 0, options: &[] });
         let mut wrong = synack(&out[8], 1);
         wrong.ack ^= 1;
         replies.push(wrong);
@@ -748,7 +815,7 @@ mod tests {
         assert_eq!(g.in_flight(), 3);
         // Refused.
         let Out::Syn { src, isn, .. } = syns[1] else { panic!() };
-        g.on_reply(600, &Reply { to: src, from: DST, seq: 0, ack: isn.wrapping_add(1), flags: TcpFlags::RST | TcpFlags::ACK, payload_len: 0, tsval: None }, &mut out);
+        g.on_reply(600, &Reply { to: src, from: DST, seq: 0, ack: isn.wrapping_add(1), flags: TcpFlags::RST | TcpFlags::ACK, payload_len: 0, options: &[] }, &mut out);
         assert_eq!(g.in_flight(), 2);
         out.clear();
         g.open_connections(700, u64::MAX, &mut out);
@@ -787,7 +854,7 @@ mod tests {
         assert_eq!(seg.flags, TcpFlags::ACK | TcpFlags::PSH);
         out.clear();
         let Out::Syn { src, isn, .. } = syns[0] else { panic!() };
-        g.on_reply(20, &Reply { to: src, from: DST, seq: 501, ack: isn.wrapping_add(19), flags: TcpFlags::ACK | TcpFlags::PSH, payload_len: 100, tsval: None }, &mut out);
+        g.on_reply(20, &Reply { to: src, from: DST, seq: 501, ack: isn.wrapping_add(19), flags: TcpFlags::ACK | TcpFlags::PSH, payload_len: 100, options: &[] }, &mut out);
         assert_eq!(out, vec![Out::Rst { src, seq: isn.wrapping_add(19) }]);
         out.clear();
         g.expire(2_000_000_000, &mut out);
@@ -898,7 +965,7 @@ mod tests {
         g.expire(SEC, &mut out);
         assert_eq!(out.len(), 2);
         let Out::Syn { src, isn, .. } = syns[0] else { panic!() };
-        g.on_reply(SEC + 10, &Reply { to: src, from: DST, seq: 0, ack: isn.wrapping_add(1), flags: TcpFlags::RST | TcpFlags::ACK, payload_len: 0, tsval: None }, &mut out);
+        g.on_reply(SEC + 10, &Reply { to: src, from: DST, seq: 0, ack: isn.wrapping_add(1), flags: TcpFlags::RST | TcpFlags::ACK, payload_len: 0, options: &[] }, &mut out);
         g.on_reply(SEC + 10, &synack(&syns[1], 3), &mut out);
         out.clear();
         g.expire(300 * SEC, &mut out);

@@ -3,6 +3,7 @@
 //! both alike), percentile tables and `.hgrm` files.
 
 use super::gen::{Generator, SendWindow, Stats};
+use super::runtime::FloodRuntime;
 use super::Mode;
 use crate::telemetry::latency::write_hgrm;
 use hdrhistogram::Histogram;
@@ -15,6 +16,7 @@ pub struct Progress {
     next: Duration,
     last_at: Duration,
     last: Stats,
+    last_runtime: FloodRuntime,
 }
 
 impl Default for Progress {
@@ -25,11 +27,12 @@ impl Default for Progress {
 
 impl Progress {
     pub fn new() -> Progress {
-        Progress { next: Duration::from_secs(1), last_at: Duration::ZERO, last: Stats::default() }
+        Progress { next: Duration::from_secs(1), last_at: Duration::ZERO, last: Stats::default(), last_runtime: FloodRuntime::default() }
     }
 
-    /// A progress line when a second has passed since the last one.
-    pub fn tick(&mut self, elapsed: Duration, g: &Generator) -> Option<String> {
+    /// A progress line when a second has passed since the last one: the
+    /// second's rates and the generator's own runtime over it.
+    pub fn tick(&mut self, elapsed: Duration, g: &Generator, runtime: &FloodRuntime) -> Option<String> {
         if elapsed < self.next {
             return None;
         }
@@ -37,15 +40,17 @@ impl Progress {
         let s = &g.stats;
         let rate = |now: u64, then: u64| (now - then) as f64 / dt;
         let line = format!(
-            "flood: {:>4.0}s syn/s {:.0} synack/s {:.0} rst/s {:.0} handshakes/s {:.0} in-flight {}",
+            "flood: {:>4.0}s syn/s {:.0} synack/s {:.0} rst/s {:.0} handshakes/s {:.0} in-flight {} | {}",
             elapsed.as_secs_f64(),
             rate(s.syn_sent + s.legit_attempts, self.last.syn_sent + self.last.legit_attempts),
             rate(s.synack, self.last.synack),
             rate(s.rst + s.legit_rst, self.last.rst + self.last.legit_rst),
             rate(s.legit_established, self.last.legit_established),
-            g.in_flight()
+            g.in_flight(),
+            runtime.since(&self.last_runtime).brief()
         );
         self.last = s.clone();
+        self.last_runtime = runtime.clone();
         self.last_at = elapsed;
         self.next = elapsed + Duration::from_secs(1);
         Some(line)
@@ -65,6 +70,8 @@ pub struct Summary {
     pub tx_frames: u64,
     pub rx_frames: u64,
     pub no_mbuf: u64,
+    /// The generator's own cycles over the run.
+    pub runtime: FloodRuntime,
     pub port_line: String,
 }
 
@@ -88,6 +95,7 @@ impl Summary {
             tx_frames,
             rx_frames,
             no_mbuf,
+            runtime: FloodRuntime::default(),
             port_line: String::new(),
         }
     }
@@ -135,7 +143,61 @@ impl Summary {
         if !self.port_line.is_empty() {
             let _ = writeln!(o, "{}", self.port_line);
         }
+        if self.runtime.tsc_hz > 0 {
+            o.push_str(&self.runtime.table());
+        }
         o
+    }
+
+    /// The summary as one JSON object: the counters, the window, the rates,
+    /// the latency percentiles (ns) and the runtime.
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.stats;
+        let latency = |h: &Histogram<u64>| {
+            serde_json::json!({
+                "count": h.len(),
+                "p50_ns": h.value_at_quantile(0.5),
+                "p90_ns": h.value_at_quantile(0.9),
+                "p99_ns": h.value_at_quantile(0.99),
+                "p999_ns": h.value_at_quantile(0.999),
+                "max_ns": h.max(),
+            })
+        };
+        serde_json::json!({
+            "mode": format!("{:?}", self.mode).to_lowercase(),
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "window_s": self.window.len_ns() as f64 / 1e9,
+            "counters": {
+                "SynSent": s.syn_sent,
+                "SynAckReceived": s.synack,
+                "RstReceived": s.rst,
+                "Unanswered": s.unanswered,
+                "DuplicateSynAck": s.dup_synack,
+                "BadAck": s.bad_ack,
+                "HandshakesAttempted": s.legit_attempts,
+                "HandshakesCompleted": s.legit_established,
+                "HandshakesRefused": s.legit_rst,
+                "SynRetransmits": s.legit_syn_retrans,
+                "HandshakesTimedOut": s.legit_timeouts,
+                "HandshakesUnfinished": s.legit_unfinished,
+                "Responses": s.legit_responses,
+                "ResponseTimeouts": s.legit_response_timeouts,
+                "Stray": s.stray,
+                "TxFrames": self.tx_frames,
+                "RxFrames": self.rx_frames,
+                "TxNoMbuf": self.no_mbuf,
+            },
+            "rates": {
+                "SynPerSec": self.window.rate(s.syn_sent),
+                "SynAckPerSec": self.window.rate(s.synack),
+                "HandshakesPerSec": self.window.rate(s.legit_established),
+            },
+            "latency": {
+                "flood_syn_synack": latency(&self.flood_latency),
+                "connect": latency(&self.connect_latency),
+            },
+            "runtime": self.runtime.to_json(),
+        })
     }
 
     /// The percentile table (µs), one row per histogram with samples.
@@ -220,6 +282,12 @@ mod tests {
         assert!(text.contains("  SynPerSec                    100\n"), "{text}");
         assert!(text.contains("sending 2.00 s of a 3.00 s run"), "{text}");
         assert!(!text.contains("Handshakes"), "{text}");
+        let j = s.to_json();
+        assert_eq!(j["counters"]["SynAckReceived"], 199);
+        assert_eq!(j["rates"]["SynPerSec"], 100.0);
+        assert_eq!(j["window_s"], 2.0);
+        assert_eq!(j["latency"]["flood_syn_synack"]["count"], 100);
+        assert!(j["latency"]["connect"]["count"] == 0);
         let table = s.latency_table();
         assert!(table.starts_with("Latency (us)"), "{table}");
         assert!(table.contains("syn->synack (flood)"), "{table}");
@@ -256,13 +324,19 @@ mod tests {
     fn progress_once_a_second() {
         let mut g = generator();
         let mut p = Progress::new();
-        assert!(p.tick(Duration::from_millis(999), &g).is_none());
+        let mut rt = FloodRuntime::new(1_000_000_000);
+        assert!(p.tick(Duration::from_millis(999), &g, &rt).is_none());
         g.stats.syn_sent = 500;
-        let line = p.tick(Duration::from_millis(1000), &g).unwrap();
+        let line = p.tick(Duration::from_millis(1000), &g, &rt).unwrap();
         assert!(line.contains("syn/s 500 "), "{line}");
-        assert!(p.tick(Duration::from_millis(1500), &g).is_none());
+        assert!(p.tick(Duration::from_millis(1500), &g, &rt).is_none());
         g.stats.syn_sent = 1500;
-        let line = p.tick(Duration::from_millis(2000), &g).unwrap();
+        // The second's runtime, not the run's: half busy, 1000 frames in 0.5 s busy.
+        rt.stage(crate::flood::runtime::FloodStage::Tx, 1000, 10);
+        rt.busy_cycles = 500_000_000;
+        rt.idle_cycles = 500_000_000;
+        let line = p.tick(Duration::from_millis(2000), &g, &rt).unwrap();
         assert!(line.contains("syn/s 1000 "), "{line}");
+        assert!(line.ends_with("| busy 50.0% capacity 0.00 Mpps 0 clk/tx"), "{line}");
     }
 }
