@@ -136,6 +136,8 @@ struct Io {
     our_mac: EthernetAddress,
     ident: u16,
     tx_frames: u64,
+    /// Frames built but dropped: the TX ring stayed full.
+    tx_dropped: u64,
     no_mbuf: u64,
 }
 
@@ -162,8 +164,10 @@ impl Io {
         if n == 0 || !m.set_len(n) {
             return;
         }
-        if self.pending.push(m).is_ok() {
-            self.tx_frames += 1;
+        match self.pending.push(m) {
+            Ok(()) => self.tx_frames += 1,
+            // Counted, so that a lost handshake segment is never silent.
+            Err(_) => self.tx_dropped += 1,
         }
     }
 
@@ -309,6 +313,7 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
         our_mac,
         ident: 0,
         tx_frames: 0,
+        tx_dropped: 0,
         no_mbuf: 0,
     };
     let tsc_hz = dpdk::tsc_hz(&eal);
@@ -363,7 +368,11 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
     let mut out = Vec::with_capacity(2 * BURST);
     let mut rx = MbufBatch::new();
     let mut runtime = FloodRuntime::new(tsc_hz);
+    // The loop's clock is the TSC it reads for its stages anyway (no
+    // clock_gettime per iteration); Instant only for the run's length.
     let started = Instant::now();
+    let tsc0 = dpdk::tsc();
+    let ns_per_cycle = 1e9 / tsc_hz.max(1) as f64;
     let duration_ns = cfg.duration.as_nanos() as u64;
     let timeout_ns = cfg.timeout.as_nanos() as u64;
     let mut progress = report::Progress::new();
@@ -373,7 +382,7 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
     let mut rx_frames = 0u64;
     loop {
         let start = dpdk::tsc();
-        let now = started.elapsed().as_nanos() as u64;
+        let now = (start.wrapping_sub(tsc0) as f64 * ns_per_cycle) as u64;
         if sending && done_sending(cfg, &g, now >= duration_ns, stop) {
             sending = false;
             drain_until = Some(now + timeout_ns);
@@ -391,8 +400,9 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
         }
         g.expire(now, &mut out);
         let mut built = io.build_all(&g, &link, &mut out);
-        // New work only when the TX ring took everything before (backpressure).
-        if sending && io.pending.is_empty() {
+        // New work only into the TX batch's free room (backpressure: what
+        // the ring did not take waits there, nothing more is made).
+        if sending && io.pending.room() >= BURST / 2 {
             built += new_work(cfg, &mut g, io, &template, &link, bucket.as_mut(), now, &mut out);
         }
         clock.mark(FloodStage::Build, built);
@@ -411,7 +421,7 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
             // The empty iteration and any sleep after it.
             runtime.idle_cycles += dpdk::tsc() - start;
         }
-        if let Some(line) = progress.tick(started.elapsed(), &g, &runtime) {
+        if let Some(line) = progress.tick(Duration::from_nanos(now), &g, &runtime) {
             println!("{line}");
         }
     }
@@ -420,6 +430,7 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
     io.flush_pending();
     let mut summary = report::Summary::new(cfg.mode, started.elapsed(), &g, io.tx_frames, rx_frames, io.no_mbuf);
     summary.runtime = runtime;
+    summary.tx_dropped = io.tx_dropped;
     Ok(summary)
 }
 
@@ -466,7 +477,7 @@ fn new_work(
 ) -> usize {
     let mut built = 0;
     if cfg.mode != Mode::Syn {
-        g.open_connections(now, BURST as u64, out);
+        g.open_connections(now, io.pending.room() as u64, out);
         built += io.build_all(g, link, out);
     }
     // Tokens only for the room there is: what cannot be built now is not taken.

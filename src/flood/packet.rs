@@ -264,6 +264,9 @@ pub enum Rx<'a> {
 /// generator counts replies, it does not validate the target (and reads
 /// only frames of its own link).
 pub fn parse(frame: &[u8]) -> Rx<'_> {
+    if let Some(r) = parse_plain_tcp(frame) {
+        return Rx::Tcp(r);
+    }
     let Ok(eth) = EthernetFrame::new_checked(frame) else { return Rx::Other };
     match eth.ethertype() {
         EtherType::Arp => match ArpPacket::new_checked(eth.payload()) {
@@ -289,6 +292,47 @@ pub fn parse(frame: &[u8]) -> Rx<'_> {
         }
         _ => Rx::Other,
     }
+}
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline]
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// What nearly every reply is, read at fixed offsets: an unfragmented IPv4
+/// packet without IP options carrying TCP. None for anything else (the
+/// general parse then decides), never a panic: every offset is checked
+/// against the lengths first.
+#[inline]
+fn parse_plain_tcp(frame: &[u8]) -> Option<Reply<'_>> {
+    if frame.len() < ETH + IP + tcp::HEADER_LEN || be16(frame, 12) != 0x0800 {
+        return None;
+    }
+    let ip = &frame[ETH..];
+    let total = usize::from(be16(ip, 2));
+    // Version 4, IHL 5; TCP; no MF flag, offset 0.
+    if ip[0] != 0x45 || ip[9] != 6 || be16(ip, 6) & 0x3fff != 0 || total < IP + tcp::HEADER_LEN || total > ip.len() {
+        return None;
+    }
+    let seg = &ip[IP..total];
+    let doff = usize::from(seg[12] >> 4) * 4;
+    if doff < tcp::HEADER_LEN || doff > seg.len() {
+        return None;
+    }
+    Some(Reply {
+        to: SocketAddrV4::new(Ipv4Addr::from(be32(ip, 16)), be16(seg, 2)),
+        from: SocketAddrV4::new(Ipv4Addr::from(be32(ip, 12)), be16(seg, 0)),
+        seq: be32(seg, 4),
+        ack: be32(seg, 8),
+        flags: TcpFlags::from_bits_truncate(be16(seg, 12)),
+        payload_len: seg.len() - doff,
+        options: &seg[tcp::HEADER_LEN..doff],
+    })
 }
 
 #[cfg(test)]
@@ -412,6 +456,62 @@ mod tests {
         }
         let mut short = [0u8; SYN_FRAME_LEN - 1];
         assert!(!t.write(&mut short, &FloodSyn { src: "198.18.1.1:1".parse().unwrap(), isn: 1, ident: 1 }, 1));
+    }
+
+    /// The general parse, without the fixed-offset fast path.
+    fn parse_general(frame: &[u8]) -> Rx<'_> {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else { return Rx::Other };
+        if eth.ethertype() != EtherType::Ipv4 {
+            return parse(frame);
+        }
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return Rx::Other };
+        if ip.protocol() != IpProtocol::Tcp || ip.is_fragment() {
+            return Rx::Other;
+        }
+        let Ok(seg) = TcpSegment::new_checked(ip.payload()) else { return Rx::Other };
+        Rx::Tcp(Reply {
+            to: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
+            from: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
+            seq: seg.seq_number(),
+            ack: seg.ack_number(),
+            flags: seg.flags(),
+            payload_len: seg.payload_len(),
+            options: seg.options(),
+        })
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_the_general_parse_reads() {
+        let link = Link { our_mac: US, peer_mac: THEM };
+        let mut frames = Vec::new();
+        for s in [syn(), Segment { flags: TcpFlags::ACK | TcpFlags::PSH, syn: None, timestamps: Some((5, 6)), payload: b"data", ..syn() }] {
+            let mut buf = vec![0u8; 128];
+            let n = build_segment(&mut buf, &link, &s);
+            buf.truncate(n);
+            // Ethernet padding after the IP packet.
+            let mut padded = buf.clone();
+            padded.resize(n + 6, 0);
+            // A fragment, and UDP: not TCP replies.
+            let mut frag = buf.clone();
+            frag[ETH + 6] |= 0x20;
+            let mut udp = buf.clone();
+            udp[ETH + 9] = 17;
+            // A bad data offset, and a total length past the frame.
+            let mut doff = buf.clone();
+            doff[ETH + IP + 12] = 0xf0;
+            let mut long = buf.clone();
+            long[ETH + 3] = long[ETH + 3].wrapping_add(20);
+            frames.extend([buf, padded, frag, udp, doff, long]);
+        }
+        for f in &frames {
+            for cut in 0..=f.len() {
+                assert_eq!(parse(&f[..cut]), parse_general(&f[..cut]), "{:02x?}", &f[..cut]);
+            }
+        }
+        assert!(matches!(parse(&frames[0]), Rx::Tcp(r) if r.flags == TcpFlags::SYN && r.options.len() == 20));
+        assert!(matches!(parse(&frames[1]), Rx::Tcp(r) if r.payload_len == 0), "padding is not data");
+        assert!(matches!(parse(&frames[7]), Rx::Tcp(r) if r.payload_len == 4));
+        assert_eq!(parse(&frames[2]), Rx::Other);
     }
 
     #[test]

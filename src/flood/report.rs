@@ -70,6 +70,8 @@ pub struct Summary {
     pub tx_frames: u64,
     pub rx_frames: u64,
     pub no_mbuf: u64,
+    /// Frames built but never taken by the TX ring.
+    pub tx_dropped: u64,
     /// The generator's own cycles over the run.
     pub runtime: FloodRuntime,
     pub port_line: String,
@@ -95,6 +97,7 @@ impl Summary {
             tx_frames,
             rx_frames,
             no_mbuf,
+            tx_dropped: 0,
             runtime: FloodRuntime::default(),
             port_line: String::new(),
         }
@@ -140,6 +143,7 @@ impl Summary {
         line("TxFrames", self.tx_frames.to_string());
         line("RxFrames", self.rx_frames.to_string());
         line("TxNoMbuf", self.no_mbuf.to_string());
+        line("TxDropped", self.tx_dropped.to_string());
         if !self.port_line.is_empty() {
             let _ = writeln!(o, "{}", self.port_line);
         }
@@ -186,6 +190,7 @@ impl Summary {
                 "TxFrames": self.tx_frames,
                 "RxFrames": self.rx_frames,
                 "TxNoMbuf": self.no_mbuf,
+                "TxDropped": self.tx_dropped,
             },
             "rates": {
                 "SynPerSec": self.window.rate(s.syn_sent),

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SYNs per second `dlisten flood` offers from one core over memif, against
+# a sink that only drops (examples/memif_sink.rs): the generator's own
+# limit, with no server in the way. Two DPDK processes joined by a memif
+# socket in /tmp, --no-huge; no kernel interface, nothing leaves the machine.
+#
+# The flood runs on lcore FLOOD_CORE, the sink on SINK_CORE. The figures:
+# the flood's SynPerSec (over its sending window), the sink's received
+# rate, and the generator's runtime (busy share, capacity = frames sent per
+# busy second, clocks per stage). Output and JSON in bench/out/.
+#
+# usage: bench/flood_memif.sh [SECS] [EXTRA FLOOD ARGS...]   (default 10 s)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECS=${1:-10}
+shift || true
+FLOOD_CORE=${FLOOD_CORE:-1}
+SINK_CORE=${SINK_CORE:-0}
+OUT=bench/out
+mkdir -p "$OUT"
+
+cargo build --release --bin dlisten --example memif_sink >&2
+SOCK=$(mktemp -u /tmp/dlflood-bench-XXXXXX.sock)
+EAL=(--no-huge -m 512 --no-pci --no-shconf --log-level lib.eal:error)
+
+target/release/examples/memif_sink $((SECS + 10)) -- "${EAL[@]}" -l "$SINK_CORE" \
+  --file-prefix "dlsink$$" --vdev "net_memif0,role=server,socket=$SOCK" >"$OUT/flood_memif.sink.txt" 2>&1 &
+SINK=$!
+cleanup() { kill -INT "$SINK" 2>/dev/null || true; wait "$SINK" 2>/dev/null || true; rm -f "$SOCK"; }
+trap cleanup EXIT
+sleep 2
+
+timeout $((SECS + 30)) target/release/dlisten flood --mode syn --dst 198.18.0.1:80 --dst-mac 02:00:00:00:00:01 \
+  --src 198.18.1.0/24 --duration "$SECS" --json "$OUT/flood_memif.json" "$@" \
+  -- "${EAL[@]}" -l "$FLOOD_CORE" --file-prefix "dlflood$$" --vdev "net_memif0,role=client,socket=$SOCK" \
+  >"$OUT/flood_memif.txt" 2>&1 || { cat "$OUT/flood_memif.txt" >&2; exit 1; }
+cleanup
+trap - EXIT
+
+grep -E '^flood: +[0-9]+s' "$OUT/flood_memif.txt"
+grep -E 'SynSent|SynPerSec|TxNoMbuf|TxDropped|^runtime|^  (stage|rx|check|build|tx) ' "$OUT/flood_memif.txt"
+grep -E '^sink: received' "$OUT/flood_memif.sink.txt"
