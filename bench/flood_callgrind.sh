@@ -11,6 +11,12 @@
 #     Ir per packet = (Ir(HI) - Ir(LO)) / (HI - LO)
 # so setup cancels out.
 #
+# Then the whole send path, DPDK included: `dlisten flood --mode syn` under
+# callgrind sending LO and HI SYNs over memif to examples/memif_sink (which
+# runs natively, so it always keeps up), only the generator's loop
+# (flood::drive: RX polls, the generator, the template, mbuf allocation,
+# memif's TX) collected. Root is needed for DPDK's memif socket.
+#
 # usage: bench/flood_callgrind.sh [LO HI]      (default 100000 200000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +41,34 @@ ir() { # mode function count -> collected Ir
   grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}'
 }
 
+cargo build --release --bin dlisten --example memif_sink >&2
+EAL=(--no-huge -m 512 --no-pci --no-shconf --log-level lib.eal:error)
+
+ir_memif() { # count -> collected Ir of the generator's loop
+  local f="$OUT/callgrind.flood-memif.$1.out" sock
+  sock=$(mktemp -u /tmp/dlflood-cg-XXXXXX.sock)
+  target/release/examples/memif_sink 300 -- "${EAL[@]}" -l 0 --file-prefix "dlcgsink$$" \
+    --vdev "net_memif0,role=server,socket=$sock" >"$OUT/run.flood-memif-sink.$1.log" 2>&1 &
+  local sink=$!
+  sleep 2
+  if ! valgrind --tool=callgrind --callgrind-out-file="$f" --toggle-collect='*flood*drive*' \
+    target/release/dlisten flood --mode syn --dst 198.18.0.1:80 --dst-mac 02:00:00:00:00:01 --count "$1" \
+    --duration 200 --timeout-ms 1 -- "${EAL[@]}" -l 1 --file-prefix "dlcgflood$$" \
+    --vdev "net_memif0,role=client,socket=$sock" >"$OUT/run.flood-memif.$1.log" 2>&1 \
+    || ! grep -q "SynSent  *$1\$" "$OUT/run.flood-memif.$1.log"; then
+    kill -INT "$sink"; wait "$sink" || true; rm -f "$sock"
+    echo "flood_callgrind.sh: memif $1 failed:" >&2
+    cat "$OUT/run.flood-memif.$1.log" >&2
+    exit 1
+  fi
+  kill -INT "$sink"; wait "$sink" || true; rm -f "$sock"
+  grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}'
+}
+
+row() { printf '%-8s %12s %12s %10.1f\n' "$1" "$2" "$3" "$(echo "($3 - $2) / ($HI - $LO)" | bc -l)"; }
 printf '%-8s %12s %12s %10s\n' mode "Ir($LO)" "Ir($HI)" Ir/pkt
 for spec in syn:flood_burst reply:check_burst; do
   mode=${spec%%:*} fn=${spec#*:}
-  lo=$(ir "$mode" "$fn" "$LO")
-  hi=$(ir "$mode" "$fn" "$HI")
-  printf '%-8s %12s %12s %10.1f\n' "$mode" "$lo" "$hi" "$(echo "($hi - $lo) / ($HI - $LO)" | bc -l)"
+  row "$mode" "$(ir "$mode" "$fn" "$LO")" "$(ir "$mode" "$fn" "$HI")"
 done
+row memif "$(ir_memif "$LO")" "$(ir_memif "$HI")"

@@ -277,6 +277,25 @@ fn resolve(io: &mut Io, src: &SrcRange, dst: Ipv4Addr, stop: &AtomicBool) -> Res
     Err(FloodError::ArpTimeout(dst, ARP_WAIT))
 }
 
+/// How long to wait for the port's link (a memif client until its server
+/// connects) before sending anyway.
+const LINK_WAIT: Duration = Duration::from_secs(5);
+
+/// Wait for the link to come up, so that the sending window starts with
+/// the first SYN the port can take rather than with frames queued before
+/// there is a peer.
+fn wait_for_link(port: &Port, stop: &AtomicBool) {
+    let started = Instant::now();
+    while started.elapsed() < LINK_WAIT && !stop.load(Ordering::Relaxed) {
+        match port.link() {
+            Ok(l) if !l.up => std::thread::sleep(Duration::from_millis(10)),
+            // Up, or a driver that cannot tell: go.
+            _ => return,
+        }
+    }
+    eprintln!("flood: the link is still down after {LINK_WAIT:?}; sending anyway");
+}
+
 pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
     // Validate before touching EAL.
     let gcfg = gen_config(&cfg)?;
@@ -305,6 +324,7 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
     port.start()?;
     let our_mac = EthernetAddress(port.mac_addr()?);
     println!("flood: port {port_id} driver {} mac {our_mac}", port.info().driver);
+    wait_for_link(&port, &stop);
     let mut io = Io {
         rxq: port.rx_queue(0)?,
         txq: port.tx_queue(0)?,
