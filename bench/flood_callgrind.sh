@@ -71,7 +71,7 @@ ir_memif() { # count -> collected Ir of the generator's loop
   grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}'
 }
 
-row() { printf '%-8s %8s %8s %12s %12s %10.1f\n' "$1" "$2" "$3" "$4" "$5" "$(echo "($5 - $4) / ($3 - $2)" | bc -l)"; }
+row() { awk -v m="$1" -v lo="$2" -v hi="$3" -v a="$4" -v b="$5" 'BEGIN { printf "%-8s %8s %8s %12s %12s %10.1f\n", m, lo, hi, a, b, (b - a) / (hi - lo) }'; }
 printf '%-8s %8s %8s %12s %12s %10s\n' mode lo hi "Ir(lo)" "Ir(hi)" Ir/pkt
 for spec in syn:flood_burst reply:check_burst; do
   mode=${spec%%:*} fn=${spec#*:}
