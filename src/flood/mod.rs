@@ -448,6 +448,8 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
     g.finish(&mut out);
     io.send_all(&g, &link, &mut out);
     io.flush_pending();
+    // What the ring never took is freed with the batch: counted, not lost silently.
+    io.tx_dropped += io.pending.len() as u64;
     let mut summary = report::Summary::new(cfg.mode, started.elapsed(), &g, io.tx_frames, rx_frames, io.no_mbuf);
     summary.runtime = runtime;
     summary.tx_dropped = io.tx_dropped;
