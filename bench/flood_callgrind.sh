@@ -16,8 +16,8 @@
 # runs natively, so it always keeps up), only the generator's loop
 # (flood::drive: RX polls, the generator, the template, mbuf allocation,
 # memif's TX) collected, without the end-of-run sweep of the flow table
-# (Generator::finish, toggled off again). The ring has 16384 slots (memif's largest) and
-# the counts stay below that (MEMIF_LO, MEMIF_HI), so the ring never fills
+# (Generator::finish, toggled off again). The ring has 8192 slots and the
+# counts stay below that (MEMIF_LO, MEMIF_HI), so the ring never fills
 # whatever the sink's scheduling: a full ring would add polls that depend
 # on the machine's load. Root is needed for DPDK's memif socket.
 #
@@ -27,8 +27,8 @@ cd "$(dirname "$0")/.."
 
 LO=${1:-100000}
 HI=${2:-200000}
-MEMIF_LO=4000
-MEMIF_HI=12000
+MEMIF_LO=2000
+MEMIF_HI=6000
 OUT=bench/out
 mkdir -p "$OUT"
 
@@ -54,13 +54,13 @@ ir_memif() { # count -> collected Ir of the generator's loop
   local f="$OUT/callgrind.flood-memif.$1.out" sock
   sock=$(mktemp -u /tmp/dlflood-cg-XXXXXX.sock)
   target/release/examples/memif_sink 300 -- "${EAL[@]}" -l 0 --file-prefix "dlcgsink$$" \
-    --vdev "net_memif0,role=server,socket=$sock,rsize=14" >"$OUT/run.flood-memif-sink.$1.log" 2>&1 &
+    --vdev "net_memif0,role=server,socket=$sock,rsize=13" >"$OUT/run.flood-memif-sink.$1.log" 2>&1 &
   local sink=$!
   sleep 2
   if ! valgrind --tool=callgrind --callgrind-out-file="$f" --toggle-collect='*flood*drive*' --toggle-collect='*Generator*finish*' \
     target/release/dlisten flood --mode syn --dst 198.18.0.1:80 --dst-mac 02:00:00:00:00:01 --count "$1" \
     --duration 200 --timeout-ms 1 -- "${EAL[@]}" -l 1 --file-prefix "dlcgflood$$" \
-    --vdev "net_memif0,role=client,socket=$sock,rsize=14" >"$OUT/run.flood-memif.$1.log" 2>&1 \
+    --vdev "net_memif0,role=client,socket=$sock,rsize=13" >"$OUT/run.flood-memif.$1.log" 2>&1 \
     || ! grep -q "SynSent  *$1\$" "$OUT/run.flood-memif.$1.log"; then
     kill -INT "$sink"; wait "$sink" || true; rm -f "$sock"
     echo "flood_callgrind.sh: memif $1 failed:" >&2
