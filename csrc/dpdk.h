@@ -38,6 +38,14 @@ uint16_t dl_rte_eth_tx_burst(uint16_t port_id, uint16_t queue_id,
 struct rte_mbuf *dl_rte_pktmbuf_alloc(struct rte_mempool *mp);
 int dl_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
                               unsigned count);
+/*
+ * alloc_bulk, then every mbuf made a single-segment packet of len bytes
+ * whose data pointer goes to data[i]: a burst of frames in one call.
+ * All or nothing: -1 (and nothing allocated) when the pool is short or
+ * len does not fit.
+ */
+int dl_rte_pktmbuf_alloc_frames(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+                                unsigned count, uint16_t len, void **data);
 void dl_rte_pktmbuf_free(struct rte_mbuf *m);
 void dl_rte_pktmbuf_reset(struct rte_mbuf *m);
 char *dl_rte_pktmbuf_append(struct rte_mbuf *m, uint16_t len);

@@ -40,6 +40,27 @@ int dl_rte_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
                               unsigned count)
 { return rte_pktmbuf_alloc_bulk(mp, mbufs, count); }
 
+int dl_rte_pktmbuf_alloc_frames(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+                                unsigned count, uint16_t len, void **data)
+{
+	unsigned i;
+
+	if (rte_pktmbuf_alloc_bulk(mp, mbufs, count) != 0)
+		return -1;
+	for (i = 0; i < count; i++) {
+		struct rte_mbuf *m = mbufs[i];
+
+		if ((uint32_t)m->data_off + len > m->buf_len) {
+			rte_pktmbuf_free_bulk(mbufs, count);
+			return -1;
+		}
+		m->data_len = len;
+		m->pkt_len = len;
+		data[i] = rte_pktmbuf_mtod(m, void *);
+	}
+	return 0;
+}
+
 void dl_rte_pktmbuf_free(struct rte_mbuf *m) { rte_pktmbuf_free(m); }
 void dl_rte_pktmbuf_reset(struct rte_mbuf *m) { rte_pktmbuf_reset(m); }
 

@@ -107,8 +107,25 @@ fn syn_flood_gets_syn_acks_from_cookies() {
     let _serial = serial();
     let server = MemifServer::start(&["--listen", "198.18.0.1:80", "--syncookies", "2"]);
     let dir = std::env::temp_dir().join(unique("dlflhgrm"));
-    let out = server.flood(&["--mode", "syn", "--count", "5000", "--rate", "20000", "--duration", "10", "--hgrm-dir", dir.to_str().unwrap()]);
+    let json = dir.join("summary.json");
+    let out = server.flood(&[
+        "--mode", "syn", "--count", "5000", "--rate", "20000", "--duration", "10", "--hgrm-dir", dir.to_str().unwrap(),
+        "--json", json.to_str().unwrap(),
+    ]);
     let report = server.stop();
+    // 5000 SYNs at 20000/s take a quarter of a second, then the drain
+    // waits for the last replies: the rate is over the sending window.
+    let syn_rate = percent(&out, "SynPerSec");
+    assert!((15_000.0..=25_000.0).contains(&syn_rate), "SynPerSec {syn_rate} is not the --rate:\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["counters"]["SynSent"], 5000, "{v}");
+    assert_eq!(v["counters"]["SynAckReceived"].as_u64(), Some(counter(&out, "SynAckReceived")), "{v}");
+    // The generator's own runtime: every SYN went through the tx stage.
+    let rt = &v["runtime"];
+    assert_eq!(rt["stages"][3]["stage"], "tx", "{v}");
+    assert!(rt["stages"][3]["packets"].as_u64().unwrap() >= 5000, "{v}");
+    assert!(rt["busy_percent"].as_f64().unwrap() > 0.0 && rt["capacity_pps"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(out.contains("runtime (generator): busy "), "{out}");
     assert_eq!(counter(&out, "SynSent"), 5000, "{out}");
     assert!(counter(&out, "SynAckReceived") >= 4950, "fewer than 99% SYN-ACKs:\n{out}\n{report}");
     assert_eq!(counter(&out, "BadAck"), 0, "{out}");
@@ -143,6 +160,9 @@ fn handshakes_complete_and_match_passive_opens() {
     assert!(counter(&out, "Responses") >= 1980, "the http app answered too few requests:\n{out}");
     assert_eq!(counter(&report, "TcpPassiveOpens"), completed, "server:\n{report}\nflood:\n{out}");
     assert!(out.contains("connect (syn->synack)"), "{out}");
+    // Every attempt ends one way; a retransmitted SYN is still one attempt.
+    let ended = ["HandshakesCompleted", "HandshakesRefused", "HandshakesTimedOut", "HandshakesUnfinished"].map(|n| counter(&out, n));
+    assert_eq!(ended.iter().sum::<u64>(), 2000, "{out}");
 }
 
 #[test]

@@ -49,12 +49,22 @@ pub struct FloodArgs {
     /// connection is reset once the response arrives.
     #[arg(long)]
     request: Option<String>,
-    /// A SYN or request unanswered this many milliseconds has failed.
+    /// A request unanswered this many milliseconds has failed; the run's
+    /// end waits this long for replies.
     #[arg(long, default_value_t = 1000)]
     timeout_ms: u64,
+    /// SYN retransmissions (1 s, then doubling) before a legitimate
+    /// handshake fails, as Linux's net.ipv4.tcp_syn_retries.
+    #[arg(long, default_value_t = flood::gen::TCP_SYN_RETRIES,
+          value_parser = clap::value_parser!(u8).range(0..=i64::from(flood::gen::MAX_TCP_SYNCNT)))]
+    syn_retries: u8,
     /// Write the latency histograms as HdrHistogram .hgrm files into DIR.
     #[arg(long, value_name = "DIR")]
     hgrm_dir: Option<PathBuf>,
+    /// Write the summary (counters, rates, latency, the generator's
+    /// runtime) as one JSON object to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
     /// DPDK port id (default: the first port EAL found).
     #[arg(long)]
     port: Option<u16>,
@@ -93,7 +103,9 @@ impl TryFrom<FloodArgs> for FloodConfig {
             concurrency: a.concurrency,
             request: a.request.as_deref().map(unescape).unwrap_or_default(),
             timeout: Duration::from_millis(a.timeout_ms.max(1)),
+            syn_retries: a.syn_retries,
             hgrm_dir: a.hgrm_dir,
+            json: a.json,
             dst_mac: a.dst_mac,
             port: a.port,
             idle_sleep: Duration::from_micros(a.idle_sleep_us),
@@ -106,12 +118,20 @@ impl TryFrom<FloodArgs> for FloodConfig {
 pub(super) fn run(a: FloodArgs) -> Result<(), CliError> {
     let cfg = FloodConfig::try_from(a)?;
     let hgrm_dir = cfg.hgrm_dir.clone();
+    let json = cfg.json.clone();
     let summary = flood::run(cfg)?;
     print!("{}", summary.format());
     println!("latency (microseconds):");
     print!("{}", summary.latency_table());
     if let Some(dir) = &hgrm_dir {
         write_hgrms(&summary, dir);
+    }
+    if let Some(path) = &json {
+        // Like the histograms, extra: the run itself succeeded.
+        match std::fs::write(path, summary.to_json().to_string() + "\n") {
+            Ok(()) => println!("flood: wrote {}", path.display()),
+            Err(e) => eprintln!("dlisten: {}: {e}", path.display()),
+        }
     }
     Ok(())
 }
@@ -179,12 +199,13 @@ mod tests {
         assert_eq!((cfg.src_text.as_str(), cfg.sports), ("198.18.1.0/24", (1024, 65535)));
         assert_eq!((cfg.rate, cfg.count, cfg.duration), (None, None, Duration::from_secs(10)));
         assert_eq!(cfg.timeout, Duration::from_secs(1));
+        assert_eq!(cfg.syn_retries, 6);
         assert_eq!(cfg.eal_args, ["dlisten", "--no-huge"]);
         assert!(cfg.request.is_empty());
 
         let a = flood_args(&[
             "--mode", "mixed", "--rate", "0", "--timeout-ms", "0", "--request", r"GET / HTTP/1.0\r\n\r\n",
-            "--dst-mac", "02:00:00:00:00:01", "--sport", "2000", "--duration", "0.5",
+            "--dst-mac", "02:00:00:00:00:01", "--sport", "2000", "--duration", "0.5", "--syn-retries", "2",
         ]);
         let cfg = FloodConfig::try_from(a.unwrap()).unwrap();
         assert_eq!(cfg.mode, Mode::Mixed);
@@ -194,6 +215,7 @@ mod tests {
         assert_eq!(cfg.dst_mac, Some(EthernetAddress([2, 0, 0, 0, 0, 1])));
         assert_eq!(cfg.sports, (2000, 2000));
         assert_eq!(cfg.duration, Duration::from_millis(500));
+        assert_eq!(cfg.syn_retries, 2);
     }
 
     #[test]
@@ -202,6 +224,7 @@ mod tests {
         assert!(flood_args(&["--dst-mac", "zz:00:00:00:00:01"]).is_err());
         assert!(flood_args(&["--sport", "0-10"]).is_err());
         assert!(flood_args(&["--mode", "udp"]).is_err());
+        assert!(flood_args(&["--syn-retries", "128"]).is_err(), "Linux's MAX_TCP_SYNCNT is 127");
         let negative = flood_args(&["--duration=-1"]).unwrap();
         assert!(matches!(FloodConfig::try_from(negative), Err(FloodArgsError::Duration)));
         assert!(Cli::try_parse_from(["dlisten", "flood"]).is_err(), "--dst is required");

@@ -102,6 +102,34 @@ impl Mempool {
         true
     }
 
+    /// Fill `n` more slots of `batch` with fresh `len`-byte packets, each
+    /// written by `write(i, bytes)` (i from 0; the bytes hold old buffer
+    /// contents until written): a burst of frames with one call into DPDK.
+    /// All or nothing, as [`Mempool::alloc_bulk`].
+    pub fn alloc_frames(&self, batch: &mut MbufBatch, n: usize, len: u16, mut write: impl FnMut(usize, &mut [u8])) -> bool {
+        if n > batch.room() {
+            return false;
+        }
+        let mut data = [std::ptr::null_mut::<std::ffi::c_void>(); super::BURST];
+        let (ptr, _) = batch.spare_ptr();
+        // SAFETY: ptr has room for n pointers and data for n <= BURST
+        // (checked above); on success DPDK writes n fresh mbufs and their
+        // data pointers, on failure nothing stays allocated.
+        let ret = unsafe { ffi::dl_rte_pktmbuf_alloc_frames(self.raw.as_ptr(), ptr, n as u32, len, data.as_mut_ptr()) };
+        if ret != 0 {
+            return false;
+        }
+        for (i, &p) in data[..n].iter().enumerate() {
+            // SAFETY: p points at the len data bytes of the i-th fresh mbuf
+            // (the shim checked they fit its buffer); the mbufs are distinct
+            // and not yet in the batch, so this is the only access to them.
+            write(i, unsafe { std::slice::from_raw_parts_mut(p as *mut u8, usize::from(len)) });
+        }
+        // SAFETY: the n slots now hold fresh mbufs owned by the batch.
+        unsafe { batch.filled(n) };
+        true
+    }
+
     /// Buffers free in the pool (including per-lcore caches).
     pub fn avail_count(&self) -> u32 {
         // SAFETY: the pool is valid while self lives.

@@ -85,6 +85,12 @@ impl SrcRange {
         Ipv4Addr::from(self.first.wrapping_add(i % self.len.max(1)))
     }
 
+    /// The `i`-th address for an `i` known to be below `len`.
+    #[inline]
+    pub fn addr_at(&self, i: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.first.wrapping_add(i))
+    }
+
     /// Position of `a` in the range, if it is one of ours.
     pub fn index_of(&self, a: Ipv4Addr) -> Option<u32> {
         let off = u32::from(a).wrapping_sub(self.first);

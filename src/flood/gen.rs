@@ -8,10 +8,12 @@
 //!   spoofed SYN flood does); a SYN-ACK or RST settles the flow;
 //! - legitimate flows: SYN, SYN-ACK -> ACK (with the request, if any), then
 //!   RST once the response (or a timeout) is in, keeping up to
-//!   `concurrency` in flight.
+//!   `concurrency` in flight. An unanswered SYN is retransmitted as a Linux
+//!   client does (`tcp_syn_retries`, RTO from `TCP_TIMEOUT_INIT`, doubling),
+//!   so the success rate under a flood is the one a real client would see.
 
 use super::addr::SrcRange;
-use super::packet::{linux_syn_options, Reply, Segment};
+use super::packet::{linux_syn_options, FloodSyn, Reply, Segment};
 use crate::wire::tcp::TcpFlags;
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
@@ -92,8 +94,23 @@ enum State {
 struct Slot {
     /// Attempt number; the tuple is `attempt % space.len()`.
     attempt: u64,
+    /// When the first SYN went (connect time counts the retransmissions),
+    /// or the request once established.
     sent_ns: u64,
     state: State,
+    /// SYN retransmissions so far (legitimate flows).
+    retrans: u8,
+}
+
+const FREE: Slot = Slot { attempt: 0, sent_ns: 0, state: State::Free, retrans: 0 };
+
+/// The next tuple of a [`TupleSpace`], walked in order without a division
+/// per flow: the index, and the address and port it stands for.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cursor {
+    idx: u64,
+    addr: u32,
+    port: u16,
 }
 
 /// One kind of flow: its tuples and its bounded table of flows in flight.
@@ -101,17 +118,47 @@ struct Flows {
     space: TupleSpace,
     slots: Vec<Slot>,
     next_attempt: u64,
+    /// The tuple of `next_attempt` (flood flows walk the space in order).
+    cursor: Cursor,
     salt: u32,
 }
 
 impl Flows {
     fn new(space: TupleSpace, salt: u32) -> Flows {
         let len = space.len().clamp(1, MAX_TRACKED) as usize;
-        Flows { space, slots: vec![Slot { attempt: 0, sent_ns: 0, state: State::Free }; len], next_attempt: 0, salt }
+        Flows { space, slots: vec![FREE; len], next_attempt: 0, cursor: Cursor::default(), salt }
     }
 
+    #[inline]
     fn slot_of(&self, idx: u64) -> usize {
-        (idx % self.slots.len() as u64) as usize
+        let len = self.slots.len() as u64;
+        // Without a division in the common cases: every tuple has its own
+        // slot, or the table is MAX_TRACKED (a power of two) long.
+        let at = if idx < len {
+            idx
+        } else if len == MAX_TRACKED {
+            idx & (MAX_TRACKED - 1)
+        } else {
+            idx % len
+        };
+        at as usize
+    }
+
+    /// The cursor's tuple, and the cursor moved to the next one.
+    #[inline]
+    fn advance(&mut self) -> (u64, SocketAddrV4) {
+        let c = self.cursor;
+        let src = SocketAddrV4::new(self.space.src.addr_at(c.addr), self.space.ports.0.wrapping_add(c.port));
+        let mut next = Cursor { idx: c.idx + 1, addr: c.addr + 1, port: c.port };
+        if next.addr >= self.space.src.len() {
+            next.addr = 0;
+            next.port = next.port.wrapping_add(1);
+        }
+        if next.idx >= self.space.len() {
+            next = Cursor::default();
+        }
+        self.cursor = next;
+        (c.idx, src)
     }
 
     /// Our ISN for a tuple: fixed per tuple so a reply can be checked.
@@ -145,7 +192,12 @@ pub struct Stats {
     pub legit_attempts: u64,
     pub legit_established: u64,
     pub legit_rst: u64,
+    /// SYNs sent again (Linux's TCPSynRetrans, the client side).
+    pub legit_syn_retrans: u64,
+    /// Handshakes given up after `syn_retries` retransmissions (ETIMEDOUT).
     pub legit_timeouts: u64,
+    /// Handshakes still waiting for a SYN-ACK when the run ended.
+    pub legit_unfinished: u64,
     /// Responses (data or FIN) to the request.
     pub legit_responses: u64,
     pub legit_response_timeouts: u64,
@@ -167,9 +219,59 @@ pub struct GenConfig {
     pub legit_count: Option<u64>,
     pub concurrency: u64,
     pub request: Vec<u8>,
-    /// A SYN (and a request) unanswered this long fails.
+    /// A request unanswered this long fails.
     pub timeout_ns: u64,
+    /// SYN retransmissions before a handshake gives up (Linux's
+    /// `tcp_syn_retries`, default 6).
+    pub syn_retries: u8,
+    /// The first SYN's retransmission timeout (Linux's `TCP_TIMEOUT_INIT`,
+    /// 1 s); each retransmission doubles it.
+    pub syn_rto_ns: u64,
     pub salt: u32,
+}
+
+/// Linux's `tcp_syn_retries` default.
+pub const TCP_SYN_RETRIES: u8 = 6;
+/// Linux's `TCP_TIMEOUT_INIT`: the RTO before any RTT sample (RFC 6298).
+pub const TCP_TIMEOUT_INIT_NS: u64 = 1_000_000_000;
+/// Linux's `TCP_RTO_MAX`: the doubling stops at 120 s.
+pub const TCP_RTO_MAX_NS: u64 = 120_000_000_000;
+/// Linux's `MAX_TCP_SYNCNT`: the most `tcp_syn_retries` may be.
+pub const MAX_TCP_SYNCNT: u8 = 127;
+
+/// The RTO after `retrans` retransmissions: doubled each time, at most
+/// `TCP_RTO_MAX`.
+fn syn_rto(initial_ns: u64, retrans: usize) -> u64 {
+    initial_ns.saturating_mul(1u64 << retrans.min(40)).min(TCP_RTO_MAX_NS.max(initial_ns))
+}
+
+/// When SYNs were sent: the first and the last (ns since the run started).
+/// Rates are counts over this window, not over the run: the drain after the
+/// last SYN, which only waits for replies, would dilute them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendWindow {
+    pub first_ns: Option<u64>,
+    pub last_ns: u64,
+}
+
+impl SendWindow {
+    #[inline]
+    fn sent(&mut self, now_ns: u64) {
+        self.first_ns.get_or_insert(now_ns);
+        self.last_ns = now_ns;
+    }
+
+    /// First SYN to last SYN.
+    pub fn len_ns(&self) -> u64 {
+        self.first_ns.map_or(0, |f| self.last_ns.saturating_sub(f))
+    }
+
+    /// `count` per second of the window; None when nothing (or everything
+    /// at one instant) was sent, where no rate is defined.
+    pub fn rate(&self, count: u64) -> Option<f64> {
+        let ns = self.len_ns();
+        (ns > 0).then(|| count as f64 * 1e9 / ns as f64)
+    }
 }
 
 /// One segment to send, before framing.
@@ -186,8 +288,15 @@ pub struct Generator {
     flood: Option<Flows>,
     legit: Option<Flows>,
     in_flight: u64,
-    /// (deadline, attempt) of legitimate flows, in send order.
-    deadlines: VecDeque<(u64, u64)>,
+    /// SYN timers of legitimate flows, one queue per retransmission count:
+    /// `syn_timers[k]` holds (deadline, attempt) of flows whose k-th
+    /// retransmission (k = 0: the first SYN) went last. Every entry of a
+    /// queue has the same timeout, `syn_rto(syn_rto_ns, k)`, and entries are pushed
+    /// in time order, so each queue is sorted by deadline.
+    syn_timers: Vec<VecDeque<(u64, u64)>>,
+    /// (deadline, attempt) of requests awaiting their response, sorted.
+    response_timers: VecDeque<(u64, u64)>,
+    pub window: SendWindow,
     pub stats: Stats,
     /// Flood SYN -> SYN-ACK, ns.
     pub flood_latency: Histogram<u64>,
@@ -196,13 +305,14 @@ pub struct Generator {
 }
 
 /// Our TSval: a microsecond clock, as a 1 MHz timestamp clock.
-fn tsval(now_ns: u64) -> u32 {
+#[inline]
+pub fn tsval(now_ns: u64) -> u32 {
     (now_ns / 1000) as u32
 }
 
 /// The handshake's third segment, answering the SYN-ACK `r`.
 fn third_ack(src: SocketAddrV4, seq: u32, r: &Reply, now_ns: u64, with_request: bool) -> Out {
-    Out::Ack { src, seq, ack: r.seq.wrapping_add(1), tsval: tsval(now_ns), tsecr: r.tsval.unwrap_or(0), with_request }
+    Out::Ack { src, seq, ack: r.seq.wrapping_add(1), tsval: tsval(now_ns), tsecr: r.tsval().unwrap_or(0), with_request }
 }
 
 /// Our sequence number once the request is sent (where the RST goes).
@@ -214,12 +324,15 @@ impl Generator {
     pub fn new(cfg: GenConfig) -> Generator {
         let flood = cfg.flood.map(|s| Flows::new(s, cfg.salt));
         let legit = cfg.legit.map(|s| Flows::new(s, cfg.salt ^ 0x5a5a_5a5a));
+        let levels = usize::from(cfg.syn_retries.min(MAX_TCP_SYNCNT)) + 1;
         Generator {
             cfg,
             flood,
             legit,
             in_flight: 0,
-            deadlines: VecDeque::new(),
+            syn_timers: vec![VecDeque::new(); levels],
+            response_timers: VecDeque::new(),
+            window: SendWindow::default(),
             stats: Stats::default(),
             flood_latency: crate::telemetry::latency::new_histogram(),
             connect_latency: crate::telemetry::latency::new_histogram(),
@@ -260,21 +373,33 @@ impl Generator {
 
     /// Up to `n` flood SYNs.
     pub fn flood_syns(&mut self, now_ns: u64, n: u64, out: &mut Vec<Out>) {
-        let n = n.min(self.flood_left());
-        let Some(f) = &mut self.flood else { return };
-        let total = f.space.len();
+        let tsval = tsval(now_ns);
         for _ in 0..n {
-            let attempt = f.next_attempt;
-            f.next_attempt += 1;
-            let idx = attempt % total;
-            let at = f.slot_of(idx);
-            if f.slots[at].state == State::SynSent {
-                self.stats.unanswered += 1;
-            }
-            f.slots[at] = Slot { attempt, sent_ns: now_ns, state: State::SynSent };
-            out.push(Out::Syn { src: f.space.tuple(idx), isn: f.isn(idx), tsval: tsval(now_ns) });
-            self.stats.syn_sent += 1;
+            let Some(s) = self.next_flood_syn(now_ns) else { break };
+            out.push(Out::Syn { src: s.src, isn: s.isn, tsval });
         }
+    }
+
+    /// The next flood SYN, if `--count` allows one: the generator's side of
+    /// the template path (the caller writes it with [`tsval`]`(now_ns)`).
+    #[inline]
+    pub fn next_flood_syn(&mut self, now_ns: u64) -> Option<FloodSyn> {
+        if self.flood_left() == 0 {
+            return None;
+        }
+        let f = self.flood.as_mut()?;
+        let attempt = f.next_attempt;
+        f.next_attempt += 1;
+        let (idx, src) = f.advance();
+        let at = f.slot_of(idx);
+        let slot = &mut f.slots[at];
+        if slot.state == State::SynSent {
+            self.stats.unanswered += 1;
+        }
+        *slot = Slot { attempt, sent_ns: now_ns, state: State::SynSent, retrans: 0 };
+        self.stats.syn_sent += 1;
+        self.window.sent(now_ns);
+        Some(FloodSyn { src, isn: f.isn(idx), ident: attempt as u16 })
     }
 
     /// Start handshakes up to the concurrency limit (at most `max` now).
@@ -292,10 +417,11 @@ impl Generator {
                 break;
             }
             f.next_attempt += 1;
-            f.slots[at] = Slot { attempt, sent_ns: now_ns, state: State::SynSent };
-            self.deadlines.push_back((now_ns + self.cfg.timeout_ns, attempt));
+            f.slots[at] = Slot { attempt, sent_ns: now_ns, state: State::SynSent, retrans: 0 };
+            self.syn_timers[0].push_back((now_ns + self.cfg.syn_rto_ns, attempt));
             self.in_flight += 1;
             self.stats.legit_attempts += 1;
+            self.window.sent(now_ns);
             out.push(Out::Syn { src: f.space.tuple(idx), isn: f.isn(idx), tsval: tsval(now_ns) });
         }
     }
@@ -375,7 +501,7 @@ impl Generator {
                 if with_request {
                     slot.state = State::AwaitResponse;
                     slot.sent_ns = now_ns;
-                    self.deadlines.push_back((now_ns + self.cfg.timeout_ns, slot.attempt));
+                    self.response_timers.push_back((now_ns + self.cfg.timeout_ns, slot.attempt));
                 } else {
                     // No request: close at once, as a port scanner or a
                     // health check does.
@@ -398,41 +524,74 @@ impl Generator {
         }
     }
 
-    /// Fail legitimate flows whose deadline passed.
+    /// Legitimate flows' timers: SYNs retransmitted or given up, requests
+    /// failed.
     pub fn expire(&mut self, now_ns: u64, out: &mut Vec<Out>) {
-        let Some(f) = &mut self.legit else { return };
-        let total = f.space.len();
-        while let Some(&(deadline, attempt)) = self.deadlines.front() {
+        if self.legit.is_none() {
+            return;
+        }
+        for level in 0..self.syn_timers.len() {
+            while let Some(&(deadline, attempt)) = self.syn_timers[level].front() {
+                if deadline > now_ns {
+                    break;
+                }
+                self.syn_timers[level].pop_front();
+                self.syn_timer(now_ns, level, attempt, out);
+            }
+        }
+        while let Some(&(deadline, attempt)) = self.response_timers.front() {
             if deadline > now_ns {
                 break;
             }
-            self.deadlines.pop_front();
-            let idx = attempt % total;
-            let at = f.slot_of(idx);
-            let (src, isn) = (f.space.tuple(idx), f.isn(idx));
-            let slot = &mut f.slots[at];
-            if slot.attempt != attempt {
-                continue;
-            }
-            match slot.state {
-                State::SynSent if now_ns >= slot.sent_ns + self.cfg.timeout_ns => {
-                    self.stats.legit_timeouts += 1;
-                    slot.state = State::Free;
-                    self.in_flight -= 1;
-                }
-                State::AwaitResponse if now_ns >= slot.sent_ns + self.cfg.timeout_ns => {
-                    self.stats.legit_response_timeouts += 1;
-                    out.push(Out::Rst { src, seq: after_request(isn, &self.cfg.request) });
-                    slot.state = State::Free;
-                    self.in_flight -= 1;
-                }
-                _ => {}
-            }
+            self.response_timers.pop_front();
+            self.response_timer(attempt, out);
         }
     }
 
+    /// The retransmission timer of a SYN sent `level` times before: Linux's
+    /// tcp_retransmit_timer for a SYN_SENT socket sends the SYN again (same
+    /// ISN, fresh timestamp) with the RTO doubled, until `tcp_syn_retries`
+    /// retransmissions went unanswered for a whole RTO (tcp_write_timeout):
+    /// then the connect fails with ETIMEDOUT.
+    fn syn_timer(&mut self, now_ns: u64, level: usize, attempt: u64, out: &mut Vec<Out>) {
+        let Some(f) = &mut self.legit else { return };
+        let idx = attempt % f.space.len();
+        let at = f.slot_of(idx);
+        let slot = &mut f.slots[at];
+        if slot.attempt != attempt || slot.state != State::SynSent || usize::from(slot.retrans) != level {
+            return;
+        }
+        if level + 1 >= self.syn_timers.len() {
+            self.stats.legit_timeouts += 1;
+            slot.state = State::Free;
+            self.in_flight -= 1;
+            return;
+        }
+        slot.retrans += 1;
+        self.stats.legit_syn_retrans += 1;
+        self.syn_timers[level + 1].push_back((now_ns + syn_rto(self.cfg.syn_rto_ns, level + 1), attempt));
+        out.push(Out::Syn { src: f.space.tuple(idx), isn: f.isn(idx), tsval: tsval(now_ns) });
+    }
+
+    /// A request unanswered for the timeout: reset it.
+    fn response_timer(&mut self, attempt: u64, out: &mut Vec<Out>) {
+        let Some(f) = &mut self.legit else { return };
+        let idx = attempt % f.space.len();
+        let at = f.slot_of(idx);
+        let (src, isn) = (f.space.tuple(idx), f.isn(idx));
+        let slot = &mut f.slots[at];
+        if slot.attempt != attempt || slot.state != State::AwaitResponse {
+            return;
+        }
+        self.stats.legit_response_timeouts += 1;
+        out.push(Out::Rst { src, seq: after_request(isn, &self.cfg.request) });
+        slot.state = State::Free;
+        self.in_flight -= 1;
+    }
+
     /// At the end: flood SYNs still unanswered, and legitimate flows still
-    /// open (failed as timeouts; RSTs for the established ones in `out`).
+    /// open (handshakes unfinished, requests failed as timeouts; RSTs for
+    /// the established ones in `out`).
     pub fn finish(&mut self, out: &mut Vec<Out>) {
         if let Some(f) = &mut self.flood {
             for s in f.slots.iter_mut().filter(|s| s.state == State::SynSent) {
@@ -445,7 +604,7 @@ impl Generator {
             for i in 0..f.slots.len() {
                 let s = f.slots[i];
                 match s.state {
-                    State::SynSent => self.stats.legit_timeouts += 1,
+                    State::SynSent => self.stats.legit_unfinished += 1,
                     State::AwaitResponse => {
                         self.stats.legit_response_timeouts += 1;
                         let idx = s.attempt % total;
@@ -457,7 +616,8 @@ impl Generator {
             }
         }
         self.in_flight = 0;
-        self.deadlines.clear();
+        self.syn_timers.iter_mut().for_each(VecDeque::clear);
+        self.response_timers.clear();
     }
 
     /// The segment to frame for `o`.
@@ -522,14 +682,19 @@ mod tests {
             concurrency: 4,
             request: Vec::new(),
             timeout_ns: 1_000_000_000,
+            syn_retries: TCP_SYN_RETRIES,
+            syn_rto_ns: TCP_TIMEOUT_INIT_NS,
             salt: 77,
         }
     }
 
+    /// Timestamps with TSval 9 (NOP, NOP, TS).
+    const TS9: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0];
+
     /// What a listener answers to a SYN: a SYN-ACK acking ISN + 1.
-    fn synack(o: &Out, server_isn: u32) -> Reply {
+    fn synack(o: &Out, server_isn: u32) -> Reply<'static> {
         let Out::Syn { src, isn, .. } = *o else { panic!("not a SYN: {o:?}") };
-        Reply { to: src, from: DST, seq: server_isn, ack: isn.wrapping_add(1), flags: TcpFlags::SYN | TcpFlags::ACK, payload_len: 0, tsval: Some(9) }
+        Reply { to: src, from: DST, seq: server_isn, ack: isn.wrapping_add(1), flags: TcpFlags::SYN | TcpFlags::ACK, payload_len: 0, options: &TS9 }
     }
 
     #[test]
@@ -546,6 +711,20 @@ mod tests {
         assert_eq!(s.tuple(1), "198.18.1.2:1000".parse().unwrap());
         assert_eq!(s.index_of("198.18.1.1:999".parse().unwrap()), None);
         assert_eq!(s.index_of("198.18.2.1:1000".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn flood_walks_the_tuple_space_in_order_and_wraps() {
+        for (ports, n) in [((2000, 2002), 30), ((5, 5), 9)] {
+            let sp = space(ports);
+            let mut g = Generator::new(GenConfig { flood: Some(sp), ..cfg() });
+            for attempt in 0..n {
+                let s = g.next_flood_syn(0).unwrap();
+                let idx = attempt % sp.len();
+                assert_eq!(s.src, sp.tuple(idx), "attempt {attempt}");
+                assert_eq!(s.ident, attempt as u16);
+            }
+        }
     }
 
     #[test]
@@ -574,7 +753,7 @@ mod tests {
             replies.push(synack(o, i as u32));
         }
         let Out::Syn { src, isn, .. } = out[7] else { panic!() };
-        replies.push(Reply { flags: TcpFlags::RST | TcpFlags::ACK, ack: isn.wrapping_add(1), seq: 0, to: src, from: DST, payload_len: 0, tsval: None });
+        replies.push(Reply { flags: TcpFlags::RST | TcpFlags::ACK, ack: isn.wrapping_add(1), seq: 0, to: src, from: DST, payload_len: 0, options: &[] });
         let mut wrong = synack(&out[8], 1);
         wrong.ack ^= 1;
         replies.push(wrong);
@@ -615,7 +794,8 @@ mod tests {
 
     #[test]
     fn handshake_acks_then_resets_and_keeps_concurrency() {
-        let mut g = Generator::new(GenConfig { legit: Some(space((3000, 3099))), legit_count: Some(6), ..cfg() });
+        // No SYN retransmissions: an unanswered SYN fails after one RTO.
+        let mut g = Generator::new(GenConfig { legit: Some(space((3000, 3099))), legit_count: Some(6), syn_retries: 0, ..cfg() });
         let mut out = Vec::new();
         g.open_connections(0, u64::MAX, &mut out);
         assert_eq!(out.len(), 4, "concurrency 4");
@@ -635,17 +815,19 @@ mod tests {
         assert_eq!(g.in_flight(), 3);
         // Refused.
         let Out::Syn { src, isn, .. } = syns[1] else { panic!() };
-        g.on_reply(600, &Reply { to: src, from: DST, seq: 0, ack: isn.wrapping_add(1), flags: TcpFlags::RST | TcpFlags::ACK, payload_len: 0, tsval: None }, &mut out);
+        g.on_reply(600, &Reply { to: src, from: DST, seq: 0, ack: isn.wrapping_add(1), flags: TcpFlags::RST | TcpFlags::ACK, payload_len: 0, options: &[] }, &mut out);
         assert_eq!(g.in_flight(), 2);
         out.clear();
         g.open_connections(700, u64::MAX, &mut out);
         assert_eq!(out.len(), 2, "refilled to 4, then the count (6) is reached");
         assert_eq!(g.legit_left(), 0);
         // The rest time out after 1 s.
+        out.clear();
         g.expire(999_999_999, &mut out);
         assert_eq!(g.in_flight(), 4);
         g.expire(1_000_000_700, &mut out);
         assert_eq!(g.in_flight(), 0);
+        assert!(out.is_empty(), "tcp_syn_retries 0: no retransmission");
         assert!(g.finished());
         let s = &g.stats;
         assert_eq!((s.legit_attempts, s.legit_established, s.legit_rst, s.legit_timeouts), (6, 1, 1, 4));
@@ -672,7 +854,7 @@ mod tests {
         assert_eq!(seg.flags, TcpFlags::ACK | TcpFlags::PSH);
         out.clear();
         let Out::Syn { src, isn, .. } = syns[0] else { panic!() };
-        g.on_reply(20, &Reply { to: src, from: DST, seq: 501, ack: isn.wrapping_add(19), flags: TcpFlags::ACK | TcpFlags::PSH, payload_len: 100, tsval: None }, &mut out);
+        g.on_reply(20, &Reply { to: src, from: DST, seq: 501, ack: isn.wrapping_add(19), flags: TcpFlags::ACK | TcpFlags::PSH, payload_len: 100, options: &[] }, &mut out);
         assert_eq!(out, vec![Out::Rst { src, seq: isn.wrapping_add(19) }]);
         out.clear();
         g.expire(2_000_000_000, &mut out);
@@ -695,6 +877,100 @@ mod tests {
         g.open_connections(0, 3, &mut out);
         assert_eq!(out.len(), 8);
         g.finish(&mut out);
-        assert_eq!((g.stats.unanswered, g.stats.legit_timeouts, g.in_flight()), (5, 3, 0));
+        assert_eq!((g.stats.unanswered, g.stats.legit_unfinished, g.stats.legit_timeouts, g.in_flight()), (5, 3, 0, 0));
+    }
+
+    const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn send_window_is_first_to_last_syn() {
+        let mut g = Generator::new(GenConfig { flood: Some(space((2000, 2099))), legit: Some(space((3000, 3009))), ..cfg() });
+        assert_eq!(g.window.rate(10), None, "nothing sent: no rate");
+        let mut out = Vec::new();
+        g.flood_syns(SEC, 10, &mut out);
+        assert_eq!(g.window.rate(10), None, "one instant: no rate");
+        g.open_connections(2 * SEC, 1, &mut out);
+        g.flood_syns(3 * SEC, 10, &mut out);
+        // Replies and timers later do not move the window.
+        g.flood_syns(4 * SEC, 0, &mut out);
+        g.expire(9 * SEC, &mut out);
+        assert_eq!(g.window, SendWindow { first_ns: Some(SEC), last_ns: 3 * SEC });
+        assert_eq!(g.window.rate(20), Some(10.0));
+    }
+
+    /// Linux's schedule with tcp_syn_retries 6: SYNs at 0, 1, 3, 7, 15, 31
+    /// and 63 s, ETIMEDOUT at 127 s.
+    #[test]
+    fn unanswered_syn_is_retransmitted_at_1_s_then_doubling() {
+        let mut g = Generator::new(GenConfig { legit: Some(space((3000, 3099))), legit_count: Some(1), ..cfg() });
+        let mut out = Vec::new();
+        g.open_connections(0, 1, &mut out);
+        let Out::Syn { src, isn, .. } = out[0] else { panic!() };
+        let mut sent_at = vec![0];
+        for ms in (1..=130_000u64).step_by(1) {
+            out.clear();
+            g.expire(ms * 1_000_000, &mut out);
+            for o in &out {
+                assert_eq!(*o, Out::Syn { src, isn, tsval: tsval(ms * 1_000_000) }, "same tuple and ISN, fresh TSval");
+                sent_at.push(ms / 1000);
+            }
+            if g.in_flight() == 0 {
+                assert_eq!(ms, 127_000, "gave up a whole RTO after the last retransmission");
+                break;
+            }
+        }
+        assert_eq!(sent_at, [0, 1, 3, 7, 15, 31, 63]);
+        let s = &g.stats;
+        assert_eq!((s.legit_syn_retrans, s.legit_timeouts, s.legit_established), (6, 1, 0));
+        assert!(g.finished());
+    }
+
+    #[test]
+    fn the_rto_stops_doubling_at_120_s() {
+        let rtos: Vec<u64> = (0..9).map(|k| syn_rto(SEC, k) / SEC).collect();
+        assert_eq!(rtos, [1, 2, 4, 8, 16, 32, 64, 120, 120]);
+        assert_eq!(syn_rto(SEC, 127), 120 * SEC);
+    }
+
+    #[test]
+    fn connect_time_counts_the_retransmissions() {
+        let mut g = Generator::new(GenConfig { legit: Some(space((3000, 3099))), legit_count: Some(2), ..cfg() });
+        let mut out = Vec::new();
+        g.open_connections(0, 2, &mut out);
+        let syns = std::mem::take(&mut out);
+        // The first is answered at once; the second's SYN and first
+        // retransmission are lost, its second retransmission (at 3 s) answered.
+        g.on_reply(50_000, &synack(&syns[0], 7), &mut out);
+        g.expire(SEC, &mut out);
+        g.expire(3 * SEC, &mut out);
+        let retrans: Vec<_> = out.iter().filter(|o| matches!(o, Out::Syn { .. })).collect();
+        assert_eq!(retrans.len(), 1 + 1, "the second flow at 1 s and 3 s (the first one is done)");
+        g.on_reply(3 * SEC + 50_000, &synack(&syns[1], 9), &mut out);
+        // A late SYN-ACK to a retransmitted SYN of a flow already done.
+        g.on_reply(3 * SEC + 60_000, &synack(&syns[1], 9), &mut out);
+        g.expire(200 * SEC, &mut out);
+        let s = &g.stats;
+        assert_eq!((s.legit_established, s.legit_syn_retrans, s.legit_timeouts, s.dup_synack), (2, 2, 0, 1));
+        assert_eq!(g.connect_latency.len(), 2);
+        assert_eq!(g.connect_latency.max(), g.connect_latency.highest_equivalent(3 * SEC + 50_000));
+        assert_eq!(g.connect_latency.min(), g.connect_latency.lowest_equivalent(50_000));
+    }
+
+    #[test]
+    fn a_refused_or_answered_flow_stops_its_retransmissions() {
+        let mut g = Generator::new(GenConfig { legit: Some(space((3000, 3099))), legit_count: Some(2), ..cfg() });
+        let mut out = Vec::new();
+        g.open_connections(0, 2, &mut out);
+        let syns = std::mem::take(&mut out);
+        g.expire(SEC, &mut out);
+        assert_eq!(out.len(), 2);
+        let Out::Syn { src, isn, .. } = syns[0] else { panic!() };
+        g.on_reply(SEC + 10, &Reply { to: src, from: DST, seq: 0, ack: isn.wrapping_add(1), flags: TcpFlags::RST | TcpFlags::ACK, payload_len: 0, options: &[] }, &mut out);
+        g.on_reply(SEC + 10, &synack(&syns[1], 3), &mut out);
+        out.clear();
+        g.expire(300 * SEC, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let s = &g.stats;
+        assert_eq!((s.legit_rst, s.legit_established, s.legit_syn_retrans, s.legit_timeouts), (1, 1, 2, 0));
     }
 }

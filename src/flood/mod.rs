@@ -3,13 +3,15 @@ pub mod addr;
 pub mod gen;
 pub mod packet;
 pub mod report;
+pub mod runtime;
 
 use crate::dpdk::{self, DpdkError, Eal, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, BURST};
 use crate::wire::arp::ArpOperation;
 use crate::wire::ethernet::EthernetAddress;
 use addr::{AddrError, SrcRange};
 use gen::{GenConfig, Generator, Out, TokenBucket, TupleSpace};
-use packet::{Link, Rx};
+use packet::{Link, Rx, SynTemplate, SYN_FRAME_LEN};
+use runtime::{FloodRuntime, FloodStage};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,9 +60,15 @@ pub struct FloodConfig {
     pub duration: Duration,
     pub concurrency: u64,
     pub request: Vec<u8>,
-    /// A SYN (or a request) unanswered this long has failed.
+    /// A request unanswered this long has failed; also how long the end of
+    /// a run waits for replies.
     pub timeout: Duration,
+    /// SYN retransmissions of a legitimate handshake before it fails
+    /// (Linux's `tcp_syn_retries`).
+    pub syn_retries: u8,
     pub hgrm_dir: Option<PathBuf>,
+    /// Write the summary as JSON to this file.
+    pub json: Option<PathBuf>,
     pub dst_mac: Option<EthernetAddress>,
     pub port: Option<u16>,
     /// Sleep when idle (0 = busy poll).
@@ -112,6 +120,8 @@ pub fn gen_config(cfg: &FloodConfig) -> Result<GenConfig, FloodError> {
         concurrency: cfg.concurrency.max(1),
         request: cfg.request.clone(),
         timeout_ns: cfg.timeout.as_nanos() as u64,
+        syn_retries: cfg.syn_retries,
+        syn_rto_ns: gen::TCP_TIMEOUT_INIT_NS,
         salt,
     })
 }
@@ -126,6 +136,8 @@ struct Io {
     our_mac: EthernetAddress,
     ident: u16,
     tx_frames: u64,
+    /// Frames built but dropped: the TX ring stayed full.
+    tx_dropped: u64,
     no_mbuf: u64,
 }
 
@@ -152,25 +164,59 @@ impl Io {
         if n == 0 || !m.set_len(n) {
             return;
         }
-        if self.pending.push(m).is_ok() {
-            self.tx_frames += 1;
+        match self.pending.push(m) {
+            Ok(()) => self.tx_frames += 1,
+            // Counted, so that a lost handshake segment is never silent.
+            Err(_) => self.tx_dropped += 1,
         }
     }
 
-    fn flush(&mut self) {
-        if !self.pending.is_empty() {
-            self.txq.try_tx_burst(&mut self.pending);
+    /// Hand what is built to the TX queue; returns the frames it took.
+    fn flush(&mut self) -> usize {
+        if self.pending.is_empty() {
+            return 0;
         }
+        self.txq.try_tx_burst(&mut self.pending)
     }
 
-    fn send_all(&mut self, g: &Generator, link: &Link, out: &mut Vec<Out>) {
+    /// Frame the generator's segments (handshakes, RSTs, retransmissions)
+    /// with the general builder. Returns how many.
+    fn build_all(&mut self, g: &Generator, link: &Link, out: &mut Vec<Out>) -> usize {
+        let n = out.len();
         for o in out.drain(..) {
             self.ident = self.ident.wrapping_add(1);
             let seg = g.segment(&o, self.ident);
             let len = packet::segment_len(&seg);
             self.push(len, |buf| packet::build_segment(buf, link, &seg));
         }
+        n
+    }
+
+    fn send_all(&mut self, g: &Generator, link: &Link, out: &mut Vec<Out>) {
+        self.build_all(g, link, out);
         self.flush();
+    }
+
+    /// Up to `want` flood SYNs from the template into the TX batch's free
+    /// slots, their mbufs taken from the pool with one call. Returns how many.
+    fn build_flood(&mut self, g: &mut Generator, tmpl: &SynTemplate, now_ns: u64, want: u64) -> usize {
+        let n = want.min(g.flood_left()).min(self.pending.room() as u64) as usize;
+        if n == 0 {
+            return 0;
+        }
+        let tsval = gen::tsval(now_ns);
+        let ok = self.pool.alloc_frames(&mut self.pending, n, SYN_FRAME_LEN as u16, |_, buf| {
+            // n <= flood_left: there is a SYN for every buffer.
+            if let Some(s) = g.next_flood_syn(now_ns) {
+                tmpl.write(buf, &s, tsval);
+            }
+        });
+        if !ok {
+            self.no_mbuf += n as u64;
+            return 0;
+        }
+        self.tx_frames += n as u64;
+        n
     }
 
     /// At the end: give the TX ring a bounded while to take what is left.
@@ -231,6 +277,25 @@ fn resolve(io: &mut Io, src: &SrcRange, dst: Ipv4Addr, stop: &AtomicBool) -> Res
     Err(FloodError::ArpTimeout(dst, ARP_WAIT))
 }
 
+/// How long to wait for the port's link (a memif client until its server
+/// connects) before sending anyway.
+const LINK_WAIT: Duration = Duration::from_secs(5);
+
+/// Wait for the link to come up, so that the sending window starts with
+/// the first SYN the port can take rather than with frames queued before
+/// there is a peer.
+fn wait_for_link(port: &Port, stop: &AtomicBool) {
+    let started = Instant::now();
+    while started.elapsed() < LINK_WAIT && !stop.load(Ordering::Relaxed) {
+        match port.link() {
+            Ok(l) if !l.up => std::thread::sleep(Duration::from_millis(10)),
+            // Up, or a driver that cannot tell: go.
+            _ => return,
+        }
+    }
+    eprintln!("flood: the link is still down after {LINK_WAIT:?}; sending anyway");
+}
+
 pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
     // Validate before touching EAL.
     let gcfg = gen_config(&cfg)?;
@@ -259,6 +324,7 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
     port.start()?;
     let our_mac = EthernetAddress(port.mac_addr()?);
     println!("flood: port {port_id} driver {} mac {our_mac}", port.info().driver);
+    wait_for_link(&port, &stop);
     let mut io = Io {
         rxq: port.rx_queue(0)?,
         txq: port.tx_queue(0)?,
@@ -267,9 +333,11 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
         our_mac,
         ident: 0,
         tx_frames: 0,
+        tx_dropped: 0,
         no_mbuf: 0,
     };
-    let result = drive(&cfg, gcfg, &src, &mut io, &stop);
+    let tsc_hz = dpdk::tsc_hz(&eal);
+    let result = drive(&cfg, gcfg, &src, &mut io, &stop, tsc_hz);
     drop(io);
     let stats = port.stats().unwrap_or_default();
     if let Err(e) = port.stop() {
@@ -286,8 +354,23 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
     Ok(summary)
 }
 
+/// Counts each stage's cycles: one TSC read at the end of every stage.
+struct StageClock<'r> {
+    runtime: &'r mut FloodRuntime,
+    last: u64,
+}
+
+impl StageClock<'_> {
+    #[inline]
+    fn mark(&mut self, stage: FloodStage, packets: usize) {
+        let now = dpdk::tsc();
+        self.runtime.stage(stage, packets as u64, now - self.last);
+        self.last = now;
+    }
+}
+
 /// ARP, then the load until count, duration or a signal, then a bounded drain.
-fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: &AtomicBool) -> Result<report::Summary, FloodError> {
+fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: &AtomicBool, tsc_hz: u64) -> Result<report::Summary, FloodError> {
     let peer_mac = match cfg.dst_mac {
         Some(m) => m,
         None => {
@@ -297,71 +380,99 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
         }
     };
     let link = Link { our_mac: io.our_mac, peer_mac };
+    let template = SynTemplate::new(&link, cfg.dst);
     let mut g = Generator::new(gcfg);
     // Up to 1 ms of tokens (at least 4 bursts): a loop iteration longer than
     // one burst's worth of time must not lose its tokens, or the rate undershoots.
     let mut bucket = cfg.rate.map(|r| TokenBucket::new(r, (r / 1000).max(4 * BURST as u64)));
     let mut out = Vec::with_capacity(2 * BURST);
     let mut rx = MbufBatch::new();
+    let mut runtime = FloodRuntime::new(tsc_hz);
+    // The loop's clock is the TSC it reads for its stages anyway (no
+    // clock_gettime per iteration); Instant only for the run's length.
     let started = Instant::now();
-    let now_ns = || started.elapsed().as_nanos() as u64;
+    let tsc0 = dpdk::tsc();
+    let ns_per_cycle = 1e9 / tsc_hz.max(1) as f64;
+    let duration_ns = cfg.duration.as_nanos() as u64;
+    let timeout_ns = cfg.timeout.as_nanos() as u64;
     let mut progress = report::Progress::new();
     let mut sending = true;
-    let mut drain_until: Option<Instant> = None;
+    let mut drain_until: Option<u64> = None;
     let mut idle = 0u32;
     let mut rx_frames = 0u64;
     loop {
-        let now = now_ns();
-        if sending && done_sending(cfg, &g, started, stop) {
+        let start = dpdk::tsc();
+        let now = (start.wrapping_sub(tsc0) as f64 * ns_per_cycle) as u64;
+        if sending && done_sending(cfg, &g, now >= duration_ns, stop) {
             sending = false;
-            drain_until = Some(Instant::now() + cfg.timeout);
+            drain_until = Some(now + timeout_ns);
         }
-        if drain_until.is_some_and(|t| drained(cfg, &g, t, stop)) {
+        if drain_until.is_some_and(|t| drained(&g, now, t, timeout_ns, stop)) {
             break;
         }
-        let n = receive(io, &mut rx, &mut g, src, *cfg.dst.ip(), now, &mut out);
-        rx_frames += n as u64;
+        let mut clock = StageClock { runtime: &mut runtime, last: start };
+        let n = io.rxq.rx_burst(&mut rx);
+        clock.mark(FloodStage::Rx, n);
+        if n > 0 {
+            rx_frames += n as u64;
+            check_replies(io, &mut rx, &mut g, src, *cfg.dst.ip(), now, &mut out);
+            clock.mark(FloodStage::Check, n);
+        }
         g.expire(now, &mut out);
-        // New work only when the TX ring took everything before (backpressure).
-        if sending && io.pending.is_empty() {
-            new_work(cfg, &mut g, bucket.as_mut(), now, &mut out);
+        let mut built = io.build_all(&g, &link, &mut out);
+        // New work only into the TX batch's free room (backpressure: what
+        // the ring did not take waits there, nothing more is made).
+        if sending && io.pending.room() >= BURST / 2 {
+            built += new_work(cfg, &mut g, io, &template, &link, bucket.as_mut(), now, &mut out);
         }
-        let busy = n > 0 || !out.is_empty();
-        io.send_all(&g, &link, &mut out);
-        idle = if busy { 0 } else { idle.saturating_add(1) };
-        if !busy && !cfg.idle_sleep.is_zero() && idle > 1024 {
-            std::thread::sleep(cfg.idle_sleep);
+        clock.mark(FloodStage::Build, built);
+        let sent = io.flush();
+        clock.mark(FloodStage::Tx, sent);
+        let end = clock.last;
+        let busy = n > 0 || built > 0 || sent > 0;
+        if busy {
+            runtime.busy_cycles += end - start;
+            idle = 0;
+        } else {
+            idle = idle.saturating_add(1);
+            if !cfg.idle_sleep.is_zero() && idle > 1024 {
+                std::thread::sleep(cfg.idle_sleep);
+            }
+            // The empty iteration and any sleep after it.
+            runtime.idle_cycles += dpdk::tsc() - start;
         }
-        if let Some(line) = progress.tick(started.elapsed(), &g) {
+        if let Some(line) = progress.tick(Duration::from_nanos(now), &g, &runtime) {
             println!("{line}");
         }
     }
     g.finish(&mut out);
     io.send_all(&g, &link, &mut out);
     io.flush_pending();
-    Ok(report::Summary::new(cfg.mode, started.elapsed(), &g, io.tx_frames, rx_frames, io.no_mbuf))
+    // What the ring never took is freed with the batch: counted, not lost silently.
+    io.tx_dropped += io.pending.len() as u64;
+    let mut summary = report::Summary::new(cfg.mode, started.elapsed(), &g, io.tx_frames, rx_frames, io.no_mbuf);
+    summary.runtime = runtime;
+    summary.tx_dropped = io.tx_dropped;
+    Ok(summary)
 }
 
 /// Stop sending at the count, the duration, or a signal; then drain.
-fn done_sending(cfg: &FloodConfig, g: &Generator, started: Instant, stop: &AtomicBool) -> bool {
+fn done_sending(cfg: &FloodConfig, g: &Generator, duration_over: bool, stop: &AtomicBool) -> bool {
     stop.load(Ordering::Relaxed)
-        || started.elapsed() >= cfg.duration
+        || duration_over
         || g.flood_left() == 0 && g.legit_left() == 0
         || cfg.mode == Mode::Mixed && g.flood_left() == 0
 }
 
 /// The drain ends at its deadline, once every flow settled, or half a
 /// timeout early after a signal.
-fn drained(cfg: &FloodConfig, g: &Generator, until: Instant, stop: &AtomicBool) -> bool {
+fn drained(g: &Generator, now: u64, until: u64, timeout_ns: u64, stop: &AtomicBool) -> bool {
     let flood_settled = g.stats.synack + g.stats.rst + g.stats.unanswered + g.stats.bad_ack >= g.stats.syn_sent;
-    Instant::now() >= until
-        || g.in_flight() == 0 && flood_settled
-        || stop.load(Ordering::Relaxed) && Instant::now() + cfg.timeout / 2 >= until
+    now >= until || g.in_flight() == 0 && flood_settled || stop.load(Ordering::Relaxed) && now + timeout_ns / 2 >= until
 }
 
-/// One RX burst: replies to the generator, ARP answered. Returns the frames received.
-fn receive(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator, src: &SrcRange, dst: Ipv4Addr, now: u64, out: &mut Vec<Out>) -> usize {
-    let n = io.rxq.rx_burst(rx);
+/// The replies of one RX burst to the generator, ARP answered.
+fn check_replies(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator, src: &SrcRange, dst: Ipv4Addr, now: u64, out: &mut Vec<Out>) {
     for m in rx.drain() {
         match packet::parse(m.data()) {
             Rx::Tcp(r) => g.on_reply(now, &r, out),
@@ -371,17 +482,31 @@ fn receive(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator, src: &SrcRange, d
             Rx::Other => {}
         }
     }
-    n
 }
 
-/// New handshakes up to the concurrency, and flood SYNs as the rate allows.
-fn new_work(cfg: &FloodConfig, g: &mut Generator, bucket: Option<&mut TokenBucket>, now: u64, out: &mut Vec<Out>) {
+/// New handshakes up to the concurrency, and flood SYNs as the rate allows
+/// (from the template). Returns the frames built.
+#[allow(clippy::too_many_arguments)]
+fn new_work(
+    cfg: &FloodConfig,
+    g: &mut Generator,
+    io: &mut Io,
+    template: &SynTemplate,
+    link: &Link,
+    bucket: Option<&mut TokenBucket>,
+    now: u64,
+    out: &mut Vec<Out>,
+) -> usize {
+    let mut built = 0;
     if cfg.mode != Mode::Syn {
-        g.open_connections(now, BURST as u64, out);
+        g.open_connections(now, io.pending.room() as u64, out);
+        built += io.build_all(g, link, out);
     }
+    // Tokens only for the room there is: what cannot be built now is not taken.
+    let room = io.pending.room() as u64;
     let want = match bucket {
-        Some(b) => b.take(now, 4 * BURST as u64),
-        None => BURST as u64,
+        Some(b) => b.take(now, room),
+        None => room,
     };
-    g.flood_syns(now, want, out);
+    built + io.build_flood(g, template, now, want)
 }

@@ -3,6 +3,7 @@
 //! slices, so the DPDK loop only moves buffers.
 
 use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use crate::wire::checksum;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress, EthernetFrame};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Packet, Ipv4Repr};
 use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
@@ -115,6 +116,91 @@ pub fn build_segment(buf: &mut [u8], link: &Link, s: &Segment<'_>) -> usize {
     total
 }
 
+/// Bytes of a flood SYN: Ethernet, IPv4 and TCP with Linux's 20 bytes of options.
+pub const SYN_FRAME_LEN: usize = ETH + IP + tcp::HEADER_LEN + 20;
+
+/// The fields of a flood SYN that change from one to the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FloodSyn {
+    pub src: SocketAddrV4,
+    pub isn: u32,
+    pub ident: u16,
+}
+
+// Where those fields sit in a SYN frame.
+const IP_IDENT: usize = ETH + 4;
+const IP_CSUM: usize = ETH + 10;
+const IP_SRC: usize = ETH + 12;
+const TCP_SPORT: usize = ETH + IP;
+const TCP_SEQ: usize = ETH + IP + 4;
+const TCP_CSUM: usize = ETH + IP + 16;
+/// TSval: after MSS (4 bytes), SACK-permitted (2) and the timestamp kind and length (2).
+const TCP_TSVAL: usize = ETH + IP + tcp::HEADER_LEN + 8;
+
+/// A flood SYN built once, as dperf and VPP build their packets: per SYN
+/// only the source address and port, the ISN, the IP ident, the TSval and
+/// the two checksums are written, the checksums from sums of the constant
+/// bytes precomputed here (RFC 1071: a sum is a sum of its parts). One
+/// template for every source: the address is two words of each sum, fewer
+/// cycles than looking up a template per source.
+#[derive(Clone, Debug)]
+pub struct SynTemplate {
+    frame: [u8; SYN_FRAME_LEN],
+    /// Partial sum of the IPv4 header without ident, source and checksum.
+    ip_sum: u32,
+    /// Partial sum of the pseudo-header and the segment without source
+    /// address and port, sequence number, TSval and checksum.
+    tcp_sum: u32,
+}
+
+impl SynTemplate {
+    pub fn new(link: &Link, dst: SocketAddrV4) -> SynTemplate {
+        let zero = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        let seg = Segment {
+            src: zero,
+            dst,
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            syn: Some(linux_syn_options(0)),
+            timestamps: None,
+            payload: &[],
+            ident: 0,
+        };
+        let mut frame = [0u8; SYN_FRAME_LEN];
+        let n = build_segment(&mut frame, link, &seg);
+        debug_assert_eq!(n, SYN_FRAME_LEN);
+        frame[IP_CSUM..IP_CSUM + 2].fill(0);
+        frame[TCP_CSUM..TCP_CSUM + 2].fill(0);
+        let ip_sum = checksum::sum(&frame[ETH..ETH + IP]);
+        let tcp_len = (SYN_FRAME_LEN - ETH - IP) as u16;
+        let pseudo = checksum::pseudo_header_ipv4([0; 4], dst.ip().octets(), 6, tcp_len);
+        let tcp_sum = checksum::combine(pseudo, checksum::sum(&frame[ETH + IP..]));
+        SynTemplate { frame, ip_sum, tcp_sum }
+    }
+
+    /// Write the SYN `s` with timestamp `tsval` into `buf` (at least
+    /// [`SYN_FRAME_LEN`] bytes; false and nothing written if shorter).
+    #[inline]
+    pub fn write(&self, buf: &mut [u8], s: &FloodSyn, tsval: u32) -> bool {
+        let Some(buf) = buf.get_mut(..SYN_FRAME_LEN) else { return false };
+        buf.copy_from_slice(&self.frame);
+        let src = u32::from(*s.src.ip());
+        let port = s.src.port();
+        buf[IP_IDENT..IP_IDENT + 2].copy_from_slice(&s.ident.to_be_bytes());
+        buf[IP_SRC..IP_SRC + 4].copy_from_slice(&src.to_be_bytes());
+        buf[TCP_SPORT..TCP_SPORT + 2].copy_from_slice(&port.to_be_bytes());
+        buf[TCP_SEQ..TCP_SEQ + 4].copy_from_slice(&s.isn.to_be_bytes());
+        buf[TCP_TSVAL..TCP_TSVAL + 4].copy_from_slice(&tsval.to_be_bytes());
+        let addr = (src >> 16) + (src & 0xffff);
+        let ip = self.ip_sum + addr + u32::from(s.ident);
+        buf[IP_CSUM..IP_CSUM + 2].copy_from_slice(&(!checksum::fold(ip)).to_be_bytes());
+        let tcp = self.tcp_sum + addr + u32::from(port) + (s.isn >> 16) + (s.isn & 0xffff) + (tsval >> 16) + (tsval & 0xffff);
+        buf[TCP_CSUM..TCP_CSUM + 2].copy_from_slice(&(!checksum::fold(tcp)).to_be_bytes());
+        true
+    }
+}
+
 /// An ARP request or reply frame (42 bytes); 0 if `buf` is too short.
 pub fn build_arp(buf: &mut [u8], eth_dst: EthernetAddress, our_mac: EthernetAddress, arp: &ArpRepr) -> usize {
     let total = ETH + arp.buffer_len();
@@ -138,9 +224,11 @@ pub fn arp_request(our_mac: EthernetAddress, ours: Ipv4Addr, target: Ipv4Addr) -
     }
 }
 
-/// A TCP segment from the target, as far as the generator cares.
+/// A TCP segment from the target, as far as the generator cares: the
+/// fixed header fields, and the options left unparsed (only a legitimate
+/// flow's SYN-ACK needs its TSval, a flood's reply is only counted).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Reply {
+pub struct Reply<'a> {
     /// Our address and port it is for.
     pub to: SocketAddrV4,
     pub from: SocketAddrV4,
@@ -148,21 +236,37 @@ pub struct Reply {
     pub ack: u32,
     pub flags: TcpFlags,
     pub payload_len: usize,
+    /// The TCP options, as received.
+    pub options: &'a [u8],
+}
+
+impl Reply<'_> {
     /// TSval of the segment, if it carries timestamps.
-    pub tsval: Option<u32>,
+    pub fn tsval(&self) -> Option<u32> {
+        if self.flags.contains(TcpFlags::SYN) {
+            SynOptions::parse(self.options).timestamps.map(|t| t.0)
+        } else {
+            crate::wire::tcp_options::timestamps(self.options).map(|t| t.0)
+        }
+    }
 }
 
 /// What arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rx {
+pub enum Rx<'a> {
     Arp(ArpRepr),
-    Tcp(Reply),
+    Tcp(Reply<'a>),
     /// Anything else, or malformed (never a panic).
     Other,
 }
 
-/// Classify a received frame.
-pub fn parse(frame: &[u8]) -> Rx {
+/// Classify a received frame. Lengths are checked, checksums are not: the
+/// generator counts replies, it does not validate the target (and reads
+/// only frames of its own link).
+pub fn parse(frame: &[u8]) -> Rx<'_> {
+    if let Some(r) = parse_plain_tcp(frame) {
+        return Rx::Tcp(r);
+    }
     let Ok(eth) = EthernetFrame::new_checked(frame) else { return Rx::Other };
     match eth.ethertype() {
         EtherType::Arp => match ArpPacket::new_checked(eth.payload()) {
@@ -176,11 +280,6 @@ pub fn parse(frame: &[u8]) -> Rx {
             }
             let Ok(seg) = TcpSegment::new_checked(ip.payload()) else { return Rx::Other };
             let flags = seg.flags();
-            let tsval = if flags.contains(TcpFlags::SYN) {
-                SynOptions::parse(seg.options()).timestamps.map(|t| t.0)
-            } else {
-                crate::wire::tcp_options::timestamps(seg.options()).map(|t| t.0)
-            };
             Rx::Tcp(Reply {
                 to: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
                 from: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
@@ -188,11 +287,52 @@ pub fn parse(frame: &[u8]) -> Rx {
                 ack: seg.ack_number(),
                 flags,
                 payload_len: seg.payload_len(),
-                tsval,
+                options: seg.options(),
             })
         }
         _ => Rx::Other,
     }
+}
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline]
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// What nearly every reply is, read at fixed offsets: an unfragmented IPv4
+/// packet without IP options carrying TCP. None for anything else (the
+/// general parse then decides), never a panic: every offset is checked
+/// against the lengths first.
+#[inline]
+fn parse_plain_tcp(frame: &[u8]) -> Option<Reply<'_>> {
+    if frame.len() < ETH + IP + tcp::HEADER_LEN || be16(frame, 12) != 0x0800 {
+        return None;
+    }
+    let ip = &frame[ETH..];
+    let total = usize::from(be16(ip, 2));
+    // Version 4, IHL 5; TCP; no MF flag, offset 0.
+    if ip[0] != 0x45 || ip[9] != 6 || be16(ip, 6) & 0x3fff != 0 || total < IP + tcp::HEADER_LEN || total > ip.len() {
+        return None;
+    }
+    let seg = &ip[IP..total];
+    let doff = usize::from(seg[12] >> 4) * 4;
+    if doff < tcp::HEADER_LEN || doff > seg.len() {
+        return None;
+    }
+    Some(Reply {
+        to: SocketAddrV4::new(Ipv4Addr::from(be32(ip, 16)), be16(seg, 2)),
+        from: SocketAddrV4::new(Ipv4Addr::from(be32(ip, 12)), be16(seg, 0)),
+        seq: be32(seg, 4),
+        ack: be32(seg, 8),
+        flags: TcpFlags::from_bits_truncate(be16(seg, 12)),
+        payload_len: seg.len() - doff,
+        options: &seg[tcp::HEADER_LEN..doff],
+    })
 }
 
 #[cfg(test)]
@@ -254,8 +394,9 @@ mod tests {
         };
         let mut buf = [0u8; 128];
         let len = write_tcp_frame(&mut buf, &h, &opt_bytes[..n], &[]);
-        let want = Reply { to: h.dst, from: h.src, seq: 5000, ack: 0x0102_0305, flags: h.flags, payload_len: 0, tsval: Some(77) };
+        let want = Reply { to: h.dst, from: h.src, seq: 5000, ack: 0x0102_0305, flags: h.flags, payload_len: 0, options: &opt_bytes[..n] };
         assert_eq!(parse(&buf[..len]), Rx::Tcp(want));
+        assert_eq!(want.tsval(), Some(77));
     }
 
     #[test]
@@ -274,7 +415,7 @@ mod tests {
         assert_eq!(n, 14 + 20 + 32 + 18);
         let Rx::Tcp(r) = parse(&buf[..n]) else { panic!("not tcp") };
         assert_eq!(r.payload_len, 18);
-        assert_eq!(r.tsval, Some(5));
+        assert_eq!(r.tsval(), Some(5));
         assert_eq!((r.seq, r.ack), (0x0102_0304, 99));
         assert_eq!(r.to, s.dst);
         assert_eq!(r.from, s.src);
@@ -288,6 +429,89 @@ mod tests {
         let n = build_arp(&mut buf, EthernetAddress::BROADCAST, US, &req);
         assert_eq!(n, 42);
         assert_eq!(parse(&buf[..n]), Rx::Arp(req));
+    }
+
+    #[test]
+    fn syn_template_is_byte_for_byte_the_general_builder() {
+        let link = Link { our_mac: US, peer_mac: THEM };
+        let dst: SocketAddrV4 = "198.18.0.1:80".parse().unwrap();
+        let t = SynTemplate::new(&link, dst);
+        // Fields and sums from zero to all ones, and pseudo-random ones.
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut cases = vec![(0u32, 0u16, 0u32, 0u16, 0u32), (u32::MAX, u16::MAX, u32::MAX, u16::MAX, u32::MAX)];
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push((0xc612_0000 | (x as u32 & 0x1_ffff), (x >> 17) as u16, (x >> 24) as u32, (x >> 40) as u16, (x >> 8) as u32));
+        }
+        for (addr, port, isn, ident, tsval) in cases {
+            let s = FloodSyn { src: SocketAddrV4::new(Ipv4Addr::from(addr), port), isn, ident };
+            let mut fast = [0xa5u8; 80];
+            assert!(t.write(&mut fast, &s, tsval));
+            let mut general = [0xa5u8; 80];
+            let seg = Segment { src: s.src, dst, seq: isn, ident, syn: Some(linux_syn_options(tsval)), ..syn() };
+            assert_eq!(build_segment(&mut general, &link, &seg), SYN_FRAME_LEN);
+            assert_eq!(fast, general, "{s:?} tsval {tsval}");
+        }
+        let mut short = [0u8; SYN_FRAME_LEN - 1];
+        assert!(!t.write(&mut short, &FloodSyn { src: "198.18.1.1:1".parse().unwrap(), isn: 1, ident: 1 }, 1));
+    }
+
+    /// The general parse, without the fixed-offset fast path.
+    fn parse_general(frame: &[u8]) -> Rx<'_> {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else { return Rx::Other };
+        if eth.ethertype() != EtherType::Ipv4 {
+            return parse(frame);
+        }
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return Rx::Other };
+        if ip.protocol() != IpProtocol::Tcp || ip.is_fragment() {
+            return Rx::Other;
+        }
+        let Ok(seg) = TcpSegment::new_checked(ip.payload()) else { return Rx::Other };
+        Rx::Tcp(Reply {
+            to: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
+            from: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
+            seq: seg.seq_number(),
+            ack: seg.ack_number(),
+            flags: seg.flags(),
+            payload_len: seg.payload_len(),
+            options: seg.options(),
+        })
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_the_general_parse_reads() {
+        let link = Link { our_mac: US, peer_mac: THEM };
+        let mut frames = Vec::new();
+        for s in [syn(), Segment { flags: TcpFlags::ACK | TcpFlags::PSH, syn: None, timestamps: Some((5, 6)), payload: b"data", ..syn() }] {
+            let mut buf = vec![0u8; 128];
+            let n = build_segment(&mut buf, &link, &s);
+            buf.truncate(n);
+            // Ethernet padding after the IP packet.
+            let mut padded = buf.clone();
+            padded.resize(n + 6, 0);
+            // A fragment, and UDP: not TCP replies.
+            let mut frag = buf.clone();
+            frag[ETH + 6] |= 0x20;
+            let mut udp = buf.clone();
+            udp[ETH + 9] = 17;
+            // A bad data offset, and a total length past the frame.
+            let mut doff = buf.clone();
+            doff[ETH + IP + 12] = 0xf0;
+            let mut long = buf.clone();
+            long[ETH + 3] = long[ETH + 3].wrapping_add(20);
+            frames.extend([buf, padded, frag, udp, doff, long]);
+        }
+        for f in &frames {
+            for cut in 0..=f.len() {
+                assert_eq!(parse(&f[..cut]), parse_general(&f[..cut]), "{:02x?}", &f[..cut]);
+            }
+        }
+        assert!(matches!(parse(&frames[0]), Rx::Tcp(r) if r.flags == TcpFlags::SYN && r.options.len() == 20));
+        assert!(matches!(parse(&frames[1]), Rx::Tcp(r) if r.payload_len == 0), "padding is not data");
+        assert!(matches!(parse(&frames[7]), Rx::Tcp(r) if r.payload_len == 4));
+        assert_eq!(parse(&frames[2]), Rx::Other);
     }
 
     #[test]
