@@ -12,8 +12,6 @@ use crate::engine::time::{Duration, Instant};
 use crate::stats::{Counter, Counters, Metric};
 use crate::wire::ethernet::EthernetAddress;
 use crate::wire::tcp::TcpSegment;
-use crate::wire::tcp_options;
-use crate::engine::tcb::seq::after;
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
@@ -41,7 +39,7 @@ pub(super) struct ChildParams<'a> {
 
 impl ChildParams<'_> {
     /// What a request sock negotiated, completed by its final ACK `seg`.
-    pub fn from_request(req: &RequestSock, seg: &TcpSegment<&[u8]>, now: Instant) -> ChildParams<'static> {
+    pub fn from_request(req: &RequestSock, seg: &TcpSegment<&[u8]>, ts_recent: Option<u32>, now: Instant) -> ChildParams<'static> {
         ChildParams {
             origin: Origin::RequestSock,
             iss: req.snt_isn,
@@ -50,13 +48,8 @@ impl ChildParams<'_> {
             rcv_wscale: req.rcv_wscale,
             sack: req.has(opt::SACK),
             ecn: req.has(opt::ECN),
-            // The child's ts_recent is the completing segment's TSval (Linux
-            // no longer moves the request's ts_recent in tcp_check_req).
-            ts: req.has(opt::TSTAMP).then(|| {
-                let seg_tsval = tcp_options::timestamps(seg.options()).map(|(tsval, _)| tsval);
-                let in_order = !after(seg.seq_number(), req.rcv_isn.wrapping_add(1));
-                (seg_tsval.filter(|_| in_order).unwrap_or(req.ts_recent), req.ts_off)
-            }),
+            // The completing segment's TSval, else the SYN's.
+            ts: req.has(opt::TSTAMP).then(|| (ts_recent.unwrap_or(req.ts_recent), req.ts_off)),
             syn_at: req.syn_at,
             peer_mss: req.mss,
             peer_window: u32::from(seg.window_len()) << req.snd_wscale().unwrap_or(0),

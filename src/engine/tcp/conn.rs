@@ -76,10 +76,15 @@ impl Conn {
 }
 
 /// This worker's established connections: ids for ChildSocks, lookup by flow.
-#[derive(Default)]
+///
+/// Slots live in fixed chunks, so the table grows without moving a
+/// connection (a growing `Vec` would copy every 256-byte slot on each
+/// doubling); the flow index is sized up front like Linux's ehash at boot.
 pub struct ConnTable {
     by_key: HashMap<FlowKey, u32>,
-    slots: Vec<Option<Conn>>,
+    chunks: Vec<Box<[Option<Conn>]>>,
+    /// Slots handed out so far (indices below it exist in `chunks`).
+    slots: usize,
     /// Each slot's generation (the id's top byte), beside the slots so a
     /// slot is exactly a `Conn`.
     gens: Vec<u8>,
@@ -88,10 +93,25 @@ pub struct ConnTable {
 
 const CONN_INDEX_BITS: u32 = 24;
 const CONN_INDEX_MASK: u32 = (1 << CONN_INDEX_BITS) - 1;
+/// Slots per chunk (a chunk is 256 KiB of 256-byte slots).
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+impl Default for ConnTable {
+    fn default() -> Self {
+        ConnTable::with_index_capacity(0)
+    }
+}
 
 impl ConnTable {
     /// The most connections a table holds (ids keep 24 bits for the slot).
     pub const CAPACITY: usize = 1 << CONN_INDEX_BITS;
+
+    /// A table whose flow index holds `n` connections before it rehashes
+    /// (16 bytes each); slots are allocated a chunk at a time as needed.
+    pub fn with_index_capacity(n: usize) -> Self {
+        ConnTable { by_key: HashMap::with_capacity(n), chunks: Vec::new(), slots: 0, gens: Vec::new(), free: Vec::new() }
+    }
 
     pub fn len(&self) -> usize {
         self.by_key.len()
@@ -106,13 +126,26 @@ impl ConnTable {
         (id & CONN_INDEX_MASK) as usize
     }
 
+    #[inline]
+    fn slot(&self, idx: usize) -> &Option<Conn> {
+        &self.chunks[idx >> CHUNK_BITS][idx & (CHUNK - 1)]
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, idx: usize) -> &mut Option<Conn> {
+        &mut self.chunks[idx >> CHUNK_BITS][idx & (CHUNK - 1)]
+    }
+
     pub(super) fn insert(&mut self, conn: Conn) -> Option<u32> {
         let idx = match self.free.pop() {
             Some(i) => i,
-            None if self.slots.len() < (1 << CONN_INDEX_BITS) => {
-                self.slots.push(None);
+            None if self.slots < Self::CAPACITY => {
+                if self.slots == self.chunks.len() * CHUNK {
+                    self.chunks.push((0..CHUNK).map(|_| None).collect());
+                }
                 self.gens.push(0);
-                (self.slots.len() - 1) as u32
+                self.slots += 1;
+                (self.slots - 1) as u32
             }
             None => return None,
         };
@@ -120,7 +153,7 @@ impl ConnTable {
         *gen = gen.wrapping_add(1);
         let id = (u32::from(*gen) << CONN_INDEX_BITS) | idx;
         self.by_key.insert(conn.key, id);
-        self.slots[idx as usize] = Some(conn);
+        *self.slot_mut(idx as usize) = Some(conn);
         Some(id)
     }
 
@@ -136,28 +169,28 @@ impl ConnTable {
         if !self.live(id) {
             return None;
         }
-        self.slots[Self::index_of(id)].as_ref()
+        self.slot(Self::index_of(id)).as_ref()
     }
 
     pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut Conn> {
         if !self.live(id) {
             return None;
         }
-        self.slots[Self::index_of(id)].as_mut()
+        self.slot_mut(Self::index_of(id)).as_mut()
     }
 
     pub(super) fn remove(&mut self, id: u32) -> Option<Conn> {
         if !self.live(id) {
             return None;
         }
-        let conn = self.slots[Self::index_of(id)].take()?;
+        let conn = self.slot_mut(Self::index_of(id)).take()?;
         self.by_key.remove(&conn.key);
         self.free.push(id & CONN_INDEX_MASK);
         Some(conn)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
-        self.slots.iter().zip(&self.gens).enumerate().filter_map(|(i, (c, gen))| {
+        self.chunks.iter().flat_map(|c| c.iter()).take(self.slots).zip(&self.gens).enumerate().filter_map(|(i, (c, gen))| {
             c.as_ref().map(|c| ((u32::from(*gen) << CONN_INDEX_BITS) | i as u32, c))
         })
     }

@@ -37,8 +37,9 @@ enum ReqVerdict {
     Done,
     /// RST or SYN inside the window: `embryonic_reset`.
     EmbryonicReset,
-    /// The ACK completes the handshake.
-    Complete,
+    /// The ACK completes the handshake; the child's ts_recent (the
+    /// segment's TSval when it had one, in order).
+    Complete(Option<u32>),
 }
 
 /// `tcp_in_window`: does [seq, end_seq) fall in [s_win, e_win)?
@@ -148,7 +149,9 @@ fn check_req_segment(
         c.inc(Counter::TcpDeferAcceptDrop);
         return ReqVerdict::Done;
     }
-    ReqVerdict::Complete
+    // The child's ts_recent is this segment's TSval (Linux 6.18 moves it
+    // to the child, not the request).
+    ReqVerdict::Complete(seg_ts.filter(|_| !after(seq, rcv_nxt)).map(|(tsval, _)| tsval))
 }
 
 impl TcpEngine {
@@ -166,14 +169,14 @@ impl TcpEngine {
                     c.inc(Counter::EmbryonicRsts);
                 }
             }
-            ReqVerdict::Complete => self.complete_request(rx, c, tx),
+            ReqVerdict::Complete(ts_recent) => self.complete_request(rx, ts_recent, c, tx),
         }
     }
 
     /// The final ACK: the request leaves the SYN table and becomes a child
     /// in the accept queue, or comes back when the queue is full and
     /// `tcp_abort_on_overflow` is 0 (the client will retransmit).
-    fn complete_request(&mut self, rx: &Rx<'_, '_>, c: &Counters, tx: &mut impl TxSink) {
+    fn complete_request(&mut self, rx: &Rx<'_, '_>, ts_recent: Option<u32>, c: &Counters, tx: &mut impl TxSink) {
         let Rx { now, key, hash, input, route } = *rx;
         let Some(mut req) = self.reqs.remove(&key) else { return };
         if req.listener.is_closed() {
@@ -187,7 +190,7 @@ impl TcpEngine {
                 }
             }
         }
-        let params = ChildParams::from_request(&req, &input.seg, now);
+        let params = ChildParams::from_request(&req, &input.seg, ts_recent, now);
         let result = self.create_child(now, key, hash, route.peer_mac, &req.listener, params, c);
         if !matches!(result, Err(ChildError::AcceptQueueFull)) || self.sysctls.tcp_abort_on_overflow {
             self.forget_ip_echo(&key, &req);

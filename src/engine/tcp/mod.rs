@@ -229,6 +229,7 @@ impl TcpEngine {
     pub fn new(cfg: TcpConfig, stack: Arc<Stack>, secrets: Secrets, now: Instant) -> TcpEngine {
         let sysctls = stack.sysctls();
         let syn_backlog = sysctls.tcp_max_syn_backlog.min(1 << 16) as usize;
+        let index_capacity = cfg.max_conns.min(1 << 16);
         let hash_seed = u64::from(secrets.isn.to_bytes()[0]) << 56 | 0x9e37_79b9_7f4a_7c15;
         let templates = synack::SynAckTemplates::new(&cfg);
         let ts_offs = isn::TsOffCache::new(secrets.ts_off);
@@ -242,7 +243,10 @@ impl TcpEngine {
             // Sized for the SYN backlog up front, as Linux sizes its ehash at
             // boot: a SYN flood does not pay for rehashing the table.
             reqs: HashMap::with_capacity(syn_backlog),
-            conns: ConnTable::default(),
+            // The flow index sized for 64 Ki connections up front (1 MiB),
+            // as Linux sizes its established hash at boot: no rehash while
+            // a worker fills up to there.
+            conns: ConnTable::with_index_capacity(index_capacity),
             timers: TimerWheel::new(now, 1024),
             proven: HashSet::new(),
             hash_seed,
