@@ -7,7 +7,7 @@ use super::child::ChildParams;
 use super::conn::Origin;
 use super::synack::{EchoIp, PendingSynAck};
 use super::reqsk::{opt, RequestSock, NO_WSCALE};
-use super::{Rx, TcpEngine, Timer, TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT};
+use super::{Rx, TcpEngine, TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
 use crate::engine::keys::fastopen::{self, TfoCookieCheck};
 use crate::engine::keys::{isn, syncookie};
@@ -325,7 +325,7 @@ impl TcpEngine {
     ) {
         let (now, key, seg) = (rx.now, rx.key, &rx.input.seg);
         let client_isn = seg.seq_number();
-        let timer = self.timers.schedule(now + TCP_TIMEOUT_INIT, Timer::SynAck(key));
+        let timer = self.synack_timers.arm(now, 0, TCP_TIMEOUT_INIT, key);
         listener.reqsk_queue_added();
         let req = RequestSock {
             listener,

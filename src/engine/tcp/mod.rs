@@ -31,6 +31,7 @@ mod minisocks;
 pub mod output;
 pub mod reqsk;
 mod synack;
+mod synack_timers;
 #[cfg(test)]
 mod tests;
 
@@ -185,7 +186,6 @@ struct Rx<'i, 'a> {
 /// Timer tokens of this worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Timer {
-    SynAck(FlowKey),
     Conn(u32),
     TimeWait(FlowKey),
 }
@@ -198,6 +198,8 @@ pub struct TcpEngine {
     reqs: HashMap<FlowKey, RequestSock>,
     conns: ConnTable,
     timers: TimerWheel<Timer>,
+    /// Request socks' SYN-ACK timers.
+    synack_timers: synack_timers::SynAckTimers,
     /// Peers that completed a handshake: they keep the last quarter of
     /// tcp_max_syn_backlog when cookies are off (`tcp_peer_is_proven`).
     proven: HashSet<u32>,
@@ -248,6 +250,7 @@ impl TcpEngine {
             // a worker fills up to there.
             conns: ConnTable::with_index_capacity(index_capacity),
             timers: TimerWheel::new(now, 1024),
+            synack_timers: synack_timers::SynAckTimers::default(),
             proven: HashSet::new(),
             hash_seed,
             ready: Vec::new(),
@@ -335,9 +338,13 @@ impl TcpEngine {
                 ControlCmd::RotateSyncookieKey(key) => self.secrets.syncookie.rotate(key, syncookie::counter(now)),
             }
         }
+        while let Some((key, generation)) = self.synack_timers.pop_due(now) {
+            if self.reqs.get(&key).is_some_and(|r| r.timer == generation) {
+                self.reqsk_timer(now, key, host);
+            }
+        }
         while let Some(t) = self.timers.poll(now) {
             match t {
-                Timer::SynAck(key) => self.reqsk_timer(now, key, host),
                 Timer::Conn(id) => self.conn_timer(now, id, tx),
                 Timer::TimeWait(key) => {
                     if self.time_wait.remove(&key).is_some() {

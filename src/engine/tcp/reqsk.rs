@@ -8,12 +8,11 @@
 
 use super::output::Route;
 use super::synack::{EchoIp, PendingSynAck, SynAckQueue};
-use super::{TcpEngine, Timer, TCP_INVALID_RATELIMIT, TCP_RTO_MAX, TCP_TIMEOUT_INIT};
+use super::{TcpEngine, TCP_INVALID_RATELIMIT, TCP_RTO_MAX, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
 use crate::engine::host::HostTx;
 use crate::engine::listen::Listener;
 use crate::engine::time::Instant;
-use crate::engine::timer_wheel::TimerId;
 use crate::wire::ethernet::EthernetAddress;
 use crate::stats::{Counter, Counters};
 use std::sync::Arc;
@@ -39,7 +38,8 @@ pub struct RequestSock {
     pub listener: Arc<Listener>,
     /// When the SYN arrived (SYN→established latency, timestamps clock).
     pub syn_at: Instant,
-    pub timer: TimerId,
+    /// The generation of its armed SYN-ACK timer (`SynAckTimers`).
+    pub timer: u32,
     /// Our ISN (`snt_isn`).
     pub snt_isn: u32,
     /// The client's ISN (`rcv_isn`).
@@ -212,7 +212,7 @@ impl TcpEngine {
         }
         req.num_timeout = req.num_timeout.saturating_add(1);
         let timeout = TCP_TIMEOUT_INIT.saturating_mul(1 << req.num_timeout.min(8)).min(TCP_RTO_MAX);
-        req.timer = self.timers.schedule(now + timeout, Timer::SynAck(key));
+        req.timer = self.synack_timers.arm(now, req.num_timeout, timeout, key);
         if resend {
             let route = Route { our_mac: host.mac, peer_mac: req.peer_mac };
             rtx_synack(req, now, key, route, &mut self.synacks);
@@ -233,9 +233,8 @@ impl TcpEngine {
         true
     }
 
-    /// Give back a request's timer and queue slot.
+    /// Give back a request's queue slot (its timer entry is skipped when due).
     pub(super) fn release_request(&mut self, req: RequestSock) {
-        self.timers.cancel(req.timer);
         req.listener.reqsk_queue_removed(req.is_young());
     }
 
