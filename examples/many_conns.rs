@@ -18,12 +18,8 @@ use dlisten::engine::tx::TxSink;
 use dlisten::stats::Counter;
 use dlisten::telemetry::latency::WorkerLatency;
 use dlisten::testkit::clients::{self, META_OFFLOAD, PORT, SYN_LEN};
-use dlisten::testkit::frame::{write_tcp_frame, TcpHeader, OUR_IP};
+use dlisten::testkit::frame::OUR_IP;
 use dlisten::testkit::rig::{ReuseSink, Rig, RigConfig, FRAME_MAX, START};
-use dlisten::wire::ethernet::EthernetFrame;
-use dlisten::wire::ipv4::Ipv4Packet;
-use dlisten::wire::tcp::{TcpFlags, TcpSegment};
-use dlisten::wire::tcp_options;
 use dlisten::worker::apps::PerCoreApps;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddrV4;
@@ -67,38 +63,6 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-/// The client's answer to `ours` (a segment the engine sent): acknowledges
-/// all of it (a SYN counts one) and carries `payload`, with timestamps
-/// echoed as Linux does. Returns the frame's length, 0 if `ours` is not TCP.
-fn reply(ours: &[u8], payload: &[u8], buf: &mut [u8]) -> usize {
-    let Ok(eth) = EthernetFrame::new_checked(ours) else { return 0 };
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return 0 };
-    let Ok(seg) = TcpSegment::new_checked(ip.payload()) else { return 0 };
-    let flags = seg.flags();
-    let len = seg.payload().len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
-    let mut opts = [0u8; 12];
-    let opts_len = match tcp_options::timestamps(seg.options()) {
-        Some((tsval, tsecr)) => {
-            opts[..4].copy_from_slice(&[1, 1, 8, 10]);
-            opts[4..8].copy_from_slice(&tsecr.wrapping_add(1).to_be_bytes());
-            opts[8..12].copy_from_slice(&tsval.to_be_bytes());
-            12
-        }
-        None => 0,
-    };
-    let h = TcpHeader {
-        src: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
-        dst: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
-        seq: seg.ack_number(),
-        ack: seg.seq_number().wrapping_add(len),
-        flags: if payload.is_empty() { TcpFlags::ACK } else { TcpFlags::ACK | TcpFlags::PSH },
-        window: 502,
-        ident: 0,
-        ..TcpHeader::default()
-    };
-    write_tcp_frame(buf, &h, &opts[..opts_len], payload)
-}
-
 /// The per-core app's turn, as the worker loop takes it after a burst.
 fn serve(apps: &mut PerCoreApps, tcp: &mut TcpEngine, ready: &mut Vec<(u32, Events)>, latency: &mut WorkerLatency, tx: &mut impl TxSink) {
     tcp.drain_ready(ready);
@@ -133,9 +97,9 @@ fn main() -> ExitCode {
         let sa_len = tx.len;
         synack[..sa_len].copy_from_slice(tx.last());
         // The handshake's ACK, then the request, as a Linux client sends them.
-        let n = reply(&synack[..sa_len], &[], &mut frame);
+        let n = clients::reply_frame(&synack[..sa_len], &[], &mut frame);
         w.rx(START, &frame[..n], META_OFFLOAD, &mut tx);
-        let n = reply(&synack[..sa_len], REQUEST, &mut frame);
+        let n = clients::reply_frame(&synack[..sa_len], REQUEST, &mut frame);
         w.rx(START, &frame[..n], META_OFFLOAD, &mut tx);
         let sent = tx.frames;
         serve(&mut apps, &mut w.engine, &mut ready, &mut latency, &mut tx);
@@ -144,7 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         // The client acknowledges the answer: the connection is idle.
-        let n = reply(tx.last(), &[], &mut frame);
+        let n = clients::reply_frame(tx.last(), &[], &mut frame);
         w.rx(START, &frame[..n], META_OFFLOAD, &mut tx);
         serve(&mut apps, &mut w.engine, &mut ready, &mut latency, &mut tx);
     }

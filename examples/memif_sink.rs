@@ -37,17 +37,7 @@ fn run(limit: Duration, eal_args: &[String]) -> Result<(), Box<dyn std::error::E
     let eal = Eal::init(eal_args)?;
     let port_id = eal.choose_port(None)?;
     let pool = Arc::new(Mempool::new(&eal, "sink_pool", 16383, 256, DEFAULT_DATA_ROOM, eal.socket_id())?);
-    let cfg = PortConfig {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_desc: 1024,
-        tx_desc: 1024,
-        mempools: vec![pool.clone()],
-        want_rss: false,
-        want_csum_offload: false,
-        promiscuous: false,
-        mtu: None,
-    };
+    let cfg = PortConfig { want_rss: false, want_csum_offload: false, ..PortConfig::new(pool.clone()) };
     let mut port = Port::new(&eal, port_id, &cfg)?;
     port.start()?;
     println!("sink: port {port_id} driver {} ready", port.info().driver);

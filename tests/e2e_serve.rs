@@ -9,10 +9,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
 #[test]
 fn curl_and_wrk_against_http() {
     require_root();

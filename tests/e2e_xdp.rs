@@ -119,10 +119,6 @@ impl Drop for XdpServer {
     }
 }
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
 #[test]
 fn kernel_clients_over_af_xdp() {
     require_root();

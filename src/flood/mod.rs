@@ -308,18 +308,8 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
     println!("flood: {}", dpdk::version());
     let port_id = eal.choose_port(cfg.port)?;
     let pool = Arc::new(Mempool::new(&eal, &format!("fl_pool{port_id}"), 16383, 256, dpdk::DEFAULT_DATA_ROOM, eal.socket_id())?);
-    let port_cfg = PortConfig {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_desc: 1024,
-        tx_desc: 1024,
-        mempools: vec![pool.clone()],
-        want_rss: false,
-        // Checksums are computed in software: every virtual device has them.
-        want_csum_offload: false,
-        promiscuous: false,
-        mtu: None,
-    };
+    // Checksums are computed in software: every virtual device has them.
+    let port_cfg = PortConfig { want_rss: false, want_csum_offload: false, ..PortConfig::new(pool.clone()) };
     let mut port = Port::new(&eal, port_id, &port_cfg)?;
     port.start()?;
     let our_mac = EthernetAddress(port.mac_addr()?);

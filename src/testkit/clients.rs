@@ -75,11 +75,8 @@ fn syn_frame_from((addr, port): (Ipv4Addr, u16), i: u32, buf: &mut [u8]) -> usiz
 }
 
 /// The client's ACK completing the handshake that `synack` (our SYN-ACK,
-/// as the engine sent it) answers: seq = its ack, ack = its seq + 1, and
-/// TSecr = its TSval (the cookie path reads its options from there),
-/// TSval = the SYN's + 1 (else PAWS drops it), in Linux's layout for
-/// established segments (NOP NOP TS). Returns 0 when `synack` is not a
-/// SYN-ACK.
+/// as the engine sent it) answers: [`reply_frame`] without data. Returns 0
+/// when `synack` is not a SYN-ACK.
 pub fn ack_frame(synack: &[u8], buf: &mut [u8]) -> usize {
     let Ok(eth) = EthernetFrame::new_checked(synack) else { return 0 };
     let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return 0 };
@@ -87,6 +84,20 @@ pub fn ack_frame(synack: &[u8], buf: &mut [u8]) -> usize {
     if seg.flags() != TcpFlags::SYN | TcpFlags::ACK {
         return 0;
     }
+    reply_frame(synack, &[], buf)
+}
+
+/// The client's answer to `ours` (a segment the engine sent), carrying
+/// `payload`: seq = its ack, ack = all of it (a SYN or FIN counts one), and
+/// TSecr = its TSval (the cookie path reads its options from there), TSval
+/// = the one echoed + 1 (else PAWS drops it), in Linux's layout for
+/// established segments (NOP NOP TS). Returns 0 when `ours` is not TCP.
+pub fn reply_frame(ours: &[u8], payload: &[u8], buf: &mut [u8]) -> usize {
+    let Ok(eth) = EthernetFrame::new_checked(ours) else { return 0 };
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return 0 };
+    let Ok(seg) = TcpSegment::new_checked(ip.payload()) else { return 0 };
+    let flags = seg.flags();
+    let len = seg.payload().len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
     let mut opts = [0u8; 12];
     let opts_len = match tcp_options::timestamps(seg.options()) {
         Some((tsval, tsecr)) => {
@@ -101,13 +112,13 @@ pub fn ack_frame(synack: &[u8], buf: &mut [u8]) -> usize {
         src: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
         dst: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
         seq: seg.ack_number(),
-        ack: seg.seq_number().wrapping_add(1),
-        flags: TcpFlags::ACK,
+        ack: seg.seq_number().wrapping_add(len),
+        flags: if payload.is_empty() { TcpFlags::ACK } else { TcpFlags::ACK | TcpFlags::PSH },
         window: 502,
         ident: 0,
         ..TcpHeader::default()
     };
-    write_tcp_frame(buf, &h, &opts[..opts_len], &[])
+    write_tcp_frame(buf, &h, &opts[..opts_len], payload)
 }
 
 /// `n` SYN frames back to back, `SYN_LEN` bytes each (client `first + k`).

@@ -240,6 +240,11 @@ pub fn spawn_captured(cmd: &mut Command) -> Captured {
     Captured { child, output, readers, ready }
 }
 
+/// A command's standard output as text.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
 /// Parse a `name value` counter from dlisten's final report ("  TcpOutRsts 3").
 /// A name the report does not show is 0 only when it is one of dlisten's
 /// counters (the report leaves zeros out); any other name is a typo in
