@@ -120,18 +120,9 @@ impl FloodRuntime {
             self.capacity_pps() / 1e6,
             self.clocks_per_tx_packet()
         );
-        let _ = writeln!(o, "  {:<8} {:>12} {:>14} {:>11} {:>10}", "stage", "calls", "packets", "clocks/pkt", "pkts/call");
+        StageTotals::write_header(&mut o);
         for s in FloodStage::ALL {
-            let t = self.get(s);
-            let _ = writeln!(
-                o,
-                "  {:<8} {:>12} {:>14} {:>11.1} {:>10.1}",
-                s.name(),
-                t.calls,
-                t.packets,
-                t.clocks_per_packet(),
-                t.packets_per_call()
-            );
+            self.get(s).write_row(&mut o, s.name());
         }
         o
     }

@@ -13,6 +13,7 @@
 //! cycles per packet at most.
 
 use crossbeam::utils::CachePadded;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! stages {
@@ -136,6 +137,25 @@ impl StageTotals {
     /// Packets per call: the vector size VPP reports.
     pub fn packets_per_call(&self) -> f64 {
         ratio(self.packets, self.calls)
+    }
+
+    /// The header of a per-stage table, as `dlisten stats` and the
+    /// generator print it.
+    pub fn write_header(out: &mut String) {
+        let _ = writeln!(out, "  {:<8} {:>12} {:>14} {:>11} {:>10}", "stage", "calls", "packets", "clocks/pkt", "pkts/call");
+    }
+
+    /// This stage's row of that table.
+    pub fn write_row(&self, out: &mut String, name: &str) {
+        let _ = writeln!(
+            out,
+            "  {:<8} {:>12} {:>14} {:>11.1} {:>10.1}",
+            name,
+            self.calls,
+            self.packets,
+            self.clocks_per_packet(),
+            self.packets_per_call()
+        );
     }
 
     fn since(&self, earlier: &StageTotals) -> StageTotals {

@@ -2,6 +2,7 @@
 //! where each worker's cycles go (VPP's `show runtime`).
 
 use crate::engine::socket::ListenerInfo;
+use crate::stats::runtime::StageTotals;
 use crate::stats::{RuntimeSnapshot, Stage};
 use std::fmt::Write as _;
 
@@ -18,21 +19,12 @@ pub fn format_runtime(workers: &[RuntimeSnapshot], label: &str) -> String {
             r.capacity_pps() / 1e6,
             r.clocks_per_rx_packet()
         );
-        let _ = writeln!(out, "  {:<8} {:>12} {:>14} {:>11} {:>10}", "stage", "calls", "packets", "clocks/pkt", "pkts/call");
+        StageTotals::write_header(&mut out);
         for &s in Stage::ALL {
             let t = r.stage(s);
-            if t.calls == 0 {
-                continue;
+            if t.calls > 0 {
+                t.write_row(&mut out, s.name());
             }
-            let _ = writeln!(
-                out,
-                "  {:<8} {:>12} {:>14} {:>11.1} {:>10.1}",
-                s.name(),
-                t.calls,
-                t.packets,
-                t.clocks_per_packet(),
-                t.packets_per_call()
-            );
         }
     }
     out
