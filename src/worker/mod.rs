@@ -87,7 +87,7 @@ impl Worker {
         let runtime = self.runtime.clone();
         while !self.stop.load(Ordering::Relaxed) {
             let start = tsc();
-            let mut clock = TscClock { runtime: &runtime, last: start };
+            let mut clock = TscClock::new(&runtime, start);
             let mut busy = false;
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 last_housekeeping = Instant::now();
@@ -204,10 +204,19 @@ fn rx_meta(m: &dpdk::Mbuf) -> RxMeta {
 }
 
 /// Counts each stage's cycles: one TSC read at the end of every stage.
-struct TscClock<'r> {
+/// The worker's stage clock: each stage's cycles since the previous mark,
+/// read from the TSC once per stage of a burst, into its [`Runtime`].
+pub struct TscClock<'r> {
     runtime: &'r Runtime,
     /// The TSC at the end of the previous stage.
     last: u64,
+}
+
+impl<'r> TscClock<'r> {
+    /// A clock whose first stage starts at `start` (a TSC reading).
+    pub fn new(runtime: &'r Runtime, start: u64) -> TscClock<'r> {
+        TscClock { runtime, last: start }
+    }
 }
 
 impl StageClock for TscClock<'_> {
