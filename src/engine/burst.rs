@@ -98,7 +98,7 @@ fn receive_chunk(
     for (seg, f) in segs.iter().zip(found) {
         let taken = tcp.deliver(now, seg, f, &mut host.tx_context(), tx);
         if taken == Taken::NoSocket {
-            host.no_socket(seg, tx);
+            host.no_socket(now, seg, tx);
         }
     }
     clock.mark(Stage::Tcp, segs.len());

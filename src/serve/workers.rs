@@ -57,11 +57,11 @@ impl WorkerParts<'_> {
     fn worker(&self, w: u16) -> Result<Worker, ServeError> {
         let (cfg, control) = (self.cfg, self.control);
         let counters = self.counters[w as usize].clone();
-        let host = Host::new(HostConfig { mac: self.mac, addrs: cfg.addrs.clone() }, counters.clone());
         // UTC at the engine's time zero (the workers' epoch), for the IP
         // timestamp option's time of day.
         let utc_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let utc_ms_at_zero = (utc_now.as_millis() as u64).saturating_sub(self.epoch.elapsed().as_millis() as u64);
+        let host = Host::new(HostConfig { mac: self.mac, addrs: cfg.addrs.clone(), utc_ms_at_zero }, counters.clone());
         let tcp_cfg = TcpConfig {
             mac: self.mac,
             utc_ms_at_zero,

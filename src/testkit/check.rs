@@ -16,7 +16,8 @@ use std::net::SocketAddrV4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
     Arp { eth_dst: EthernetAddress, arp: ArpRepr },
-    Ipv4 { eth_dst: EthernetAddress, ip: Ipv4Repr, l4: Vec<u8> },
+    /// `options`: the IP header's options (echoed ones; empty mostly).
+    Ipv4 { eth_dst: EthernetAddress, ip: Ipv4Repr, options: Vec<u8>, l4: Vec<u8> },
 }
 
 /// Why a frame we sent is not one a peer would accept.
@@ -60,7 +61,8 @@ pub fn check_sent(frame: &[u8]) -> Result<Sent, BadFrame> {
         }
         EtherType::Ipv4 => {
             let ip = Ipv4Packet::new_checked(eth.payload()).map_err(BadFrame::Ipv4)?;
-            if ip.has_options() {
+            // Options only as an echo makes them: well formed.
+            if ip.has_options() && crate::wire::ipv4_options::compile(ip.options(), |_| false, false).is_err() {
                 return Err(BadFrame::Ipv4Options);
             }
             if eth.payload().len() != usize::from(ip.total_len()) {
@@ -95,7 +97,7 @@ pub fn check_sent(frame: &[u8]) -> Result<Sent, BadFrame> {
                 }
                 other => return Err(BadFrame::Protocol(other)),
             }
-            Ok(Sent::Ipv4 { eth_dst, ip: Ipv4Repr::parse(&ip), l4: l4.to_vec() })
+            Ok(Sent::Ipv4 { eth_dst, ip: Ipv4Repr::parse(&ip), options: ip.options().to_vec(), l4: l4.to_vec() })
         }
         other => Err(BadFrame::Ethertype(other)),
     }

@@ -109,7 +109,7 @@ impl Rig {
 
     fn worker(&self, w: u16) -> RigWorker {
         let counters = Arc::new(Counters::new());
-        let host = Host::new(HostConfig { mac: OUR_MAC, addrs: self.cfg.addrs.clone() }, counters.clone());
+        let host = Host::new(HostConfig { mac: OUR_MAC, addrs: self.cfg.addrs.clone(), utc_ms_at_zero: 0 }, counters.clone());
         let engine = TcpEngine::new((self.cfg.tcp)(w), self.stack.clone(), self.cfg.secrets.clone(), self.now);
         RigWorker { host, engine, counters }
     }

@@ -344,6 +344,20 @@ impl OptionsEcho {
     }
 }
 
+/// What a reply to `ip` (a datagram for us) echoes of its options, with
+/// `time` as the receive time (ms since midnight UTC); `None` when it has
+/// none to echo or they do not check (Linux's `ip_options_echo` of a
+/// received datagram; a prespecified timestamp slot is ours when it names
+/// the datagram's destination).
+pub fn reply_echo(ip: &ipv4::Ipv4Packet<&[u8]>, time: u32) -> Option<OptionsEcho> {
+    if !ip.has_options() {
+        return None;
+    }
+    let (opts, ours) = (ip.options(), ip.dst_addr().octets());
+    let o = compile(opts, |a| a == ours, false).ok()?;
+    OptionsEcho::of_received(opts, &o, ours, time, |a| a == ours)
+}
+
 /// Put an options block of `opts_len` bytes, written by `write`, into the
 /// IPv4 frame `frame[..len]` whose IP header (20 bytes, no options) starts
 /// at `l2`: the rest moves up, the header length, total length and header

@@ -777,6 +777,21 @@ def icmp_echo_request(t):
 
 
 @case()
+def icmp_echo_record_route(t):
+    # ping -R: the reply carries the record route back (icmp_reply's echo).
+    p = icmp_echo()
+    p[IP].options = [IPOption(b"\x07\x0b\x04" + bytes(8) + b"\x00")]
+    t.send(p)
+
+
+@case()
+def closed_syn_record_route(t):
+    # The RST echoes the record route too (ip_send_unicast_reply).
+    t.send(tcp(40108, "S", 1000, opts=linux_opts(), dport=CLOSED_PORT,
+               ip={"options": [IPOption(b"\x07\x0b\x04" + bytes(8) + b"\x00")]}))
+
+
+@case()
 def icmp_echo_bad_checksum(t):
     t.send(icmp_echo(chksum=0x1234))
 

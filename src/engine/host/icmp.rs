@@ -4,7 +4,8 @@
 
 use super::{write_eth, Host, DEFAULT_TTL, ICMP_ERROR_MAX};
 use crate::engine::time::Instant;
-use crate::engine::tx::{TxFrame, TxSink};
+use crate::engine::tx::{TxFrame, TxSink, WithIpOptions};
+use crate::wire::ipv4_options;
 use crate::stats::Counter;
 use crate::wire::ethernet::{self, EtherType, EthernetFrame};
 use crate::wire::icmp::{self, Icmpv4Packet, Icmpv4Type};
@@ -20,7 +21,17 @@ pub(super) fn tos_of(ip: &Ipv4Packet<&[u8]>) -> u8 {
 }
 
 impl Host {
-    pub(super) fn icmp(&mut self, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, tx: &mut impl TxSink) {
+    /// `icmp_rcv`: echo requests answered (`icmp_echo`), with the request's
+    /// IP options echoed as `icmp_reply` does.
+    pub(super) fn icmp(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, tx: &mut impl TxSink) {
+        let time = self.cfg.utc_ms_since_midnight(now);
+        match ipv4_options::reply_echo(ip, time) {
+            Some(echo) => self.icmp_echo(eth, ip, &mut WithIpOptions::new(tx, &echo, ip.dst_addr().octets(), time)),
+            None => self.icmp_echo(eth, ip, tx),
+        }
+    }
+
+    fn icmp_echo(&mut self, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, tx: &mut impl TxSink) {
         let c = &*self.counters;
         c.inc(Counter::IcmpInMsgs);
         let Ok(icmp) = Icmpv4Packet::new_checked(ip.payload()) else {
@@ -113,6 +124,27 @@ impl Host {
         word: [u8; 4],
         tx: &mut impl TxSink,
     ) {
+        let time = self.cfg.utc_ms_since_midnight(now);
+        match ipv4_options::reply_echo(ip, time) {
+            Some(echo) => {
+                let opts = echo.len();
+                self.icmp_error_to(now, eth, ip, (msg_type, code, word), opts, &mut WithIpOptions::new(tx, &echo, ip.dst_addr().octets(), time))
+            }
+            None => self.icmp_error_to(now, eth, ip, (msg_type, code, word), 0, tx),
+        }
+    }
+
+    /// The error itself; `opts` bytes of echoed IP options come off the
+    /// quote so the whole stays within 576 bytes (`icmp_send`'s room).
+    fn icmp_error_to(
+        &mut self,
+        now: Instant,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        (msg_type, code, word): (Icmpv4Type, u8, [u8; 4]),
+        opts: usize,
+        tx: &mut impl TxSink,
+    ) {
         let c = &*self.counters;
         let peer = ip.src_addr();
         if !self.icmp_limit.allow(now, peer) {
@@ -120,7 +152,7 @@ impl Host {
             return;
         }
         let original = &eth.payload()[..usize::from(ip.total_len())];
-        let quote_len = original.len().min(ICMP_ERROR_MAX - ipv4::HEADER_LEN - icmp::HEADER_LEN);
+        let quote_len = original.len().min(ICMP_ERROR_MAX - ipv4::HEADER_LEN - opts - icmp::HEADER_LEN);
         let icmp_len = icmp::HEADER_LEN + quote_len;
         let ip_len = ipv4::HEADER_LEN + icmp_len;
         let (mac, peer_mac) = (self.cfg.mac, eth.src_addr());

@@ -69,6 +69,16 @@ pub struct RxMeta {
 pub struct HostConfig {
     pub mac: EthernetAddress,
     pub addrs: Vec<Ipv4Addr>,
+    /// UTC in milliseconds at engine time zero (the IP timestamp option
+    /// carries the time of day; the engine reads no clock).
+    pub utc_ms_at_zero: u64,
+}
+
+impl HostConfig {
+    /// Milliseconds since midnight UTC at `now` (RFC 791's timestamp).
+    pub fn utc_ms_since_midnight(&self, now: Instant) -> u32 {
+        ((self.utc_ms_at_zero + now.as_millis()) % 86_400_000) as u32
+    }
 }
 
 /// A TCP segment addressed to us, with its IPv4 context, as the host hands
@@ -152,7 +162,7 @@ impl Host {
         let Some(input) = self.parse(now, frame, meta, tx) else { return };
         let mut host = HostTx { mac: self.cfg.mac, counters: &self.counters, neighbors: &mut self.neighbors };
         if tcp.segment(now, &input, &mut host, tx) == Taken::NoSocket {
-            self.no_socket(&input, tx);
+            self.no_socket(now, &input, tx);
         }
         tcp.flush(&self.counters, tx);
     }
@@ -186,13 +196,13 @@ impl Host {
     }
 
     /// A TCP segment no socket took: Linux's closed port (`tcp_v4_send_reset`).
-    pub fn no_socket(&self, input: &TcpInput<'_>, tx: &mut impl TxSink) {
+    pub fn no_socket(&self, now: Instant, input: &TcpInput<'_>, tx: &mut impl TxSink) {
         let c = &*self.counters;
         let flags = input.seg.flags();
         if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
             c.inc(Counter::TcpSynNoListener);
         }
-        send_reset(input, self.cfg.mac, c, tx);
+        send_reset(input, self.cfg.mac, self.cfg.utc_ms_since_midnight(now), c, tx);
     }
 
     /// `ip_rcv` and the protocol demux.
@@ -232,7 +242,7 @@ impl Host {
             return None;
         }
         match ip.protocol() {
-            IpProtocol::Icmp => self.icmp(&eth, &ip, tx),
+            IpProtocol::Icmp => self.icmp(now, &eth, &ip, tx),
             IpProtocol::Udp => self.udp(now, &eth, &ip, meta, tx),
             IpProtocol::Tcp => return self.tcp(&eth, ip, meta),
             IpProtocol::Unknown(_) => {

@@ -2,7 +2,8 @@
 
 use super::icmp::tos_of;
 use super::{write_eth, TcpInput, DEFAULT_TTL};
-use crate::engine::tx::{TxFrame, TxSink};
+use crate::engine::tx::{TxFrame, TxSink, WithIpOptions};
+use crate::wire::ipv4_options;
 use crate::stats::{Counter, Counters};
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
@@ -11,8 +12,17 @@ use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
 /// Answer a segment nobody takes, exactly as Linux's tcp_v4_send_reset:
 /// never to an RST; if it carried ACK, RST with seq = its ack; otherwise
 /// RST|ACK with seq 0 and ack = seq + SYN + FIN + payload. Window 0, no
-/// options, TOS reflected, TTL 64, DF, IP ident 0.
-pub fn send_reset(input: &TcpInput<'_>, mac: EthernetAddress, c: &Counters, tx: &mut impl TxSink) {
+/// options, TOS reflected, TTL 64, DF, IP ident 0; the segment's IP
+/// options echoed (`ip_send_unicast_reply`), stamped with `time` (ms since
+/// midnight UTC) where they ask for it.
+pub fn send_reset(input: &TcpInput<'_>, mac: EthernetAddress, time: u32, c: &Counters, tx: &mut impl TxSink) {
+    match ipv4_options::reply_echo(&input.ip, time) {
+        Some(echo) => reset(input, mac, c, &mut WithIpOptions::new(tx, &echo, input.ip.dst_addr().octets(), time)),
+        None => reset(input, mac, c, tx),
+    }
+}
+
+fn reset(input: &TcpInput<'_>, mac: EthernetAddress, c: &Counters, tx: &mut impl TxSink) {
     let seg = &input.seg;
     let flags = seg.flags();
     if flags.contains(TcpFlags::RST) {

@@ -28,7 +28,7 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let cfg = HostConfig { mac: OUR_MAC, addrs: vec![OUR_IP, OUR_IP2] };
+        let cfg = HostConfig { mac: OUR_MAC, addrs: vec![OUR_IP, OUR_IP2], utc_ms_at_zero: 0 };
         Rig { host: Host::new(cfg, Arc::new(Counters::new())), tx: VecSink::default(), now: Instant::from_secs(1000) }
     }
 
@@ -71,7 +71,7 @@ fn one(mut sent: Vec<Sent>) -> Sent {
 /// The single IPv4 frame sent: (Ethernet destination, IP header, L4 bytes).
 fn one_ipv4(sent: Vec<Sent>) -> (EthernetAddress, Ipv4Repr, Vec<u8>) {
     match one(sent) {
-        Sent::Ipv4 { eth_dst, ip, l4 } => (eth_dst, ip, l4),
+        Sent::Ipv4 { eth_dst, ip, l4, .. } => (eth_dst, ip, l4),
         other => panic!("expected IPv4, got {other:?}"),
     }
 }
@@ -426,6 +426,29 @@ fn ip_options_compile_lets_well_formed_options_through() {
         assert_eq!((tcp.flags, tcp.ack_number), (TcpFlags::RST | TcpFlags::ACK, 1001), "{options:?}");
     }
     assert_eq!(rig.count(Counter::IpInHdrErrors), 0);
+}
+
+/// `ip_send_unicast_reply` and `icmp_reply` echo the datagram's record
+/// route: our address in its one free slot on input, the reply's full.
+#[test]
+fn resets_and_echo_replies_carry_the_record_route_back() {
+    let mut rig = Rig::new();
+    let o = OUR_IP.octets();
+    let echoed = vec![7, 7, 8, o[0], o[1], o[2], o[3], 0];
+    match one(rig.rx(&syn_with_ip_options(&[7, 7, 4, 0, 0, 0, 0, 1]))) {
+        Sent::Ipv4 { options, .. } => assert_eq!(options, echoed),
+        other => panic!("{other:?}"),
+    }
+    let ping = ping_frame(7, 1, b"rr");
+    let ip = Ipv4Packet::new_unchecked(&ping[L3..]);
+    let echo_request = frame_with_ip_options(IpProtocol::Icmp, &[7, 7, 4, 0, 0, 0, 0, 1], ip.payload());
+    match one(rig.rx(&echo_request)) {
+        Sent::Ipv4 { options, l4, .. } => {
+            assert_eq!(options, echoed);
+            assert_eq!(Icmpv4Packet::new_unchecked(&l4[..]).msg_type(), Icmpv4Type::EchoReply);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// ip_rcv_options: a source route is dropped while accept_source_route is 0.

@@ -12,7 +12,8 @@ use crate::engine::tcb::seq::{after, before, between};
 use crate::engine::tcb::Events;
 use crate::engine::time::Instant;
 use crate::engine::timer_wheel::TimerId;
-use crate::engine::tx::TxSink;
+use crate::engine::tx::{TxSink, WithIpOptions};
+use crate::wire::ipv4_options;
 use crate::stats::{Counter, Counters};
 use crate::wire::ethernet::EthernetAddress;
 use crate::wire::tcp::TcpFlags;
@@ -53,8 +54,10 @@ fn in_window(seq: u32, end_seq: u32, s_win: u32, e_win: u32) -> bool {
     seq == e_win && seq == end_seq
 }
 
-/// `tcp_v4_reqsk_send_ack`: an ACK from a request sock (out-of-window segment).
-fn send_req_ack(cfg: &TcpConfig, req: &RequestSock, now: Instant, key: FlowKey, route: Route, c: &Counters, tx: &mut impl TxSink) {
+/// `tcp_v4_reqsk_send_ack`: an ACK from a request sock (out-of-window
+/// segment), echoing the segment's IP options as `ip_send_unicast_reply` does.
+fn send_req_ack(cfg: &TcpConfig, req: &RequestSock, rx: &Rx<'_, '_>, c: &Counters, tx: &mut impl TxSink) {
+    let Rx { now, key, route, input, .. } = *rx;
     let wscale = if req.snd_wscale().is_some() { req.rcv_wscale } else { 0 };
     let mut seg = OutSegment::bare(
         req.snt_isn.wrapping_add(1),
@@ -63,7 +66,11 @@ fn send_req_ack(cfg: &TcpConfig, req: &RequestSock, now: Instant, key: FlowKey, 
         (u32::from(cfg.synack_window(req.has(opt::TSTAMP))) >> wscale) as u16,
     );
     seg.timestamps = req.timestamps(now);
-    send_counted(tx, route, key, &seg, c);
+    let time = cfg.utc_ms_since_midnight(now);
+    match ipv4_options::reply_echo(&input.ip, time) {
+        Some(echo) => send_counted(&mut WithIpOptions::new(tx, &echo, input.ip.dst_addr().octets(), time), route, key, &seg, c),
+        None => send_counted(tx, route, key, &seg, c),
+    }
 }
 
 /// `tcp_check_req` up to the handshake's completion: everything decided by
@@ -103,7 +110,7 @@ fn check_req_segment(
     // the listener, whose LISTEN state answers an ACK with a reset).
     if flags.contains(TcpFlags::ACK) && seg.ack_number() != req.snt_isn.wrapping_add(1) {
         c.inc(Counter::TcpAckNoMatch);
-        send_reset(input, route.our_mac, c, tx);
+        send_reset(input, route.our_mac, cfg.utc_ms_since_midnight(now), c, tx);
         return ReqVerdict::Done;
     }
     let end_seq = seq.wrapping_add(seg.seq_len() as u32);
@@ -118,7 +125,7 @@ fn check_req_segment(
         // likely part of an ACK loop": only bare ACKs and SYNs are limited.
         let data_no_syn = end_seq != seq && !flags.contains(TcpFlags::SYN);
         if !flags.contains(TcpFlags::RST) && (data_no_syn || req.oow_allowed(now)) {
-            send_req_ack(cfg, req, now, key, route, c, tx);
+            send_req_ack(cfg, req, rx, c, tx);
         }
         return ReqVerdict::Done;
     }
@@ -128,7 +135,7 @@ fn check_req_segment(
     if flags.contains(TcpFlags::RST) && seq != rcv_nxt {
         if req.oow_allowed(now) {
             c.inc(Counter::TcpChallengeAck);
-            send_req_ack(cfg, req, now, key, route, c, tx);
+            send_req_ack(cfg, req, rx, c, tx);
         } else {
             c.inc(Counter::TcpAckSkippedChallenge);
         }
@@ -163,7 +170,7 @@ impl TcpEngine {
             ReqVerdict::EmbryonicReset => {
                 c.inc(Counter::TcpAttemptFails);
                 if !rx.input.seg.flags().contains(TcpFlags::RST) {
-                    send_reset(rx.input, rx.route.our_mac, c, tx);
+                    send_reset(rx.input, rx.route.our_mac, self.cfg.utc_ms_since_midnight(rx.now), c, tx);
                 }
                 if self.drop_request(&rx.key) {
                     c.inc(Counter::EmbryonicRsts);
@@ -178,12 +185,13 @@ impl TcpEngine {
     /// `tcp_abort_on_overflow` is 0 (the client will retransmit).
     fn complete_request(&mut self, rx: &Rx<'_, '_>, ts_recent: Option<u32>, c: &Counters, tx: &mut impl TxSink) {
         let Rx { now, key, hash, input, route } = *rx;
+        let utc_ms = self.cfg.utc_ms_since_midnight(now);
         let Some(mut req) = self.reqs.remove(&key) else { return };
         if req.listener.is_closed() {
             match self.migrate(&req.listener, &key, c) {
                 Some(to) => req.migrate_to(to),
                 None => {
-                    send_reset(input, route.our_mac, c, tx);
+                    send_reset(input, route.our_mac, utc_ms, c, tx);
                     self.forget_ip_echo(&key, &req);
                     self.release_request(req);
                     return;
@@ -203,12 +211,12 @@ impl TcpEngine {
                 }
             }
             Err(ChildError::Limit) => {
-                send_reset(input, route.our_mac, c, tx);
+                send_reset(input, route.our_mac, utc_ms, c, tx);
                 self.release_request(req);
             }
             // listen_overflow
             Err(ChildError::AcceptQueueFull) if self.sysctls.tcp_abort_on_overflow => {
-                send_reset(input, route.our_mac, c, tx);
+                send_reset(input, route.our_mac, utc_ms, c, tx);
                 self.release_request(req);
                 c.inc(Counter::EmbryonicRsts);
             }

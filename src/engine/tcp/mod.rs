@@ -47,10 +47,9 @@ use crate::engine::socket::{ControlCmd, Stack};
 use crate::engine::sysctl::Sysctls;
 use crate::engine::time::{Duration, Instant};
 use crate::engine::timer_wheel::TimerWheel;
-use crate::engine::tx::{TxFrame, TxOffload, TxSink};
+use crate::engine::tx::{TxSink, WithIpOptions};
 use crate::stats::{Counter, Counters, Metric};
-use crate::wire::ethernet::{self, EthernetAddress};
-use crate::wire::ipv4_options::{self, OptionsEcho};
+use crate::wire::ethernet::EthernetAddress;
 use crate::wire::tcp::TcpFlags;
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use output::Route;
@@ -134,34 +133,6 @@ impl TcpConfig {
     }
 }
 
-/// A sink that puts an IPv4 options block into every frame built through it.
-struct WithIpOptions<'a, S> {
-    inner: &'a mut S,
-    echo: &'a OptionsEcho,
-    ours: [u8; 4],
-    time: u32,
-}
-
-impl<S: TxSink> TxSink for WithIpOptions<'_, S> {
-    fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
-        let n = self.echo.len();
-        let (echo, ours, time) = (self.echo, self.ours, self.time);
-        self.inner.emit(max_len + n, |buf| {
-            let f = build(&mut buf[..max_len]);
-            let offload = f.offload != TxOffload::None;
-            let len = ipv4_options::insert_into_frame(buf, f.len, ethernet::HEADER_LEN, n, |o| echo.write(o, ours, time), !offload);
-            let offload = match f.offload {
-                TxOffload::Ipv4Tcp { l2_len, l3_len } => TxOffload::Ipv4Tcp { l2_len, l3_len: l3_len + n as u8 },
-                other => other,
-            };
-            TxFrame { len, offload }
-        })
-    }
-
-    fn csum_offload(&self) -> bool {
-        self.inner.csum_offload()
-    }
-}
 
 /// A latency measurement the worker completes: `start` is engine time; the
 /// worker stamps the end when the answer reaches the NIC.
@@ -400,7 +371,7 @@ impl TcpEngine {
         let Some((echo, at)) = self.synacks.ip_echo_for(p) else { return self.templates.send(&self.cfg, p, tx) };
         let (ours, time) = (p.key.local.to_be_bytes(), self.cfg.utc_ms_since_midnight(at));
         // The general builder (the templates' bytes exactly), then the options.
-        synack::send_general(&self.cfg, p, &mut WithIpOptions { inner: tx, echo: &echo, ours, time })
+        synack::send_general(&self.cfg, p, &mut WithIpOptions::new(tx, &echo, ours, time))
     }
 
     /// No SYN-ACK IP options are kept (for tests of their lifetime).
