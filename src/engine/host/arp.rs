@@ -8,6 +8,8 @@ use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::ethernet::{self, EtherType, EthernetFrame};
 
 impl Host {
+    // Off the TCP receive path's inlined code (the SYN path stays small).
+    #[inline(never)]
     pub(super) fn arp(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, tx: &mut impl TxSink) {
         let c = &*self.counters;
         let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {

@@ -23,7 +23,18 @@ pub(super) fn tos_of(ip: &Ipv4Packet<&[u8]>) -> u8 {
 impl Host {
     /// `icmp_rcv`: echo requests answered (`icmp_echo`), with the request's
     /// IP options echoed as `icmp_reply` does.
+    // Off the TCP receive path's inlined code (the SYN path stays small).
+    #[inline(never)]
     pub(super) fn icmp(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, tx: &mut impl TxSink) {
+        if ip.has_options() {
+            return self.icmp_with_options(now, eth, ip, tx);
+        }
+        self.icmp_echo(eth, ip, tx)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn icmp_with_options(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, tx: &mut impl TxSink) {
         let time = self.cfg.utc_ms_since_midnight(now);
         match ipv4_options::reply_echo(ip, time) {
             Some(echo) => self.icmp_echo(eth, ip, &mut WithIpOptions::new(tx, &echo, ip.dst_addr().octets(), time)),
@@ -90,6 +101,8 @@ impl Host {
     }
 
     /// ICMP destination unreachable quoting the offending datagram, rate limited.
+    // Off the TCP receive path's inlined code (the SYN path stays small).
+    #[inline(never)]
     pub(super) fn icmp_unreachable(
         &mut self,
         now: Instant,
@@ -122,6 +135,22 @@ impl Host {
         msg_type: Icmpv4Type,
         code: u8,
         word: [u8; 4],
+        tx: &mut impl TxSink,
+    ) {
+        if !ip.has_options() {
+            return self.icmp_error_to(now, eth, ip, (msg_type, code, word), 0, tx);
+        }
+        self.icmp_error_with_options(now, eth, ip, (msg_type, code, word), tx)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn icmp_error_with_options(
+        &mut self,
+        now: Instant,
+        eth: &EthernetFrame<&[u8]>,
+        ip: &Ipv4Packet<&[u8]>,
+        (msg_type, code, word): (Icmpv4Type, u8, [u8; 4]),
         tx: &mut impl TxSink,
     ) {
         let time = self.cfg.utc_ms_since_midnight(now);

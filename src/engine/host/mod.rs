@@ -259,6 +259,8 @@ impl Host {
     /// `accept_source_route` is 0 (Linux's default, and ours: there is no
     /// forwarding here). Record route, timestamp, router alert and the
     /// rest go on to delivery. True when the datagram goes on.
+    // Off the TCP receive path's inlined code (the SYN path stays small).
+    #[inline(never)]
     fn ip_options(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, tx: &mut impl TxSink) -> bool {
         let addrs = &self.cfg.addrs;
         match ipv4_options::compile(ip.options(), |a| addrs.contains(&Ipv4Addr::from(a)), false) {
@@ -275,6 +277,8 @@ impl Host {
         }
     }
 
+    // Off the TCP receive path's inlined code (the SYN path stays small).
+    #[inline(never)]
     fn udp(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv4Packet<&[u8]>, meta: RxMeta, tx: &mut impl TxSink) {
         let c = &*self.counters;
         // __udp4_lib_rcv: every drop counts InErrors, a bad checksum InCsumErrors too.

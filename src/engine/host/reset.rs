@@ -16,6 +16,15 @@ use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
 /// options echoed (`ip_send_unicast_reply`), stamped with `time` (ms since
 /// midnight UTC) where they ask for it.
 pub fn send_reset(input: &TcpInput<'_>, mac: EthernetAddress, time: u32, c: &Counters, tx: &mut impl TxSink) {
+    if input.ip.has_options() {
+        return reset_with_options(input, mac, time, c, tx);
+    }
+    reset(input, mac, c, tx)
+}
+
+#[cold]
+#[inline(never)]
+fn reset_with_options(input: &TcpInput<'_>, mac: EthernetAddress, time: u32, c: &Counters, tx: &mut impl TxSink) {
     match ipv4_options::reply_echo(&input.ip, time) {
         Some(echo) => reset(input, mac, c, &mut WithIpOptions::new(tx, &echo, input.ip.dst_addr().octets(), time)),
         None => reset(input, mac, c, tx),

@@ -66,10 +66,19 @@ fn send_req_ack(cfg: &TcpConfig, req: &RequestSock, rx: &Rx<'_, '_>, c: &Counter
         (u32::from(cfg.synack_window(req.has(opt::TSTAMP))) >> wscale) as u16,
     );
     seg.timestamps = req.timestamps(now);
-    let time = cfg.utc_ms_since_midnight(now);
-    match ipv4_options::reply_echo(&input.ip, time) {
-        Some(echo) => send_counted(&mut WithIpOptions::new(tx, &echo, input.ip.dst_addr().octets(), time), route, key, &seg, c),
-        None => send_counted(tx, route, key, &seg, c),
+    if input.ip.has_options() {
+        return send_req_ack_with_options(cfg, rx, &seg, c, tx);
+    }
+    send_counted(tx, route, key, &seg, c);
+}
+
+#[cold]
+#[inline(never)]
+fn send_req_ack_with_options(cfg: &TcpConfig, rx: &Rx<'_, '_>, seg: &OutSegment, c: &Counters, tx: &mut impl TxSink) {
+    let time = cfg.utc_ms_since_midnight(rx.now);
+    match ipv4_options::reply_echo(&rx.input.ip, time) {
+        Some(echo) => send_counted(&mut WithIpOptions::new(tx, &echo, rx.input.ip.dst_addr().octets(), time), rx.route, rx.key, seg, c),
+        None => send_counted(tx, rx.route, rx.key, seg, c),
     }
 }
 
