@@ -1,6 +1,7 @@
 //! EAL and its memory: brought up after the control plane, torn down last.
 
 use super::{ServeConfig, ServeError};
+use crate::dpdk::runtime_dir::{RuntimeDir, RuntimeDirState};
 use crate::dpdk::{self, Eal, Mempool};
 use core_affinity::CoreId;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ impl Dpdk {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         // Plain words for a wrong --vdev, before EAL's "probe failed".
         dpdk::devargs::check_eal_args(&cfg.eal_args, cfg.workers).map_err(dpdk::DpdkError::from)?;
+        take_runtime_dir(&cfg.eal_args)?;
         let eal = Eal::init(&cfg.eal_args)?;
         println!("dlisten: {}", dpdk::version());
         let port_id = eal.choose_port(cfg.port)?;
@@ -43,4 +45,27 @@ impl Dpdk {
             None => self.cores.get(w as usize % self.cores.len().max(1)).copied(),
         }
     }
+}
+
+/// EAL's runtime directory for our `--file-prefix`: a live process's is
+/// refused in plain words (EAL would only say it cannot lock `config`), a
+/// dead one's files are removed and named. Anything unexpected is left to
+/// EAL, which says what it thinks.
+fn take_runtime_dir(eal_args: &[String]) -> Result<(), ServeError> {
+    let dir = RuntimeDir::for_eal_args(eal_args);
+    match dir.state() {
+        Ok(RuntimeDirState::Free) => {}
+        Ok(RuntimeDirState::InUse { pid }) => {
+            return Err(ServeError::RuntimeDirInUse { dir: dir.path, prefix: dir.prefix, pid });
+        }
+        Ok(RuntimeDirState::Stale) => match dir.remove_files() {
+            Ok(files) => println!(
+                "dlisten: removed stale DPDK runtime files in {dir} (no process holds them: left by one that is gone): {}",
+                files.join(" ")
+            ),
+            Err(e) => eprintln!("dlisten: cannot remove the stale DPDK runtime files in {dir}: {e}"),
+        },
+        Err(e) => eprintln!("dlisten: cannot look at the DPDK runtime directory {dir}: {e}"),
+    }
+    Ok(())
 }

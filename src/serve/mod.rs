@@ -47,6 +47,8 @@ pub enum ServeError {
     EventLog(PathBuf, std::io::Error),
     #[error("control socket {0}: {1}")]
     ControlSocket(PathBuf, std::io::Error),
+    #[error("EAL --file-prefix {prefix} is in use by process {pid} (its runtime directory {} is locked): stop it, or pass another --file-prefix", .dir.display())]
+    RuntimeDirInUse { dir: PathBuf, prefix: String, pid: i32 },
     #[error("--metrics {0}: {1}")]
     Metrics(SocketAddr, std::io::Error),
 }

@@ -96,9 +96,9 @@ impl Running {
         });
         // Both threads start here, on the main thread after EAL init: they
         // inherit its affinity (EAL's main lcore) rather than a worker's.
-        let control_socket = ControlServer::start(&cfg.control_socket, stats.clone())
-            .map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
-        let ControlPlane { stop, listening, event_log, metrics, .. } = control;
+        let ControlPlane { stop, listening, event_log, metrics, control_socket, .. } = control;
+        let control_socket =
+            control_socket.start(stats.clone()).map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
         let metrics = match (metrics, cfg.metrics) {
             (Some(listener), Some(addr)) => {
                 let server = listener.start(stats.clone(), health.clone()).map_err(|e| ServeError::Metrics(addr, e))?;
