@@ -2,11 +2,16 @@
 //! - after `kill -9`, a new `serve` with the same `--file-prefix` starts
 //!   without manual cleanup and names what it removed (the control socket
 //!   file, EAL's runtime files); a second serve while one runs is refused
-//!   before EAL, and the first keeps serving.
+//!   before EAL, and the first keeps serving;
+//! - the port's link going down (its interface set down under
+//!   net_af_packet) and up again: serve keeps running, says each change in
+//!   one line, counts it, and curl gets answers before and after.
 
 mod common;
 use common::*;
 use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -111,4 +116,152 @@ fn a_live_primary_of_the_same_prefix_is_named() {
     assert!(!Path::new(&other_socket).exists(), "the refused server leaves no socket file");
     curl_ok(&ns, &first);
     first.stop();
+}
+
+/// A veth pair: `server_if` in `server` (no address: dlisten owns it through
+/// net_af_packet), `client_if` in `client` with CLIENT_IP/24 and transmit
+/// checksum offload off (AF_PACKET would see partial checksums). The
+/// namespaces, and the veth with them, go on drop.
+struct VethPair {
+    client: Netns,
+    server: Netns,
+    server_if: String,
+}
+
+impl VethPair {
+    fn new(tag: &str) -> VethPair {
+        let client = Netns::new(&format!("{tag}c"));
+        let server = Netns::new(&format!("{tag}s"));
+        let client_if = unique("dkc");
+        let server_if = unique("dks");
+        run_ok(Command::new("ip").args([
+            "link", "add", &client_if, "netns", &client.name, "type", "veth", "peer", "name", &server_if, "netns",
+            &server.name,
+        ]));
+        client.ok(&["ip", "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &client_if]);
+        client.ok(&["ip", "link", "set", &client_if, "up"]);
+        client.ok(&["ethtool", "-K", &client_if, "tx", "off"]);
+        server.ok(&["ip", "link", "set", &server_if, "up"]);
+        VethPair { client, server, server_if }
+    }
+}
+
+/// `dlisten serve` on net_af_packet over the server end; killed on drop
+/// unless stopped.
+struct AfPacketServer {
+    captured: Captured,
+    stopped: bool,
+}
+
+impl AfPacketServer {
+    fn start(link: &VethPair, serve_args: &[&str]) -> AfPacketServer {
+        let prefix = unique("dlcrl");
+        let vdev = format!("net_af_packet0,iface={}", link.server_if);
+        let bin = dlisten_bin().display().to_string();
+        let mut argv = vec![bin.as_str(), "serve", "--addr", SERVER_IP, "--idle-sleep-us", "20"];
+        argv.extend_from_slice(serve_args);
+        argv.extend_from_slice(&[
+            "--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", &prefix, "--vdev", &vdev,
+            "--log-level", "lib.eal:error",
+        ]);
+        let mut captured = spawn_captured(link.server.cmd(&argv).env("RUST_BACKTRACE", "1"));
+        if captured.ready.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = captured.child.kill();
+            let _ = captured.child.wait();
+            panic!("dlisten on net_af_packet did not become ready in 30 s:\n{}", captured.output.lock().unwrap());
+        }
+        AfPacketServer { captured, stopped: false }
+    }
+
+    fn output(&self) -> String {
+        self.captured.output.lock().unwrap().clone()
+    }
+
+    /// Wait at most 5 s for a line containing `text`.
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.output().contains(text) {
+            assert!(Instant::now() < deadline, "no {text:?} within 5 s:\n{}", self.output());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.captured.child.try_wait(), Ok(None))
+    }
+
+    /// SIGINT, wait at most 15 s, return everything it printed.
+    fn stop(&mut self) -> String {
+        self.stopped = true;
+        let pid = self.captured.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.captured.child.try_wait() {
+                Ok(Some(status)) => {
+                    for r in self.captured.readers.drain(..) {
+                        let _ = r.join();
+                    }
+                    let out = self.output();
+                    assert!(status.success(), "dlisten exited with {status}:\n{out}");
+                    return out;
+                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    let _ = self.captured.child.kill();
+                    let _ = self.captured.child.wait();
+                    panic!("dlisten did not stop within 15 s of SIGINT:\n{}", self.output());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for AfPacketServer {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = self.captured.child.kill();
+            let _ = self.captured.child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_link_that_goes_down_and_up_keeps_serving() {
+    require_root();
+    let _serial = serial();
+    let link = VethPair::new("cl");
+    let listen = format!("{SERVER_IP}:80");
+    let mut server = AfPacketServer::start(&link, &["--listen", &listen, "--app", "http"]);
+    let url = format!("http://{SERVER_IP}/");
+    let curl = |max_time: &str| link.client.run(&["curl", "-sS", "--max-time", max_time, &url]);
+    let got = curl("5");
+    assert!(got.status.success(), "before: {}\n{}", String::from_utf8_lossy(&got.stderr), server.output());
+    assert_eq!(stdout(&got), "hello from dlisten\n");
+
+    link.server.ok(&["ip", "link", "set", &link.server_if, "down"]);
+    server.wait_for("link down");
+    assert!(!curl("1").status.success(), "an answer through a link that is down");
+    link.server.ok(&["ip", "link", "set", &link.server_if, "up"]);
+    server.wait_for("link up");
+    assert!(server.alive(), "dlisten died:\n{}", server.output());
+
+    // The veth's carrier and the client's neighbour entry take a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = curl("2");
+        if got.status.success() {
+            assert_eq!(stdout(&got), "hello from dlisten\n");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no answer after the link came back:\n{}", server.output());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let report = server.stop();
+    let lines = |what: &str| report.lines().filter(|l| l.starts_with(&format!("dlisten: port 0 link {what}"))).count();
+    assert_eq!((lines("down"), lines("up")), (1, 1), "{report}");
+    assert_eq!((counter(&report, "DlLinkDown"), counter(&report, "DlLinkUp")), (1, 1), "{report}");
+    assert!(counter(&report, "TcpPassiveOpens") >= 2, "{report}");
+    assert!(!report.contains("panicked"), "{report}");
 }

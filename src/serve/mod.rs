@@ -11,6 +11,7 @@
 mod config;
 mod control_plane;
 mod eal;
+mod link;
 mod listen;
 mod periodic;
 mod report;

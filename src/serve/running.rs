@@ -3,6 +3,7 @@
 
 use super::control_plane::ControlPlane;
 use super::eal::Dpdk;
+use super::link::LinkWatch;
 use super::listen::Listening;
 use super::periodic::{Periodic, TICK};
 use super::report::{Hgrms, Report};
@@ -45,6 +46,7 @@ pub(super) struct Running {
     event_log: Option<EventLog>,
     stop: Arc<AtomicBool>,
     periodic: Periodic,
+    link: LinkWatch,
     hgrm_dir: Option<PathBuf>,
 }
 
@@ -85,11 +87,14 @@ impl Running {
         }
         let app_threads = spawn_app_threads(cfg, &control, sockets, latency, epoch);
         let health = Health::new();
+        let main_counters = Arc::new(Counters::new());
+        let link = LinkWatch::new(dpdk.port_id, LinkWatch::read(&port).map(|l| l.up), main_counters.clone());
         let stats = Arc::new(ServeStats {
             started: epoch,
             counters,
             runtimes,
             stack: control.stack.clone(),
+            main: main_counters,
             hub,
             listener_labels: listener_labels(&control.stack),
             health: health.clone(),
@@ -122,14 +127,17 @@ impl Running {
             event_log,
             stop,
             periodic: Periodic::new(cfg),
+            link,
             hgrm_dir: cfg.hgrm_dir.clone(),
         })
     }
 
-    /// Until SIGINT or SIGTERM: rotate the SYN cookie key, print periodic stats.
+    /// Until SIGINT or SIGTERM: watch the link, rotate the SYN cookie key,
+    /// print periodic stats.
     pub fn run_until_stopped(&mut self) {
         while !self.stop.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
+            self.link.poll(&self.port);
             self.periodic.tick(&self.stats);
         }
     }
@@ -153,7 +161,7 @@ impl Running {
         drop(port);
         let per_worker = stats.counters.iter().map(|c| c.snapshot()).collect();
         let runtime = stats.runtimes.iter().map(|r| r.snapshot()).collect();
-        let control = stack.counters();
+        let control = stats.control_counters();
         let (latency_table, hgrms) = {
             let hub = stats.drained_hub();
             (hub.percentile_table(), hgrm_dir.as_deref().map(|dir| Hgrms::render(&hub, dir)))
