@@ -217,6 +217,10 @@ pub enum ServeArgsError {
     Merge { path: PathBuf, message: String },
     #[error("no address to own: pass --addr 198.18.0.1 (one or more) or put `addr = [\"198.18.0.1\"]` in the --config file")]
     NoAddress,
+    /// Most drivers fill the RX ring from the pool at start; a burst in
+    /// hand and a burst of answers need theirs too.
+    #[error("--mbufs {mbufs} is too few for --rx-desc {rx_desc}: the RX ring alone holds {rx_desc}; give at least {need}")]
+    TooFewMbufs { mbufs: u32, rx_desc: u16, need: u32 },
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -278,6 +282,10 @@ impl TryFrom<ServeFlags> for ServeConfig {
     fn try_from(a: ServeFlags) -> Result<ServeConfig, ServeArgsError> {
         if a.addrs.is_empty() {
             return Err(ServeArgsError::NoAddress);
+        }
+        let need = u32::from(a.rx_desc) + 2 * crate::dpdk::BURST as u32;
+        if a.mbufs < need {
+            return Err(ServeArgsError::TooFewMbufs { mbufs: a.mbufs, rx_desc: a.rx_desc, need });
         }
         let control_socket = a
             .control_socket
@@ -502,6 +510,9 @@ mod tests {
         assert_eq!(serve_error(&["--tfo-key", "nothex"]), ValueValidation);
         assert_eq!(serve_error(&["--workers", "0"]), ValueValidation);
         assert_eq!(serve_error(&["--listen", "198.18.0.1"]), ValueValidation);
+        let few = serve_try_config(&["--addr", "198.18.0.1", "--rx-desc", "512", "--mbufs", "575"]).unwrap_err().to_string();
+        assert_eq!(few, "--mbufs 575 is too few for --rx-desc 512: the RX ring alone holds 512; give at least 576");
+        assert!(serve_try_config(&["--addr", "198.18.0.1", "--rx-desc", "512", "--mbufs", "576"]).is_ok());
         let no_addr = serve_try_config(&["--listen", "198.18.0.1:80"]);
         assert!(matches!(no_addr, Err(ServeArgsError::NoAddress)), "--addr is required: {no_addr:?}");
     }

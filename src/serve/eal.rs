@@ -31,7 +31,8 @@ impl Dpdk {
         let socket = eal.socket_id();
         let pools = (0..cfg.workers)
             .map(|w| {
-                Mempool::new(&eal, &format!("dl_rx{port_id}_{w}"), cfg.mbufs_per_worker, 256, dpdk::DEFAULT_DATA_ROOM, socket)
+                let n = cfg.mbufs_per_worker;
+                Mempool::new(&eal, &format!("dl_rx{port_id}_{w}"), n, cache_size(n), dpdk::DEFAULT_DATA_ROOM, socket)
                     .map(Arc::new)
             })
             .collect::<Result<_, _>>()?;
@@ -45,6 +46,12 @@ impl Dpdk {
             None => self.cores.get(w as usize % self.cores.len().max(1)).copied(),
         }
     }
+}
+
+/// The per-lcore mempool cache: 256, or less for a small pool, which DPDK
+/// refuses a cache above two thirds of (`cache_size * 1.5 <= n`).
+fn cache_size(n_mbufs: u32) -> u32 {
+    256.min(n_mbufs * 2 / 3)
 }
 
 /// EAL's runtime directory for our `--file-prefix`: a live process's is
@@ -68,4 +75,18 @@ fn take_runtime_dir(eal_args: &[String]) -> Result<(), ServeError> {
         Err(e) => eprintln!("dlisten: cannot look at the DPDK runtime directory {dir}: {e}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_fits_the_pool() {
+        assert_eq!(cache_size(8191), 256);
+        assert_eq!(cache_size(384), 256);
+        assert_eq!(cache_size(300), 200);
+        assert!(cache_size(100) * 3 / 2 <= 100);
+        assert_eq!(cache_size(1), 0);
+    }
 }
