@@ -5,7 +5,9 @@
 //!   before EAL, and the first keeps serving;
 //! - the port's link going down (its interface set down under
 //!   net_af_packet) and up again: serve keeps running, says each change in
-//!   one line, counts it, and curl gets answers before and after.
+//!   one line, counts it, and curl gets answers before and after;
+//! - a mempool barely larger than the RX ring under a SYN flood: serve
+//!   keeps running, and curl is answered once the flood is over.
 
 mod common;
 use common::*;
@@ -264,4 +266,27 @@ fn a_link_that_goes_down_and_up_keeps_serving() {
     assert_eq!((counter(&report, "DlLinkDown"), counter(&report, "DlLinkUp")), (1, 1), "{report}");
     assert!(counter(&report, "TcpPassiveOpens") >= 2, "{report}");
     assert!(!report.contains("panicked"), "{report}");
+}
+
+#[test]
+fn a_tiny_mempool_under_a_syn_flood_keeps_serving() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("tiny");
+    let listen = format!("{SERVER_IP}:80");
+    // 64 RX descriptors and 128 mbufs: the ring holds half the pool.
+    let args = ["--listen", listen.as_str(), "--app", "http", "--rx-desc", "64", "--tx-desc", "64", "--mbufs", "128"];
+    let mut server = Server::start(&ns, ServerOpts { queues: 1, serve_args: &args });
+    curl_ok(&ns, &server);
+    // Bounded in time: hping3 as fast as it sends, for 2 s.
+    ns.run(&["timeout", "2", "hping3", "-q", "-S", "-p", "80", "-a", "198.18.0.3", "--flood", SERVER_IP]);
+    assert!(matches!(server.child.try_wait(), Ok(None)), "dlisten died under the flood:\n{}", server.output());
+    curl_ok(&ns, &server);
+    let report = server.stop();
+    assert!(!report.contains("panicked"), "{report}");
+    let port = report.lines().find(|l| l.starts_with("port 0 ipackets")).unwrap_or_else(|| panic!("{report}"));
+    let rx_nombuf: u64 = port.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{port}"));
+    // The pool ran dry, and it was counted: answers not built, or frames
+    // the port could not receive.
+    assert!(counter(&report, "DlTxNoMbuf") + rx_nombuf > 0, "{report}");
 }
