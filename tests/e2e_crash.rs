@@ -2,7 +2,8 @@
 //! - after `kill -9`, a new `serve` with the same `--file-prefix` starts
 //!   without manual cleanup and names what it removed (the control socket
 //!   file, EAL's runtime files); a second serve while one runs is refused
-//!   before EAL, and the first keeps serving;
+//!   before EAL, and the first keeps serving; the same over net_af_xdp,
+//!   whose XDP program the dead process left on the interface;
 //! - the port's link going down (its interface set down under
 //!   net_af_packet) and up again: serve keeps running, says each change in
 //!   one line, counts it, and curl gets answers before and after;
@@ -148,22 +149,25 @@ impl VethPair {
     }
 }
 
-/// `dlisten serve` on net_af_packet over the server end; killed on drop
-/// unless stopped.
-struct AfPacketServer {
+/// `dlisten serve` on a driver bound to the server end (net_af_packet0,
+/// net_af_xdp0); killed on drop unless stopped.
+struct VethServer {
     captured: Captured,
     stopped: bool,
 }
 
-impl AfPacketServer {
-    fn start(link: &VethPair, serve_args: &[&str]) -> AfPacketServer {
-        let prefix = unique("dlcrl");
-        let vdev = format!("net_af_packet0,iface={}", link.server_if);
+impl VethServer {
+    fn start(link: &VethPair, serve_args: &[&str]) -> VethServer {
+        VethServer::start_on(link, "net_af_packet0", &unique("dlcrl"), serve_args)
+    }
+
+    fn start_on(link: &VethPair, driver: &str, prefix: &str, serve_args: &[&str]) -> VethServer {
+        let vdev = format!("{driver},iface={}", link.server_if);
         let bin = dlisten_bin().display().to_string();
         let mut argv = vec![bin.as_str(), "serve", "--addr", SERVER_IP, "--idle-sleep-us", "20"];
         argv.extend_from_slice(serve_args);
         argv.extend_from_slice(&[
-            "--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", &prefix, "--vdev", &vdev,
+            "--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", prefix, "--vdev", &vdev,
             "--log-level", "lib.eal:error",
         ]);
         let mut captured = spawn_captured(link.server.cmd(&argv).env("RUST_BACKTRACE", "1"));
@@ -172,7 +176,7 @@ impl AfPacketServer {
             let _ = captured.child.wait();
             panic!("dlisten on net_af_packet did not become ready in 30 s:\n{}", captured.output.lock().unwrap());
         }
-        AfPacketServer { captured, stopped: false }
+        VethServer { captured, stopped: false }
     }
 
     fn output(&self) -> String {
@@ -186,6 +190,18 @@ impl AfPacketServer {
             assert!(Instant::now() < deadline, "no {text:?} within 5 s:\n{}", self.output());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGKILL; returns what it printed.
+    fn kill9(&mut self) -> String {
+        self.stopped = true;
+        let pid = self.captured.child.id().to_string();
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        let _ = self.captured.child.wait();
+        for r in self.captured.readers.drain(..) {
+            let _ = r.join();
+        }
+        self.output()
     }
 
     fn alive(&mut self) -> bool {
@@ -219,7 +235,7 @@ impl AfPacketServer {
     }
 }
 
-impl Drop for AfPacketServer {
+impl Drop for VethServer {
     fn drop(&mut self) {
         if !self.stopped {
             let _ = self.captured.child.kill();
@@ -234,7 +250,7 @@ fn a_link_that_goes_down_and_up_keeps_serving() {
     let _serial = serial();
     let link = VethPair::new("cl");
     let listen = format!("{SERVER_IP}:80");
-    let mut server = AfPacketServer::start(&link, &["--listen", &listen, "--app", "http"]);
+    let mut server = VethServer::start(&link, &["--listen", &listen, "--app", "http"]);
     let url = format!("http://{SERVER_IP}/");
     let curl = |max_time: &str| link.client.run(&["curl", "-sS", "--max-time", max_time, &url]);
     let got = curl("5");
@@ -289,4 +305,29 @@ fn a_tiny_mempool_under_a_syn_flood_keeps_serving() {
     // The pool ran dry, and it was counted: answers not built, or frames
     // the port could not receive.
     assert!(counter(&report, "DlTxNoMbuf") + rx_nombuf > 0, "{report}");
+}
+
+#[test]
+fn a_restart_after_kill_9_over_af_xdp() {
+    require_root();
+    let _serial = serial();
+    let link = VethPair::new("cx");
+    let prefix = unique("dlcrx");
+    let listen = format!("{SERVER_IP}:80");
+    let args = ["--listen", listen.as_str(), "--app", "http"];
+    let url = format!("http://{SERVER_IP}/");
+    let mut first = VethServer::start_on(&link, "net_af_xdp0", &prefix, &args);
+    let got = link.client.run(&["curl", "-sS", "--max-time", "5", &url]);
+    assert!(got.status.success(), "{}\n{}", String::from_utf8_lossy(&got.stderr), first.output());
+    first.kill9();
+    let ip_link = link.server.ok(&["ip", "link", "show", &link.server_if]);
+    assert!(stdout(&ip_link).contains("xdp"), "the dead process's XDP program stays: {}", stdout(&ip_link));
+
+    let mut second = VethServer::start_on(&link, "net_af_xdp0", &prefix, &args);
+    assert!(second.output().contains("dlisten: removed stale control socket "), "{}", second.output());
+    let got = link.client.run(&["curl", "-sS", "--max-time", "5", &url]);
+    assert!(got.status.success(), "after the restart: {}\n{}", String::from_utf8_lossy(&got.stderr), second.output());
+    assert_eq!(stdout(&got), "hello from dlisten\n");
+    let report = second.stop();
+    assert!(counter(&report, "TcpPassiveOpens") >= 1, "{report}");
 }
