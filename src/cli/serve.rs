@@ -221,6 +221,8 @@ pub enum ServeArgsError {
     /// hand and a burst of answers need theirs too.
     #[error("--mbufs {mbufs} is too few for --rx-desc {rx_desc}: the RX ring alone holds {rx_desc}; give at least {need}")]
     TooFewMbufs { mbufs: u32, rx_desc: u16, need: u32 },
+    #[error("--cores names {given} core(s) for --workers {workers}: one per worker")]
+    TooFewCores { given: usize, workers: u16 },
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -286,6 +288,11 @@ impl TryFrom<ServeFlags> for ServeConfig {
         let need = u32::from(a.rx_desc) + 2 * crate::dpdk::BURST as u32;
         if a.mbufs < need {
             return Err(ServeArgsError::TooFewMbufs { mbufs: a.mbufs, rx_desc: a.rx_desc, need });
+        }
+        if let Some(cores) = &a.cores {
+            if cores.len() < usize::from(a.workers) {
+                return Err(ServeArgsError::TooFewCores { given: cores.len(), workers: a.workers });
+            }
         }
         let control_socket = a
             .control_socket

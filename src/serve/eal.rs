@@ -22,6 +22,7 @@ impl Dpdk {
         // Before EAL init: EAL pins this thread to the main lcore, and the
         // core list is read from this thread's affinity mask.
         let cores = core_affinity::get_core_ids().unwrap_or_default();
+        check_cores(cfg.cores.as_deref(), &cores)?;
         // Plain words for a wrong --vdev, before EAL's "probe failed".
         dpdk::devargs::check_eal_args(&cfg.eal_args, cfg.workers).map_err(dpdk::DpdkError::from)?;
         take_runtime_dir(&cfg.eal_args)?;
@@ -45,6 +46,20 @@ impl Dpdk {
             Some(list) => list.get(w as usize).and_then(|c| self.cores.iter().find(|id| id.id == *c).copied()),
             None => self.cores.get(w as usize % self.cores.len().max(1)).copied(),
         }
+    }
+}
+
+/// Every `--cores` entry must be a core this process may run on (its
+/// affinity mask, as `taskset -p` shows it): a worker is never pinned to
+/// "any" core behind the operator's back. Unknown affinity: not checked.
+fn check_cores(wanted: Option<&[usize]>, allowed: &[CoreId]) -> Result<(), ServeError> {
+    let Some(wanted) = wanted else { return Ok(()) };
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    match wanted.iter().find(|c| !allowed.iter().any(|id| id.id == **c)) {
+        Some(&core) => Err(ServeError::NoSuchCore { core, allowed: allowed.iter().map(|c| c.id).collect() }),
+        None => Ok(()),
     }
 }
 
@@ -80,6 +95,16 @@ fn take_runtime_dir(eal_args: &[String]) -> Result<(), ServeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cores_outside_the_affinity_mask_are_refused() {
+        let allowed = [CoreId { id: 0 }, CoreId { id: 1 }];
+        assert!(check_cores(None, &allowed).is_ok());
+        assert!(check_cores(Some(&[1, 0]), &allowed).is_ok());
+        let e = check_cores(Some(&[1, 7]), &allowed).unwrap_err().to_string();
+        assert_eq!(e, "--cores: core 7 is not one this process may run on (its affinity: 0,1)");
+        assert!(check_cores(Some(&[7]), &[]).is_ok(), "unknown affinity: not checked");
+    }
 
     #[test]
     fn the_cache_fits_the_pool() {

@@ -50,6 +50,8 @@ pub enum ServeError {
     ControlSocket(PathBuf, std::io::Error),
     #[error("EAL --file-prefix {prefix} is in use by process {pid} (its runtime directory {} is locked): stop it, or pass another --file-prefix", .dir.display())]
     RuntimeDirInUse { dir: PathBuf, prefix: String, pid: i32 },
+    #[error("--cores: core {core} is not one this process may run on (its affinity: {})", .allowed.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","))]
+    NoSuchCore { core: usize, allowed: Vec<usize> },
     #[error("--metrics {0}: {1}")]
     Metrics(SocketAddr, std::io::Error),
 }
