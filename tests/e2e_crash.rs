@@ -6,7 +6,8 @@
 //!   whose XDP program the dead process left on the interface;
 //! - the port's link going down (its interface set down under
 //!   net_af_packet) and up again: serve keeps running, says each change in
-//!   one line, counts it, and curl gets answers before and after;
+//!   one line, counts it, and curl gets answers before and after; then the
+//!   interface deleted: said the same way, and serve still stops cleanly;
 //! - a mempool barely larger than the RX ring under a SYN flood: serve
 //!   keeps running, and curl is answered once the flood is over.
 
@@ -276,10 +277,18 @@ fn a_link_that_goes_down_and_up_keeps_serving() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // Deleted: the interface is gone for good; serve says so the same way
+    // and still stops cleanly.
+    link.server.ok(&["ip", "link", "del", &link.server_if]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.output().matches("link down").count() < 2 {
+        assert!(Instant::now() < deadline, "the deletion was not seen:\n{}", server.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let report = server.stop();
     let lines = |what: &str| report.lines().filter(|l| l.starts_with(&format!("dlisten: port 0 link {what}"))).count();
-    assert_eq!((lines("down"), lines("up")), (1, 1), "{report}");
-    assert_eq!((counter(&report, "DlLinkDown"), counter(&report, "DlLinkUp")), (1, 1), "{report}");
+    assert_eq!((lines("down"), lines("up")), (2, 1), "{report}");
+    assert_eq!((counter(&report, "DlLinkDown"), counter(&report, "DlLinkUp")), (2, 1), "{report}");
     assert!(counter(&report, "TcpPassiveOpens") >= 2, "{report}");
     assert!(!report.contains("panicked"), "{report}");
 }
