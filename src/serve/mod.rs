@@ -52,6 +52,8 @@ pub enum ServeError {
     RuntimeDirInUse { dir: PathBuf, prefix: String, pid: i32 },
     #[error("--cores: core {core} is not one this process may run on (its affinity: {})", .allowed.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","))]
     NoSuchCore { core: usize, allowed: Vec<usize> },
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(String, std::io::Error),
     #[error("--metrics {0}: {1}")]
     Metrics(SocketAddr, std::io::Error),
 }

@@ -102,11 +102,23 @@ impl Running {
         // Both threads start here, on the main thread after EAL init: they
         // inherit its affinity (EAL's main lcore) rather than a worker's.
         let ControlPlane { stop, listening, event_log, metrics, control_socket, .. } = control;
-        let control_socket =
-            control_socket.start(stats.clone()).map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
+        // From here a failure must stop the workers first: they poll the
+        // port, which goes when this returns.
+        let abort = |e: ServeError, workers: Vec<JoinHandle<()>>| {
+            stop.store(true, Ordering::Relaxed);
+            join(workers);
+            e
+        };
+        let control_socket = match control_socket.start(stats.clone()) {
+            Ok(c) => c,
+            Err(e) => return Err(abort(ServeError::ControlSocket(cfg.control_socket.clone(), e), workers)),
+        };
         let metrics = match (metrics, cfg.metrics) {
             (Some(listener), Some(addr)) => {
-                let server = listener.start(stats.clone(), health.clone()).map_err(|e| ServeError::Metrics(addr, e))?;
+                let server = match listener.start(stats.clone(), health.clone()) {
+                    Ok(server) => server,
+                    Err(e) => return Err(abort(ServeError::Metrics(addr, e), workers)),
+                };
                 println!("dlisten: metrics on http://{}/metrics and /health", server.local_addr());
                 Some(server)
             }
