@@ -3,6 +3,8 @@
 use super::config_file::{self, ConfigFileError};
 use super::{eal_argv, DEFAULT_NAME};
 use crate::app::{AppKind, HttpConfig, HttpConfigError};
+// EAL's `--file-prefix` names the control socket too.
+use crate::dpdk::runtime_dir::file_prefix;
 use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::SipKey;
 use crate::engine::sysctl::Sysctls;
@@ -361,20 +363,6 @@ impl ServeFlags {
             AppArg::Hold => AppKind::Hold,
         })
     }
-}
-
-/// EAL's `--file-prefix NAME` (or `--file-prefix=NAME`), which names the control socket too.
-fn file_prefix(eal: &[String]) -> Option<String> {
-    let mut it = eal.iter();
-    while let Some(a) = it.next() {
-        if a == "--file-prefix" {
-            return it.next().cloned();
-        }
-        if let Some(v) = a.strip_prefix("--file-prefix=") {
-            return Some(v.to_string());
-        }
-    }
-    None
 }
 
 /// Decimal, or hexadecimal after `0x` (as the tcp_fastopen bits are written).
