@@ -93,6 +93,7 @@ fn a_restart_after_kill_9_cleans_up_and_says_what() {
     let report = second.stop();
     assert!(counter(&report, "TcpPassiveOpens") >= 2, "{report}");
     assert!(!Path::new(&socket).exists(), "a clean stop removes the control socket");
+    assert!(!Path::new(&runtime_dir.0).exists(), "and EAL's runtime files: only a crash leaves any");
 }
 
 #[test]
@@ -101,7 +102,7 @@ fn a_live_primary_of_the_same_prefix_is_named() {
     let _serial = serial();
     let ns = Netns::new("crashp");
     let prefix = unique("dlcrashp");
-    let _runtime_dir = RuntimeDir(format!("/var/run/dpdk/{prefix}"));
+    let runtime_dir = RuntimeDir(format!("/var/run/dpdk/{prefix}"));
     let listen = format!("{SERVER_IP}:80");
     let args = ["--listen", listen.as_str(), "--app", "http"];
     let mut first = Server::start_prefixed(&ns, ServerOpts { queues: 1, serve_args: &args }, &prefix, true);
@@ -118,6 +119,7 @@ fn a_live_primary_of_the_same_prefix_is_named() {
     let pid = first.child.id();
     assert!(err.contains(&format!("EAL --file-prefix {prefix} is in use by process {pid}")), "{err}");
     assert!(!Path::new(&other_socket).exists(), "the refused server leaves no socket file");
+    assert!(Path::new(&format!("{}/config", runtime_dir.0)).exists(), "and leaves the live one's runtime files alone");
     curl_ok(&ns, &first);
     first.stop();
 }

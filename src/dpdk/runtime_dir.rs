@@ -79,6 +79,22 @@ impl RuntimeDir {
     }
 }
 
+impl RuntimeDir {
+    /// At a clean exit: EAL leaves its files even after `rte_eal_cleanup`,
+    /// and only a crash should leave any (for the next start to name).
+    /// The files, then the directory if that empties it.
+    pub fn remove(&self) -> io::Result<()> {
+        match self.remove_files() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        // Not empty (a subdirectory): left as it is.
+        let _ = std::fs::remove_dir(&self.path);
+        Ok(())
+    }
+}
+
 /// The pid of another process holding a lock that conflicts with a write
 /// lock over the whole of `file`, if any (`fcntl(F_GETLK)`).
 fn write_lock_holder(file: &File) -> io::Result<Option<i32>> {
@@ -176,6 +192,9 @@ mod tests {
         assert_eq!(d.state().unwrap(), RuntimeDirState::Stale);
         assert_eq!(d.remove_files().unwrap(), ["config", "mp_socket"]);
         assert_eq!(d.state().unwrap(), RuntimeDirState::Free);
-        std::fs::remove_dir(&d.path).unwrap();
+        std::fs::write(d.path.join("config"), b"").unwrap();
+        d.remove().unwrap();
+        assert!(!d.path.exists(), "files and directory removed");
+        d.remove().unwrap();
     }
 }

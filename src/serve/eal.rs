@@ -8,13 +8,27 @@ use std::sync::Arc;
 
 /// EAL, the chosen port and one mempool per worker. The port and the workers
 /// hold clones of these; this struct outlives them, and its fields drop in
-/// order: mempools, then EAL.
+/// order: mempools, then EAL, then EAL's runtime files.
 pub(super) struct Dpdk {
     pub pools: Vec<Arc<Mempool>>,
     pub eal: Eal,
     pub port_id: u16,
     /// The cores workers may be pinned to.
     pub cores: Vec<CoreId>,
+    _runtime_files: RuntimeFiles,
+}
+
+/// EAL's runtime directory, ours once [`take_runtime_dir`] found it free or
+/// stale. EAL leaves its files there even after `rte_eal_cleanup`; removed
+/// on drop, so that only a crash leaves any, for the next start to name.
+struct RuntimeFiles(RuntimeDir);
+
+impl Drop for RuntimeFiles {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.remove() {
+            eprintln!("dlisten: removing the DPDK runtime files in {}: {e}", self.0);
+        }
+    }
 }
 
 impl Dpdk {
@@ -25,7 +39,7 @@ impl Dpdk {
         check_cores(cfg.cores.as_deref(), &cores)?;
         // Plain words for a wrong --vdev, before EAL's "probe failed".
         dpdk::devargs::check_eal_args(&cfg.eal_args, cfg.workers).map_err(dpdk::DpdkError::from)?;
-        take_runtime_dir(&cfg.eal_args)?;
+        let runtime_files = take_runtime_dir(&cfg.eal_args)?;
         let eal = Eal::init(&cfg.eal_args)?;
         println!("dlisten: {}", dpdk::version());
         let port_id = eal.choose_port(cfg.port)?;
@@ -37,7 +51,7 @@ impl Dpdk {
                     .map(Arc::new)
             })
             .collect::<Result<_, _>>()?;
-        Ok(Dpdk { pools, eal, port_id, cores })
+        Ok(Dpdk { pools, eal, port_id, cores, _runtime_files: runtime_files })
     }
 
     /// Worker `w`'s core: the `--cores` entry, or the w-th core we may run on.
@@ -73,7 +87,7 @@ fn cache_size(n_mbufs: u32) -> u32 {
 /// refused in plain words (EAL would only say it cannot lock `config`), a
 /// dead one's files are removed and named. Anything unexpected is left to
 /// EAL, which says what it thinks.
-fn take_runtime_dir(eal_args: &[String]) -> Result<(), ServeError> {
+fn take_runtime_dir(eal_args: &[String]) -> Result<RuntimeFiles, ServeError> {
     let dir = RuntimeDir::for_eal_args(eal_args);
     match dir.state() {
         Ok(RuntimeDirState::Free) => {}
@@ -89,7 +103,7 @@ fn take_runtime_dir(eal_args: &[String]) -> Result<(), ServeError> {
         },
         Err(e) => eprintln!("dlisten: cannot look at the DPDK runtime directory {dir}: {e}"),
     }
-    Ok(())
+    Ok(RuntimeFiles(dir))
 }
 
 #[cfg(test)]
