@@ -128,6 +128,7 @@ pub fn stats_json(s: &StatsSnapshot) -> Value {
                 "rx_frames": c.get(Counter::RxFrames),
                 "tx_frames": c.get(Counter::TxFrames),
                 "tx_drops": c.get(Counter::TxDrops),
+                "tx_no_mbuf": c.get(Counter::TxNoMbuf),
                 "passive_opens": c.get(Counter::TcpPassiveOpens),
             })
         })
