@@ -9,7 +9,9 @@
 //!   one line, counts it, and curl gets answers before and after; then the
 //!   interface deleted: said the same way, and serve still stops cleanly;
 //! - a mempool barely larger than the RX ring under a SYN flood: serve
-//!   keeps running, and curl is answered once the flood is over.
+//!   keeps running, and curl is answered once the flood is over;
+//! - values only EAL can judge (a port that does not exist, more mbufs
+//!   than its memory): one `dlisten:` line each, exit status 1, no panic.
 
 mod common;
 use common::*;
@@ -341,4 +343,37 @@ fn a_restart_after_kill_9_over_af_xdp() {
     assert_eq!(stdout(&got), "hello from dlisten\n");
     let report = second.stop();
     assert!(counter(&report, "TcpPassiveOpens") >= 1, "{report}");
+}
+
+#[test]
+fn values_eal_refuses_are_one_line_each() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("bad");
+    let bin = dlisten_bin().display().to_string();
+    let listen = format!("{SERVER_IP}:80");
+    for (extra, says) in [
+        (&["--port", "5"][..], "dlisten: DPDK port 5 does not exist (ports found: [0])"),
+        (&["--mbufs", "4000000"][..], "creation failed: Cannot allocate memory (12); not enough DPDK memory: raise -m"),
+    ] {
+        let prefix = unique("dlbad");
+        let tap = unique("dlbt");
+        let vdev = format!("net_tap0,iface={tap}");
+        let mut argv = vec![bin.as_str(), "serve", "--addr", SERVER_IP, "--listen", &listen];
+        argv.extend_from_slice(extra);
+        argv.extend_from_slice(&[
+            "--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", &prefix, "--vdev", &vdev,
+            "--log-level", "lib.eal:error",
+        ]);
+        let out = ns.cmd(&argv).env("RUST_BACKTRACE", "1").output().expect("spawn dlisten");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        // DPDK's drivers log on stderr too; ours is one line.
+        let ours: Vec<&str> = err.lines().filter(|l| l.starts_with("dlisten: ")).collect();
+        assert_eq!(ours.len(), 1, "{extra:?}: {err}");
+        assert!(ours[0].contains(says), "{extra:?}: {:?} does not say {says:?}", ours[0]);
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+        assert!(!Path::new(&format!("/run/dlisten/{prefix}.sock")).exists(), "{extra:?}: the control socket is left behind");
+        assert!(!Path::new(&format!("/var/run/dpdk/{prefix}")).exists(), "{extra:?}: EAL's runtime directory is left behind");
+    }
 }
