@@ -11,7 +11,7 @@
 //! `LOWER_UP` in `ip link`: read at once, where `operstate` waits for the
 //! kernel's linkwatch work, seconds on a busy machine).
 
-use crate::dpdk::{Link, Port};
+use crate::dpdk::{DpdkError, Link, Port};
 use crate::stats::{Counter, Counters};
 use std::sync::Arc;
 
@@ -32,18 +32,18 @@ impl LinkWatch {
     /// Read the link; say it when it changed. A driver that cannot tell
     /// stays quiet (it said so once at start).
     pub fn poll(&mut self, port: &Port) {
-        if let Some(line) = LinkWatch::read(port).and_then(|link| self.update(link)) {
+        if let Some(line) = LinkWatch::read(port).ok().and_then(|link| self.update(link)) {
             println!("{line}");
         }
     }
 
     /// The driver's link, down when the kernel interface under it is.
-    pub fn read(port: &Port) -> Option<Link> {
-        let mut link = port.link().ok()?;
+    pub fn read(port: &Port) -> Result<Link, DpdkError> {
+        let mut link = port.link()?;
         if let Some(iface) = port.info().iface.as_deref() {
             link.up &= kernel_carrier(iface);
         }
-        Some(link)
+        Ok(link)
     }
 
     /// A new reading: the line to print when it is a change.

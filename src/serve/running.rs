@@ -88,7 +88,7 @@ impl Running {
         let app_threads = spawn_app_threads(cfg, &control, sockets, latency, epoch);
         let health = Health::new();
         let main_counters = Arc::new(Counters::new());
-        let link = LinkWatch::new(dpdk.port_id, LinkWatch::read(&port).map(|l| l.up), main_counters.clone());
+        let link = LinkWatch::new(dpdk.port_id, LinkWatch::read(&port).ok().map(|l| l.up), main_counters.clone());
         let stats = Arc::new(ServeStats {
             started: epoch,
             counters,
@@ -229,7 +229,8 @@ fn print_port(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress
         on_off(info.rx_csum_offload),
         on_off(info.tx_csum_offload)
     );
-    match port.link() {
+    // As the link watch reads it, so that its first change is a change.
+    match LinkWatch::read(port) {
         Ok(link) => println!(
             "dlisten: link {}{}",
             if link.up { "up" } else { "down" },
