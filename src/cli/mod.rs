@@ -54,6 +54,53 @@ pub enum CliError {
     Flood(#[from] FloodError),
 }
 
+/// The exit status of a command line or a `--config` file that does not
+/// make a configuration (clap's own, like BSD's EX_USAGE in spirit).
+pub const EXIT_USAGE: u8 = 2;
+/// The exit status of a subcommand that failed while running.
+pub const EXIT_FAILURE: u8 = 1;
+
+impl CliError {
+    /// [`EXIT_USAGE`] for bad input, [`EXIT_FAILURE`] for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::ServeArgs(_) | CliError::FloodArgs(_) => EXIT_USAGE,
+            CliError::Serve(_) | CliError::Stats(_) | CliError::Flood(_) => EXIT_FAILURE,
+        }
+    }
+}
+
+/// A command line (`argv`) clap refused, as one line (no usage block):
+/// clap's message, and its suggestion when it has one, else the help to read.
+pub fn usage_error<S: AsRef<str>>(e: &clap::Error, argv: &[S]) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let cmd = <Cli as clap::CommandFactory>::command();
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).filter(|n| *n != "help").collect();
+        return format!("a subcommand is required: {} (see dlisten --help)", names.join(", "));
+    }
+    let mut line = config_file::clap_message(e);
+    for kind in [ContextKind::SuggestedArg, ContextKind::SuggestedSubcommand, ContextKind::SuggestedValue] {
+        let suggestion = match e.get(kind) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            Some(ContextValue::Strings(v)) if !v.is_empty() => Some(v.join("' or '")),
+            _ => None,
+        };
+        if let Some(s) = suggestion {
+            line.push_str(&format!(" (did you mean '{s}'?)"));
+            return line;
+        }
+    }
+    // The subcommand's help when argv names one.
+    let sub = argv.iter().skip(1).find_map(|a| cmd.get_subcommands().find(|c| c.get_name() == a.as_ref()));
+    let help = match sub {
+        Some(c) => format!("dlisten {} --help", c.get_name()),
+        None => "dlisten --help".to_string(),
+    };
+    line.push_str(&format!(" (see {help})"));
+    line
+}
+
 impl Cli {
     /// Run the chosen subcommand to its end.
     pub fn run(self) -> Result<(), CliError> {
@@ -88,6 +135,29 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn refused(argv: &[&str]) -> String {
+        match Cli::try_parse_from(argv) {
+            Ok(_) => panic!("{argv:?} parsed"),
+            Err(e) => usage_error(&e, argv),
+        }
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_a_suggestion_or_the_help_to_read() {
+        let e = refused(&["dlisten", "serve", "--wrokers", "2"]);
+        assert_eq!(e, "unexpected argument '--wrokers' found (did you mean '--workers'?)");
+        let e = refused(&["dlisten", "serve", "--workers", "0"]);
+        assert_eq!(e, "invalid value '0' for '--workers <WORKERS>': 0 is not in 1..=128 (see dlisten serve --help)");
+        let e = refused(&["dlisten", "srve"]);
+        assert!(e.starts_with("unrecognized subcommand 'srve'") && e.ends_with("(did you mean 'serve'?)"), "{e}");
+        let e = refused(&["dlisten", "serve", "--app", "htp"]);
+        assert!(e.ends_with("(did you mean 'http'?)"), "{e}");
+        for argv in [&["dlisten", "serve", "--listen", "198.18.0.1"][..], &["dlisten"], &["dlisten", "flood", "--rate", "x"]] {
+            let e = refused(argv);
+            assert!(!e.contains('\n') && !e.is_empty(), "{argv:?}: {e}");
+        }
     }
 
     #[test]

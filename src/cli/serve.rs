@@ -3,6 +3,8 @@
 use super::config_file::{self, ConfigFileError};
 use super::{eal_argv, DEFAULT_NAME};
 use crate::app::{AppKind, HttpConfig, HttpConfigError};
+// EAL's `--file-prefix` names the control socket too.
+use crate::dpdk::runtime_dir::file_prefix;
 use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::SipKey;
 use crate::engine::sysctl::Sysctls;
@@ -217,6 +219,12 @@ pub enum ServeArgsError {
     Merge { path: PathBuf, message: String },
     #[error("no address to own: pass --addr 198.18.0.1 (one or more) or put `addr = [\"198.18.0.1\"]` in the --config file")]
     NoAddress,
+    /// Most drivers fill the RX ring from the pool at start; a burst in
+    /// hand and a burst of answers need theirs too.
+    #[error("--mbufs {mbufs} is too few for --rx-desc {rx_desc}: the RX ring alone holds {rx_desc}; give at least {need}")]
+    TooFewMbufs { mbufs: u32, rx_desc: u16, need: u32 },
+    #[error("--cores names {given} core(s) for --workers {workers}: one per worker")]
+    TooFewCores { given: usize, workers: u16 },
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -278,6 +286,15 @@ impl TryFrom<ServeFlags> for ServeConfig {
     fn try_from(a: ServeFlags) -> Result<ServeConfig, ServeArgsError> {
         if a.addrs.is_empty() {
             return Err(ServeArgsError::NoAddress);
+        }
+        let need = u32::from(a.rx_desc) + 2 * crate::dpdk::BURST as u32;
+        if a.mbufs < need {
+            return Err(ServeArgsError::TooFewMbufs { mbufs: a.mbufs, rx_desc: a.rx_desc, need });
+        }
+        if let Some(cores) = &a.cores {
+            if cores.len() < usize::from(a.workers) {
+                return Err(ServeArgsError::TooFewCores { given: cores.len(), workers: a.workers });
+            }
         }
         let control_socket = a
             .control_socket
@@ -346,20 +363,6 @@ impl ServeFlags {
             AppArg::Hold => AppKind::Hold,
         })
     }
-}
-
-/// EAL's `--file-prefix NAME` (or `--file-prefix=NAME`), which names the control socket too.
-fn file_prefix(eal: &[String]) -> Option<String> {
-    let mut it = eal.iter();
-    while let Some(a) = it.next() {
-        if a == "--file-prefix" {
-            return it.next().cloned();
-        }
-        if let Some(v) = a.strip_prefix("--file-prefix=") {
-            return Some(v.to_string());
-        }
-    }
-    None
 }
 
 /// Decimal, or hexadecimal after `0x` (as the tcp_fastopen bits are written).
@@ -502,6 +505,9 @@ mod tests {
         assert_eq!(serve_error(&["--tfo-key", "nothex"]), ValueValidation);
         assert_eq!(serve_error(&["--workers", "0"]), ValueValidation);
         assert_eq!(serve_error(&["--listen", "198.18.0.1"]), ValueValidation);
+        let few = serve_try_config(&["--addr", "198.18.0.1", "--rx-desc", "512", "--mbufs", "575"]).unwrap_err().to_string();
+        assert_eq!(few, "--mbufs 575 is too few for --rx-desc 512: the RX ring alone holds 512; give at least 576");
+        assert!(serve_try_config(&["--addr", "198.18.0.1", "--rx-desc", "512", "--mbufs", "576"]).is_ok());
         let no_addr = serve_try_config(&["--listen", "198.18.0.1:80"]);
         assert!(matches!(no_addr, Err(ServeArgsError::NoAddress)), "--addr is required: {no_addr:?}");
     }

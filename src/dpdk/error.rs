@@ -112,7 +112,14 @@ pub fn errno_text(errno: i32) -> String {
     match errno {
         E_RTE_SECONDARY => "operation not allowed in a secondary process".to_string(),
         E_RTE_NO_CONFIG => "missing rte_config".to_string(),
-        e => std::io::Error::from_raw_os_error(e).to_string(),
+        // strerror without std's " (os error N)": the messages add the number once.
+        e => {
+            let text = std::io::Error::from_raw_os_error(e).to_string();
+            match text.strip_suffix(&format!(" (os error {e})")) {
+                Some(bare) => bare.to_string(),
+                None => text,
+            }
+        }
     }
 }
 
@@ -216,6 +223,13 @@ mod tests {
             q.to_string(),
             "port 0: 8 RX queues requested, the driver offers at most 4; use fewer workers"
         );
+    }
+
+    #[test]
+    fn errno_text_names_the_errno_once() {
+        assert_eq!(errno_text(libc::ENOMEM), "Cannot allocate memory");
+        let e = DpdkError::MempoolCreate { name: "p".into(), errno: libc::ENOMEM, hint: mempool_hint(libc::ENOMEM) };
+        assert!(e.to_string().starts_with("mempool \"p\": creation failed: Cannot allocate memory (12); not enough"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   before EAL sees them.
 //! - [`Eal`]: process-wide initialisation, ports, thread registration.
 //! - [`Mempool`], [`Mbuf`], [`MbufBatch`]: packet buffers, RAII.
+//! - [`runtime_dir`]: EAL's runtime directory, a live primary told from a
+//!   dead one's leftovers before EAL starts.
 //! - [`Port`], [`RxQueue`], [`TxQueue`]: ethdev configuration and the
 //!   per-worker data path.
 //!
@@ -23,6 +25,7 @@ mod error;
 mod mbuf;
 mod mempool;
 mod port;
+pub mod runtime_dir;
 mod tsc;
 
 pub use eal::{lcore_id, version, Eal};

@@ -1,6 +1,7 @@
 //! The control plane, made before EAL: the stop flag, the keys, the socket
-//! layer with its listeners open, and the event log. Everything here can
-//! fail on bad configuration without touching the NIC.
+//! layer with its listeners open, the event log and the control socket
+//! bound. Everything here can fail on bad configuration, or on a server of
+//! the same name still running, without touching the NIC.
 
 use super::listen::Listening;
 use super::{ServeConfig, ServeError};
@@ -8,7 +9,7 @@ use crate::engine::keys::syncookie::SyncookieKeys;
 use crate::engine::keys::Secrets;
 use crate::engine::socket::{Stack, StackConfig};
 use crate::telemetry::event_log::{EventLog, EventSender};
-use crate::telemetry::MetricsListener;
+use crate::telemetry::{ControlListener, MetricsListener};
 use std::hash::Hasher as _;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -24,12 +25,23 @@ pub(super) struct ControlPlane {
     pub events: Option<EventSender>,
     /// `--metrics`: bound here, served once the workers run.
     pub metrics: Option<MetricsListener>,
+    /// Bound here (a live server of the same name is refused before EAL),
+    /// served once the workers run.
+    pub control_socket: ControlListener,
 }
 
 impl ControlPlane {
     pub fn open(cfg: &ServeConfig) -> Result<ControlPlane, ServeError> {
         if cfg.addrs.is_empty() {
             return Err(ServeError::NoAddress);
+        }
+        let control_socket =
+            ControlListener::bind(&cfg.control_socket).map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
+        if control_socket.replaced_stale() {
+            println!(
+                "dlisten: removed stale control socket {} (nobody answered on it: left by a server that is gone)",
+                cfg.control_socket.display()
+            );
         }
         let stop = stop_on_signal()?;
         let secrets = secrets(cfg)?;
@@ -51,7 +63,7 @@ impl ControlPlane {
             Some(addr) => Some(MetricsListener::bind(addr).map_err(|e| ServeError::Metrics(addr, e))?),
             None => None,
         };
-        Ok(ControlPlane { stop, secrets, stack, listening, event_log, events, metrics })
+        Ok(ControlPlane { stop, secrets, stack, listening, event_log, events, metrics, control_socket })
     }
 }
 

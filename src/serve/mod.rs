@@ -11,6 +11,7 @@
 mod config;
 mod control_plane;
 mod eal;
+mod link;
 mod listen;
 mod periodic;
 mod report;
@@ -47,6 +48,12 @@ pub enum ServeError {
     EventLog(PathBuf, std::io::Error),
     #[error("control socket {0}: {1}")]
     ControlSocket(PathBuf, std::io::Error),
+    #[error("EAL --file-prefix {prefix} is in use by process {pid} (its runtime directory {} is locked): stop it, or pass another --file-prefix", .dir.display())]
+    RuntimeDirInUse { dir: PathBuf, prefix: String, pid: i32 },
+    #[error("--cores: core {core} is not one this process may run on (its affinity: {})", .allowed.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","))]
+    NoSuchCore { core: usize, allowed: Vec<usize> },
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(String, std::io::Error),
     #[error("--metrics {0}: {1}")]
     Metrics(SocketAddr, std::io::Error),
 }

@@ -53,10 +53,11 @@ impl Report {
 fn print_counters(per_worker: &[CounterSnapshot], control: &CounterSnapshot) {
     for (w, s) in per_worker.iter().enumerate() {
         println!(
-            "worker {w} rx_frames {} tx_frames {} tx_drops {} passive_opens {}",
+            "worker {w} rx_frames {} tx_frames {} tx_drops {} tx_no_mbuf {} passive_opens {}",
             s.get(Counter::RxFrames),
             s.get(Counter::TxFrames),
             s.get(Counter::TxDrops),
+            s.get(Counter::TxNoMbuf),
             s.get(Counter::TcpPassiveOpens)
         );
     }

@@ -3,6 +3,7 @@
 
 use super::control_plane::ControlPlane;
 use super::eal::Dpdk;
+use super::link::LinkWatch;
 use super::listen::Listening;
 use super::periodic::{Periodic, TICK};
 use super::report::{Hgrms, Report};
@@ -45,6 +46,7 @@ pub(super) struct Running {
     event_log: Option<EventLog>,
     stop: Arc<AtomicBool>,
     periodic: Periodic,
+    link: LinkWatch,
     hgrm_dir: Option<PathBuf>,
 }
 
@@ -85,23 +87,38 @@ impl Running {
         }
         let app_threads = spawn_app_threads(cfg, &control, sockets, latency, epoch);
         let health = Health::new();
+        let main_counters = Arc::new(Counters::new());
+        let link = LinkWatch::new(dpdk.port_id, LinkWatch::read(&port).ok().map(|l| l.up), main_counters.clone());
         let stats = Arc::new(ServeStats {
             started: epoch,
             counters,
             runtimes,
             stack: control.stack.clone(),
+            main: main_counters,
             hub,
             listener_labels: listener_labels(&control.stack),
             health: health.clone(),
         });
         // Both threads start here, on the main thread after EAL init: they
         // inherit its affinity (EAL's main lcore) rather than a worker's.
-        let control_socket = ControlServer::start(&cfg.control_socket, stats.clone())
-            .map_err(|e| ServeError::ControlSocket(cfg.control_socket.clone(), e))?;
-        let ControlPlane { stop, listening, event_log, metrics, .. } = control;
+        let ControlPlane { stop, listening, event_log, metrics, control_socket, .. } = control;
+        // From here a failure must stop the workers first: they poll the
+        // port, which goes when this returns.
+        let abort = |e: ServeError, workers: Vec<JoinHandle<()>>| {
+            stop.store(true, Ordering::Relaxed);
+            join(workers);
+            e
+        };
+        let control_socket = match control_socket.start(stats.clone()) {
+            Ok(c) => c,
+            Err(e) => return Err(abort(ServeError::ControlSocket(cfg.control_socket.clone(), e), workers)),
+        };
         let metrics = match (metrics, cfg.metrics) {
             (Some(listener), Some(addr)) => {
-                let server = listener.start(stats.clone(), health.clone()).map_err(|e| ServeError::Metrics(addr, e))?;
+                let server = match listener.start(stats.clone(), health.clone()) {
+                    Ok(server) => server,
+                    Err(e) => return Err(abort(ServeError::Metrics(addr, e), workers)),
+                };
                 println!("dlisten: metrics on http://{}/metrics and /health", server.local_addr());
                 Some(server)
             }
@@ -122,14 +139,17 @@ impl Running {
             event_log,
             stop,
             periodic: Periodic::new(cfg),
+            link,
             hgrm_dir: cfg.hgrm_dir.clone(),
         })
     }
 
-    /// Until SIGINT or SIGTERM: rotate the SYN cookie key, print periodic stats.
+    /// Until SIGINT or SIGTERM: watch the link, rotate the SYN cookie key,
+    /// print periodic stats.
     pub fn run_until_stopped(&mut self) {
         while !self.stop.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
+            self.link.poll(&self.port);
             self.periodic.tick(&self.stats);
         }
     }
@@ -153,7 +173,7 @@ impl Running {
         drop(port);
         let per_worker = stats.counters.iter().map(|c| c.snapshot()).collect();
         let runtime = stats.runtimes.iter().map(|r| r.snapshot()).collect();
-        let control = stack.counters();
+        let control = stats.control_counters();
         let (latency_table, hgrms) = {
             let hub = stats.drained_hub();
             (hub.percentile_table(), hgrm_dir.as_deref().map(|dir| Hgrms::render(&hub, dir)))
@@ -209,7 +229,8 @@ fn print_port(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress
         on_off(info.rx_csum_offload),
         on_off(info.tx_csum_offload)
     );
-    match port.link() {
+    // As the link watch reads it, so that its first change is a change.
+    match LinkWatch::read(port) {
         Ok(link) => println!(
             "dlisten: link {}{}",
             if link.up { "up" } else { "down" },

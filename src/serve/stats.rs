@@ -1,7 +1,7 @@
 //! What `dlisten stats` and the periodic line read from a running server.
 
 use crate::engine::socket::Stack;
-use crate::stats::{Counters, Runtime};
+use crate::stats::{CounterSnapshot, Counters, Runtime};
 use crate::telemetry::control::{StatsSnapshot, StatsSource};
 use crate::telemetry::latency::LatencyHub;
 use crate::telemetry::prometheus::{LatencyBuckets, LatencyHistogram, ListenerLabel, ListenerQueues};
@@ -17,6 +17,8 @@ pub(super) struct ServeStats {
     /// One per worker.
     pub runtimes: Vec<Arc<Runtime>>,
     pub stack: Arc<Stack>,
+    /// The main thread's own counters (the link's changes).
+    pub main: Arc<Counters>,
     pub hub: Arc<Mutex<LatencyHub>>,
     /// Each listener's metric labels by id, taken at start: its latency
     /// histograms outlive it (closed at shutdown) under the same labels.
@@ -33,6 +35,13 @@ impl ServeStats {
     }
 }
 
+impl ServeStats {
+    /// Every counter not a worker's: the socket layer's and the main thread's.
+    pub fn control_counters(&self) -> CounterSnapshot {
+        CounterSnapshot::sum([&self.stack.counters(), &self.main.snapshot()])
+    }
+}
+
 impl StatsSource for ServeStats {
     fn snapshot(&self) -> StatsSnapshot {
         let (latency_table, latency) = {
@@ -42,7 +51,7 @@ impl StatsSource for ServeStats {
         StatsSnapshot {
             uptime: self.started.elapsed(),
             per_worker: self.counters.iter().map(|c| c.snapshot()).collect(),
-            control: self.stack.counters(),
+            control: self.control_counters(),
             listeners: self.stack.listeners(),
             latency_table,
             latency,
@@ -69,7 +78,7 @@ impl MetricsSource for ServeStats {
         MetricsSnapshot {
             uptime: self.started.elapsed(),
             per_worker: self.counters.iter().map(|c| c.snapshot()).collect(),
-            control: self.stack.counters(),
+            control: self.control_counters(),
             runtime: self.runtimes.iter().map(|r| r.snapshot()).collect(),
             listeners: self
                 .stack

@@ -45,11 +45,26 @@ impl WorkerParts<'_> {
     pub fn spawn_all(&self) -> Result<Vec<JoinHandle<()>>, ServeError> {
         let mut handles = Vec::new();
         for w in 0..self.cfg.workers {
-            let worker = self.worker(w)?;
-            println!("dlisten: worker {w} on core {}", worker.core.map(|c| c.id.to_string()).unwrap_or_else(|| "any".into()));
-            handles.push(
-                std::thread::Builder::new().name(format!("dl-worker-{w}")).spawn(move || worker.run()).expect("spawn worker thread"),
-            );
+            let spawned = self.worker(w).and_then(|worker| {
+                let core = worker.core.map(|c| c.id.to_string()).unwrap_or_else(|| "any".into());
+                let handle = std::thread::Builder::new()
+                    .name(format!("dl-worker-{w}"))
+                    .spawn(move || worker.run())
+                    .map_err(|e| ServeError::Thread(format!("worker {w}"), e))?;
+                println!("dlisten: worker {w} on core {core}");
+                Ok(handle)
+            });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    // The ones already polling stop before the port goes.
+                    self.control.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(handles)
     }

@@ -42,8 +42,15 @@ counters! {
     RxFrames => "DlRxFrames",
     /// Frames handed to the port for transmission.
     TxFrames => "DlTxFrames",
-    /// Frames the TX queue did not take (ring full), freed.
+    /// Frames the TX queue did not take (ring full), freed; or larger than an mbuf.
     TxDrops => "DlTxDrops",
+    /// Frames not sent because the worker's mempool had no mbuf left
+    /// (all of them in the RX ring, the TX ring or waiting to be sent).
+    TxNoMbuf => "DlTxNoMbuf",
+    /// Times the port's link went down while serving.
+    LinkDown => "DlLinkDown",
+    /// Times the port's link came back up while serving.
+    LinkUp => "DlLinkUp",
     /// Frames shorter than their headers claim or otherwise unparsable.
     RxMalformed => "DlRxMalformed",
     /// Ethernet frames of a type we do not handle.

@@ -128,6 +128,7 @@ pub fn stats_json(s: &StatsSnapshot) -> Value {
                 "rx_frames": c.get(Counter::RxFrames),
                 "tx_frames": c.get(Counter::TxFrames),
                 "tx_drops": c.get(Counter::TxDrops),
+                "tx_no_mbuf": c.get(Counter::TxNoMbuf),
                 "passive_opens": c.get(Counter::TcpPassiveOpens),
             })
         })
@@ -201,6 +202,69 @@ fn runtime_json(worker: usize, r: &RuntimeSnapshot) -> Value {
     })
 }
 
+/// The control socket bound but not yet served: `serve` binds it before
+/// EAL, so that a second server with the same name is refused before it
+/// touches the NIC. Dropped unserved, it removes its socket file.
+pub struct ControlListener {
+    path: PathBuf,
+    listener: Option<UnixListener>,
+    replaced_stale: bool,
+}
+
+impl ControlListener {
+    /// Bind `path` (creating its directory; replacing a stale socket file,
+    /// refusing a live one or a file that is not a socket), chmod 0600.
+    pub fn bind(path: &Path) -> io::Result<ControlListener> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let replaced_stale = remove_stale_socket(path)?;
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(ControlListener { path: path.to_path_buf(), listener: Some(listener), replaced_stale })
+    }
+
+    /// A socket file nobody answered on was there and has been removed: a
+    /// server that died without cleaning up (`kill -9`) left it.
+    pub fn replaced_stale(&self) -> bool {
+        self.replaced_stale
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serve until the returned server is dropped.
+    pub fn start(mut self, state: Arc<dyn StatsSource>) -> io::Result<ControlServer> {
+        let Some(listener) = self.listener.take() else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "control socket already served"));
+        };
+        let path = std::mem::take(&mut self.path);
+        let stop = Arc::new(AtomicBool::new(false));
+        let spawned = {
+            let stop = stop.clone();
+            std::thread::Builder::new().name("dl-control".into()).spawn(move || accept_loop(listener, state, &stop))
+        };
+        match spawned {
+            Ok(acceptor) => Ok(ControlServer { path, stop, acceptor: Some(acceptor) }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for ControlListener {
+    fn drop(&mut self) {
+        if self.listener.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// The control socket's server: an accept thread, one short thread per client.
 pub struct ControlServer {
     path: PathBuf,
@@ -209,24 +273,9 @@ pub struct ControlServer {
 }
 
 impl ControlServer {
-    /// Bind `path` (creating its directory; replacing a stale socket file,
-    /// refusing a live one or a file that is not a socket), chmod 0600, and
-    /// serve until dropped.
+    /// [`ControlListener::bind`] then [`ControlListener::start`].
     pub fn start(path: &Path, state: Arc<dyn StatsSource>) -> io::Result<ControlServer> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
-            }
-        }
-        remove_stale_socket(path)?;
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let acceptor = {
-            let stop = stop.clone();
-            std::thread::Builder::new().name("dl-control".into()).spawn(move || accept_loop(listener, state, &stop))?
-        };
-        Ok(ControlServer { path: path.to_path_buf(), stop, acceptor: Some(acceptor) })
+        ControlListener::bind(path)?.start(state)
     }
 
     pub fn path(&self) -> &Path {
@@ -246,11 +295,12 @@ impl Drop for ControlServer {
     }
 }
 
-/// A socket file nobody answers on is left over from a dead server: remove it.
-fn remove_stale_socket(path: &Path) -> io::Result<()> {
+/// A socket file nobody answers on (ECONNREFUSED) is left over from a dead
+/// server: remove it, and say so (true).
+fn remove_stale_socket(path: &Path) -> io::Result<bool> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
     if !meta.file_type().is_socket() {
@@ -265,7 +315,8 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
             format!("{} is in use by a running dlisten (pass another --control-socket)", path.display()),
         ));
     }
-    std::fs::remove_file(path)
+    std::fs::remove_file(path)?;
+    Ok(true)
 }
 
 fn accept_loop(listener: UnixListener, state: Arc<dyn StatsSource>, stop: &AtomicBool) {
@@ -535,7 +586,9 @@ mod tests {
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists());
         assert!(matches!(query(&path, "stats"), Err(ControlError::NotRunning(_))));
-        let server = ControlServer::start(&path, fake()).unwrap();
+        let bound = ControlListener::bind(&path).unwrap();
+        assert!(bound.replaced_stale(), "the dead server's socket file is reported");
+        let server = bound.start(fake()).unwrap();
         assert!(query(&path, "stats").unwrap().starts_with("uptime "));
 
         // A second server on a live socket is refused; the first keeps working.
@@ -549,6 +602,12 @@ mod tests {
         let err = ControlServer::start(&path, fake()).err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         std::fs::remove_file(&path).unwrap();
+
+        // Bound on a clean path: nothing replaced; dropped unserved: removed.
+        let bound = ControlListener::bind(&path).unwrap();
+        assert!(!bound.replaced_stale());
+        drop(bound);
+        assert!(!path.exists());
         let _ = std::fs::remove_dir(path.parent().unwrap());
     }
 }

@@ -18,7 +18,7 @@ pub mod metrics_server;
 pub mod prometheus;
 pub mod text;
 
-pub use control::{default_socket_path, format_stats, ControlServer, StatsSnapshot, StatsSource};
+pub use control::{default_socket_path, format_stats, ControlListener, ControlServer, StatsSnapshot, StatsSource};
 pub use event_log::{AppEvent, EventLog, EventSender};
 pub use latency::{LatencyHub, LatencySender, LatencySnapshot, WorkerLatency};
 pub use metrics_server::{Health, MetricsListener, MetricsServer};

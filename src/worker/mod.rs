@@ -195,6 +195,10 @@ impl Worker {
         if drops > 0 {
             self.counters.add(Counter::TxDrops, drops);
         }
+        let no_mbuf = sink.take_no_mbuf();
+        if no_mbuf > 0 {
+            self.counters.add(Counter::TxNoMbuf, no_mbuf);
+        }
     }
 }
 

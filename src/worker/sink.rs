@@ -9,13 +9,15 @@ pub struct MbufSink<'p> {
     txq: TxQueue,
     batch: MbufBatch,
     csum_offload: bool,
-    /// Frames lost: no mbuf, or refused by a full TX ring.
+    /// Frames refused by a full TX ring (or too large for an mbuf).
     drops: u64,
+    /// Frames not built: the mempool was empty.
+    no_mbuf: u64,
 }
 
 impl<'p> MbufSink<'p> {
     pub fn new(pool: &'p Mempool, txq: TxQueue, csum_offload: bool) -> Self {
-        MbufSink { pool, txq, batch: MbufBatch::new(), csum_offload, drops: 0 }
+        MbufSink { pool, txq, batch: MbufBatch::new(), csum_offload, drops: 0, no_mbuf: 0 }
     }
 
     pub fn pending(&self) -> usize {
@@ -29,9 +31,14 @@ impl<'p> MbufSink<'p> {
         }
     }
 
-    /// Frames lost since the last call.
+    /// Frames a full TX ring refused since the last call.
     pub fn take_drops(&mut self) -> u64 {
         std::mem::take(&mut self.drops)
+    }
+
+    /// Frames not built for want of an mbuf since the last call.
+    pub fn take_no_mbuf(&mut self) -> u64 {
+        std::mem::take(&mut self.no_mbuf)
     }
 }
 
@@ -42,10 +49,11 @@ impl TxSink for MbufSink<'_> {
             self.flush();
         }
         let Some(mut m) = self.pool.alloc() else {
-            self.drops += 1;
+            self.no_mbuf += 1;
             return false;
         };
         let Some(buf) = m.append(max_len) else {
+            // A frame larger than the data room: no mbuf would do.
             self.drops += 1;
             return false;
         };

@@ -122,8 +122,15 @@ impl Default for ServerOpts<'_> {
 
 impl Server {
     pub fn start(ns: &Netns, opts: ServerOpts) -> Server {
+        Server::start_prefixed(ns, opts, &unique("dle2e"), false)
+    }
+
+    /// With EAL `--file-prefix prefix`; `shared_config`: without
+    /// `--no-shconf`, so EAL keeps its runtime files in /var/run/dpdk/<prefix>/
+    /// as in production.
+    pub fn start_prefixed(ns: &Netns, opts: ServerOpts, prefix: &str, shared_config: bool) -> Server {
         let tap = unique("dlt");
-        let prefix = unique("dle2e");
+        let prefix = prefix.to_string();
         let vdev = format!("net_tap0,iface={tap}");
         let workers = opts.queues.to_string();
         let mut argv: Vec<String> = vec![
@@ -137,13 +144,12 @@ impl Server {
             "20".into(),
         ];
         argv.extend(opts.serve_args.iter().map(|s| s.to_string()));
+        argv.extend(["--", "--no-huge", "-m", "512", "--no-pci"].iter().map(|s| s.to_string()));
+        if !shared_config {
+            argv.push("--no-shconf".into());
+        }
         argv.extend(
-            [
-                "--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", &prefix, "--vdev", &vdev,
-                "--log-level", "lib.eal:error",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
+            ["--file-prefix", &prefix, "--vdev", &vdev, "--log-level", "lib.eal:error"].iter().map(|s| s.to_string()),
         );
         let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
         let Captured { child, output, readers, ready } = spawn_captured(ns.cmd(&argv_ref).env("RUST_BACKTRACE", "1"));
@@ -193,6 +199,22 @@ impl Server {
                 }
             }
         }
+        self.output()
+    }
+}
+
+impl Server {
+    /// SIGKILL, as a crash or the OOM killer would end it: nothing of ours
+    /// runs. Returns what it printed.
+    pub fn kill9(&mut self) -> String {
+        self.stopped = true;
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        let status = self.child.wait().expect("wait for dlisten");
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        assert!(!status.success(), "dlisten survived SIGKILL: {status}");
         self.output()
     }
 }
