@@ -124,6 +124,12 @@ impl Session {
         }
     }
 
+    /// Nothing of a request received and nothing to write: closing now
+    /// loses nothing (what nginx closes at once on a graceful shutdown).
+    pub fn between_requests(&self) -> bool {
+        matches!(self.phase(), Phase::Header | Phase::Idle) && self.input.is_empty()
+    }
+
     /// The server is shutting down (see [`Service::drain`]).
     pub fn drain(&mut self) {
         self.service.drain();

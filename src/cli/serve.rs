@@ -7,6 +7,7 @@ use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::SipKey;
 use crate::engine::sysctl::Sysctls;
 use crate::engine::tcp::ConnTable;
+use crate::worker::apps::ConnLimits;
 use crate::serve::{ListenSpec, ServeConfig};
 use crate::telemetry::control::default_socket_path;
 use clap::parser::ValueSource;
@@ -114,6 +115,31 @@ struct ServeFlags {
     /// The body `--app http` answers with.
     #[arg(long, default_value = "hello from dlisten\n")]
     http_body: String,
+    /// Seconds a client has to send a whole request head, from the
+    /// connection's start or the next request's first byte; then the
+    /// connection is closed (DlHttpHeaderTimeouts; nginx's
+    /// client_header_timeout). 0 = none.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    http_header_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request
+    /// (DlHttpIdleTimeouts; nginx's keepalive_timeout). 0 = none.
+    #[arg(long, default_value_t = 75, value_name = "SECS")]
+    http_keepalive_timeout: u64,
+    /// Seconds a request body may stall between two reads
+    /// (DlHttpBodyTimeouts; nginx's client_body_timeout). 0 = none.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    http_body_timeout: u64,
+    /// Connections one client address may hold per worker; beyond, accepted
+    /// connections are reset (DlConnPerSourceRefused). 0 = no cap. Per-core
+    /// serving only (--app-threads 0), like the http timeouts.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    max_conns_per_source: u32,
+    /// SIGTERM drains: /health turns unhealthy, the listeners close (new
+    /// SYNs get RST), idle keep-alive connections close, the others get
+    /// `Connection: close` on their next response and have this many
+    /// seconds to finish. SIGINT stops at once. Per-core serving only.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    drain_timeout: u64,
     /// 0: serve per core inside the workers (one SO_REUSEPORT member per
     /// worker, shared nothing); N: N application threads share each
     /// listener's accept queue.
@@ -316,6 +342,13 @@ impl TryFrom<ServeFlags> for ServeConfig {
             syncookie_key: a.syncookie_key,
             tfo_key: a.tfo_key,
             metrics: a.metrics,
+            conn_limits: ConnLimits {
+                header_timeout: Duration::from_secs(a.http_header_timeout),
+                keepalive_timeout: Duration::from_secs(a.http_keepalive_timeout),
+                body_timeout: Duration::from_secs(a.http_body_timeout),
+                max_conns_per_source: a.max_conns_per_source,
+            },
+            drain_timeout: Duration::from_secs(a.drain_timeout),
         })
     }
 }
