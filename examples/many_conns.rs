@@ -24,11 +24,12 @@ use dlisten::wire::ethernet::EthernetFrame;
 use dlisten::wire::ipv4::Ipv4Packet;
 use dlisten::wire::tcp::{TcpFlags, TcpSegment};
 use dlisten::wire::tcp_options;
-use dlisten::worker::apps::PerCoreApps;
+use dlisten::worker::apps::{ConnLimits, PerCoreApps};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddrV4;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Heap bytes in use, counted on every allocation and free.
 struct Counting;
@@ -118,7 +119,10 @@ fn main() -> ExitCode {
     let mut rig = Rig::new(RigConfig::default());
     let fd = rig.listen_on(SocketAddrV4::new(OUR_IP, PORT), 4096, |_, _| {});
     let listener = rig.stack.listener(fd).expect("the listener");
-    let mut apps = PerCoreApps::new(AppKind::Http(Default::default()), vec![listener], None);
+    // The default limits: every idle connection has its keep-alive timer.
+    let counters = rig.workers[0].counters.clone();
+    let drain = Arc::new(AtomicBool::new(false));
+    let mut apps = PerCoreApps::new(AppKind::Http(Default::default()), vec![listener], None, ConnLimits::default(), counters, drain);
     let mut latency = WorkerLatency::default();
     let mut ready = Vec::new();
     let mut tx = ReuseSink::default();
