@@ -399,6 +399,250 @@ fn rearm(conn: &mut AppConn, limits: &ConnLimits, timers: &mut BinaryHeap<Revers
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::clients::{self, META_OFFLOAD, SYN_LEN};
+    use crate::testkit::frame::{write_tcp_frame, TcpHeader, OUR_IP};
+    use crate::testkit::rig::{Rig, RigConfig, VecSink, FRAME_MAX};
+    use crate::wire::ethernet::EthernetFrame;
+    use crate::wire::ipv4::Ipv4Packet;
+    use crate::wire::tcp::{TcpFlags, TcpSegment};
+    use crate::wire::tcp_options;
+
+    const SECOND: Duration = Duration::from_secs(1);
+    const MS: Duration = Duration::from_millis(1);
+
+    /// The rig's one worker with the per-core http app on OUR_IP:80.
+    struct Bed {
+        rig: Rig,
+        apps: PerCoreApps,
+        tx: VecSink,
+        ready: Vec<(u32, Events)>,
+        latency: WorkerLatency,
+        drain: Arc<AtomicBool>,
+    }
+
+    /// A client: the SYN-ACK it got, and how many bytes it sent since.
+    struct Client {
+        synack: Vec<u8>,
+        sent: u32,
+    }
+
+    impl Bed {
+        fn new(limits: ConnLimits) -> Bed {
+            let rig = Rig::new(RigConfig::default());
+            let fd = rig.listen_on(SocketAddrV4::new(OUR_IP, clients::PORT), 128, |_, _| {});
+            let listener = rig.stack.listener(fd).unwrap();
+            let drain = Arc::new(AtomicBool::new(false));
+            let counters = rig.workers[0].counters.clone();
+            let apps = PerCoreApps::new(AppKind::Http(Default::default()), vec![listener], None, limits, counters, drain.clone());
+            Bed { rig, apps, tx: VecSink::default(), ready: Vec::new(), latency: WorkerLatency::default(), drain }
+        }
+
+        fn serve(&mut self) {
+            let w = &mut self.rig.workers[0];
+            w.engine.drain_ready(&mut self.ready);
+            let now = self.rig.now;
+            self.apps.run(now, &|| now, &self.ready, &mut w.engine, &mut self.latency, &mut self.tx);
+            self.ready.clear();
+        }
+
+        /// Client `i` (clients 0..50 000 share one address) completes a handshake.
+        fn connect(&mut self, i: u32) -> Client {
+            let mut syn = [0u8; SYN_LEN];
+            let n = clients::syn_frame(i, &mut syn);
+            self.rig.rx(0, &syn[..n], META_OFFLOAD, &mut self.tx);
+            let synack = self.tx.take().pop().expect("a SYN-ACK");
+            let client = Client { synack, sent: 0 };
+            self.send(&client, &[], TcpFlags::ACK);
+            client
+        }
+
+        /// A segment from `client` carrying `payload`, then the app's turn.
+        fn send(&mut self, client: &Client, payload: &[u8], flags: TcpFlags) {
+            let mut frame = [0u8; FRAME_MAX];
+            let n = segment(client, payload, flags, &mut frame);
+            self.rig.rx(0, &frame[..n], META_OFFLOAD, &mut self.tx);
+            self.serve();
+        }
+
+        fn data(&mut self, client: &mut Client, payload: &[u8]) {
+            self.send(client, payload, TcpFlags::ACK | TcpFlags::PSH);
+            client.sent += payload.len() as u32;
+        }
+
+        /// Move the clock in 1 ms ticks, the app taking its turn each tick
+        /// as in the worker's housekeeping.
+        fn advance(&mut self, d: Duration) {
+            let end = self.rig.now + d;
+            while self.rig.now < end {
+                self.rig.advance(MS, &mut self.tx);
+                self.serve();
+            }
+        }
+
+        /// Frames sent since the last look with `flag` set, and their payloads.
+        fn sent_with(&mut self, flag: TcpFlags) -> (usize, Vec<u8>) {
+            let mut count = 0;
+            let mut payload = Vec::new();
+            for f in self.tx.take() {
+                let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+                let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+                let seg = TcpSegment::new_checked(ip.payload()).unwrap();
+                count += usize::from(seg.flags().contains(flag));
+                payload.extend_from_slice(seg.payload());
+            }
+            (count, payload)
+        }
+
+        fn counter(&self, c: Counter) -> u64 {
+            self.rig.counter(c)
+        }
+    }
+
+    /// The client's next segment: it acknowledges only the SYN-ACK (the
+    /// server's data stays unacknowledged, which does not matter here).
+    fn segment(client: &Client, payload: &[u8], flags: TcpFlags, buf: &mut [u8]) -> usize {
+        let eth = EthernetFrame::new_checked(&client.synack[..]).unwrap();
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let seg = TcpSegment::new_checked(ip.payload()).unwrap();
+        let mut opts = [0u8; 12];
+        let opts_len = match tcp_options::timestamps(seg.options()) {
+            Some((tsval, tsecr)) => {
+                opts[..4].copy_from_slice(&[1, 1, 8, 10]);
+                opts[4..8].copy_from_slice(&tsecr.wrapping_add(1).to_be_bytes());
+                opts[8..12].copy_from_slice(&tsval.to_be_bytes());
+                12
+            }
+            None => 0,
+        };
+        let h = TcpHeader {
+            src: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
+            dst: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
+            seq: seg.ack_number().wrapping_add(client.sent),
+            ack: seg.seq_number().wrapping_add(1),
+            flags,
+            window: 502,
+            ident: 0,
+            ..TcpHeader::default()
+        };
+        write_tcp_frame(buf, &h, &opts[..opts_len], payload)
+    }
+
+    fn limits(header: u64, keepalive: u64, body: u64, per_source: u32) -> ConnLimits {
+        ConnLimits {
+            header_timeout: Duration::from_secs(header),
+            keepalive_timeout: Duration::from_secs(keepalive),
+            body_timeout: Duration::from_secs(body),
+            max_conns_per_source: per_source,
+        }
+    }
+
+    #[test]
+    fn a_slow_head_is_closed_at_the_header_timeout() {
+        let mut bed = Bed::new(limits(2, 5, 5, 0));
+        let mut c = bed.connect(0);
+        bed.advance(SECOND);
+        // A header line now and then does not extend the header timeout.
+        bed.data(&mut c, b"GET / HTTP/1.1\r\n");
+        bed.advance(900 * MS);
+        bed.data(&mut c, b"X-a: b\r\n");
+        bed.tx.take();
+        bed.advance(90 * MS);
+        assert_eq!(bed.sent_with(TcpFlags::FIN).0, 0, "closed before the timeout");
+        bed.advance(20 * MS);
+        let (fins, payload) = bed.sent_with(TcpFlags::FIN);
+        assert_eq!(fins, 1, "not closed at the timeout");
+        assert!(payload.is_empty(), "a timed-out head is not answered");
+        assert_eq!(bed.counter(Counter::HttpHeaderTimeouts), 1);
+        assert_eq!(bed.counter(Counter::HttpIdleTimeouts) + bed.counter(Counter::HttpBodyTimeouts), 0);
+    }
+
+    #[test]
+    fn the_body_timeout_restarts_on_every_read() {
+        let mut bed = Bed::new(limits(5, 5, 2, 0));
+        let mut c = bed.connect(0);
+        bed.data(&mut c, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab");
+        for piece in [b"cd", b"ef"] {
+            bed.advance(1900 * MS);
+            bed.data(&mut c, piece);
+        }
+        let (fins, payload) = bed.sent_with(TcpFlags::FIN);
+        assert_eq!(fins, 0);
+        assert!(payload.starts_with(b"HTTP/1.1 200 OK"), "the body was read in time");
+        let mut d = bed.connect(1);
+        bed.data(&mut d, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab");
+        bed.tx.take();
+        bed.advance(2 * SECOND + 10 * MS);
+        assert_eq!(bed.sent_with(TcpFlags::FIN).0, 1);
+        assert_eq!(bed.counter(Counter::HttpBodyTimeouts), 1);
+        assert_eq!(bed.counter(Counter::HttpHeaderTimeouts), 0);
+    }
+
+    #[test]
+    fn an_idle_keep_alive_connection_is_closed_at_the_keepalive_timeout() {
+        let mut bed = Bed::new(limits(2, 3, 2, 0));
+        let mut c = bed.connect(0);
+        bed.data(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        // Past the header timeout: idleness after a request is the keep-alive one.
+        bed.advance(2990 * MS);
+        assert_eq!(bed.sent_with(TcpFlags::FIN).0, 0);
+        bed.advance(20 * MS);
+        // The FIN may ride on a retransmission of the unacknowledged response.
+        assert!(bed.sent_with(TcpFlags::FIN).0 >= 1);
+        assert_eq!(bed.counter(Counter::HttpIdleTimeouts), 1);
+        assert_eq!(bed.counter(Counter::HttpHeaderTimeouts), 0);
+    }
+
+    #[test]
+    fn zero_turns_a_timeout_off() {
+        let mut bed = Bed::new(limits(0, 0, 0, 0));
+        let _c = bed.connect(0);
+        bed.advance(3 * SECOND);
+        assert_eq!(bed.sent_with(TcpFlags::FIN).0, 0);
+        assert!(bed.apps.timers.is_empty());
+    }
+
+    #[test]
+    fn connections_over_the_per_source_cap_are_reset() {
+        let mut bed = Bed::new(limits(60, 75, 60, 2));
+        let a = bed.connect(0);
+        let _b = bed.connect(1);
+        assert_eq!(bed.sent_with(TcpFlags::RST).0, 0);
+        let _c = bed.connect(2);
+        assert_eq!(bed.sent_with(TcpFlags::RST).0, 1, "the third from one address");
+        assert_eq!(bed.counter(Counter::ConnPerSourceRefused), 1);
+        // Another address has its own count.
+        let _d = bed.connect(50_000);
+        assert_eq!(bed.sent_with(TcpFlags::RST).0, 0);
+        // A connection that is gone frees its place.
+        bed.send(&a, &[], TcpFlags::RST);
+        let _e = bed.connect(3);
+        assert_eq!(bed.sent_with(TcpFlags::RST).0, 0);
+        assert_eq!(bed.counter(Counter::ConnPerSourceRefused), 1);
+    }
+
+    #[test]
+    fn drain_closes_idle_connections_and_the_rest_after_their_response() {
+        let mut bed = Bed::new(ConnLimits::default());
+        let mut idle = bed.connect(0);
+        bed.data(&mut idle, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut busy = bed.connect(1);
+        bed.data(&mut busy, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\na");
+        bed.tx.take();
+        bed.drain.store(true, Ordering::Relaxed);
+        bed.serve();
+        assert_eq!(bed.sent_with(TcpFlags::FIN).0, 1, "the idle one is closed at once");
+        assert_eq!(bed.counter(Counter::DrainWorkers), 1);
+        assert_eq!(bed.counter(Counter::DrainConns), 2);
+        bed.data(&mut busy, b"b");
+        let (fins, payload) = bed.sent_with(TcpFlags::FIN);
+        assert_eq!(fins, 1);
+        let text = String::from_utf8_lossy(&payload).to_string();
+        assert!(text.starts_with("HTTP/1.1 200 OK") && text.contains("Connection: close\r\n"), "{text}");
+        // Finished once the connections are gone, not at our FIN.
+        assert_eq!(bed.counter(Counter::DrainFinished), 0);
+        bed.send(&idle, &[], TcpFlags::RST);
+        assert_eq!(bed.counter(Counter::DrainFinished), 1);
+    }
 
     /// A worker may hold a million idle connections: their app state stays small.
     #[test]
