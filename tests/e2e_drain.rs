@@ -157,3 +157,34 @@ fn sigterm_lets_a_slow_download_finish() {
     assert!(report.contains("dlisten: draining for up to 20 s"), "{report}");
     assert!(report.contains("drain: 1 connections finished, 0 cut"), "{report}");
 }
+
+#[test]
+fn a_download_longer_than_the_drain_timeout_is_cut() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("cut");
+    ns.ok(&["sysctl", "-qw", "net.ipv4.tcp_rmem=4096 4096 4096"]);
+    let listen = format!("{SERVER_IP}:80");
+    let body = "x".repeat(100_000);
+    let mut server = Server::start(
+        &ns,
+        ServerOpts { queues: 1, serve_args: &["--listen", &listen, "--app", "http", "--http-body", &body, "--drain-timeout", "1"] },
+    );
+    let url = format!("http://{SERVER_IP}/");
+    // 100 kB at 10 kB/s would take 10 s, far past the drain's 1 s; curl
+    // gives up at 6 s, as the server is gone without a word.
+    let download = ns
+        .cmd(&["curl", "-sS", "--limit-rate", "10k", "--max-time", "6", "-o", "/dev/null", &url])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn curl");
+    std::thread::sleep(Duration::from_secs(1));
+    let term_at = Instant::now();
+    server.signal("TERM");
+    let report = server.stop_with("", Duration::from_secs(10));
+    let stopped_in = term_at.elapsed();
+    let download = download.wait_with_output().expect("curl");
+    assert!(stopped_in < Duration::from_secs(4), "the drain outlived its timeout ({stopped_in:?}):\n{report}");
+    assert!(report.contains("drain: 0 connections finished, 1 cut"), "{report}");
+    assert!(!download.status.success(), "the download was not cut");
+}
