@@ -5,7 +5,9 @@
 //!   address is served all along;
 //! - SIGTERM during a slow download: /health turns unhealthy at once, new
 //!   connections are refused, the download completes intact, and the exit
-//!   report says it finished.
+//!   report says it finished;
+//! - SIGTERM during a download longer than --drain-timeout: the server stops
+//!   at the timeout and the report says the connection was cut.
 
 mod common;
 use common::*;
