@@ -243,6 +243,8 @@ pub enum ServeArgsError {
     Merge { path: PathBuf, message: String },
     #[error("no address to own: pass --addr 198.18.0.1 (one or more) or put `addr = [\"198.18.0.1\"]` in the --config file")]
     NoAddress,
+    #[error("--max-conns-per-source is for per-core serving: drop it or --app-threads")]
+    PerSourceWithAppThreads,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -304,6 +306,10 @@ impl TryFrom<ServeFlags> for ServeConfig {
     fn try_from(a: ServeFlags) -> Result<ServeConfig, ServeArgsError> {
         if a.addrs.is_empty() {
             return Err(ServeArgsError::NoAddress);
+        }
+        // The cap is kept by each worker's apps; application threads have none.
+        if a.max_conns_per_source > 0 && a.app_threads > 0 {
+            return Err(ServeArgsError::PerSourceWithAppThreads);
         }
         let control_socket = a
             .control_socket
@@ -454,6 +460,26 @@ mod tests {
         let cli = Cli::try_parse_from(["dlisten", "serve"].iter().chain(argv)).unwrap();
         let Command::Serve(a) = cli.command else { panic!("not serve") };
         ServeConfig::try_from(*a)
+    }
+
+    #[test]
+    fn slow_client_limits_and_drain_timeout() {
+        let cfg = serve_config(&["--addr", "198.18.0.1"]);
+        assert_eq!(cfg.conn_limits, ConnLimits::default());
+        assert_eq!(cfg.drain_timeout, Duration::from_secs(30));
+        let cfg = serve_config(&[
+            "--addr", "198.18.0.1", "--http-header-timeout", "2", "--http-keepalive-timeout", "0",
+            "--http-body-timeout", "7", "--max-conns-per-source", "20", "--drain-timeout", "5",
+        ]);
+        let want = ConnLimits {
+            header_timeout: Duration::from_secs(2),
+            keepalive_timeout: Duration::ZERO,
+            body_timeout: Duration::from_secs(7),
+            max_conns_per_source: 20,
+        };
+        assert_eq!((cfg.conn_limits, cfg.drain_timeout), (want, Duration::from_secs(5)));
+        let err = serve_try_config(&["--addr", "198.18.0.1", "--max-conns-per-source", "2", "--app-threads", "2"]);
+        assert!(matches!(err, Err(ServeArgsError::PerSourceWithAppThreads)), "{err:?}");
     }
 
     /// A config file with `text`, removed on drop.
