@@ -94,8 +94,10 @@ release_clients() {
 
 echo "== (a) dlisten: $N idle keep-alive connections from ${#SOURCES[@]} source addresses ($PROCS client processes)"
 newns ${TAG}d
+# Idle for as long as the run takes: a keep-alive timeout (armed, so its
+# timer is in the figure) longer than the run.
 ip netns exec ${TAG}d "$BIN" serve --addr $SERVER --listen $SERVER:80 --app http --workers 1 --backlog 4096 \
-    --somaxconn 4096 --max-syn-backlog 4096 --idle-sleep-us 20 --control-socket "/run/dlisten/$TAG.sock" -- \
+    --http-keepalive-timeout 600 --somaxconn 4096 --max-syn-backlog 4096 --idle-sleep-us 20 --control-socket "/run/dlisten/$TAG.sock" -- \
     "${EAL[@]}" -l 1 --file-prefix $TAG --vdev "net_tap0,iface=${TAG}t" > "$OUT/dlisten" 2>&1 &
 DL=$!
 PIDS+=("$DL")

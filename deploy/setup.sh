@@ -22,12 +22,14 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # server in bench/compare.sh.
 # The differential suite also turns the veth offloads off with ethtool (checksums
 # really checked). Prometheus's Python client: its text-format parser reads what
-# `serve --metrics` serves in the e2e tests.
+# `serve --metrics` serves in the e2e tests. slowhttptest: the slow-client e2e
+# test (slowloris against the http timeouts and the per-source cap).
 packages=(
     libdpdk-dev dpdk pkg-config clang libclang-dev build-essential
     iproute2 iputils-ping hping3 netcat-openbsd curl wrk
     python3 python3-scapy python3-prometheus-client tcpdump procps
     libxdp1 libbpf1 ethtool nginx-light
+    slowhttptest
 )
 
 dl_need_root "$@"

@@ -20,11 +20,12 @@ use dlisten::telemetry::latency::WorkerLatency;
 use dlisten::testkit::clients::{self, META_OFFLOAD, PORT, SYN_LEN};
 use dlisten::testkit::frame::OUR_IP;
 use dlisten::testkit::rig::{ReuseSink, Rig, RigConfig, FRAME_MAX, START};
-use dlisten::worker::apps::PerCoreApps;
+use dlisten::worker::apps::{ConnLimits, PerCoreApps};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddrV4;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Heap bytes in use, counted on every allocation and free.
 struct Counting;
@@ -82,7 +83,10 @@ fn main() -> ExitCode {
     let mut rig = Rig::new(RigConfig::default());
     let fd = rig.listen_on(SocketAddrV4::new(OUR_IP, PORT), 4096, |_, _| {});
     let listener = rig.stack.listener(fd).expect("the listener");
-    let mut apps = PerCoreApps::new(AppKind::Http(Default::default()), vec![listener], None);
+    // The default limits: every idle connection has its keep-alive timer.
+    let counters = rig.workers[0].counters.clone();
+    let drain = Arc::new(AtomicBool::new(false));
+    let mut apps = PerCoreApps::new(AppKind::Http(Default::default()), vec![listener], None, ConnLimits::default(), counters, drain);
     let mut latency = WorkerLatency::default();
     let mut ready = Vec::new();
     let mut tx = ReuseSink::default();

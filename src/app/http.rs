@@ -14,7 +14,7 @@
 //!   `Transfer-Encoding: chunked` framing decoded to its last chunk and trailers.
 //!   The response goes out when the whole request has been read.
 
-use super::{Next, Service, ServiceStats};
+use super::{Next, Service, ServiceStats, Waiting};
 use httparse::Status;
 use std::sync::Arc;
 use thiserror::Error;
@@ -210,6 +210,8 @@ enum HeadOutcome {
 pub struct HttpService {
     config: HttpConfig,
     state: State,
+    /// The server is draining: the next response closes the connection.
+    draining: bool,
 }
 
 impl HttpService {
@@ -217,10 +219,14 @@ impl HttpService {
         HttpService {
             config,
             state: State::Head,
+            draining: false,
         }
     }
 
-    fn respond(&mut self, request: Pending, out: &mut Vec<u8>, stats: &mut ServiceStats) {
+    fn respond(&mut self, mut request: Pending, out: &mut Vec<u8>, stats: &mut ServiceStats) {
+        if self.draining {
+            request.persistence = Persistence::Close;
+        }
         let response = self.config.response(request.persistence);
         out.extend_from_slice(if request.head_only {
             response.head()
@@ -428,6 +434,22 @@ impl Service for HttpService {
     fn on_eof(&mut self, _out: &mut Vec<u8>) -> Next {
         self.state = State::Closed;
         Next::CloseAfterFlush
+    }
+
+    fn waiting(&self) -> Waiting {
+        match self.state {
+            State::Head => Waiting::Head,
+            State::Closed => Waiting::Nothing,
+            State::Body { .. }
+            | State::ChunkSize(_)
+            | State::ChunkData { .. }
+            | State::ChunkDataEnd(_)
+            | State::Trailers(_) => Waiting::Body,
+        }
+    }
+
+    fn drain(&mut self) {
+        self.draining = true;
     }
 }
 

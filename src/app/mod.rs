@@ -26,6 +26,7 @@ use thiserror::Error;
 
 pub use discard::DiscardService;
 pub use echo::EchoService;
+pub use session::{Phase, Session};
 pub use http::{
     HttpConfig, HttpConfigError, HttpService, Persistence, PrebuiltResponse, MAX_HEADERS,
     MAX_REQUEST_HEAD,
@@ -68,6 +69,26 @@ pub trait Service: Send {
 
     /// The peer closed its side (FIN). Returns what to do with ours.
     fn on_eof(&mut self, out: &mut Vec<u8>) -> Next;
+
+    /// What the service waits for from the peer, for the driver's timeouts.
+    fn waiting(&self) -> Waiting {
+        Waiting::Nothing
+    }
+
+    /// The server is shutting down: answer the request in progress, then
+    /// close (HTTP: `Connection: close` on the next response).
+    fn drain(&mut self) {}
+}
+
+/// What a service waits for from the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// Nothing the driver should time out (a stream service, or closing).
+    Nothing,
+    /// A request head (or the first byte of the next request).
+    Head,
+    /// The rest of a request body.
+    Body,
 }
 
 /// The built-in application chosen on the command line.

@@ -1,7 +1,7 @@
 //! One connection's application side, as both drivers use it (per-core in
 //! the worker, or on application threads): bytes in, service, bytes out.
 
-use super::{Next, Service, ServiceStats};
+use super::{Next, Service, ServiceStats, Waiting};
 
 /// Input a service may leave unconsumed (a partial request) before the
 /// connection is considered abusive.
@@ -22,11 +22,28 @@ pub struct Session {
     output: Vec<u8>,
     /// FIN once `output` is sent.
     close_after_flush: bool,
+    /// A request was answered: waiting for a head with nothing received is
+    /// keep-alive idleness, not a slow head.
+    answered: bool,
+}
+
+/// Which of the slow-client timeouts applies to a session now (nginx's
+/// client_header_timeout, keepalive_timeout, client_body_timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Writing, closing, or a stream service: no timeout.
+    Busy,
+    /// Waiting for a request head (the first one, or one begun).
+    Header,
+    /// Keep-alive: a request answered, nothing of the next one yet.
+    Idle,
+    /// Waiting for the rest of a request body.
+    Body,
 }
 
 impl Session {
     pub fn new(service: Box<dyn Service>) -> Session {
-        Session { service, input: Vec::new(), output: Vec::new(), close_after_flush: false }
+        Session { service, input: Vec::new(), output: Vec::new(), close_after_flush: false, answered: false }
     }
 
     /// Received bytes: run the service. Returns how many requests it answered,
@@ -51,6 +68,7 @@ impl Session {
             next
         };
         self.close_after_flush |= matches!(next, Next::CloseAfterFlush);
+        self.answered |= stats.requests > 0;
         if self.input.len() > MAX_PENDING_INPUT {
             return Err(InputOverflow);
         }
@@ -91,6 +109,30 @@ impl Session {
     /// Everything is written and the service wants the connection closed.
     pub fn should_close(&self) -> bool {
         self.close_after_flush && self.output.is_empty()
+    }
+
+    /// The timeout that applies now.
+    pub fn phase(&self) -> Phase {
+        if self.close_after_flush || !self.output.is_empty() {
+            return Phase::Busy;
+        }
+        match self.service.waiting() {
+            Waiting::Nothing => Phase::Busy,
+            Waiting::Head if self.answered && self.input.is_empty() => Phase::Idle,
+            Waiting::Head => Phase::Header,
+            Waiting::Body => Phase::Body,
+        }
+    }
+
+    /// Nothing of a request received and nothing to write: closing now
+    /// loses nothing (what nginx closes at once on a graceful shutdown).
+    pub fn between_requests(&self) -> bool {
+        matches!(self.phase(), Phase::Header | Phase::Idle) && self.input.is_empty()
+    }
+
+    /// The server is shutting down (see [`Service::drain`]).
+    pub fn drain(&mut self) {
+        self.service.drain();
     }
 
     /// Reading stops once the service decided to close.
@@ -144,6 +186,38 @@ mod tests {
             }
         }
         assert!(refused || s.done_reading());
+    }
+
+    #[test]
+    fn phases_follow_the_request() {
+        let mut s = Session::new(AppKind::Http(Default::default()).new_service().unwrap());
+        assert_eq!(s.phase(), Phase::Header, "a new connection waits for its first head");
+        assert_eq!(s.received(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab"), Ok(0));
+        assert_eq!(s.phase(), Phase::Body);
+        assert_eq!(s.received(b"cd"), Ok(1));
+        assert_eq!(s.phase(), Phase::Busy, "the response is not written yet");
+        let n = s.output().len();
+        s.wrote(n);
+        assert_eq!(s.phase(), Phase::Idle);
+        assert_eq!(s.received(b"GET / HT"), Ok(0));
+        assert_eq!(s.phase(), Phase::Header);
+        let echo = Session::new(AppKind::Echo.new_service().unwrap());
+        assert_eq!(echo.phase(), Phase::Busy);
+    }
+
+    #[test]
+    fn a_draining_session_closes_after_the_next_response() {
+        let mut s = Session::new(AppKind::Http(Default::default()).new_service().unwrap());
+        assert_eq!(s.received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(1));
+        assert!(!s.done_reading());
+        s.drain();
+        let n = s.output().len();
+        s.wrote(n);
+        assert_eq!(s.received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(1));
+        assert!(s.output().windows(19).any(|w| w == b"Connection: close\r\n"));
+        let n = s.output().len();
+        s.wrote(n);
+        assert!(s.should_close());
     }
 
     #[test]

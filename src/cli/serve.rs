@@ -9,6 +9,7 @@ use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::SipKey;
 use crate::engine::sysctl::Sysctls;
 use crate::engine::tcp::ConnTable;
+use crate::worker::apps::ConnLimits;
 use crate::serve::{ListenSpec, ServeConfig};
 use crate::telemetry::control::default_socket_path;
 use clap::parser::ValueSource;
@@ -116,6 +117,31 @@ struct ServeFlags {
     /// The body `--app http` answers with.
     #[arg(long, default_value = "hello from dlisten\n")]
     http_body: String,
+    /// Seconds a client has to send a whole request head, from the
+    /// connection's start or the next request's first byte; then the
+    /// connection is closed (DlHttpHeaderTimeouts; nginx's
+    /// client_header_timeout). 0 = none.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    http_header_timeout: u64,
+    /// Seconds a keep-alive connection may wait for its next request
+    /// (DlHttpIdleTimeouts; nginx's keepalive_timeout). 0 = none.
+    #[arg(long, default_value_t = 75, value_name = "SECS")]
+    http_keepalive_timeout: u64,
+    /// Seconds a request body may stall between two reads
+    /// (DlHttpBodyTimeouts; nginx's client_body_timeout). 0 = none.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    http_body_timeout: u64,
+    /// Connections one client address may hold per worker; beyond, accepted
+    /// connections are reset (DlConnPerSourceRefused). 0 = no cap. Per-core
+    /// serving only (--app-threads 0), like the http timeouts.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    max_conns_per_source: u32,
+    /// SIGTERM drains: /health turns unhealthy, the listeners close (new
+    /// SYNs get RST), idle keep-alive connections close, the others get
+    /// `Connection: close` on their next response and have this many
+    /// seconds to finish. SIGINT stops at once. Per-core serving only.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    drain_timeout: u64,
     /// 0: serve per core inside the workers (one SO_REUSEPORT member per
     /// worker, shared nothing); N: N application threads share each
     /// listener's accept queue.
@@ -225,6 +251,8 @@ pub enum ServeArgsError {
     TooFewMbufs { mbufs: u32, rx_desc: u16, need: u32 },
     #[error("--cores names {given} core(s) for --workers {workers}: one per worker")]
     TooFewCores { given: usize, workers: u16 },
+    #[error("--max-conns-per-source is for per-core serving: drop it or --app-threads")]
+    PerSourceWithAppThreads,
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -287,6 +315,10 @@ impl TryFrom<ServeFlags> for ServeConfig {
         if a.addrs.is_empty() {
             return Err(ServeArgsError::NoAddress);
         }
+        // The cap is kept by each worker's apps; application threads have none.
+        if a.max_conns_per_source > 0 && a.app_threads > 0 {
+            return Err(ServeArgsError::PerSourceWithAppThreads);
+        }
         let need = u32::from(a.rx_desc) + 2 * crate::dpdk::BURST as u32;
         if a.mbufs < need {
             return Err(ServeArgsError::TooFewMbufs { mbufs: a.mbufs, rx_desc: a.rx_desc, need });
@@ -333,6 +365,13 @@ impl TryFrom<ServeFlags> for ServeConfig {
             syncookie_key: a.syncookie_key,
             tfo_key: a.tfo_key,
             metrics: a.metrics,
+            conn_limits: ConnLimits {
+                header_timeout: Duration::from_secs(a.http_header_timeout),
+                keepalive_timeout: Duration::from_secs(a.http_keepalive_timeout),
+                body_timeout: Duration::from_secs(a.http_body_timeout),
+                max_conns_per_source: a.max_conns_per_source,
+            },
+            drain_timeout: Duration::from_secs(a.drain_timeout),
         })
     }
 }
@@ -424,6 +463,26 @@ mod tests {
         let cli = Cli::try_parse_from(["dlisten", "serve"].iter().chain(argv)).unwrap();
         let Command::Serve(a) = cli.command else { panic!("not serve") };
         ServeConfig::try_from(*a)
+    }
+
+    #[test]
+    fn slow_client_limits_and_drain_timeout() {
+        let cfg = serve_config(&["--addr", "198.18.0.1"]);
+        assert_eq!(cfg.conn_limits, ConnLimits::default());
+        assert_eq!(cfg.drain_timeout, Duration::from_secs(30));
+        let cfg = serve_config(&[
+            "--addr", "198.18.0.1", "--http-header-timeout", "2", "--http-keepalive-timeout", "0",
+            "--http-body-timeout", "7", "--max-conns-per-source", "20", "--drain-timeout", "5",
+        ]);
+        let want = ConnLimits {
+            header_timeout: Duration::from_secs(2),
+            keepalive_timeout: Duration::ZERO,
+            body_timeout: Duration::from_secs(7),
+            max_conns_per_source: 20,
+        };
+        assert_eq!((cfg.conn_limits, cfg.drain_timeout), (want, Duration::from_secs(5)));
+        let err = serve_try_config(&["--addr", "198.18.0.1", "--max-conns-per-source", "2", "--app-threads", "2"]);
+        assert!(matches!(err, Err(ServeArgsError::PerSourceWithAppThreads)), "{err:?}");
     }
 
     /// A config file with `text`, removed on drop.

@@ -4,6 +4,7 @@ use crate::app::AppKind;
 use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::SipKey;
 use crate::engine::sysctl::Sysctls;
+use crate::worker::apps::ConnLimits;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,6 +55,10 @@ pub struct ServeConfig {
     pub control_socket: PathBuf,
     /// Serve Prometheus metrics and `/health` over HTTP on this kernel socket.
     pub metrics: Option<SocketAddr>,
+    /// Slow-client timeouts and the per-source cap (per-core serving).
+    pub conn_limits: ConnLimits,
+    /// SIGTERM: how long established connections may take to finish.
+    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {

@@ -15,8 +15,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 pub(super) struct ControlPlane {
-    /// Set by SIGINT or SIGTERM.
+    /// Set by SIGINT, or once a SIGTERM's drain is over: the workers stop.
     pub stop: Arc<AtomicBool>,
+    /// Set by SIGTERM: drain, then stop.
+    pub term: Arc<AtomicBool>,
+    /// Set by the server when it begins draining: the per-core apps follow.
+    pub drain: Arc<AtomicBool>,
     /// Every worker's engine starts from these.
     pub secrets: Secrets,
     pub stack: Arc<Stack>,
@@ -43,7 +47,7 @@ impl ControlPlane {
                 cfg.control_socket.display()
             );
         }
-        let stop = stop_on_signal()?;
+        let (stop, term) = stop_on_signal()?;
         let secrets = secrets(cfg)?;
         let stack = Arc::new(Stack::new(StackConfig {
             workers: cfg.workers,
@@ -63,16 +67,18 @@ impl ControlPlane {
             Some(addr) => Some(MetricsListener::bind(addr).map_err(|e| ServeError::Metrics(addr, e))?),
             None => None,
         };
-        Ok(ControlPlane { stop, secrets, stack, listening, event_log, events, metrics, control_socket })
+        let drain = Arc::new(AtomicBool::new(false));
+        Ok(ControlPlane { stop, term, drain, secrets, stack, listening, event_log, events, metrics, control_socket })
     }
 }
 
-fn stop_on_signal() -> Result<Arc<AtomicBool>, ServeError> {
+/// SIGINT sets the stop flag, SIGTERM the drain-then-stop one.
+fn stop_on_signal() -> Result<(Arc<AtomicBool>, Arc<AtomicBool>), ServeError> {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(ServeError::Signal)?;
-    }
-    Ok(stop)
+    let term = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone()).map_err(ServeError::Signal)?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone()).map_err(ServeError::Signal)?;
+    Ok((stop, term))
 }
 
 /// Random keys, with the operator's SYN cookie and TFO keys in their place.

@@ -33,8 +33,10 @@ impl Listening {
         Ok(Listening { fds, per_worker })
     }
 
-    pub fn close(self, stack: &Stack) {
-        for fd in self.fds {
+    /// Close every listener (again: nothing). Their SYNs then get RST as
+    /// a closed port's do, and what waits in their accept queues is reset.
+    pub fn close(&mut self, stack: &Stack) {
+        for fd in self.fds.drain(..) {
             let _ = stack.close(fd);
         }
     }

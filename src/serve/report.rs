@@ -22,6 +22,8 @@ pub(super) struct Report {
     pub runtime: Vec<RuntimeSnapshot>,
     pub hgrms: Option<Hgrms>,
     pub event_log_error: Option<io::Error>,
+    /// After a SIGTERM drain: connections that finished, and that were cut.
+    pub drain: Option<(u64, u64)>,
 }
 
 impl Report {
@@ -32,6 +34,9 @@ impl Report {
             eprintln!("dlisten: stopping port {}: {e}", self.port_id);
         }
         print_counters(&self.per_worker, &self.control);
+        if let Some((finished, cut)) = self.drain {
+            println!("drain: {finished} connections finished, {cut} cut");
+        }
         let s = &self.port;
         println!(
             "port {} ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {}",

@@ -13,7 +13,7 @@ use super::{ServeConfig, ServeError};
 use crate::api::{app_threads, Sockets};
 use crate::dpdk::{tsc_hz, Port, PortConfig};
 use crate::engine::socket::Stack;
-use crate::stats::{Counters, Runtime};
+use crate::stats::{Counter, CounterSnapshot, Counters, Runtime};
 use crate::telemetry::control::ControlServer;
 use crate::telemetry::event_log::{AppEvent, EventLog};
 use crate::telemetry::format_ss_lnt;
@@ -45,6 +45,13 @@ pub(super) struct Running {
     stats: Arc<ServeStats>,
     event_log: Option<EventLog>,
     stop: Arc<AtomicBool>,
+    /// SIGTERM: drain first (per-core serving), then stop.
+    term: Arc<AtomicBool>,
+    /// Tells the per-core apps to drain.
+    drain: Arc<AtomicBool>,
+    drain_timeout: std::time::Duration,
+    per_core: bool,
+    drained: bool,
     periodic: Periodic,
     link: LinkWatch,
     hgrm_dir: Option<PathBuf>,
@@ -101,7 +108,7 @@ impl Running {
         });
         // Both threads start here, on the main thread after EAL init: they
         // inherit its affinity (EAL's main lcore) rather than a worker's.
-        let ControlPlane { stop, listening, event_log, metrics, control_socket, .. } = control;
+        let ControlPlane { stop, term, drain, listening, event_log, metrics, control_socket, .. } = control;
         // From here a failure must stop the workers first: they poll the
         // port, which goes when this returns.
         let abort = |e: ServeError, workers: Vec<JoinHandle<()>>| {
@@ -138,6 +145,11 @@ impl Running {
             stats,
             event_log,
             stop,
+            term,
+            drain,
+            drain_timeout: cfg.drain_timeout,
+            per_core: cfg.per_core(),
+            drained: false,
             periodic: Periodic::new(cfg),
             link,
             hgrm_dir: cfg.hgrm_dir.clone(),
@@ -145,11 +157,36 @@ impl Running {
     }
 
     /// Until SIGINT or SIGTERM: watch the link, rotate the SYN cookie key,
-    /// print periodic stats.
+    /// print periodic stats. After SIGTERM, drain; then tell the workers to stop.
     pub fn run_until_stopped(&mut self) {
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.load(Ordering::Relaxed) && !self.term.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
             self.link.poll(&self.port);
+            self.periodic.tick(&self.stats);
+        }
+        if !self.stop.load(Ordering::Relaxed) && self.per_core {
+            self.drain();
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stop taking connections and let the open ones finish, for up to
+    /// --drain-timeout or until SIGINT.
+    fn drain(&mut self) {
+        // First, so that load balancers looking at /health stop sending.
+        self.health.set_serving(false);
+        println!("dlisten: draining for up to {} s", self.drain_timeout.as_secs());
+        self.listening.close(&self.stats.stack);
+        self.drain.store(true, Ordering::Relaxed);
+        self.drained = true;
+        let until = Instant::now() + self.drain_timeout;
+        let workers = self.stats.counters.len() as u64;
+        while !self.stop.load(Ordering::Relaxed) && Instant::now() < until {
+            let total = CounterSnapshot::sum(self.stats.counters.iter().map(|c| c.snapshot()).collect::<Vec<_>>().iter());
+            if total.get(Counter::DrainWorkers) == workers && total.get(Counter::DrainFinished) >= total.get(Counter::DrainConns) {
+                break;
+            }
+            std::thread::sleep(DRAIN_POLL);
             self.periodic.tick(&self.stats);
         }
     }
@@ -159,8 +196,9 @@ impl Running {
         // First, so that load balancers looking at /health stop sending.
         self.health.set_serving(false);
         println!("dlisten: stopping");
-        let Running { app_threads, listening, workers, control_socket, metrics, mut port, port_id, stats, event_log, hgrm_dir, .. } =
-            self;
+        let Running {
+            app_threads, mut listening, workers, control_socket, metrics, mut port, port_id, stats, event_log, hgrm_dir, drained, ..
+        } = self;
         join(app_threads);
         let stack: &Stack = &stats.stack;
         let listening_at_stop = format_ss_lnt(&stack.listeners());
@@ -171,7 +209,12 @@ impl Running {
         let port_stats = port.stats().unwrap_or_default();
         let port_stop_error = port.stop().err();
         drop(port);
-        let per_worker = stats.counters.iter().map(|c| c.snapshot()).collect();
+        let per_worker: Vec<CounterSnapshot> = stats.counters.iter().map(|c| c.snapshot()).collect();
+        let drain = drained.then(|| {
+            let total = CounterSnapshot::sum(per_worker.iter());
+            let finished = total.get(Counter::DrainFinished);
+            (finished, total.get(Counter::DrainConns).saturating_sub(finished))
+        });
         let runtime = stats.runtimes.iter().map(|r| r.snapshot()).collect();
         let control = stats.control_counters();
         let (latency_table, hgrms) = {
@@ -190,9 +233,13 @@ impl Running {
             runtime,
             hgrms,
             event_log_error,
+            drain,
         }
     }
 }
+
+/// How often the drain looks whether every connection finished.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn join(threads: Vec<JoinHandle<()>>) {
     for t in threads {

@@ -87,7 +87,14 @@ impl WorkerParts<'_> {
         let tcp = TcpEngine::new(tcp_cfg, control.stack.clone(), control.secrets.clone(), EngineInstant::ZERO)
             .with_counters(counters.clone());
         let apps = cfg.per_core().then(|| {
-            PerCoreApps::new(cfg.app.clone(), control.listening.per_worker[w as usize].clone(), control.events.clone())
+            PerCoreApps::new(
+                cfg.app.clone(),
+                control.listening.per_worker[w as usize].clone(),
+                control.events.clone(),
+                cfg.conn_limits,
+                counters.clone(),
+                control.drain.clone(),
+            )
         });
         Ok(Worker {
             id: w,

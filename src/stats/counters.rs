@@ -192,6 +192,24 @@ counters! {
     TcpTwKilled => "TcpExtTWKilled",
     /// A TIME_WAIT entry could not be kept: the table was full (tcp_max_tw_buckets).
     TcpTimeWaitOverflow => "TcpExtTCPTimeWaitOverflow",
+    /// http connections closed because a request head took longer than
+    /// --http-header-timeout (nginx: client_header_timeout).
+    HttpHeaderTimeouts => "DlHttpHeaderTimeouts",
+    /// Keep-alive http connections closed after --http-keepalive-timeout
+    /// without a new request (nginx: keepalive_timeout).
+    HttpIdleTimeouts => "DlHttpIdleTimeouts",
+    /// http connections closed because a request body stalled for longer
+    /// than --http-body-timeout between two reads (nginx: client_body_timeout).
+    HttpBodyTimeouts => "DlHttpBodyTimeouts",
+    /// Accepted connections reset because their client address already had
+    /// --max-conns-per-source on this worker.
+    ConnPerSourceRefused => "DlConnPerSourceRefused",
+    /// Workers that began draining (SIGTERM).
+    DrainWorkers => "DlDrainWorkers",
+    /// Application connections open when the drain began.
+    DrainConns => "DlDrainConns",
+    /// Of those, the ones that finished (closed) before --drain-timeout.
+    DrainFinished => "DlDrainFinished",
 }
 
 /// One worker's counters. Single writer (the worker), many readers.

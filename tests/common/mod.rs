@@ -175,11 +175,23 @@ impl Server {
 
     /// SIGINT, then wait (at most 15 s) and return everything it printed.
     pub fn stop(&mut self) -> String {
+        self.stop_with("INT", Duration::from_secs(15))
+    }
+
+    /// Send `signal` (a `kill -s` name: "TERM") without waiting.
+    pub fn signal(&self, signal: &str) {
+        run_ok(Command::new("kill").args(["-s", signal, &self.child.id().to_string()]));
+    }
+
+    /// Send `signal` (unless it is empty: already sent), then wait at most
+    /// `within` for a clean exit and return everything it printed.
+    pub fn stop_with(&mut self, signal: &str, within: Duration) -> String {
         if !self.stopped {
             self.stopped = true;
-            let pid = self.child.id().to_string();
-            let _ = Command::new("kill").args(["-INT", &pid]).status();
-            let deadline = Instant::now() + Duration::from_secs(15);
+            if !signal.is_empty() {
+                self.signal(signal);
+            }
+            let deadline = Instant::now() + within;
             loop {
                 match self.child.try_wait() {
                     Ok(Some(status)) => {
@@ -194,7 +206,7 @@ impl Server {
                     _ => {
                         let _ = self.child.kill();
                         let _ = self.child.wait();
-                        panic!("dlisten did not stop within 15 s of SIGINT; output:\n{}", self.output());
+                        panic!("dlisten did not stop within {within:?} of SIG{signal}; output:\n{}", self.output());
                     }
                 }
             }
