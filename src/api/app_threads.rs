@@ -30,7 +30,8 @@ struct ThreadConn {
 }
 
 /// Start `threads` application threads and one acceptor per listener.
-/// They stop when `stop` is set.
+/// They stop when `stop` is set. When a thread cannot be started, those
+/// already running are stopped and joined and the error comes back.
 /// `latency` gets the accept-queue wait (established -> accepted), measured
 /// on the engine clock that started at `epoch`.
 pub fn spawn(
@@ -41,23 +42,29 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
     latency: LatencySender,
     epoch: std::time::Instant,
-) -> Vec<JoinHandle<()>> {
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     let mut handles = Vec::new();
+    let give_up = |e: std::io::Error, handles: Vec<JoinHandle<()>>| {
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            let _ = h.join();
+        }
+        e
+    };
     let mut inboxes: Vec<(Sender<(ChildSock, u64)>, Poller)> = Vec::new();
     for i in 0..threads.max(1) {
         let (tx, rx) = crossbeam::channel::unbounded();
         let (ptx, prx) = crossbeam::channel::bounded(1);
         let (sockets, kind, stop, latency) = (sockets.clone(), kind.clone(), stop.clone(), latency.clone());
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("dl-app-{i}"))
-                .spawn(move || {
-                    let poller = Poller::new();
-                    let _ = ptx.send(poller.clone());
-                    app_thread(&sockets, &poller, rx, kind, &stop, &latency)
-                })
-                .expect("spawn application thread"),
-        );
+        let spawned = std::thread::Builder::new().name(format!("dl-app-{i}")).spawn(move || {
+            let poller = Poller::new();
+            let _ = ptx.send(poller.clone());
+            app_thread(&sockets, &poller, rx, kind, &stop, &latency)
+        });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => return Err(give_up(e, handles)),
+        }
         if let Ok(p) = prx.recv() {
             inboxes.push((tx, p));
         }
@@ -66,39 +73,40 @@ pub fn spawn(
     for &fd in listeners {
         let (sockets, stop, inboxes, latency) = (sockets.clone(), stop.clone(), inboxes.clone(), latency.clone());
         let listener_id = sockets.stack().listener(fd).map(|l| l.id).unwrap_or(0);
-        handles.push(
-            std::thread::Builder::new()
-                .name("dl-acceptor".into())
-                .spawn(move || {
-                    let mut next = 0;
-                    let mut waits = WorkerLatency::default();
-                    let mut last_sent = std::time::Instant::now();
-                    while !stop.load(Ordering::Relaxed) {
-                        if last_sent.elapsed() >= Duration::from_millis(500) {
-                            last_sent = std::time::Instant::now();
-                            latency.send(waits.take());
-                        }
-                        match sockets.accept_blocking(fd, Some(Duration::from_millis(50))) {
-                            Ok(child) => {
-                                let now = EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
-                                let waited = now.saturating_since(child.established_at).as_nanos() as u64;
-                                waits.record(listener_id, Metric::EstablishedToAccepted, waited);
-                                let (tx, poller) = &inboxes[next % inboxes.len()];
-                                next += 1;
-                                if tx.send((child, listener_id)).is_ok() {
-                                    poller.notify(NEW_CONNECTIONS);
-                                }
-                            }
-                            Err(Errno::Eagain) => {}
-                            Err(_) => break,
-                        }
+        let spawned = std::thread::Builder::new()
+            .name("dl-acceptor".into())
+            .spawn(move || {
+                let mut next = 0;
+                let mut waits = WorkerLatency::default();
+                let mut last_sent = std::time::Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    if last_sent.elapsed() >= Duration::from_millis(500) {
+                        last_sent = std::time::Instant::now();
+                        latency.send(waits.take());
                     }
-                    latency.send(waits.take());
-                })
-                .expect("spawn acceptor thread"),
-        );
+                    match sockets.accept_blocking(fd, Some(Duration::from_millis(50))) {
+                        Ok(child) => {
+                            let now = EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
+                            let waited = now.saturating_since(child.established_at).as_nanos() as u64;
+                            waits.record(listener_id, Metric::EstablishedToAccepted, waited);
+                            let (tx, poller) = &inboxes[next % inboxes.len()];
+                            next += 1;
+                            if tx.send((child, listener_id)).is_ok() {
+                                poller.notify(NEW_CONNECTIONS);
+                            }
+                        }
+                        Err(Errno::Eagain) => {}
+                        Err(_) => break,
+                    }
+                }
+                latency.send(waits.take());
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => return Err(give_up(e, handles)),
+        }
     }
-    handles
+    Ok(handles)
 }
 
 fn app_thread(

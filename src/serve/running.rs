@@ -92,7 +92,14 @@ impl Running {
                 s.send(AppEvent::Listening { addr: l.addr });
             }
         }
-        let app_threads = spawn_app_threads(cfg, &control, sockets, latency, epoch);
+        let app_threads = match spawn_app_threads(cfg, &control, sockets, latency, epoch) {
+            Ok(threads) => threads,
+            Err(e) => {
+                control.stop.store(true, Ordering::Relaxed);
+                join(workers);
+                return Err(ServeError::Thread("application".into(), e));
+            }
+        };
         let health = Health::new();
         let main_counters = Arc::new(Counters::new());
         let link = LinkWatch::new(dpdk.port_id, LinkWatch::read(&port).ok().map(|l| l.up), main_counters.clone());
@@ -322,9 +329,9 @@ fn spawn_app_threads(
     sockets: Arc<Sockets>,
     latency: LatencySender,
     epoch: Instant,
-) -> Vec<JoinHandle<()>> {
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     if cfg.per_core() || !cfg.app.accepts() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     app_threads::spawn(sockets, &control.listening.fds, cfg.app.clone(), cfg.app_threads, control.stop.clone(), latency, epoch)
 }
