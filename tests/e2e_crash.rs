@@ -16,7 +16,6 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn stdout(o: &std::process::Output) -> String {
@@ -126,136 +125,21 @@ fn a_live_primary_of_the_same_prefix_is_named() {
     first.stop();
 }
 
-/// A veth pair: `server_if` in `server` (no address: dlisten owns it through
-/// net_af_packet), `client_if` in `client` with CLIENT_IP/24 and transmit
-/// checksum offload off (AF_PACKET would see partial checksums). The
-/// namespaces, and the veth with them, go on drop.
-struct VethPair {
-    client: Netns,
-    server: Netns,
-    server_if: String,
-}
-
-impl VethPair {
-    fn new(tag: &str) -> VethPair {
-        let client = Netns::new(&format!("{tag}c"));
-        let server = Netns::new(&format!("{tag}s"));
-        let client_if = unique("dkc");
-        let server_if = unique("dks");
-        run_ok(Command::new("ip").args([
-            "link", "add", &client_if, "netns", &client.name, "type", "veth", "peer", "name", &server_if, "netns",
-            &server.name,
-        ]));
-        client.ok(&["ip", "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &client_if]);
-        client.ok(&["ip", "link", "set", &client_if, "up"]);
-        client.ok(&["ethtool", "-K", &client_if, "tx", "off"]);
-        server.ok(&["ip", "link", "set", &server_if, "up"]);
-        VethPair { client, server, server_if }
-    }
-}
-
-/// `dlisten serve` on a driver bound to the server end (net_af_packet0,
-/// net_af_xdp0); killed on drop unless stopped.
-struct VethServer {
-    captured: Captured,
-    stopped: bool,
-}
-
-impl VethServer {
-    fn start(link: &VethPair, serve_args: &[&str]) -> VethServer {
-        VethServer::start_on(link, "net_af_packet0", &unique("dlcrl"), serve_args)
-    }
-
-    fn start_on(link: &VethPair, driver: &str, prefix: &str, serve_args: &[&str]) -> VethServer {
-        let vdev = format!("{driver},iface={}", link.server_if);
-        let bin = dlisten_bin().display().to_string();
-        let mut argv = vec![bin.as_str(), "serve", "--addr", SERVER_IP, "--idle-sleep-us", "20"];
-        argv.extend_from_slice(serve_args);
-        argv.extend_from_slice(&[
-            "--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", prefix, "--vdev", &vdev,
-            "--log-level", "lib.eal:error",
-        ]);
-        let mut captured = spawn_captured(link.server.cmd(&argv).env("RUST_BACKTRACE", "1"));
-        if captured.ready.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = captured.child.kill();
-            let _ = captured.child.wait();
-            panic!("dlisten on net_af_packet did not become ready in 30 s:\n{}", captured.output.lock().unwrap());
-        }
-        VethServer { captured, stopped: false }
-    }
-
-    fn output(&self) -> String {
-        self.captured.output.lock().unwrap().clone()
-    }
-
-    /// Wait at most 5 s for a line containing `text`.
-    fn wait_for(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.output().contains(text) {
-            assert!(Instant::now() < deadline, "no {text:?} within 5 s:\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL; returns what it printed.
-    fn kill9(&mut self) -> String {
-        self.stopped = true;
-        let pid = self.captured.child.id().to_string();
-        let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        let _ = self.captured.child.wait();
-        for r in self.captured.readers.drain(..) {
-            let _ = r.join();
-        }
-        self.output()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.captured.child.try_wait(), Ok(None))
-    }
-
-    /// SIGINT, wait at most 15 s, return everything it printed.
-    fn stop(&mut self) -> String {
-        self.stopped = true;
-        let pid = self.captured.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match self.captured.child.try_wait() {
-                Ok(Some(status)) => {
-                    for r in self.captured.readers.drain(..) {
-                        let _ = r.join();
-                    }
-                    let out = self.output();
-                    assert!(status.success(), "dlisten exited with {status}:\n{out}");
-                    return out;
-                }
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                _ => {
-                    let _ = self.captured.child.kill();
-                    let _ = self.captured.child.wait();
-                    panic!("dlisten did not stop within 15 s of SIGINT:\n{}", self.output());
-                }
-            }
-        }
-    }
-}
-
-impl Drop for VethServer {
-    fn drop(&mut self) {
-        if !self.stopped {
-            let _ = self.captured.child.kill();
-            let _ = self.captured.child.wait();
-        }
-    }
+/// A veth pair with the client's transmit checksum offload off (AF_PACKET
+/// would see partial checksums).
+fn veth(tag: &str) -> VethPair {
+    let link = VethPair::new(tag);
+    link.client_tx_offload(false);
+    link
 }
 
 #[test]
 fn a_link_that_goes_down_and_up_keeps_serving() {
     require_root();
     let _serial = serial();
-    let link = VethPair::new("cl");
+    let link = veth("cl");
     let listen = format!("{SERVER_IP}:80");
-    let mut server = VethServer::start(&link, &["--listen", &listen, "--app", "http"]);
+    let mut server = VethServer::start_on(&link, "net_af_packet0", &unique("dlcrl"), &["--listen", &listen, "--app", "http"]);
     let url = format!("http://{SERVER_IP}/");
     let curl = |max_time: &str| link.client.run(&["curl", "-sS", "--max-time", max_time, &url]);
     let got = curl("5");
@@ -324,7 +208,7 @@ fn a_tiny_mempool_under_a_syn_flood_keeps_serving() {
 fn a_restart_after_kill_9_over_af_xdp() {
     require_root();
     let _serial = serial();
-    let link = VethPair::new("cx");
+    let link = veth("cx");
     let prefix = unique("dlcrx");
     let listen = format!("{SERVER_IP}:80");
     let args = ["--listen", listen.as_str(), "--app", "http"];

@@ -13,110 +13,10 @@
 
 mod common;
 use common::*;
-use std::process::Command;
-use std::time::Duration;
 
-/// A veth pair: `server_if` in `server` (no address: dlisten owns it through
-/// AF_XDP), `client_if` in `client` with CLIENT_IP/24. Both namespaces,
-/// and the veth with them, go on drop.
-struct VethPair {
-    client: Netns,
-    server: Netns,
-    client_if: String,
-    server_if: String,
-}
-
-impl VethPair {
-    fn new(tag: &str) -> VethPair {
-        let client = Netns::new(&format!("{tag}c"));
-        let server = Netns::new(&format!("{tag}s"));
-        let client_if = unique("dxc");
-        let server_if = unique("dxs");
-        run_ok(Command::new("ip").args([
-            "link", "add", &client_if, "netns", &client.name, "type", "veth", "peer", "name", &server_if, "netns",
-            &server.name,
-        ]));
-        client.ok(&["ip", "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &client_if]);
-        client.ok(&["ip", "link", "set", &client_if, "up"]);
-        server.ok(&["ip", "link", "set", &server_if, "up"]);
-        VethPair { client, server, client_if, server_if }
-    }
-
-    /// `ethtool -K <client_if> tx on|off`: the client's transmit checksum offload.
-    fn client_tx_offload(&self, on: bool) {
-        self.client.ok(&["ethtool", "-K", &self.client_if, "tx", if on { "on" } else { "off" }]);
-    }
-}
-
-/// `dlisten serve` on net_af_xdp over the server end, stopped with SIGINT.
-struct XdpServer {
-    captured: Captured,
-    stopped: bool,
-}
-
-impl XdpServer {
-    fn start(link: &VethPair, serve_args: &[&str]) -> XdpServer {
-        Self::start_on(link, "net_af_xdp0", serve_args)
-    }
-
-    /// On another driver bound to the interface (`net_af_packet0`).
-    fn start_on(link: &VethPair, driver: &str, serve_args: &[&str]) -> XdpServer {
-        let prefix = unique("dlxdp");
-        let vdev = format!("{driver},iface={}", link.server_if);
-        let bin = dlisten_bin().display().to_string();
-        let mut argv = vec![bin.as_str(), "serve", "--addr", SERVER_IP, "--idle-sleep-us", "20"];
-        argv.extend_from_slice(serve_args);
-        argv.extend_from_slice(&[
-            "--", "--no-huge", "-m", "512", "--no-pci", "--no-shconf", "--file-prefix", &prefix, "--vdev", &vdev,
-            "--log-level", "lib.eal:error",
-        ]);
-        let mut captured = spawn_captured(&mut link.server.cmd(&argv));
-        if captured.ready.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = captured.child.kill();
-            let _ = captured.child.wait();
-            panic!("dlisten on net_af_xdp did not become ready in 30 s:\n{}", captured.output.lock().unwrap());
-        }
-        XdpServer { captured, stopped: false }
-    }
-
-    fn output(&self) -> String {
-        self.captured.output.lock().unwrap().clone()
-    }
-
-    /// SIGINT, wait at most 15 s, return everything it printed.
-    fn stop(&mut self) -> String {
-        self.stopped = true;
-        let pid = self.captured.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            match self.captured.child.try_wait() {
-                Ok(Some(status)) => {
-                    for r in self.captured.readers.drain(..) {
-                        let _ = r.join();
-                    }
-                    let out = self.output();
-                    assert!(status.success(), "dlisten exited with {status}:\n{out}");
-                    return out;
-                }
-                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                _ => {
-                    let _ = self.captured.child.kill();
-                    let _ = self.captured.child.wait();
-                    panic!("dlisten did not stop within 15 s of SIGINT:\n{}", self.output());
-                }
-            }
-        }
-    }
-}
-
-impl Drop for XdpServer {
-    fn drop(&mut self) {
-        if !self.stopped {
-            let _ = self.captured.child.kill();
-            let _ = self.captured.child.wait();
-        }
-    }
+/// `dlisten serve` on net_af_xdp over the server end.
+fn xdp_server(link: &VethPair, serve_args: &[&str]) -> VethServer {
+    VethServer::start_on(link, "net_af_xdp0", &unique("dlxdp"), serve_args)
 }
 
 #[test]
@@ -126,7 +26,7 @@ fn kernel_clients_over_af_xdp() {
     let link = VethPair::new("xh");
     link.client_tx_offload(false);
     let listen = format!("{SERVER_IP}:80");
-    let mut server = XdpServer::start(&link, &["--listen", &listen, "--app", "http", "--http-body", "hello xdp\n"]);
+    let mut server = xdp_server(&link, &["--listen", &listen, "--app", "http", "--http-body", "hello xdp\n"]);
     assert!(
         server.output().contains(&format!("driver net_af_xdp iface {}", link.server_if)),
         "the port line names the interface:\n{}",
@@ -172,7 +72,7 @@ fn echo_of_one_megabyte_over_af_xdp() {
     let link = VethPair::new("xe");
     link.client_tx_offload(false);
     let listen = format!("{SERVER_IP}:7");
-    let mut server = XdpServer::start(&link, &["--listen", &listen, "--app", "echo"]);
+    let mut server = xdp_server(&link, &["--listen", &listen, "--app", "echo"]);
     // A Python client writes 1 MiB while a thread reads the echo back.
     let script = format!(
         r#"
@@ -207,7 +107,7 @@ fn partial_checksums_are_counted_and_named_once() {
     // The veth default, said explicitly.
     link.client_tx_offload(true);
     let listen = format!("{SERVER_IP}:80");
-    let mut server = XdpServer::start(&link, &["--listen", &listen, "--app", "http", "--http-body", "fixed\n"]);
+    let mut server = xdp_server(&link, &["--listen", &listen, "--app", "http", "--http-body", "fixed\n"]);
     let url = format!("http://{SERVER_IP}/");
     // The SYN and its retransmission arrive with partial checksums: no answer.
     let curl = link.client.run(&["curl", "-sS", "--max-time", "2", &url]);
@@ -241,7 +141,7 @@ fn partial_checksums_are_named_on_af_packet_too() {
     let link = VethPair::new("xa");
     link.client_tx_offload(true);
     let listen = format!("{SERVER_IP}:80");
-    let mut server = XdpServer::start_on(&link, "net_af_packet0", &["--listen", &listen, "--app", "http"]);
+    let mut server = VethServer::start_on(&link, "net_af_packet0", &unique("dlxdp"), &["--listen", &listen, "--app", "http"]);
     let url = format!("http://{SERVER_IP}/");
     let curl = link.client.run(&["curl", "-sS", "--max-time", "2", &url]);
     assert!(!curl.status.success(), "curl got through with offload on: {}", stdout(&curl));

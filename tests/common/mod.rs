@@ -6,6 +6,10 @@
 //! only processes we spawned are signalled, by PID.
 #![allow(dead_code)]
 
+mod veth;
+#[allow(unused_imports)] // not every test binary uses them
+pub use veth::{VethPair, VethServer};
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
