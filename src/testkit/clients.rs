@@ -93,11 +93,18 @@ pub fn ack_frame(synack: &[u8], buf: &mut [u8]) -> usize {
 /// = the one echoed + 1 (else PAWS drops it), in Linux's layout for
 /// established segments (NOP NOP TS). Returns 0 when `ours` is not TCP.
 pub fn reply_frame(ours: &[u8], payload: &[u8], buf: &mut [u8]) -> usize {
+    let flags = if payload.is_empty() { TcpFlags::ACK } else { TcpFlags::ACK | TcpFlags::PSH };
+    segment_frame(ours, 0, flags, payload, buf)
+}
+
+/// The same with `flags`, and `sent` bytes the client sent since: its seq
+/// is `ours`'s ack + `sent`.
+pub fn segment_frame(ours: &[u8], sent: u32, flags: TcpFlags, payload: &[u8], buf: &mut [u8]) -> usize {
     let Ok(eth) = EthernetFrame::new_checked(ours) else { return 0 };
     let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return 0 };
     let Ok(seg) = TcpSegment::new_checked(ip.payload()) else { return 0 };
-    let flags = seg.flags();
-    let len = seg.payload().len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
+    let seen = seg.flags();
+    let len = seg.payload().len() as u32 + u32::from(seen.contains(TcpFlags::SYN)) + u32::from(seen.contains(TcpFlags::FIN));
     let mut opts = [0u8; 12];
     let opts_len = match tcp_options::timestamps(seg.options()) {
         Some((tsval, tsecr)) => {
@@ -111,9 +118,9 @@ pub fn reply_frame(ours: &[u8], payload: &[u8], buf: &mut [u8]) -> usize {
     let h = TcpHeader {
         src: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
         dst: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
-        seq: seg.ack_number(),
+        seq: seg.ack_number().wrapping_add(sent),
         ack: seg.seq_number().wrapping_add(len),
-        flags: if payload.is_empty() { TcpFlags::ACK } else { TcpFlags::ACK | TcpFlags::PSH },
+        flags,
         window: 502,
         ident: 0,
         ..TcpHeader::default()

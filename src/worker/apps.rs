@@ -400,12 +400,11 @@ fn rearm(conn: &mut AppConn, limits: &ConnLimits, timers: &mut BinaryHeap<Revers
 mod tests {
     use super::*;
     use crate::testkit::clients::{self, META_OFFLOAD, SYN_LEN};
-    use crate::testkit::frame::{write_tcp_frame, TcpHeader, OUR_IP};
+    use crate::testkit::frame::OUR_IP;
     use crate::testkit::rig::{Rig, RigConfig, VecSink, FRAME_MAX};
     use crate::wire::ethernet::EthernetFrame;
     use crate::wire::ipv4::Ipv4Packet;
     use crate::wire::tcp::{TcpFlags, TcpSegment};
-    use crate::wire::tcp_options;
 
     const SECOND: Duration = Duration::from_secs(1);
     const MS: Duration = Duration::from_millis(1);
@@ -501,30 +500,7 @@ mod tests {
     /// The client's next segment: it acknowledges only the SYN-ACK (the
     /// server's data stays unacknowledged, which does not matter here).
     fn segment(client: &Client, payload: &[u8], flags: TcpFlags, buf: &mut [u8]) -> usize {
-        let eth = EthernetFrame::new_checked(&client.synack[..]).unwrap();
-        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        let seg = TcpSegment::new_checked(ip.payload()).unwrap();
-        let mut opts = [0u8; 12];
-        let opts_len = match tcp_options::timestamps(seg.options()) {
-            Some((tsval, tsecr)) => {
-                opts[..4].copy_from_slice(&[1, 1, 8, 10]);
-                opts[4..8].copy_from_slice(&tsecr.wrapping_add(1).to_be_bytes());
-                opts[8..12].copy_from_slice(&tsval.to_be_bytes());
-                12
-            }
-            None => 0,
-        };
-        let h = TcpHeader {
-            src: SocketAddrV4::new(ip.dst_addr(), seg.dst_port()),
-            dst: SocketAddrV4::new(ip.src_addr(), seg.src_port()),
-            seq: seg.ack_number().wrapping_add(client.sent),
-            ack: seg.seq_number().wrapping_add(1),
-            flags,
-            window: 502,
-            ident: 0,
-            ..TcpHeader::default()
-        };
-        write_tcp_frame(buf, &h, &opts[..opts_len], payload)
+        crate::testkit::clients::segment_frame(&client.synack, client.sent, flags, payload, buf)
     }
 
     fn limits(header: u64, keepalive: u64, body: u64, per_source: u32) -> ConnLimits {
