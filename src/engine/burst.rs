@@ -22,6 +22,7 @@ use arrayvec::ArrayVec;
 
 /// Frames handled per pass through the stages.
 pub const MAX_BURST: usize = 64;
+const _: () = assert!(MAX_BURST <= 64, "the plain-SYN mask is one u64");
 
 /// Told when a stage has handled the burst's packets; the worker reads its
 /// cycle counter there. The engine itself reads no clock.
@@ -79,11 +80,17 @@ fn receive_chunk(
     clock: &mut impl StageClock,
 ) {
     let mut segs: ArrayVec<TcpInput<'_>, MAX_BURST> = ArrayVec::new();
+    // Bit i: segs[i] is a plain SYN (MAX_BURST is 64).
+    let mut plain = 0u64;
     for &(frame, meta) in frames {
-        if let Some(seg) = host.parse(now, frame, meta, tx) {
+        if let Some(seg) = host.plain_syn(frame, meta) {
+            plain |= 1 << segs.len();
+            segs.push(seg);
+        } else if let Some(seg) = host.parse(now, frame, meta, tx) {
             segs.push(seg);
         }
     }
+    host.count_plain(u64::from(plain.count_ones()));
     clock.mark(Stage::Parse, frames.len());
 
     let mut found: ArrayVec<Found, MAX_BURST> = ArrayVec::new();
@@ -95,7 +102,10 @@ fn receive_chunk(
     }
     clock.mark(Stage::Lookup, segs.len());
 
-    for (seg, f) in segs.iter().zip(found) {
+    for (i, (seg, f)) in segs.iter().zip(found).enumerate() {
+        if plain >> i & 1 != 0 && tcp.cookie_syn_lane(now, seg, &f, &host.tx_context(), tx) {
+            continue;
+        }
         let taken = tcp.deliver(now, seg, f, &mut host.tx_context(), tx);
         if taken == Taken::NoSocket {
             host.no_socket(now, seg, tx);

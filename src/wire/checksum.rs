@@ -62,6 +62,16 @@ pub fn fold(sum: u32) -> u16 {
     s as u16
 }
 
+/// [`fold`] of a sum kept in 64 bits (of 32-bit fields, or of sums).
+#[inline]
+pub fn fold64(sum: u64) -> u16 {
+    let s = (sum >> 32) + (sum & 0xffff_ffff);
+    let s = (s >> 16) + (s & 0xffff);
+    let s = (s >> 16) + (s & 0xffff);
+    let s = (s >> 16) + (s & 0xffff);
+    s as u16
+}
+
 /// The checksum field value for `data` alone: `!fold(sum(data))`.
 #[inline]
 pub fn checksum(data: &[u8]) -> u16 {
@@ -118,6 +128,20 @@ mod tests {
             acc = (acc >> 16) + (acc & 0xffff);
         }
         acc as u16
+    }
+
+    proptest! {
+        /// Big-endian 32-bit fields summed as u64 and folded once give the
+        /// 16-bit one's-complement sum of their bytes.
+        #[test]
+        fn fold64_of_32_bit_fields_is_the_16_bit_sum(words in proptest::collection::vec(any::<u32>(), 0..40)) {
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+            let sum64: u64 = words.iter().map(|&w| u64::from(w)).sum();
+            let want = naive(&bytes);
+            let got = fold64(sum64);
+            // 0 and 0xffff are the same value in one's complement.
+            prop_assert!(got == want || (got, want) == (0xffff, 0) || (got, want) == (0, 0xffff), "{got:#x} {want:#x}");
+        }
     }
 
     #[test]

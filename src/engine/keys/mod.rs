@@ -10,6 +10,7 @@
 //! (`tcp_fastopen_key`, primary and backup). We keep the same split so a key
 //! leak of one purpose does not give away the others.
 
+pub mod block_prf;
 pub mod fastopen;
 pub mod isn;
 pub mod sipkey;

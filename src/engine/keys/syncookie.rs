@@ -66,6 +66,7 @@
 
 use thiserror::Error;
 
+use super::block_prf::BlockPrf;
 use super::sipkey::{KeyParseError, SipKey};
 use crate::engine::flow::FlowKey;
 use crate::engine::sysctl::Sysctls;
@@ -113,18 +114,32 @@ fn decode_codeword(v: u32) -> Option<usize> {
 /// previous key stay valid exactly as long as they would have without the
 /// rotation (counter ages 0 and 1 after the rotation), then the previous
 /// key is ignored by itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct SyncookieKeys {
     current: SipKey,
     /// The key before the last rotation and the counter value at rotation.
     previous: Option<(SipKey, u32)>,
+    /// The MACs of both keys, their AES key schedules expanded once.
+    current_prf: BlockPrf,
+    previous_prf: Option<BlockPrf>,
 }
+
+/// Equal when the keys are (the expanded schedules follow from them).
+impl PartialEq for SyncookieKeys {
+    fn eq(&self, other: &SyncookieKeys) -> bool {
+        self.current == other.current && self.previous == other.previous
+    }
+}
+
+impl Eq for SyncookieKeys {}
 
 impl SyncookieKeys {
     pub fn new(key: SipKey) -> SyncookieKeys {
         SyncookieKeys {
             current: key,
             previous: None,
+            current_prf: BlockPrf::new(key),
+            previous_prf: None,
         }
     }
 
@@ -149,6 +164,7 @@ impl SyncookieKeys {
     pub fn rotate(&mut self, new: SipKey, counter_now: u32) {
         self.previous = Some((self.current, counter_now));
         self.current = new;
+        self.previous_prf = Some(std::mem::replace(&mut self.current_prf, BlockPrf::new(new)));
     }
 }
 
@@ -174,13 +190,12 @@ pub fn mss_index(mss: u16) -> usize {
     i
 }
 
-/// The MAC: fixed-size words only, so SipHash runs 2 compressions plus the
-/// final block holding `count` (20 bytes total).
+/// The MAC over everything Linux binds: the 4-tuple and the client ISN in
+/// the first block, the counter in the second.
 #[inline]
-fn cookie_hash(key: SipKey, flow: &FlowKey, client_isn: u32, count: u32) -> u32 {
-    let addrs = (u64::from(flow.peer) << 32) | u64::from(flow.local);
-    let ports = (u64::from(flow.peer_port) << 48) | (u64::from(flow.local_port) << 32) | u64::from(client_isn);
-    key.hash::<1, 3>(&[addrs, ports], u64::from(count), 4) as u32
+fn cookie_hash(prf: &BlockPrf, flow: &FlowKey, client_isn: u32, count: u32) -> u32 {
+    let ports = (u32::from(flow.peer_port) << 16) | u32::from(flow.local_port);
+    prf.mac([flow.peer, flow.local, ports, client_isn], [count, 0, 0, 0])
 }
 
 /// Mints a cookie ISN for a SYN of `flow` (from the client's port to ours)
@@ -190,7 +205,7 @@ fn cookie_hash(key: SipKey, flow: &FlowKey, client_isn: u32, count: u32) -> u32 
 #[inline]
 pub fn make(keys: &SyncookieKeys, flow: &FlowKey, client_isn: u32, mss: u16, counter: u32) -> (u32, u16) {
     let mssind = mss_index(mss);
-    let h = cookie_hash(keys.current, flow, client_isn, counter);
+    let h = cookie_hash(&keys.current_prf, flow, client_isn, counter);
     let field = (h ^ codeword(mssind)) & FIELD_MASK;
     ((counter << FIELD_BITS) | field, MSSTAB[mssind])
 }
@@ -198,7 +213,7 @@ pub fn make(keys: &SyncookieKeys, flow: &FlowKey, client_isn: u32, mss: u16, cou
 /// Recovers the MSS index from a cookie for one key, trying the one
 /// admissible counter value that bit 31 names.
 #[inline]
-fn check_with(key: SipKey, flow: &FlowKey, client_isn: u32, cookie: u32, counter_now: u32) -> Option<u16> {
+fn check_with(key: &BlockPrf, flow: &FlowKey, client_isn: u32, cookie: u32, counter_now: u32) -> Option<u16> {
     // Linux admits diff = now - count in {0, 1}: the parity bit picks which.
     let count = if (cookie >> FIELD_BITS) == (counter_now & 1) {
         counter_now
@@ -232,11 +247,11 @@ pub fn check(
     cookie: u32,
     counter_now: u32,
 ) -> Result<u16, CookieError> {
-    if let Some(mss) = check_with(keys.current, flow, client_isn, cookie, counter_now) {
+    if let Some(mss) = check_with(&keys.current_prf, flow, client_isn, cookie, counter_now) {
         return Ok(mss);
     }
-    match keys.previous {
-        Some((old, rotated_at)) if counter_now.wrapping_sub(rotated_at) < MAX_SYNCOOKIE_AGE => {
+    match (&keys.previous, &keys.previous_prf) {
+        (Some((_, rotated_at)), Some(old)) if counter_now.wrapping_sub(*rotated_at) < MAX_SYNCOOKIE_AGE => {
             check_with(old, flow, client_isn, cookie, counter_now).ok_or(CookieError)
         }
         _ => Err(CookieError),

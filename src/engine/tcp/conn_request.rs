@@ -9,6 +9,7 @@ use super::synack::{EchoIp, PendingSynAck};
 use super::reqsk::{opt, RequestSock, NO_WSCALE};
 use super::{Rx, TcpEngine, TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
+use crate::engine::host::TcpInput;
 use crate::engine::keys::fastopen::{self, TfoCookieCheck};
 use crate::engine::keys::{isn, syncookie};
 use crate::engine::listen::Listener;
@@ -21,9 +22,9 @@ use std::sync::Arc;
 
 /// What the SYN offered and our sysctls allow (`tcp_parse_options`,
 /// `tcp_openreq_init`, `tcp_ecn_create_request`).
-struct Negotiation {
+pub(super) struct Negotiation {
     /// The client's (TSval, TSecr), when timestamps are on.
-    ts: Option<(u32, u32)>,
+    pub(super) ts: Option<(u32, u32)>,
     sack: bool,
     /// The client's window scale, when scaling is on.
     wscale: Option<u8>,
@@ -47,7 +48,7 @@ struct FastOpen {
 /// to answer with a cookie, `Some(false)` to queue a request, `None` when
 /// the SYN is dropped (queue full, cookies off).
 #[inline]
-fn syn_flood_action(s: &Sysctls, listener: &Listener, c: &Counters) -> Option<bool> {
+pub(super) fn syn_flood_action(s: &Sysctls, listener: &Listener, c: &Counters) -> Option<bool> {
     if s.tcp_syncookies != 2 && !listener.reqsk_queue_is_full() {
         return Some(false);
     }
@@ -62,14 +63,14 @@ fn syn_flood_action(s: &Sysctls, listener: &Listener, c: &Counters) -> Option<bo
 
 impl Negotiation {
     #[inline]
-    fn new(s: &Sysctls, our_mss: u16, opts: &SynOptions, rx: &Rx<'_, '_>, want_cookie: bool) -> Negotiation {
-        let flags = rx.input.seg.flags();
+    pub(super) fn new(s: &Sysctls, our_mss: u16, opts: &SynOptions, input: &TcpInput<'_>, want_cookie: bool) -> Negotiation {
+        let flags = input.seg.flags();
         let mut n = Negotiation {
             ts: if s.tcp_timestamps { opts.timestamps } else { None },
             sack: s.tcp_sack && opts.sack_permitted,
             wscale: if s.tcp_window_scaling { opts.wscale } else { None },
             // tcp_ecn_create_request: ECE and CWR in the SYN, a non-ECT IP header.
-            ecn: s.tcp_ecn != 0 && flags.contains(TcpFlags::ECE | TcpFlags::CWR) && rx.input.ip.ecn() == 0,
+            ecn: s.tcp_ecn != 0 && flags.contains(TcpFlags::ECE | TcpFlags::CWR) && input.ip.ecn() == 0,
             peer_mss: opts.mss.unwrap_or(TCP_MSS_DEFAULT),
             mss: 0,
         };
@@ -110,7 +111,7 @@ impl TcpEngine {
             return;
         }
         let opts = SynOptions::parse(rx.input.seg.options());
-        let n = Negotiation::new(&s, self.cfg.mss, &opts, rx, want_cookie);
+        let n = Negotiation::new(&s, self.cfg.mss, &opts, rx.input, want_cookie);
         if !want_cookie && s.tcp_syncookies == 0 && !self.backlog_room(&s, listener, rx.key.peer) {
             c.inc(Counter::ListenDrops);
             return;
@@ -161,31 +162,10 @@ impl TcpEngine {
     /// ISN (and, with timestamps, its options in the TSval); nothing is kept.
     #[inline]
     fn cookie_synack(&mut self, rx: &Rx<'_, '_>, listener: &Listener, n: &Negotiation, ts_off: u32, c: &Counters) {
-        let (now, client_isn) = (rx.now, rx.input.seg.seq_number());
-        let (cookie, _mss) = syncookie::make(&self.secrets.syncookie, &rx.key, client_isn, n.mss, syncookie::counter(now));
-        c.inc(Counter::SyncookiesSent);
-        listener.synq_overflow(now);
-        let ts_now = now.as_millis() as u32;
-        let tsval = n.ts.map(|(tsval, _)| {
-            (syncookie::encode_ts(ts_now, n.wscale, n.sack, n.ecn).wrapping_add(ts_off), tsval)
-        });
         let ip_options = if rx.input.ip.has_options() { self.save_ip_options(rx, EchoIp::Once) } else { EchoIp::No };
-        self.synacks.push(PendingSynAck {
-            route: rx.route,
-            key: rx.key,
-            iss: cookie,
-            ack: client_isn.wrapping_add(1),
-            ts: tsval,
-            sack: n.sack,
-            wscale: n.wscale.is_some(),
-            ecn: n.ecn,
-            fastopen: None,
-            sample: Some((listener.id, now)),
-            retransmit: false,
-            ip_options,
-        });
+        let p = cookie_synack(&self.secrets.syncookie, rx, listener, n, ts_off, c, ip_options);
+        self.synacks.push(p);
     }
-
     /// `tcp_v4_save_options`: what the SYN-ACK echoes of the SYN's IP
     /// options (record route, timestamp), kept by flow; `kind` when there
     /// is something to echo. A prespecified timestamp slot is ours when it
@@ -348,5 +328,39 @@ impl TcpEngine {
         };
         self.reqs.insert(key, req);
         self.synacks.push(synack);
+    }
+}
+
+/// The cookie SYN-ACK for `rx` (`cookie_v4_init_sequence` and the TSval
+/// that carries the options, `cookie_init_timestamp`).
+#[inline(always)]
+pub(super) fn cookie_synack(
+    keys: &syncookie::SyncookieKeys,
+    rx: &Rx<'_, '_>,
+    listener: &Listener,
+    n: &Negotiation,
+    ts_off: u32,
+    c: &Counters,
+    ip_options: EchoIp,
+) -> PendingSynAck {
+    let (now, client_isn) = (rx.now, rx.input.seg.seq_number());
+    let (cookie, _mss) = syncookie::make(keys, &rx.key, client_isn, n.mss, syncookie::counter(now));
+    c.inc(Counter::SyncookiesSent);
+    listener.synq_overflow(now);
+    let ts_now = now.as_millis() as u32;
+    let tsval = n.ts.map(|(tsval, _)| (syncookie::encode_ts(ts_now, n.wscale, n.sack, n.ecn).wrapping_add(ts_off), tsval));
+    PendingSynAck {
+        route: rx.route,
+        key: rx.key,
+        iss: cookie,
+        ack: client_isn.wrapping_add(1),
+        ts: tsval,
+        sack: n.sack,
+        wscale: n.wscale.is_some(),
+        ecn: n.ecn,
+        fastopen: None,
+        sample: Some((listener.id, now)),
+        retransmit: false,
+        ip_options,
     }
 }

@@ -31,6 +31,7 @@ mod minisocks;
 pub mod output;
 pub mod reqsk;
 mod synack;
+mod syn_lane;
 mod synack_timers;
 #[cfg(test)]
 mod tests;

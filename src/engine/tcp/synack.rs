@@ -181,12 +181,6 @@ fn layout(p: &PendingSynAck) -> usize {
     usize::from(bits)
 }
 
-/// Sum of a big-endian 32-bit field as two 16-bit words.
-#[inline]
-fn words32(x: u32) -> u32 {
-    (x >> 16) + (x & 0xffff)
-}
-
 impl Template {
     fn new(cfg: &TcpConfig, bits: u8) -> Template {
         let opts = SynOptions {
@@ -250,11 +244,14 @@ impl Template {
         put(f, T + 2, &k.peer_port.to_be_bytes());
         put(f, T + 4, &p.iss.to_be_bytes());
         put(f, T + 8, &p.ack.to_be_bytes());
-        let mut tcp_sum = self.tcp_sum
-            + u32::from(k.local_port)
-            + u32::from(k.peer_port)
-            + words32(p.iss)
-            + words32(p.ack);
+        // One's-complement sums of 32-bit fields added as 64-bit integers
+        // and folded once (2^16 = 1 modulo 0xffff, so the halves need not
+        // be split).
+        let addrs = u64::from(k.local) + u64::from(k.peer);
+        let mut tcp_sum = u64::from(self.tcp_sum)
+            + u64::from(u32::from(k.local_port) << 16 | u32::from(k.peer_port))
+            + u64::from(p.iss)
+            + u64::from(p.ack);
         if p.ecn {
             f[T + 13] |= 0x40;
             tcp_sum += 0x40;
@@ -264,18 +261,18 @@ impl Template {
             // the two bytes before TS (SACK_PERM, or NOP NOP).
             put(f, TS_AT, &tsval.to_be_bytes());
             put(f, TS_AT + 4, &tsecr.to_be_bytes());
-            tcp_sum += words32(tsval) + words32(tsecr);
+            tcp_sum += u64::from(tsval) + u64::from(tsecr);
         }
         let len = usize::from(self.len);
-        let pseudo = words32(k.local) + words32(k.peer) + 6 + (len - T) as u32;
+        let pseudo = addrs + 6 + (len - T) as u64;
         if offload {
             // DPDK wants the pseudo-header sum in the TCP field and a zero IP checksum.
-            put(f, T + 16, &checksum::fold(pseudo).to_be_bytes());
+            put(f, T + 16, &checksum::fold64(pseudo).to_be_bytes());
             return TxFrame { len, offload: TxOffload::Ipv4Tcp { l2_len: ETH as u8, l3_len: IP as u8 } };
         }
-        let ip_csum = !checksum::fold(self.ip_sum + words32(k.local) + words32(k.peer));
+        let ip_csum = !checksum::fold64(u64::from(self.ip_sum) + addrs);
         put(f, ETH + 10, &ip_csum.to_be_bytes());
-        put(f, T + 16, &(!checksum::fold(tcp_sum + pseudo)).to_be_bytes());
+        put(f, T + 16, &(!checksum::fold64(tcp_sum + pseudo)).to_be_bytes());
         TxFrame::done(len)
     }
 }

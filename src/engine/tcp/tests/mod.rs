@@ -21,7 +21,7 @@ mod reuseport;
 mod timers;
 
 use crate::engine::flow::FlowKey;
-use crate::engine::host::RxMeta;
+use crate::engine::host::{CsumStatus, RxMeta};
 use crate::engine::keys::Secrets;
 use crate::engine::listen::Listener;
 use crate::engine::socket::{Fd, Stack};
@@ -295,13 +295,23 @@ impl Bench {
     /// Hand a raw frame to `worker`.
     pub fn rx_frame(&mut self, worker: usize, frame: &[u8], rss_hash: Option<u32>) {
         let meta = RxMeta { rss_hash, ..RxMeta::default() };
+        self.rx_frame_meta(worker, frame, meta);
+    }
+
+    /// Hand a frame to `worker` with what the NIC says of it.
+    pub fn rx_frame_meta(&mut self, worker: usize, frame: &[u8], meta: RxMeta) {
         self.rig.rx(worker, frame, meta, &mut self.sink);
         self.collect();
     }
 
     /// Hand frames to worker 0 as one burst, through the staged pipeline.
     pub fn rx_burst(&mut self, frames: &[Vec<u8>]) {
-        let input: Vec<(&[u8], RxMeta)> = frames.iter().map(|f| (&f[..], RxMeta::default())).collect();
+        self.rx_burst_meta(frames, RxMeta::default());
+    }
+
+    /// [`Bench::rx_burst`] with what the NIC says of every frame.
+    pub fn rx_burst_meta(&mut self, frames: &[Vec<u8>], meta: RxMeta) {
+        let input: Vec<(&[u8], RxMeta)> = frames.iter().map(|f| (&f[..], meta)).collect();
         let now = self.rig.now;
         let w = &mut self.rig.workers[0];
         crate::engine::burst::receive(&mut w.host, &mut w.engine, now, &input, &mut self.sink, &mut crate::engine::burst::NoClock);
