@@ -107,9 +107,12 @@ mod tests {
         buf
     }
 
+    /// A TCP input's IPv4 bytes, TCP bytes and Ethernet source.
+    type Taken = (Vec<u8>, Vec<u8>, EthernetAddress);
+
     /// What the general path makes of the frame: its TCP input and the
     /// counters it moved.
-    fn general(frame: &[u8], meta: RxMeta) -> (Option<(Vec<u8>, Vec<u8>, EthernetAddress)>, Vec<u64>) {
+    fn general(frame: &[u8], meta: RxMeta) -> (Option<Taken>, Vec<u64>) {
         let mut h = host();
         let got = h.parse(Instant::ZERO, frame, meta, &mut Drop0).map(|t| (t.ip.into_inner().to_vec(), t.seg.into_inner().to_vec(), t.eth_src));
         let c = h.counters();

@@ -304,12 +304,8 @@ impl Bench {
         self.collect();
     }
 
-    /// Hand frames to worker 0 as one burst, through the staged pipeline.
-    pub fn rx_burst(&mut self, frames: &[Vec<u8>]) {
-        self.rx_burst_meta(frames, RxMeta::default());
-    }
-
-    /// [`Bench::rx_burst`] with what the NIC says of every frame.
+    /// Hand frames to worker 0 as one burst, through the staged pipeline,
+    /// with what the NIC says of every frame.
     pub fn rx_burst_meta(&mut self, frames: &[Vec<u8>], meta: RxMeta) {
         let input: Vec<(&[u8], RxMeta)> = frames.iter().map(|f| (&f[..], meta)).collect();
         let now = self.rig.now;
