@@ -103,7 +103,7 @@ fn receive_chunk(
     clock.mark(Stage::Lookup, segs.len());
 
     for (i, (seg, f)) in segs.iter().zip(found).enumerate() {
-        if plain >> i & 1 != 0 && tcp.cookie_syn_lane(now, seg, &f, &host.tx_context(), tx) {
+        if plain >> i & 1 != 0 && tcp.syn_lane(now, seg, &f, &host.tx_context(), tx) {
             continue;
         }
         let taken = tcp.deliver(now, seg, f, &mut host.tx_context(), tx);

@@ -1,6 +1,6 @@
 //! A keyed pseudo-random function of fixed-length inputs: AES-128 in
 //! CBC-MAC over two 128-bit blocks (CBC-MAC is a secure PRF for messages
-//! of one fixed length). With AES-NI a call is two block encryptions of
+//! of one fixed length), or of one block. With AES-NI a call is two block encryptions of
 //! ten rounds each; the key schedule is expanded once, when the key is set.
 
 use super::sipkey::SipKey;
@@ -17,6 +17,15 @@ pub struct BlockPrf {
 impl BlockPrf {
     pub fn new(key: SipKey) -> BlockPrf {
         BlockPrf { aes: Aes128::new(&GenericArray::from(key.to_bytes())) }
+    }
+
+    /// The low 32 bits of the encryption of one block (a PRF of one
+    /// 128-bit input).
+    #[inline]
+    pub fn block(&self, a: [u32; 4]) -> u32 {
+        let mut x = GenericArray::from(words_to_block(a));
+        self.aes.encrypt_block(&mut x);
+        u32::from_le_bytes([x[0], x[1], x[2], x[3]])
     }
 
     /// The low 32 bits of the CBC-MAC of the two blocks `a` then `b`.

@@ -11,7 +11,7 @@ use super::{Rx, TcpEngine, TCP_MSS_DEFAULT, TCP_TIMEOUT_INIT};
 use crate::engine::flow::FlowKey;
 use crate::engine::host::TcpInput;
 use crate::engine::keys::fastopen::{self, TfoCookieCheck};
-use crate::engine::keys::{isn, syncookie};
+use crate::engine::keys::syncookie;
 use crate::engine::listen::Listener;
 use crate::engine::sysctl::{tfo, Sysctls};
 use crate::stats::{Counter, Counters};
@@ -121,39 +121,27 @@ impl TcpEngine {
             self.cookie_synack(rx, listener, &n, ts_off, c);
             return;
         }
-        let iss = isn::isn(self.secrets.isn, rx.now, &rx.key);
-        let tsval = n.ts.map(|(peer_tsval, _)| ((rx.now.as_millis() as u32).wrapping_add(ts_off), peer_tsval));
+        let iss = self.isn.isn(rx.now, &rx.key);
         let syn_data = !rx.input.seg.payload().is_empty();
         let tfo = self.try_fastopen(&s, listener, &rx.key, opts.fastopen.as_ref(), syn_data, c);
-        let synack = PendingSynAck {
-            route: rx.route,
-            key: rx.key,
-            iss,
-            ack: rx.input.seg.seq_number().wrapping_add(1),
-            ts: tsval,
-            sack: n.sack,
-            wscale: n.wscale.is_some(),
-            ecn: n.ecn,
-            fastopen: tfo.cookie,
-            sample: Some((listener.id, rx.now)),
-            retransmit: false,
-            ip_options: if rx.input.ip.has_options() {
-                self.save_ip_options(rx, if tfo.child { EchoIp::Once } else { EchoIp::Request })
-            } else {
-                EchoIp::No
-            },
+        let ip_options = if rx.input.ip.has_options() {
+            self.save_ip_options(rx, if tfo.child { EchoIp::Once } else { EchoIp::Request })
+        } else {
+            EchoIp::No
         };
+        let synack = request_synack(rx, listener, &n, iss, ts_off, tfo.cookie, ip_options);
         if tfo.child {
             self.fastopen_child(rx, listener, &n, iss, ts_off, synack, c);
         } else {
-            self.add_request(rx, listener.clone(), &n, iss, ts_off, synack);
+            let synack = self.add_request(rx, listener.clone(), &n, iss, ts_off, synack);
+            self.synacks.push(synack);
         }
     }
 
     /// "Kill the following clause, if you dislike this way": without
     /// cookies the last quarter of the SYN backlog is for proven peers
     /// (`tcp_peer_is_proven`).
-    fn backlog_room(&self, s: &Sysctls, listener: &Listener, peer: u32) -> bool {
+    pub(super) fn backlog_room(&self, s: &Sysctls, listener: &Listener, peer: u32) -> bool {
         let max = s.tcp_max_syn_backlog;
         max.saturating_sub(listener.reqsk_queue_len()) >= (max >> 2) || self.proven.contains(&peer)
     }
@@ -292,9 +280,11 @@ impl TcpEngine {
         }
     }
 
-    /// A request sock and its SYN-ACK timer (`inet_csk_reqsk_queue_hash_add`).
+    /// A request sock and its SYN-ACK timer (`inet_csk_reqsk_queue_hash_add`);
+    /// gives back its first SYN-ACK.
     #[allow(clippy::too_many_arguments)]
-    fn add_request(
+    #[inline]
+    pub(super) fn add_request(
         &mut self,
         rx: &Rx<'_, '_>,
         listener: Arc<Listener>,
@@ -302,7 +292,7 @@ impl TcpEngine {
         iss: u32,
         ts_off: u32,
         synack: PendingSynAck,
-    ) {
+    ) -> PendingSynAck {
         let (now, key, seg) = (rx.now, rx.key, &rx.input.seg);
         let client_isn = seg.seq_number();
         let timer = self.synack_timers.arm(now, 0, TCP_TIMEOUT_INIT, key);
@@ -327,7 +317,7 @@ impl TcpEngine {
             peer_mac: rx.route.peer_mac,
         };
         self.reqs.insert(key, req);
-        self.synacks.push(synack);
+        synack
     }
 }
 
@@ -360,6 +350,35 @@ pub(super) fn cookie_synack(
         ecn: n.ecn,
         fastopen: None,
         sample: Some((listener.id, now)),
+        retransmit: false,
+        ip_options,
+    }
+}
+
+/// The first SYN-ACK of a request sock or a TFO child (`tcp_make_synack`):
+/// our ISN, and our clock plus the pair's offset in TSval.
+#[inline(always)]
+pub(super) fn request_synack(
+    rx: &Rx<'_, '_>,
+    listener: &Listener,
+    n: &Negotiation,
+    iss: u32,
+    ts_off: u32,
+    fastopen: Option<FastOpenCookie>,
+    ip_options: EchoIp,
+) -> PendingSynAck {
+    let tsval = n.ts.map(|(peer_tsval, _)| ((rx.now.as_millis() as u32).wrapping_add(ts_off), peer_tsval));
+    PendingSynAck {
+        route: rx.route,
+        key: rx.key,
+        iss,
+        ack: rx.input.seg.seq_number().wrapping_add(1),
+        ts: tsval,
+        sack: n.sack,
+        wscale: n.wscale.is_some(),
+        ecn: n.ecn,
+        fastopen,
+        sample: Some((listener.id, rx.now)),
         retransmit: false,
         ip_options,
     }

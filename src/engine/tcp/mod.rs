@@ -194,6 +194,8 @@ pub struct TcpEngine {
     view: Option<Box<ListenView>>,
     /// Timestamp offsets of recent address pairs.
     ts_offs: isn::TsOffCache,
+    /// The ISN function, keyed with `secrets.isn`.
+    isn: isn::IsnGen,
     /// SYN-ACKs decided but not built yet (the build stage of a burst).
     synacks: SynAckQueue,
     templates: synack::SynAckTemplates,
@@ -207,6 +209,7 @@ impl TcpEngine {
         let hash_seed = u64::from(secrets.isn.to_bytes()[0]) << 56 | 0x9e37_79b9_7f4a_7c15;
         let templates = synack::SynAckTemplates::new(&cfg);
         let ts_offs = isn::TsOffCache::new(secrets.ts_off);
+        let isn = isn::IsnGen::new(secrets.isn);
         let mem = TcpMem::new(TcpMemLimits::from_max(cfg.max_buffer_bytes));
         TcpEngine {
             mem,
@@ -232,6 +235,7 @@ impl TcpEngine {
             gone_ready: Vec::new(),
             view: Some(Box::default()),
             ts_offs,
+            isn,
             synacks: SynAckQueue::default(),
             templates,
         }
@@ -289,6 +293,7 @@ impl TcpEngine {
     pub fn with_secrets(&mut self, f: impl FnOnce(&mut Secrets)) {
         f(&mut self.secrets);
         self.ts_offs = isn::TsOffCache::new(self.secrets.ts_off);
+        self.isn = isn::IsnGen::new(self.secrets.isn);
     }
 
     /// Flow hash for reuseport selection when the NIC gave none (Linux's
