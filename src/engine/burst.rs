@@ -81,16 +81,17 @@ fn receive_chunk(
 ) {
     let mut segs: ArrayVec<TcpInput<'_>, MAX_BURST> = ArrayVec::new();
     // Bit i: segs[i] is a plain SYN (MAX_BURST is 64).
-    let mut plain = 0u64;
+    let (mut plain_syns, mut plain) = (0u64, 0u64);
     for &(frame, meta) in frames {
-        if let Some(seg) = host.plain_syn(frame, meta) {
-            plain |= 1 << segs.len();
+        if let Some((seg, syn)) = host.plain_tcp(frame, meta) {
+            plain_syns |= u64::from(syn) << segs.len();
+            plain += 1;
             segs.push(seg);
         } else if let Some(seg) = host.parse(now, frame, meta, tx) {
             segs.push(seg);
         }
     }
-    host.count_plain(u64::from(plain.count_ones()));
+    host.count_plain(plain);
     clock.mark(Stage::Parse, frames.len());
 
     let mut found: ArrayVec<Found, MAX_BURST> = ArrayVec::new();
@@ -103,7 +104,7 @@ fn receive_chunk(
     clock.mark(Stage::Lookup, segs.len());
 
     for (i, (seg, f)) in segs.iter().zip(found).enumerate() {
-        if plain >> i & 1 != 0 && tcp.syn_lane(now, seg, &f, &host.tx_context(), tx) {
+        if plain_syns >> i & 1 != 0 && tcp.syn_lane(now, seg, &f, &host.tx_context(), tx) {
             continue;
         }
         let taken = tcp.deliver(now, seg, f, &mut host.tx_context(), tx);

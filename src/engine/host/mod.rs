@@ -10,7 +10,7 @@ mod arp;
 mod icmp;
 pub mod icmp_limit;
 pub mod neighbor;
-mod plain_syn;
+mod plain_tcp;
 mod reset;
 
 pub use reset::send_reset;

@@ -1,4 +1,4 @@
-//! The SYN lane: a plain SYN (`Host::plain_syn`: no IP options, checksums
+//! The SYN lane: a plain SYN (`Host::plain_tcp`: no IP options, checksums
 //! verified by the NIC, SYN alone, no data) found for a listener is decided
 //! and its SYN-ACK written in the TCP stage, in one pass: no records
 //! between stages, no SYN-ACK queue. What a SYN flood and every connecting

@@ -1,11 +1,12 @@
-//! The plain SYN: what a connecting client and a SYN flood send, recognised
+//! The plain TCP segment: what nearly every frame of a server is, recognised
 //! with a few loads at fixed offsets so that it skips the host's general
 //! receive path. A frame is plain when that path would hand it to TCP with
 //! no other effect than counting it in RxFrames, IpInReceives and
 //! TcpInSegs: Ethernet to our MAC, IPv4 without options or fragmentation,
 //! to one of our addresses from a unicast source, both checksums verified
-//! by the NIC, and a TCP header with SYN alone and no data. Anything else
-//! takes [`Host::parse`].
+//! by the NIC, and a whole TCP header. Anything else takes [`Host::parse`].
+//! A plain SYN (SYN alone, reserved bits clear, no data) is what the SYN
+//! lane takes.
 
 use super::{CsumStatus, Host, RxMeta, TcpInput};
 use crate::wire::ethernet::{self, EthernetAddress};
@@ -19,10 +20,11 @@ const TCP_AT: usize = ETH + ipv4::HEADER_LEN;
 const MIN_LEN: usize = TCP_AT + tcp::HEADER_LEN;
 
 impl Host {
-    /// The TCP input of a plain SYN, or `None` for any other frame. Counts
-    /// nothing: the caller adds [`Host::count_plain`] for what it took.
+    /// The TCP input of a plain segment and whether it is a plain SYN, or
+    /// `None` for any other frame. Counts nothing: the caller adds
+    /// [`Host::count_plain`] for what it took.
     #[inline]
-    pub fn plain_syn<'a>(&self, frame: &'a [u8], meta: RxMeta) -> Option<TcpInput<'a>> {
+    pub fn plain_tcp<'a>(&self, frame: &'a [u8], meta: RxMeta) -> Option<(TcpInput<'a>, bool)> {
         if meta.ip_csum != CsumStatus::Good || meta.l4_csum != CsumStatus::Good {
             return None;
         }
@@ -35,30 +37,29 @@ impl Host {
         if f[ETH + 6] & 0x3f != 0 || f[ETH + 7] != 0 || f[ETH + 9] != 6 {
             return None;
         }
-        // A data offset that covers the options exactly up to the IPv4
-        // total length (no payload), reserved bits clear, flags SYN alone.
+        // A TCP header within the IPv4 total length, itself within the frame.
         let total = usize::from(u16::from_be_bytes([f[ETH + 2], f[ETH + 3]]));
         let tcp_len = usize::from(f[TCP_AT + 12] >> 4) * 4;
-        if f[TCP_AT + 12] & 0x0f != 0 || f[TCP_AT + 13] != 0x02 {
+        if tcp_len < tcp::HEADER_LEN || total < ipv4::HEADER_LEN + tcp_len || frame.len() < ETH + total {
             return None;
         }
-        if tcp_len < tcp::HEADER_LEN || total != ipv4::HEADER_LEN + tcp_len || frame.len() < ETH + total {
-            return None;
-        }
+        // SYN alone, reserved bits clear, no data.
+        let syn = f[TCP_AT + 12] & 0x0f == 0 && f[TCP_AT + 13] == 0x02 && total == ipv4::HEADER_LEN + tcp_len;
         let dst = Ipv4Addr::from([f[ETH + 16], f[ETH + 17], f[ETH + 18], f[ETH + 19]]);
         let src = Ipv4Addr::from([f[ETH + 12], f[ETH + 13], f[ETH + 14], f[ETH + 15]]);
         if !self.is_ours(dst) || src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
             return None;
         }
-        Some(TcpInput {
+        let input = TcpInput {
             eth_src: EthernetAddress([f[6], f[7], f[8], f[9], f[10], f[11]]),
             ip: Ipv4Packet::new_unchecked(&frame[ETH..]),
             seg: TcpSegment::new_unchecked(&frame[TCP_AT..ETH + total]),
             meta,
-        })
+        };
+        Some((input, syn))
     }
 
-    /// Count `n` plain SYNs taken as the general path would have.
+    /// Count `n` plain segments taken as the general path would have.
     #[inline]
     pub fn count_plain(&self, n: u64) {
         use crate::stats::Counter;
@@ -123,7 +124,8 @@ mod tests {
     fn a_linux_syn_is_plain_and_its_input_is_the_general_one() {
         let frame = syn_frame();
         let h = host();
-        let plain = h.plain_syn(&frame, good()).expect("plain");
+        let (plain, syn) = h.plain_tcp(&frame, good()).expect("plain");
+        assert!(syn);
         let (want, counters) = general(&frame, good());
         let want = want.expect("the general path takes it");
         assert_eq!(plain.ip.into_inner(), &want.0[..]);
@@ -138,11 +140,11 @@ mod tests {
     fn without_the_nics_checksum_verdict_it_is_not_plain() {
         let frame = syn_frame();
         let meta = RxMeta { l4_csum: CsumStatus::Unknown, ..good() };
-        assert!(host().plain_syn(&frame, meta).is_none());
+        assert!(host().plain_tcp(&frame, meta).is_none());
     }
 
     proptest! {
-        /// Whatever a plain SYN is, the general path hands exactly it to
+        /// Whatever a plain segment is, the general path hands exactly it to
         /// TCP and counts exactly what count_plain counts; mutations of a
         /// real SYN explore the edges (flags, lengths, addresses, MACs).
         #[test]
@@ -158,11 +160,13 @@ mod tests {
             }
             frame.truncate(frame.len().saturating_sub(cut));
             let h = host();
-            if let Some(plain) = h.plain_syn(&frame, good()) {
+            if let Some((plain, syn)) = h.plain_tcp(&frame, good()) {
                 let (want, counters) = general(&frame, good());
-                let want = want.expect("the general path takes every plain SYN");
-                prop_assert!(plain.seg.payload().is_empty());
-                prop_assert_eq!(plain.seg.flags(), crate::wire::tcp::TcpFlags::SYN);
+                let want = want.expect("the general path takes every plain segment");
+                if syn {
+                    prop_assert!(plain.seg.payload().is_empty());
+                    prop_assert_eq!(plain.seg.flags(), crate::wire::tcp::TcpFlags::SYN);
+                }
                 prop_assert_eq!(plain.ip.into_inner(), &want.0[..]);
                 prop_assert_eq!(plain.seg.into_inner(), &want.1[..]);
                 prop_assert_eq!(plain.eth_src, want.2);
