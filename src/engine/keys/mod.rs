@@ -11,6 +11,7 @@
 //! leak of one purpose does not give away the others.
 
 pub mod fastopen;
+pub mod fleet;
 pub mod isn;
 pub mod sipkey;
 pub mod syncookie;
@@ -21,6 +22,7 @@ use siphasher::sip128::{Hasher128 as _, SipHasher24 as SipHasher128};
 use thiserror::Error;
 
 pub use fastopen::TfoKeys;
+pub use fleet::{FleetKeys, KeyFileError};
 pub use sipkey::{KeyParseError, SipKey, SIP_KEY_LEN};
 pub use syncookie::SyncookieKeys;
 
@@ -40,6 +42,10 @@ pub struct Secrets {
     pub ts_off: SipKey,
     /// TCP Fast Open cookie keys (primary and backup).
     pub tfo: TfoKeys,
+    /// The keys come from a fleet key file ([`fleet`]): servers share them,
+    /// so a cookie ACK is checked whatever the listener's overflow state and
+    /// the cookie counter and the TSval clock run on UTC.
+    pub fleet: bool,
 }
 
 impl Secrets {
@@ -63,6 +69,7 @@ impl Secrets {
             isn: derive(2),
             ts_off: derive(3),
             tfo: TfoKeys::new(derive(4)),
+            fleet: false,
         }
     }
 
@@ -80,6 +87,7 @@ impl Secrets {
             isn: key()?,
             ts_off: key()?,
             tfo: TfoKeys::new(key()?),
+            fleet: false,
         })
     }
 }

@@ -162,13 +162,11 @@ impl TcpEngine {
     #[inline]
     fn cookie_synack(&mut self, rx: &Rx<'_, '_>, listener: &Listener, n: &Negotiation, ts_off: u32, c: &Counters) {
         let (now, client_isn) = (rx.now, rx.input.seg.seq_number());
-        let (cookie, _mss) = syncookie::make(&self.secrets.syncookie, &rx.key, client_isn, n.mss, syncookie::counter(now));
+        let (cookie, _mss) = syncookie::make(&self.secrets.syncookie, &rx.key, client_isn, n.mss, self.cookie_counter(now));
         c.inc(Counter::SyncookiesSent);
         listener.synq_overflow(now);
-        let ts_now = now.as_millis() as u32;
-        let tsval = n.ts.map(|(tsval, _)| {
-            (syncookie::encode_ts(ts_now, n.wscale, n.sack, n.ecn).wrapping_add(ts_off), tsval)
-        });
+        let opts = syncookie::CookieOpts { wscale: n.wscale, sack: n.sack, ecn: n.ecn };
+        let tsval = n.ts.map(|(tsval, _)| (self.cookie_tsval(now, ts_off, opts), tsval));
         let ip_options = if rx.input.ip.has_options() { self.save_ip_options(rx, EchoIp::Once) } else { EchoIp::No };
         self.synacks.push(PendingSynAck {
             route: rx.route,
