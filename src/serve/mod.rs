@@ -19,7 +19,7 @@ mod running;
 mod stats;
 mod workers;
 
-pub use config::{ListenSpec, ServeConfig};
+pub use config::{read_key_file, KeyFileReadError, ListenSpec, ServeConfig};
 
 use crate::dpdk::DpdkError;
 use crate::engine::errno::Errno;

@@ -262,3 +262,22 @@ fn fleet_server_still_rejects_bad_cookies() {
     assert_eq!(b.counter(Counter::SyncookiesFailed), 1);
     assert_eq!(b.counter(Counter::TcpPassiveOpens), 0);
 }
+
+/// A changed key file reaches running workers as a command: before it, the
+/// other server's cookie is reset; after it, it makes a connection.
+#[test]
+fn fleet_keys_taken_at_run_time() {
+    let mut a = fleet_server(secs(100), 2, Some(fleet_keys()));
+    let mut b = fleet_server(secs(900), 1, None);
+    a.listen(128);
+    b.listen(128);
+    let (_, out) = cookie_to_other_server(&mut a, &mut b);
+    assert_eq!(out[0].flags, TcpFlags::RST);
+    b.stack.set_fleet_keys(fleet_keys());
+    b.advance(ms(1));
+    let sa = a.syn_synack(Seg::syn(CISN).port(41000));
+    let (tsval, _) = sa.ts().expect("ts");
+    assert!(b.send(Seg::ack(CISN + 1, sa.seq + 1).ts(101, tsval).port(41000)).is_empty());
+    assert_eq!(b.counter(Counter::SyncookiesRecv), 1);
+    assert_eq!(b.counter(Counter::TcpPassiveOpens), 1);
+}
