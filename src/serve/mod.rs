@@ -14,6 +14,7 @@ mod eal;
 mod link;
 mod listen;
 mod periodic;
+mod telemetry;
 mod report;
 mod running;
 mod stats;

@@ -5,7 +5,9 @@
 use super::stats::ServeStats;
 use super::{read_key_file, ServeConfig};
 use crate::engine::keys::{FleetKeys, Secrets};
+use super::telemetry::{TelemetryView, REFRESH};
 use std::path::PathBuf;
+use std::sync::Arc;
 use crate::telemetry::control::{format_stats, StatsSnapshot, StatsSource};
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,8 @@ pub(super) struct Periodic {
     key_file_bad: bool,
     stats_every: Option<Duration>,
     last_stats: Instant,
+    /// What DPDK's telemetry commands answer from, and when it was last published.
+    telemetry: Option<(Arc<TelemetryView>, Instant)>,
     /// The last periodic snapshot, for rates over the interval.
     previous: Option<StatsSnapshot>,
 }
@@ -41,7 +45,15 @@ impl Periodic {
             stats_every: cfg.stats_interval,
             last_stats: Instant::now(),
             previous: None,
+            telemetry: None,
         }
+    }
+
+    /// Publish a snapshot for the telemetry commands now and every [`REFRESH`].
+    pub fn with_telemetry(mut self, view: Arc<TelemetryView>, stats: &ServeStats) -> Periodic {
+        view.publish(stats.snapshot());
+        self.telemetry = Some((view, Instant::now()));
+        self
     }
 
     pub fn tick(&mut self, stats: &ServeStats) {
@@ -57,6 +69,12 @@ impl Periodic {
         if self.key_file.is_some() && self.last_key_check.elapsed() >= KEY_FILE_CHECK {
             self.last_key_check = Instant::now();
             self.reload_keys(stats);
+        }
+        if let Some((view, last)) = &mut self.telemetry {
+            if last.elapsed() >= REFRESH {
+                *last = Instant::now();
+                view.publish(stats.snapshot());
+            }
         }
         if let Some(every) = self.stats_every {
             if self.last_stats.elapsed() >= every {
