@@ -26,9 +26,10 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # test (slowloris against the http timeouts and the per-source cap). bird2:
 # the fleet test parses deploy/fleet/bird.conf with `bird -p` (installing it
 # starts no daemon in a container; on a host, `systemctl disable --now bird`
-# unless it announces the service address).
+# unless it announces the service address). dpdk-dev: dpdk-telemetry.py, the
+# client of EAL's telemetry socket, which the telemetry test runs.
 packages=(
-    libdpdk-dev dpdk pkg-config clang libclang-dev build-essential
+    libdpdk-dev dpdk dpdk-dev pkg-config clang libclang-dev build-essential
     iproute2 iputils-ping hping3 netcat-openbsd curl wrk
     python3 python3-scapy python3-prometheus-client tcpdump procps
     libxdp1 libbpf1 ethtool nginx-light
