@@ -243,7 +243,7 @@ pub fn check(
         return Ok(mss);
     }
     match keys.previous {
-        Some((old, rotated_at)) if rotated_at.is_none_or(|r| counter_now.wrapping_sub(r) < MAX_SYNCOOKIE_AGE) => {
+        Some((old, rotated_at)) if rotated_at.map_or(true, |r| counter_now.wrapping_sub(r) < MAX_SYNCOOKIE_AGE) => {
             check_with(old, flow, client_isn, cookie, counter_now).ok_or(CookieError)
         }
         _ => Err(CookieError),
