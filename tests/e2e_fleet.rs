@@ -4,7 +4,9 @@
 //! scapy sends the SYN to A, then, as after an ECMP or anycast change, the
 //! handshake's ACK and a request to B. B, which never sent a cookie, builds
 //! the connection from A's cookie and answers the request, its TSval not
-//! behind A's SYN-ACK (a Linux client's PAWS check would drop it).
+//! behind A's SYN-ACK (a Linux client's PAWS check would drop it). Then a
+//! rotation step in the file reaches both running servers, and a broken
+//! file changes nothing.
 
 mod common;
 use common::*;
@@ -81,6 +83,35 @@ impl Drop for KeyFile {
     }
 }
 
+/// A SYN to A through its namespace, the ACK and a request to B through
+/// its own: B's HTTP answer must come, its TSval not behind A's SYN-ACK.
+fn handshake_moves(ns_a: &Netns, a: &Server, ns_b: &Netns, b: &Server, port: &str) {
+    let sa = client(ns_a, &["syn", &a.tap, port]);
+    assert_eq!(sa["flags"], "SA", "A's answer to the SYN: {sa}");
+    assert_eq!(sa["ack"], 1001, "{sa}");
+    let (seq, tsval) = (sa["seq"].as_u64().unwrap(), sa["ts"][0].as_u64().unwrap());
+    assert_ne!(tsval, 0, "{sa}");
+
+    let got = client(ns_b, &["ack", &b.tap, port, &seq.to_string(), &tsval.to_string()]);
+    let seen = got["seen"].as_array().unwrap();
+    assert!(seen.iter().all(|s| !s["flags"].as_str().unwrap().contains('R')), "B reset the connection: {got}");
+    let answer = seen.iter().find(|s| s["data"].as_str().unwrap().starts_with("HTTP/1.1 200")).unwrap_or_else(|| {
+        panic!("no HTTP answer from B: {got}\nB:\n{}", b.output());
+    });
+    // B's TSval follows A's (same UTC-based clock, same offset key), within the test's seconds.
+    let ahead = (answer["ts"][0].as_u64().unwrap() as u32).wrapping_sub(tsval as u32) as i32;
+    assert!((0..10_000).contains(&ahead), "B's TSval is {ahead} ms from A's SYN-ACK: {got}");
+}
+
+/// Wait at most 5 s for `text` in what `server` printed.
+fn wait_for(server: &Server, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server.output().contains(text) {
+        assert!(std::time::Instant::now() < deadline, "no {text:?} within 5 s:\n{}", server.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_cookie_made_by_one_server_opens_a_connection_on_another() {
     require_root();
@@ -101,29 +132,30 @@ fn a_cookie_made_by_one_server_opens_a_connection_on_another() {
     // B starts later: its engine clock is behind A's.
     std::thread::sleep(Duration::from_millis(1500));
     let b = Server::start(&ns_b, ServerOpts { queues: 1, serve_args: &["--listen", "198.18.0.1:80", "--key-file", &key_arg] });
-    let port = "43123";
-
-    let sa = client(&ns_a, &["syn", &a.tap, port]);
-    assert_eq!(sa["flags"], "SA", "A's answer to the SYN: {sa}");
-    assert_eq!(sa["ack"], 1001, "{sa}");
+    handshake_moves(&ns_a, &a, &ns_b, &b, "43123");
     let c = counters(&a);
     assert!(get(&c, "TcpExtSyncookiesSent") >= 1, "A answered with a cookie: {c}");
-    let (seq, tsval) = (sa["seq"].as_u64().unwrap(), sa["ts"][0].as_u64().unwrap());
-    assert_ne!(tsval, 0, "{sa}");
-
-    let got = client(&ns_b, &["ack", &b.tap, port, &seq.to_string(), &tsval.to_string()]);
-    let seen = got["seen"].as_array().unwrap();
-    assert!(seen.iter().all(|s| !s["flags"].as_str().unwrap().contains('R')), "B reset the connection: {got}");
-    let answer = seen.iter().find(|s| s["data"].as_str().unwrap().starts_with("HTTP/1.1 200")).unwrap_or_else(|| {
-        panic!("no HTTP answer from B: {got}\nB:\n{}", b.output());
-    });
-    // B's TSval follows A's (same UTC-based clock, same offset key), within the test's seconds.
-    let ahead = (answer["ts"][0].as_u64().unwrap() as u32).wrapping_sub(tsval as u32) as i32;
-    assert!((0..10_000).contains(&ahead), "B's TSval is {ahead} ms from A's SYN-ACK: {got}");
-
     let c = counters(&b);
     assert_eq!(get(&c, "TcpExtSyncookiesSent"), 0, "B never sent a cookie: {c}");
     assert_eq!(get(&c, "TcpExtSyncookiesRecv"), 1, "{c}");
     assert_eq!(get(&c, "TcpExtSyncookiesFailed"), 0, "{c}");
     assert!(get(&c, "TcpPassiveOpens") >= 1, "{c}");
+
+    // A rotation step (the new key mints, the old one is still accepted):
+    // both servers take the changed file, and handshakes still move.
+    std::fs::write(
+        &keys.0,
+        "syncookie = \"c0ffee00c0ffee00c0ffee00c0ffee00\"\nsyncookie_previous = \"6b1e0d5c4a39281706f5e4d3c2b1a098\"\ntimestamp = \"00ffeeddccbbaa998877665544332211\"\n",
+    )
+    .unwrap();
+    wait_for(&a, "keys from");
+    wait_for(&b, "keys from");
+    handshake_moves(&ns_a, &a, &ns_b, &b, "43124");
+    assert_eq!(get(&counters(&b), "TcpExtSyncookiesRecv"), 2);
+    // A file that does not parse is said once and changes nothing.
+    std::fs::write(&keys.0, "syncookie = \"0011\"\n").unwrap();
+    wait_for(&b, "keeping the keys in use");
+    handshake_moves(&ns_a, &a, &ns_b, &b, "43125");
+    assert_eq!(get(&counters(&b), "TcpExtSyncookiesRecv"), 3);
+    assert_eq!(b.output().matches("keeping the keys in use").count(), 1, "{}", b.output());
 }
