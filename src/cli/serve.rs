@@ -198,8 +198,8 @@ struct ServeFlags {
     /// net.ipv4.tcp_timestamps (0 or 1).
     #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_timestamps as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
     timestamps: u8,
-    /// The SYN cookie key as 32 hex digits: servers sharing it accept each
-    /// other's cookies (default: random).
+    /// The SYN cookie key as 32 hex digits (default: random). For servers
+    /// that answer each other's handshakes, --key-file.
     #[arg(long, value_parser = parse_sip_key)]
     syncookie_key: Option<SipKey>,
     /// Rotate the SYN cookie key every N seconds (0 = never; ignored with

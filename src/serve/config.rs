@@ -42,7 +42,7 @@ pub struct ServeConfig {
     pub app_threads: usize,
     /// Rotate the SYN cookie key this often (not with an operator-set key).
     pub syncookie_rotate: Option<Duration>,
-    /// Operator-set SYN cookie key (so several servers share cookies).
+    /// Operator-set SYN cookie key.
     pub syncookie_key: Option<SipKey>,
     /// Operator-set TFO key.
     pub tfo_key: Option<TfoKeys>,

@@ -6,7 +6,8 @@
 //! minted by another server of the fleet, so three things differ from
 //! Linux: the ACK is checked even when this listener sent no cookie lately
 //! (no `tcp_synq_no_recent_overflow` gate), the cookie counter counts UTC
-//! minutes, and the options ride in the low bits of the TSval itself (a UTC
+//! minutes (a cookie from a server up to [`FLEET_CLOCK_SKEW`] ahead, already
+//! in the next minute, is checked against that minute too), and the options ride in the low bits of the TSval itself (a UTC
 //! clock plus the shared keyed offset) rather than of the TSval less the
 //! offset, which would leave each server's clock base in them.
 
@@ -23,6 +24,10 @@ use crate::engine::tx::TxSink;
 use crate::stats::{Counter, Counters};
 use crate::wire::tcp_options;
 use std::sync::Arc;
+
+/// How far ahead another server's clock may be when its cookie comes back
+/// here (a cookie minted in its next minute is still checked).
+pub(super) const FLEET_CLOCK_SKEW: Duration = Duration::from_secs(1);
 
 impl TcpEngine {
     /// `cookie_v4_check`: an ACK for a listener with no request sock. `true`
@@ -98,7 +103,17 @@ impl TcpEngine {
         }
         let client_isn = seg.seq_number().wrapping_sub(1);
         let cookie = seg.ack_number().wrapping_sub(1);
-        let Ok(mss) = syncookie::check(&self.secrets.syncookie, key, client_isn, cookie, self.cookie_counter(now)) else {
+        let counter = self.cookie_counter(now);
+        let mut checked = syncookie::check(&self.secrets.syncookie, key, client_isn, cookie, counter);
+        if checked.is_err() && self.secrets.fleet {
+            // The server that minted it may be a little ahead, already in
+            // the next minute: NTP keeps fleet clocks well within this.
+            let ahead = self.cookie_counter(now + FLEET_CLOCK_SKEW);
+            if ahead != counter {
+                checked = syncookie::check(&self.secrets.syncookie, key, client_isn, cookie, ahead);
+            }
+        }
+        let Ok(mss) = checked else {
             c.inc(Counter::SyncookiesFailed);
             return None;
         };

@@ -281,3 +281,29 @@ fn fleet_keys_taken_at_run_time() {
     assert_eq!(b.counter(Counter::SyncookiesRecv), 1);
     assert_eq!(b.counter(Counter::TcpPassiveOpens), 1);
 }
+
+/// Fleet clocks differ by a little (NTP): a cookie minted by a server whose
+/// minute just turned (here 0.5 s in) is still good on a server whose minute
+/// turns within a second (here 10 ms later), and fails on one whose clock is
+/// 2 s behind.
+#[test]
+fn fleet_cookie_from_a_server_slightly_ahead_across_a_minute() {
+    for (behind, accepted) in [(ms(10), true), (secs(2), false)] {
+        let keys = Some(fleet_keys());
+        // FLEET_UTC_MS is 45 s into a minute; the boundary is 15 s later.
+        let boundary = FLEET_UTC_MS + 15_000;
+        let mut a = fleet_server(secs(100), 2, keys);
+        a.tcp_config(|c| c.utc_ms_at_zero = boundary + 500 - 100_000);
+        let mut b = fleet_server(secs(900), 1, keys);
+        // The ACK reaches B 3 ms after it left A (`cookie_to_other_server`).
+        b.tcp_config(|c| c.utc_ms_at_zero = boundary - behind.as_millis() as u64 - 3 - 900_000);
+        for w in a.workers.iter_mut().chain(b.workers.iter_mut()) {
+            w.engine.with_secrets(|s| fleet_keys().apply(s));
+        }
+        a.listen(128);
+        b.listen(128);
+        let (_, out) = cookie_to_other_server(&mut a, &mut b);
+        assert_eq!(out.is_empty(), accepted, "B {behind:?} before its minute: {out:?}");
+        assert_eq!(b.counter(Counter::SyncookiesRecv), u64::from(accepted), "{behind:?}");
+    }
+}
