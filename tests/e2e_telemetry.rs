@@ -35,7 +35,7 @@ fn telemetry(prefix: &str, commands: &[&str]) -> Vec<Value> {
 }
 
 #[test]
-fn dpdk_telemetry_reads_dlisten_counters_workers_and_listeners() {
+fn dpdk_telemetry_reads_dlisten_counters_workers_listeners_and_latency() {
     require_root();
     let _g = serial();
     let ns = Netns::new("tel");
@@ -48,8 +48,16 @@ fn dpdk_telemetry_reads_dlisten_counters_workers_and_listeners() {
     // The main thread publishes every 500 ms.
     let deadline = Instant::now() + Duration::from_secs(10);
     let answers = loop {
-        let a = telemetry(&server.prefix, &["/dlisten/counters", "/dlisten/info", "/dlisten/workers", "/dlisten/worker,0", "/dlisten/listeners", "/ethdev/stats,0", "/dlisten/worker,7"]);
-        if a[0]["/dlisten/counters"]["TcpPassiveOpens"].as_u64() >= Some(3) || Instant::now() > deadline {
+        let a = telemetry(&server.prefix, &["/dlisten/counters", "/dlisten/info", "/dlisten/workers", "/dlisten/worker,0", "/dlisten/listeners", "/ethdev/stats,0", "/dlisten/worker,7", "/dlisten/latency"]);
+        let synack_samples = a[7]["/dlisten/latency"]
+            .as_object()
+            .into_iter()
+            .flat_map(|rows| rows.values())
+            .filter(|r| r["metric"] == "syn->synack" && r["listener"] != "all")
+            .map(|r| r["count"].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        let done = a[0]["/dlisten/counters"]["TcpPassiveOpens"].as_u64() >= Some(3) && synack_samples >= 3;
+        if done || Instant::now() > deadline {
             break a;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -69,6 +77,12 @@ fn dpdk_telemetry_reads_dlisten_counters_workers_and_listeners() {
     // EAL's own command on the same socket: the port saw the frames dlisten counted.
     let eth = &answers[5]["/ethdev/stats"];
     assert!(eth["ipackets"].as_u64().unwrap() >= counters["DlRxFrames"].as_u64().unwrap(), "{eth} vs {counters}");
+    // The three handshakes' SYN -> SYN-ACK latencies, in ns.
+    let rows: Vec<&Value> = answers[7]["/dlisten/latency"].as_object().expect("latency rows").values().collect();
+    let synack = rows.iter().find(|r| r["metric"] == "syn->synack" && r["listener"] != "all").unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(synack["count"], 3, "{synack}");
+    let (p50, max) = (synack["p50_ns"].as_u64().unwrap(), synack["max_ns"].as_u64().unwrap());
+    assert!(p50 > 0 && p50 <= max && max < 1_000_000_000, "{synack}");
     // A worker that does not exist: null.
     assert!(answers[6]["/dlisten/worker"].is_null(), "{}", answers[6]);
     // The commands are listed with their help.

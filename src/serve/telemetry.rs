@@ -8,6 +8,7 @@
 //! | `/dlisten/workers` | per worker: frames, drops, passive opens, busy and idle cycles |
 //! | `/dlisten/worker,N` | every counter of worker N |
 //! | `/dlisten/listeners` | per listening socket: address, queues (`ss -lnt`) |
+//! | `/dlisten/latency` | per listener and metric: count and percentiles in ns |
 //!
 //! The main thread publishes a [`StatsSnapshot`] every [`REFRESH`]; EAL's
 //! telemetry thread answers from the last one, so a value is at most that
@@ -29,6 +30,7 @@ pub(super) const COMMANDS: &[TelCommand] = &[
     TelCommand { name: c"/dlisten/workers", help: c"dlisten: per worker frames, drops, passive opens, cycles. No parameters" },
     TelCommand { name: c"/dlisten/worker", help: c"dlisten: every counter of one worker. Parameter: worker id" },
     TelCommand { name: c"/dlisten/listeners", help: c"dlisten: listening sockets and their queues. No parameters" },
+    TelCommand { name: c"/dlisten/latency", help: c"dlisten: latency percentiles (ns) per listener and metric. No parameters" },
 ];
 
 /// The last published snapshot and the health flag.
@@ -116,6 +118,26 @@ pub(super) fn reply(cmd: &str, params: &str, snap: &StatsSnapshot, serving: bool
                 (i.to_string(), TelValue::Dict(d))
             })
             .collect(),
+        // DPDK 22.11 has no floating-point values: nanoseconds.
+        "/dlisten/latency" => snap
+            .latency
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let ns = |us: f64| TelScalar::U64((us * 1000.0).round() as u64);
+                let d = vec![
+                    ("listener".to_string(), TelScalar::Str(r.listener.clone())),
+                    ("metric".into(), TelScalar::Str(r.metric.name().into())),
+                    ("count".into(), TelScalar::U64(r.count)),
+                    ("p50_ns".into(), ns(r.p50_us)),
+                    ("p90_ns".into(), ns(r.p90_us)),
+                    ("p99_ns".into(), ns(r.p99_us)),
+                    ("p999_ns".into(), ns(r.p999_us)),
+                    ("max_ns".into(), ns(r.max_us)),
+                ];
+                (i.to_string(), TelValue::Dict(d))
+            })
+            .collect(),
         _ => return None,
     })
 }
@@ -125,7 +147,8 @@ mod tests {
     use super::*;
     use crate::dpdk::telemetry::{valid_name, MAX_DICT_ENTRIES};
     use crate::engine::socket::ListenerInfo;
-    use crate::stats::Counters;
+    use crate::stats::{Counters, Metric};
+    use crate::telemetry::latency::LatencyRow;
     use std::net::{Ipv4Addr, SocketAddrV4};
 
     fn snapshot() -> StatsSnapshot {
@@ -147,6 +170,16 @@ mod tests {
                 syn_qlen: 5,
                 fastopen_max_qlen: 0,
                 incoming_cpu: None,
+            }],
+            latency: vec![LatencyRow {
+                listener: "198.18.0.1:80".into(),
+                metric: Metric::SynToSynAck,
+                count: 3,
+                p50_us: 12.5,
+                p90_us: 20.0,
+                p99_us: 31.0,
+                p999_us: 31.0,
+                max_us: 31.25,
             }],
             ..StatsSnapshot::default()
         }
@@ -185,6 +218,9 @@ mod tests {
         assert_eq!(inner(get(&l, "0"), "local"), TelScalar::Str("198.18.0.1:80".into()));
         assert_eq!(inner(get(&l, "0"), "syn_qlen"), TelScalar::U64(5));
         assert_eq!(reply("/dlisten/nope", "", &s, true), None);
+        let lat = reply("/dlisten/latency", "", &s, true).unwrap();
+        assert_eq!(inner(get(&lat, "0"), "metric"), TelScalar::Str(Metric::SynToSynAck.name().into()));
+        assert_eq!((inner(get(&lat, "0"), "p50_ns"), inner(get(&lat, "0"), "max_ns")), (TelScalar::U64(12_500), TelScalar::U64(31_250)));
     }
 
     /// Every name and command fits DPDK's rules, or DPDK would drop it.
