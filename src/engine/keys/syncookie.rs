@@ -61,7 +61,8 @@
 //! The caller (the listen engine) still owns Linux's other gates on the ACK
 //! path: only when `tcp_syncookies != 0`, only for ACK without RST, and only
 //! if the listener overflowed recently (`tcp_synq_no_recent_overflow`: within
-//! the last 2 minutes), otherwise the ACK is not even checked.
+//! the last 2 minutes), otherwise the ACK is not even checked; with a fleet's
+//! keys ([`super::fleet`]) it always is, on a UTC counter.
 
 
 use thiserror::Error;
