@@ -39,6 +39,13 @@ const FUNCTIONS: &[&str] = &[
     "rte_mempool_in_use_count",
     "rte_pktmbuf_free_bulk",
     "rte_get_tsc_hz",
+    "rte_telemetry_register_cmd",
+    "rte_tel_data_alloc",
+    "rte_tel_data_free",
+    "rte_tel_data_start_dict",
+    "rte_tel_data_add_dict_u64",
+    "rte_tel_data_add_dict_string",
+    "rte_tel_data_add_dict_container",
     "dl_.*",
 ];
 

@@ -23,13 +23,17 @@ here=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # The differential suite also turns the veth offloads off with ethtool (checksums
 # really checked). Prometheus's Python client: its text-format parser reads what
 # `serve --metrics` serves in the e2e tests. slowhttptest: the slow-client e2e
-# test (slowloris against the http timeouts and the per-source cap).
+# test (slowloris against the http timeouts and the per-source cap). bird2:
+# the fleet test parses deploy/fleet/bird.conf with `bird -p` (installing it
+# starts no daemon in a container; on a host, `systemctl disable --now bird`
+# unless it announces the service address). dpdk-dev: dpdk-telemetry.py, the
+# client of EAL's telemetry socket, which the telemetry test runs.
 packages=(
-    libdpdk-dev dpdk pkg-config clang libclang-dev build-essential
+    libdpdk-dev dpdk dpdk-dev pkg-config clang libclang-dev build-essential
     iproute2 iputils-ping hping3 netcat-openbsd curl wrk
     python3 python3-scapy python3-prometheus-client tcpdump procps
     libxdp1 libbpf1 ethtool nginx-light
-    slowhttptest
+    slowhttptest bird2
 )
 
 dl_need_root "$@"

@@ -10,7 +10,7 @@ use crate::engine::keys::SipKey;
 use crate::engine::sysctl::Sysctls;
 use crate::engine::tcp::ConnTable;
 use crate::worker::apps::ConnLimits;
-use crate::serve::{ListenSpec, ServeConfig};
+use crate::serve::{read_key_file, KeyFileReadError, ListenSpec, ServeConfig};
 use crate::telemetry::control::default_socket_path;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches};
@@ -198,8 +198,8 @@ struct ServeFlags {
     /// net.ipv4.tcp_timestamps (0 or 1).
     #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_timestamps as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
     timestamps: u8,
-    /// The SYN cookie key as 32 hex digits: servers sharing it accept each
-    /// other's cookies (default: random).
+    /// The SYN cookie key as 32 hex digits (default: random). For servers
+    /// that answer each other's handshakes, --key-file.
     #[arg(long, value_parser = parse_sip_key)]
     syncookie_key: Option<SipKey>,
     /// Rotate the SYN cookie key every N seconds (0 = never; ignored with
@@ -211,6 +211,12 @@ struct ServeFlags {
     /// (`00112233-44556677-8899aabb-ccddeeff`; default: random).
     #[arg(long, value_parser = parse_tfo_key)]
     tfo_key: Option<TfoKeys>,
+    /// The key file every server of a fleet shares (TOML: `syncookie`,
+    /// `syncookie_previous`, `timestamp`, `fastopen`, `fastopen_previous`):
+    /// servers accept each other's SYN cookies and TFO cookies. Read again
+    /// when it changes.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["syncookie_key", "tfo_key"])]
+    key_file: Option<PathBuf>,
     /// Print summed counters every N seconds.
     #[arg(long, value_name = "SECS")]
     stats_interval: Option<u64>,
@@ -253,6 +259,8 @@ pub enum ServeArgsError {
     TooFewCores { given: usize, workers: u16 },
     #[error("--max-conns-per-source is for per-core serving: drop it or --app-threads")]
     PerSourceWithAppThreads,
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileReadError),
 }
 
 impl TryFrom<ServeArgs> for ServeConfig {
@@ -364,6 +372,10 @@ impl TryFrom<ServeFlags> for ServeConfig {
             syncookie_rotate: (a.syncookie_rotate > 0).then(|| Duration::from_secs(a.syncookie_rotate)),
             syncookie_key: a.syncookie_key,
             tfo_key: a.tfo_key,
+            key_file: match a.key_file {
+                Some(path) => Some((path.clone(), read_key_file(&path)?)),
+                None => None,
+            },
             metrics: a.metrics,
             conn_limits: ConnLimits {
                 header_timeout: Duration::from_secs(a.http_header_timeout),
@@ -579,6 +591,32 @@ mod tests {
         ]);
         assert_eq!(cfg.syncookie_key, Some(SipKey::from_hex("00112233445566778899aabbccddeeff").unwrap()));
         assert!(cfg.tfo_key.is_some());
+    }
+
+    #[test]
+    fn key_file_from_the_command_line_or_the_config_file() {
+        let keys = TempConfig::new(
+            "fleet-keys",
+            "syncookie = \"00112233445566778899aabbccddeeff\"\ntimestamp = \"0f1e2d3c4b5a69788796a5b4c3d2e1f0\"\n",
+        );
+        let cfg = serve_config(&["--addr", "198.18.0.1", "--key-file", keys.arg()]);
+        let (path, k) = cfg.key_file.expect("key file");
+        assert_eq!(path, PathBuf::from(keys.arg()));
+        assert_eq!(k.syncookie, SipKey::from_hex("00112233445566778899aabbccddeeff").unwrap());
+        let conf = TempConfig::new("fleet-conf", &format!("addr = [\"198.18.0.1\"]\nkey-file = {:?}\n", keys.arg()));
+        let cfg = serve_config(&["--config", conf.arg()]);
+        assert_eq!(cfg.key_file.map(|(_, k)| k.timestamp), Some(SipKey::from_hex("0f1e2d3c4b5a69788796a5b4c3d2e1f0").unwrap()));
+        // One source of keys: not with the single-key flags.
+        assert_eq!(
+            serve_error(&["--key-file", keys.arg(), "--syncookie-key", "00112233445566778899aabbccddeeff"]),
+            clap::error::ErrorKind::ArgumentConflict
+        );
+        // A bad file is an error naming it and the line.
+        let bad = TempConfig::new("fleet-bad", "syncookie = \"0011\"\n");
+        let err = serve_try_config(&["--addr", "198.18.0.1", "--key-file", bad.arg()]).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("--key-file {}: line 1: syncookie: ", bad.arg())), "{err}");
+        let missing = serve_try_config(&["--addr", "198.18.0.1", "--key-file", "/nonexistent/dlisten-keys.toml"]);
+        assert!(matches!(missing, Err(ServeArgsError::KeyFile(KeyFileReadError::Read { .. }))), "{missing:?}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   dead one's leftovers before EAL starts.
 //! - [`Port`], [`RxQueue`], [`TxQueue`]: ethdev configuration and the
 //!   per-worker data path.
+//! - [`telemetry`]: commands of EAL's telemetry socket (`dpdk-telemetry.py`).
 //!
 //! Ownership keeps teardown safe: queue handles keep their port open,
 //! ports keep their mempools, and everything keeps EAL alive, so
@@ -26,6 +27,7 @@ mod mbuf;
 mod mempool;
 mod port;
 pub mod runtime_dir;
+pub mod telemetry;
 mod tsc;
 
 pub use eal::{lcore_id, version, Eal};

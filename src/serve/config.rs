@@ -2,7 +2,7 @@
 
 use crate::app::AppKind;
 use crate::engine::keys::fastopen::TfoKeys;
-use crate::engine::keys::SipKey;
+use crate::engine::keys::{FleetKeys, KeyFileError, SipKey};
 use crate::engine::sysctl::Sysctls;
 use crate::worker::apps::ConnLimits;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -42,10 +42,13 @@ pub struct ServeConfig {
     pub app_threads: usize,
     /// Rotate the SYN cookie key this often (not with an operator-set key).
     pub syncookie_rotate: Option<Duration>,
-    /// Operator-set SYN cookie key (so several servers share cookies).
+    /// Operator-set SYN cookie key.
     pub syncookie_key: Option<SipKey>,
     /// Operator-set TFO key.
     pub tfo_key: Option<TfoKeys>,
+    /// A fleet's key file and the keys read from it at start (read again
+    /// when it changes).
+    pub key_file: Option<(PathBuf, FleetKeys)>,
     /// Per-worker caps on connections and connection buffer memory.
     pub max_conns: usize,
     pub conn_mem: u64,
@@ -66,4 +69,19 @@ impl ServeConfig {
     pub fn per_core(&self) -> bool {
         self.app_threads == 0
     }
+}
+
+/// Why `--key-file` gave no keys.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileReadError {
+    #[error("--key-file {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("--key-file {}: {source}", .path.display())]
+    Keys { path: PathBuf, source: KeyFileError },
+}
+
+/// Read a fleet's key file.
+pub fn read_key_file(path: &std::path::Path) -> Result<FleetKeys, KeyFileReadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileReadError::Read { path: path.into(), source })?;
+    FleetKeys::parse(&text).map_err(|source| KeyFileReadError::Keys { path: path.into(), source })
 }

@@ -81,7 +81,8 @@ fn stop_on_signal() -> Result<(Arc<AtomicBool>, Arc<AtomicBool>), ServeError> {
     Ok((stop, term))
 }
 
-/// Random keys, with the operator's SYN cookie and TFO keys in their place.
+/// Random keys, with the operator's SYN cookie and TFO keys (or a fleet's
+/// key file) in their place.
 fn secrets(cfg: &ServeConfig) -> Result<Secrets, ServeError> {
     let mut secrets = Secrets::random()?;
     if let Some(k) = cfg.syncookie_key {
@@ -89,6 +90,9 @@ fn secrets(cfg: &ServeConfig) -> Result<Secrets, ServeError> {
     }
     if let Some(k) = &cfg.tfo_key {
         secrets.tfo = *k;
+    }
+    if let Some((_, keys)) = &cfg.key_file {
+        keys.apply(&mut secrets);
     }
     Ok(secrets)
 }

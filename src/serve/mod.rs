@@ -14,12 +14,13 @@ mod eal;
 mod link;
 mod listen;
 mod periodic;
+mod telemetry;
 mod report;
 mod running;
 mod stats;
 mod workers;
 
-pub use config::{ListenSpec, ServeConfig};
+pub use config::{read_key_file, KeyFileReadError, ListenSpec, ServeConfig};
 
 use crate::dpdk::DpdkError;
 use crate::engine::errno::Errno;

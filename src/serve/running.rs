@@ -14,6 +14,7 @@ use crate::api::{app_threads, Sockets};
 use crate::dpdk::{tsc_hz, Port, PortConfig};
 use crate::engine::socket::Stack;
 use crate::stats::{Counter, CounterSnapshot, Counters, Runtime};
+use super::telemetry::TelemetryView;
 use crate::telemetry::control::ControlServer;
 use crate::telemetry::event_log::{AppEvent, EventLog};
 use crate::telemetry::format_ss_lnt;
@@ -138,6 +139,12 @@ impl Running {
             }
             _ => None,
         };
+        let telemetry = Arc::new(TelemetryView::new(health.clone()));
+        match crate::dpdk::telemetry::register(super::telemetry::COMMANDS) {
+            Ok(()) => crate::dpdk::telemetry::set_source(Some(telemetry.clone())),
+            Err(e) => eprintln!("dlisten: DPDK telemetry: {e}; serving without the /dlisten commands"),
+        }
+        let periodic = Periodic::new(cfg).with_telemetry(telemetry, &stats);
         health.set_serving(true);
         print_ready(cfg);
         Ok(Running {
@@ -157,7 +164,7 @@ impl Running {
             drain_timeout: cfg.drain_timeout,
             per_core: cfg.per_core(),
             drained: false,
-            periodic: Periodic::new(cfg),
+            periodic,
             link,
             hgrm_dir: cfg.hgrm_dir.clone(),
         })
@@ -203,6 +210,7 @@ impl Running {
         // First, so that load balancers looking at /health stop sending.
         self.health.set_serving(false);
         println!("dlisten: stopping");
+        crate::dpdk::telemetry::set_source(None);
         let Running {
             app_threads, mut listening, workers, control_socket, metrics, mut port, port_id, stats, event_log, hgrm_dir, drained, ..
         } = self;

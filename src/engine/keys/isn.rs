@@ -56,6 +56,8 @@ pub fn ts_off(key: SipKey, flow: &FlowKey) -> u32 {
 /// of the pair it names, so a miss is the only cost of a collision.
 pub struct TsOffCache {
     key: SipKey,
+    /// Added to every offset (see [`TsOffCache::with_base`]).
+    base: u32,
     slots: Box<[(u32, u32, u32)]>,
 }
 
@@ -63,8 +65,17 @@ const TS_OFF_SLOTS: usize = 4096;
 
 impl TsOffCache {
     pub fn new(key: SipKey) -> TsOffCache {
+        TsOffCache::with_base(key, 0)
+    }
+
+    /// Offsets of `base` plus [`ts_off`]: with `base` the UTC milliseconds
+    /// at engine time zero, TSvals are UTC plus the keyed offset, the same
+    /// clock on every server of a fleet (so a client whose handshake moved
+    /// from one to another does not see the TSval go back, which its PAWS
+    /// check, Linux's `tcp_paws_discard`, would drop).
+    pub fn with_base(key: SipKey, base: u32) -> TsOffCache {
         // (0, 0) is never a pair we answer: 0.0.0.0 is a martian source.
-        TsOffCache { key, slots: vec![(0, 0, 0); TS_OFF_SLOTS].into_boxed_slice() }
+        TsOffCache { key, base, slots: vec![(0, 0, 0); TS_OFF_SLOTS].into_boxed_slice() }
     }
 
     /// [`ts_off`] of `flow`'s address pair.
@@ -73,11 +84,11 @@ impl TsOffCache {
         let i = (flow.peer ^ flow.local.rotate_left(16)).wrapping_mul(0x9e37_79b1) >> 20;
         let slot = &mut self.slots[i as usize % TS_OFF_SLOTS];
         if slot.0 == flow.peer && slot.1 == flow.local {
-            return slot.2;
+            return slot.2.wrapping_add(self.base);
         }
         let off = ts_off(self.key, flow);
         *slot = (flow.peer, flow.local, off);
-        off
+        off.wrapping_add(self.base)
     }
 }
 
@@ -111,6 +122,15 @@ mod tests {
         for peer in (0..20_000u32).map(|i| R + (i % 7000)) {
             let f = flow(L, 80, peer, 40000 + (peer % 100) as u16);
             assert_eq!(cache.get(&f), ts_off(KEY, &f));
+        }
+    }
+
+    #[test]
+    fn the_base_is_added_to_every_offset() {
+        let mut cache = TsOffCache::with_base(KEY, u32::MAX - 5);
+        let f = flow(L, 80, R, 40000);
+        for _ in 0..2 {
+            assert_eq!(cache.get(&f), ts_off(KEY, &f).wrapping_add(u32::MAX - 5));
         }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod block_prf;
 pub mod fastopen;
+pub mod fleet;
 pub mod isn;
 pub mod sipkey;
 pub mod syncookie;
@@ -22,6 +23,7 @@ use siphasher::sip128::{Hasher128 as _, SipHasher24 as SipHasher128};
 use thiserror::Error;
 
 pub use fastopen::TfoKeys;
+pub use fleet::{FleetKeys, KeyFileError};
 pub use sipkey::{KeyParseError, SipKey, SIP_KEY_LEN};
 pub use syncookie::SyncookieKeys;
 
@@ -41,6 +43,10 @@ pub struct Secrets {
     pub ts_off: SipKey,
     /// TCP Fast Open cookie keys (primary and backup).
     pub tfo: TfoKeys,
+    /// The keys come from a fleet key file ([`fleet`]): servers share them,
+    /// so a cookie ACK is checked whatever the listener's overflow state and
+    /// the cookie counter and the TSval clock run on UTC.
+    pub fleet: bool,
 }
 
 impl Secrets {
@@ -64,6 +70,7 @@ impl Secrets {
             isn: derive(2),
             ts_off: derive(3),
             tfo: TfoKeys::new(derive(4)),
+            fleet: false,
         }
     }
 
@@ -81,6 +88,7 @@ impl Secrets {
             isn: key()?,
             ts_off: key()?,
             tfo: TfoKeys::new(key()?),
+            fleet: false,
         })
     }
 }

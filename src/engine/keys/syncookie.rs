@@ -61,7 +61,8 @@
 //! The caller (the listen engine) still owns Linux's other gates on the ACK
 //! path: only when `tcp_syncookies != 0`, only for ACK without RST, and only
 //! if the listener overflowed recently (`tcp_synq_no_recent_overflow`: within
-//! the last 2 minutes), otherwise the ACK is not even checked.
+//! the last 2 minutes), otherwise the ACK is not even checked; with a fleet's
+//! keys ([`super::fleet`]) it always is, on a UTC counter.
 
 
 use thiserror::Error;
@@ -117,8 +118,9 @@ fn decode_codeword(v: u32) -> Option<usize> {
 #[derive(Clone, Debug)]
 pub struct SyncookieKeys {
     current: SipKey,
-    /// The key before the last rotation and the counter value at rotation.
-    previous: Option<(SipKey, u32)>,
+    /// The key before the last rotation and the counter value at rotation
+    /// (`None`: accepted until the keys are replaced, see [`Self::with_accepted`]).
+    previous: Option<(SipKey, Option<u32>)>,
     /// The MACs of both keys, their AES key schedules expanded once.
     current_prf: BlockPrf,
     previous_prf: Option<BlockPrf>,
@@ -154,15 +156,26 @@ impl SyncookieKeys {
     }
 
     /// The previous key, with the counter value at which it was retired.
-    pub fn previous(&self) -> Option<(SipKey, u32)> {
+    pub fn previous(&self) -> Option<(SipKey, Option<u32>)> {
         self.previous
+    }
+
+    /// `current` mints; cookies of `accepted` pass too, with no end: a
+    /// fleet's key file names both while a rotation reaches every server.
+    pub fn with_accepted(current: SipKey, accepted: SipKey) -> SyncookieKeys {
+        SyncookieKeys {
+            current,
+            previous: Some((accepted, None)),
+            current_prf: BlockPrf::new(current),
+            previous_prf: Some(BlockPrf::new(accepted)),
+        }
     }
 
     /// Makes `new` the current key. `counter_now` is [`counter`] at the time
     /// of the rotation: cookies of the old key are accepted while the counter
     /// is `counter_now` or `counter_now + 1`.
     pub fn rotate(&mut self, new: SipKey, counter_now: u32) {
-        self.previous = Some((self.current, counter_now));
+        self.previous = Some((self.current, Some(counter_now)));
         self.current = new;
         self.previous_prf = Some(std::mem::replace(&mut self.current_prf, BlockPrf::new(new)));
     }
@@ -251,7 +264,7 @@ pub fn check(
         return Ok(mss);
     }
     match (&keys.previous, &keys.previous_prf) {
-        (Some((_, rotated_at)), Some(old)) if counter_now.wrapping_sub(*rotated_at) < MAX_SYNCOOKIE_AGE => {
+        (Some((_, rotated_at)), Some(old)) if rotated_at.map_or(true, |r| counter_now.wrapping_sub(r) < MAX_SYNCOOKIE_AGE) => {
             check_with(old, flow, client_isn, cookie, counter_now).ok_or(CookieError)
         }
         _ => Err(CookieError),
@@ -520,6 +533,24 @@ mod tests {
             .filter(|_| check(&k, &flow(CLIENT, SERVER, 40000, 80), 99, rng.u32(), 5).is_ok())
             .count();
         assert_eq!(accepted, 0);
+    }
+
+    #[test]
+    fn an_accepted_key_passes_at_any_counter_and_never_mints() {
+        let (new, old) = (SipKey::from_bytes([9; 16]), SipKey::from_bytes([10; 16]));
+        let f = flow(CLIENT, SERVER, 5555, 80);
+        let both = SyncookieKeys::with_accepted(new, old);
+        // Minted under the old key at 100 and 5000: accepted at their age 0 and 1.
+        for at in [100, 5000] {
+            let (c, enc) = make(&SyncookieKeys::new(old), &f, 42, 1460, at);
+            assert_eq!(check(&both, &f, 42, c, at), Ok(enc));
+            assert_eq!(check(&both, &f, 42, c, at + 1), Ok(enc));
+            assert_eq!(check(&both, &f, 42, c, at + 2), Err(CookieError));
+        }
+        // New cookies are the new key's.
+        let (c, _) = make(&both, &f, 42, 1460, 7);
+        assert_eq!(c, make(&SyncookieKeys::new(new), &f, 42, 1460, 7).0);
+        assert_eq!(check(&SyncookieKeys::new(old), &f, 42, c, 7), Err(CookieError));
     }
 
     #[test]

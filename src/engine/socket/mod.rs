@@ -54,6 +54,8 @@ pub enum ControlCmd {
     /// Start making SYN cookies with this key; cookies of the previous key
     /// stay valid while they can still be young.
     RotateSyncookieKey(crate::engine::keys::SipKey),
+    /// Take these keys (a fleet's key file, read again after a change).
+    SetFleetKeys(crate::engine::keys::FleetKeys),
 }
 
 /// How to build a [`Stack`].
@@ -215,6 +217,11 @@ impl Stack {
     /// Give every worker a new SYN cookie key.
     pub fn rotate_syncookie_key(&self, key: crate::engine::keys::SipKey) {
         self.push_command(ControlCmd::RotateSyncookieKey(key));
+    }
+
+    /// Give every worker the keys of a fleet's key file.
+    pub fn set_fleet_keys(&self, keys: crate::engine::keys::FleetKeys) {
+        self.push_command(ControlCmd::SetFleetKeys(keys));
     }
 
     /// A command for the worker that owns `child`.

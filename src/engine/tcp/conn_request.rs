@@ -151,9 +151,43 @@ impl TcpEngine {
     #[inline]
     fn cookie_synack(&mut self, rx: &Rx<'_, '_>, listener: &Listener, n: &Negotiation, ts_off: u32, c: &Counters) {
         let ip_options = if rx.input.ip.has_options() { self.save_ip_options(rx, EchoIp::Once) } else { EchoIp::No };
-        let p = cookie_synack(&self.secrets.syncookie, rx, listener, n, ts_off, c, ip_options);
+        let p = self.cookie_synack_of(rx, listener, n, ts_off, c, ip_options);
         self.synacks.push(p);
     }
+    /// The cookie SYN-ACK for `rx` (`cookie_v4_init_sequence` and the TSval
+    /// that carries the options, `cookie_init_timestamp`).
+    #[inline(always)]
+    pub(super) fn cookie_synack_of(
+        &self,
+        rx: &Rx<'_, '_>,
+        listener: &Listener,
+        n: &Negotiation,
+        ts_off: u32,
+        c: &Counters,
+        ip_options: EchoIp,
+    ) -> PendingSynAck {
+        let (now, client_isn) = (rx.now, rx.input.seg.seq_number());
+        let (cookie, _mss) = syncookie::make(&self.secrets.syncookie, &rx.key, client_isn, n.mss, self.cookie_counter(now));
+        c.inc(Counter::SyncookiesSent);
+        listener.synq_overflow(now);
+        let opts = syncookie::CookieOpts { wscale: n.wscale, sack: n.sack, ecn: n.ecn };
+        let tsval = n.ts.map(|(tsval, _)| (self.cookie_tsval(now, ts_off, opts), tsval));
+        PendingSynAck {
+            route: rx.route,
+            key: rx.key,
+            iss: cookie,
+            ack: client_isn.wrapping_add(1),
+            ts: tsval,
+            sack: n.sack,
+            wscale: n.wscale.is_some(),
+            ecn: n.ecn,
+            fastopen: None,
+            sample: Some((listener.id, now)),
+            retransmit: false,
+            ip_options,
+        }
+    }
+
     /// `tcp_v4_save_options`: what the SYN-ACK echoes of the SYN's IP
     /// options (record route, timestamp), kept by flow; `kind` when there
     /// is something to echo. A prespecified timestamp slot is ours when it
@@ -318,40 +352,6 @@ impl TcpEngine {
         };
         self.reqs.insert(key, req);
         synack
-    }
-}
-
-/// The cookie SYN-ACK for `rx` (`cookie_v4_init_sequence` and the TSval
-/// that carries the options, `cookie_init_timestamp`).
-#[inline(always)]
-pub(super) fn cookie_synack(
-    keys: &syncookie::SyncookieKeys,
-    rx: &Rx<'_, '_>,
-    listener: &Listener,
-    n: &Negotiation,
-    ts_off: u32,
-    c: &Counters,
-    ip_options: EchoIp,
-) -> PendingSynAck {
-    let (now, client_isn) = (rx.now, rx.input.seg.seq_number());
-    let (cookie, _mss) = syncookie::make(keys, &rx.key, client_isn, n.mss, syncookie::counter(now));
-    c.inc(Counter::SyncookiesSent);
-    listener.synq_overflow(now);
-    let ts_now = now.as_millis() as u32;
-    let tsval = n.ts.map(|(tsval, _)| (syncookie::encode_ts(ts_now, n.wscale, n.sack, n.ecn).wrapping_add(ts_off), tsval));
-    PendingSynAck {
-        route: rx.route,
-        key: rx.key,
-        iss: cookie,
-        ack: client_isn.wrapping_add(1),
-        ts: tsval,
-        sack: n.sack,
-        wscale: n.wscale.is_some(),
-        ecn: n.ecn,
-        fastopen: None,
-        sample: Some((listener.id, now)),
-        retransmit: false,
-        ip_options,
     }
 }
 

@@ -42,7 +42,7 @@ pub use minisocks::TimeWait;
 
 use crate::engine::flow::FlowKey;
 use crate::engine::host::{HostTx, TcpInput, TcpLayer, Taken};
-use crate::engine::keys::{isn, syncookie, Secrets};
+use crate::engine::keys::{isn, Secrets};
 use crate::engine::listen::{ListenView, Listener, ListenerAt};
 use crate::engine::socket::{ControlCmd, Stack};
 use crate::engine::sysctl::Sysctls;
@@ -55,6 +55,7 @@ use crate::wire::tcp::TcpFlags;
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use output::Route;
 use reqsk::RequestSock;
+use cookie_check::ts_off_cache;
 use synack::{EchoIp, PendingSynAck, SynAckQueue};
 use std::sync::Arc;
 
@@ -208,7 +209,7 @@ impl TcpEngine {
         let index_capacity = cfg.max_conns.min(1 << 16);
         let hash_seed = u64::from(secrets.isn.to_bytes()[0]) << 56 | 0x9e37_79b9_7f4a_7c15;
         let templates = synack::SynAckTemplates::new(&cfg);
-        let ts_offs = isn::TsOffCache::new(secrets.ts_off);
+        let ts_offs = ts_off_cache(&secrets, &cfg);
         let isn = isn::IsnGen::new(secrets.isn);
         let mem = TcpMem::new(TcpMemLimits::from_max(cfg.max_buffer_bytes));
         TcpEngine {
@@ -292,7 +293,7 @@ impl TcpEngine {
     /// recomputed with whatever key results.
     pub fn with_secrets(&mut self, f: impl FnOnce(&mut Secrets)) {
         f(&mut self.secrets);
-        self.ts_offs = isn::TsOffCache::new(self.secrets.ts_off);
+        self.ts_offs = ts_off_cache(&self.secrets, &self.cfg);
         self.isn = isn::IsnGen::new(self.secrets.isn);
     }
 
@@ -312,7 +313,11 @@ impl TcpEngine {
         while let Some(cmd) = self.stack.pop_command(self.cfg.worker) {
             match cmd {
                 ControlCmd::Reset(child) => self.abort(now, child.conn_id, tx),
-                ControlCmd::RotateSyncookieKey(key) => self.secrets.syncookie.rotate(key, syncookie::counter(now)),
+                ControlCmd::RotateSyncookieKey(key) => {
+                    let counter = self.cookie_counter(now);
+                    self.secrets.syncookie.rotate(key, counter);
+                }
+                ControlCmd::SetFleetKeys(keys) => self.with_secrets(|s| keys.apply(s)),
             }
         }
         while let Some((key, generation)) = self.synack_timers.pop_due(now) {

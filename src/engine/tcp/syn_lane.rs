@@ -7,7 +7,7 @@
 //! what the lane does not take (TFO, a full accept queue, a SYN backlog
 //! without room) is left to the general path, untouched.
 
-use super::conn_request::{cookie_synack, request_synack, syn_flood_action, Negotiation};
+use super::conn_request::{request_synack, syn_flood_action, Negotiation};
 use super::output::Route;
 use super::synack::EchoIp;
 use super::{Found, Place, Rx, TcpEngine};
@@ -73,7 +73,7 @@ impl TcpEngine {
         let route = Route { our_mac: host.mac, peer_mac: input.eth_src };
         let rx = Rx { now, key: found.key, hash, input, route };
         let p = if want_cookie {
-            cookie_synack(&self.secrets.syncookie, &rx, listener, &n, ts_off, c, EchoIp::No)
+            self.cookie_synack_of(&rx, listener, &n, ts_off, c, EchoIp::No)
         } else {
             let iss = self.isn.isn(now, &rx.key);
             let synack = request_synack(&rx, listener, &n, iss, ts_off, None, EchoIp::No);
