@@ -317,6 +317,35 @@ fn fragment(packet: &[u8], off: usize) -> Result<Option<Fragment>, ExtError> {
     }))
 }
 
+/// Linux's `ipv6_skip_exthdr`: skips hop-by-hop, routing, destination
+/// options, AH and first-fragment headers from `start` without checking
+/// them. Returns the protocol after them, its offset and the fragment
+/// offset field seen (0 without a fragment header); `None` if a header is
+/// cut short or the chain ends in "no next header". A non-first fragment
+/// stops the walk at its fragment header.
+pub fn skip_ext_headers(packet: &[u8], mut start: usize, mut nh: u8) -> Option<(u8, usize, u16)> {
+    let mut frag_off = 0u16;
+    loop {
+        let len = match NextHeader::from(nh) {
+            NextHeader::HopByHop | NextHeader::Routing | NextHeader::DestOptions => (usize::from(*packet.get(start + 1)?) + 1) * 8,
+            NextHeader::Fragment => {
+                let b = packet.get(start + 2..start + 4)?;
+                frag_off = u16::from_be_bytes([b[0], b[1]]);
+                if frag_off & !7 != 0 {
+                    return Some((nh, start, frag_off));
+                }
+                8
+            }
+            // Authentication header (RFC 4302): length in 4-byte units, minus 2.
+            NextHeader::Unknown(51) => (usize::from(*packet.get(start + 1)?) + 2) * 4,
+            NextHeader::NoNextHeader => return None,
+            _ => return Some((nh, start, frag_off)),
+        };
+        nh = *packet.get(start)?;
+        start += len;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +539,19 @@ mod tests {
         assert_eq!(got.fragment.map(|f| f.ident), Some(2));
     }
 
+    #[test]
+    fn skip_without_checking() {
+        // DSTOPT with an unknown discard option is skipped all the same.
+        let p = packet(60, &[58, 0, 0x5e, 4, 0, 0, 0, 0, 128, 0, 0, 0]);
+        assert_eq!(skip_ext_headers(&p, 40, 60), Some((58, 48, 0)));
+        // A non-first fragment stops at its header.
+        let p = packet(44, &[58, 0, 0, 0x10, 0, 0, 0, 1]);
+        assert_eq!(skip_ext_headers(&p, 40, 44), Some((44, 40, 0x10)));
+        // Cut short, or no next header.
+        assert_eq!(skip_ext_headers(&packet(60, &[58]), 40, 60), None);
+        assert_eq!(skip_ext_headers(&packet(59, &[]), 40, 59), None);
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(first in any::<u8>(), rest in proptest::collection::vec(any::<u8>(), 0..120),
@@ -522,6 +564,9 @@ mod tests {
             }
             if let Err(ExtError::ParamProblem { pointer, .. }) = walk(&p, mc) {
                 prop_assert!((pointer as usize) < p.len());
+            }
+            if let Some((_, at, _)) = skip_ext_headers(&p, 40, first) {
+                prop_assert!(at <= p.len() + 2048);
             }
         }
 
