@@ -16,7 +16,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
@@ -70,10 +70,11 @@ struct ServeFlags {
     /// starting (like `nginx -t`).
     #[arg(long)]
     check: bool,
-    /// An IPv4 address this server owns (answers ARP and ICMP for it). Repeatable;
-    /// at least one, here or in the --config file.
-    #[arg(long = "addr", value_name = "IPV4")]
-    addrs: Vec<Ipv4Addr>,
+    /// An address this server owns, IPv4 (answers ARP and ICMP for it) or
+    /// IPv6 (answers neighbour discovery and ICMPv6 for it). Repeatable, both
+    /// kinds mixed; at least one, here or in the --config file.
+    #[arg(long = "addr", value_name = "IP")]
+    addrs: Vec<IpAddr>,
     /// DPDK port id (default: the first port EAL found).
     #[arg(long)]
     port: Option<u16>,
@@ -345,7 +346,14 @@ impl TryFrom<ServeFlags> for ServeConfig {
                 .collect(),
             sysctls: a.sysctls(),
             app: a.app_kind()?,
-            addrs: a.addrs,
+            addrs: a.addrs.iter().filter_map(|a| match a {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            }).collect(),
+            addrs6: a.addrs.iter().filter_map(|a| match a {
+                IpAddr::V6(v6) => Some(*v6),
+                IpAddr::V4(_) => None,
+            }).collect(),
             port: a.port,
             workers: a.workers,
             cores: a.cores,
@@ -452,6 +460,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn serve_config(argv: &[&str]) -> ServeConfig {
         let cli = Cli::try_parse_from(["dlisten", "serve"].iter().chain(argv)).unwrap();
@@ -526,6 +535,18 @@ mod tests {
         assert_eq!((cfg.workers, cfg.app_threads, cfg.conn_mem), (1, 0, 1024 << 20));
         assert_eq!(cfg.syncookie_rotate, Some(Duration::from_secs(3600)));
         assert_eq!((cfg.idle_sleep, cfg.stats_interval), (Duration::ZERO, None));
+    }
+
+    #[test]
+    fn addr_takes_ipv4_and_ipv6_mixed() {
+        let cfg = serve_config(&["--addr", "198.18.0.1", "--addr", "2001:2::1", "--addr", "2001:2::2", "--addr", "198.18.0.2"]);
+        assert_eq!(cfg.addrs, [Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)]);
+        assert_eq!(cfg.addrs6, ["2001:2::1".parse::<Ipv6Addr>().unwrap(), "2001:2::2".parse().unwrap()]);
+        // IPv6 alone is an address to own.
+        let cfg = serve_config(&["--addr", "2001:2::1"]);
+        assert!(cfg.addrs.is_empty());
+        assert_eq!(cfg.addrs6.len(), 1);
+        assert_eq!(serve_error(&["--addr", "2001:2::zz"]), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]
