@@ -234,11 +234,11 @@ impl Host {
                 self.learn6(now, eth, ip);
                 self.icmp6_echo(eth, ip, msg, tx)
             }
-            Icmpv6Type::NeighborSolicit | Icmpv6Type::NeighborAdvert | Icmpv6Type::RouterSolicit | Icmpv6Type::RouterAdvert => {
-                // ndisc_suppress_frag_ndisc: never from a fragmented packet.
-                if !upper.fragmented {
-                    self.ndisc(now, eth, ip, &icmp, tx);
-                }
+            // ndisc_suppress_frag_ndisc: never from a fragmented packet.
+            Icmpv6Type::NeighborSolicit | Icmpv6Type::NeighborAdvert | Icmpv6Type::RouterSolicit | Icmpv6Type::RouterAdvert
+                if !upper.fragmented =>
+            {
+                self.ndisc(now, eth, ip, &icmp, tx)
             }
             // Errors go to the sockets they are about; there are none over IPv6.
             _ => {}

@@ -312,9 +312,9 @@ fn icmpv6_errors_are_rate_limited_per_peer_at_100_ms() {
     let answered = (0..20).filter(|_| !rig.rx(&f).is_empty()).count();
     assert_eq!(answered, 6);
     assert_eq!(rig.count(Counter::Icmp6OutRateLimitHost), 14);
-    rig.now = rig.now + Duration::from_millis(99);
+    rig.now += Duration::from_millis(99);
     assert!(rig.rx(&f).is_empty());
-    rig.now = rig.now + Duration::from_millis(1);
+    rig.now += Duration::from_millis(1);
     assert_eq!(rig.rx(&f).len(), 1);
     // Echo replies are not limited.
     let req = icmp6_bytes(&Icmpv6Repr::EchoRequest { ident: 1, seq_no: 1, data: b"" }, &PEER6, &OUR6);
