@@ -63,18 +63,23 @@ impl Host {
             return self.ndisc_send_na(ipv6::LINK_LOCAL_ALL_NODES, ipv6::multicast_mac(&ipv6::LINK_LOCAL_ALL_NODES), target, flags, true, tx);
         }
         let inc = dst.is_multicast();
-        // __neigh_lookup(..., !inc || lladdr): a multicast solicitation
-        // without the sender's link-layer address creates no entry, and
-        // with no entry there is no answer.
-        match source_lladdr {
-            Some(mac) => self.neighbors6.learn(now, *src, mac),
-            None if inc => return,
-            None => {}
-        }
+        // __neigh_lookup(..., create = !inc || lladdr): a multicast
+        // solicitation without the sender's link-layer address creates no
+        // entry, and without an entry there is no answer. The answer goes to
+        // the entry's address.
+        let known = self.neighbors6.lookup(now, *src);
+        let mac = match (source_lladdr, known) {
+            (Some(mac), _) => {
+                self.neighbors6.learn(now, *src, mac);
+                mac
+            }
+            (None, Some(mac)) => mac,
+            (None, None) if inc => return,
+            (None, None) => eth.src_addr(),
+        };
         // ndisc_send_na(dev, saddr, target, router 0, solicited 1,
         // override = ifp && inc, inc_opt = inc).
         let flags = NaFlags { router: false, solicited: true, override_: inc };
-        let mac = source_lladdr.unwrap_or_else(|| eth.src_addr());
         self.ndisc_send_na(*src, mac, target, flags, inc, tx);
     }
 
