@@ -501,3 +501,47 @@ proptest! {
         prop_assert!(sent.len() <= 1);
     }
 }
+
+#[test]
+fn hop_by_hop_first_is_parsed_before_the_address_check() {
+    let mut rig = Rig::new();
+    // A router alert in a hop-by-hop header, then an echo request: answered.
+    let echo = icmp6_bytes(&Icmpv6Repr::EchoRequest { ident: 2, seq_no: 2, data: b"" }, &PEER6, &OUR6);
+    let mut rest = vec![58, 0, 5, 2, 0, 0, 1, 0];
+    rest.extend_from_slice(&echo);
+    assert_eq!(rig.rx(&frame6(OUR_MAC, ip6(PEER6, OUR6, 0, 64), &rest)).len(), 1);
+    // A jumbo payload option in a normal packet: parameter problem at its length.
+    let f = frame6(OUR_MAC, ip6(PEER6, OUR6, 0, 64), &[59, 0, 0xc2, 4, 0, 0, 0x10, 0]);
+    let (_, _, l4) = one6(rig.rx(&f));
+    let p = Icmpv6Packet::new_checked(&l4[..]).unwrap();
+    assert_eq!((p.msg_type(), p.msg_code(), p.word()), (Icmpv6Type::ParamProblem, 0, 44));
+    // A bad hop-by-hop header counts as a header error even for someone else's address.
+    assert!(rig.rx(&frame6(OUR_MAC, ip6(PEER6, OTHER6, 0, 64), &[59, 0, 1, 4, 0, 0, 0, 1])).is_empty());
+    assert_eq!((rig.count(Counter::Ip6InHdrErrors), rig.count(Counter::Ip6InAddrErrors)), (2, 0));
+}
+
+#[test]
+fn errors_only_for_frames_to_our_mac() {
+    let mut rig = Rig::new();
+    // A closed UDP port in a broadcast frame: counted, not answered (icmp6_send: PACKET_HOST only).
+    let f = frame6(EthernetAddress::BROADCAST, ip6(PEER6, OUR6, 17, 64), &udp6_bytes(&PEER6, &OUR6, 9, b""));
+    assert!(rig.rx(&f).is_empty());
+    assert_eq!(rig.count(Counter::Udp6NoPorts), 1);
+    // TCP in it: not even counted as a segment (tcp_v6_rcv: PACKET_HOST only).
+    let syn = tcp6_bytes(&PEER6, &OUR6, TcpFlags::SYN, 1, 0, b"");
+    assert!(rig.rx(&frame6(EthernetAddress::BROADCAST, ip6(PEER6, OUR6, 6, 64), &syn)).is_empty());
+    assert_eq!(rig.count(Counter::TcpInSegs), 0);
+    // From an unspecified source: nobody to tell.
+    let f = frame6(OUR_MAC, ip6(Ipv6Addr::UNSPECIFIED, OUR6, 17, 64), &udp6_bytes(&Ipv6Addr::UNSPECIFIED, &OUR6, 9, b""));
+    assert!(rig.rx(&f).is_empty());
+    assert_eq!(rig.count(Counter::Icmp6OutMsgs), 0);
+}
+
+#[test]
+fn a_solicited_advertisement_to_a_group_is_invalid() {
+    let mut rig = Rig::new();
+    let all = ipv6::LINK_LOCAL_ALL_NODES;
+    let r = NdiscRepr::NeighborAdvert { flags: NaFlags { router: false, solicited: true, override_: true }, target: PEER6, target_lladdr: None };
+    assert!(rig.rx(&frame6(ipv6::multicast_mac(&all), ip6(PEER6, all, 58, 255), &ndisc_bytes(&r, &PEER6, &all))).is_empty());
+    assert_eq!(rig.count(Counter::Icmp6NdiscInvalid), 1);
+}
