@@ -45,6 +45,9 @@ pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame};
 pub use icmp::{Icmpv4Packet, Icmpv4Type, Icmpv4Unreachable};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+pub use icmpv6::{Icmpv6Packet, Icmpv6Repr, Icmpv6Type};
+pub use ipv6::{Ipv6Packet, Ipv6Repr, NextHeader};
+pub use ndp::NdiscRepr;
 pub use tcp::{TcpFlags, TcpRepr, TcpSegment};
 pub use tcp_options::{
     FastOpenCookie, SackBlocks, SynOptions, TcpOption, TcpOptionIter, TcpOptionWriter,
