@@ -115,8 +115,12 @@ fn ext_len(packet: &[u8], off: usize) -> Result<usize, ExtError> {
 
 /// Step one of the walk (`ip6_rcv_core`): the hop-by-hop header if it
 /// directly follows the fixed header. `packet` is the IPv6 packet cut at its
-/// payload length (`Ipv6Packet::packet`); it must hold the fixed header.
+/// payload length (`Ipv6Packet::packet`); shorter than the fixed header it
+/// is a `Header` error.
 pub fn hop_by_hop(packet: &[u8], dst_multicast: bool) -> Result<Cursor, ExtError> {
+    if packet.len() < ipv6::HEADER_LEN {
+        return Err(ExtError::Header);
+    }
     let nh = packet[ipv6::NEXT_HEADER_OFFSET];
     let first = Cursor { next_header: nh, offset: ipv6::HEADER_LEN, nhoff: ipv6::NEXT_HEADER_OFFSET, router_alert: false };
     if nh != u8::from(NextHeader::HopByHop) {
@@ -131,6 +135,9 @@ pub fn hop_by_hop(packet: &[u8], dst_multicast: bool) -> Result<Cursor, ExtError
 /// Step two (`ip6_protocol_deliver_rcu` and the extension handlers): the
 /// headers after the hop-by-hop one up to the upper layer.
 pub fn walk_from(packet: &[u8], at: Cursor, dst_multicast: bool) -> Result<UpperLayer, ExtError> {
+    if packet.len() < ipv6::HEADER_LEN {
+        return Err(ExtError::Header);
+    }
     let Cursor { next_header: mut nh, offset: mut off, mut nhoff, router_alert } = at;
     let mut fragmented = false;
     loop {
@@ -296,8 +303,10 @@ fn fragment(packet: &[u8], off: usize) -> Result<Option<Fragment>, ExtError> {
     if offset == 0 && !more {
         return Ok(None);
     }
-    // The fragment's end in the original payload.
-    let end = usize::from(offset) + payload_len - (off + 8 - ipv6::HEADER_LEN);
+    // The fragment's end in the original payload (from the payload length,
+    // as Linux: a caller's buffer may run longer).
+    let frag_len = (ipv6::HEADER_LEN + payload_len).checked_sub(off + 8).ok_or(fail_hdr)?;
+    let end = usize::from(offset) + frag_len;
     if end > 0xffff {
         return Err(ExtError::ParamProblem { code: Icmpv6ParamProblem::ErroneousHeaderField, pointer: off as u32 + 2 });
     }
@@ -540,6 +549,11 @@ mod tests {
     }
 
     #[test]
+    fn shorter_than_the_fixed_header() {
+        assert_eq!(walk(&[0x60; 39], false), Err(ExtError::Header));
+    }
+
+    #[test]
     fn skip_without_checking() {
         // DSTOPT with an unknown discard option is skipped all the same.
         let p = packet(60, &[58, 0, 0x5e, 4, 0, 0, 0, 0, 128, 0, 0, 0]);
@@ -568,6 +582,14 @@ mod tests {
             if let Some((_, at, _)) = skip_ext_headers(&p, 40, first) {
                 prop_assert!(at <= p.len() + 2048);
             }
+        }
+
+        #[test]
+        fn any_buffer_and_cursor_never_panic(data in proptest::collection::vec(any::<u8>(), 0..120), nh in any::<u8>(),
+                                             offset in 0usize..200, mc in any::<bool>()) {
+            let _ = walk(&data, mc);
+            let _ = walk_from(&data, Cursor { next_header: nh, offset, nhoff: 6, router_alert: false }, mc);
+            let _ = skip_ext_headers(&data, offset, nh);
         }
 
         #[test]
