@@ -538,8 +538,10 @@ mod tests {
         let mut rest = vec![17, 0, 0xff, 0xf8, 0, 0, 0, 9];
         rest.extend_from_slice(&[0; 16]);
         assert_eq!(run(44, &rest), Err(PP(ErroneousHeaderField, 42)));
-        // Truncated fragment header.
+        // Truncated fragment header; none at all (payload length 0): the
+        // pointer is where it would start, past the packet (ipv6_frag_rcv).
         assert_eq!(run(44, &[17, 0, 0]), Err(PP(ErroneousHeaderField, 40)));
+        assert_eq!(run(44, &[]), Err(PP(ErroneousHeaderField, 40)));
         // An atomic fragment, then a real one: the walk stops at the second.
         let mut rest = vec![44, 0, 0, 0, 0, 0, 0, 1, 17, 0, 0, 1, 0, 0, 0, 2];
         rest.extend_from_slice(&[0; 8]);
@@ -577,7 +579,7 @@ mod tests {
                 prop_assert_eq!(u8::from(u.next_header), p[u.nhoff]);
             }
             if let Err(ExtError::ParamProblem { pointer, .. }) = walk(&p, mc) {
-                prop_assert!((pointer as usize) < p.len());
+                prop_assert!((pointer as usize) <= p.len());
             }
             if let Some((_, at, _)) = skip_ext_headers(&p, 40, first) {
                 prop_assert!(at <= p.len() + 2048);
