@@ -246,6 +246,8 @@ pub enum ServeArgsError {
     Merge { path: PathBuf, message: String },
     #[error("no address to own: pass --addr 198.18.0.1 (one or more) or put `addr = [\"198.18.0.1\"]` in the --config file")]
     NoAddress,
+    #[error("--addr {0}: not an address a host owns on a link (multicast, unspecified or loopback)")]
+    NotUnicast6(std::net::Ipv6Addr),
     /// Most drivers fill the RX ring from the pool at start; a burst in
     /// hand and a burst of answers need theirs too.
     #[error("--mbufs {mbufs} is too few for --rx-desc {rx_desc}: the RX ring alone holds {rx_desc}; give at least {need}")]
@@ -315,6 +317,9 @@ impl TryFrom<ServeFlags> for ServeConfig {
     fn try_from(a: ServeFlags) -> Result<ServeConfig, ServeArgsError> {
         if a.addrs.is_empty() {
             return Err(ServeArgsError::NoAddress);
+        }
+        if let Some(IpAddr::V6(bad)) = a.addrs.iter().find(|a| matches!(a, IpAddr::V6(v6) if v6.is_multicast() || v6.is_unspecified() || v6.is_loopback())) {
+            return Err(ServeArgsError::NotUnicast6(*bad));
         }
         // The cap is kept by each worker's apps; application threads have none.
         if a.max_conns_per_source > 0 && a.app_threads > 0 {
@@ -547,6 +552,10 @@ mod tests {
         assert!(cfg.addrs.is_empty());
         assert_eq!(cfg.addrs6.len(), 1);
         assert_eq!(serve_error(&["--addr", "2001:2::zz"]), clap::error::ErrorKind::ValueValidation);
+        for bad in ["ff02::1", "::", "::1"] {
+            let e = serve_try_config(&["--addr", "2001:2::1", "--addr", bad]).err();
+            assert!(matches!(e, Some(ServeArgsError::NotUnicast6(a)) if a == bad.parse::<Ipv6Addr>().unwrap()), "{bad}: {e:?}");
+        }
     }
 
     #[test]
