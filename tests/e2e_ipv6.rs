@@ -14,8 +14,16 @@ const PY: &str = "/usr/bin/python3";
 fn neighbour_discovery_ping_and_refusals_over_ipv6() {
     require_root();
     let _serial = serial();
+    // One worker, then two: every worker answers for our addresses, whichever
+    // queue the port hashes a frame to.
+    for queues in [1, 2] {
+        over_ipv6(queues);
+    }
+}
+
+fn over_ipv6(queues: u16) {
     let ns = Netns::new("v6");
-    let mut server = Server::start(&ns, ServerOpts { serve_args: &["--addr", SERVER_IP6], ..Default::default() });
+    let mut server = Server::start(&ns, ServerOpts { queues, serve_args: &["--addr", SERVER_IP6] });
     let tap = server.tap.clone();
     // The namespace keeps IPv6 off; on for the tap only, without a
     // link-local address, router advertisements or duplicate address detection.
