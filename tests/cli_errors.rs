@@ -34,7 +34,7 @@ fn bad_flags_are_one_line_and_status_2() {
     refused(&with(&["--workers", "0"]), "0 is not in 1..=128 (see dlisten serve --help)");
     refused(&with(&["--workers", "many"]), "invalid value 'many' for '--workers <WORKERS>'");
     refused(&with(&["--listen", "198.18.0.1"]), "invalid value '198.18.0.1' for '--listen <ADDR:PORT>'");
-    refused(&["serve", "--addr", "198.18.0.300"], "invalid value '198.18.0.300' for '--addr <IPV4>'");
+    refused(&["serve", "--addr", "198.18.0.300"], "invalid value '198.18.0.300' for '--addr <IP>'");
     refused(&with(&["--syncookies", "3"]), "3 is not in 0..=2");
     refused(&with(&["--local-port-range", "20-10"]), "need 1 <= LOW <= HIGH");
     refused(&with(&["--tfo-key", "nothex"]), "--tfo-key");
@@ -48,6 +48,7 @@ fn bad_flags_are_one_line_and_status_2() {
 #[test]
 fn bad_configurations_are_one_line_and_status_2() {
     refused(&["serve", "--listen", "198.18.0.1:80"], "no address to own: pass --addr");
+    refused(&["serve", "--addr", "ff02::1"], "--addr ff02::1: not an address a host owns on a link");
     refused(&["serve", "--addr", "198.18.0.1", "--mbufs", "100"], "--mbufs 100 is too few for --rx-desc 1024");
     refused(&["serve", "--addr", "198.18.0.1", "--workers", "2", "--cores", "1"], "--cores names 1 core(s) for --workers 2");
     refused(&["serve", "--config", "/nonexistent/dlisten.toml"], "--config /nonexistent/dlisten.toml: ");

@@ -16,7 +16,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
@@ -70,10 +70,11 @@ struct ServeFlags {
     /// starting (like `nginx -t`).
     #[arg(long)]
     check: bool,
-    /// An IPv4 address this server owns (answers ARP and ICMP for it). Repeatable;
-    /// at least one, here or in the --config file.
-    #[arg(long = "addr", value_name = "IPV4")]
-    addrs: Vec<Ipv4Addr>,
+    /// An address this server owns, IPv4 (answers ARP and ICMP for it) or
+    /// IPv6 (answers neighbour discovery and ICMPv6 for it). Repeatable, both
+    /// kinds mixed; at least one, here or in the --config file.
+    #[arg(long = "addr", value_name = "IP")]
+    addrs: Vec<IpAddr>,
     /// DPDK port id (default: the first port EAL found).
     #[arg(long)]
     port: Option<u16>,
@@ -251,6 +252,8 @@ pub enum ServeArgsError {
     Merge { path: PathBuf, message: String },
     #[error("no address to own: pass --addr 198.18.0.1 (one or more) or put `addr = [\"198.18.0.1\"]` in the --config file")]
     NoAddress,
+    #[error("--addr {0}: not an address a host owns on a link (multicast, unspecified or loopback)")]
+    NotUnicast6(std::net::Ipv6Addr),
     /// Most drivers fill the RX ring from the pool at start; a burst in
     /// hand and a burst of answers need theirs too.
     #[error("--mbufs {mbufs} is too few for --rx-desc {rx_desc}: the RX ring alone holds {rx_desc}; give at least {need}")]
@@ -323,6 +326,9 @@ impl TryFrom<ServeFlags> for ServeConfig {
         if a.addrs.is_empty() {
             return Err(ServeArgsError::NoAddress);
         }
+        if let Some(IpAddr::V6(bad)) = a.addrs.iter().find(|a| matches!(a, IpAddr::V6(v6) if v6.is_multicast() || v6.is_unspecified() || v6.is_loopback())) {
+            return Err(ServeArgsError::NotUnicast6(*bad));
+        }
         // The cap is kept by each worker's apps; application threads have none.
         if a.max_conns_per_source > 0 && a.app_threads > 0 {
             return Err(ServeArgsError::PerSourceWithAppThreads);
@@ -353,7 +359,14 @@ impl TryFrom<ServeFlags> for ServeConfig {
                 .collect(),
             sysctls: a.sysctls(),
             app: a.app_kind()?,
-            addrs: a.addrs,
+            addrs: a.addrs.iter().filter_map(|a| match a {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            }).collect(),
+            addrs6: a.addrs.iter().filter_map(|a| match a {
+                IpAddr::V6(v6) => Some(*v6),
+                IpAddr::V4(_) => None,
+            }).collect(),
             port: a.port,
             workers: a.workers,
             cores: a.cores,
@@ -464,6 +477,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn serve_config(argv: &[&str]) -> ServeConfig {
         let cli = Cli::try_parse_from(["dlisten", "serve"].iter().chain(argv)).unwrap();
@@ -538,6 +552,22 @@ mod tests {
         assert_eq!((cfg.workers, cfg.app_threads, cfg.conn_mem), (1, 0, 1024 << 20));
         assert_eq!(cfg.syncookie_rotate, Some(Duration::from_secs(3600)));
         assert_eq!((cfg.idle_sleep, cfg.stats_interval), (Duration::ZERO, None));
+    }
+
+    #[test]
+    fn addr_takes_ipv4_and_ipv6_mixed() {
+        let cfg = serve_config(&["--addr", "198.18.0.1", "--addr", "2001:2::1", "--addr", "2001:2::2", "--addr", "198.18.0.2"]);
+        assert_eq!(cfg.addrs, [Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)]);
+        assert_eq!(cfg.addrs6, ["2001:2::1".parse::<Ipv6Addr>().unwrap(), "2001:2::2".parse().unwrap()]);
+        // IPv6 alone is an address to own.
+        let cfg = serve_config(&["--addr", "2001:2::1"]);
+        assert!(cfg.addrs.is_empty());
+        assert_eq!(cfg.addrs6.len(), 1);
+        assert_eq!(serve_error(&["--addr", "2001:2::zz"]), clap::error::ErrorKind::ValueValidation);
+        for bad in ["ff02::1", "::", "::1"] {
+            let e = serve_try_config(&["--addr", "2001:2::1", "--addr", bad]).err();
+            assert!(matches!(e, Some(ServeArgsError::NotUnicast6(a)) if a == bad.parse::<Ipv6Addr>().unwrap()), "{bad}: {e:?}");
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use mbuf::{rx_ip_csum_status, rx_l4_csum_status, CsumStatus, Drain, Mbuf, Mb
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM};
 pub use tsc::{tsc, tsc_hz};
 pub use port::{
-    check_queues, plan_offloads, Capabilities, Link, OffloadPlan, Port, PortConfig, PortInfo,
+    check_queues, plan_offloads, Capabilities, Link, MulticastRx, OffloadPlan, Port, PortConfig, PortInfo,
     PortStats, RxQueue, TxQueue, TxResult, RSS_IPV4, RSS_NONFRAG_IPV4_TCP, RSS_NONFRAG_IPV4_UDP,
     RX_OFFLOAD_IPV4_CKSUM, RX_OFFLOAD_RSS_HASH, RX_OFFLOAD_TCP_CKSUM, RX_OFFLOAD_UDP_CKSUM,
     TX_OFFLOAD_IPV4_CKSUM, TX_OFFLOAD_TCP_CKSUM, TX_OFFLOAD_UDP_CKSUM, WANTED_RSS_HF,

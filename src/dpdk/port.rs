@@ -480,6 +480,15 @@ fn setup_tx_queues(
     Ok(())
 }
 
+/// How a port was made to receive the multicast groups it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MulticastRx {
+    /// The driver filters on the list.
+    Filter,
+    /// The driver has no list: it receives every multicast frame.
+    AllMulticast,
+}
+
 fn enable_promiscuous(port: u16) -> Result<(), DpdkError> {
     // SAFETY: valid configured port; a control-path call DPDK allows
     // while the data path runs.
@@ -616,6 +625,30 @@ impl Port {
 
     pub fn promiscuous_enable(&self) -> Result<(), DpdkError> {
         enable_promiscuous(self.shared.id)
+    }
+
+    /// Receive frames sent to these multicast MACs (IPv6's all-nodes and
+    /// solicited-node groups): the port's multicast filter
+    /// (`rte_eth_dev_set_mc_addr_list`, replacing any earlier list), or all
+    /// multicast where the driver has no filter. Says which it used.
+    pub fn accept_multicast(&self, macs: &[[u8; 6]]) -> Result<MulticastRx, DpdkError> {
+        let port = self.shared.id;
+        let mut list: Vec<ffi::rte_ether_addr> =
+            macs.iter().map(|m| ffi::rte_ether_addr { addr_bytes: *m }).collect();
+        let n = u32::try_from(list.len()).map_err(|_| DpdkError::PortOp { port, what: "setting the multicast list", errno: libc::E2BIG })?;
+        // SAFETY: valid configured port; `list` holds `n` initialised
+        // addresses for the duration of the call, which copies them.
+        let ret = unsafe { ffi::rte_eth_dev_set_mc_addr_list(port, list.as_mut_ptr(), n) };
+        if ret == 0 {
+            return Ok(MulticastRx::Filter);
+        }
+        if neg_errno(ret) != libc::ENOTSUP {
+            return Err(DpdkError::PortOp { port, what: "setting the multicast list", errno: neg_errno(ret) });
+        }
+        // SAFETY: valid configured port; a control-path call.
+        let ret = unsafe { ffi::rte_eth_allmulticast_enable(port) };
+        check(ret, |errno| DpdkError::PortOp { port, what: "enabling all-multicast", errno })?;
+        Ok(MulticastRx::AllMulticast)
     }
 
     pub fn mac_addr(&self) -> Result<[u8; 6], DpdkError> {

@@ -5,7 +5,7 @@ use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::{FleetKeys, KeyFileError, SipKey};
 use crate::engine::sysctl::Sysctls;
 use crate::worker::apps::ConnLimits;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ pub struct ListenSpec {
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub addrs: Vec<Ipv4Addr>,
+    /// IPv6 addresses (host behaviour only: no TCP listening over IPv6 yet).
+    pub addrs6: Vec<Ipv6Addr>,
     pub port: Option<u16>,
     pub workers: u16,
     pub cores: Option<Vec<usize>>,

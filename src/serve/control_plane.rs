@@ -36,7 +36,7 @@ pub(super) struct ControlPlane {
 
 impl ControlPlane {
     pub fn open(cfg: &ServeConfig) -> Result<ControlPlane, ServeError> {
-        if cfg.addrs.is_empty() {
+        if cfg.addrs.is_empty() && cfg.addrs6.is_empty() {
             return Err(ServeError::NoAddress);
         }
         let control_socket =

@@ -11,7 +11,8 @@ use super::stats::ServeStats;
 use super::workers::WorkerParts;
 use super::{ServeConfig, ServeError};
 use crate::api::{app_threads, Sockets};
-use crate::dpdk::{tsc_hz, Port, PortConfig};
+use crate::dpdk::{tsc_hz, MulticastRx, Port, PortConfig};
+use crate::engine::host::ipv6::Ipv6Identity;
 use crate::engine::socket::Stack;
 use crate::stats::{Counter, CounterSnapshot, Counters, Runtime};
 use super::telemetry::TelemetryView;
@@ -277,7 +278,24 @@ fn start_port(cfg: &ServeConfig, dpdk: &Dpdk) -> Result<Port, ServeError> {
     };
     let mut port = Port::new(&dpdk.eal, dpdk.port_id, &port_cfg)?;
     port.start()?;
+    accept_ipv6_groups(cfg, &port);
     Ok(port)
+}
+
+/// Our IPv6 addresses' multicast groups (all nodes, solicited-node) must
+/// reach us, or no neighbour solicitation does. A port that cannot be told
+/// still serves IPv4: say so and go on.
+fn accept_ipv6_groups(cfg: &ServeConfig, port: &Port) {
+    if cfg.addrs6.is_empty() {
+        return;
+    }
+    let id = Ipv6Identity::new(cfg.addrs6.clone());
+    let macs: Vec<[u8; 6]> = id.multicast_macs().iter().map(|m| m.0).collect();
+    match port.accept_multicast(&macs) {
+        Ok(MulticastRx::Filter) => {}
+        Ok(MulticastRx::AllMulticast) => println!("dlisten: port has no multicast filter: all-multicast on for IPv6 neighbour discovery"),
+        Err(e) => eprintln!("dlisten: warning: IPv6 neighbour solicitations may not arrive: {e}"),
+    }
 }
 
 fn print_port(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress) {
@@ -300,7 +318,8 @@ fn print_port(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress
         ),
         Err(e) => println!("dlisten: link status unknown: {e}"),
     }
-    println!("dlisten: addresses {}", cfg.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" "));
+    let addrs = cfg.addrs.iter().map(|a| a.to_string()).chain(cfg.addrs6.iter().map(|a| a.to_string()));
+    println!("dlisten: addresses {}", addrs.collect::<Vec<_>>().join(" "));
 }
 
 fn on_off(b: bool) -> &'static str {

@@ -76,7 +76,8 @@ impl WorkerParts<'_> {
         // timestamp option's time of day.
         let utc_now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let utc_ms_at_zero = (utc_now.as_millis() as u64).saturating_sub(self.epoch.elapsed().as_millis() as u64);
-        let host = Host::new(HostConfig { mac: self.mac, addrs: cfg.addrs.clone(), utc_ms_at_zero }, counters.clone());
+        let host = Host::new(HostConfig { mac: self.mac, addrs: cfg.addrs.clone(), utc_ms_at_zero }, counters.clone())
+            .with_ipv6(cfg.addrs6.clone());
         let tcp_cfg = TcpConfig {
             mac: self.mac,
             utc_ms_at_zero,

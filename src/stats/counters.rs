@@ -105,6 +105,67 @@ counters! {
     /// UDP datagrams dropped as bad: short, a length past the datagram, a bad checksum (Udp InErrors).
     UdpInErrors => "UdpInErrors",
 
+    // --- Ip6 / Icmp6 / Udp6 (the TCP counters are shared, as in Linux) ---
+    /// Received IPv6 packets (Ip6InReceives).
+    Ip6InReceives => "Ip6InReceives",
+    /// IPv6 header errors: bad version, multicast or loopback source,
+    /// reserved multicast scope, malformed or refused extension headers (Ip6InHdrErrors).
+    Ip6InHdrErrors => "Ip6InHdrErrors",
+    /// IPv6 packets whose payload length runs past the frame (Ip6InTruncatedPkts).
+    Ip6InTruncatedPkts => "Ip6InTruncatedPkts",
+    /// IPv6 packets to an address that is not ours, or with a routing
+    /// header we do not process (Ip6InAddrErrors).
+    Ip6InAddrErrors => "Ip6InAddrErrors",
+    /// IPv6 packets with an upper-layer protocol we have no handler for
+    /// (answered with parameter problem, Ip6InUnknownProtos).
+    Ip6InUnknownProtos => "Ip6InUnknownProtos",
+    /// IPv6 packets handed to an upper-layer protocol (Ip6InDelivers).
+    Ip6InDelivers => "Ip6InDelivers",
+    /// IPv6 packets to a multicast group we are in (Ip6InMcastPkts).
+    Ip6InMcastPkts => "Ip6InMcastPkts",
+    /// IPv6 packets we sent (Ip6OutRequests).
+    Ip6OutRequests => "Ip6OutRequests",
+    /// IPv6 fragments: counted and dropped, we do not reassemble (Ip6ReasmFails).
+    Ip6ReasmFails => "Ip6ReasmFails",
+    /// ICMPv6 messages received (Icmp6InMsgs).
+    Icmp6InMsgs => "Icmp6InMsgs",
+    /// ICMPv6 messages with a bad checksum or too short (Icmp6InErrors).
+    Icmp6InErrors => "Icmp6InErrors",
+    /// ICMPv6 checksum errors (Icmp6InCsumErrors).
+    Icmp6InCsumErrors => "Icmp6InCsumErrors",
+    /// ICMPv6 echo requests received (Icmp6InEchos).
+    Icmp6InEchos => "Icmp6InEchos",
+    /// Router solicitations received, ignored: we are not a router (Icmp6InRouterSolicits).
+    Icmp6InRouterSolicits => "Icmp6InRouterSolicits",
+    /// Router advertisements received, ignored: addresses are configured (Icmp6InRouterAdvertisements).
+    Icmp6InRouterAdvertisements => "Icmp6InRouterAdvertisements",
+    /// Neighbour solicitations received (Icmp6InNeighborSolicits).
+    Icmp6InNeighborSolicits => "Icmp6InNeighborSolicits",
+    /// Neighbour advertisements received (Icmp6InNeighborAdvertisements).
+    Icmp6InNeighborAdvertisements => "Icmp6InNeighborAdvertisements",
+    /// Neighbour discovery messages dropped by `ndisc_rcv`'s checks (hop
+    /// limit, code, length, options, multicast target...), which Linux
+    /// only logs.
+    Icmp6NdiscInvalid => "DlIcmp6NdiscInvalid",
+    /// ICMPv6 messages sent (Icmp6OutMsgs).
+    Icmp6OutMsgs => "Icmp6OutMsgs",
+    /// ICMPv6 echo replies sent (Icmp6OutEchoReplies).
+    Icmp6OutEchoReplies => "Icmp6OutEchoReplies",
+    /// Neighbour advertisements sent (Icmp6OutNeighborAdvertisements).
+    Icmp6OutNeighborAdvertisements => "Icmp6OutNeighborAdvertisements",
+    /// ICMPv6 destination unreachable sent (Icmp6OutDestUnreachs).
+    Icmp6OutDestUnreachs => "Icmp6OutDestUnreachs",
+    /// ICMPv6 parameter problems sent (Icmp6OutParmProblems).
+    Icmp6OutParmProblems => "Icmp6OutParmProblems",
+    /// ICMPv6 errors suppressed by the per-peer or global rate limit (Icmp6OutRateLimitHost).
+    Icmp6OutRateLimitHost => "Icmp6OutRateLimitHost",
+    /// UDP datagrams over IPv6 to a port nobody listens on (Udp6NoPorts).
+    Udp6NoPorts => "Udp6NoPorts",
+    /// UDP datagrams over IPv6 dropped as bad: short, bad length, bad or zero checksum (Udp6InErrors).
+    Udp6InErrors => "Udp6InErrors",
+    /// UDP checksum errors over IPv6, a zero checksum included (Udp6InCsumErrors).
+    Udp6InCsumErrors => "Udp6InCsumErrors",
+
     // --- Tcp ---
     /// TCP segments received (Tcp InSegs).
     TcpInSegs => "TcpInSegs",

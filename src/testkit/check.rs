@@ -10,6 +10,7 @@ use crate::wire::ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 use crate::wire::tcp::{TcpFlags, TcpSegment};
 use crate::wire::tcp_options::{self, SynOptions};
 use crate::wire::udp::UdpPacket;
+use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr, NextHeader};
 use std::net::SocketAddrV4;
 
 /// A frame we sent, parsed and checked.
@@ -18,6 +19,8 @@ pub enum Sent {
     Arp { eth_dst: EthernetAddress, arp: ArpRepr },
     /// `options`: the IP header's options (echoed ones; empty mostly).
     Ipv4 { eth_dst: EthernetAddress, ip: Ipv4Repr, options: Vec<u8>, l4: Vec<u8> },
+    /// No extension headers: we send none.
+    Ipv6 { eth_dst: EthernetAddress, ip: Ipv6Repr, l4: Vec<u8> },
 }
 
 /// Why a frame we sent is not one a peer would accept.
@@ -41,6 +44,12 @@ pub enum BadFrame {
     Icmp(crate::wire::Error),
     IcmpChecksum,
     Protocol(IpProtocol),
+    Ipv6(crate::wire::Error),
+    /// Bytes after the IPv6 payload length: we never pad.
+    Ipv6Trailing(usize),
+    /// A multicast IPv6 destination in a frame not to its multicast MAC.
+    Ipv6MulticastMac(EthernetAddress),
+    Ipv6Protocol(NextHeader),
 }
 
 /// Parse a frame we sent and verify every length and checksum with the
@@ -98,6 +107,40 @@ pub fn check_sent(frame: &[u8]) -> Result<Sent, BadFrame> {
                 other => return Err(BadFrame::Protocol(other)),
             }
             Ok(Sent::Ipv4 { eth_dst, ip: Ipv4Repr::parse(&ip), options: ip.options().to_vec(), l4: l4.to_vec() })
+        }
+        EtherType::Ipv6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).map_err(BadFrame::Ipv6)?;
+            if eth.payload().len() != ip.total_len() {
+                return Err(BadFrame::Ipv6Trailing(eth.payload().len()));
+            }
+            let (src, dst) = (ip.src_addr(), ip.dst_addr());
+            if dst.is_multicast() && eth_dst != ipv6::multicast_mac(&dst) {
+                return Err(BadFrame::Ipv6MulticastMac(eth_dst));
+            }
+            let l4 = ip.payload();
+            let nh = ip.next_header();
+            match nh {
+                NextHeader::Tcp => {
+                    TcpSegment::new_checked(l4).map_err(BadFrame::Tcp)?;
+                    if !ipv6::verify_upper_layer(&src, &dst, u8::from(nh), l4) {
+                        return Err(BadFrame::TcpChecksum);
+                    }
+                }
+                NextHeader::Udp => {
+                    let u = UdpPacket::new_checked(l4).map_err(BadFrame::Udp)?;
+                    if u.checksum() == 0 || !ipv6::verify_upper_layer(&src, &dst, u8::from(nh), l4) {
+                        return Err(BadFrame::UdpChecksum);
+                    }
+                }
+                NextHeader::Icmpv6 => {
+                    crate::wire::icmpv6::Icmpv6Packet::new_checked(l4).map_err(BadFrame::Icmp)?;
+                    if !ipv6::verify_upper_layer(&src, &dst, u8::from(nh), l4) {
+                        return Err(BadFrame::IcmpChecksum);
+                    }
+                }
+                other => return Err(BadFrame::Ipv6Protocol(other)),
+            }
+            Ok(Sent::Ipv6 { eth_dst, ip: Ipv6Repr::parse(&ip), l4: l4.to_vec() })
         }
         other => Err(BadFrame::Ethertype(other)),
     }

@@ -31,8 +31,12 @@ pub mod csum_partial;
 pub mod ethernet;
 mod field;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv4_options;
+pub mod ipv6;
+pub mod ipv6_ext;
+pub mod ndp;
 pub mod tcp;
 pub mod tcp_options;
 pub mod udp;
@@ -41,6 +45,9 @@ pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetFrame};
 pub use icmp::{Icmpv4Packet, Icmpv4Type, Icmpv4Unreachable};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+pub use icmpv6::{Icmpv6Packet, Icmpv6Repr, Icmpv6Type};
+pub use ipv6::{Ipv6Packet, Ipv6Repr, NextHeader};
+pub use ndp::NdiscRepr;
 pub use tcp::{TcpFlags, TcpRepr, TcpSegment};
 pub use tcp_options::{
     FastOpenCookie, SackBlocks, SynOptions, TcpOption, TcpOptionIter, TcpOptionWriter,

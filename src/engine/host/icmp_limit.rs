@@ -7,10 +7,16 @@
 //! `icmp_msgs_burst` = 50). Echo replies are not limited. Measured on Linux
 //! 6.18 (tests/oracle/closed_port.sh): 20 rapid UDP probes to closed ports from
 //! one peer get 8 answers: the burst of 6 plus one per elapsed second.
+//!
+//! ICMPv6 errors (`icmpv6_xrlim_allow`) share the global bucket and have
+//! their own per-peer buckets, `net.ipv6.icmp.ratelimit` = 100 ms a token
+//! (Linux 6.18.y and 7.0: before, 1000 ms shifted by the route's prefix
+//! length), for the types in `net.ipv6.icmp.ratemask` (0-1,3-127: every
+//! error but packet too big).
 
 use crate::engine::time::Instant;
 use ahash::AHashMap as HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Linux's `net.ipv4.icmp_ratelimit` (ms per token).
 pub const ICMP_RATELIMIT_MS: u64 = 1000;
@@ -20,6 +26,8 @@ pub const XRLIM_BURST_FACTOR: u64 = 6;
 pub const ICMP_MSGS_PER_SEC: u64 = 1000;
 /// Linux's `net.ipv4.icmp_msgs_burst`.
 pub const ICMP_MSGS_BURST: u64 = 50;
+/// Linux's `net.ipv6.icmp.ratelimit` (ms per token).
+pub const ICMPV6_RATELIMIT_MS: u64 = 100;
 /// Peers remembered per worker; the table is cleared when it fills, which
 /// only ever makes the limiter more generous, never unbounded in memory.
 const MAX_PEERS: usize = 4096;
@@ -33,6 +41,7 @@ struct PeerBucket {
 
 pub struct IcmpRateLimiter {
     peers: HashMap<Ipv4Addr, PeerBucket>,
+    peers6: HashMap<Ipv6Addr, PeerBucket>,
     global_credit: u64,
     global_last: Instant,
 }
@@ -45,12 +54,29 @@ impl Default for IcmpRateLimiter {
 
 impl IcmpRateLimiter {
     pub fn new() -> Self {
-        IcmpRateLimiter { peers: HashMap::new(), global_credit: ICMP_MSGS_BURST, global_last: Instant::ZERO }
+        IcmpRateLimiter { peers: HashMap::new(), peers6: HashMap::new(), global_credit: ICMP_MSGS_BURST, global_last: Instant::ZERO }
     }
 
     /// May we send a rate-limited ICMP error to `peer` now? Consumes a token if so.
     pub fn allow(&mut self, now: Instant, peer: Ipv4Addr) -> bool {
-        // Global bucket first (icmp_global_allow), as Linux checks it before the peer.
+        if !self.global_allow(now) {
+            return false;
+        }
+        let ok = peer_allow(&mut self.peers, now, peer, ICMP_RATELIMIT_MS);
+        self.consume_global(ok)
+    }
+
+    /// The same for an ICMPv6 error to `peer` (`icmpv6_xrlim_allow`).
+    pub fn allow_v6(&mut self, now: Instant, peer: Ipv6Addr) -> bool {
+        if !self.global_allow(now) {
+            return false;
+        }
+        let ok = peer_allow(&mut self.peers6, now, peer, ICMPV6_RATELIMIT_MS);
+        self.consume_global(ok)
+    }
+
+    /// Global bucket first (icmp_global_allow), as Linux checks it before the peer.
+    fn global_allow(&mut self, now: Instant) -> bool {
         let elapsed_ms = now.saturating_since(self.global_last).as_millis() as u64;
         if elapsed_ms > 0 {
             let refill = elapsed_ms * ICMP_MSGS_PER_SEC / 1000;
@@ -59,24 +85,32 @@ impl IcmpRateLimiter {
                 self.global_last = now;
             }
         }
-        if self.global_credit == 0 {
-            return false;
-        }
+        self.global_credit != 0
+    }
 
-        let cap = XRLIM_BURST_FACTOR * ICMP_RATELIMIT_MS;
-        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&peer) {
-            self.peers.clear();
-        }
-        let b = self.peers.entry(peer).or_insert(PeerBucket { credit_ms: cap, last: now });
-        b.credit_ms = (b.credit_ms + now.saturating_since(b.last).as_millis() as u64).min(cap);
-        b.last = now;
-        if b.credit_ms >= ICMP_RATELIMIT_MS {
-            b.credit_ms -= ICMP_RATELIMIT_MS;
+    fn consume_global(&mut self, peer_ok: bool) -> bool {
+        if peer_ok {
             self.global_credit -= 1;
-            true
-        } else {
-            false
         }
+        peer_ok
+    }
+}
+
+/// `inet_peer_xrlim_allow` with `tmo_ms` per token and a burst of
+/// `XRLIM_BURST_FACTOR` tokens; a new peer starts with a full bucket.
+fn peer_allow<A: Copy + Eq + std::hash::Hash>(peers: &mut HashMap<A, PeerBucket>, now: Instant, peer: A, tmo_ms: u64) -> bool {
+    let cap = XRLIM_BURST_FACTOR * tmo_ms;
+    if peers.len() >= MAX_PEERS && !peers.contains_key(&peer) {
+        peers.clear();
+    }
+    let b = peers.entry(peer).or_insert(PeerBucket { credit_ms: cap, last: now });
+    b.credit_ms = (b.credit_ms + now.saturating_since(b.last).as_millis() as u64).min(cap);
+    b.last = now;
+    if b.credit_ms >= tmo_ms {
+        b.credit_ms -= tmo_ms;
+        true
+    } else {
+        false
     }
 }
 
@@ -124,5 +158,21 @@ mod tests {
         // 1000 per second refills: 10 ms later, 10 more.
         let more = (0..100u8).filter(|i| l.allow(t + Duration::from_millis(10), Ipv4Addr::new(198, 18, 2, *i))).count();
         assert_eq!(more, 10);
+    }
+
+    #[test]
+    fn icmpv6_peers_get_six_then_one_per_100_ms_and_share_the_global_bucket() {
+        let mut l = IcmpRateLimiter::new();
+        let t = Instant::from_secs(100);
+        let peer6: Ipv6Addr = "2001:2::2".parse().unwrap();
+        assert_eq!((0..20).filter(|_| l.allow_v6(t, peer6)).count(), 6);
+        assert!(!l.allow_v6(t + Duration::from_millis(99), peer6));
+        assert!(l.allow_v6(t + Duration::from_millis(100), peer6));
+        // The IPv4 bucket of a peer is its own.
+        assert!(l.allow(t + Duration::from_millis(100), PEER));
+        // The global bucket (refilled to 50 by then) is shared: 48 left for other peers.
+        let t2 = t + Duration::from_millis(100);
+        let others = (0..100u16).filter(|i| l.allow_v6(t2, Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, *i))).count();
+        assert_eq!(others, 48);
     }
 }

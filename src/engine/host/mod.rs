@@ -2,13 +2,16 @@
 //!
 //! ARP for our addresses, ICMP echo, ICMP port/protocol unreachable (rate
 //! limited as Linux does), RST for TCP segments nobody takes, and silent
-//! drops for bad checksums and impossible segments. Every answer was checked
+//! drops for bad checksums and impossible segments; IPv6 beside it
+//! ([`ipv6`], [`ndisc`]). Every answer was checked
 //! against Linux 6.18 (tests/oracle/closed_port.sh): field values below say
 //! "Linux" where they copy it.
 
 mod arp;
 mod icmp;
 pub mod icmp_limit;
+pub mod ipv6;
+mod ndisc;
 pub mod neighbor;
 mod plain_tcp;
 mod reset;
@@ -27,7 +30,7 @@ use crate::wire::ipv4_options;
 use crate::wire::tcp::{TcpFlags, TcpSegment, HEADER_LEN as TCP_HEADER_LEN};
 use crate::wire::udp::UdpPacket;
 use crate::wire::ethernet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 /// TTL of everything we originate (Linux: net.ipv4.ip_default_ttl).
@@ -132,11 +135,35 @@ pub struct Host {
     /// IPv4 ident for datagrams without DF (Linux hashes; a counter is enough
     /// without fragmentation).
     ip_ident: u16,
+    v6: ipv6::Ipv6Identity,
+    neighbors6: NeighborTable<Ipv6Addr>,
 }
 
 impl Host {
     pub fn new(cfg: HostConfig, counters: Arc<Counters>) -> Host {
-        Host { cfg, counters, neighbors: NeighborTable::default(), icmp_limit: IcmpRateLimiter::new(), ip_ident: 1 }
+        Host {
+            cfg,
+            counters,
+            neighbors: NeighborTable::default(),
+            icmp_limit: IcmpRateLimiter::new(),
+            ip_ident: 1,
+            v6: ipv6::Ipv6Identity::default(),
+            neighbors6: NeighborTable::default(),
+        }
+    }
+
+    /// Our IPv6 addresses (none: IPv6 frames are counted and dropped).
+    pub fn with_ipv6(mut self, addrs: Vec<Ipv6Addr>) -> Host {
+        self.v6 = ipv6::Ipv6Identity::new(addrs);
+        self
+    }
+
+    pub fn ipv6_identity(&self) -> &ipv6::Ipv6Identity {
+        &self.v6
+    }
+
+    pub fn neighbors6(&self) -> &NeighborTable<Ipv6Addr> {
+        &self.neighbors6
     }
 
     pub fn counters(&self) -> &Arc<Counters> {
@@ -179,7 +206,7 @@ impl Host {
             return None;
         };
         let dst = eth.dst_addr();
-        if dst != self.cfg.mac && !dst.is_broadcast() {
+        if dst != self.cfg.mac && !dst.is_broadcast() && !self.v6.multicast_macs().contains(&dst) {
             c.inc(Counter::RxOtherHost);
             return None;
         }
@@ -189,6 +216,10 @@ impl Host {
                 None
             }
             EtherType::Ipv4 => self.ipv4(now, eth, meta, tx),
+            EtherType::Ipv6 if !self.v6.addrs.is_empty() => {
+                self.ipv6(now, &eth, meta, tx);
+                None
+            }
             _ => {
                 c.inc(Counter::RxUnknownEthertype);
                 None
@@ -344,3 +375,5 @@ fn write_eth(buf: &mut [u8], dst: EthernetAddress, src: EthernetAddress, etherty
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ipv6;

@@ -1,12 +1,14 @@
-//! The neighbour table: IPv4 address → Ethernet address, learned from ARP and
-//! from the source of every IPv4 frame addressed to us (like a host that
-//! trusts its on-link peers). Used for frames the engine sends without a
-//! frame in hand (timer-driven retransmissions).
+//! The neighbour table: IP address → Ethernet address, learned from ARP (or
+//! neighbour discovery for IPv6) and from the source of every frame
+//! addressed to us (like a host that trusts its on-link peers). Used for
+//! frames the engine sends without a frame in hand (timer-driven
+//! retransmissions).
 
 use crate::engine::time::Instant;
 use crate::wire::ethernet::EthernetAddress;
 use ahash::AHashMap as HashMap;
-use std::net::Ipv4Addr;
+use std::hash::Hash;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// Entries older than this are forgotten (Linux: base_reachable_time 30 s, gc ~60 s).
@@ -14,13 +16,35 @@ pub const NEIGH_TTL: Duration = Duration::from_secs(60);
 /// A bounded table: on overflow the oldest half is dropped.
 const MAX_NEIGHBOURS: usize = 16384;
 
-#[derive(Default)]
-pub struct NeighborTable {
-    entries: HashMap<Ipv4Addr, (EthernetAddress, Instant)>,
+/// An address a neighbour table is keyed by.
+pub trait NeighborAddr: Copy + Eq + Hash {
+    fn is_unspecified(&self) -> bool;
 }
 
-impl NeighborTable {
-    pub fn learn(&mut self, now: Instant, ip: Ipv4Addr, mac: EthernetAddress) {
+impl NeighborAddr for Ipv4Addr {
+    fn is_unspecified(&self) -> bool {
+        Ipv4Addr::is_unspecified(self)
+    }
+}
+
+impl NeighborAddr for Ipv6Addr {
+    fn is_unspecified(&self) -> bool {
+        Ipv6Addr::is_unspecified(self)
+    }
+}
+
+pub struct NeighborTable<A = Ipv4Addr> {
+    entries: HashMap<A, (EthernetAddress, Instant)>,
+}
+
+impl<A> Default for NeighborTable<A> {
+    fn default() -> Self {
+        NeighborTable { entries: HashMap::default() }
+    }
+}
+
+impl<A: NeighborAddr> NeighborTable<A> {
+    pub fn learn(&mut self, now: Instant, ip: A, mac: EthernetAddress) {
         if mac.is_broadcast() || mac.is_multicast() || ip.is_unspecified() {
             return;
         }
@@ -36,7 +60,22 @@ impl NeighborTable {
         self.entries.insert(ip, (mac, now));
     }
 
-    pub fn lookup(&self, now: Instant, ip: Ipv4Addr) -> Option<EthernetAddress> {
+    /// Updates an entry only if there is one (Linux's `ndisc_recv_na`:
+    /// an advertisement nobody asked for creates nothing). True if it did.
+    pub fn update_existing(&mut self, now: Instant, ip: A, mac: EthernetAddress) -> bool {
+        if mac.is_multicast() {
+            return false;
+        }
+        match self.entries.get_mut(&ip) {
+            Some(e) => {
+                *e = (mac, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn lookup(&self, now: Instant, ip: A) -> Option<EthernetAddress> {
         self.entries.get(&ip).filter(|(_, seen)| now.saturating_since(*seen) < NEIGH_TTL).map(|(mac, _)| *mac)
     }
 

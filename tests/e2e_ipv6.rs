@@ -1,0 +1,83 @@
+//! IPv6 host behaviour end to end: a real Linux kernel in a namespace the test
+//! creates resolves dlisten's IPv6 address by neighbour discovery, pings it,
+//! and is refused on a closed TCP port (RST) and a closed UDP port (ICMPv6
+//! port unreachable). Addresses from 2001:2::/48 (RFC 5180) only.
+
+mod common;
+use common::*;
+
+const SERVER_IP6: &str = "2001:2::1";
+const CLIENT_IP6: &str = "2001:2::2";
+const PY: &str = "/usr/bin/python3";
+
+#[test]
+fn neighbour_discovery_ping_and_refusals_over_ipv6() {
+    require_root();
+    let _serial = serial();
+    // One worker, then two: every worker answers for our addresses, whichever
+    // queue the port hashes a frame to.
+    for queues in [1, 2] {
+        over_ipv6(queues);
+    }
+}
+
+fn over_ipv6(queues: u16) {
+    let ns = Netns::new("v6");
+    let mut server = Server::start(&ns, ServerOpts { queues, serve_args: &["--addr", SERVER_IP6] });
+    let tap = server.tap.clone();
+    // The namespace keeps IPv6 off; on for the tap only, without a
+    // link-local address, router advertisements or duplicate address detection.
+    for (k, v) in [("addr_gen_mode", "1"), ("accept_ra", "0"), ("accept_dad", "0"), ("disable_ipv6", "0")] {
+        ns.ok(&["sysctl", "-qw", &format!("net.ipv6.conf.{tap}.{k}={v}")]);
+    }
+    ns.ok(&["ip", "-6", "addr", "add", &format!("{CLIENT_IP6}/64"), "dev", &tap, "nodad"]);
+
+    // ICMPv6 echo: the kernel solicits our address first.
+    let ping = ns.run(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", SERVER_IP6]);
+    let ping_out = String::from_utf8_lossy(&ping.stdout).to_string();
+    assert!(ping.status.success(), "ping -6 failed:\n{ping_out}\n{}", server.output());
+    assert!(ping_out.contains("3 received"), "{ping_out}");
+    let neigh = stdout(&ns.ok(&["ip", "-6", "neigh", "show", SERVER_IP6, "dev", &tap]));
+    assert!(neigh.contains("lladdr"), "the kernel did not learn our MAC: {neigh}");
+
+    // A closed TCP port: refused at once (RST|ACK), not timed out.
+    let t0 = std::time::Instant::now();
+    let nc = ns.run(&["nc", "-6", "-z", "-w", "3", SERVER_IP6, "80"]);
+    assert!(!nc.status.success(), "nc -6 -z to a closed port succeeded");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2), "nc took {:?}: no RST?", t0.elapsed());
+
+    // The kernel's error codes: ECONNREFUSED for TCP, and for UDP from the
+    // ICMPv6 port unreachable on a connected socket.
+    let script = format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_INET6); s.settimeout(2)
+try:
+    s.connect(("{SERVER_IP6}", 7000)); tcp = "connected"
+except ConnectionRefusedError:
+    tcp = "refused"
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.settimeout(2)
+u.connect(("{SERVER_IP6}", 9)); u.send(b"hello")
+try:
+    u.recv(100); udp = "answered"
+except ConnectionRefusedError:
+    udp = "refused"
+except socket.timeout:
+    udp = "timeout"
+print("tcp", tcp, "udp", udp)
+"#
+    );
+    let py = ns.run(&[PY, "-c", &script]);
+    let py_out = String::from_utf8_lossy(&py.stdout).to_string();
+    assert!(py.status.success(), "{py_out}\n{}", String::from_utf8_lossy(&py.stderr));
+    assert!(py_out.contains("tcp refused udp refused"), "{py_out}\n{}", server.output());
+
+    let report = server.stop();
+    assert!(counter(&report, "Icmp6InNeighborSolicits") >= 1, "{report}");
+    assert!(counter(&report, "Icmp6OutNeighborAdvertisements") >= 1, "{report}");
+    assert!(counter(&report, "Icmp6OutEchoReplies") >= 3, "{report}");
+    assert!(counter(&report, "TcpOutRsts") >= 2, "{report}");
+    assert!(counter(&report, "Udp6NoPorts") >= 1, "{report}");
+    assert!(counter(&report, "Icmp6OutDestUnreachs") >= 1, "{report}");
+    assert!(counter(&report, "Ip6InDelivers") >= 7, "{report}");
+}
