@@ -1,11 +1,13 @@
 //! One module per subcommand, each turning its flags into the library's
 //! configuration for it; `Cli::run` runs it.
 
+mod capture;
 mod config_file;
 mod flood;
 mod serve;
 mod stats;
 
+pub use capture::{CaptureArgs, CaptureArgsError, CaptureFailed};
 pub use config_file::ConfigFileError;
 pub use flood::{FloodArgs, FloodArgsError};
 pub use serve::{ServeArgs, ServeArgsError};
@@ -34,6 +36,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Ask a running serve for its live statistics over its control socket.
     Stats(StatsArgs),
+    /// Copy a running serve's frames (received and sent) into a pcapng file
+    /// that tcpdump and tshark read: tcpdump cannot see a DPDK port.
+    Capture(CaptureArgs),
     /// SYN flood and handshake load generator on a DPDK port (198.18.0.0/15 only).
     /// EAL arguments go after `--`.
     Flood(Box<FloodArgs>),
@@ -48,6 +53,8 @@ pub enum CliError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Stats(#[from] StatsError),
+    #[error(transparent)]
+    Capture(#[from] CaptureFailed),
     #[error(transparent)]
     FloodArgs(#[from] FloodArgsError),
     #[error(transparent)]
@@ -65,7 +72,8 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::ServeArgs(_) | CliError::FloodArgs(_) => EXIT_USAGE,
-            CliError::Serve(_) | CliError::Stats(_) | CliError::Flood(_) => EXIT_FAILURE,
+            CliError::Capture(CaptureFailed::Args(CaptureArgsError::Duration(_))) => EXIT_USAGE,
+            CliError::Serve(_) | CliError::Stats(_) | CliError::Flood(_) | CliError::Capture(_) => EXIT_FAILURE,
         }
     }
 }
@@ -115,6 +123,7 @@ impl Cli {
                 Ok(crate::serve::run(cfg)?)
             }
             Command::Stats(a) => Ok(stats::run(a)?),
+            Command::Capture(a) => Ok(capture::run(a)?),
             Command::Flood(a) => flood::run(*a),
         }
     }

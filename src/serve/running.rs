@@ -11,9 +11,10 @@ use super::stats::ServeStats;
 use super::workers::WorkerParts;
 use super::{ServeConfig, ServeError};
 use crate::api::{app_threads, Sockets};
-use crate::dpdk::{tsc_hz, Port, PortConfig};
+use crate::dpdk::{tsc, tsc_hz, Port, PortConfig};
 use crate::engine::socket::Stack;
 use crate::stats::{Counter, CounterSnapshot, Counters, Runtime};
+use crate::telemetry::capture::{CaptureHub, CaptureInterface};
 use crate::telemetry::control::ControlServer;
 use crate::telemetry::event_log::{AppEvent, EventLog};
 use crate::telemetry::format_ss_lnt;
@@ -71,6 +72,7 @@ impl Running {
         let counters: Vec<Arc<Counters>> = (0..cfg.workers).map(|_| Arc::new(Counters::new())).collect();
         let tsc_hz = tsc_hz(&dpdk.eal);
         let runtimes: Vec<Arc<Runtime>> = (0..cfg.workers).map(|_| Arc::new(Runtime::new(tsc_hz))).collect();
+        let capture = CaptureHub::new(usize::from(cfg.workers), tsc, tsc_hz, capture_interface(cfg, dpdk.port_id, &port, mac));
         let parts = WorkerParts {
             cfg,
             control: &control,
@@ -84,6 +86,7 @@ impl Running {
             runtimes: &runtimes,
             latency: &latency,
             epoch,
+            capture: &capture,
         };
         let workers = parts.spawn_all()?;
         print!("{}", format_ss_lnt(&control.stack.listeners()));
@@ -112,6 +115,7 @@ impl Running {
             hub,
             listener_labels: listener_labels(&control.stack),
             health: health.clone(),
+            capture,
         });
         // Both threads start here, on the main thread after EAL init: they
         // inherit its affinity (EAL's main lcore) rather than a worker's.
@@ -293,6 +297,16 @@ fn print_port(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress
         Err(e) => println!("dlisten: link status unknown: {e}"),
     }
     println!("dlisten: addresses {}", cfg.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" "));
+}
+
+/// How a capture names the port: its kernel interface when it has one.
+fn capture_interface(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress) -> CaptureInterface {
+    let info = port.info();
+    CaptureInterface {
+        name: info.iface.clone().unwrap_or_else(|| format!("dpdk{port_id}")),
+        description: format!("dlisten port {port_id} driver {} queues {} mac {mac}", info.driver, cfg.workers),
+        mac: mac.0,
+    }
 }
 
 fn on_off(b: bool) -> &'static str {

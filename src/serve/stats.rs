@@ -2,6 +2,7 @@
 
 use crate::engine::socket::Stack;
 use crate::stats::{CounterSnapshot, Counters, Runtime};
+use crate::telemetry::capture::CaptureHub;
 use crate::telemetry::control::{StatsSnapshot, StatsSource};
 use crate::telemetry::latency::LatencyHub;
 use crate::telemetry::prometheus::{LatencyBuckets, LatencyHistogram, ListenerLabel, ListenerQueues};
@@ -24,6 +25,8 @@ pub(super) struct ServeStats {
     /// histograms outlive it (closed at shutdown) under the same labels.
     pub listener_labels: HashMap<u64, ListenerLabel>,
     pub health: Health,
+    /// The workers' taps, for `capture` on the control socket.
+    pub capture: Arc<CaptureHub>,
 }
 
 impl ServeStats {
@@ -57,6 +60,10 @@ impl StatsSource for ServeStats {
             latency,
             runtime: self.runtimes.iter().map(|r| r.snapshot()).collect(),
         }
+    }
+
+    fn capture(&self) -> Option<Arc<CaptureHub>> {
+        Some(self.capture.clone())
     }
 }
 

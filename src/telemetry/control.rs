@@ -10,6 +10,7 @@ use crate::engine::socket::ListenerInfo;
 use crate::stats::{RuntimeSnapshot, Stage};
 use crate::telemetry::text::{format_runtime, format_ss_lnt};
 use crate::stats::{Counter, CounterSnapshot};
+use crate::telemetry::capture::{self, CaptureHub};
 use crate::telemetry::latency::LatencyRow;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -63,6 +64,11 @@ impl StatsSnapshot {
 /// Implemented by serve: a fresh snapshot per request.
 pub trait StatsSource: Send + Sync {
     fn snapshot(&self) -> StatsSnapshot;
+
+    /// The workers' capture taps (`capture` commands), when there are workers.
+    fn capture(&self) -> Option<Arc<CaptureHub>> {
+        None
+    }
 }
 
 /// Per-second rate of `c` on worker `w` between `prev` (or start) and `now`.
@@ -363,7 +369,16 @@ fn serve_client(stream: UnixStream, state: &dyn StatsSource, last: &Mutex<Option
             s.push('\n');
             s
         }
-        other => format!("error: unknown command {other:?} (commands: stats, json)\n"),
+        cmd if cmd == "capture" || cmd.starts_with("capture ") => {
+            // Runs for the capture's length: writes are bounded by the
+            // timeout, the capture by its count and duration.
+            stream.set_read_timeout(None)?;
+            return match state.capture() {
+                Some(hub) => capture::serve(&stream, &hub, &cmd["capture".len()..]),
+                None => (&stream).write_all(b"error: this server has no workers to capture from\n"),
+            };
+        }
+        other => format!("error: unknown command {other:?} (commands: stats, json, capture)\n"),
     };
     (&stream).write_all(answer.as_bytes())?;
     (&stream).flush()
@@ -382,14 +397,19 @@ pub enum ControlError {
     Server { path: PathBuf, message: String },
 }
 
+/// Connect to the server at `path`, with its errors named for an operator.
+pub fn connect(path: &Path) -> Result<UnixStream, ControlError> {
+    UnixStream::connect(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ControlError::NotRunning(path.to_path_buf()),
+        io::ErrorKind::PermissionDenied => ControlError::PermissionDenied(path.to_path_buf()),
+        _ => ControlError::Io { path: path.to_path_buf(), source: e },
+    })
+}
+
 /// Send `command` to the server at `path` and return its whole answer.
 pub fn query(path: &Path, command: &str) -> Result<String, ControlError> {
     let io_err = |source: io::Error| ControlError::Io { path: path.to_path_buf(), source };
-    let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ControlError::NotRunning(path.to_path_buf()),
-        io::ErrorKind::PermissionDenied => ControlError::PermissionDenied(path.to_path_buf()),
-        _ => io_err(e),
-    })?;
+    let mut stream = connect(path)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io_err)?;
     stream.write_all(format!("{command}\n").as_bytes()).map_err(io_err)?;
     let mut answer = String::new();
