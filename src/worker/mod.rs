@@ -86,7 +86,6 @@ impl Worker {
         let mut last_latency = Instant::now();
         let epoch = self.epoch;
         let clock_fn = move || EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
-        let mut sysctl_refresh = 0u32;
         let runtime = self.runtime.clone();
         while !self.stop.load(Ordering::Relaxed) {
             let start = tsc();
@@ -94,10 +93,8 @@ impl Worker {
             let mut busy = false;
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 last_housekeeping = Instant::now();
-                sysctl_refresh += 1;
-                if sysctl_refresh % 100 == 0 {
-                    self.tcp.refresh_sysctls();
-                }
+                // Live changes (SIGHUP, `dlisten set`) land between bursts.
+                self.tcp.refresh_sysctls_if_changed();
                 self.housekeeping(&clock_fn, &mut ready, &mut sink, &mut last_latency);
                 clock.mark(Stage::Timers, 0);
                 busy = true;
