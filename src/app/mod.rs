@@ -92,6 +92,46 @@ pub enum Waiting {
 }
 
 /// The built-in application chosen on the command line.
+/// The application's settings as the control plane changes them while
+/// serving (SIGHUP, `dlisten set http-body`): a generation number that the
+/// serving loops compare between bursts, and the settings behind a lock
+/// taken only when it moved. New connections get the new settings; open
+/// ones keep theirs.
+#[derive(Debug)]
+pub struct LiveApp {
+    generation: std::sync::atomic::AtomicU64,
+    kind: std::sync::Mutex<AppKind>,
+}
+
+impl LiveApp {
+    pub fn new(kind: AppKind) -> std::sync::Arc<LiveApp> {
+        std::sync::Arc::new(LiveApp { generation: 0.into(), kind: std::sync::Mutex::new(kind) })
+    }
+
+    pub fn get(&self) -> AppKind {
+        crate::sync::lock(&self.kind).clone()
+    }
+
+    /// Serve new connections with `kind` from the next burst on.
+    pub fn set(&self, kind: AppKind) {
+        *crate::sync::lock(&self.kind) = kind;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Replace `kind` with the current settings if they changed since
+    /// `seen` (0 at start); one atomic load when they did not.
+    #[inline]
+    pub fn refresh(&self, seen: &mut u64, kind: &mut AppKind) -> bool {
+        let now = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        if now == *seen {
+            return false;
+        }
+        *kind = self.get();
+        *seen = now;
+        true
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum AppKind {
     Http(HttpConfig),

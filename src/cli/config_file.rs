@@ -25,7 +25,7 @@ use toml::Spanned;
 /// The id of the EAL arguments (what follows `--`), and their key.
 pub(super) const EAL_ID: &str = "eal";
 /// Flags a file may not hold: which file to read, and whether to start.
-const NOT_IN_FILE: &[&str] = &["config", "check"];
+pub(super) const NOT_IN_FILE: &[&str] = &["config", "check"];
 
 /// Why a `--config` file does not make flags.
 #[derive(Debug, Error)]

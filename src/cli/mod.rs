@@ -4,13 +4,16 @@
 mod capture;
 mod config_file;
 mod flood;
+mod reload;
 mod serve;
+mod set;
 mod stats;
 
 pub use capture::{CaptureArgs, CaptureArgsError, CaptureFailed};
 pub use config_file::ConfigFileError;
 pub use flood::{FloodArgs, FloodArgsError};
 pub use serve::{ServeArgs, ServeArgsError};
+pub use set::{SetArgs, SetError};
 pub use stats::{StatsArgs, StatsError};
 
 use crate::flood::FloodError;
@@ -36,6 +39,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Ask a running serve for its live statistics over its control socket.
     Stats(StatsArgs),
+    /// Change one setting of a running serve (`dlisten set somaxconn 1024`);
+    /// SIGHUP re-reads its --config file.
+    Set(SetArgs),
     /// Copy a running serve's frames (received and sent) into a pcapng file
     /// that tcpdump and tshark read: tcpdump cannot see a DPDK port.
     Capture(CaptureArgs),
@@ -56,6 +62,8 @@ pub enum CliError {
     #[error(transparent)]
     Capture(#[from] CaptureFailed),
     #[error(transparent)]
+    Set(#[from] SetError),
+    #[error(transparent)]
     FloodArgs(#[from] FloodArgsError),
     #[error(transparent)]
     Flood(#[from] FloodError),
@@ -73,7 +81,9 @@ impl CliError {
         match self {
             CliError::ServeArgs(_) | CliError::FloodArgs(_) => EXIT_USAGE,
             CliError::Capture(CaptureFailed::Args(CaptureArgsError::Duration(_))) => EXIT_USAGE,
-            CliError::Serve(_) | CliError::Stats(_) | CliError::Flood(_) | CliError::Capture(_) => EXIT_FAILURE,
+            // The server refused the key or its value.
+            CliError::Set(SetError::Refused(_)) => EXIT_USAGE,
+            CliError::Serve(_) | CliError::Stats(_) | CliError::Flood(_) | CliError::Capture(_) | CliError::Set(_) => EXIT_FAILURE,
         }
     }
 }
@@ -115,13 +125,15 @@ impl Cli {
         match self.command {
             Command::Serve(a) => {
                 let check = a.check_only();
+                let reloader = a.reloader()?;
                 let cfg = ServeConfig::try_from(*a)?;
                 if check {
                     println!("dlisten: configuration ok");
                     return Ok(());
                 }
-                Ok(crate::serve::run(cfg)?)
+                Ok(crate::serve::run_reconfigurable(cfg, Some(Box::new(reloader)))?)
             }
+            Command::Set(a) => Ok(set::run(a)?),
             Command::Stats(a) => Ok(stats::run(a)?),
             Command::Capture(a) => Ok(capture::run(a)?),
             Command::Flood(a) => flood::run(*a),

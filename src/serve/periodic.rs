@@ -5,14 +5,17 @@ use super::stats::ServeStats;
 use super::ServeConfig;
 use crate::engine::keys::Secrets;
 use crate::telemetry::control::{format_stats, StatsSnapshot, StatsSource};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often the main thread looks at the stop flag and the intervals below.
 pub(super) const TICK: Duration = Duration::from_millis(50);
 
 pub(super) struct Periodic {
-    /// None with an operator-set key: servers sharing it must keep it.
     rotate_every: Option<Duration>,
+    /// An operator-set key (at start, or live): servers sharing it must keep it.
+    operator_key: Arc<AtomicBool>,
     last_rotation: Instant,
     stats_every: Option<Duration>,
     last_stats: Instant,
@@ -21,9 +24,10 @@ pub(super) struct Periodic {
 }
 
 impl Periodic {
-    pub fn new(cfg: &ServeConfig) -> Periodic {
+    pub fn new(cfg: &ServeConfig, operator_key: Arc<AtomicBool>) -> Periodic {
         Periodic {
-            rotate_every: if cfg.syncookie_key.is_some() { None } else { cfg.syncookie_rotate },
+            rotate_every: cfg.syncookie_rotate,
+            operator_key,
             last_rotation: Instant::now(),
             stats_every: cfg.stats_interval,
             last_stats: Instant::now(),
@@ -32,7 +36,7 @@ impl Periodic {
     }
 
     pub fn tick(&mut self, stats: &ServeStats) {
-        if let Some(every) = self.rotate_every {
+        if let Some(every) = self.rotate_every.filter(|_| !self.operator_key.load(Ordering::Relaxed)) {
             if self.last_rotation.elapsed() >= every {
                 self.last_rotation = Instant::now();
                 match Secrets::random() {

@@ -5,6 +5,7 @@ use super::control_plane::ControlPlane;
 use super::eal::Dpdk;
 use super::link::LinkWatch;
 use super::listen::Listening;
+use super::live::{Live, Reconfigure};
 use super::periodic::{Periodic, TICK};
 use super::report::{Hgrms, Report};
 use super::stats::ServeStats;
@@ -56,12 +57,21 @@ pub(super) struct Running {
     periodic: Periodic,
     link: LinkWatch,
     hgrm_dir: Option<PathBuf>,
+    /// SIGHUP: read the `--config` file again.
+    hup: Arc<AtomicBool>,
+    live: Option<Arc<Live>>,
+    config_path: Option<PathBuf>,
 }
 
 impl Running {
     /// Start the port, the workers, the application threads and the control
     /// socket, and say so.
-    pub fn start(cfg: &ServeConfig, control: ControlPlane, dpdk: &Dpdk) -> Result<Running, ServeError> {
+    pub fn start(
+        cfg: &ServeConfig,
+        control: ControlPlane,
+        dpdk: &Dpdk,
+        reconfigure: Option<Box<dyn Reconfigure>>,
+    ) -> Result<Running, ServeError> {
         let port = start_port(cfg, dpdk)?;
         let tx_csum_offload = port.info().tx_csum_offload;
         let mac = EthernetAddress(port.mac_addr()?);
@@ -103,6 +113,11 @@ impl Running {
                 return Err(ServeError::Thread("application".into(), e));
             }
         };
+        let operator_cookie_key = Arc::new(AtomicBool::new(cfg.syncookie_key.is_some()));
+        let live = reconfigure.map(|maker| {
+            let fds = control.listening.fds.clone();
+            Arc::new(Live::new(maker, control.stack.clone(), fds, control.app.clone(), operator_cookie_key.clone()))
+        });
         let health = Health::new();
         let main_counters = Arc::new(Counters::new());
         let link = LinkWatch::new(dpdk.port_id, LinkWatch::read(&port).ok().map(|l| l.up), main_counters.clone());
@@ -116,10 +131,11 @@ impl Running {
             listener_labels: listener_labels(&control.stack),
             health: health.clone(),
             capture,
+            live: live.clone(),
         });
         // Both threads start here, on the main thread after EAL init: they
         // inherit its affinity (EAL's main lcore) rather than a worker's.
-        let ControlPlane { stop, term, drain, listening, event_log, metrics, control_socket, .. } = control;
+        let ControlPlane { stop, term, drain, hup, listening, event_log, metrics, control_socket, .. } = control;
         // From here a failure must stop the workers first: they poll the
         // port, which goes when this returns.
         let abort = |e: ServeError, workers: Vec<JoinHandle<()>>| {
@@ -161,7 +177,10 @@ impl Running {
             drain_timeout: cfg.drain_timeout,
             per_core: cfg.per_core(),
             drained: false,
-            periodic: Periodic::new(cfg),
+            periodic: Periodic::new(cfg, operator_cookie_key),
+            hup,
+            live,
+            config_path: cfg.config_path.clone(),
             link,
             hgrm_dir: cfg.hgrm_dir.clone(),
         })
@@ -172,6 +191,9 @@ impl Running {
     pub fn run_until_stopped(&mut self) {
         while !self.stop.load(Ordering::Relaxed) && !self.term.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
+            if self.hup.swap(false, Ordering::Relaxed) {
+                self.reload();
+            }
             self.link.poll(&self.port);
             self.periodic.tick(&self.stats);
         }
@@ -179,6 +201,18 @@ impl Running {
             self.drain();
         }
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// SIGHUP: the `--config` file again; one line says what changed.
+    fn reload(&self) {
+        let Some(path) = &self.config_path else {
+            return eprintln!("dlisten: SIGHUP: no --config file to read again (nothing changed)");
+        };
+        match self.live.as_ref().map(|l| l.reload()) {
+            Some(Ok(what)) => println!("dlisten: SIGHUP: reloaded {}: {what}", path.display()),
+            Some(Err(e)) => eprintln!("dlisten: SIGHUP: {e} (nothing changed)"),
+            None => eprintln!("dlisten: SIGHUP: this server cannot reload (nothing changed)"),
+        }
     }
 
     /// Stop taking connections and let the open ones finish, for up to
@@ -347,7 +381,7 @@ fn spawn_app_threads(
     if cfg.per_core() || !cfg.app.accepts() {
         return Ok(Vec::new());
     }
-    app_threads::spawn(sockets, &control.listening.fds, cfg.app.clone(), cfg.app_threads, control.stop.clone(), latency, epoch)
+    app_threads::spawn(sockets, &control.listening.fds, control.app.clone(), cfg.app_threads, control.stop.clone(), latency, epoch)
 }
 
 fn print_ready(cfg: &ServeConfig) {

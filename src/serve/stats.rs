@@ -1,5 +1,6 @@
 //! What `dlisten stats` and the periodic line read from a running server.
 
+use super::live::Live;
 use crate::engine::socket::Stack;
 use crate::stats::{CounterSnapshot, Counters, Runtime};
 use crate::telemetry::capture::CaptureHub;
@@ -27,6 +28,8 @@ pub(super) struct ServeStats {
     pub health: Health,
     /// The workers' taps, for `capture` on the control socket.
     pub capture: Arc<CaptureHub>,
+    /// `set KEY VALUE` on the control socket.
+    pub live: Option<Arc<Live>>,
 }
 
 impl ServeStats {
@@ -64,6 +67,13 @@ impl StatsSource for ServeStats {
 
     fn capture(&self) -> Option<Arc<CaptureHub>> {
         Some(self.capture.clone())
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<String, String> {
+        match &self.live {
+            Some(live) => live.set(key, value),
+            None => Err("this server cannot change settings while serving".into()),
+        }
     }
 }
 

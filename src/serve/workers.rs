@@ -97,6 +97,7 @@ impl WorkerParts<'_> {
                 counters.clone(),
                 control.drain.clone(),
             )
+            .with_live(control.app.clone())
         });
         Ok(Worker {
             id: w,

@@ -27,7 +27,8 @@ use thiserror::Error;
 /// Where `serve` puts its control socket unless told otherwise.
 pub const CONTROL_DIR: &str = "/run/dlisten";
 /// A command line longer than this is refused.
-const COMMAND_MAX: u64 = 256;
+/// (`set http-body` carries a body.)
+const COMMAND_MAX: u64 = 64 * 1024;
 /// A client that sends nothing for this long is dropped.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,6 +69,11 @@ pub trait StatsSource: Send + Sync {
     /// The workers' capture taps (`capture` commands), when there are workers.
     fn capture(&self) -> Option<Arc<CaptureHub>> {
         None
+    }
+
+    /// `set KEY VALUE`: change one setting while serving; what changed.
+    fn set(&self, key: &str, _value: &str) -> Result<String, String> {
+        Err(format!("{key}: this server cannot change settings while serving"))
     }
 }
 
@@ -369,6 +375,13 @@ fn serve_client(stream: UnixStream, state: &dyn StatsSource, last: &Mutex<Option
             s.push('\n');
             s
         }
+        cmd if cmd.starts_with("set ") => match parse_set(&cmd["set ".len()..]) {
+            Ok((key, value)) => match state.set(&key, &value) {
+                Ok(what) => format!("{what}\n"),
+                Err(e) => format!("error: {e}\n"),
+            },
+            Err(e) => format!("error: {e}\n"),
+        },
         cmd if cmd == "capture" || cmd.starts_with("capture ") => {
             // Runs for the capture's length: writes are bounded by the
             // timeout, the capture by its count and duration.
@@ -382,6 +395,19 @@ fn serve_client(stream: UnixStream, state: &dyn StatsSource, last: &Mutex<Option
     };
     (&stream).write_all(answer.as_bytes())?;
     (&stream).flush()
+}
+
+/// `KEY "VALUE"`: the value is a JSON string, so that any text (a body
+/// with newlines) fits on the command's one line.
+fn parse_set(rest: &str) -> Result<(String, String), String> {
+    let (key, value) = rest.trim().split_once(' ').ok_or("set: expected KEY VALUE")?;
+    let value: String = serde_json::from_str(value.trim()).map_err(|e| format!("set {key}: the value is not a JSON string: {e}"))?;
+    Ok((key.to_string(), value))
+}
+
+/// The control socket line that sets `key` to `value`.
+pub fn set_command(key: &str, value: &str) -> String {
+    format!("set {key} {}", Value::String(value.to_string()))
 }
 
 /// What `dlisten stats` can run into.
