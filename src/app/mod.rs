@@ -201,6 +201,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn live_settings_are_taken_once_per_change() {
+        let live = LiveApp::new(AppKind::Http(HttpConfig::new(b"one", "text/plain").unwrap()));
+        let (mut kind, mut seen) = (live.get(), 0);
+        assert!(!live.refresh(&mut seen, &mut kind), "nothing changed yet");
+        live.set(AppKind::Http(HttpConfig::new(b"two", "text/plain").unwrap()));
+        assert!(live.refresh(&mut seen, &mut kind));
+        assert!(!live.refresh(&mut seen, &mut kind), "taken once");
+        let AppKind::Http(config) = &kind else { panic!("{kind:?}") };
+        assert!(config.response(http::Persistence::KeepAlive).full().ends_with(b"\r\n\r\ntwo"));
+        // A second reader sees the same change.
+        let (mut other, mut other_seen) = (AppKind::Echo, 0);
+        assert!(live.refresh(&mut other_seen, &mut other));
+        assert_eq!(other.name(), "http");
+    }
+
+    #[test]
     fn parse_names() {
         for name in AppKind::NAMES {
             let kind: AppKind = name.parse().unwrap();

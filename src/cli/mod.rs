@@ -125,8 +125,11 @@ impl Cli {
         match self.command {
             Command::Serve(a) => {
                 let check = a.check_only();
-                let reloader = a.reloader()?;
+                // Made before `a` is consumed; its errors are the same as
+                // the configuration's, which come first.
+                let reloader = a.reloader();
                 let cfg = ServeConfig::try_from(*a)?;
+                let reloader = reloader?;
                 if check {
                     println!("dlisten: configuration ok");
                     return Ok(());

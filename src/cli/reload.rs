@@ -5,9 +5,8 @@
 //! refused by name, and then nothing changes.
 
 use super::config_file::{self, FileFlag, NOT_IN_FILE};
-use super::serve::{merge_argv, resolve, serve_command, ServeArgsError};
+use super::serve::{merge_argv, resolve, serve_command, Effective, ServeArgsError};
 use crate::serve::{Change, Reconfigure, Reconfigured, LIVE_KEYS};
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -20,7 +19,7 @@ pub(super) struct Reloader {
     /// `dlisten set` since the file was last read: (key, value).
     sets: Vec<(String, String)>,
     /// Every key's values in the running configuration.
-    running: BTreeMap<String, Vec<OsString>>,
+    running: Effective,
 }
 
 impl Reloader {
@@ -29,7 +28,7 @@ impl Reloader {
             Some(path) => config_file::read(path, &serve_command())?,
             None => Vec::new(),
         };
-        let mut r = Reloader { command_line, config, file, sets: Vec::new(), running: BTreeMap::new() };
+        let mut r = Reloader { command_line, config, file, sets: Vec::new(), running: Effective::new() };
         let (_, running) = r.make(&r.file, &r.sets).map_err(|message| ServeArgsError::Merge {
             path: r.config.clone().unwrap_or_default(),
             message,
@@ -42,15 +41,14 @@ impl Reloader {
         &self,
         file: &[FileFlag],
         sets: &[(String, String)],
-    ) -> Result<(crate::serve::ServeConfig, BTreeMap<String, Vec<OsString>>), String> {
+    ) -> Result<(crate::serve::ServeConfig, Effective), String> {
         let cmd = serve_command();
-        let (config, effective) = resolve(&cmd, merge_argv(&cmd, file, &self.command_line, sets))?;
-        Ok((config, effective.into_iter().collect()))
+        resolve(&cmd, merge_argv(&cmd, file, &self.command_line, sets))
     }
 
     /// The keys that differ from the running configuration; an error
     /// naming those that cannot change live.
-    fn changes(&self, new: &BTreeMap<String, Vec<OsString>>) -> Result<Vec<Change>, String> {
+    fn changes(&self, new: &Effective) -> Result<Vec<Change>, String> {
         let mut changes = Vec::new();
         let mut fixed = Vec::new();
         for (key, to) in new {

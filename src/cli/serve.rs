@@ -330,9 +330,12 @@ pub(super) fn merge_argv(
     argv
 }
 
-/// A merged argv made into a configuration, with every flag's effective
-/// raw values (defaults included) by key, to compare two of them.
-pub(super) fn resolve(cmd: &clap::Command, argv: Vec<OsString>) -> Result<(ServeConfig, Vec<(String, Vec<OsString>)>), String> {
+/// Every flag's raw values, defaults included, by key (`eal` for EAL's).
+pub(super) type Effective = std::collections::BTreeMap<String, Vec<OsString>>;
+
+/// A merged argv made into a configuration, with its [`Effective`] flags
+/// to compare two configurations key by key.
+pub(super) fn resolve(cmd: &clap::Command, argv: Vec<OsString>) -> Result<(ServeConfig, Effective), String> {
     let m = cmd.clone().try_get_matches_from(argv).map_err(|e| config_file::clap_message(&e))?;
     let flags = ServeFlags::from_arg_matches(&m).map_err(|e| config_file::clap_message(&e))?;
     let effective = cmd
