@@ -102,15 +102,22 @@ fn capture_a_curl_and_read_it_back_with_tcpdump() {
     let to_server = format!("> {SERVER_IP}.80:");
     let from_server = format!("{SERVER_IP}.80 > {client}");
     let lines_with = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
-    let syn = text.lines().filter(|l| l.contains(&to_server) && l.contains("Flags [S],")).count();
-    let synack = text.lines().filter(|l| l.contains(&from_server) && l.contains("Flags [S.],")).count();
-    let ack = text.lines().filter(|l| l.contains(&to_server) && l.contains("Flags [.],")).count();
-    assert_eq!((syn, synack), (3, 3), "three handshakes, both ways:\n{text}");
-    assert!(ack >= 3, "the handshakes' ACKs:\n{text}");
+    // The client port of each line with `flags` going `way` (a loaded
+    // machine may retransmit: count connections, not lines).
+    let ports = |way: &str, flags: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.contains(way) && l.contains(flags))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with(&client)).map(|w| w.trim_end_matches(':').to_string()))
+            .collect()
+    };
+    let syn = ports(&to_server, "Flags [S],");
+    assert_eq!(syn.len(), 3, "three handshakes:\n{text}");
+    assert_eq!(ports(&from_server, "Flags [S.],"), syn, "a SYN-ACK for each SYN:\n{text}");
+    assert_eq!(ports(&to_server, "Flags [.],"), syn, "an ACK from each client:\n{text}");
     assert_eq!(lines_with("ICMP"), 0, "--port 80 keeps the pings out:\n{text}");
     assert!(lines_with(": HTTP: GET / HTTP/1.1") >= 3 || lines_with("HTTP") >= 3, "{text}");
     let ascii = tcpdump(&file, &["-A"]);
-    assert_eq!(ascii.matches(BODY.trim_end()).count(), 3, "the response bodies:\n{ascii}");
+    assert!(ascii.matches(BODY.trim_end()).count() >= 3, "the response bodies:\n{ascii}");
     let frames: usize = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_eq!(text.lines().count(), frames, "{summary}\n{text}");
 
