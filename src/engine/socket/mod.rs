@@ -55,7 +55,8 @@ pub enum ControlCmd {
     /// stay valid while they can still be young.
     RotateSyncookieKey(crate::engine::keys::SipKey),
     /// New TFO keys (writing `net.ipv4.tcp_fastopen_key`): cookies are made
-    /// with the primary from now on, the backup's still accepted.
+    /// with the new primary from now on, and checked against it and the
+    /// new backup, if one was given.
     SetTfoKeys(crate::engine::keys::fastopen::TfoKeys),
 }
 
