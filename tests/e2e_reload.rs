@@ -72,6 +72,23 @@ fn set_and_sighup_change_a_running_server() {
     assert_eq!(rows.len(), 2, "a reuseport member per worker:\n{stats}");
     assert!(rows.iter().all(|r| r.split_whitespace().nth(2) == Some("16")), "{stats}");
 
+    // A sysctl: with syncookies=2 every SYN is answered with a cookie, and
+    // curl still gets its page (the workers took it between bursts).
+    let sent = || -> u64 {
+        let out = Command::new(dlisten_bin()).args(["stats", "--json", "--socket", &server.control_socket()]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("stats --json");
+        v["counters"]["TcpExtSyncookiesSent"].as_u64().unwrap()
+    };
+    assert_eq!(sent(), 0);
+    let (code, out, err) = set(&server, "syncookies", "2");
+    assert_eq!((code, out.as_str()), (Some(0), "dlisten: changed syncookies \"1\" -> \"2\"\n"), "{err}");
+    assert_eq!(fetch(&ns), "two\n");
+    assert_eq!(sent(), 1, "the SYN got a cookie");
+    let (code, _, err) = set(&server, "syncookies", "1");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(fetch(&ns), "two\n");
+    assert_eq!(sent(), 1, "back to cookies only when the queue overflows");
+
     // Refused: a key fixed at start, an unknown key, a bad value. Exit 2, one line, nothing changed.
     for (key, value, says) in [
         ("workers", "4", "dlisten: workers cannot change while serving: restart dlisten for that; what can: somaxconn,"),
