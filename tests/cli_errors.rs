@@ -29,7 +29,7 @@ fn bad_flags_are_one_line_and_status_2() {
     let a = ["serve", "--addr", "198.18.0.1"];
     let with = |extra: &[&'static str]| -> Vec<&'static str> { a.iter().copied().chain(extra.iter().copied()).collect() };
     refused(&["srve"], "unrecognized subcommand 'srve' (did you mean 'serve'?)");
-    refused(&[], "a subcommand is required: serve, stats, flood (see dlisten --help)");
+    refused(&[], "a subcommand is required: serve, stats, set, capture, flood (see dlisten --help)");
     refused(&with(&["--wrokers", "2"]), "unexpected argument '--wrokers' found (did you mean '--workers'?)");
     refused(&with(&["--workers", "0"]), "0 is not in 1..=128 (see dlisten serve --help)");
     refused(&with(&["--workers", "many"]), "invalid value 'many' for '--workers <WORKERS>'");
@@ -43,6 +43,10 @@ fn bad_flags_are_one_line_and_status_2() {
     refused(&with(&["--workers"]), "a value is required for '--workers <WORKERS>'");
     refused(&["stats", "--bogus"], "unexpected argument '--bogus' found");
     refused(&["flood", "--rate", "fast"], "invalid value 'fast'");
+    refused(&["capture"], "the following required arguments were not provided: --write <FILE>");
+    refused(&["capture", "-w", "/nonexistent/x", "--direction", "up"], "rx, tx or both");
+    refused(&["capture", "-w", "/nonexistent/x", "--duration=0"], "--duration 0: expected seconds in (0, 3600]");
+    refused(&["capture", "-w", "/nonexistent/x", "--count", "0"], "0 is not in 1..=100000000");
 }
 
 #[test]

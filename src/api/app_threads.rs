@@ -5,7 +5,7 @@
 
 use super::{Connection, Poller, Sockets};
 use crate::app::session::Session;
-use crate::app::AppKind;
+use crate::app::LiveApp;
 use crate::engine::errno::Errno;
 use crate::engine::listen::ChildSock;
 use crate::engine::socket::Fd;
@@ -37,7 +37,7 @@ struct ThreadConn {
 pub fn spawn(
     sockets: Arc<Sockets>,
     listeners: &[Fd],
-    kind: AppKind,
+    kind: Arc<LiveApp>,
     threads: usize,
     stop: Arc<AtomicBool>,
     latency: LatencySender,
@@ -113,7 +113,7 @@ fn app_thread(
     sockets: &Sockets,
     poller: &Poller,
     inbox: Receiver<(ChildSock, u64)>,
-    kind: AppKind,
+    live: Arc<LiveApp>,
     stop: &AtomicBool,
     latency: &LatencySender,
 ) {
@@ -123,7 +123,9 @@ fn app_thread(
     let mut next_token = NEW_CONNECTIONS + 1;
     let mut ready = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
+    let (mut kind, mut seen) = (live.get(), 0);
     while !stop.load(Ordering::Relaxed) {
+        live.refresh(&mut seen, &mut kind);
         if last_sent.elapsed() >= Duration::from_millis(500) {
             last_sent = std::time::Instant::now();
             latency.send(times.take());

@@ -92,6 +92,46 @@ pub enum Waiting {
 }
 
 /// The built-in application chosen on the command line.
+/// The application's settings as the control plane changes them while
+/// serving (SIGHUP, `dlisten set http-body`): a generation number that the
+/// serving loops compare between bursts, and the settings behind a lock
+/// taken only when it moved. New connections get the new settings; open
+/// ones keep theirs.
+#[derive(Debug)]
+pub struct LiveApp {
+    generation: std::sync::atomic::AtomicU64,
+    kind: std::sync::Mutex<AppKind>,
+}
+
+impl LiveApp {
+    pub fn new(kind: AppKind) -> std::sync::Arc<LiveApp> {
+        std::sync::Arc::new(LiveApp { generation: 0.into(), kind: std::sync::Mutex::new(kind) })
+    }
+
+    pub fn get(&self) -> AppKind {
+        crate::sync::lock(&self.kind).clone()
+    }
+
+    /// Serve new connections with `kind` from the next burst on.
+    pub fn set(&self, kind: AppKind) {
+        *crate::sync::lock(&self.kind) = kind;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Replace `kind` with the current settings if they changed since
+    /// `seen` (0 at start); one atomic load when they did not.
+    #[inline]
+    pub fn refresh(&self, seen: &mut u64, kind: &mut AppKind) -> bool {
+        let now = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        if now == *seen {
+            return false;
+        }
+        *kind = self.get();
+        *seen = now;
+        true
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum AppKind {
     Http(HttpConfig),
@@ -159,6 +199,22 @@ impl FromStr for AppKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_settings_are_taken_once_per_change() {
+        let live = LiveApp::new(AppKind::Http(HttpConfig::new(b"one", "text/plain").unwrap()));
+        let (mut kind, mut seen) = (live.get(), 0);
+        assert!(!live.refresh(&mut seen, &mut kind), "nothing changed yet");
+        live.set(AppKind::Http(HttpConfig::new(b"two", "text/plain").unwrap()));
+        assert!(live.refresh(&mut seen, &mut kind));
+        assert!(!live.refresh(&mut seen, &mut kind), "taken once");
+        let AppKind::Http(config) = &kind else { panic!("{kind:?}") };
+        assert!(config.response(http::Persistence::KeepAlive).full().ends_with(b"\r\n\r\ntwo"));
+        // A second reader sees the same change.
+        let (mut other, mut other_seen) = (AppKind::Echo, 0);
+        assert!(live.refresh(&mut other_seen, &mut other));
+        assert_eq!(other.name(), "http");
+    }
 
     #[test]
     fn parse_names() {

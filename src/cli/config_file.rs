@@ -25,7 +25,7 @@ use toml::Spanned;
 /// The id of the EAL arguments (what follows `--`), and their key.
 pub(super) const EAL_ID: &str = "eal";
 /// Flags a file may not hold: which file to read, and whether to start.
-const NOT_IN_FILE: &[&str] = &["config", "check"];
+pub(super) const NOT_IN_FILE: &[&str] = &["config", "check"];
 
 /// Why a `--config` file does not make flags.
 #[derive(Debug, Error)]
@@ -119,8 +119,15 @@ pub(super) fn flag_token(long: &str, value: &OsStr) -> OsString {
 /// clap's message without its `error: ` prefix and usage lines.
 pub(super) fn clap_message(e: &clap::Error) -> String {
     let text = e.to_string();
-    let first = text.lines().next().unwrap_or_default();
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // Missing required arguments are listed on the indented lines after.
+    for arg in lines.take_while(|l| l.starts_with("  ")) {
+        line.push(' ');
+        line.push_str(arg.trim());
+    }
+    line
 }
 
 /// A repeatable flag (`--listen`), a list (`--cores 2,3`) or the EAL arguments.

@@ -1,14 +1,19 @@
 //! One module per subcommand, each turning its flags into the library's
 //! configuration for it; `Cli::run` runs it.
 
+mod capture;
 mod config_file;
 mod flood;
+mod reload;
 mod serve;
+mod set;
 mod stats;
 
+pub use capture::{CaptureArgs, CaptureArgsError, CaptureFailed};
 pub use config_file::ConfigFileError;
 pub use flood::{FloodArgs, FloodArgsError};
 pub use serve::{ServeArgs, ServeArgsError};
+pub use set::{SetArgs, SetError};
 pub use stats::{StatsArgs, StatsError};
 
 use crate::flood::FloodError;
@@ -34,6 +39,12 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Ask a running serve for its live statistics over its control socket.
     Stats(StatsArgs),
+    /// Change one setting of a running serve (`dlisten set somaxconn 1024`);
+    /// SIGHUP re-reads its --config file.
+    Set(SetArgs),
+    /// Copy a running serve's frames (received and sent) into a pcapng file
+    /// that tcpdump and tshark read: tcpdump cannot see a DPDK port.
+    Capture(CaptureArgs),
     /// SYN flood and handshake load generator on a DPDK port (198.18.0.0/15 only).
     /// EAL arguments go after `--`.
     Flood(Box<FloodArgs>),
@@ -48,6 +59,10 @@ pub enum CliError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Stats(#[from] StatsError),
+    #[error(transparent)]
+    Capture(#[from] CaptureFailed),
+    #[error(transparent)]
+    Set(#[from] SetError),
     #[error(transparent)]
     FloodArgs(#[from] FloodArgsError),
     #[error(transparent)]
@@ -65,7 +80,10 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::ServeArgs(_) | CliError::FloodArgs(_) => EXIT_USAGE,
-            CliError::Serve(_) | CliError::Stats(_) | CliError::Flood(_) => EXIT_FAILURE,
+            CliError::Capture(CaptureFailed::Args(CaptureArgsError::Duration(_))) => EXIT_USAGE,
+            // The server refused the key or its value.
+            CliError::Set(SetError::Refused(_)) => EXIT_USAGE,
+            CliError::Serve(_) | CliError::Stats(_) | CliError::Flood(_) | CliError::Capture(_) | CliError::Set(_) => EXIT_FAILURE,
         }
     }
 }
@@ -107,14 +125,20 @@ impl Cli {
         match self.command {
             Command::Serve(a) => {
                 let check = a.check_only();
+                // Made before `a` is consumed; its errors are the same as
+                // the configuration's, which come first.
+                let reloader = a.reloader();
                 let cfg = ServeConfig::try_from(*a)?;
+                let reloader = reloader?;
                 if check {
                     println!("dlisten: configuration ok");
                     return Ok(());
                 }
-                Ok(crate::serve::run(cfg)?)
+                Ok(crate::serve::run_reconfigurable(cfg, Some(Box::new(reloader)))?)
             }
+            Command::Set(a) => Ok(set::run(a)?),
             Command::Stats(a) => Ok(stats::run(a)?),
+            Command::Capture(a) => Ok(capture::run(a)?),
             Command::Flood(a) => flood::run(*a),
         }
     }

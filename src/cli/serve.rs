@@ -285,37 +285,86 @@ impl ServeArgs {
     /// every other flag takes the file's value, else its default.
     fn merged(self) -> Result<ServeFlags, ServeArgsError> {
         let Some(path) = self.flags.config.clone() else { return Ok(self.flags) };
-        let cmd = ServeFlags::augment_args(clap::Command::new("serve"));
+        let cmd = serve_command();
         let file = config_file::read(&path, &cmd)?;
-        let given = |id: &str| self.command_line.iter().any(|(g, _)| g == id);
-        let mut argv: Vec<OsString> = vec!["serve".into()];
-        let mut eal: Vec<OsString> = Vec::new();
-        for f in file.iter().filter(|f| !given(&f.id)) {
-            if f.id == config_file::EAL_ID {
-                eal.extend(f.values.iter().map(OsString::from));
-            } else {
-                argv.extend(f.values.iter().map(|v| config_file::flag_token(&f.long, v.as_ref())));
-            }
-        }
-        for (id, values) in &self.command_line {
-            if id == config_file::EAL_ID {
-                eal.extend(values.iter().cloned());
-            } else if let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id.as_str()) {
-                let Some(long) = arg.get_long() else { continue };
-                if arg.get_action().takes_values() {
-                    argv.extend(values.iter().map(|v| config_file::flag_token(long, v)));
-                } else {
-                    // A switch (`--check`): its raw value is clap's "true".
-                    argv.push(format!("--{long}").into());
-                }
-            }
-            // Other ids are clap's argument groups, whose flags come on their own.
-        }
-        argv.push("--".into());
-        argv.extend(eal);
+        let argv = merge_argv(&cmd, &file, &self.command_line, &[]);
         let merge_error = |e: clap::Error| ServeArgsError::Merge { path: path.clone(), message: config_file::clap_message(&e) };
         let matches = cmd.try_get_matches_from(argv).map_err(merge_error)?;
         ServeFlags::from_arg_matches(&matches).map_err(merge_error)
+    }
+}
+
+/// The serve flags as a clap command, for the `--config` file and reloads.
+pub(super) fn serve_command() -> clap::Command {
+    ServeFlags::augment_args(clap::Command::new("serve"))
+}
+
+/// One argv for `cmd`: the file's flags, over them the command line's (a
+/// repeatable flag its whole list), over both `sets` (long name, value).
+pub(super) fn merge_argv(
+    cmd: &clap::Command,
+    file: &[config_file::FileFlag],
+    command_line: &[(String, Vec<OsString>)],
+    sets: &[(String, String)],
+) -> Vec<OsString> {
+    let given = |id: &str| command_line.iter().any(|(g, _)| g == id);
+    let long_of = |id: &str| cmd.get_arguments().find(|a| a.get_id() == id).and_then(|a| a.get_long());
+    let is_set = |id: &str| long_of(id).is_some_and(|l| sets.iter().any(|(k, _)| k == l));
+    let mut argv: Vec<OsString> = vec!["serve".into()];
+    let mut eal: Vec<OsString> = Vec::new();
+    for f in file.iter().filter(|f| !given(&f.id) && !is_set(&f.id)) {
+        if f.id == config_file::EAL_ID {
+            eal.extend(f.values.iter().map(OsString::from));
+        } else {
+            argv.extend(f.values.iter().map(|v| config_file::flag_token(&f.long, v.as_ref())));
+        }
+    }
+    for (id, values) in command_line.iter().filter(|(id, _)| !is_set(id)) {
+        if id == config_file::EAL_ID {
+            eal.extend(values.iter().cloned());
+        } else if let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id.as_str()) {
+            let Some(long) = arg.get_long() else { continue };
+            if arg.get_action().takes_values() {
+                argv.extend(values.iter().map(|v| config_file::flag_token(long, v)));
+            } else {
+                // A switch (`--check`): its raw value is clap's "true".
+                argv.push(format!("--{long}").into());
+            }
+        }
+        // Other ids are clap's argument groups, whose flags come on their own.
+    }
+    for (long, value) in sets {
+        argv.push(config_file::flag_token(long, OsStr::new(value)));
+    }
+    argv.push("--".into());
+    argv.extend(eal);
+    argv
+}
+
+/// Every flag's raw values, defaults included, by key (`eal` for EAL's).
+pub(super) type Effective = std::collections::BTreeMap<String, Vec<OsString>>;
+
+/// A merged argv made into a configuration, with its [`Effective`] flags
+/// to compare two configurations key by key.
+pub(super) fn resolve(cmd: &clap::Command, argv: Vec<OsString>) -> Result<(ServeConfig, Effective), String> {
+    let m = cmd.clone().try_get_matches_from(argv).map_err(|e| config_file::clap_message(&e))?;
+    let flags = ServeFlags::from_arg_matches(&m).map_err(|e| config_file::clap_message(&e))?;
+    let effective = cmd
+        .get_arguments()
+        .filter_map(|a| {
+            let id = a.get_id().as_str();
+            let key = if id == config_file::EAL_ID { id } else { a.get_long()? };
+            let raw = m.get_raw(id).into_iter().flatten().map(OsStr::to_os_string).collect();
+            Some((key.to_string(), raw))
+        })
+        .collect();
+    Ok((ServeConfig::try_from(flags).map_err(|e| e.to_string())?, effective))
+}
+
+impl ServeArgs {
+    /// What SIGHUP and `dlisten set` make the configuration anew with.
+    pub(super) fn reloader(&self) -> Result<super::reload::Reloader, ServeArgsError> {
+        super::reload::Reloader::new(self.command_line.clone(), self.flags.config.clone())
     }
 }
 
@@ -397,6 +446,7 @@ impl TryFrom<ServeFlags> for ServeConfig {
                 max_conns_per_source: a.max_conns_per_source,
             },
             drain_timeout: Duration::from_secs(a.drain_timeout),
+            config_path: a.config,
         })
     }
 }

@@ -64,6 +64,8 @@ pub struct ServeConfig {
     pub conn_limits: ConnLimits,
     /// SIGTERM: how long established connections may take to finish.
     pub drain_timeout: Duration,
+    /// `--config`: what SIGHUP reads again.
+    pub config_path: Option<PathBuf>,
 }
 
 impl ServeConfig {

@@ -5,6 +5,7 @@
 
 use super::listen::Listening;
 use super::{ServeConfig, ServeError};
+use crate::app::LiveApp;
 use crate::engine::keys::syncookie::SyncookieKeys;
 use crate::engine::keys::Secrets;
 use crate::engine::socket::{Stack, StackConfig};
@@ -21,6 +22,10 @@ pub(super) struct ControlPlane {
     pub term: Arc<AtomicBool>,
     /// Set by the server when it begins draining: the per-core apps follow.
     pub drain: Arc<AtomicBool>,
+    /// Set by SIGHUP: read the `--config` file again.
+    pub hup: Arc<AtomicBool>,
+    /// The application's settings, changeable while serving.
+    pub app: Arc<LiveApp>,
     /// Every worker's engine starts from these.
     pub secrets: Secrets,
     pub stack: Arc<Stack>,
@@ -47,7 +52,7 @@ impl ControlPlane {
                 cfg.control_socket.display()
             );
         }
-        let (stop, term) = stop_on_signal()?;
+        let (stop, term, hup) = stop_on_signal()?;
         let secrets = secrets(cfg)?;
         let stack = Arc::new(Stack::new(StackConfig {
             workers: cfg.workers,
@@ -68,17 +73,23 @@ impl ControlPlane {
             None => None,
         };
         let drain = Arc::new(AtomicBool::new(false));
-        Ok(ControlPlane { stop, term, drain, secrets, stack, listening, event_log, events, metrics, control_socket })
+        let app = LiveApp::new(cfg.app.clone());
+        Ok(ControlPlane { stop, term, drain, hup, app, secrets, stack, listening, event_log, events, metrics, control_socket })
     }
 }
 
-/// SIGINT sets the stop flag, SIGTERM the drain-then-stop one.
-fn stop_on_signal() -> Result<(Arc<AtomicBool>, Arc<AtomicBool>), ServeError> {
+/// SIGINT sets the stop flag, SIGTERM the drain-then-stop one, SIGHUP the
+/// reload one (so that SIGHUP no longer ends the process).
+type SignalFlags = (Arc<AtomicBool>, Arc<AtomicBool>, Arc<AtomicBool>);
+
+fn stop_on_signal() -> Result<SignalFlags, ServeError> {
     let stop = Arc::new(AtomicBool::new(false));
     let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone()).map_err(ServeError::Signal)?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone()).map_err(ServeError::Signal)?;
-    Ok((stop, term))
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(ServeError::Signal)?;
+    Ok((stop, term, hup))
 }
 
 /// Random keys, with the operator's SYN cookie and TFO keys (or a fleet's

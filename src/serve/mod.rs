@@ -13,6 +13,7 @@ mod control_plane;
 mod eal;
 mod link;
 mod listen;
+mod live;
 mod periodic;
 mod telemetry;
 mod report;
@@ -21,6 +22,7 @@ mod stats;
 mod workers;
 
 pub use config::{read_key_file, KeyFileReadError, ListenSpec, ServeConfig};
+pub use live::{describe, Change, Reconfigure, Reconfigured, LIVE_KEYS};
 
 use crate::dpdk::DpdkError;
 use crate::engine::errno::Errno;
@@ -61,11 +63,17 @@ pub enum ServeError {
 
 /// Serve until SIGINT or SIGTERM, then print the exit report.
 pub fn run(cfg: ServeConfig) -> Result<(), ServeError> {
+    run_reconfigurable(cfg, None)
+}
+
+/// [`run`], with SIGHUP and `dlisten set` making the configuration anew
+/// through `reconfigure`.
+pub fn run_reconfigurable(cfg: ServeConfig, reconfigure: Option<Box<dyn Reconfigure>>) -> Result<(), ServeError> {
     let control = ControlPlane::open(&cfg)?;
     // Declared before `running`, so dropped after it: the port goes before
     // the mempools and EAL.
     let dpdk = Dpdk::init(&cfg)?;
-    let mut running = Running::start(&cfg, control, &dpdk)?;
+    let mut running = Running::start(&cfg, control, &dpdk, reconfigure)?;
     running.run_until_stopped();
     running.shutdown().print();
     Ok(())

@@ -9,6 +9,7 @@ use super::telemetry::{TelemetryView, REFRESH};
 use std::path::PathBuf;
 use std::sync::Arc;
 use crate::telemetry::control::{format_stats, StatsSnapshot, StatsSource};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often the main thread looks at the stop flag and the intervals below.
@@ -18,8 +19,9 @@ pub(super) const TICK: Duration = Duration::from_millis(50);
 const KEY_FILE_CHECK: Duration = Duration::from_secs(1);
 
 pub(super) struct Periodic {
-    /// None with an operator-set key: servers sharing it must keep it.
     rotate_every: Option<Duration>,
+    /// An operator-set key (at start, or live): servers sharing it must keep it.
+    operator_key: Arc<AtomicBool>,
     last_rotation: Instant,
     /// `--key-file` and the keys last read from it.
     key_file: Option<(PathBuf, FleetKeys)>,
@@ -35,9 +37,11 @@ pub(super) struct Periodic {
 }
 
 impl Periodic {
-    pub fn new(cfg: &ServeConfig) -> Periodic {
+    pub fn new(cfg: &ServeConfig, operator_key: Arc<AtomicBool>) -> Periodic {
         Periodic {
-            rotate_every: if cfg.syncookie_key.is_some() || cfg.key_file.is_some() { None } else { cfg.syncookie_rotate },
+            // A fleet's key file names the keys: no random rotation.
+            rotate_every: if cfg.key_file.is_some() { None } else { cfg.syncookie_rotate },
+            operator_key,
             last_rotation: Instant::now(),
             key_file: cfg.key_file.clone(),
             last_key_check: Instant::now(),
@@ -57,7 +61,7 @@ impl Periodic {
     }
 
     pub fn tick(&mut self, stats: &ServeStats) {
-        if let Some(every) = self.rotate_every {
+        if let Some(every) = self.rotate_every.filter(|_| !self.operator_key.load(Ordering::Relaxed)) {
             if self.last_rotation.elapsed() >= every {
                 self.last_rotation = Instant::now();
                 match Secrets::random() {

@@ -5,17 +5,19 @@ use super::control_plane::ControlPlane;
 use super::eal::Dpdk;
 use super::link::LinkWatch;
 use super::listen::Listening;
+use super::live::{Live, Reconfigure};
 use super::periodic::{Periodic, TICK};
 use super::report::{Hgrms, Report};
 use super::stats::ServeStats;
 use super::workers::WorkerParts;
 use super::{ServeConfig, ServeError};
 use crate::api::{app_threads, Sockets};
-use crate::dpdk::{tsc_hz, MulticastRx, Port, PortConfig};
+use crate::dpdk::{tsc, tsc_hz, MulticastRx, Port, PortConfig};
 use crate::engine::host::ipv6::Ipv6Identity;
 use crate::engine::socket::Stack;
 use crate::stats::{Counter, CounterSnapshot, Counters, Runtime};
 use super::telemetry::TelemetryView;
+use crate::telemetry::capture::{CaptureHub, CaptureInterface};
 use crate::telemetry::control::ControlServer;
 use crate::telemetry::event_log::{AppEvent, EventLog};
 use crate::telemetry::format_ss_lnt;
@@ -57,12 +59,21 @@ pub(super) struct Running {
     periodic: Periodic,
     link: LinkWatch,
     hgrm_dir: Option<PathBuf>,
+    /// SIGHUP: read the `--config` file again.
+    hup: Arc<AtomicBool>,
+    live: Option<Arc<Live>>,
+    config_path: Option<PathBuf>,
 }
 
 impl Running {
     /// Start the port, the workers, the application threads and the control
     /// socket, and say so.
-    pub fn start(cfg: &ServeConfig, control: ControlPlane, dpdk: &Dpdk) -> Result<Running, ServeError> {
+    pub fn start(
+        cfg: &ServeConfig,
+        control: ControlPlane,
+        dpdk: &Dpdk,
+        reconfigure: Option<Box<dyn Reconfigure>>,
+    ) -> Result<Running, ServeError> {
         let port = start_port(cfg, dpdk)?;
         let tx_csum_offload = port.info().tx_csum_offload;
         let mac = EthernetAddress(port.mac_addr()?);
@@ -73,6 +84,7 @@ impl Running {
         let counters: Vec<Arc<Counters>> = (0..cfg.workers).map(|_| Arc::new(Counters::new())).collect();
         let tsc_hz = tsc_hz(&dpdk.eal);
         let runtimes: Vec<Arc<Runtime>> = (0..cfg.workers).map(|_| Arc::new(Runtime::new(tsc_hz))).collect();
+        let capture = CaptureHub::new(usize::from(cfg.workers), tsc, tsc_hz, capture_interface(cfg, dpdk.port_id, &port, mac));
         let parts = WorkerParts {
             cfg,
             control: &control,
@@ -86,6 +98,7 @@ impl Running {
             runtimes: &runtimes,
             latency: &latency,
             epoch,
+            capture: &capture,
         };
         let workers = parts.spawn_all()?;
         print!("{}", format_ss_lnt(&control.stack.listeners()));
@@ -102,6 +115,11 @@ impl Running {
                 return Err(ServeError::Thread("application".into(), e));
             }
         };
+        let operator_cookie_key = Arc::new(AtomicBool::new(cfg.syncookie_key.is_some()));
+        let live = reconfigure.map(|maker| {
+            let fds = control.listening.fds.clone();
+            Arc::new(Live::new(maker, control.stack.clone(), fds, control.app.clone(), operator_cookie_key.clone()))
+        });
         let health = Health::new();
         let main_counters = Arc::new(Counters::new());
         let link = LinkWatch::new(dpdk.port_id, LinkWatch::read(&port).ok().map(|l| l.up), main_counters.clone());
@@ -114,10 +132,12 @@ impl Running {
             hub,
             listener_labels: listener_labels(&control.stack),
             health: health.clone(),
+            capture,
+            live: live.clone(),
         });
         // Both threads start here, on the main thread after EAL init: they
         // inherit its affinity (EAL's main lcore) rather than a worker's.
-        let ControlPlane { stop, term, drain, listening, event_log, metrics, control_socket, .. } = control;
+        let ControlPlane { stop, term, drain, hup, listening, event_log, metrics, control_socket, .. } = control;
         // From here a failure must stop the workers first: they poll the
         // port, which goes when this returns.
         let abort = |e: ServeError, workers: Vec<JoinHandle<()>>| {
@@ -145,7 +165,7 @@ impl Running {
             Ok(()) => crate::dpdk::telemetry::set_source(Some(telemetry.clone())),
             Err(e) => eprintln!("dlisten: DPDK telemetry: {e}; serving without the /dlisten commands"),
         }
-        let periodic = Periodic::new(cfg).with_telemetry(telemetry, &stats);
+        let periodic = Periodic::new(cfg, operator_cookie_key).with_telemetry(telemetry, &stats);
         health.set_serving(true);
         print_ready(cfg);
         Ok(Running {
@@ -166,6 +186,9 @@ impl Running {
             per_core: cfg.per_core(),
             drained: false,
             periodic,
+            hup,
+            live,
+            config_path: cfg.config_path.clone(),
             link,
             hgrm_dir: cfg.hgrm_dir.clone(),
         })
@@ -176,6 +199,9 @@ impl Running {
     pub fn run_until_stopped(&mut self) {
         while !self.stop.load(Ordering::Relaxed) && !self.term.load(Ordering::Relaxed) {
             std::thread::sleep(TICK);
+            if self.hup.swap(false, Ordering::Relaxed) {
+                self.reload();
+            }
             self.link.poll(&self.port);
             self.periodic.tick(&self.stats);
         }
@@ -183,6 +209,18 @@ impl Running {
             self.drain();
         }
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// SIGHUP: the `--config` file again; one line says what changed.
+    fn reload(&self) {
+        let Some(path) = &self.config_path else {
+            return eprintln!("dlisten: SIGHUP: no --config file to read again (nothing changed)");
+        };
+        match self.live.as_ref().map(|l| l.reload()) {
+            Some(Ok(what)) => println!("dlisten: SIGHUP: reloaded {}: {what}", path.display()),
+            Some(Err(e)) => eprintln!("dlisten: SIGHUP: {e} (nothing changed)"),
+            None => eprintln!("dlisten: SIGHUP: this server cannot reload (nothing changed)"),
+        }
     }
 
     /// Stop taking connections and let the open ones finish, for up to
@@ -322,6 +360,16 @@ fn print_port(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress
     println!("dlisten: addresses {}", addrs.collect::<Vec<_>>().join(" "));
 }
 
+/// How a capture names the port: its kernel interface when it has one.
+fn capture_interface(cfg: &ServeConfig, port_id: u16, port: &Port, mac: EthernetAddress) -> CaptureInterface {
+    let info = port.info();
+    CaptureInterface {
+        name: info.iface.clone().unwrap_or_else(|| format!("dpdk{port_id}")),
+        description: format!("dlisten port {port_id} driver {} queues {} mac {mac}", info.driver, cfg.workers),
+        mac: mac.0,
+    }
+}
+
 fn on_off(b: bool) -> &'static str {
     if b {
         "on"
@@ -360,7 +408,7 @@ fn spawn_app_threads(
     if cfg.per_core() || !cfg.app.accepts() {
         return Ok(Vec::new());
     }
-    app_threads::spawn(sockets, &control.listening.fds, cfg.app.clone(), cfg.app_threads, control.stop.clone(), latency, epoch)
+    app_threads::spawn(sockets, &control.listening.fds, control.app.clone(), cfg.app_threads, control.stop.clone(), latency, epoch)
 }
 
 fn print_ready(cfg: &ServeConfig) {

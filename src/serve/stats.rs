@@ -1,7 +1,9 @@
 //! What `dlisten stats` and the periodic line read from a running server.
 
+use super::live::Live;
 use crate::engine::socket::Stack;
 use crate::stats::{CounterSnapshot, Counters, Runtime};
+use crate::telemetry::capture::CaptureHub;
 use crate::telemetry::control::{StatsSnapshot, StatsSource};
 use crate::telemetry::latency::LatencyHub;
 use crate::telemetry::prometheus::{LatencyBuckets, LatencyHistogram, ListenerLabel, ListenerQueues};
@@ -24,6 +26,10 @@ pub(super) struct ServeStats {
     /// histograms outlive it (closed at shutdown) under the same labels.
     pub listener_labels: HashMap<u64, ListenerLabel>,
     pub health: Health,
+    /// The workers' taps, for `capture` on the control socket.
+    pub capture: Arc<CaptureHub>,
+    /// `set KEY VALUE` on the control socket.
+    pub live: Option<Arc<Live>>,
 }
 
 impl ServeStats {
@@ -56,6 +62,17 @@ impl StatsSource for ServeStats {
             latency_table,
             latency,
             runtime: self.runtimes.iter().map(|r| r.snapshot()).collect(),
+        }
+    }
+
+    fn capture(&self) -> Option<Arc<CaptureHub>> {
+        Some(self.capture.clone())
+    }
+
+    fn set(&self, key: &str, value: &str) -> Result<String, String> {
+        match &self.live {
+            Some(live) => live.set(key, value),
+            None => Err("this server cannot change settings while serving".into()),
         }
     }
 }

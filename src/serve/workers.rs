@@ -9,6 +9,7 @@ use crate::engine::host::{Host, HostConfig};
 use crate::engine::tcp::{TcpConfig, TcpEngine};
 use crate::engine::time::Instant as EngineInstant;
 use crate::stats::{Counters, Runtime};
+use crate::telemetry::capture::CaptureHub;
 use crate::telemetry::latency::{LatencySender, WorkerLatency};
 use crate::wire::ethernet::EthernetAddress;
 use crate::worker::apps::PerCoreApps;
@@ -38,6 +39,7 @@ pub(super) struct WorkerParts<'a> {
     pub latency: &'a LatencySender,
     /// Engine time zero.
     pub epoch: Instant,
+    pub capture: &'a Arc<CaptureHub>,
 }
 
 impl WorkerParts<'_> {
@@ -96,6 +98,7 @@ impl WorkerParts<'_> {
                 counters.clone(),
                 control.drain.clone(),
             )
+            .with_live(control.app.clone())
         });
         Ok(Worker {
             id: w,
@@ -121,6 +124,7 @@ impl WorkerParts<'_> {
                 self.csum_partial_logged.clone(),
             ),
             epoch: self.epoch,
+            capture: self.capture.tap(w),
         })
     }
 }

@@ -10,6 +10,7 @@ use crate::engine::socket::ListenerInfo;
 use crate::stats::{RuntimeSnapshot, Stage};
 use crate::telemetry::text::{format_runtime, format_ss_lnt};
 use crate::stats::{Counter, CounterSnapshot};
+use crate::telemetry::capture::{self, CaptureHub};
 use crate::telemetry::latency::LatencyRow;
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -26,7 +27,8 @@ use thiserror::Error;
 /// Where `serve` puts its control socket unless told otherwise.
 pub const CONTROL_DIR: &str = "/run/dlisten";
 /// A command line longer than this is refused.
-const COMMAND_MAX: u64 = 256;
+/// (`set http-body` carries a body.)
+const COMMAND_MAX: u64 = 64 * 1024;
 /// A client that sends nothing for this long is dropped.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -63,6 +65,16 @@ impl StatsSnapshot {
 /// Implemented by serve: a fresh snapshot per request.
 pub trait StatsSource: Send + Sync {
     fn snapshot(&self) -> StatsSnapshot;
+
+    /// The workers' capture taps (`capture` commands), when there are workers.
+    fn capture(&self) -> Option<Arc<CaptureHub>> {
+        None
+    }
+
+    /// `set KEY VALUE`: change one setting while serving; what changed.
+    fn set(&self, key: &str, _value: &str) -> Result<String, String> {
+        Err(format!("{key}: this server cannot change settings while serving"))
+    }
 }
 
 /// Per-second rate of `c` on worker `w` between `prev` (or start) and `now`.
@@ -363,10 +375,39 @@ fn serve_client(stream: UnixStream, state: &dyn StatsSource, last: &Mutex<Option
             s.push('\n');
             s
         }
-        other => format!("error: unknown command {other:?} (commands: stats, json)\n"),
+        cmd if cmd.starts_with("set ") => match parse_set(&cmd["set ".len()..]) {
+            Ok((key, value)) => match state.set(&key, &value) {
+                Ok(what) => format!("{what}\n"),
+                Err(e) => format!("error: {e}\n"),
+            },
+            Err(e) => format!("error: {e}\n"),
+        },
+        cmd if cmd == "capture" || cmd.starts_with("capture ") => {
+            // Runs for the capture's length: writes are bounded by the
+            // timeout, the capture by its count and duration.
+            stream.set_read_timeout(None)?;
+            return match state.capture() {
+                Some(hub) => capture::serve(&stream, &hub, &cmd["capture".len()..]),
+                None => (&stream).write_all(b"error: this server has no workers to capture from\n"),
+            };
+        }
+        other => format!("error: unknown command {other:?} (commands: stats, json, capture)\n"),
     };
     (&stream).write_all(answer.as_bytes())?;
     (&stream).flush()
+}
+
+/// `KEY "VALUE"`: the value is a JSON string, so that any text (a body
+/// with newlines) fits on the command's one line.
+fn parse_set(rest: &str) -> Result<(String, String), String> {
+    let (key, value) = rest.trim().split_once(' ').ok_or("set: expected KEY VALUE")?;
+    let value: String = serde_json::from_str(value.trim()).map_err(|e| format!("set {key}: the value is not a JSON string: {e}"))?;
+    Ok((key.to_string(), value))
+}
+
+/// The control socket line that sets `key` to `value`.
+pub fn set_command(key: &str, value: &str) -> String {
+    format!("set {key} {}", Value::String(value.to_string()))
 }
 
 /// What `dlisten stats` can run into.
@@ -382,14 +423,19 @@ pub enum ControlError {
     Server { path: PathBuf, message: String },
 }
 
+/// Connect to the server at `path`, with its errors named for an operator.
+pub fn connect(path: &Path) -> Result<UnixStream, ControlError> {
+    UnixStream::connect(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ControlError::NotRunning(path.to_path_buf()),
+        io::ErrorKind::PermissionDenied => ControlError::PermissionDenied(path.to_path_buf()),
+        _ => ControlError::Io { path: path.to_path_buf(), source: e },
+    })
+}
+
 /// Send `command` to the server at `path` and return its whole answer.
 pub fn query(path: &Path, command: &str) -> Result<String, ControlError> {
     let io_err = |source: io::Error| ControlError::Io { path: path.to_path_buf(), source };
-    let mut stream = UnixStream::connect(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ControlError::NotRunning(path.to_path_buf()),
-        io::ErrorKind::PermissionDenied => ControlError::PermissionDenied(path.to_path_buf()),
-        _ => io_err(e),
-    })?;
+    let mut stream = connect(path)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io_err)?;
     stream.write_all(format!("{command}\n").as_bytes()).map_err(io_err)?;
     let mut answer = String::new();

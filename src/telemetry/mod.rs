@@ -10,7 +10,9 @@
 //! - [`prometheus`]: the Prometheus text format of everything above.
 //! - [`metrics_server`]: `/metrics` and `/health` over HTTP (`--metrics`).
 //! - [`text`]: the `ss -lnt` listing.
+//! - [`capture`]: `dlisten capture`: frames copied by the workers, as pcapng.
 
+pub mod capture;
 pub mod control;
 pub mod event_log;
 pub mod latency;

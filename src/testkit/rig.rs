@@ -129,7 +129,7 @@ impl Rig {
         f(&mut s);
         self.stack.set_sysctls(s);
         for w in &mut self.workers {
-            w.engine.refresh_sysctls();
+            assert!(w.engine.refresh_sysctls_if_changed(), "a worker missed a sysctl change");
         }
     }
 

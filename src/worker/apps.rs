@@ -4,7 +4,7 @@
 //! the core that owns it. Shared nothing, no locks, no cross-core traffic.
 
 use crate::app::session::{Phase, Session};
-use crate::app::AppKind;
+use crate::app::{AppKind, LiveApp};
 use crate::engine::errno::Errno;
 use crate::engine::listen::{ChildSock, Listener};
 use crate::engine::tcb::Events;
@@ -86,6 +86,8 @@ struct AppConn {
 /// One worker's application side.
 pub struct PerCoreApps {
     kind: AppKind,
+    /// Where a changed `kind` comes from, and its generation last seen.
+    live: Option<(Arc<LiveApp>, u64)>,
     /// This worker's listeners (its reuseport members).
     listeners: Vec<Arc<Listener>>,
     /// Application state by connection slot.
@@ -119,6 +121,7 @@ impl PerCoreApps {
     ) -> PerCoreApps {
         PerCoreApps {
             kind,
+            live: None,
             listeners,
             conns: Vec::new(),
             scratch: vec![0; READ_CHUNK],
@@ -131,6 +134,12 @@ impl PerCoreApps {
             drain,
             draining: false,
         }
+    }
+
+    /// Take changes of the application's settings from `live`, between bursts.
+    pub fn with_live(mut self, live: Arc<LiveApp>) -> Self {
+        self.live = Some((live, 0));
+        self
     }
 
     fn log(&self, ev: impl FnOnce() -> AppEvent) {
@@ -153,6 +162,9 @@ impl PerCoreApps {
     ) {
         if !self.draining && self.drain.load(Ordering::Relaxed) {
             self.begin_drain(now, tcp, tx);
+        }
+        if let Some((live, seen)) = &mut self.live {
+            live.refresh(seen, &mut self.kind);
         }
         if !matches!(self.kind, AppKind::Hold) {
             for i in 0..self.listeners.len() {

@@ -18,6 +18,7 @@ use apps::PerCoreApps;
 use csum_partial::PartialCsumWatch;
 use sink::MbufSink;
 use crate::api::worker_side::AttachedConns;
+use crate::telemetry::capture::CaptureTap;
 use crate::telemetry::latency::LatencySender;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct Worker {
     pub csum_partial: PartialCsumWatch,
     /// Engine time zero.
     pub epoch: Instant,
+    /// `dlisten capture`: one flag load per burst while no capture runs.
+    pub capture: CaptureTap,
 }
 
 impl Worker {
@@ -76,14 +79,13 @@ impl Worker {
         let mut rx = MbufBatch::new();
         let pool = self.pool.clone();
         let Some(txq) = self.txq.take() else { return };
-        let mut sink = MbufSink::new(&pool, txq, self.tx_csum_offload);
+        let mut sink = MbufSink::new(&pool, txq, self.tx_csum_offload).with_capture(self.capture.clone());
         let mut idle_polls = 0u32;
         let mut ready = Vec::new();
         let mut last_housekeeping = Instant::now();
         let mut last_latency = Instant::now();
         let epoch = self.epoch;
         let clock_fn = move || EngineInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
-        let mut sysctl_refresh = 0u32;
         let runtime = self.runtime.clone();
         while !self.stop.load(Ordering::Relaxed) {
             let start = tsc();
@@ -91,10 +93,8 @@ impl Worker {
             let mut busy = false;
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 last_housekeeping = Instant::now();
-                sysctl_refresh += 1;
-                if sysctl_refresh % 100 == 0 {
-                    self.tcp.refresh_sysctls();
-                }
+                // Live changes (SIGHUP, `dlisten set`) land between bursts.
+                self.tcp.refresh_sysctls_if_changed();
                 self.housekeeping(&clock_fn, &mut ready, &mut sink, &mut last_latency);
                 clock.mark(Stage::Timers, 0);
                 busy = true;
@@ -114,6 +114,7 @@ impl Worker {
                 continue;
             }
             idle_polls = 0;
+            self.capture.rx(rx.iter().map(|m| (m.data(), m.pkt_len())));
             let now = clock_fn();
             let frames: ArrayVec<(&[u8], RxMeta), BURST> = rx.iter().map(|m| (m.data(), rx_meta(m))).collect();
             clock.mark(Stage::Rx, n);

@@ -3,6 +3,7 @@
 
 use crate::dpdk::{MbufBatch, Mempool, TxQueue};
 use crate::engine::tx::{TxFrame, TxOffload, TxSink};
+use crate::telemetry::capture::CaptureTap;
 
 pub struct MbufSink<'p> {
     pool: &'p Mempool,
@@ -13,11 +14,19 @@ pub struct MbufSink<'p> {
     drops: u64,
     /// Frames not built: the mempool was empty.
     no_mbuf: u64,
+    /// `dlisten capture`'s tx side: what is handed to the port.
+    capture: Option<CaptureTap>,
 }
 
 impl<'p> MbufSink<'p> {
     pub fn new(pool: &'p Mempool, txq: TxQueue, csum_offload: bool) -> Self {
-        MbufSink { pool, txq, batch: MbufBatch::new(), csum_offload, drops: 0, no_mbuf: 0 }
+        MbufSink { pool, txq, batch: MbufBatch::new(), csum_offload, drops: 0, no_mbuf: 0, capture: None }
+    }
+
+    /// Copy what is handed to the port to `tap` while a capture runs.
+    pub fn with_capture(mut self, tap: CaptureTap) -> Self {
+        self.capture = Some(tap);
+        self
     }
 
     pub fn pending(&self) -> usize {
@@ -27,6 +36,9 @@ impl<'p> MbufSink<'p> {
     /// Send what is pending (a full TX ring frees what it refuses).
     pub fn flush(&mut self) {
         if !self.batch.is_empty() {
+            if let Some(tap) = &self.capture {
+                tap.tx(self.batch.iter().map(|m| (m.data(), m.pkt_len())));
+            }
             self.drops += self.txq.tx_burst(&mut self.batch).dropped as u64;
         }
     }

@@ -56,6 +56,10 @@ pub enum ControlCmd {
     RotateSyncookieKey(crate::engine::keys::SipKey),
     /// Take these keys (a fleet's key file, read again after a change).
     SetFleetKeys(crate::engine::keys::FleetKeys),
+    /// New TFO keys (writing `net.ipv4.tcp_fastopen_key`): cookies are made
+    /// with the new primary from now on, and checked against it and the
+    /// new backup, if one was given.
+    SetTfoKeys(crate::engine::keys::fastopen::TfoKeys),
 }
 
 /// How to build a [`Stack`].
@@ -134,6 +138,9 @@ pub struct Stack {
     workers: u16,
     local_addrs: Vec<Ipv4Addr>,
     sysctls: ArcSwap<Sysctls>,
+    /// Bumped by every [`Stack::set_sysctls`]: a worker compares it between
+    /// bursts and reloads only when it moved.
+    sysctls_generation: AtomicU64,
     fds: RwLock<Vec<Option<Arc<SockEntry>>>>,
     next_sock: AtomicU64,
     next_listener: AtomicU64,
@@ -157,6 +164,7 @@ impl Stack {
             workers: config.workers,
             local_addrs: config.local_addrs,
             sysctls: ArcSwap::from_pointee(config.sysctls),
+            sysctls_generation: AtomicU64::new(0),
             fds: RwLock::new(Vec::new()),
             next_sock: AtomicU64::new(1),
             next_listener: AtomicU64::new(1),
@@ -178,9 +186,17 @@ impl Stack {
         self.sysctls.load_full()
     }
 
-    /// Change the sysctls (like writing /proc/sys); later calls see them.
+    /// Change the sysctls (like writing /proc/sys); later calls see them,
+    /// and workers from their next housekeeping on.
     pub fn set_sysctls(&self, s: Sysctls) {
         self.sysctls.store(Arc::new(s));
+        self.sysctls_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times the sysctls changed: read it first, then
+    /// [`Stack::sysctls`], and a change in between is seen next time.
+    pub fn sysctls_generation(&self) -> u64 {
+        self.sysctls_generation.load(Ordering::Acquire)
     }
 
     /// The listening hash, for workers.
@@ -222,6 +238,11 @@ impl Stack {
     /// Give every worker the keys of a fleet's key file.
     pub fn set_fleet_keys(&self, keys: crate::engine::keys::FleetKeys) {
         self.push_command(ControlCmd::SetFleetKeys(keys));
+    }
+
+    /// Give every worker new TFO keys.
+    pub fn set_tfo_keys(&self, keys: crate::engine::keys::fastopen::TfoKeys) {
+        self.push_command(ControlCmd::SetTfoKeys(keys));
     }
 
     /// A command for the worker that owns `child`.

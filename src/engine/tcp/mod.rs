@@ -168,6 +168,8 @@ pub struct TcpEngine {
     stack: Arc<Stack>,
     secrets: Secrets,
     sysctls: Arc<Sysctls>,
+    /// [`Stack::sysctls_generation`] when `sysctls` was read.
+    sysctls_seen: u64,
     reqs: HashMap<FlowKey, RequestSock>,
     conns: ConnTable,
     timers: TimerWheel<Timer>,
@@ -204,6 +206,7 @@ pub struct TcpEngine {
 
 impl TcpEngine {
     pub fn new(cfg: TcpConfig, stack: Arc<Stack>, secrets: Secrets, now: Instant) -> TcpEngine {
+        let sysctls_seen = stack.sysctls_generation();
         let sysctls = stack.sysctls();
         let syn_backlog = sysctls.tcp_max_syn_backlog.min(1 << 16) as usize;
         let index_capacity = cfg.max_conns.min(1 << 16);
@@ -218,6 +221,7 @@ impl TcpEngine {
             stack,
             secrets,
             sysctls,
+            sysctls_seen,
             // Sized for the SYN backlog up front, as Linux sizes its ehash at
             // boot: a SYN flood does not pay for rehashing the table.
             reqs: HashMap::with_capacity(syn_backlog),
@@ -318,6 +322,7 @@ impl TcpEngine {
                     self.secrets.syncookie.rotate(key, counter);
                 }
                 ControlCmd::SetFleetKeys(keys) => self.with_secrets(|s| keys.apply(s)),
+                ControlCmd::SetTfoKeys(keys) => self.secrets.tfo = keys,
             }
         }
         while let Some((key, generation)) = self.synack_timers.pop_due(now) {
@@ -399,7 +404,23 @@ impl TcpEngine {
 
     /// Re-read the sysctls (cheap; call every few milliseconds, not per packet).
     pub fn refresh_sysctls(&mut self) {
+        self.sysctls_seen = self.stack.sysctls_generation();
         self.sysctls = self.stack.sysctls();
+    }
+
+    /// The TFO keys this worker makes and checks cookies with.
+    pub fn tfo_keys(&self) -> crate::engine::keys::fastopen::TfoKeys {
+        self.secrets.tfo
+    }
+
+    /// Re-read the sysctls if they changed since the last read: one load
+    /// of the stack's generation when they did not. Between bursts.
+    pub fn refresh_sysctls_if_changed(&mut self) -> bool {
+        if self.stack.sysctls_generation() == self.sysctls_seen {
+            return false;
+        }
+        self.refresh_sysctls();
+        true
     }
 
     /// The lookup stage (Linux's `__inet_lookup_skb`): the flow's

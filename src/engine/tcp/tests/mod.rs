@@ -18,6 +18,7 @@ mod handshake;
 mod memory;
 mod queues;
 mod reuseport;
+mod live;
 mod timers;
 
 use crate::engine::flow::FlowKey;
