@@ -26,6 +26,7 @@
 //! fixed 40 ms), cwnd restart after idle, PAWS's 24-day ts_recent
 //! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
 
+pub mod rcv_space;
 pub mod recv;
 pub mod ring;
 pub mod rtt;
@@ -36,6 +37,7 @@ mod tests;
 
 use crate::engine::errno::Errno;
 use crate::engine::time::{Duration, Instant};
+use rcv_space::RcvSpace;
 use recv::{RecvBuf, MAX_OOO_RANGES};
 use rtt::{RttEstimator, RTO_MAX};
 use send::SendBuf;
@@ -189,7 +191,13 @@ pub struct PassiveOpen<'a> {
     pub syn_ack_pending: bool,
     /// An RTT measured on the handshake, if any.
     pub rtt_sample: Option<Duration>,
+    /// The receive buffer a connection starts with (Linux `tcp_rmem[1]`,
+    /// here what the first window offers).
     pub rcv_buf_cap: u32,
+    /// The most receive-buffer autotuning may grow it to (Linux
+    /// `tcp_rmem[2]`), bounded by what the window scale can offer; at most
+    /// `rcv_buf_cap` turns autotuning off.
+    pub rcv_buf_max: u32,
     pub snd_buf_cap: u32,
     /// Ring bytes granted for the TFO data (see [`Tcb::set_mem`]).
     pub mem_room: u32,
@@ -225,6 +233,23 @@ impl Deadline {
     fn due(self, now: Instant) -> bool {
         self.0 != u64::MAX && self.0 <= now.as_nanos()
     }
+}
+
+/// What only some connections need, out of line so the control block
+/// stays small: receive autotuning (bulk receivers), the answers to bad
+/// segments (rate limits), an out-of-order FIN. Allocated on first use,
+/// kept for the connection's life; not charged to the memory pool (it is
+/// control state, bounded per connection, like the `Tcb` itself).
+#[derive(Debug, Default)]
+struct TcbExt {
+    /// Receive-buffer autotuning, once the peer sends full-sized segments.
+    rcv_space: Option<RcvSpace>,
+    /// Start (ms) of the current challenge-ACK second.
+    chal_ms: u32,
+    /// When (ms, 0 = never) we last answered an out-of-window segment.
+    oow_ms: u32,
+    /// Sequence number of the peer's FIN when it arrived out of order.
+    rcv_fin_seq: u32,
 }
 
 // Bits of `Tcb::flags`.
@@ -282,8 +307,8 @@ pub struct Tcb {
     rcv_wup: u32,
     /// The window we last advertised, in bytes.
     rcv_wnd: u32,
-    /// Sequence number of the peer's FIN when it arrived out of order.
-    rcv_fin_seq: u32,
+    /// What receive autotuning may grow the buffer to.
+    rcv_buf_max: u32,
     cwnd: u32,
     ssthresh: u32,
     /// Congestion avoidance byte counter (RFC 5681 3.1, "appropriate byte counting").
@@ -293,10 +318,8 @@ pub struct Tcb {
     rtt_seq: u32,
     ts_recent: u32,
     ts_offset: u32,
-    /// Start (ms) of the current challenge-ACK second.
-    chal_ms: u32,
-    /// When (ms, 0 = never) we last answered an out-of-window segment.
-    oow_ms: u32,
+    /// State only some connections need, allocated on first use.
+    ext: Option<Box<TcbExt>>,
     /// TIME_WAIT and orphaned FIN_WAIT_2 lengths, in seconds.
     time_wait_s: u16,
     fin_timeout_s: u16,
@@ -379,7 +402,7 @@ impl Tcb {
             rcv_nxt: p.irs.wrapping_add(1),
             rcv_wup: p.irs.wrapping_add(1),
             rcv_wnd: 0,
-            rcv_fin_seq: 0,
+            rcv_buf_max: p.rcv_buf_max.clamp(rcv_cap, (u32::from(u16::MAX) << rcv_wscale).clamp(rcv_cap, MAX_BUF)),
             cwnd: INIT_CWND * mss as u32,
             // Linux TCP_INFINITE_SSTHRESH.
             ssthresh: u32::MAX,
@@ -388,8 +411,7 @@ impl Tcb {
             rtt_seq: 0,
             ts_recent,
             ts_offset,
-            chal_ms: 0,
-            oow_ms: 0,
+            ext: None,
             time_wait_s: secs_u16(p.config.time_wait),
             fin_timeout_s: secs_u16(p.config.fin_timeout),
             mem_room: p.mem_room,
@@ -818,7 +840,7 @@ impl Tcb {
             if receiving && !self.has(F_FIN_RCVD) {
                 if after(fin_seq, self.rcv_nxt) {
                     // Out of order: remember it until the hole fills.
-                    self.rcv_fin_seq = fin_seq;
+                    self.ext_mut().rcv_fin_seq = fin_seq;
                     self.set(F_OOO_FIN, true);
                     self.set(F_ACK_NOW, true);
                 } else if fin_seq == self.rcv_nxt {
@@ -829,7 +851,7 @@ impl Tcb {
                 self.set(F_ACK_NOW, true);
             }
         }
-        if self.has(F_OOO_FIN) && self.rcv_fin_seq == self.rcv_nxt && !self.has(F_FIN_RCVD) {
+        if self.has(F_OOO_FIN) && self.ext.as_ref().is_some_and(|e| e.rcv_fin_seq == self.rcv_nxt) && !self.has(F_FIN_RCVD) {
             self.on_fin(now);
         }
 
@@ -1420,6 +1442,7 @@ impl Tcb {
         match self.rcv.store(self.rcv_nxt, start, data, &mut self.mem_room) {
             Some(nxt) if nxt != self.rcv_nxt => {
                 self.rcv_nxt = nxt;
+                self.rcv_rtt_measure(now, seg, len);
                 self.events.insert(Events::READABLE);
                 if had_ooo {
                     // Linux: a segment filling a hole is ACKed at once.
@@ -1436,6 +1459,60 @@ impl Tcb {
                 self.set(F_ACK_NOW, true);
             }
         }
+    }
+
+    fn ext_mut(&mut self) -> &mut TcbExt {
+        self.ext.get_or_insert_with(Box::default)
+    }
+
+    /// The receiver's RTT samples for autotuning, from in-order data.
+    /// Autotuning starts with the first full-sized segment (a connection
+    /// that only ever gets small requests never needs a larger buffer, and
+    /// never allocates its state).
+    fn rcv_rtt_measure(&mut self, now: Instant, seg: &SegIn<'_>, len: u32) {
+        if self.rcv_buf_max <= self.rcv.cap() {
+            return;
+        }
+        let now_us = Self::now_us(now);
+        let (rcv_nxt, rcv_wnd, rcv_mss, adv_mss) = (self.rcv_nxt, self.rcv_wnd, self.rcv_mss, self.adv_mss);
+        let copied_seq = self.copied_seq();
+        let ts_now = self.has(F_TS).then(|| self.ts_val(now));
+        if self.ext.as_ref().is_none_or(|e| e.rcv_space.is_none()) {
+            if len < u32::from(self.mss) {
+                return;
+            }
+            // Linux tcp_init_buffer_space: the measurement starts here (the
+            // segment is not read yet, so it counts in this measurement).
+            self.ext_mut().rcv_space = Some(RcvSpace::new(now_us, copied_seq, rcv_wnd, adv_mss));
+        }
+        let Some(sp) = self.ext.as_mut().and_then(|e| e.rcv_space.as_mut()) else { return };
+        if let (Some(ts_now), Some((_, tsecr))) = (ts_now, seg.ts) {
+            sp.measure_ts(ts_now, tsecr, len, rcv_mss);
+        }
+        sp.measure_window(now_us, rcv_nxt, rcv_wnd);
+    }
+
+    /// Linux `tcp_rcv_space_adjust` (Linux runs it after each read; here
+    /// before each transmission, which follows every read): grow the
+    /// receive buffer to what the last RTT's reads ask for, up to
+    /// `rcv_buf_max`. Not under memory pressure (Linux `tcp_grow_window`
+    /// grows nothing then either).
+    fn rcv_space_adjust(&mut self, now: Instant) {
+        let copied_seq = self.copied_seq();
+        let (adv_mss, grow) = (self.adv_mss, !self.has(F_MEM_PRESSURE));
+        let Some(sp) = self.ext.as_mut().and_then(|e| e.rcv_space.as_mut()) else { return };
+        if let Some(want) = sp.adjust(Self::now_us(now), copied_seq, adv_mss, grow) {
+            let cap = want.min(self.rcv_buf_max);
+            if cap > self.rcv.cap() {
+                self.rcv.grow_cap(cap);
+            }
+        }
+    }
+
+    /// The sequence number after the last byte the application read (Linux `copied_seq`).
+    fn copied_seq(&self) -> u32 {
+        let fin = self.has(F_FIN_RCVD) as u32;
+        self.rcv_nxt.wrapping_sub(self.rcv.len() + fin)
     }
 
     /// Linux `__tcp_ack_snd_check`: ACK now or arm the delayed-ACK timer.
@@ -1547,8 +1624,8 @@ impl Tcb {
 
     fn challenge_ack(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
         let ms = Self::now_ms(now);
-        if ms.wrapping_sub(self.chal_ms) >= 1000 {
-            self.chal_ms = ms;
+        if ms.wrapping_sub(self.ext_mut().chal_ms) >= 1000 {
+            self.ext_mut().chal_ms = ms;
             self.chal_count = 0;
         }
         if self.chal_count >= self.chal_limit {
@@ -1577,10 +1654,11 @@ impl Tcb {
     ) {
         if seg.payload.is_empty() && !seg.flags.syn() {
             let ms = Self::now_ms(now);
-            if self.oow_ms != 0 && ms.wrapping_sub(self.oow_ms) < OOW_ACK_INTERVAL_MS {
+            let ext = self.ext_mut();
+            if ext.oow_ms != 0 && ms.wrapping_sub(ext.oow_ms) < OOW_ACK_INTERVAL_MS {
                 return;
             }
-            self.oow_ms = ms.max(1);
+            ext.oow_ms = ms.max(1);
         }
         self.send_ack(now, out);
     }
@@ -1670,6 +1748,7 @@ impl Tcb {
         if matches!(self.state, State::Closed | State::TimeWait) {
             return;
         }
+        self.rcv_space_adjust(now);
         loop {
             let start = self.data_seq();
             if before(self.snd_nxt, start) {

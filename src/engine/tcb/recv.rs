@@ -64,6 +64,12 @@ impl RecvBuf {
         self.cap
     }
 
+    /// Receive autotuning made the buffer larger: windows are offered from
+    /// `cap` now, and the ring may grow to it (as data arrives).
+    pub fn grow_cap(&mut self, cap: u32) {
+        self.cap = self.cap.max(cap);
+    }
+
     /// Ring size, slack included: the most bytes ever held.
     pub fn ring_len(&self) -> u32 {
         self.cap + u32::from(self.slack)

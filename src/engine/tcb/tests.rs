@@ -27,6 +27,8 @@ fn params(now: Instant) -> PassiveOpen<'static> {
         syn_ack_pending: false,
         rtt_sample: None,
         rcv_buf_cap: 64 * 1024,
+        // Autotuning off (at most rcv_buf_cap): the window stays what these cases expect.
+        rcv_buf_max: 0,
         snd_buf_cap: 64 * 1024,
         mem_room: u32::MAX,
         config: TcbConfig::default(),
@@ -444,6 +446,7 @@ impl Pair {
                 syn_ack_pending: false,
                 rtt_sample: None,
                 rcv_buf_cap: rcv_cap,
+                rcv_buf_max: 0,
                 snd_buf_cap: snd_cap,
                 mem_room: u32::MAX,
                 config: TcbConfig::default(),
