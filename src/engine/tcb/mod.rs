@@ -1477,7 +1477,7 @@ impl Tcb {
         let (rcv_nxt, rcv_wnd, rcv_mss, adv_mss) = (self.rcv_nxt, self.rcv_wnd, self.rcv_mss, self.adv_mss);
         let copied_seq = self.copied_seq();
         let ts_now = self.has(F_TS).then(|| self.ts_val(now));
-        if self.ext.as_ref().is_none_or(|e| e.rcv_space.is_none()) {
+        if !self.ext.as_ref().is_some_and(|e| e.rcv_space.is_some()) {
             if len < u32::from(self.mss) {
                 return;
             }

@@ -428,6 +428,12 @@ struct Pair {
 
 impl Pair {
     fn new(rcv_cap: u32, snd_cap: u32) -> Pair {
+        Pair::tuned(rcv_cap, 0, snd_cap)
+    }
+
+    /// Both sides with receive buffers of `rcv_cap` that autotuning may
+    /// grow to `rcv_max` (at most `rcv_cap`: off).
+    fn tuned(rcv_cap: u32, rcv_max: u32, snd_cap: u32) -> Pair {
         let now = Instant::from_secs(100);
         let mk = |iss, irs, off| {
             Tcb::new_passive(PassiveOpen {
@@ -446,7 +452,7 @@ impl Pair {
                 syn_ack_pending: false,
                 rtt_sample: None,
                 rcv_buf_cap: rcv_cap,
-                rcv_buf_max: 0,
+                rcv_buf_max: rcv_max,
                 snd_buf_cap: snd_cap,
                 mem_room: u32::MAX,
                 config: TcbConfig::default(),
@@ -1187,4 +1193,131 @@ fn under_memory_pressure_the_offered_window_shrinks_to_four_segments() {
     assert!(normal >= 60_000, "{normal}");
     // Linux tcp_adjust_rcv_ssthresh: 4 * advmss (5840), in 128-byte units.
     assert!((2 * 1460..=4 * 1460 + 127).contains(&pressed), "{pressed}");
+}
+
+// ---------------------------------------------------------------------------
+// Receive-buffer autotuning (Linux tcp_rcv_space_adjust)
+
+/// The largest window `from` advertised, in bytes (scale 7 both ways).
+fn max_window(p: &Pair, from: usize) -> u32 {
+    p.sides[from]
+        .log
+        .iter()
+        .filter(|(_, s)| !s.flags.syn())
+        .map(|(_, s)| u32::from(s.window) << 7)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Time for the client to upload `n` bytes to the server (10 ms each way),
+/// and the pair afterwards.
+fn upload(rcv_max: u32, n: usize) -> (Duration, Pair) {
+    let mut p = Pair::tuned(64 * 1024, rcv_max, 16 << 20);
+    let data = pattern(n, 21);
+    let t0 = p.now;
+    p.write(CLIENT, &data);
+    let mut steps = 0;
+    while p.sides[SERVER].received.len() < n && p.step(t0 + Duration::from_secs(600)) {
+        steps += 1;
+        assert!(steps < 1_000_000, "no progress");
+    }
+    let took = p.now - t0;
+    assert!(p.sides[SERVER].received == data, "data lost or corrupted");
+    (took, p)
+}
+
+#[test]
+fn receive_window_grows_across_rtts_when_the_application_reads() {
+    let max = 4 << 20;
+    let (tuned, p) = upload(max, 8 << 20);
+    let server = &p.sides[SERVER].tcb;
+    // The window grew from 64 KiB to megabytes, and no further than the cap.
+    let top = max_window(&p, SERVER);
+    assert!(top > 2 << 20, "largest window {top}");
+    assert!(top <= max, "largest window {top} above the cap {max}");
+    assert!(server.recv_buf_cap() <= max + 127, "{}", server.recv_buf_cap());
+    // The window grew over several RTTs, not at once: the first 20 ms
+    // (one RTT) offered no more than the initial 64 KiB.
+    let start = p.sides[SERVER].log[0].0;
+    let early = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(t, _)| *t < start + Duration::from_millis(20))
+        .map(|(_, s)| u32::from(s.window) << 7)
+        .max()
+        .unwrap_or(0);
+    assert!(early <= 64 * 1024, "{early}");
+    // A fixed 64 KiB window moves at most 64 KiB per 20 ms RTT: the same
+    // upload takes several times as long.
+    let (fixed, q) = upload(0, 8 << 20);
+    assert!(max_window(&q, SERVER) <= 64 * 1024);
+    println!("8 MiB upload: autotuned {tuned:?} (largest window {top}), fixed 64 KiB {fixed:?}");
+    assert!(tuned * 4 < fixed, "autotuned {tuned:?}, fixed {fixed:?}");
+}
+
+#[test]
+fn receive_window_stays_small_when_the_application_does_not_read() {
+    let mut p = Pair::tuned(64 * 1024, 4 << 20, 16 << 20);
+    p.sides[SERVER].reading = false;
+    let data = pattern(2 << 20, 22);
+    p.write(CLIENT, &data);
+    let t0 = p.now;
+    p.drive_until(t0 + Duration::from_secs(5));
+    let server = &p.sides[SERVER].tcb;
+    // Filled (the window's rounding to the scale unit may add a few bytes) and stopped.
+    let queued = server.recv_queue_len();
+    assert!((64 * 1024..64 * 1024 + 128).contains(&queued), "{queued}");
+    assert!(max_window(&p, SERVER) <= 64 * 1024);
+    assert!(server.recv_buf_cap() <= 64 * 1024 + 127);
+    // Reading again: everything arrives, and then the window may grow.
+    p.sides[SERVER].reading = true;
+    p.drive_until(t0 + Duration::from_secs(120));
+    assert!(p.sides[SERVER].received == data);
+}
+
+#[test]
+fn receive_window_does_not_grow_under_memory_pressure() {
+    let mut p = Pair::tuned(64 * 1024, 4 << 20, 16 << 20);
+    // Linux tcp_adjust_rcv_ssthresh: 4 segments of advmss under pressure.
+    p.sides[SERVER].tcb.set_mem(u32::MAX, true);
+    let data = pattern(1 << 20, 23);
+    p.write(CLIENT, &data);
+    p.drive_until(p.now + Duration::from_secs(60));
+    assert!(p.sides[SERVER].received == data);
+    // Once the window offered before the pressure is used up (it may not
+    // shrink), at most 4 segments, rounded up to the scale unit (128).
+    let start = p.sides[SERVER].log[0].0;
+    let top = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(t, _)| *t > start + Duration::from_millis(100))
+        .map(|(_, s)| u32::from(s.window) << 7)
+        .max()
+        .unwrap_or(0);
+    assert!(top > 0 && top <= 4 * 1460 + 127, "window {top} under pressure");
+    assert!(p.sides[SERVER].tcb.recv_buf_cap() <= 64 * 1024 + 127);
+}
+
+#[test]
+fn receive_autotuning_survives_loss_and_reordering() {
+    for seed in 1..=6u64 {
+        let mut p = Pair::tuned(64 * 1024, 2 << 20, 4 << 20);
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        p.link = Box::new(move |_, _| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 200 {
+                0..=1 => None,
+                2..=9 => Some(Duration::from_millis(x % 8)),
+                _ => Some(Duration::ZERO),
+            }
+        });
+        let data = pattern(4 << 20, 24);
+        p.write(CLIENT, &data);
+        p.sides[CLIENT].shutdown_after_write = true;
+        p.drive();
+        assert!(p.sides[SERVER].received == data, "seed {seed}");
+        assert!(p.sides[SERVER].tcb.recv_buf_cap() <= (2 << 20) + 127, "seed {seed}");
+    }
 }
