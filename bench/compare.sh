@@ -24,6 +24,7 @@
 #
 # Usage: bench/compare.sh [SYN_COUNT] [HANDSHAKES]    (defaults 200000, 20000)
 #        PARTS=clients ROUNDS=2 CDUR=8 CONNS=64 bench/compare.sh
+#        PARTS=clients CTESTS=up bench/compare.sh     (only the upload)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The newer of the release and debug builds, unless DLISTEN says.
@@ -41,6 +42,7 @@ CDUR=${CDUR:-8}           # seconds per wrk run, and the upload's time cap
 ROUNDS=${ROUNDS:-2}       # the clients part runs its targets in turn, ROUNDS times
 CONNS=${CONNS:-64}        # wrk connections
 UPLOAD_MB=${UPLOAD_MB:-4096}  # the upload's byte cap
+CTESTS=${CTESTS:-close keep up}  # the clients part's tests, any of these
 IDLE_US=${IDLE_US:-5}     # dlisten --idle-sleep-us in the clients part (it shares its core with its NAPI thread)
 # More net_af_xdp devargs. busy_budget=0: no preferred busy polling; with the
 # veth NAPI in a thread on the server core, a busy-polling recvfrom per empty
@@ -101,6 +103,7 @@ run_suite() {
 }
 
 want() { [[ " $PARTS " == *" $1 "* ]]; }
+wantc() { [[ " $CTESTS " == *" $1 "* ]]; }
 
 if want flood; then
 # (a) dlisten over memif
@@ -273,12 +276,17 @@ run_dlisten() {
         xdp) vdev=net_af_xdp0,iface=$VS${XDP_ARGS:-} ;;
         afpacket) vdev=net_af_packet0,iface=$VS ;;
     esac
-    dlisten_on $t "$vdev" http 80
-    wrk_close $t; wrk_keep $t
-    dlisten_stop
-    dlisten_on $t "$vdev" discard 9
-    upload $t
-    dlisten_stop
+    if wantc close || wantc keep; then
+        dlisten_on $t "$vdev" http 80
+        if wantc close; then wrk_close $t; fi
+        if wantc keep; then wrk_keep $t; fi
+        dlisten_stop
+    fi
+    if wantc up; then
+        dlisten_on $t "$vdev" discard 9
+        upload $t
+        dlisten_stop
+    fi
     grep -h "partial checksums" "$OUT"/serve-$t-*.$ROUND >&2 || true
 }
 
@@ -314,7 +322,9 @@ while True:
     SERVER_PIDS=($npid $dpid)
     sleep 0.5
     ip netns exec $CNS curl -sf --max-time 3 -o /dev/null $URL || { echo "nginx does not answer:" >&2; cat "$OUT/nginx.err" >&2; }
-    wrk_close kernel; wrk_keep kernel; upload kernel
+    if wantc close; then wrk_close kernel; fi
+    if wantc keep; then wrk_keep kernel; fi
+    if wantc up; then upload kernel; fi
     kill "$npid" "$dpid" 2>/dev/null || true
     wait "$npid" "$dpid" 2>/dev/null || true
     ip netns exec $SNS ip addr flush dev $VS
@@ -330,7 +340,7 @@ printf '\nreal clients on one veth: server on cpu %s, client on cpu %s, %s round
     "$SERVER_CPU" "$GEN_CPU" "$ROUNDS" "$CDUR" "$CONNS"
 printf '%-9s %-6s %14s %10s %10s %16s   %s\n' target test rate "srv cores" "cli cores" "per srv core" "srv cores: process + NAPI thread + softirq"
 for t in xdp afpacket kernel; do
-    for k in close keep up; do
+    for k in $CTESTS; do
         n=$t-$k
         unit=/s; [ $k = up ] && unit=MiB/s
         rate=$(echo "${OPS[$n]} / (${SECS[$n]} + 0.0001)" | bc -l)
@@ -342,7 +352,7 @@ for t in xdp afpacket kernel; do
     done
 done
 echo
-for k in close keep up; do
+for k in $CTESTS; do
     what=$(case $k in close) echo "handshakes (wrk Connection: close)";; keep) echo "requests (wrk keep-alive)";; up) echo "MiB uploaded (one connection into discard)";; esac)
     line="per server core, $what:"
     for t in xdp afpacket; do
