@@ -1454,10 +1454,14 @@ impl Tcb {
         true
     }
 
-    /// DupThresh, raised to the reordering seen.
+    /// DupThresh, raised to the reordering seen, but never beyond what
+    /// the flight can show (one segment less than it: as RFC 5827's early
+    /// retransmit lowers it for small flights), or a loss in a flight
+    /// smaller than the reordering seen could only end in an RTO.
     fn dup_thresh(&self) -> u32 {
         let r = self.ext.as_ref().map_or(0, |e| u32::from(e.reordering));
-        r.max(sack::DUP_THRESH)
+        let flight_segs = self.flight().div_ceil(u32::from(self.mss).max(1));
+        r.min(flight_segs.saturating_sub(1)).max(sack::DUP_THRESH)
     }
 
     /// Everything not SACKed below this is taken as lost: RFC 6675's
@@ -1586,6 +1590,14 @@ impl Tcb {
         //# than the value given in equation (4)
         if self.retransmits == 0 {
             self.ssthresh = (self.flight() / 2).max(2 * mss);
+        }
+        if let Some(e) = self.ext.as_mut() {
+            // Linux tcp_enter_loss: "Timeout in disordered state after
+            // receiving substantial DUPACKs suggests that the degree of
+            // reordering is over-estimated."
+            if e.sack.sacked_bytes() >= sack::DUP_THRESH * mss {
+                e.reordering = 0;
+            }
         }
         if self.retransmits > 0 {
             // The same head timed out again: the peer may have reneged on
