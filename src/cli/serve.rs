@@ -531,6 +531,9 @@ mod tests {
         assert_eq!((cfg.listens[0].backlog, cfg.listens[0].fastopen_qlen, cfg.listens[0].defer_accept), (4096, 0, 0));
         assert!(matches!(cfg.app, AppKind::Http(_)));
         assert_eq!((cfg.workers, cfg.app_threads, cfg.conn_mem), (1, 0, 1024 << 20));
+        assert_eq!(cfg.rcv_buf_max, 6 << 20, "Linux's tcp_rmem[2]");
+        let small = serve_config(&["--addr", "198.18.0.1", "--listen", "198.18.0.1:80", "--rmem-max-kb", "256"]);
+        assert_eq!(small.rcv_buf_max, 256 << 10);
         assert_eq!(cfg.syncookie_rotate, Some(Duration::from_secs(3600)));
         assert_eq!((cfg.idle_sleep, cfg.stats_interval), (Duration::ZERO, None));
     }
