@@ -2041,7 +2041,10 @@ impl Tcb {
             if len == 0 && !fin {
                 break;
             }
-            if len < seg_max && !fin {
+            // Nagle and sender-side SWS avoidance are for new data; a
+            // retransmission after an RTO goes as it is (a hole before a
+            // SACKed range may be short).
+            if len < seg_max && !fin && !before(self.snd_nxt, self.snd_max) {
                 let in_flight = self.snd_nxt != self.snd_una;
                 if len < unsent {
                     //= https://www.rfc-editor.org/rfc/rfc1122#section-4.2.3.4

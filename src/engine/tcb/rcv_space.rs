@@ -70,7 +70,7 @@ impl RcvSpace {
         } else if win_dep {
             return;
         } else {
-            old - (old >> 3) + sample_us
+            (old - (old >> 3)).saturating_add(sample_us)
         }
         .max(1);
     }
@@ -128,8 +128,8 @@ impl RcvSpace {
                 // 100 % every RTT, we need a 4x factor."
                 let space = u64::from(self.space);
                 let mut rcvwin = (u64::from(copied) << 1) + 16 * u64::from(adv_mss);
-                let grow_by = rcvwin * (u64::from(copied) - space) / space;
-                rcvwin += grow_by << 1;
+                let grow_by = rcvwin.saturating_mul(u64::from(copied) - space) / space;
+                rcvwin = rcvwin.saturating_add(grow_by.saturating_mul(2));
                 // dlisten's ring holds payload bytes only (no skb overhead):
                 // the buffer is the window (Linux tcp_space_from_win).
                 want = Some(rcvwin.min(u64::from(u32::MAX)) as u32);

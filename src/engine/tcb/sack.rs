@@ -133,7 +133,7 @@ impl Scoreboard {
 
     /// Bytes SACKed.
     pub fn sacked_bytes(&self) -> u32 {
-        self.ranges().iter().map(|r| r.1.wrapping_sub(r.0)).sum()
+        self.ranges().iter().fold(0u32, |n, r| n.saturating_add(r.1.wrapping_sub(r.0)))
     }
 
     /// RFC 6675 `IsLost` as a boundary: every byte not SACKed below the
@@ -165,7 +165,7 @@ impl Scoreboard {
             let lo = if after(s, from) { s } else { from };
             let hi = if before(e, to) { e } else { to };
             if after(hi, lo) {
-                n -= hi.wrapping_sub(lo);
+                n = n.saturating_sub(hi.wrapping_sub(lo));
             }
         }
         n

@@ -1027,7 +1027,8 @@ mod fuzz {
                 any::<u16>(),
                 proptest::option::of((prop_oneof![90u32..400, any::<u32>()], any::<u32>())),
                 0u16..3000,
-                proptest::collection::vec((any::<u32>(), any::<u32>()), 0..4),
+                // Below 2^20: a block relative to SND.UNA (often valid), else as is.
+                proptest::collection::vec((prop_oneof![0u32..40_000, any::<u32>()], any::<u32>()), 0..4),
             )
                 .prop_map(|(seq_off, ack_off, flags, window, ts, len, sack)| Op::Seg { seq_off, ack_off, flags, window, ts, len, sack }),
             2 => (0u16..5000).prop_map(Op::Write),
@@ -1046,9 +1047,13 @@ mod fuzz {
             ops in proptest::collection::vec(op(), 1..80),
             small in any::<bool>(),
             ts_on in any::<bool>(),
+            tuned in any::<bool>(),
         ) {
             let mut now = Instant::from_secs(10);
             let mut p = params(now);
+            if tuned {
+                p.rcv_buf_max = 1 << 20;
+            }
             if small {
                 p.rcv_buf_cap = 3000;
                 p.snd_buf_cap = 2000;
@@ -1075,6 +1080,11 @@ mod fuzz {
             for op in ops {
                 match op {
                     Op::Seg { seq_off, ack_off, flags, window, ts, len, sack } => {
+                        let una = t.snd_una();
+                        let sack: Vec<(u32, u32)> = sack
+                            .iter()
+                            .map(|&(a, b)| if a < 1 << 20 { (una.wrapping_add(a), una.wrapping_add(a + b % 20_000)) } else { (a, b) })
+                            .collect();
                         let seg = SegIn {
                             seq: t.rcv_nxt().wrapping_add(seq_off as u32),
                             ack: (flags & 0x10 != 0).then(|| t.snd_una().wrapping_add(ack_off as u32)),
