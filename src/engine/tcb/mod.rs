@@ -208,6 +208,10 @@ pub struct PassiveOpen<'a> {
     /// `rcv_buf_cap` turns autotuning off.
     pub rcv_buf_max: u32,
     pub snd_buf_cap: u32,
+    /// The most send-buffer autotuning may grow it to (Linux
+    /// `tcp_wmem[2]`); at most `snd_buf_cap` turns it off. Both maxima are
+    /// kept in KiB, at most 64 MiB.
+    pub snd_buf_max: u32,
     /// Ring bytes granted for the TFO data (see [`Tcb::set_mem`]).
     pub mem_room: u32,
     pub config: TcbConfig,
@@ -292,6 +296,8 @@ const F_PROBING: u16 = 1 << 12;
 const F_MEM_PRESSURE: u16 = 1 << 13;
 /// Window scaling is on (RFC 7323: both ways or neither).
 const F_WSCALE: u16 = 1 << 14;
+/// The application found the send buffer full (Linux `SOCK_NOSPACE`).
+const F_NOSPACE: u16 = 1 << 15;
 
 /// Linux `tcp_adjust_rcv_ssthresh`: under memory pressure the offered
 /// window is at most this many advertised MSS.
@@ -330,8 +336,10 @@ pub struct Tcb {
     rcv_wup: u32,
     /// The window we last advertised, in bytes.
     rcv_wnd: u32,
-    /// What receive autotuning may grow the buffer to.
-    rcv_buf_max: u32,
+    /// What receive and send autotuning may grow the buffers to, in KiB
+    /// (two u16 keep the control block at its size).
+    rcv_max_kb: u16,
+    snd_max_kb: u16,
     cwnd: u32,
     ssthresh: u32,
     /// Congestion avoidance byte counter (RFC 5681 3.1, "appropriate byte counting").
@@ -425,7 +433,8 @@ impl Tcb {
             rcv_nxt: p.irs.wrapping_add(1),
             rcv_wup: p.irs.wrapping_add(1),
             rcv_wnd: 0,
-            rcv_buf_max: p.rcv_buf_max.clamp(rcv_cap, (u32::from(u16::MAX) << rcv_wscale).clamp(rcv_cap, MAX_BUF)),
+            rcv_max_kb: kib(p.rcv_buf_max.clamp(rcv_cap, (u32::from(u16::MAX) << rcv_wscale).clamp(rcv_cap, MAX_BUF))),
+            snd_max_kb: kib(p.snd_buf_max.clamp(p.snd_buf_cap.clamp(1, MAX_BUF), MAX_BUF)),
             cwnd: INIT_CWND * mss as u32,
             // Linux TCP_INFINITE_SSTHRESH.
             ssthresh: u32::MAX,
@@ -660,7 +669,11 @@ impl Tcb {
         if data.is_empty() {
             return Ok(0);
         }
-        match self.snd.write(data, &mut self.mem_room) {
+        let n = self.snd.write(data, &mut self.mem_room);
+        if n < data.len() && self.snd.free() == 0 {
+            self.set(F_NOSPACE, true);
+        }
+        match n {
             0 => Err(Errno::Eagain),
             n => Ok(n),
         }
@@ -1131,6 +1144,9 @@ impl Tcb {
             self.on_ack_cc(now, ack, data_acked, out);
         }
         self.dupacks = 0;
+        if from_ring > 0 {
+            self.snd_buf_expand();
+        }
         self.sack_detect_loss(now, out);
 
         //= https://www.rfc-editor.org/rfc/rfc6298#section-5
@@ -1721,7 +1737,7 @@ impl Tcb {
     /// that only ever gets small requests never needs a larger buffer, and
     /// never allocates its state).
     fn rcv_rtt_measure(&mut self, now: Instant, seg: &SegIn<'_>, len: u32) {
-        if self.rcv_buf_max <= self.rcv.cap() {
+        if self.rcv_buf_max() <= self.rcv.cap() {
             return;
         }
         let now_us = Self::now_us(now);
@@ -1753,10 +1769,36 @@ impl Tcb {
         let (adv_mss, grow) = (self.adv_mss, !self.has(F_MEM_PRESSURE));
         let Some(sp) = self.ext.as_mut().and_then(|e| e.rcv_space.as_mut()) else { return };
         if let Some(want) = sp.adjust(Self::now_us(now), copied_seq, adv_mss, grow) {
-            let cap = want.min(self.rcv_buf_max);
+            let cap = want.min(self.rcv_buf_max());
             if cap > self.rcv.cap() {
                 self.rcv.grow_cap(cap);
             }
+        }
+    }
+
+    fn rcv_buf_max(&self) -> u32 {
+        u32::from(self.rcv_max_kb) << 10
+    }
+
+    /// Linux `tcp_sndbuf_expand` (from `tcp_new_space`): when the
+    /// application found the send buffer full (`SOCK_NOSPACE`) and an ACK
+    /// made room while the congestion window is not filled
+    /// (`tcp_should_expand_sndbuf`), the buffer grows to twice the
+    /// congestion window, up to `tcp_wmem[2]`. Not under memory pressure,
+    /// nor in recovery (cwnd was just cut).
+    fn snd_buf_expand(&mut self) {
+        if !self.has(F_NOSPACE) || self.has(F_MEM_PRESSURE) || self.has(F_RECOVERY) {
+            return;
+        }
+        if self.in_flight() >= self.cwnd {
+            return;
+        }
+        let max = u32::from(self.snd_max_kb) << 10;
+        let want = self.cwnd.saturating_mul(2).min(max);
+        if want > self.snd.cap() {
+            self.snd.grow_cap(want);
+            self.set(F_NOSPACE, false);
+            self.events.insert(Events::WRITABLE);
         }
     }
 
@@ -2113,6 +2155,11 @@ impl Tcb {
             self.send_ack(now, out);
         }
     }
+}
+
+/// Bytes in KiB (rounded down, at least 1), at most `u16::MAX`.
+fn kib(bytes: u32) -> u16 {
+    (bytes >> 10).clamp(1, u32::from(u16::MAX)) as u16
 }
 
 /// Whole seconds (rounded up), at most `u16::MAX`.

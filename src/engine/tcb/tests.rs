@@ -29,6 +29,7 @@ fn params(now: Instant) -> PassiveOpen<'static> {
         rcv_buf_cap: 64 * 1024,
         // Autotuning off (at most rcv_buf_cap): the window stays what these cases expect.
         rcv_buf_max: 0,
+        snd_buf_max: 0,
         snd_buf_cap: 64 * 1024,
         mem_room: u32::MAX,
         config: TcbConfig::default(),
@@ -440,6 +441,11 @@ impl Pair {
     /// `sack`: SACK negotiated (both send and use SACK blocks); without
     /// it, NewReno alone recovers.
     fn build(rcv_cap: u32, rcv_max: u32, snd_cap: u32, sack: bool) -> Pair {
+        Pair::build_full(rcv_cap, rcv_max, snd_cap, 0, sack)
+    }
+
+    /// With send buffers of `snd_cap` that autotuning may grow to `snd_max`.
+    fn build_full(rcv_cap: u32, rcv_max: u32, snd_cap: u32, snd_max: u32, sack: bool) -> Pair {
         let now = Instant::from_secs(100);
         let mk = |iss, irs, off| {
             Tcb::new_passive(PassiveOpen {
@@ -459,6 +465,7 @@ impl Pair {
                 rtt_sample: None,
                 rcv_buf_cap: rcv_cap,
                 rcv_buf_max: rcv_max,
+                snd_buf_max: snd_max,
                 snd_buf_cap: snd_cap,
                 mem_room: u32::MAX,
                 config: TcbConfig::default(),
@@ -1475,4 +1482,51 @@ fn sack_retransmits_no_more_and_recovers_faster_than_newreno_on_a_lossy_reorderi
         assert!(r_sack <= r_reno, "{buf} B: SACK {r_sack}, NewReno {r_reno}");
         assert!(t_sack < t_reno, "{buf} B: SACK {t_sack:?}, NewReno {t_reno:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Send-buffer autotuning (Linux tcp_sndbuf_expand)
+
+/// Server to client, `n` bytes over a 20 ms RTT, the server's send buffer
+/// 64 KiB growing to `snd_max`: the time taken, and the pair.
+fn download(snd_max: u32, n: usize, pressure: bool) -> (Duration, Pair) {
+    let mut p = Pair::build_full(64 * 1024, 8 << 20, 64 * 1024, snd_max, true);
+    if pressure {
+        p.sides[SERVER].tcb.set_mem(u32::MAX, true);
+    }
+    let data = pattern(n, 41);
+    let t0 = p.now;
+    p.write(SERVER, &data);
+    while p.sides[CLIENT].received.len() < n && p.step(t0 + Duration::from_secs(600)) {}
+    assert!(p.sides[CLIENT].received == data, "data lost or corrupted");
+    (p.now - t0, p)
+}
+
+#[test]
+fn send_buffer_grows_with_cwnd_when_the_application_fills_it() {
+    let max = 2 << 20;
+    let (tuned, p) = download(max, 8 << 20, false);
+    let cap = p.sides[SERVER].tcb.send_buf_cap();
+    // Twice the congestion window, up to the cap.
+    assert!(cap > 1 << 20 && cap <= max, "send buffer {cap}");
+    let (fixed, q) = download(0, 8 << 20, false);
+    assert_eq!(q.sides[SERVER].tcb.send_buf_cap(), 64 * 1024);
+    println!("8 MiB download: send buffer autotuned to {cap}: {tuned:?}; fixed 64 KiB: {fixed:?}");
+    assert!(tuned * 4 < fixed, "autotuned {tuned:?}, fixed {fixed:?}");
+    // Under memory pressure it stays.
+    let (_, r) = download(max, 1 << 20, true);
+    assert_eq!(r.sides[SERVER].tcb.send_buf_cap(), 64 * 1024);
+}
+
+#[test]
+fn send_buffer_does_not_grow_when_the_application_never_fills_it() {
+    let mut p = Pair::build_full(64 * 1024, 8 << 20, 64 * 1024, 4 << 20, true);
+    // 200 requests of 10 KiB, each written when the previous one was read.
+    for i in 0..200u8 {
+        let chunk = pattern(10 * 1024, i);
+        p.write(SERVER, &chunk);
+        let want = p.sides[CLIENT].received.len() + chunk.len();
+        while p.sides[CLIENT].received.len() < want && p.step(p.now + Duration::from_secs(60)) {}
+    }
+    assert_eq!(p.sides[SERVER].tcb.send_buf_cap(), 64 * 1024);
 }

@@ -94,6 +94,9 @@ pub struct TcpConfig {
     /// (Linux `tcp_rmem[2]`, 6 MiB; window scale 7 offers up to 8 MiB).
     /// At most `rcv_buf` turns autotuning off.
     pub rcv_buf_max: u32,
+    /// What send-buffer autotuning may grow a connection's buffer to
+    /// (Linux `tcp_wmem[2]`, 4 MiB). At most `snd_buf` turns it off.
+    pub snd_buf_max: u32,
     /// Bytes of connection buffers this worker may hold in use at once
     /// (`tcp_mem`'s hard limit; see [`mem`]). Beyond, handshakes are
     /// refused with RST (DlConnMemRefused).
@@ -116,6 +119,7 @@ impl TcpConfig {
             rcv_buf: 64 * 1024,
             snd_buf: 64 * 1024,
             rcv_buf_max: 6 << 20,
+            snd_buf_max: 4 << 20,
             max_buffer_bytes: 1 << 30,
             mac: EthernetAddress([0; 6]),
             utc_ms_at_zero: 0,
