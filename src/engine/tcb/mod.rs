@@ -25,10 +25,11 @@
 //! (`tp->reordering`) and timestamp-based undo of a recovery that was only
 //! reordering (RFC 3522, Linux `tcp_try_undo_partial`); without SACK,
 //! NewReno (RFC 6582). The receive buffer autotunes (`rcv_space`, Linux's
-//! `tcp_rcv_space_adjust`).
+//! `tcp_rcv_space_adjust`), and so does the send buffer (Linux's
+//! `tcp_sndbuf_expand`).
 //!
 //! Not done yet: RACK-TLP (RFC 8985, Linux's default loss detection), D-SACK
-//! (neither sent nor used), ECN (ECE/CWR ignored), send-buffer autotuning,
+//! (neither sent nor used), ECN (ECE/CWR ignored),
 //! adaptive ATO and Linux's pingpong mode (the delayed-ACK timeout is a
 //! fixed 40 ms), cwnd restart after idle, PAWS's 24-day ts_recent
 //! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
