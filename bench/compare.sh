@@ -45,6 +45,10 @@ UPLOAD_MB=${UPLOAD_MB:-4096}  # the upload's byte cap
 CTESTS=${CTESTS:-close keep up}  # the clients part's tests, any of these
 CTARGETS=${CTARGETS:-xdp afpacket kernel}  # the clients part's targets (kernel is the reference)
 SERVE_ARGS=${SERVE_ARGS:-}  # more `dlisten serve` flags in the clients part (e.g. --rmem-max-kb 256)
+# net_af_xdp's serve flags: on a veth, Linux 6.18 can stop the client's
+# transmit queue for good once a large window fills the veth's 256-entry
+# ring (bench/RESULTS.md); windows of at most 256 KiB stay below it.
+XDP_SERVE_ARGS=${XDP_SERVE_ARGS---rmem-max-kb 256}
 IDLE_US=${IDLE_US:-5}     # dlisten --idle-sleep-us in the clients part (it shares its core with its NAPI thread)
 # More net_af_xdp devargs. busy_budget=0: no preferred busy polling; with the
 # veth NAPI in a thread on the server core, a busy-polling recvfrom per empty
@@ -264,9 +268,10 @@ upload() { measure "$1-up" python3 -c "$UPLOAD" "$UPLOAD_MB" "$CDUR"; }
 
 # dlisten_on LABEL VDEV APP PORT: start dlisten serve on the server's veth.
 dlisten_on() {
-    local label=$1 vdev=$2 app=$3 port=$4 log=$OUT/serve-$1-$3.$ROUND
+    local label=$1 vdev=$2 app=$3 port=$4 log=$OUT/serve-$1-$3.$ROUND extra=$SERVE_ARGS
+    [ "$label" = xdp ] && extra="$XDP_SERVE_ARGS $SERVE_ARGS"
     ip netns exec $SNS "$BIN" serve --addr 198.18.0.1 --listen 198.18.0.1:"$port" --app "$app" --backlog 4096 \
-        --cores "$SERVER_CPU" --idle-sleep-us "$IDLE_US" $SERVE_ARGS \
+        --cores "$SERVER_CPU" --idle-sleep-us "$IDLE_US" $extra \
         -- "${EAL[@]}" -l "$SERVER_CPU" --file-prefix "$TAG$label$app" --vdev "$vdev" > "$log" 2>&1 &
     SPID=$!; PIDS+=($SPID); SERVER_PIDS=($SPID); wait_ready "$log"
     pin_napi
