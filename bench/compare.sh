@@ -24,6 +24,7 @@
 #
 # Usage: bench/compare.sh [SYN_COUNT] [HANDSHAKES]    (defaults 200000, 20000)
 #        PARTS=clients ROUNDS=2 CDUR=8 CONNS=64 bench/compare.sh
+#        PARTS=clients CTESTS=up bench/compare.sh     (only the upload)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The newer of the release and debug builds, unless DLISTEN says.
@@ -41,6 +42,13 @@ CDUR=${CDUR:-8}           # seconds per wrk run, and the upload's time cap
 ROUNDS=${ROUNDS:-2}       # the clients part runs its targets in turn, ROUNDS times
 CONNS=${CONNS:-64}        # wrk connections
 UPLOAD_MB=${UPLOAD_MB:-4096}  # the upload's byte cap
+CTESTS=${CTESTS:-close keep up}  # the clients part's tests, any of these
+CTARGETS=${CTARGETS:-xdp afpacket kernel}  # the clients part's targets (kernel is the reference)
+SERVE_ARGS=${SERVE_ARGS:-}  # more `dlisten serve` flags in the clients part (e.g. --rmem-max-kb 256)
+# net_af_xdp's serve flags: on a veth, Linux 6.18 can stop the client's
+# transmit queue for good once a large window fills the veth's 256-entry
+# ring (bench/RESULTS.md); windows of at most 256 KiB stay below it.
+XDP_SERVE_ARGS=${XDP_SERVE_ARGS---rmem-max-kb 256}
 IDLE_US=${IDLE_US:-5}     # dlisten --idle-sleep-us in the clients part (it shares its core with its NAPI thread)
 # More net_af_xdp devargs. busy_budget=0: no preferred busy polling; with the
 # veth NAPI in a thread on the server core, a busy-polling recvfrom per empty
@@ -101,6 +109,7 @@ run_suite() {
 }
 
 want() { [[ " $PARTS " == *" $1 "* ]]; }
+wantc() { [[ " $CTESTS " == *" $1 "* ]]; }
 
 if want flood; then
 # (a) dlisten over memif
@@ -225,7 +234,8 @@ measure() {
     local kids ops secs
     kids=$(tail -1 "$f" | awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } } END { print s + 0 }')
     # wrk: "N requests in 5.09s"; the uploader: "UploadMiB N in S".
-    read -r ops secs < <(awk '/ requests in / { sub(/s,$/, "", $4); print $1, $4 } /^UploadMiB / { print $2, $4 }' "$f")
+    read -r ops secs < <(awk '/ requests in / { sub(/s,$/, "", $4); print $1, $4 } /^UploadMiB / { print $2, $4 }' "$f") \
+        || echo "$name round $ROUND: no result: $(tail -3 "$f" | head -1)" >&2
     OPS[$name]=$(echo "${OPS[$name]:-0} + ${ops:-0}" | bc -l)
     SECS[$name]=$(echo "${SECS[$name]:-0} + ${secs:-0}" | bc -l)
     WALL[$name]=$(echo "${WALL[$name]:-0} + $t1 - $t0" | bc -l)
@@ -258,9 +268,10 @@ upload() { measure "$1-up" python3 -c "$UPLOAD" "$UPLOAD_MB" "$CDUR"; }
 
 # dlisten_on LABEL VDEV APP PORT: start dlisten serve on the server's veth.
 dlisten_on() {
-    local label=$1 vdev=$2 app=$3 port=$4 log=$OUT/serve-$1-$3.$ROUND
+    local label=$1 vdev=$2 app=$3 port=$4 log=$OUT/serve-$1-$3.$ROUND extra=$SERVE_ARGS
+    [ "$label" = xdp ] && extra="$XDP_SERVE_ARGS $SERVE_ARGS"
     ip netns exec $SNS "$BIN" serve --addr 198.18.0.1 --listen 198.18.0.1:"$port" --app "$app" --backlog 4096 \
-        --cores "$SERVER_CPU" --idle-sleep-us "$IDLE_US" \
+        --cores "$SERVER_CPU" --idle-sleep-us "$IDLE_US" $extra \
         -- "${EAL[@]}" -l "$SERVER_CPU" --file-prefix "$TAG$label$app" --vdev "$vdev" > "$log" 2>&1 &
     SPID=$!; PIDS+=($SPID); SERVER_PIDS=($SPID); wait_ready "$log"
     pin_napi
@@ -273,12 +284,17 @@ run_dlisten() {
         xdp) vdev=net_af_xdp0,iface=$VS${XDP_ARGS:-} ;;
         afpacket) vdev=net_af_packet0,iface=$VS ;;
     esac
-    dlisten_on $t "$vdev" http 80
-    wrk_close $t; wrk_keep $t
-    dlisten_stop
-    dlisten_on $t "$vdev" discard 9
-    upload $t
-    dlisten_stop
+    if wantc close || wantc keep; then
+        dlisten_on $t "$vdev" http 80
+        if wantc close; then wrk_close $t; fi
+        if wantc keep; then wrk_keep $t; fi
+        dlisten_stop
+    fi
+    if wantc up; then
+        dlisten_on $t "$vdev" discard 9
+        upload $t
+        dlisten_stop
+    fi
     grep -h "partial checksums" "$OUT"/serve-$t-*.$ROUND >&2 || true
 }
 
@@ -314,7 +330,9 @@ while True:
     SERVER_PIDS=($npid $dpid)
     sleep 0.5
     ip netns exec $CNS curl -sf --max-time 3 -o /dev/null $URL || { echo "nginx does not answer:" >&2; cat "$OUT/nginx.err" >&2; }
-    wrk_close kernel; wrk_keep kernel; upload kernel
+    if wantc close; then wrk_close kernel; fi
+    if wantc keep; then wrk_keep kernel; fi
+    if wantc up; then upload kernel; fi
     kill "$npid" "$dpid" 2>/dev/null || true
     wait "$npid" "$dpid" 2>/dev/null || true
     ip netns exec $SNS ip addr flush dev $VS
@@ -322,15 +340,17 @@ while True:
 
 # Interleaved rounds, so that load from outside falls on every target alike.
 for ROUND in $(seq "$ROUNDS"); do
-    run_dlisten xdp; run_dlisten afpacket; run_kernel
+    for t in $CTARGETS; do
+        if [ "$t" = kernel ]; then run_kernel; else run_dlisten "$t"; fi
+    done
 done
 
 declare -A PC
 printf '\nreal clients on one veth: server on cpu %s, client on cpu %s, %s rounds of %s s per test, wrk -t1 -c%s\n' \
     "$SERVER_CPU" "$GEN_CPU" "$ROUNDS" "$CDUR" "$CONNS"
 printf '%-9s %-6s %14s %10s %10s %16s   %s\n' target test rate "srv cores" "cli cores" "per srv core" "srv cores: process + NAPI thread + softirq"
-for t in xdp afpacket kernel; do
-    for k in close keep up; do
+for t in $CTARGETS; do
+    for k in $CTESTS; do
         n=$t-$k
         unit=/s; [ $k = up ] && unit=MiB/s
         rate=$(echo "${OPS[$n]} / (${SECS[$n]} + 0.0001)" | bc -l)
@@ -342,13 +362,17 @@ for t in xdp afpacket kernel; do
     done
 done
 echo
-for k in close keep up; do
+for k in $CTESTS; do
     what=$(case $k in close) echo "handshakes (wrk Connection: close)";; keep) echo "requests (wrk keep-alive)";; up) echo "MiB uploaded (one connection into discard)";; esac)
     line="per server core, $what:"
-    for t in xdp afpacket; do
-        line="$line $t/kernel $(printf '%.2f' "$(echo "${PC[$t-$k]} / (${PC[kernel-$k]} + 0.0001)" | bc -l)")x"
+    for t in $CTARGETS; do
+        [ "$t" = kernel ] && continue
+        line="$line $t/kernel $(printf '%.2f' "$(echo "${PC[$t-$k]:-0} / (${PC[kernel-$k]:-0} + 0.0001)" | bc -l)")x"
     done
-    echo "$line, xdp/afpacket $(printf '%.2f' "$(echo "${PC[xdp-$k]} / (${PC[afpacket-$k]} + 0.0001)" | bc -l)")x"
+    if [[ " $CTARGETS " == *" xdp "* && " $CTARGETS " == *" afpacket "* ]]; then
+        line="$line, xdp/afpacket $(printf '%.2f' "$(echo "${PC[xdp-$k]:-0} / (${PC[afpacket-$k]:-0} + 0.0001)" | bc -l)")x"
+    fi
+    echo "$line"
 done
 fi
 echo "raw outputs: $OUT"

@@ -159,6 +159,17 @@ struct ServeFlags {
     /// RST (DlConnMemRefused) and a warning is logged.
     #[arg(long, default_value_t = 1024)]
     conn_mem_mb: u64,
+    /// The most receive-buffer autotuning may grow one connection's buffer
+    /// (and window) to, in KiB (Linux tcp_rmem[2]: 6144). Connections start
+    /// at 64 KiB; 64 or less turns autotuning off. Window scale 7 offers
+    /// at most 8 MiB.
+    #[arg(long, value_name = "KB", default_value_t = 6144, value_parser = clap::value_parser!(u32).range(..=65_535))]
+    rmem_max_kb: u32,
+    /// The most send-buffer autotuning may grow one connection's send
+    /// buffer to, in KiB (Linux tcp_wmem[2]: 4096). Connections start at
+    /// 64 KiB; 64 or less turns it off.
+    #[arg(long, value_name = "KB", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(..=65_535))]
+    wmem_max_kb: u32,
     /// Write one JSON object per application-visible event to FILE.
     #[arg(long, value_name = "FILE")]
     event_log: Option<PathBuf>,
@@ -428,6 +439,8 @@ impl TryFrom<ServeFlags> for ServeConfig {
             app_threads: a.app_threads,
             max_conns: a.max_conns,
             conn_mem: a.conn_mem_mb << 20,
+            rcv_buf_max: a.rmem_max_kb << 10,
+            snd_buf_max: a.wmem_max_kb << 10,
             event_log: a.event_log,
             hgrm_dir: a.hgrm_dir,
             control_socket,
@@ -600,6 +613,10 @@ mod tests {
         assert_eq!((cfg.listens[0].backlog, cfg.listens[0].fastopen_qlen, cfg.listens[0].defer_accept), (4096, 0, 0));
         assert!(matches!(cfg.app, AppKind::Http(_)));
         assert_eq!((cfg.workers, cfg.app_threads, cfg.conn_mem), (1, 0, 1024 << 20));
+        assert_eq!(cfg.rcv_buf_max, 6 << 20, "Linux's tcp_rmem[2]");
+        assert_eq!(cfg.snd_buf_max, 4 << 20, "Linux's tcp_wmem[2]");
+        let small = serve_config(&["--addr", "198.18.0.1", "--listen", "198.18.0.1:80", "--rmem-max-kb", "256"]);
+        assert_eq!(small.rcv_buf_max, 256 << 10);
         assert_eq!(cfg.syncookie_rotate, Some(Duration::from_secs(3600)));
         assert_eq!((cfg.idle_sleep, cfg.stats_interval), (Duration::ZERO, None));
     }

@@ -54,6 +54,10 @@ pub struct ServeConfig {
     /// Per-worker caps on connections and connection buffer memory.
     pub max_conns: usize,
     pub conn_mem: u64,
+    /// What receive-buffer autotuning may grow a connection's buffer to.
+    pub rcv_buf_max: u32,
+    /// What send-buffer autotuning may grow a connection's buffer to.
+    pub snd_buf_max: u32,
     pub event_log: Option<PathBuf>,
     /// Write `<metric>.hgrm` files here at exit.
     pub hgrm_dir: Option<PathBuf>,

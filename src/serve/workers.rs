@@ -85,6 +85,8 @@ impl WorkerParts<'_> {
             utc_ms_at_zero,
             max_conns: cfg.max_conns,
             max_buffer_bytes: cfg.conn_mem,
+            rcv_buf_max: cfg.rcv_buf_max,
+            snd_buf_max: cfg.snd_buf_max,
             ..TcpConfig::new(w)
         };
         let tcp = TcpEngine::new(tcp_cfg, control.stack.clone(), control.secrets.clone(), EngineInstant::ZERO)

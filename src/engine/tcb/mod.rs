@@ -20,15 +20,25 @@
 //! negotiated. After `read()`, `write()`, `shutdown_write()` the caller
 //! calls [`Tcb::poll_transmit`] (a read may have made a window update due).
 //!
-//! Not done yet: SACK-based loss recovery (RFC 6675; received SACK blocks
-//! are ignored, NewReno does the recovery), D-SACK, ECN (ECE/CWR ignored),
+//! Loss recovery: with SACK negotiated, RFC 6675 over a scoreboard of the
+//! peer's SACK blocks (`sack`), with Linux's reordering degree
+//! (`tp->reordering`) and timestamp-based undo of a recovery that was only
+//! reordering (RFC 3522, Linux `tcp_try_undo_partial`); without SACK,
+//! NewReno (RFC 6582). The receive buffer autotunes (`rcv_space`, Linux's
+//! `tcp_rcv_space_adjust`), and so does the send buffer (Linux's
+//! `tcp_sndbuf_expand`).
+//!
+//! Not done yet: RACK-TLP (RFC 8985, Linux's default loss detection), D-SACK
+//! (neither sent nor used), ECN (ECE/CWR ignored),
 //! adaptive ATO and Linux's pingpong mode (the delayed-ACK timeout is a
 //! fixed 40 ms), cwnd restart after idle, PAWS's 24-day ts_recent
 //! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
 
+pub mod rcv_space;
 pub mod recv;
 pub mod ring;
 pub mod rtt;
+pub mod sack;
 pub mod send;
 pub mod seq;
 #[cfg(test)]
@@ -36,10 +46,12 @@ mod tests;
 
 use crate::engine::errno::Errno;
 use crate::engine::time::{Duration, Instant};
-use recv::{RecvBuf, MAX_OOO_RANGES};
+use rcv_space::RcvSpace;
+use recv::{RecvBuf, MAX_SACK_BLOCKS};
 use rtt::{RttEstimator, RTO_MAX};
+use sack::Scoreboard;
 use send::SendBuf;
-use seq::{after, before, between};
+use seq::{after, before, between, seq_max};
 
 pub use crate::wire::tcp::TcpFlags;
 
@@ -53,7 +65,7 @@ pub struct SegIn<'a> {
     pub window: u16,
     /// (TSval, TSecr).
     pub ts: Option<(u32, u32)>,
-    /// SACK blocks as received (accepted, not used for recovery yet).
+    /// SACK blocks as received.
     pub sack: &'a [(u32, u32)],
     pub payload: &'a [u8],
 }
@@ -69,7 +81,7 @@ pub struct SegOut {
     pub window: u16,
     /// (TSval, TSecr).
     pub ts: Option<(u32, u32)>,
-    pub sack: [(u32, u32); MAX_OOO_RANGES],
+    pub sack: [(u32, u32); MAX_SACK_BLOCKS],
     pub sack_len: u8,
     pub payload_len: u32,
 }
@@ -189,8 +201,18 @@ pub struct PassiveOpen<'a> {
     pub syn_ack_pending: bool,
     /// An RTT measured on the handshake, if any.
     pub rtt_sample: Option<Duration>,
+    /// The receive buffer a connection starts with (Linux `tcp_rmem[1]`,
+    /// here what the first window offers).
     pub rcv_buf_cap: u32,
+    /// The most receive-buffer autotuning may grow it to (Linux
+    /// `tcp_rmem[2]`), bounded by what the window scale can offer; at most
+    /// `rcv_buf_cap` turns autotuning off.
+    pub rcv_buf_max: u32,
     pub snd_buf_cap: u32,
+    /// The most send-buffer autotuning may grow it to (Linux
+    /// `tcp_wmem[2]`); at most `snd_buf_cap` turns it off. Both maxima are
+    /// kept in KiB, at most 64 MiB.
+    pub snd_buf_max: u32,
     /// Ring bytes granted for the TFO data (see [`Tcb::set_mem`]).
     pub mem_room: u32,
     pub config: TcbConfig,
@@ -227,6 +249,37 @@ impl Deadline {
     }
 }
 
+/// What only some connections need, out of line so the control block
+/// stays small: receive autotuning (bulk receivers), the answers to bad
+/// segments (rate limits), an out-of-order FIN. Allocated on first use,
+/// kept for the connection's life; not charged to the memory pool (it is
+/// control state, bounded per connection, like the `Tcb` itself).
+#[derive(Debug, Default)]
+struct TcbExt {
+    /// Receive-buffer autotuning, once the peer sends full-sized segments.
+    rcv_space: Option<RcvSpace>,
+    /// Start (ms) of the current challenge-ACK second.
+    chal_ms: u32,
+    /// When (ms, 0 = never) we last answered an out-of-window segment.
+    oow_ms: u32,
+    /// Sequence number of the peer's FIN when it arrived out of order.
+    rcv_fin_seq: u32,
+    /// What the peer SACKed (RFC 6675 scoreboard).
+    sack: Scoreboard,
+    /// RFC 6675 `HighRxt`: retransmitted in this recovery up to here.
+    high_rxt: u32,
+    /// Reordering seen, in segments (Linux `tp->reordering`): DupThresh
+    /// grows to it, so a path that reorders does not look lossy. 0 = the
+    /// default, DupThresh.
+    reordering: u16,
+    /// Our TSval on the first retransmission of this recovery (Linux
+    /// `retrans_stamp`), and cwnd and ssthresh before it (`prior_cwnd`,
+    /// `prior_ssthresh`), to undo a recovery that was only reordering.
+    retrans_ts: u32,
+    prior_cwnd: u32,
+    prior_ssthresh: u32,
+}
+
 // Bits of `Tcb::flags`.
 const F_SACK: u16 = 1 << 0;
 const F_TS: u16 = 1 << 1;
@@ -244,6 +297,8 @@ const F_PROBING: u16 = 1 << 12;
 const F_MEM_PRESSURE: u16 = 1 << 13;
 /// Window scaling is on (RFC 7323: both ways or neither).
 const F_WSCALE: u16 = 1 << 14;
+/// The application found the send buffer full (Linux `SOCK_NOSPACE`).
+const F_NOSPACE: u16 = 1 << 15;
 
 /// Linux `tcp_adjust_rcv_ssthresh`: under memory pressure the offered
 /// window is at most this many advertised MSS.
@@ -282,8 +337,10 @@ pub struct Tcb {
     rcv_wup: u32,
     /// The window we last advertised, in bytes.
     rcv_wnd: u32,
-    /// Sequence number of the peer's FIN when it arrived out of order.
-    rcv_fin_seq: u32,
+    /// What receive and send autotuning may grow the buffers to, in KiB
+    /// (two u16 keep the control block at its size).
+    rcv_max_kb: u16,
+    snd_max_kb: u16,
     cwnd: u32,
     ssthresh: u32,
     /// Congestion avoidance byte counter (RFC 5681 3.1, "appropriate byte counting").
@@ -293,10 +350,8 @@ pub struct Tcb {
     rtt_seq: u32,
     ts_recent: u32,
     ts_offset: u32,
-    /// Start (ms) of the current challenge-ACK second.
-    chal_ms: u32,
-    /// When (ms, 0 = never) we last answered an out-of-window segment.
-    oow_ms: u32,
+    /// State only some connections need, allocated on first use.
+    ext: Option<Box<TcbExt>>,
     /// TIME_WAIT and orphaned FIN_WAIT_2 lengths, in seconds.
     time_wait_s: u16,
     fin_timeout_s: u16,
@@ -379,7 +434,8 @@ impl Tcb {
             rcv_nxt: p.irs.wrapping_add(1),
             rcv_wup: p.irs.wrapping_add(1),
             rcv_wnd: 0,
-            rcv_fin_seq: 0,
+            rcv_max_kb: kib(p.rcv_buf_max.clamp(rcv_cap, (u32::from(u16::MAX) << rcv_wscale).clamp(rcv_cap, MAX_BUF))),
+            snd_max_kb: kib(p.snd_buf_max.clamp(p.snd_buf_cap.clamp(1, MAX_BUF), MAX_BUF)),
             cwnd: INIT_CWND * mss as u32,
             // Linux TCP_INFINITE_SSTHRESH.
             ssthresh: u32::MAX,
@@ -388,8 +444,7 @@ impl Tcb {
             rtt_seq: 0,
             ts_recent,
             ts_offset,
-            chal_ms: 0,
-            oow_ms: 0,
+            ext: None,
             time_wait_s: secs_u16(p.config.time_wait),
             fin_timeout_s: secs_u16(p.config.fin_timeout),
             mem_room: p.mem_room,
@@ -615,7 +670,11 @@ impl Tcb {
         if data.is_empty() {
             return Ok(0);
         }
-        match self.snd.write(data, &mut self.mem_room) {
+        let n = self.snd.write(data, &mut self.mem_room);
+        if n < data.len() && self.snd.free() == 0 {
+            self.set(F_NOSPACE, true);
+        }
+        match n {
             0 => Err(Errno::Eagain),
             n => Ok(n),
         }
@@ -818,7 +877,7 @@ impl Tcb {
             if receiving && !self.has(F_FIN_RCVD) {
                 if after(fin_seq, self.rcv_nxt) {
                     // Out of order: remember it until the hole fills.
-                    self.rcv_fin_seq = fin_seq;
+                    self.ext_mut().rcv_fin_seq = fin_seq;
                     self.set(F_OOO_FIN, true);
                     self.set(F_ACK_NOW, true);
                 } else if fin_seq == self.rcv_nxt {
@@ -829,7 +888,7 @@ impl Tcb {
                 self.set(F_ACK_NOW, true);
             }
         }
-        if self.has(F_OOO_FIN) && self.rcv_fin_seq == self.rcv_nxt && !self.has(F_FIN_RCVD) {
+        if self.has(F_OOO_FIN) && self.ext.as_ref().is_some_and(|e| e.rcv_fin_seq == self.rcv_nxt) && !self.has(F_FIN_RCVD) {
             self.on_fin(now);
         }
 
@@ -1032,6 +1091,9 @@ impl Tcb {
         }
 
         let (new_wnd, old_wnd) = self.update_window(seg, ack);
+        if self.has(F_SACK) && !self.has(F_SYN_PENDING) {
+            self.sack_tag(seg.sack, ack);
+        }
 
         let acked = ack.wrapping_sub(self.snd_una);
         if acked == 0 {
@@ -1050,6 +1112,8 @@ impl Tcb {
                 && new_wnd == old_wnd
             {
                 self.on_dupack(now, out);
+            } else {
+                self.sack_detect_loss(now, out);
             }
             return true;
         }
@@ -1076,8 +1140,15 @@ impl Tcb {
         self.rtt_sample_on_ack(now, seg, ack);
         self.retransmits = 0;
 
-        self.on_ack_cc(now, ack, data_acked, out);
+        let prior_una = ack.wrapping_sub(acked);
+        if !self.sack_undo_if_delayed(seg, prior_una) {
+            self.on_ack_cc(now, ack, data_acked, out);
+        }
         self.dupacks = 0;
+        if from_ring > 0 {
+            self.snd_buf_expand();
+        }
+        self.sack_detect_loss(now, out);
 
         //= https://www.rfc-editor.org/rfc/rfc6298#section-5
         //# (5.2) When all outstanding data has been acknowledged, turn off the
@@ -1184,6 +1255,16 @@ impl Tcb {
                 //# min (ssthresh, max(FlightSize, SMSS) + SMSS) or (2) ssthresh
                 self.set(F_RECOVERY, false);
                 self.cwnd = self.ssthresh.min(self.flight().max(mss) + mss);
+            } else if self.has(F_SACK) {
+                // RFC 6675: the pipe decides what is sent (see
+                // `sack_retransmit`), with one exception: a partial ACK
+                // means the new head is lost too (RFC 6582's rule, Linux
+                // tcp_mark_head_lost), and it goes out now.
+                let ext = self.ext_mut();
+                if !after(ext.high_rxt, ack) {
+                    ext.high_rxt = ack;
+                    self.sack_retransmit_one(now, out);
+                }
             } else {
                 //= https://www.rfc-editor.org/rfc/rfc6582#section-3.2
                 //# Partial acknowledgments:
@@ -1228,6 +1309,11 @@ impl Tcb {
     fn on_dupack(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
         self.dupacks = self.dupacks.saturating_add(1);
         let mss = self.mss as u32;
+        if self.has(F_SACK) {
+            // RFC 6675: no window inflation; the pipe counts what left.
+            self.sack_detect_loss(now, out);
+            return;
+        }
         if self.has(F_RECOVERY) {
             //= https://www.rfc-editor.org/rfc/rfc5681#section-3.2
             //# 4.  For each additional duplicate ACK received (after the third),
@@ -1308,6 +1394,194 @@ impl Tcb {
         }
     }
 
+    /// Bytes counted against cwnd: RFC 6675's pipe in SACK recovery; else
+    /// what was sent from SND.UNA to SND.NXT less what the peer SACKed
+    /// (Linux's `tcp_packets_in_flight`: sacked_out is not in flight).
+    fn in_flight(&self) -> u32 {
+        let Some(e) = self.ext.as_ref().filter(|e| !e.sack.is_empty()) else {
+            return self.flight();
+        };
+        if self.has(F_RECOVERY) && self.has(F_SACK) {
+            let lost = self.sack_lost_end(&e.sack);
+            e.sack.pipe(self.snd_una, self.snd_max, seq_max(e.high_rxt, self.snd_una), lost)
+        } else {
+            e.sack.unsacked_in(self.snd_una, self.snd_nxt)
+        }
+    }
+
+    /// Take an ACK's SACK blocks into the scoreboard (Linux
+    /// `tcp_sacktag_write_queue`); `ack` is the new SND.UNA.
+    fn sack_tag(&mut self, blocks: &[(u32, u32)], ack: u32) {
+        let (una, snd_max, mss) = (self.snd_una, self.snd_max, self.mss as u32);
+        // Below this everything may have been sent twice: a late arrival
+        // there proves no reordering.
+        let rexmit_below = if self.retransmits > 0 {
+            snd_max
+        } else if self.has(F_RECOVERY) {
+            self.ext.as_ref().map_or(una, |e| seq_max(e.high_rxt, una))
+        } else {
+            una
+        };
+        let mut reorder = 0;
+        if let Some(e) = self.ext.as_mut() {
+            // A cumulative ACK over a hole never retransmitted, below SACKed
+            // data: it was late (Linux tcp_clean_rtx_queue's reordering check).
+            if let (Some(fack), Some(&(first, _))) = (e.sack.fack(), e.sack.ranges().first()) {
+                if after(ack, una) && after(first, una) && !before(una, rexmit_below) {
+                    reorder = fack.wrapping_sub(una);
+                }
+            }
+            e.sack.advance(ack);
+        }
+        if !blocks.is_empty() {
+            let (_, r) = self.ext_mut().sack.update(blocks, ack, snd_max, rexmit_below);
+            reorder = reorder.max(r);
+        }
+        if reorder > 0 {
+            // Linux tcp_check_sack_reordering: the degree in segments, at most
+            // tcp_max_reordering.
+            let segs = reorder.div_ceil(mss).min(sack::MAX_REORDERING) as u16;
+            let e = self.ext_mut();
+            e.reordering = e.reordering.max(segs);
+        }
+    }
+
+    /// RFC 3522 (Eifel) as Linux's `tcp_try_undo_partial` /
+    /// `tcp_packet_delayed`: an ACK of new data in SACK recovery that
+    /// echoes a timestamp from before our first retransmission was sent
+    /// for the original segments: they were late, not lost. The reordering
+    /// degree grows to what this episode showed, cwnd and ssthresh come
+    /// back, and recovery ends. True when it did.
+    fn sack_undo_if_delayed(&mut self, seg: &SegIn<'_>, prior_una: u32) -> bool {
+        if !(self.has(F_RECOVERY) && self.has(F_SACK) && self.has(F_TS)) {
+            return false;
+        }
+        let (Some((_, tsecr)), Some(e)) = (seg.ts, self.ext.as_mut()) else {
+            return false;
+        };
+        if tsecr == 0 || !before(tsecr, e.retrans_ts) {
+            return false;
+        }
+        let fack = e.sack.fack().map_or(self.snd_una, |f| seq_max(f, self.snd_una));
+        let segs = fack.wrapping_sub(prior_una).div_ceil(self.mss as u32).min(sack::MAX_REORDERING) as u16;
+        e.reordering = e.reordering.max(segs);
+        self.cwnd = self.cwnd.max(e.prior_cwnd);
+        self.ssthresh = self.ssthresh.max(e.prior_ssthresh);
+        self.set(F_RECOVERY, false);
+        true
+    }
+
+    /// DupThresh, raised to the reordering seen, but never beyond what
+    /// the flight can show (one segment less than it: as RFC 5827's early
+    /// retransmit lowers it for small flights), or a loss in a flight
+    /// smaller than the reordering seen could only end in an RTO.
+    fn dup_thresh(&self) -> u32 {
+        let r = self.ext.as_ref().map_or(0, |e| u32::from(e.reordering));
+        let flight_segs = self.flight().div_ceil(u32::from(self.mss).max(1));
+        r.min(flight_segs.saturating_sub(1)).max(sack::DUP_THRESH)
+    }
+
+    /// Everything not SACKed below this is taken as lost: RFC 6675's
+    /// `IsLost`, and in recovery the head segment too (it was lost when
+    /// recovery began, and after a partial ACK the new head is: RFC 6582).
+    fn sack_lost_end(&self, sb: &Scoreboard) -> u32 {
+        let mss = self.mss as u32;
+        let mut lost = sb.lost_below(mss, self.dup_thresh()).unwrap_or(self.snd_una);
+        if self.has(F_RECOVERY) {
+            let mut head = self.snd_una.wrapping_add(mss);
+            if let Some(s) = sb.next_sacked(self.snd_una) {
+                head = if before(s, head) { s } else { head };
+            }
+            if after(head, self.snd_max) {
+                head = self.snd_max;
+            }
+            lost = seq_max(lost, head);
+        }
+        lost
+    }
+
+    /// RFC 6675 section 5: enter loss recovery when DupThresh duplicate
+    /// ACKs arrived or the scoreboard says the first unacknowledged byte is
+    /// lost, unless this loss belongs to a recovery already done.
+    fn sack_detect_loss(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
+        if !self.has(F_SACK) || self.has(F_RECOVERY) || self.has(F_SYN_PENDING) || self.snd_una == self.snd_max {
+            return;
+        }
+        let mss = self.mss as u32;
+        let head_lost = self
+            .ext
+            .as_ref()
+            .and_then(|e| e.sack.lost_below(mss, self.dup_thresh()))
+            .is_some_and(|l| after(l, self.snd_una));
+        if u32::from(self.dupacks) < self.dup_thresh() && !head_lost {
+            return;
+        }
+        //= https://www.rfc-editor.org/rfc/rfc6675#section-5
+        //# (4.1) RecoveryPoint = HighData
+        //#
+        //#     When the TCP sender receives a cumulative ACK for this data
+        //#     octet, the loss recovery phase is terminated.
+        if !after(self.snd_una, self.recover) {
+            return;
+        }
+        self.recover = self.snd_max;
+        let (una, cwnd, ssthresh, ts) = (self.snd_una, self.cwnd, self.ssthresh, self.ts_val(now));
+        let e = self.ext_mut();
+        (e.prior_cwnd, e.prior_ssthresh, e.retrans_ts, e.high_rxt) = (cwnd, ssthresh, ts, una);
+        //# (4.2) ssthresh = cwnd = (FlightSize / 2)
+        self.ssthresh = (self.flight() / 2).max(2 * mss);
+        self.cwnd = self.ssthresh;
+        self.set(F_RECOVERY, true);
+        self.set(F_RTT_TIMING, false);
+        //# (4.3) Retransmit the first data segment presumed dropped
+        self.sack_retransmit_one(now, out);
+    }
+
+    /// RFC 6675 section 5 (C): while cwnd - pipe >= 1 SMSS, send the next
+    /// lost segment (NextSeg rule 1; new data, rule 2, is `transmit`'s).
+    fn sack_retransmit(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
+        let mss = self.mss as u32;
+        while self.cwnd >= self.in_flight().saturating_add(mss) {
+            if !self.sack_retransmit_one(now, out) {
+                break;
+            }
+        }
+    }
+
+    /// Retransmit the first lost segment at or after HighRxt; false when
+    /// there is none.
+    fn sack_retransmit_one(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) -> bool {
+        let Some(e) = self.ext.as_ref() else {
+            return false;
+        };
+        let lost = self.sack_lost_end(&e.sack);
+        let from = seq_max(e.high_rxt, self.snd_una);
+        let Some((seq, run)) = e.sack.next_lost(from, lost) else {
+            return false;
+        };
+        let start = self.data_seq();
+        let data_end = start.wrapping_add(self.snd.len());
+        let in_data = if after(data_end, seq) { data_end.wrapping_sub(seq) } else { 0 };
+        let len = run.min(self.seg_payload_max()).min(in_data);
+        let fin = self.has(F_FIN_SENT) && seq.wrapping_add(len) == self.fin_seq() && run > len;
+        if len == 0 && !fin {
+            return false;
+        }
+        let mut f = TcpFlags::ACK;
+        if len > 0 {
+            f |= TcpFlags::PSH;
+        }
+        if fin {
+            f |= TcpFlags::FIN;
+        }
+        self.emit(now, seq, f, len, out);
+        self.ext_mut().high_rxt = seq.wrapping_add(len + fin as u32);
+        if self.rtx_at == Deadline::NONE {
+            self.rtx_at = Deadline::at(now + self.rto());
+        }
+        true
+    }
+
     fn retransmit_timer(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
         let syn = self.has(F_SYN_PENDING);
         if self.snd_una == self.snd_max && !syn {
@@ -1333,6 +1607,22 @@ impl Tcb {
         //# than the value given in equation (4)
         if self.retransmits == 0 {
             self.ssthresh = (self.flight() / 2).max(2 * mss);
+        }
+        if let Some(e) = self.ext.as_mut() {
+            // Linux tcp_enter_loss: "Timeout in disordered state after
+            // receiving substantial DUPACKs suggests that the degree of
+            // reordering is over-estimated."
+            if e.sack.sacked_bytes() >= sack::DUP_THRESH * mss {
+                e.reordering = 0;
+            }
+        }
+        if self.retransmits > 0 {
+            // The same head timed out again: the peer may have reneged on
+            // what it SACKed (RFC 2018 section 8). Forget the scoreboard,
+            // as Linux's tcp_timeout_mark_lost does for a reneging peer.
+            if let Some(e) = self.ext.as_mut() {
+                e.sack.clear();
+            }
         }
         // Loss window: one segment.
         self.cwnd = mss;
@@ -1420,6 +1710,7 @@ impl Tcb {
         match self.rcv.store(self.rcv_nxt, start, data, &mut self.mem_room) {
             Some(nxt) if nxt != self.rcv_nxt => {
                 self.rcv_nxt = nxt;
+                self.rcv_rtt_measure(now, seg, len);
                 self.events.insert(Events::READABLE);
                 if had_ooo {
                     // Linux: a segment filling a hole is ACKed at once.
@@ -1436,6 +1727,86 @@ impl Tcb {
                 self.set(F_ACK_NOW, true);
             }
         }
+    }
+
+    fn ext_mut(&mut self) -> &mut TcbExt {
+        self.ext.get_or_insert_with(Box::default)
+    }
+
+    /// The receiver's RTT samples for autotuning, from in-order data.
+    /// Autotuning starts with the first full-sized segment (a connection
+    /// that only ever gets small requests never needs a larger buffer, and
+    /// never allocates its state).
+    fn rcv_rtt_measure(&mut self, now: Instant, seg: &SegIn<'_>, len: u32) {
+        if self.rcv_buf_max() <= self.rcv.cap() {
+            return;
+        }
+        let now_us = Self::now_us(now);
+        let (rcv_nxt, rcv_wnd, rcv_mss, adv_mss) = (self.rcv_nxt, self.rcv_wnd, self.rcv_mss, self.adv_mss);
+        let copied_seq = self.copied_seq();
+        let ts_now = self.has(F_TS).then(|| self.ts_val(now));
+        if !self.ext.as_ref().is_some_and(|e| e.rcv_space.is_some()) {
+            if len < u32::from(self.mss) {
+                return;
+            }
+            // Linux tcp_init_buffer_space: the measurement starts here (the
+            // segment is not read yet, so it counts in this measurement).
+            self.ext_mut().rcv_space = Some(RcvSpace::new(now_us, copied_seq, rcv_wnd, adv_mss));
+        }
+        let Some(sp) = self.ext.as_mut().and_then(|e| e.rcv_space.as_mut()) else { return };
+        if let (Some(ts_now), Some((_, tsecr))) = (ts_now, seg.ts) {
+            sp.measure_ts(ts_now, tsecr, len, rcv_mss);
+        }
+        sp.measure_window(now_us, rcv_nxt, rcv_wnd);
+    }
+
+    /// Linux `tcp_rcv_space_adjust` (Linux runs it after each read; here
+    /// before each transmission, which follows every read): grow the
+    /// receive buffer to what the last RTT's reads ask for, up to
+    /// `rcv_buf_max`. Not under memory pressure (Linux `tcp_grow_window`
+    /// grows nothing then either).
+    fn rcv_space_adjust(&mut self, now: Instant) {
+        let copied_seq = self.copied_seq();
+        let (adv_mss, grow) = (self.adv_mss, !self.has(F_MEM_PRESSURE));
+        let Some(sp) = self.ext.as_mut().and_then(|e| e.rcv_space.as_mut()) else { return };
+        if let Some(want) = sp.adjust(Self::now_us(now), copied_seq, adv_mss, grow) {
+            let cap = want.min(self.rcv_buf_max());
+            if cap > self.rcv.cap() {
+                self.rcv.grow_cap(cap);
+            }
+        }
+    }
+
+    fn rcv_buf_max(&self) -> u32 {
+        u32::from(self.rcv_max_kb) << 10
+    }
+
+    /// Linux `tcp_sndbuf_expand` (from `tcp_new_space`): when the
+    /// application found the send buffer full (`SOCK_NOSPACE`) and an ACK
+    /// made room while the congestion window is not filled
+    /// (`tcp_should_expand_sndbuf`), the buffer grows to twice the
+    /// congestion window, up to `tcp_wmem[2]`. Not under memory pressure,
+    /// nor in recovery (cwnd was just cut).
+    fn snd_buf_expand(&mut self) {
+        if !self.has(F_NOSPACE) || self.has(F_MEM_PRESSURE) || self.has(F_RECOVERY) {
+            return;
+        }
+        if self.in_flight() >= self.cwnd {
+            return;
+        }
+        let max = u32::from(self.snd_max_kb) << 10;
+        let want = self.cwnd.saturating_mul(2).min(max);
+        if want > self.snd.cap() {
+            self.snd.grow_cap(want);
+            self.set(F_NOSPACE, false);
+            self.events.insert(Events::WRITABLE);
+        }
+    }
+
+    /// The sequence number after the last byte the application read (Linux `copied_seq`).
+    fn copied_seq(&self) -> u32 {
+        let fin = self.has(F_FIN_RCVD) as u32;
+        self.rcv_nxt.wrapping_sub(self.rcv.len() + fin)
     }
 
     /// Linux `__tcp_ack_snd_check`: ACK now or arm the delayed-ACK timer.
@@ -1547,8 +1918,8 @@ impl Tcb {
 
     fn challenge_ack(&mut self, now: Instant, out: &mut impl FnMut(SegOut, Payload<'_>)) {
         let ms = Self::now_ms(now);
-        if ms.wrapping_sub(self.chal_ms) >= 1000 {
-            self.chal_ms = ms;
+        if ms.wrapping_sub(self.ext_mut().chal_ms) >= 1000 {
+            self.ext_mut().chal_ms = ms;
             self.chal_count = 0;
         }
         if self.chal_count >= self.chal_limit {
@@ -1577,10 +1948,11 @@ impl Tcb {
     ) {
         if seg.payload.is_empty() && !seg.flags.syn() {
             let ms = Self::now_ms(now);
-            if self.oow_ms != 0 && ms.wrapping_sub(self.oow_ms) < OOW_ACK_INTERVAL_MS {
+            let ext = self.ext_mut();
+            if ext.oow_ms != 0 && ms.wrapping_sub(ext.oow_ms) < OOW_ACK_INTERVAL_MS {
                 return;
             }
-            self.oow_ms = ms.max(1);
+            ext.oow_ms = ms.max(1);
         }
         self.send_ack(now, out);
     }
@@ -1670,31 +2042,52 @@ impl Tcb {
         if matches!(self.state, State::Closed | State::TimeWait) {
             return;
         }
+        self.rcv_space_adjust(now);
+        if self.has(F_RECOVERY) && self.has(F_SACK) {
+            self.sack_retransmit(now, out);
+        }
         loop {
             let start = self.data_seq();
             if before(self.snd_nxt, start) {
                 break;
+            }
+            // Go-back-N after an RTO: what the peer SACKed is not resent
+            // (Linux's retransmit queue skips SACKed skbs).
+            if before(self.snd_nxt, self.snd_max) {
+                if let Some(end) = self.ext.as_ref().and_then(|e| e.sack.sacked_end(self.snd_nxt)) {
+                    self.snd_nxt = end;
+                    continue;
+                }
             }
             let off = self.snd_nxt.wrapping_sub(start);
             let unsent = self.snd.len().saturating_sub(off);
             let fin_pending = self.has(F_FIN_QUEUED)
                 && !after(self.snd_nxt, self.fin_seq())
                 && self.snd_nxt.wrapping_add(unsent) == self.fin_seq();
-            let wnd = self.snd_wnd.min(self.cwnd);
-            let wnd_end = self.snd_una.wrapping_add(wnd);
-            let usable = if after(wnd_end, self.snd_nxt) {
+            let wnd_end = self.snd_una.wrapping_add(self.snd_wnd);
+            let peer_usable = if after(wnd_end, self.snd_nxt) {
                 wnd_end.wrapping_sub(self.snd_nxt)
             } else {
                 0
             };
+            let usable = peer_usable.min(self.cwnd.saturating_sub(self.in_flight()));
             let seg_max = self.seg_payload_max();
-            let len = unsent.min(seg_max).min(usable);
+            let mut len = unsent.min(seg_max).min(usable);
+            if before(self.snd_nxt, self.snd_max) {
+                // Resending after an RTO: stop at the next SACKed range.
+                if let Some(s) = self.ext.as_ref().and_then(|e| e.sack.next_sacked(self.snd_nxt)) {
+                    len = len.min(s.wrapping_sub(self.snd_nxt));
+                }
+            }
             // The FIN rides on the last data segment, and needs one unit of window.
             let fin = fin_pending && len == unsent && usable > len;
             if len == 0 && !fin {
                 break;
             }
-            if len < seg_max && !fin {
+            // Nagle and sender-side SWS avoidance are for new data; a
+            // retransmission after an RTO goes as it is (a hole before a
+            // SACKed range may be short).
+            if len < seg_max && !fin && !before(self.snd_nxt, self.snd_max) {
                 let in_flight = self.snd_nxt != self.snd_una;
                 if len < unsent {
                     //= https://www.rfc-editor.org/rfc/rfc1122#section-4.2.3.4
@@ -1763,6 +2156,11 @@ impl Tcb {
             self.send_ack(now, out);
         }
     }
+}
+
+/// Bytes in KiB (rounded down, at least 1), at most `u16::MAX`.
+fn kib(bytes: u32) -> u16 {
+    (bytes >> 10).clamp(1, u32::from(u16::MAX)) as u16
 }
 
 /// Whole seconds (rounded up), at most `u16::MAX`.

@@ -1,7 +1,8 @@
 //! The receive buffer: a ring holding in-order unread bytes followed by
 //! the receive window. Out-of-order segments are written straight to their
 //! place in the window, and only their sequence ranges are remembered (at
-//! most [`MAX_OOO_RANGES`]), so the out-of-order queue is bounded by bytes
+//! most [`MAX_OOO_RANGES`], most recently extended first: the order SACK
+//! blocks are reported in), so the out-of-order queue is bounded by bytes
 //! (the free space) and by ranges. The ring grows as data arrives, within
 //! what the worker's memory pool grants, and is released when the
 //! application has read everything (Linux frees an skb once it is read):
@@ -12,18 +13,21 @@ use super::ring::{resized, ring_size};
 use super::seq::{after, before, seq_max};
 
 /// Out-of-order ranges kept; a segment that would need another is dropped
-/// (the peer retransmits it). Four is what one SACK option can carry.
-pub const MAX_OOO_RANGES: usize = 4;
+/// (the peer retransmits it). Linux keeps any number (an rbtree of skbs);
+/// a large window with a lossy path has many holes at once.
+pub const MAX_OOO_RANGES: usize = 32;
+
+/// SACK blocks one option carries (Linux `TCP_NUM_SACKS`).
+pub const MAX_SACK_BLOCKS: usize = 4;
 
 /// Out-of-order `[start, end)` sequence ranges, disjoint, not adjacent
-/// to each other, all after `rcv_nxt`.
+/// to each other, all after `rcv_nxt`, the most recently extended first
+/// (RFC 2018 section 4: the first SACK block reports the latest segment,
+/// then the most recently reported others; Linux `tcp_sack_new_ofo_skb`).
 #[derive(Debug, Default)]
 struct OooRanges {
     r: [(u32, u32); MAX_OOO_RANGES],
     n: u8,
-    /// Index in `r` of the range the latest segment went to: RFC 2018
-    /// wants it reported first.
-    recent: u8,
 }
 
 /// Bytes one out-of-order range list costs while it exists.
@@ -62,6 +66,12 @@ impl RecvBuf {
 
     pub fn cap(&self) -> u32 {
         self.cap
+    }
+
+    /// Receive autotuning made the buffer larger: windows are offered from
+    /// `cap` now, and the ring may grow to it (as data arrives).
+    pub fn grow_cap(&mut self, cap: u32) {
+        self.cap = self.cap.max(cap);
     }
 
     /// Ring size, slack included: the most bytes ever held.
@@ -208,11 +218,16 @@ impl RecvBuf {
             *mem_room -= OOO_MEM;
         }
         let o = self.ooo.get_or_insert_with(Box::default);
-        // Merge every overlapping or adjacent range into the new one.
+        let touches = |r: &(u32, u32), start, end| !after(r.0, end) && !before(r.1, start);
+        if o.n as usize == MAX_OOO_RANGES && !o.r.iter().any(|r| touches(r, start, end)) {
+            return false;
+        }
+        // Merge every overlapping or adjacent range into the new one
+        // (Linux tcp_sack_extend / tcp_sack_maybe_coalesce), then put it first.
         let mut i = 0;
         while i < o.n as usize {
             let (s, e) = o.r[i];
-            if !after(s, end) && !before(e, start) {
+            if touches(&(s, e), start, end) {
                 if before(s, start) {
                     start = s;
                 }
@@ -221,16 +236,12 @@ impl RecvBuf {
                 }
                 o.r.copy_within(i + 1..o.n as usize, i);
                 o.n -= 1;
-                o.recent = 0;
             } else {
                 i += 1;
             }
         }
-        if o.n as usize == MAX_OOO_RANGES {
-            return false;
-        }
-        o.r[o.n as usize] = (start, end);
-        o.recent = o.n;
+        o.r.copy_within(0..o.n as usize, 1);
+        o.r[0] = (start, end);
         o.n += 1;
         true
     }
@@ -240,32 +251,17 @@ impl RecvBuf {
         let n = o.n as usize;
         o.r.copy_within(i + 1..n, i);
         o.n -= 1;
-        o.recent = 0;
         if o.n == 0 {
             self.ooo = None;
         }
     }
 
     /// Up to `max` SACK blocks (RFC 2018 4: the block holding the most
-    /// recently received segment first, then the others).
-    pub fn sack_blocks(&self, max: usize, out: &mut [(u32, u32); MAX_OOO_RANGES]) -> u8 {
-        let Some(o) = &self.ooo else { return 0 };
-        let n = (o.n as usize).min(max).min(MAX_OOO_RANGES);
-        if n == 0 {
-            return 0;
-        }
-        let recent = (o.recent as usize).min(o.n as usize - 1);
-        out[0] = o.r[recent];
-        let mut k = 1;
-        for (i, r) in self.ranges().iter().enumerate() {
-            if k == n {
-                break;
-            }
-            if i != recent {
-                out[k] = *r;
-                k += 1;
-            }
-        }
+    /// recently received segment first, then the most recent others).
+    pub fn sack_blocks(&self, max: usize, out: &mut [(u32, u32); MAX_SACK_BLOCKS]) -> u8 {
+        let r = self.ranges();
+        let n = r.len().min(max).min(MAX_SACK_BLOCKS);
+        out[..n].copy_from_slice(&r[..n]);
         n as u8
     }
 }
@@ -302,26 +298,34 @@ mod tests {
         assert_eq!(b.store_all(0, 10, b"klm"), Some(0));
         assert_eq!(b.store_all(0, 4, b"efg"), Some(0));
         assert_eq!(b.ranges().len(), 2);
-        let mut s = [(0, 0); MAX_OOO_RANGES];
+        let mut s = [(0, 0); MAX_SACK_BLOCKS];
         assert_eq!(b.sack_blocks(3, &mut s), 2);
         assert_eq!(s[0], (4, 7));
+        assert_eq!(b.store_all(0, 20, b"u"), Some(0));
+        assert_eq!(b.sack_blocks(3, &mut s), 3);
+        assert_eq!(&s[..3], &[(20, 21), (4, 7), (10, 13)], "most recent first");
         assert_eq!(b.store_all(0, 7, b"hij"), Some(0));
-        assert_eq!(b.ranges(), &[(4, 13)]);
-        assert_eq!(b.store_all(0, 0, b"abcd"), Some(13));
+        assert_eq!(b.ranges(), &[(4, 13), (20, 21)]);
+        assert_eq!(b.store_all(0, 13, b"nopqrst"), Some(0));
+        assert_eq!(b.ranges(), &[(4, 21)]);
+        assert_eq!(b.store_all(0, 0, b"abcd"), Some(21));
         assert!(!b.has_ooo());
-        let mut out = [0u8; 13];
+        let mut out = [0u8; 21];
         b.read(&mut out);
-        assert_eq!(&out, b"abcdefghijklm");
+        assert_eq!(&out, b"abcdefghijklmnopqrstu");
     }
 
     #[test]
     fn bounded_ranges() {
-        let mut b = RecvBuf::new(64, 0);
+        let mut b = RecvBuf::new(256, 0);
         for i in 0..MAX_OOO_RANGES as u32 {
             assert_eq!(b.store_all(0, 2 + 4 * i, b"x"), Some(0));
         }
-        assert_eq!(b.store_all(0, 40, b"y"), None);
+        assert_eq!(b.store_all(0, 200, b"y"), None);
         assert_eq!(b.ranges().len(), MAX_OOO_RANGES);
+        // Extending a range still works when the list is full.
+        assert_eq!(b.store_all(0, 3, b"z"), Some(0));
+        assert_eq!(b.ranges()[0], (2, 4));
     }
 
     #[test]

@@ -27,6 +27,11 @@ impl SendBuf {
         self.cap
     }
 
+    /// Send-buffer autotuning made the buffer larger (never smaller).
+    pub fn grow_cap(&mut self, cap: u32) {
+        self.cap = self.cap.max(cap);
+    }
+
     pub fn len(&self) -> u32 {
         self.len
     }

@@ -27,6 +27,9 @@ fn params(now: Instant) -> PassiveOpen<'static> {
         syn_ack_pending: false,
         rtt_sample: None,
         rcv_buf_cap: 64 * 1024,
+        // Autotuning off (at most rcv_buf_cap): the window stays what these cases expect.
+        rcv_buf_max: 0,
+        snd_buf_max: 0,
         snd_buf_cap: 64 * 1024,
         mem_room: u32::MAX,
         config: TcbConfig::default(),
@@ -426,6 +429,23 @@ struct Pair {
 
 impl Pair {
     fn new(rcv_cap: u32, snd_cap: u32) -> Pair {
+        Pair::tuned(rcv_cap, 0, snd_cap)
+    }
+
+    /// Both sides with receive buffers of `rcv_cap` that autotuning may
+    /// grow to `rcv_max` (at most `rcv_cap`: off).
+    fn tuned(rcv_cap: u32, rcv_max: u32, snd_cap: u32) -> Pair {
+        Pair::build(rcv_cap, rcv_max, snd_cap, true)
+    }
+
+    /// `sack`: SACK negotiated (both send and use SACK blocks); without
+    /// it, NewReno alone recovers.
+    fn build(rcv_cap: u32, rcv_max: u32, snd_cap: u32, sack: bool) -> Pair {
+        Pair::build_full(rcv_cap, rcv_max, snd_cap, 0, sack)
+    }
+
+    /// With send buffers of `snd_cap` that autotuning may grow to `snd_max`.
+    fn build_full(rcv_cap: u32, rcv_max: u32, snd_cap: u32, snd_max: u32, sack: bool) -> Pair {
         let now = Instant::from_secs(100);
         let mk = |iss, irs, off| {
             Tcb::new_passive(PassiveOpen {
@@ -436,7 +456,7 @@ impl Pair {
                 our_mss: 1460,
                 snd_wscale: Some(7),
                 rcv_wscale: 7,
-                sack_ok: true,
+                sack_ok: sack,
                 ts: Some((off + 7, off)),
                 // The peer's SYN-ACK / SYN window: its buffer, unscaled.
                 peer_window: rcv_cap.min(65535),
@@ -444,6 +464,8 @@ impl Pair {
                 syn_ack_pending: false,
                 rtt_sample: None,
                 rcv_buf_cap: rcv_cap,
+                rcv_buf_max: rcv_max,
+                snd_buf_max: snd_max,
                 snd_buf_cap: snd_cap,
                 mem_room: u32::MAX,
                 config: TcbConfig::default(),
@@ -745,12 +767,13 @@ fn reordering_uses_ooo_queue_and_dup_acks() {
         }
         Some(Duration::ZERO)
     });
-    let data = pattern(5 * 1448, 5);
+    let data = pattern(4 * 1448, 5);
     p.write(SERVER, &data);
     p.drive();
     assert!(p.sides[CLIENT].received == data);
     // Two later segments overtook it: two immediate duplicate ACKs with SACK,
-    // not enough for a fast retransmit.
+    // not enough for a fast retransmit (RFC 6675 IsLost wants more than
+    // 2 segments SACKed above it).
     let dups = p.sides[CLIENT]
         .log
         .iter()
@@ -1011,7 +1034,8 @@ mod fuzz {
                 any::<u16>(),
                 proptest::option::of((prop_oneof![90u32..400, any::<u32>()], any::<u32>())),
                 0u16..3000,
-                proptest::collection::vec((any::<u32>(), any::<u32>()), 0..4),
+                // Below 2^20: a block relative to SND.UNA (often valid), else as is.
+                proptest::collection::vec((prop_oneof![0u32..40_000, any::<u32>()], any::<u32>()), 0..4),
             )
                 .prop_map(|(seq_off, ack_off, flags, window, ts, len, sack)| Op::Seg { seq_off, ack_off, flags, window, ts, len, sack }),
             2 => (0u16..5000).prop_map(Op::Write),
@@ -1030,9 +1054,13 @@ mod fuzz {
             ops in proptest::collection::vec(op(), 1..80),
             small in any::<bool>(),
             ts_on in any::<bool>(),
+            tuned in any::<bool>(),
         ) {
             let mut now = Instant::from_secs(10);
             let mut p = params(now);
+            if tuned {
+                p.rcv_buf_max = 1 << 20;
+            }
             if small {
                 p.rcv_buf_cap = 3000;
                 p.snd_buf_cap = 2000;
@@ -1059,6 +1087,11 @@ mod fuzz {
             for op in ops {
                 match op {
                     Op::Seg { seq_off, ack_off, flags, window, ts, len, sack } => {
+                        let una = t.snd_una();
+                        let sack: Vec<(u32, u32)> = sack
+                            .iter()
+                            .map(|&(a, b)| if a < 1 << 20 { (una.wrapping_add(a), una.wrapping_add(a + b % 20_000)) } else { (a, b) })
+                            .collect();
                         let seg = SegIn {
                             seq: t.rcv_nxt().wrapping_add(seq_off as u32),
                             ack: (flags & 0x10 != 0).then(|| t.snd_una().wrapping_add(ack_off as u32)),
@@ -1184,4 +1217,316 @@ fn under_memory_pressure_the_offered_window_shrinks_to_four_segments() {
     assert!(normal >= 60_000, "{normal}");
     // Linux tcp_adjust_rcv_ssthresh: 4 * advmss (5840), in 128-byte units.
     assert!((2 * 1460..=4 * 1460 + 127).contains(&pressed), "{pressed}");
+}
+
+// ---------------------------------------------------------------------------
+// Receive-buffer autotuning (Linux tcp_rcv_space_adjust)
+
+/// The largest window `from` advertised, in bytes (scale 7 both ways).
+fn max_window(p: &Pair, from: usize) -> u32 {
+    p.sides[from]
+        .log
+        .iter()
+        .filter(|(_, s)| !s.flags.syn())
+        .map(|(_, s)| u32::from(s.window) << 7)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Time for the client to upload `n` bytes to the server (10 ms each way),
+/// and the pair afterwards.
+fn upload(rcv_max: u32, n: usize) -> (Duration, Pair) {
+    let mut p = Pair::tuned(64 * 1024, rcv_max, 16 << 20);
+    let data = pattern(n, 21);
+    let t0 = p.now;
+    p.write(CLIENT, &data);
+    let mut steps = 0;
+    while p.sides[SERVER].received.len() < n && p.step(t0 + Duration::from_secs(600)) {
+        steps += 1;
+        assert!(steps < 1_000_000, "no progress");
+    }
+    let took = p.now - t0;
+    assert!(p.sides[SERVER].received == data, "data lost or corrupted");
+    (took, p)
+}
+
+#[test]
+fn receive_window_grows_across_rtts_when_the_application_reads() {
+    let max = 4 << 20;
+    let (tuned, p) = upload(max, 8 << 20);
+    let server = &p.sides[SERVER].tcb;
+    // The window grew from 64 KiB to megabytes, and no further than the cap.
+    let top = max_window(&p, SERVER);
+    assert!(top > 2 << 20, "largest window {top}");
+    assert!(top <= max, "largest window {top} above the cap {max}");
+    assert!(server.recv_buf_cap() <= max + 127, "{}", server.recv_buf_cap());
+    // The window grew over several RTTs, not at once: the first 20 ms
+    // (one RTT) offered no more than the initial 64 KiB.
+    let start = p.sides[SERVER].log[0].0;
+    let early = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(t, _)| *t < start + Duration::from_millis(20))
+        .map(|(_, s)| u32::from(s.window) << 7)
+        .max()
+        .unwrap_or(0);
+    assert!(early <= 64 * 1024, "{early}");
+    // A fixed 64 KiB window moves at most 64 KiB per 20 ms RTT: the same
+    // upload takes several times as long.
+    let (fixed, q) = upload(0, 8 << 20);
+    assert!(max_window(&q, SERVER) <= 64 * 1024);
+    println!("8 MiB upload: autotuned {tuned:?} (largest window {top}), fixed 64 KiB {fixed:?}");
+    assert!(tuned * 4 < fixed, "autotuned {tuned:?}, fixed {fixed:?}");
+}
+
+#[test]
+fn receive_window_stays_small_when_the_application_does_not_read() {
+    let mut p = Pair::tuned(64 * 1024, 4 << 20, 16 << 20);
+    p.sides[SERVER].reading = false;
+    let data = pattern(2 << 20, 22);
+    p.write(CLIENT, &data);
+    let t0 = p.now;
+    p.drive_until(t0 + Duration::from_secs(5));
+    let server = &p.sides[SERVER].tcb;
+    // Filled (the window's rounding to the scale unit may add a few bytes) and stopped.
+    let queued = server.recv_queue_len();
+    assert!((64 * 1024..64 * 1024 + 128).contains(&queued), "{queued}");
+    assert!(max_window(&p, SERVER) <= 64 * 1024);
+    assert!(server.recv_buf_cap() <= 64 * 1024 + 127);
+    // Reading again: everything arrives, and then the window may grow.
+    p.sides[SERVER].reading = true;
+    p.drive_until(t0 + Duration::from_secs(120));
+    assert!(p.sides[SERVER].received == data);
+}
+
+#[test]
+fn receive_window_does_not_grow_under_memory_pressure() {
+    let mut p = Pair::tuned(64 * 1024, 4 << 20, 16 << 20);
+    // Linux tcp_adjust_rcv_ssthresh: 4 segments of advmss under pressure.
+    p.sides[SERVER].tcb.set_mem(u32::MAX, true);
+    let data = pattern(1 << 20, 23);
+    p.write(CLIENT, &data);
+    p.drive_until(p.now + Duration::from_secs(60));
+    assert!(p.sides[SERVER].received == data);
+    // Once the window offered before the pressure is used up (it may not
+    // shrink), at most 4 segments, rounded up to the scale unit (128).
+    let start = p.sides[SERVER].log[0].0;
+    let top = p.sides[SERVER]
+        .log
+        .iter()
+        .filter(|(t, _)| *t > start + Duration::from_millis(100))
+        .map(|(_, s)| u32::from(s.window) << 7)
+        .max()
+        .unwrap_or(0);
+    assert!(top > 0 && top <= 4 * 1460 + 127, "window {top} under pressure");
+    assert!(p.sides[SERVER].tcb.recv_buf_cap() <= 64 * 1024 + 127);
+}
+
+#[test]
+fn receive_autotuning_survives_loss_and_reordering() {
+    for seed in 1..=6u64 {
+        let mut p = Pair::tuned(64 * 1024, 2 << 20, 4 << 20);
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        p.link = Box::new(move |_, _| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 200 {
+                0..=1 => None,
+                2..=9 => Some(Duration::from_millis(x % 8)),
+                _ => Some(Duration::ZERO),
+            }
+        });
+        let data = pattern(4 << 20, 24);
+        p.write(CLIENT, &data);
+        p.sides[CLIENT].shutdown_after_write = true;
+        p.drive();
+        assert!(p.sides[SERVER].received == data, "seed {seed}");
+        assert!(p.sides[SERVER].tcb.recv_buf_cap() <= (2 << 20) + 127, "seed {seed}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SACK loss recovery (RFC 6675) against NewReno alone
+
+/// Data segments `from` sent that were sent before (retransmissions).
+fn retransmissions(p: &Pair, from: usize) -> usize {
+    retransmission_times(p, from).len()
+}
+
+fn retransmission_times(p: &Pair, from: usize) -> Vec<Instant> {
+    let mut high: Option<u32> = None;
+    let mut n = Vec::new();
+    for (t, s) in &p.sides[from].log {
+        if s.payload_len == 0 {
+            continue;
+        }
+        let end = s.seq.wrapping_add(s.payload_len);
+        match high {
+            Some(h) if before(s.seq, h) => n.push(*t),
+            _ => {}
+        }
+        if high.is_none_or(|h| after(end, h)) {
+            high = Some(end);
+        }
+    }
+    n
+}
+
+/// Server to client, `n` bytes, segments dropped where `drop(i)` for the
+/// i-th data segment first sent (retransmissions pass). Returns the time
+/// taken, the retransmission count and the time from the first
+/// retransmission to the last.
+fn transfer_dropping(sack: bool, n: usize, drop: fn(u32) -> bool) -> (Duration, usize, Duration) {
+    let mut p = Pair::build(256 * 1024, 0, 256 * 1024, sack);
+    let mut high = 0xffff_f001u32;
+    let mut i = 0u32;
+    p.link = Box::new(move |from, pkt| {
+        if from == SERVER && pkt.seg.payload_len > 0 && !before(pkt.seg.seq, high) {
+            high = pkt.seg.seq.wrapping_add(pkt.seg.payload_len);
+            i += 1;
+            if drop(i) {
+                return None;
+            }
+        }
+        Some(Duration::ZERO)
+    });
+    let data = pattern(n, 31);
+    let t0 = p.now;
+    p.write(SERVER, &data);
+    while p.sides[CLIENT].received.len() < n && p.step(t0 + Duration::from_secs(600)) {}
+    assert!(p.sides[CLIENT].received == data, "sack {sack}: data lost or corrupted");
+    let r = retransmission_times(&p, SERVER);
+    let span = match (r.first(), r.last()) {
+        (Some(a), Some(b)) => *b - *a,
+        _ => Duration::ZERO,
+    };
+    (p.now - t0, r.len(), span)
+}
+
+#[test]
+fn sack_recovers_several_losses_in_one_window_in_one_rtt() {
+    // Segments 21, 24 and 27 of the first flights lost (cwnd 20+ by then).
+    let drop = |i| i == 21 || i == 24 || i == 27;
+    let (t_sack, r_sack, span_sack) = transfer_dropping(true, 80 * 1448, drop);
+    let (t_reno, r_reno, span_reno) = transfer_dropping(false, 80 * 1448, drop);
+    println!(
+        "3 losses in a window: SACK {t_sack:?}, {r_sack} retransmissions over {span_sack:?}; NewReno {t_reno:?}, {r_reno} over {span_reno:?}"
+    );
+    // Exactly the three lost segments are resent. NewReno learns of one
+    // hole per partial ACK (one 20 ms RTT each: 2 RTTs from the first
+    // retransmission to the third); SACK sees the holes as the flight's
+    // ACKs come, and resends them as the pipe lets it: at least one RTT sooner.
+    assert_eq!(r_sack, 3);
+    assert!(r_sack <= r_reno);
+    assert!(span_reno >= Duration::from_millis(40), "{span_reno:?}");
+    assert!(span_sack + Duration::from_millis(20) <= span_reno, "SACK {span_sack:?}, NewReno {span_reno:?}");
+    assert!(t_sack < t_reno, "SACK {t_sack:?}, NewReno {t_reno:?}");
+}
+
+/// Over 12 seeds of a link losing 2 % and reordering 5 % (delays up to
+/// 7 ms on 10 ms), 1 MiB one way and 256 KiB the other, with SACK and
+/// without: (retransmissions, time to the last segment) summed, SACK first.
+fn lossy_reordering_totals(buf: u32) -> ((usize, Duration), (usize, Duration)) {
+    let (mut r_sack, mut r_reno) = (0, 0);
+    let (mut t_sack, mut t_reno) = (Duration::ZERO, Duration::ZERO);
+    for seed in 1..=12u64 {
+        for sack in [true, false] {
+            let mut p = Pair::build(buf, 0, buf, sack);
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            p.link = Box::new(move |_, _| {
+                // xorshift: 2% loss, 5% delayed by up to 7 ms (reordering).
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                match x % 100 {
+                    0..=1 => None,
+                    2..=6 => Some(Duration::from_millis(x % 8)),
+                    _ => Some(Duration::ZERO),
+                }
+            });
+            let a = pattern(1 << 20, 32);
+            let b = pattern(256 * 1024, 33);
+            let t0 = p.now;
+            p.write(SERVER, &a);
+            p.write(CLIENT, &b);
+            p.sides[SERVER].shutdown_after_write = true;
+            p.sides[CLIENT].shutdown_after_write = true;
+            p.drive();
+            assert!(p.sides[CLIENT].received == a, "seed {seed} sack {sack}: server->client");
+            assert!(p.sides[SERVER].received == b, "seed {seed} sack {sack}: client->server");
+            for s in &p.sides {
+                assert_eq!(s.tcb.state(), State::Closed, "seed {seed} sack {sack}");
+                assert_eq!(s.tcb.error(), None, "seed {seed} sack {sack}");
+            }
+            let r = retransmissions(&p, SERVER) + retransmissions(&p, CLIENT);
+            // When the last data reached the client.
+            let done = p.sides[SERVER].log.iter().map(|(t, _)| *t).max().unwrap_or(t0) - t0;
+            if sack {
+                r_sack += r;
+                t_sack += done;
+            } else {
+                r_reno += r;
+                t_reno += done;
+            }
+        }
+    }
+    ((r_sack, t_sack), (r_reno, t_reno))
+}
+
+#[test]
+fn sack_retransmits_no_more_and_recovers_faster_than_newreno_on_a_lossy_reordering_link() {
+    for buf in [256 * 1024, 64 * 1024] {
+        let ((r_sack, t_sack), (r_reno, t_reno)) = lossy_reordering_totals(buf);
+        println!("12 seeds, {buf} B buffers: SACK {r_sack} retransmissions in {t_sack:?}, NewReno {r_reno} in {t_reno:?}");
+        assert!(r_sack <= r_reno, "{buf} B: SACK {r_sack}, NewReno {r_reno}");
+        assert!(t_sack < t_reno, "{buf} B: SACK {t_sack:?}, NewReno {t_reno:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Send-buffer autotuning (Linux tcp_sndbuf_expand)
+
+/// Server to client, `n` bytes over a 20 ms RTT, the server's send buffer
+/// 64 KiB growing to `snd_max`: the time taken, and the pair.
+fn download(snd_max: u32, n: usize, pressure: bool) -> (Duration, Pair) {
+    let mut p = Pair::build_full(64 * 1024, 8 << 20, 64 * 1024, snd_max, true);
+    if pressure {
+        p.sides[SERVER].tcb.set_mem(u32::MAX, true);
+    }
+    let data = pattern(n, 41);
+    let t0 = p.now;
+    p.write(SERVER, &data);
+    while p.sides[CLIENT].received.len() < n && p.step(t0 + Duration::from_secs(600)) {}
+    assert!(p.sides[CLIENT].received == data, "data lost or corrupted");
+    (p.now - t0, p)
+}
+
+#[test]
+fn send_buffer_grows_with_cwnd_when_the_application_fills_it() {
+    let max = 2 << 20;
+    let (tuned, p) = download(max, 8 << 20, false);
+    let cap = p.sides[SERVER].tcb.send_buf_cap();
+    // Twice the congestion window, up to the cap.
+    assert!(cap > 1 << 20 && cap <= max, "send buffer {cap}");
+    let (fixed, q) = download(0, 8 << 20, false);
+    assert_eq!(q.sides[SERVER].tcb.send_buf_cap(), 64 * 1024);
+    println!("8 MiB download: send buffer autotuned to {cap}: {tuned:?}; fixed 64 KiB: {fixed:?}");
+    assert!(tuned * 4 < fixed, "autotuned {tuned:?}, fixed {fixed:?}");
+    // Under memory pressure it stays.
+    let (_, r) = download(max, 1 << 20, true);
+    assert_eq!(r.sides[SERVER].tcb.send_buf_cap(), 64 * 1024);
+}
+
+#[test]
+fn send_buffer_does_not_grow_when_the_application_never_fills_it() {
+    let mut p = Pair::build_full(64 * 1024, 8 << 20, 64 * 1024, 4 << 20, true);
+    // 200 requests of 10 KiB, each written when the previous one was read.
+    for i in 0..200u8 {
+        let chunk = pattern(10 * 1024, i);
+        p.write(SERVER, &chunk);
+        let want = p.sides[CLIENT].received.len() + chunk.len();
+        while p.sides[CLIENT].received.len() < want && p.step(p.now + Duration::from_secs(60)) {}
+    }
+    assert_eq!(p.sides[SERVER].tcb.send_buf_cap(), 64 * 1024);
 }

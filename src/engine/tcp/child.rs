@@ -159,6 +159,8 @@ impl TcpEngine {
             syn_ack_pending: p.origin == Origin::FastOpen,
             rtt_sample: p.rtt_sample,
             rcv_buf_cap: self.cfg.rcv_buf,
+            rcv_buf_max: self.cfg.rcv_buf_max,
+            snd_buf_max: self.cfg.snd_buf_max,
             snd_buf_cap: self.cfg.snd_buf,
             mem_room: self.mem.room(),
             config: TcbConfig {

@@ -88,9 +88,17 @@ pub struct TcpConfig {
     /// refused with RST (DlConnLimitRefused). By default the table's own
     /// limit: memory, not a count, is what refuses connections.
     pub max_conns: usize,
-    /// Receive and send buffer per connection (Linux: tcp_rmem/tcp_wmem).
+    /// Receive buffer a connection starts with, and send buffer per
+    /// connection (Linux: tcp_rmem[1], tcp_wmem).
     pub rcv_buf: u32,
     pub snd_buf: u32,
+    /// What receive-buffer autotuning may grow a connection's buffer to
+    /// (Linux `tcp_rmem[2]`, 6 MiB; window scale 7 offers up to 8 MiB).
+    /// At most `rcv_buf` turns autotuning off.
+    pub rcv_buf_max: u32,
+    /// What send-buffer autotuning may grow a connection's buffer to
+    /// (Linux `tcp_wmem[2]`, 4 MiB). At most `snd_buf` turns it off.
+    pub snd_buf_max: u32,
     /// Bytes of connection buffers this worker may hold in use at once
     /// (`tcp_mem`'s hard limit; see [`mem`]). Beyond, handshakes are
     /// refused with RST (DlConnMemRefused).
@@ -112,6 +120,8 @@ impl TcpConfig {
             max_conns: ConnTable::CAPACITY,
             rcv_buf: 64 * 1024,
             snd_buf: 64 * 1024,
+            rcv_buf_max: 6 << 20,
+            snd_buf_max: 4 << 20,
             max_buffer_bytes: 1 << 30,
             mac: EthernetAddress([0; 6]),
             utc_ms_at_zero: 0,
