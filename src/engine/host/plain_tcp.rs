@@ -3,8 +3,8 @@
 //! receive path. A frame is plain when that path would hand it to TCP with
 //! no other effect than counting it in RxFrames, IpInReceives and
 //! TcpInSegs: Ethernet to our MAC, IPv4 without options or fragmentation,
-//! to one of our addresses from a unicast source, both checksums verified
-//! by the NIC, and a whole TCP header. Anything else takes [`Host::parse`].
+//! to one of our addresses from a unicast source, both checksums right
+//! (verified by the NIC, else here), and a whole TCP header. Anything else takes [`Host::parse`].
 //! A plain SYN (SYN alone, reserved bits clear, no data) is what the SYN
 //! lane takes.
 
@@ -25,7 +25,7 @@ impl Host {
     /// [`Host::count_plain`] for what it took.
     #[inline]
     pub fn plain_tcp<'a>(&self, frame: &'a [u8], meta: RxMeta) -> Option<(TcpInput<'a>, bool)> {
-        if meta.ip_csum != CsumStatus::Good || meta.l4_csum != CsumStatus::Good {
+        if meta.ip_csum == CsumStatus::Bad || meta.l4_csum == CsumStatus::Bad {
             return None;
         }
         let f: &[u8; MIN_LEN] = frame.get(..MIN_LEN)?.try_into().ok()?;
@@ -50,10 +50,20 @@ impl Host {
         if !self.is_ours(dst) || src.is_broadcast() || src.is_multicast() || src.is_unspecified() {
             return None;
         }
+        // What the NIC did not verify is verified here, as the general path
+        // would; a failure is left to it (it counts the error).
+        let ip = Ipv4Packet::new_unchecked(&frame[ETH..]);
+        let seg = TcpSegment::new_unchecked(&frame[TCP_AT..ETH + total]);
+        if meta.ip_csum == CsumStatus::Unknown && !ip.verify_checksum() {
+            return None;
+        }
+        if meta.l4_csum == CsumStatus::Unknown && !seg.verify_checksum(src, dst) {
+            return None;
+        }
         let input = TcpInput {
             eth_src: EthernetAddress([f[6], f[7], f[8], f[9], f[10], f[11]]),
-            ip: Ipv4Packet::new_unchecked(&frame[ETH..]),
-            seg: TcpSegment::new_unchecked(&frame[TCP_AT..ETH + total]),
+            ip,
+            seg,
             meta,
         };
         Some((input, syn))
@@ -137,10 +147,16 @@ mod tests {
     }
 
     #[test]
-    fn without_the_nics_checksum_verdict_it_is_not_plain() {
-        let frame = syn_frame();
-        let meta = RxMeta { l4_csum: CsumStatus::Unknown, ..good() };
-        assert!(host().plain_tcp(&frame, meta).is_none());
+    fn without_the_nics_verdict_the_checksums_are_verified_here() {
+        let mut frame = syn_frame();
+        let meta = RxMeta { l4_csum: CsumStatus::Unknown, ip_csum: CsumStatus::Unknown, rss_hash: None };
+        assert!(host().plain_tcp(&frame, meta).is_some());
+        let bad = RxMeta { l4_csum: CsumStatus::Bad, ..good() };
+        assert!(host().plain_tcp(&frame, bad).is_none(), "the NIC's bad verdict");
+        let last = frame.len() - 1;
+        frame[last] ^= 1;
+        assert!(host().plain_tcp(&frame, meta).is_none(), "a wrong TCP checksum");
+        assert!(host().plain_tcp(&frame, good()).is_some(), "the NIC's word is taken");
     }
 
     proptest! {
@@ -151,7 +167,9 @@ mod tests {
         fn plain_means_what_the_general_path_does(
             edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
             cut in 0usize..8,
+            software in any::<bool>(),
         ) {
+            let meta = if software { RxMeta::default() } else { good() };
             let mut frame = syn_frame();
             for (at, v) in edits {
                 if at < frame.len() {
@@ -160,8 +178,8 @@ mod tests {
             }
             frame.truncate(frame.len().saturating_sub(cut));
             let h = host();
-            if let Some((plain, syn)) = h.plain_tcp(&frame, good()) {
-                let (want, counters) = general(&frame, good());
+            if let Some((plain, syn)) = h.plain_tcp(&frame, meta) {
+                let (want, counters) = general(&frame, meta);
                 let want = want.expect("the general path takes every plain segment");
                 if syn {
                     prop_assert!(plain.seg.payload().is_empty());
