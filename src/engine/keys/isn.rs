@@ -51,7 +51,8 @@ pub fn ts_off(key: SipKey, flow: &FlowKey) -> u32 {
 }
 
 /// Address pairs' timestamp offsets, remembered: a flood from one client,
-/// or a client's many connections, pays for [`ts_off`]'s SipHash once.
+/// or a client's many connections, pays for [`ts_off`]'s SipHash once
+/// (kept as Linux computes it: it is paid once per address pair).
 /// Direct-mapped by a hash of the pair; an entry is only ever the offset
 /// of the pair it names, so a miss is the only cost of a collision.
 pub struct TsOffCache {
