@@ -26,6 +26,7 @@
 //! fixed 40 ms), cwnd restart after idle, PAWS's 24-day ts_recent
 //! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
 
+pub mod invariants;
 pub mod recv;
 pub mod ring;
 pub mod rtt;
