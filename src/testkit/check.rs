@@ -61,9 +61,20 @@ pub fn check_sent(frame: &[u8]) -> Result<Sent, BadFrame> {
         }
         EtherType::Ipv4 => {
             let ip = Ipv4Packet::new_checked(eth.payload()).map_err(BadFrame::Ipv4)?;
-            // Options only as an echo makes them: well formed.
-            if ip.has_options() && crate::wire::ipv4_options::compile(ip.options(), |_| false, false).is_err() {
-                return Err(BadFrame::Ipv4Options);
+            // Options only as an echo makes them: well formed. One thing a
+            // receiver refuses that Linux's echo (__ip_options_echo) sends
+            // anyway: a timestamp option the reply filled, its overflow
+            // count copied from the request at 15 (only a hop that would
+            // count one more trips on it).
+            if ip.has_options() {
+                if let Err(e) = crate::wire::ipv4_options::compile(ip.options(), |_| false, false) {
+                    let header = &eth.payload()[..usize::from(ip.header_len())];
+                    let at = usize::from(e.pointer);
+                    let echoed_overflow = at >= 3 && header.get(at - 3) == Some(&0x44) && header.get(at).is_some_and(|b| b >> 4 == 15);
+                    if !echoed_overflow {
+                        return Err(BadFrame::Ipv4Options);
+                    }
+                }
             }
             if eth.payload().len() != usize::from(ip.total_len()) {
                 return Err(BadFrame::Ipv4Trailing(eth.payload().len()));

@@ -96,7 +96,7 @@ impl Tcb {
         let ring_end = nxt.wrapping_add(self.rcv.room());
         let ranges = self.rcv.ranges();
         check(ranges.len() <= MAX_OOO_RANGES, "at most MAX_OOO_RANGES ranges", || format!("{ranges:?}"))?;
-        check(self.rcv.has_ooo() == !ranges.is_empty(), "range list exists only while used", || {
+        check(self.rcv.has_ooo() != ranges.is_empty(), "range list exists only while used", || {
             format!("has_ooo {} ranges {ranges:?}", self.rcv.has_ooo())
         })?;
         for (i, &(s, e)) in ranges.iter().enumerate() {

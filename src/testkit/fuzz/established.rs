@@ -394,7 +394,7 @@ fn honest_ack(w: &World, b: u8) -> u32 {
     let now = peer_ack_off(w);
     if b & 3 == 0 && now > 0 {
         // Reordered: an older cumulative ACK.
-        now - u32::from(b >> 2) % now.min(64 * 1024).max(1)
+        now - u32::from(b >> 2) % now.clamp(1, 64 * 1024)
     } else {
         now
     }
@@ -563,7 +563,7 @@ fn step(tcb: &mut Tcb, w: &mut World, op: u8, input: &mut Input<'_>) {
                 2 => 200 * u64::from(b >> 2),
                 _ => 1000 * u64::from(b >> 2) * 4,
             };
-            w.now = w.now + Duration::from_millis(ms);
+            w.now += Duration::from_millis(ms);
             // The peer's clock: 1 kHz like Linux's.
             w.peer_ts = w.peer_ts.wrapping_add(ms as u32);
             run_timers(tcb, w);

@@ -28,3 +28,36 @@ fn out_of_order_segment_larger_than_the_grant_leaves_no_ring() {
     assert_eq!(rcv.store(1000, 1000, &data, &mut room), Some(1000 + 16 * 1024));
     assert_eq!(rcv.mem(), 16 * 1024);
 }
+
+/// An IPv4 datagram for an unknown protocol with a timestamp option (room
+/// for two stamps, overflow count 15): the protocol-unreachable reply
+/// echoes the option as Linux does, both slots stamped and the overflow
+/// count copied. The frame checker took that for a malformed option.
+#[test]
+fn timestamp_option_echo_with_overflow_15_is_what_linux_sends() {
+    let input = [
+        0xed, 0x02, 0x00, 0x00, 0xc6, 0x12, 0x01, 0x02, 0x00, 0x00, 0xc6, 0x12, 0x02, 0x08, 0x00, 0x4a, 0x00, 0x00, 0x28, 0x12,
+        0x34, 0x40, 0x00, 0xc0, 0xfe, 0x63, 0x74, 0xc6, 0x12, 0x04, 0x02, 0xc6, 0x12, 0x00, 0x01, 0x01, 0x01, 0x44, 0x0c, 0x05,
+        0xf0, 0x72, 0x00, 0x01, 0x01, 0x77, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x8e, 0x98, 0x8f, 0x00, 0x00,
+    ];
+    host_rx::run(&input);
+
+    use crate::engine::host::{CsumStatus, Host, HostConfig, NoSockets, RxMeta};
+    use crate::engine::time::Instant;
+    use crate::testkit::check::check_sent;
+    use crate::testkit::frame::{OUR_IP, OUR_IP2, OUR_MAC};
+    use crate::testkit::rig::VecSink;
+    let cfg = HostConfig { mac: OUR_MAC, addrs: vec![OUR_IP, OUR_IP2], utc_ms_at_zero: 0 };
+    let mut host = Host::new(cfg, std::sync::Arc::new(crate::stats::Counters::new()));
+    let mut tx = VecSink::default();
+    // The NIC vouched for the IPv4 checksum (the input's first byte).
+    let meta = RxMeta { ip_csum: CsumStatus::Good, ..RxMeta::default() };
+    host.rx(Instant::from_secs(1), &input[1..], meta, &mut NoSockets, &mut tx);
+    assert_eq!(tx.frames.len(), 1, "a protocol unreachable");
+    let ip = &tx.frames[0][14..];
+    assert_eq!(ip[0], 0x48, "12 bytes of options");
+    // Type, length 12, pointer past both slots, overflow 15 / flags 0, then
+    // our time of day (1000 ms) in both slots.
+    assert_eq!(&ip[20..32], &[0x44, 0x0c, 0x0d, 0xf0, 0, 0, 0x03, 0xe8, 0, 0, 0x03, 0xe8]);
+    assert!(check_sent(&tx.frames[0]).is_ok());
+}
