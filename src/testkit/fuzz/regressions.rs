@@ -32,7 +32,8 @@ fn out_of_order_segment_larger_than_the_grant_leaves_no_ring() {
 /// An IPv4 datagram for an unknown protocol with a timestamp option (room
 /// for two stamps, overflow count 15): the protocol-unreachable reply
 /// echoes the option as Linux does, both slots stamped and the overflow
-/// count copied. The frame checker took that for a malformed option.
+/// count copied. The frame checker compiled our options as a receiver
+/// would, and took that for a malformed option; it checks their framing.
 #[test]
 fn timestamp_option_echo_with_overflow_15_is_what_linux_sends() {
     let input = [
@@ -60,4 +61,18 @@ fn timestamp_option_echo_with_overflow_15_is_what_linux_sends() {
     // our time of day (1000 ms) in both slots.
     assert_eq!(&ip[20..32], &[0x44, 0x0c, 0x0d, 0xf0, 0, 0, 0x03, 0xe8, 0, 0, 0x03, 0xe8]);
     assert!(check_sent(&tx.frames[0]).is_ok());
+}
+
+/// The same echo of a 17-byte timestamp option (pointer 7): the reply's
+/// copy has its last slot taken and a pointer whose slot would not fit,
+/// as Linux's echo has.
+#[test]
+fn timestamp_option_echo_of_odd_length_is_framed() {
+    let input = [
+        0xed, 0x02, 0x00, 0x00, 0xc6, 0x12, 0x01, 0x02, 0x00, 0x00, 0xc6, 0x12, 0x02, 0x08, 0x00, 0x4a, 0x00, 0x00,
+        0x28, 0x12, 0x34, 0x40, 0x00, 0xc0, 0xfe, 0x63, 0x74, 0xc6, 0x12, 0x04, 0x02, 0xc6, 0x12, 0x00, 0x01, 0x01,
+        0x01, 0x44, 0x11, 0x07, 0x00, 0x01, 0x01, 0x77, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x8e, 0x98, 0x8f, 0x00,
+        0x00
+    ];
+    host_rx::run(&input);
 }
