@@ -1465,6 +1465,8 @@ impl Tcb {
     fn on_fin(&mut self, now: Instant) {
         self.set(F_FIN_RCVD, true);
         self.set(F_OOO_FIN, false);
+        // Linux tcp_fin: whatever is out of order is after the FIN; drop it.
+        self.rcv.drop_ooo();
         self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
         self.events.insert(Events::PEER_CLOSED);
         self.set(F_ACK_NOW, true);

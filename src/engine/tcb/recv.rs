@@ -193,6 +193,12 @@ impl RecvBuf {
         Some(nxt)
     }
 
+    /// Forget what is held out of order (the in-order bytes stay).
+    pub fn drop_ooo(&mut self) {
+        self.ooo = None;
+        self.release_if_unused();
+    }
+
     /// A ring grown for a segment that was then not kept, holding nothing
     /// else: let it go (an empty buffer holds no memory).
     fn release_if_unused(&mut self) {

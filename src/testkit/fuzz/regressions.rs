@@ -76,3 +76,51 @@ fn timestamp_option_echo_of_odd_length_is_framed() {
     ];
     host_rx::run(&input);
 }
+
+/// Out-of-order data past where the peer then put its FIN (a wild
+/// segment, then the FIN in order): the range stayed after the FIN, right
+/// at the new rcv_nxt, never to be read, its memory held and its SACK block
+/// advertised. Linux's tcp_fin drops the out-of-order queue.
+#[test]
+fn out_of_order_data_after_the_fin_is_dropped() {
+    let input = [
+        0x4f, 0x1a, 0x6d, 0x00, 0xf7, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0xff, 0xca, 0xca,
+        0xca, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x31, 0x00, 0xff, 0xff, 0xff,
+        0x30, 0x30, 0x30, 0x30, 0x1d, 0x30, 0x30, 0x30, 0x30, 0x38, 0x32, 0x38, 0x39, 0x34, 0x33, 0x34, 0x34, 0x33,
+        0x33, 0x35, 0x34, 0x30, 0x36, 0x32, 0x31, 0x31, 0x39, 0x37, 0xff
+    ];
+    established::run(&input);
+
+    use crate::engine::tcb::{PassiveOpen, Payload, SegIn, SegOut, Tcb, TcbConfig, TcpFlags};
+    use crate::engine::time::Instant;
+    let now = Instant::from_secs(10);
+    let mut t = Tcb::new_passive(PassiveOpen {
+        now,
+        iss: 1000,
+        irs: 5000,
+        peer_mss: 1460,
+        our_mss: 1460,
+        snd_wscale: Some(7),
+        rcv_wscale: 7,
+        sack_ok: true,
+        ts: None,
+        peer_window: 65_535,
+        initial_data: &[],
+        syn_ack_pending: false,
+        rtt_sample: None,
+        rcv_buf_cap: 65_536,
+        snd_buf_cap: 65_536,
+        mem_room: u32::MAX,
+        config: TcbConfig::default(),
+    });
+    let seg = |seq, flags, payload| SegIn { seq, ack: Some(1001), flags: flags | TcpFlags::ACK, window: 512, ts: None, sack: &[], payload };
+    let mut out = |_: SegOut, _: Payload<'_>| {};
+    t.on_segment(now, &seg(5011, TcpFlags::empty(), &[1; 100]), &mut out);
+    assert_eq!(t.ooo_bytes(), 100);
+    // Nine bytes and the FIN at 5010: the held range starts right after it.
+    t.on_segment(now, &seg(5001, TcpFlags::FIN, &[2; 9]), &mut out);
+    assert!(t.fin_received());
+    assert_eq!(t.ooo_bytes(), 0, "nothing after the FIN is kept");
+    assert_eq!(t.recv_queue_len(), 9);
+    t.check_invariants().expect("invariants");
+}
