@@ -1379,7 +1379,10 @@ impl Tcb {
         // icsk_probes_out); `retransmits` is the backoff (Linux
         // icsk_backoff), kept until the window opens.
         self.probes = self.probes.saturating_add(1);
-        self.retransmits = self.retransmits.saturating_add(1);
+        // Linux tcp_probe_timer: the backoff grows up to tcp_retries2.
+        if self.retransmits < self.retries2 {
+            self.retransmits += 1;
+        }
         self.arm_probe(now);
     }
 
