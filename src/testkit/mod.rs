@@ -14,4 +14,5 @@
 pub mod check;
 pub mod clients;
 pub mod frame;
+pub mod fuzz;
 pub mod rig;

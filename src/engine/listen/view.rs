@@ -36,7 +36,8 @@ pub struct ListenerAt {
 pub struct ListenView {
     /// The hash's generation this copy was taken at (0: never).
     generation: u64,
-    /// Port -> index + 1 into `entries` (0: no listener on that port).
+    /// Port -> index + 1 into `entries` (0: no listener on that port), up
+    /// to the highest listening port.
     by_port: Box<[u32]>,
     entries: Vec<PortEntry>,
 }
@@ -52,9 +53,13 @@ impl ListenView {
     }
 
     fn rebuild(&mut self, lhash: &Lhash, generation: u64) {
-        let mut by_port = vec![0u32; 1 << 16].into_boxed_slice();
+        let groups = lhash.groups();
+        // Up to the highest port listened on (lookups past it miss): a few
+        // cache lines for the usual ports, not 256 KiB zeroed per copy.
+        let len = groups.iter().map(|(_, port, _)| usize::from(*port) + 1).max().unwrap_or(0);
+        let mut by_port = vec![0u32; len].into_boxed_slice();
         let mut entries: Vec<PortEntry> = Vec::new();
-        for (addr, port, group) in lhash.groups() {
+        for (addr, port, group) in groups {
             if by_port[usize::from(port)] == 0 {
                 entries.push(PortEntry::default());
                 by_port[usize::from(port)] = entries.len() as u32;

@@ -34,6 +34,7 @@
 //! fixed 40 ms), cwnd restart after idle, PAWS's 24-day ts_recent
 //! expiry, and a SYN reopening TIME_WAIT (answered with an ACK here).
 
+pub mod invariants;
 pub mod rcv_space;
 pub mod recv;
 pub mod ring;
@@ -1668,7 +1669,10 @@ impl Tcb {
         // icsk_probes_out); `retransmits` is the backoff (Linux
         // icsk_backoff), kept until the window opens.
         self.probes = self.probes.saturating_add(1);
-        self.retransmits = self.retransmits.saturating_add(1);
+        // Linux tcp_probe_timer: the backoff grows up to tcp_retries2.
+        if self.retransmits < self.retries2 {
+            self.retransmits += 1;
+        }
         self.arm_probe(now);
     }
 
@@ -1835,6 +1839,8 @@ impl Tcb {
     fn on_fin(&mut self, now: Instant) {
         self.set(F_FIN_RCVD, true);
         self.set(F_OOO_FIN, false);
+        // Linux tcp_fin: whatever is out of order is after the FIN; drop it.
+        self.rcv.drop_ooo();
         self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
         self.events.insert(Events::PEER_CLOSED);
         self.set(F_ACK_NOW, true);

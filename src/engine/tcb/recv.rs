@@ -180,11 +180,13 @@ impl RecvBuf {
         let fits = self.buf.len().saturating_sub(self.len as usize + off as usize);
         let data = if off == 0 { &data[..data.len().min(fits)] } else { data };
         if data.is_empty() || data.len() > fits {
+            self.release_if_unused();
             return None;
         }
         let end = seq.wrapping_add(data.len() as u32);
         if off != 0 {
             if !self.ooo_insert(seq, end, mem_room) {
+                self.release_if_unused();
                 return None;
             }
             self.write_at(off, data);
@@ -199,6 +201,20 @@ impl RecvBuf {
         }
         self.len += nxt.wrapping_sub(rcv_nxt);
         Some(nxt)
+    }
+
+    /// Forget what is held out of order (the in-order bytes stay).
+    pub fn drop_ooo(&mut self) {
+        self.ooo = None;
+        self.release_if_unused();
+    }
+
+    /// A ring grown for a segment that was then not kept, holding nothing
+    /// else: let it go (an empty buffer holds no memory).
+    fn release_if_unused(&mut self) {
+        if self.len == 0 && self.ooo.is_none() {
+            self.release();
+        }
     }
 
     fn write_at(&mut self, off: u32, data: &[u8]) {
