@@ -313,3 +313,170 @@ fn serve(tc: &mut ThreadConn, buf: &mut [u8]) -> (bool, u64) {
     }
     (conn.is_gone(), requests)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::worker_side::AttachedConns;
+    use crate::engine::tcb::Events;
+    use crate::testkit::clients::{self, META_OFFLOAD, SYN_LEN};
+    use crate::testkit::frame::OUR_IP;
+    use crate::testkit::rig::{Rig, RigConfig, VecSink, FRAME_MAX};
+    use crate::wire::ethernet::EthernetFrame;
+    use crate::wire::ipv4::Ipv4Packet;
+    use crate::wire::tcp::{TcpFlags, TcpSegment};
+    use std::net::SocketAddrV4;
+
+    /// The rig's one worker with its half of the socket API, and one
+    /// application thread's connections driven in turn on this thread.
+    struct Bed {
+        rig: Rig,
+        fd: Fd,
+        sockets: Sockets,
+        attached: AttachedConns,
+        poller: Poller,
+        conns: AppConns,
+        counters: Arc<Counters>,
+        tx: VecSink,
+        buf: Vec<u8>,
+        times: WorkerLatency,
+    }
+
+    /// A client: the SYN-ACK it got, and how many bytes it sent since.
+    struct Client {
+        synack: Vec<u8>,
+        sent: u32,
+    }
+
+    impl Bed {
+        fn new() -> Bed {
+            let rig = Rig::new(RigConfig::default());
+            let fd = rig.listen_on(SocketAddrV4::new(OUR_IP, clients::PORT), 128, |_, _| {});
+            let sockets = Sockets::new(rig.stack.clone());
+            let attached = AttachedConns::new(0, sockets.worker_queue());
+            let counters = Arc::new(Counters::new());
+            let conns = AppConns::new(counters.clone());
+            let (tx, buf, times) = (VecSink::default(), vec![0; 16 * 1024], WorkerLatency::default());
+            Bed { rig, fd, sockets, attached, poller: Poller::new(), conns, counters, tx, buf, times }
+        }
+
+        /// The worker's turn, the application thread's, the worker's again
+        /// (it carries out what the application wrote or closed).
+        fn turn(&mut self) {
+            self.worker();
+            let mut tokens = Vec::new();
+            self.poller.wait(&mut tokens, Some(Duration::ZERO));
+            for t in tokens {
+                self.conns.ready(t, &mut self.buf, &mut self.times);
+            }
+            self.worker();
+        }
+
+        fn worker(&mut self) {
+            let mut ready: Vec<(u32, Events)> = Vec::new();
+            let w = &mut self.rig.workers[0];
+            w.engine.drain_ready(&mut ready);
+            self.attached.run(self.rig.now, &ready, &mut w.engine, &mut self.tx);
+        }
+
+        /// Client `i` completes a handshake and the application takes it.
+        fn connect(&mut self, i: u32) -> Client {
+            let mut syn = [0u8; SYN_LEN];
+            let n = clients::syn_frame(i, &mut syn);
+            self.rig.rx(0, &syn[..n], META_OFFLOAD, &mut self.tx);
+            let synack = self.tx.take().pop().expect("a SYN-ACK");
+            let client = Client { synack, sent: 0 };
+            self.send(&client, &[], TcpFlags::ACK);
+            let child = self.rig.stack.accept(self.fd).expect("an accepted child");
+            self.conns.accept(&self.sockets, &self.poller, child, 1, &AppKind::Http(Default::default()));
+            self.turn();
+            client
+        }
+
+        fn send(&mut self, client: &Client, payload: &[u8], flags: TcpFlags) {
+            let mut frame = [0u8; FRAME_MAX];
+            let n = clients::segment_frame(&client.synack, client.sent, flags, payload, &mut frame);
+            self.rig.rx(0, &frame[..n], META_OFFLOAD, &mut self.tx);
+            self.turn();
+        }
+
+        fn data(&mut self, client: &mut Client, payload: &[u8]) {
+            self.send(client, payload, TcpFlags::ACK | TcpFlags::PSH);
+            client.sent += payload.len() as u32;
+        }
+
+        fn drain(&mut self) {
+            self.conns.begin_drain(&mut self.buf, &mut self.times);
+            self.turn();
+        }
+
+        /// Frames sent since the last look with `flag` set, and their payloads.
+        fn sent_with(&mut self, flag: TcpFlags) -> (usize, Vec<u8>) {
+            let mut count = 0;
+            let mut payload = Vec::new();
+            for f in self.tx.take() {
+                let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+                let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+                let seg = TcpSegment::new_checked(ip.payload()).unwrap();
+                count += usize::from(seg.flags().contains(flag));
+                payload.extend_from_slice(seg.payload());
+            }
+            (count, payload)
+        }
+    }
+
+    #[test]
+    fn drain_closes_idle_connections_and_the_rest_after_their_response() {
+        let mut bed = Bed::new();
+        let mut idle = bed.connect(0);
+        bed.data(&mut idle, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(bed.sent_with(TcpFlags::PSH).1.starts_with(b"HTTP/1.1 200 OK"), "served on the application thread");
+        let mut busy = bed.connect(1);
+        bed.data(&mut busy, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\na");
+        bed.tx.take();
+        bed.drain();
+        assert_eq!(bed.sent_with(TcpFlags::FIN).0, 1, "the idle one is closed at once");
+        assert_eq!(bed.counters.get(Counter::DrainWorkers), 1);
+        assert_eq!(bed.counters.get(Counter::DrainConns), 2);
+        bed.data(&mut busy, b"b");
+        let (fins, payload) = bed.sent_with(TcpFlags::FIN);
+        assert_eq!(fins, 1);
+        let text = String::from_utf8_lossy(&payload).to_string();
+        assert!(text.starts_with("HTTP/1.1 200 OK") && text.contains("Connection: close\r\n"), "{text}");
+        // Finished once the connections are gone, not at our FIN.
+        assert_eq!(bed.counters.get(Counter::DrainFinished), 0);
+        bed.send(&idle, &[], TcpFlags::RST);
+        assert_eq!(bed.counters.get(Counter::DrainFinished), 1);
+        bed.send(&busy, &[], TcpFlags::RST);
+        assert_eq!(bed.counters.get(Counter::DrainFinished), 2);
+        assert!(bed.conns.conns.is_empty(), "a gone connection is forgotten");
+    }
+
+    #[test]
+    fn a_connection_taken_while_draining_closes_after_its_first_response() {
+        let mut bed = Bed::new();
+        bed.drain();
+        assert_eq!((bed.counters.get(Counter::DrainWorkers), bed.counters.get(Counter::DrainConns)), (1, 0));
+        let mut late = bed.connect(0);
+        assert_eq!(bed.counters.get(Counter::DrainConns), 1, "counted as open in the drain");
+        bed.data(&mut late, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (fins, payload) = bed.sent_with(TcpFlags::FIN);
+        assert_eq!(fins, 1);
+        assert!(String::from_utf8_lossy(&payload).contains("Connection: close\r\n"));
+        bed.send(&late, &[], TcpFlags::RST);
+        assert_eq!(bed.counters.get(Counter::DrainFinished), 1);
+    }
+
+    #[test]
+    fn without_a_drain_nothing_is_counted() {
+        let mut bed = Bed::new();
+        let mut c = bed.connect(0);
+        bed.data(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(bed.sent_with(TcpFlags::FIN).0, 1);
+        bed.send(&c, &[], TcpFlags::RST);
+        assert!(bed.conns.conns.is_empty());
+        for counter in [Counter::DrainWorkers, Counter::DrainConns, Counter::DrainFinished] {
+            assert_eq!(bed.counters.get(counter), 0, "{counter:?}");
+        }
+    }
+}
