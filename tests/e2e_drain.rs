@@ -7,7 +7,9 @@
 //!   connections are refused, the download completes intact, and the exit
 //!   report says it finished;
 //! - SIGTERM during a download longer than --drain-timeout: the server stops
-//!   at the timeout and the report says the connection was cut.
+//!   at the timeout and the report says the connection was cut;
+//! - both SIGTERM cases again with the app on an application thread
+//!   (`--app-threads 1`) instead of per core.
 
 mod common;
 use common::*;
@@ -108,32 +110,27 @@ fn slowloris_is_timed_out_and_capped_while_curl_is_served() {
 
 #[test]
 fn sigterm_lets_a_slow_download_finish() {
+    slow_download_finishes("drain", &[]);
+}
+
+#[test]
+fn sigterm_lets_a_slow_download_finish_on_app_threads() {
+    slow_download_finishes("drainth", &["--app-threads", "1"]);
+}
+
+/// `extra`: more `dlisten serve` flags (how the app is run).
+fn slow_download_finishes(ns_name: &str, extra: &[&str]) {
     require_root();
     let _serial = serial();
-    let ns = Netns::new("drain");
+    let ns = Netns::new(ns_name);
     // A small receive buffer on the client, so the download is held back
     // by its window: the server still has most of it when SIGTERM comes.
     ns.ok(&["sysctl", "-qw", "net.ipv4.tcp_rmem=4096 4096 4096"]);
     let listen = format!("{SERVER_IP}:80");
     let body: String = (0..100_000u32).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
-    let mut server = Server::start(
-        &ns,
-        ServerOpts {
-            queues: 2,
-            serve_args: &[
-                "--listen",
-                &listen,
-                "--app",
-                "http",
-                "--http-body",
-                &body,
-                "--metrics",
-                METRICS,
-                "--drain-timeout",
-                "20",
-            ],
-        },
-    );
+    let mut args = vec!["--listen", &listen, "--app", "http", "--http-body", &body, "--metrics", METRICS, "--drain-timeout", "20"];
+    args.extend_from_slice(extra);
+    let mut server = Server::start(&ns, ServerOpts { queues: 2, serve_args: &args });
     let url = format!("http://{SERVER_IP}/");
     let health = format!("http://{METRICS}/health");
     let code = |ns: &Netns| stdout(&ns.run(&["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", &health]));
@@ -169,16 +166,24 @@ fn sigterm_lets_a_slow_download_finish() {
 
 #[test]
 fn a_download_longer_than_the_drain_timeout_is_cut() {
+    long_download_is_cut("cut", &[]);
+}
+
+#[test]
+fn a_download_longer_than_the_drain_timeout_is_cut_on_app_threads() {
+    long_download_is_cut("cutth", &["--app-threads", "1"]);
+}
+
+fn long_download_is_cut(ns_name: &str, extra: &[&str]) {
     require_root();
     let _serial = serial();
-    let ns = Netns::new("cut");
+    let ns = Netns::new(ns_name);
     ns.ok(&["sysctl", "-qw", "net.ipv4.tcp_rmem=4096 4096 4096"]);
     let listen = format!("{SERVER_IP}:80");
     let body = "x".repeat(100_000);
-    let mut server = Server::start(
-        &ns,
-        ServerOpts { queues: 1, serve_args: &["--listen", &listen, "--app", "http", "--http-body", &body, "--drain-timeout", "1"] },
-    );
+    let mut args = vec!["--listen", &listen, "--app", "http", "--http-body", &body, "--drain-timeout", "1"];
+    args.extend_from_slice(extra);
+    let mut server = Server::start(&ns, ServerOpts { queues: 1, serve_args: &args });
     let url = format!("http://{SERVER_IP}/");
     // 100 kB at 10 kB/s would take 10 s, far past the drain's 1 s; curl
     // gives up at 6 s, as the server is gone without a word.

@@ -354,9 +354,11 @@ impl Connection {
     }
 
     /// `close()`: FIN after the queued data (RST if unread data remains, as Linux).
-    pub fn close(self) {
+    /// The handle tells when the worker is done with the connection.
+    pub fn close(self) -> Closed {
         self.shared.set(flag::CLOSE);
         self.kick();
+        Closed { shared: self.shared }
     }
 
     /// Reset the connection.
@@ -366,6 +368,19 @@ impl Connection {
     }
 
     /// The connection ended (reset, or closed and forgotten by its worker).
+    pub fn is_gone(&self) -> bool {
+        self.shared.has(flag::GONE | flag::RESET)
+    }
+}
+
+/// A closed [`Connection`]: its send buffer may still hold the end of a
+/// response, so it is only finished once its worker forgot it.
+pub struct Closed {
+    shared: Arc<ConnShared>,
+}
+
+impl Closed {
+    /// The worker forgot the connection (CLOSED, or reset).
     pub fn is_gone(&self) -> bool {
         self.shared.has(flag::GONE | flag::RESET)
     }

@@ -11,7 +11,8 @@ use super::report::{Hgrms, Report};
 use super::stats::ServeStats;
 use super::workers::WorkerParts;
 use super::{ServeConfig, ServeError};
-use crate::api::{app_threads, Sockets};
+use crate::api::app_threads::{self, AppThreads};
+use crate::api::Sockets;
 use crate::dpdk::{tsc, tsc_hz, MulticastRx, Port, PortConfig};
 use crate::engine::host::ipv6::Ipv6Identity;
 use crate::engine::socket::Stack;
@@ -49,12 +50,13 @@ pub(super) struct Running {
     stats: Arc<ServeStats>,
     event_log: Option<EventLog>,
     stop: Arc<AtomicBool>,
-    /// SIGTERM: drain first (per-core serving), then stop.
+    /// SIGTERM: drain first, then stop.
     term: Arc<AtomicBool>,
-    /// Tells the per-core apps to drain.
+    /// Tells the per-core apps, or the application threads, to drain.
     drain: Arc<AtomicBool>,
     drain_timeout: std::time::Duration,
-    per_core: bool,
+    /// Who drains: the workers (per core) or this many application threads.
+    drainers: u64,
     drained: bool,
     periodic: Periodic,
     link: LinkWatch,
@@ -134,6 +136,7 @@ impl Running {
             health: health.clone(),
             capture,
             live: live.clone(),
+            app_threads: app_threads.counters,
         });
         // Both threads start here, on the main thread after EAL init: they
         // inherit its affinity (EAL's main lcore) rather than a worker's.
@@ -168,8 +171,9 @@ impl Running {
         let periodic = Periodic::new(cfg, operator_cookie_key).with_telemetry(telemetry, &stats);
         health.set_serving(true);
         print_ready(cfg);
+        let drainers = if cfg.per_core() { u64::from(cfg.workers) } else { stats.app_threads.len() as u64 };
         Ok(Running {
-            app_threads,
+            app_threads: app_threads.handles,
             listening,
             workers,
             control_socket,
@@ -183,7 +187,7 @@ impl Running {
             term,
             drain,
             drain_timeout: cfg.drain_timeout,
-            per_core: cfg.per_core(),
+            drainers,
             drained: false,
             periodic,
             hup,
@@ -205,7 +209,7 @@ impl Running {
             self.link.poll(&self.port);
             self.periodic.tick(&self.stats);
         }
-        if !self.stop.load(Ordering::Relaxed) && self.per_core {
+        if !self.stop.load(Ordering::Relaxed) {
             self.drain();
         }
         self.stop.store(true, Ordering::Relaxed);
@@ -233,10 +237,10 @@ impl Running {
         self.drain.store(true, Ordering::Relaxed);
         self.drained = true;
         let until = Instant::now() + self.drain_timeout;
-        let workers = self.stats.counters.len() as u64;
         while !self.stop.load(Ordering::Relaxed) && Instant::now() < until {
-            let total = CounterSnapshot::sum(self.stats.counters.iter().map(|c| c.snapshot()).collect::<Vec<_>>().iter());
-            if total.get(Counter::DrainWorkers) == workers && total.get(Counter::DrainFinished) >= total.get(Counter::DrainConns) {
+            let drainers = self.stats.counters.iter().chain(&self.stats.app_threads).map(|c| c.snapshot()).collect::<Vec<_>>();
+            let total = CounterSnapshot::sum(drainers.iter());
+            if total.get(Counter::DrainWorkers) == self.drainers && total.get(Counter::DrainFinished) >= total.get(Counter::DrainConns) {
                 break;
             }
             std::thread::sleep(DRAIN_POLL);
@@ -264,13 +268,14 @@ impl Running {
         let port_stop_error = port.stop().err();
         drop(port);
         let per_worker: Vec<CounterSnapshot> = stats.counters.iter().map(|c| c.snapshot()).collect();
+        let control = stats.control_counters();
         let drain = drained.then(|| {
-            let total = CounterSnapshot::sum(per_worker.iter());
+            // The application threads' count is in the control counters.
+            let total = CounterSnapshot::sum(per_worker.iter().chain(std::iter::once(&control)));
             let finished = total.get(Counter::DrainFinished);
             (finished, total.get(Counter::DrainConns).saturating_sub(finished))
         });
         let runtime = stats.runtimes.iter().map(|r| r.snapshot()).collect();
-        let control = stats.control_counters();
         let (latency_table, hgrms) = {
             let hub = stats.drained_hub();
             (hub.percentile_table(), hgrm_dir.as_deref().map(|dir| Hgrms::render(&hub, dir)))
@@ -404,11 +409,12 @@ fn spawn_app_threads(
     sockets: Arc<Sockets>,
     latency: LatencySender,
     epoch: Instant,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
+) -> std::io::Result<AppThreads> {
     if cfg.per_core() || !cfg.app.accepts() {
-        return Ok(Vec::new());
+        return Ok(AppThreads { handles: Vec::new(), counters: Vec::new() });
     }
-    app_threads::spawn(sockets, &control.listening.fds, control.app.clone(), cfg.app_threads, control.stop.clone(), latency, epoch)
+    let (stop, drain) = (control.stop.clone(), control.drain.clone());
+    app_threads::spawn(sockets, &control.listening.fds, control.app.clone(), cfg.app_threads, stop, drain, latency, epoch)
 }
 
 fn print_ready(cfg: &ServeConfig) {

@@ -30,6 +30,8 @@ pub(super) struct ServeStats {
     pub capture: Arc<CaptureHub>,
     /// `set KEY VALUE` on the control socket.
     pub live: Option<Arc<Live>>,
+    /// One per application thread (`--app-threads N`): the drain's counts.
+    pub app_threads: Vec<Arc<Counters>>,
 }
 
 impl ServeStats {
@@ -42,9 +44,11 @@ impl ServeStats {
 }
 
 impl ServeStats {
-    /// Every counter not a worker's: the socket layer's and the main thread's.
+    /// Every counter not a worker's: the socket layer's, the main thread's
+    /// and the application threads'.
     pub fn control_counters(&self) -> CounterSnapshot {
-        CounterSnapshot::sum([&self.stack.counters(), &self.main.snapshot()])
+        let threads = self.app_threads.iter().map(|c| c.snapshot());
+        CounterSnapshot::sum([self.stack.counters(), self.main.snapshot()].into_iter().chain(threads).collect::<Vec<_>>().iter())
     }
 }
 

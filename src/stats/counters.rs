@@ -265,7 +265,7 @@ counters! {
     /// Accepted connections reset because their client address already had
     /// --max-conns-per-source on this worker.
     ConnPerSourceRefused => "DlConnPerSourceRefused",
-    /// Workers that began draining (SIGTERM).
+    /// Workers (or, with --app-threads, application threads) that began draining (SIGTERM).
     DrainWorkers => "DlDrainWorkers",
     /// Application connections open when the drain began.
     DrainConns => "DlDrainConns",
