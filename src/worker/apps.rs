@@ -202,8 +202,11 @@ impl PerCoreApps {
             }
             *open += 1;
         }
+        let mut session = Session::new(service);
         if self.draining {
+            // Accepted after the drain began: it closes after its first response.
             self.counters.inc(Counter::DrainConns);
+            session.drain();
         }
         self.log(|| AppEvent::Accept { listener: child.local, peer: child.peer, worker: child.worker });
         let idx = ConnTable::index_of(child.conn_id);
@@ -216,7 +219,7 @@ impl PerCoreApps {
                 conn_id: child.conn_id,
                 listener,
                 peer: child.peer,
-                session: Session::new(service),
+                session,
                 eof: false,
                 closed: false,
                 phase: Phase::Busy,
