@@ -12,14 +12,19 @@
 //!   listener (SYN queue, cookies, TFO, accept queue).
 //! - [`established`]: a peer script against one established connection's
 //!   control block, checking its invariants at every step.
+//! - [`ipv6_parsers`]: the IPv6 header, extension headers, ICMPv6 and
+//!   neighbour discovery on arbitrary bytes.
+//! - [`ipv6_rx`]: IPv6 frames through the host.
 
 pub mod established;
 pub mod host_rx;
+pub mod ipv6_parsers;
+pub mod ipv6_rx;
 pub mod listen_segments;
 pub mod wire;
 
 /// The names of the targets, as in `fuzz/Cargo.toml` and `fuzz/corpus/`.
-pub const TARGETS: [&str; 4] = ["wire", "host_rx", "listen_segments", "established"];
+pub const TARGETS: [&str; 6] = ["wire", "host_rx", "listen_segments", "established", "ipv6_parsers", "ipv6_rx"];
 
 /// The harness of a target by name.
 pub fn harness(target: &str) -> Option<fn(&[u8])> {
@@ -28,6 +33,8 @@ pub fn harness(target: &str) -> Option<fn(&[u8])> {
         "host_rx" => Some(host_rx::run),
         "listen_segments" => Some(listen_segments::run),
         "established" => Some(established::run),
+        "ipv6_parsers" => Some(ipv6_parsers::run),
+        "ipv6_rx" => Some(ipv6_rx::run),
         _ => None,
     }
 }
