@@ -127,7 +127,7 @@ impl Cli {
                 let check = a.check_only();
                 // Made before `a` is consumed; its errors are the same as
                 // the configuration's, which come first.
-                let reloader = a.reloader();
+                let reloader = reload::Reloader::of(&a);
                 let cfg = ServeConfig::try_from(*a)?;
                 let reloader = reloader?;
                 if check {

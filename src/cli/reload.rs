@@ -23,6 +23,13 @@ pub(super) struct Reloader {
 }
 
 impl Reloader {
+    /// The reloader of a `serve` command line (what SIGHUP and `dlisten set`
+    /// make the configuration anew with).
+    pub fn of(args: &super::ServeArgs) -> Result<Reloader, ServeArgsError> {
+        let (command_line, config) = args.sources();
+        Reloader::new(command_line, config)
+    }
+
     pub fn new(command_line: Vec<(String, Vec<OsString>)>, config: Option<PathBuf>) -> Result<Reloader, ServeArgsError> {
         let file = match &config {
             Some(path) => config_file::read(path, &serve_command())?,
@@ -120,7 +127,7 @@ mod tests {
     fn reloader(argv: &[&str]) -> Reloader {
         let cli = Cli::try_parse_from(["dlisten", "serve"].iter().chain(argv)).unwrap();
         let Command::Serve(a) = cli.command else { panic!("not serve") };
-        a.reloader().unwrap()
+        Reloader::of(&a).unwrap()
     }
 
     fn temp_file(name: &str, text: &str) -> PathBuf {

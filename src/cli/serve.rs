@@ -373,9 +373,10 @@ pub(super) fn resolve(cmd: &clap::Command, argv: Vec<OsString>) -> Result<(Serve
 }
 
 impl ServeArgs {
-    /// What SIGHUP and `dlisten set` make the configuration anew with.
-    pub(super) fn reloader(&self) -> Result<super::reload::Reloader, ServeArgsError> {
-        super::reload::Reloader::new(self.command_line.clone(), self.flags.config.clone())
+    /// The command line as given, and its `--config` file: what SIGHUP and
+    /// `dlisten set` make the configuration anew from.
+    pub(super) fn sources(&self) -> (Vec<(String, Vec<OsString>)>, Option<PathBuf>) {
+        (self.command_line.clone(), self.flags.config.clone())
     }
 }
 

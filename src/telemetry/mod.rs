@@ -14,6 +14,7 @@
 
 pub mod capture;
 pub mod control;
+pub mod control_client;
 pub mod event_log;
 pub mod latency;
 pub mod metrics_server;

@@ -375,5 +375,3 @@ fn write_eth(buf: &mut [u8], dst: EthernetAddress, src: EthernetAddress, etherty
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_ipv6;

@@ -23,7 +23,7 @@ pub mod tap;
 pub use filter::{CaptureFilter, Direction};
 pub use tap::{Armed, CaptureError, CaptureHub, CaptureInterface, CaptureTap, CapturedFrame, Way};
 
-use crate::telemetry::control::{self, ControlError};
+use crate::telemetry::control_client::{self as control, ControlError};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;

@@ -1058,3 +1058,121 @@ fn write_fuzz_corpus() {
         std::fs::write(dir.join(name), [&[0u8][..], &f].concat()).expect("write seed");
     }
 }
+
+/// IPv6: neighbour discovery, echo, errors, resets.
+mod ipv6;
+
+/// The plain TCP check against the host's general parse.
+mod plain_tcp {
+    use crate::engine::host::{CsumStatus, Host, RxMeta};
+    use crate::wire::ethernet::EthernetAddress;
+    use crate::engine::host::HostConfig;
+    use crate::engine::time::Instant;
+    use crate::engine::tx::{TxFrame, TxSink};
+    use crate::stats::{Counter, Counters};
+    use crate::testkit::clients::syn_frame as write_syn;
+    use crate::testkit::frame::{OUR_IP as OURS, OUR_MAC as MAC};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    struct Drop0;
+    impl TxSink for Drop0 {
+        fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, _: usize, _: F) -> bool {
+            false
+        }
+    }
+
+    fn host() -> Host {
+        let cfg = HostConfig { mac: MAC, addrs: vec![OURS], utc_ms_at_zero: 0 };
+        Host::new(cfg, Arc::new(Counters::new()))
+    }
+
+    fn good() -> RxMeta {
+        RxMeta { ip_csum: CsumStatus::Good, l4_csum: CsumStatus::Good, rss_hash: None }
+    }
+
+    /// A SYN as Linux sends it (MSS, SACK_PERM, TS, NOP, WS).
+    fn syn_frame() -> Vec<u8> {
+        let mut buf = vec![0u8; 128];
+        let n = write_syn(3, &mut buf);
+        buf.truncate(n);
+        buf
+    }
+
+    /// A TCP input's IPv4 bytes, TCP bytes and Ethernet source.
+    type Taken = (Vec<u8>, Vec<u8>, EthernetAddress);
+
+    /// What the general path makes of the frame: its TCP input and the
+    /// counters it moved.
+    fn general(frame: &[u8], meta: RxMeta) -> (Option<Taken>, Vec<u64>) {
+        let mut h = host();
+        let got = h.parse(Instant::ZERO, frame, meta, &mut Drop0).map(|t| (t.ip.into_inner().to_vec(), t.seg.into_inner().to_vec(), t.eth_src));
+        let c = h.counters();
+        (got, Counter::ALL.iter().map(|&k| c.get(k)).collect())
+    }
+
+    #[test]
+    fn a_linux_syn_is_plain_and_its_input_is_the_general_one() {
+        let frame = syn_frame();
+        let h = host();
+        let (plain, syn) = h.plain_tcp(&frame, good()).expect("plain");
+        assert!(syn);
+        let (want, counters) = general(&frame, good());
+        let want = want.expect("the general path takes it");
+        assert_eq!(plain.ip.into_inner(), &want.0[..]);
+        assert_eq!(plain.seg.into_inner(), &want.1[..]);
+        assert_eq!(plain.eth_src, want.2);
+        h.count_plain(1);
+        let c = h.counters();
+        assert_eq!(Counter::ALL.iter().map(|&k| c.get(k)).collect::<Vec<_>>(), counters, "same counters as the general path");
+    }
+
+    #[test]
+    fn without_the_nics_verdict_the_checksums_are_verified_here() {
+        let mut frame = syn_frame();
+        let meta = RxMeta { l4_csum: CsumStatus::Unknown, ip_csum: CsumStatus::Unknown, rss_hash: None };
+        assert!(host().plain_tcp(&frame, meta).is_some());
+        let bad = RxMeta { l4_csum: CsumStatus::Bad, ..good() };
+        assert!(host().plain_tcp(&frame, bad).is_none(), "the NIC's bad verdict");
+        let last = frame.len() - 1;
+        frame[last] ^= 1;
+        assert!(host().plain_tcp(&frame, meta).is_none(), "a wrong TCP checksum");
+        assert!(host().plain_tcp(&frame, good()).is_some(), "the NIC's word is taken");
+    }
+
+    proptest! {
+        /// Whatever a plain segment is, the general path hands exactly it to
+        /// TCP and counts exactly what count_plain counts; mutations of a
+        /// real SYN explore the edges (flags, lengths, addresses, MACs).
+        #[test]
+        fn plain_means_what_the_general_path_does(
+            edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
+            cut in 0usize..8,
+            software in any::<bool>(),
+        ) {
+            let meta = if software { RxMeta::default() } else { good() };
+            let mut frame = syn_frame();
+            for (at, v) in edits {
+                if at < frame.len() {
+                    frame[at] = v;
+                }
+            }
+            frame.truncate(frame.len().saturating_sub(cut));
+            let h = host();
+            if let Some((plain, syn)) = h.plain_tcp(&frame, meta) {
+                let (want, counters) = general(&frame, meta);
+                let want = want.expect("the general path takes every plain segment");
+                if syn {
+                    prop_assert!(plain.seg.payload().is_empty());
+                    prop_assert_eq!(plain.seg.flags(), crate::wire::tcp::TcpFlags::SYN);
+                }
+                prop_assert_eq!(plain.ip.into_inner(), &want.0[..]);
+                prop_assert_eq!(plain.seg.into_inner(), &want.1[..]);
+                prop_assert_eq!(plain.eth_src, want.2);
+                h.count_plain(1);
+                let c = h.counters();
+                prop_assert_eq!(Counter::ALL.iter().map(|&k| c.get(k)).collect::<Vec<_>>(), counters);
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! named in `ipv6.rs` and `ndisc.rs`. Every frame we send is re-parsed and
 //! its checksums verified (`check_sent`).
 
-use super::*;
+use crate::engine::host::*;
 use crate::testkit::check::*;
 use crate::testkit::frame::{OTHER_MAC, OUR_IP, OUR_MAC, PEER_MAC};
 use crate::testkit::rig::VecSink;
