@@ -238,3 +238,18 @@ pub fn parse_sent_tcp(at: Instant, frame: &[u8]) -> Result<SentTcp, String> {
         ip_options: ip.options().to_vec(),
     })
 }
+
+/// Of the frames we sent, every one an IPv4 TCP segment (panics on another): how many have `flag` set, and their
+/// payloads in order (what an application test reads off the wire).
+pub fn tcp_flag_count_and_payload(frames: Vec<Vec<u8>>, flag: TcpFlags) -> (usize, Vec<u8>) {
+    let mut count = 0;
+    let mut payload = Vec::new();
+    for f in frames {
+        let eth = EthernetFrame::new_checked(&f[..]).expect("an Ethernet frame");
+        let ip = Ipv4Packet::new_checked(eth.payload()).expect("an IPv4 packet");
+        let seg = TcpSegment::new_checked(ip.payload()).expect("a TCP segment");
+        count += usize::from(seg.flags().contains(flag));
+        payload.extend_from_slice(seg.payload());
+    }
+    (count, payload)
+}

@@ -417,9 +417,7 @@ mod tests {
     use crate::testkit::clients::{self, META_OFFLOAD, SYN_LEN};
     use crate::testkit::frame::OUR_IP;
     use crate::testkit::rig::{Rig, RigConfig, VecSink, FRAME_MAX};
-    use crate::wire::ethernet::EthernetFrame;
-    use crate::wire::ipv4::Ipv4Packet;
-    use crate::wire::tcp::{TcpFlags, TcpSegment};
+    use crate::wire::tcp::TcpFlags;
 
     const SECOND: Duration = Duration::from_secs(1);
     const MS: Duration = Duration::from_millis(1);
@@ -495,16 +493,7 @@ mod tests {
 
         /// Frames sent since the last look with `flag` set, and their payloads.
         fn sent_with(&mut self, flag: TcpFlags) -> (usize, Vec<u8>) {
-            let mut count = 0;
-            let mut payload = Vec::new();
-            for f in self.tx.take() {
-                let eth = EthernetFrame::new_checked(&f[..]).unwrap();
-                let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-                let seg = TcpSegment::new_checked(ip.payload()).unwrap();
-                count += usize::from(seg.flags().contains(flag));
-                payload.extend_from_slice(seg.payload());
-            }
-            (count, payload)
+            crate::testkit::check::tcp_flag_count_and_payload(self.tx.take(), flag)
         }
 
         fn counter(&self, c: Counter) -> u64 {
