@@ -94,7 +94,7 @@ impl TcpEngine {
             peer_mac,
             timer: None,
             tfo_pending: None,
-            tcb: self.passive_tcb(now, &p),
+            tcb: self.passive_tcb(now, &key, &p),
         };
         let Some(id) = self.conns.insert(conn) else {
             c.inc(Counter::ConnLimitRefused);
@@ -142,14 +142,14 @@ impl TcpEngine {
     }
 
     /// `tcp_create_openreq_child`: the TCB of a passive open.
-    fn passive_tcb(&self, now: Instant, p: &ChildParams<'_>) -> Tcb {
+    fn passive_tcb(&self, now: Instant, key: &FlowKey, p: &ChildParams<'_>) -> Tcb {
         let s = &self.sysctls;
         Tcb::new_passive(PassiveOpen {
             now,
             iss: p.iss,
             irs: p.irs,
             peer_mss: p.peer_mss,
-            our_mss: self.cfg.mss,
+            our_mss: self.cfg.mss_of(key),
             snd_wscale: p.snd_wscale,
             rcv_wscale: p.rcv_wscale,
             sack_ok: p.sack,

@@ -69,7 +69,7 @@ pub fn ts_off(peer: Ipv4Addr) -> u32 {
 
 /// The flow of a client at `peer:port` talking to our listener, from our side.
 pub fn flow_from(peer: Ipv4Addr, port: u16) -> FlowKey {
-    FlowKey { local: u32::from(SERVER), peer: u32::from(peer), local_port: PORT, peer_port: port }
+    FlowKey::v4(u32::from(SERVER), u32::from(peer), PORT, port)
 }
 
 /// The flow of the default client.
