@@ -49,10 +49,13 @@ impl FlowKey {
         FlowKey { local: u128::from(local), peer: u128::from(peer), local_port, peer_port }
     }
 
-    /// An IPv4 flow (both addresses IPv4-mapped).
+    /// An IPv4 flow: our address is IPv4-mapped, which it only is for a
+    /// segment that came over IPv4 (our IPv6 addresses are never mapped
+    /// ones, and a v4-mapped IPv6 source gets no socket: see
+    /// `TcpEngine::conn_request`).
     #[inline(always)]
     pub fn is_v4(&self) -> bool {
-        (self.local >> 32) == 0xffff && (self.peer >> 32) == 0xffff
+        (self.local >> 32) as u64 == 0xffff
     }
 
     /// The IPv4 address words of an IPv4 flow (the low 32 bits of each).
@@ -129,7 +132,7 @@ mod tests {
         assert!(!k6.is_v4());
         assert_eq!(k6.peer_addr(), "[2001:2::2]:40000".parse::<SocketAddr>().unwrap());
         assert_eq!(key_addr("2001:2::2".parse().unwrap()), k6.peer);
-        // One v4-mapped end and one native one is an IPv6 flow.
+        // A v4-mapped peer of one of our IPv6 addresses is an IPv6 flow.
         let mixed = FlowKey { local: k6.local, ..k };
         assert!(!mixed.is_v4());
     }

@@ -455,7 +455,7 @@ impl TcpEngine {
     /// The lookup stage (Linux's `__inet_lookup_skb`): the flow's
     /// connection, else its TIME_WAIT entry, else its request sock, else
     /// the listener. Reads the tables, changes nothing.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&mut self, input: &TcpInput<'_>) -> Found {
         let seg = &input.seg;
         let key = match &input.ip {
@@ -473,7 +473,7 @@ impl TcpEngine {
     }
 
     /// A request sock of this worker, else a listener from the listening hash.
-    #[inline]
+    #[inline(always)]
     fn find_listening(&mut self, key: &FlowKey, input: &TcpInput<'_>) -> Place {
         let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(key));
         if self.reqs.contains_key(key) {

@@ -155,7 +155,7 @@ impl SynAckTemplates {
 
     /// Send `p`: from its template, or through the general builder when it
     /// carries a TFO cookie. False when the sink had no buffer.
-    #[inline]
+    #[inline(always)]
     pub fn send(&self, cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
         // IPv6 and TFO cookies take the general builder.
         if p.fastopen.is_some() || !p.key.is_v4() {
