@@ -164,8 +164,8 @@ fn accept_queue(c: &mut Criterion) {
     let child = ChildSock {
         worker: 0,
         conn_id: 1,
-        local: SocketAddrV4::new(LOCAL, 80),
-        peer: SocketAddrV4::new(clients::peer(1).0, 40000),
+        local: SocketAddrV4::new(LOCAL, 80).into(),
+        peer: SocketAddrV4::new(clients::peer(1).0, 40000).into(),
         established_at: EngineInstant::ZERO,
         flow_hash: 7,
     };

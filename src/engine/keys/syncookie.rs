@@ -395,6 +395,23 @@ pub fn decode_ts(tsecr: u32, sysctls: &Sysctls) -> Option<CookieOpts> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ipv6_cookies_use_the_ipv6_mss_table_and_both_addresses() {
+        let keys = SyncookieKeys::new(crate::engine::keys::sipkey::SipKey::from_bytes([3; 16]));
+        let (us, peer): (std::net::Ipv6Addr, std::net::Ipv6Addr) = ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
+        let f6 = FlowKey::v6(us, peer, 80, 40000);
+        // __cookie_v6_init_sequence: the largest entry not above the MSS, else 1220.
+        for (mss, want) in [(1460, 1440), (9000, 8940), (1440, 1440), (1300, 1220), (536, 1220), (1420, 1420)] {
+            let (cookie, enc) = make(&keys, &f6, 77, mss, 5);
+            assert_eq!(enc, want, "mss {mss}");
+            assert_eq!(check(&keys, &f6, 77, cookie, 5), Ok(want));
+            let other = FlowKey::v6(us, "2001:2::3".parse().unwrap(), 80, 40000);
+            assert_eq!(check(&keys, &other, 77, cookie, 5), Err(CookieError));
+            let other_local = FlowKey::v6("2001:2::9".parse().unwrap(), peer, 80, 40000);
+            assert_eq!(check(&keys, &other_local, 77, cookie, 5), Err(CookieError));
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

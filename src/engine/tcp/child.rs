@@ -12,7 +12,6 @@ use crate::engine::time::{Duration, Instant};
 use crate::stats::{Counter, Counters, Metric};
 use crate::wire::ethernet::EthernetAddress;
 use crate::wire::tcp::TcpSegment;
-use std::net::SocketAddrV4;
 use std::sync::Arc;
 
 /// The parameters a connection is built from, from a request sock, a
@@ -104,8 +103,8 @@ impl TcpEngine {
         let child = ChildSock {
             worker: self.cfg.worker,
             conn_id: id,
-            local: SocketAddrV4::new(key.local_ip(), key.local_port),
-            peer: SocketAddrV4::new(key.peer_ip(), key.peer_port),
+            local: key.local_addr(),
+            peer: key.peer_addr(),
             established_at: now,
             flow_hash: hash,
         };

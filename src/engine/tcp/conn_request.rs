@@ -102,6 +102,11 @@ impl Negotiation {
 impl TcpEngine {
     /// `tcp_conn_request`: a SYN for a listener.
     pub(super) fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: &Arc<Listener>, c: &Counters) {
+        // tcp_v6_conn_request: a v4-mapped source over IPv6 is a header error.
+        if !rx.key.is_v4() && rx.key.peer >> 32 == 0xffff {
+            c.inc(Counter::Ip6InHdrErrors);
+            return;
+        }
         // A copy of plain data, not an Arc clone (an atomic RMW) per segment.
         let s = *self.sysctls;
         let Some(want_cookie) = syn_flood_action(&s, listener, c) else { return };

@@ -397,6 +397,9 @@ impl TcpEngine {
             }
             c.inc(Counter::TcpOutSegs);
             c.inc(Counter::TxFrames);
+            if !p.key.is_v4() {
+                c.inc(Counter::Ip6OutRequests);
+            }
             if p.retransmit {
                 c.inc(Counter::TcpSynRetrans);
             }

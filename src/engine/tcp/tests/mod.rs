@@ -15,6 +15,7 @@ mod fastopen;
 mod burst;
 mod fuzz;
 mod handshake;
+mod ipv6;
 mod memory;
 mod queues;
 mod reuseport;
