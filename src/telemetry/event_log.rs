@@ -17,7 +17,7 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError}
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppEvent {
     /// A listener entered LISTEN.
-    Listening { addr: SocketAddrV4 },
+    Listening { addr: SocketAddr },
     /// accept() returned a connection.
     Accept { listener: SocketAddrV4, peer: SocketAddrV4, worker: u16 },
     /// Data read from a connection: the first [`DATA_BYTES_MAX`] bytes and the full length.
@@ -252,7 +252,7 @@ mod tests {
         let (log, tx) = EventLog::open(&path).unwrap();
         let payload: Vec<u8> = (0..100u8).collect();
         let tx2 = tx.clone();
-        assert!(tx.send(AppEvent::Listening { addr: addr("198.18.0.1:80") }));
+        assert!(tx.send(AppEvent::Listening { addr: addr("198.18.0.1:80").into() }));
         std::thread::spawn(move || {
             assert!(tx2.send(AppEvent::Accept {
                 listener: addr("198.18.0.1:80"),
