@@ -15,13 +15,12 @@ import difflib
 import re
 import struct
 
-from frames import (ALL_NODES, CLIENT_IP, CLIENT_IP6, CLOSED_PORT, OTHER_IP, OTHER_IP6, OTHER_MAC, SERVER_IP,
+from frames import (ALL_NODES, ALL_NODES_MAC, CLIENT_IP, CLOSED_PORT, OTHER_IP, OTHER_IP6, OTHER_MAC, SERVER_IP,
                     SERVER_IP6, SERVER_MAC, TSVAL, HBHOptUnknown, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
                     IPv6ExtHdrHopByHop, arp_request, eth, icmp6_echo, icmp_echo, ip6_next_header, ip_proto,
-                    linux_opts, neighbor_solicit, raw_bytes, solicited_node, syn, syn6, tcp, tcp6, tfo_exp_opts,
-                    tfo_opts, udp, udp6)
+                    linux_opts, neighbor_solicit, raw_bytes, syn, syn6, tcp, tcp6, tfo_exp_opts, tfo_opts, udp, udp6)
 from normalise import ACK, SYN
-from scapy.all import ICMP, IP, UDP, IPOption, Raw
+from scapy.all import ICMP, IP, IPOption, Raw
 
 # Compared in every case: the listen path's, and the host's, counters that
 # dlisten keeps under Linux's names.
@@ -878,7 +877,7 @@ def v6_icmp_echo_bad_checksum(t):
 def v6_icmp_echo_to_all_nodes(t):
     # echo_ignore_multicast 0: a request to ff02::1 is answered, from our address.
     p = icmp6_echo(ip={"dst": ALL_NODES})
-    p.dst = "33:33:00:00:00:01"
+    p.dst = ALL_NODES_MAC
     t.send(p)
 
 
@@ -1072,7 +1071,7 @@ def v6_hbh_option_discard_icmp_to_multicast(t):
     # 10 reports even about a packet to a group; 11 (the next step) does not.
     for otype in (0x9e, 0xde):
         p = icmp6_echo(ip={"dst": ALL_NODES}, ext=IPv6ExtHdrHopByHop(options=[HBHOptUnknown(otype=otype, optdata=b"\0\0")]))
-        p.dst = "33:33:00:00:00:01"
+        p.dst = ALL_NODES_MAC
         t.send(p)
 
 

@@ -6,8 +6,12 @@ acknowledgment numbers as relations (S0+1: the target's first ISN in this
 flow plus one; C0+4: the client's ISN plus four; A0: the first ack value the
 client sent), the window, the TCP options in order with the timestamps as
 relations (TSval nz/0, TSecr T+k: the client's k-th TSval), payload, the IP
-header fields that are policy (TOS, TTL, DF, ID zero or not) and whether every
-checksum is right. Frames are grouped by the step (client frame) after which
+header fields that are policy (TOS, TTL, DF, ID zero or not; over IPv6 the
+addresses, traffic class, hop limit, flow label zero or not, extension headers
+and a multicast Ethernet destination) and whether every checksum is right.
+ICMPv6 reads as echo (identifier, sequence, data), neighbour discovery (the
+R/S/O flags, target, options) or an error (what it quotes); the MLD reports
+and router solicitations a Linux host sends unasked are left out. Frames are grouped by the step (client frame) after which
 they arrived; timed cases add the arrival time since the first step rounded
 to 0.5 s (answers within 0.2 s of their step are "now"). The application's events become one line each (per peer: accept,
 the bytes read, eof or reset); counters are compared by their nstat names.
