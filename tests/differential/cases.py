@@ -15,12 +15,13 @@ import difflib
 import re
 import struct
 
-from frames import (ALL_NODES, ALL_NODES_MAC, CLIENT_IP, CLOSED_PORT, OTHER_IP, OTHER_IP6, OTHER_MAC, SERVER_IP,
+from frames import (ALL_NODES, ALL_NODES_MAC, CLIENT_IP, CLIENT_IP6, CLOSED_PORT, OTHER_IP, OTHER_IP6, OTHER_MAC, SERVER_IP,
                     SERVER_IP6, SERVER_MAC, TSVAL, HBHOptUnknown, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
                     IPv6ExtHdrHopByHop, arp_request, eth, icmp6_echo, icmp_echo, ip6_next_header, ip_proto,
                     linux_opts, neighbor_solicit, raw_bytes, syn, syn6, tcp, tcp6, tfo_exp_opts, tfo_opts, udp, udp6)
 from normalise import ACK, SYN
 from scapy.all import ICMP, IP, IPOption, Raw
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6Unknown, IPv6ExtHdrRouting
 
 # Compared in every case: the listen path's, and the host's, counters that
 # dlisten keeps under Linux's names.
@@ -82,7 +83,7 @@ def mask_fin_ack_at_once(lines):
 
 
 def mask_icmp_error_counters(lines):
-    return [l for l in lines if not l.startswith(("IcmpInErrors=", "IcmpInDestUnreachs="))]
+    return [l for l in lines if not l.startswith(("IcmpInErrors=", "IcmpInDestUnreachs=", "Icmp6InErrors=", "Icmp6InDestUnreachs="))]
 
 
 # The README's "Where dlisten differs from Linux" rows, by key: the mask
@@ -882,6 +883,27 @@ def v6_icmp_echo_to_all_nodes(t):
 
 
 @case(**V6)
+def v6_icmp_echo_from_unspecified(t):
+    # No address to answer to.
+    t.send(icmp6_echo(ip={"src": "::"}))
+
+
+@case(**V6)
+def v6_icmp_unknown_informational(t):
+    # icmpv6_rcv: an unknown informational type (128 and above) is dropped
+    # silently (RFC 4443 2.4 (b)).
+    t.send(eth() / IPv6(src=CLIENT_IP6, dst=SERVER_IP6) / ICMPv6Unknown(type=200, msgbody=b"abcd"))
+
+
+@case(counters=["Icmp6InDestUnreachs"], deviation=("icmp-errors-ignored",), **V6)
+def v6_icmp_dest_unreachable_received(t):
+    # Port unreachable quoting a segment of ours: Linux hands it to
+    # tcp_v6_err, which finds no socket and counts Icmp6InErrors.
+    quoted = bytes(tcp6(80, "SA", 1, ack=1001, dport=42000))[14:14 + 60]
+    t.send(eth() / IPv6(src=CLIENT_IP6, dst=SERVER_IP6) / ICMPv6DestUnreach(code=4) / Raw(quoted))
+
+
+@case(**V6)
 def v6_ns_multicast(t):
     # Address resolution: to the solicited-node group, with the sender's
     # link-layer address; NA S|O with our link-layer address (ndisc_recv_ns).
@@ -1086,6 +1108,19 @@ def v6_hbh_not_first(t):
 @case(**V6)
 def v6_dstopt_discard_icmp(t):
     t.send(icmp6_echo(ext=IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x9e, optdata=b"\0\0")])))
+
+
+@case(**V6)
+def v6_routing_header_type0(t):
+    # RFC 5095: type 0 with segments left is refused, parameter problem 0
+    # pointing at the routing type (ipv6_rthdr_rcv).
+    t.send(icmp6_echo(ext=IPv6ExtHdrRouting(type=0, segleft=1, addresses=["2001:2::5"])))
+
+
+@case(**V6)
+def v6_routing_header_no_segments_left(t):
+    # Segments left 0: the header is passed over, the echo answered.
+    t.send(icmp6_echo(ext=IPv6ExtHdrRouting(type=0, segleft=0, addresses=["2001:2::5"])))
 
 
 @case(**V6)
