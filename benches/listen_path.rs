@@ -71,7 +71,7 @@ fn wire(c: &mut Criterion) {
 fn lookup(c: &mut Criterion) {
     for n in [1u16, 64] {
         let sysctls = Sysctls::default();
-        let stack = Stack::new(StackConfig { workers: 1, local_addrs: vec![LOCAL], sysctls, seed: 1 });
+        let stack = Stack::new(StackConfig { workers: 1, local_addrs: vec![LOCAL], local_addrs6: Vec::new(), sysctls, seed: 1 });
         for k in 0..n {
             let fd = stack.socket(SockType::Stream).expect("socket");
             stack.bind(fd, SocketAddrV4::new(LOCAL, 1000 + k)).expect("bind");

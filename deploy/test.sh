@@ -20,7 +20,7 @@ cargo test --lib --bins --tests --examples -- --test-threads=1
 
 echo "== differential: dlisten serve and the live Linux kernel, frame by frame (tests/differential)"
 # The same frames to a kernel listener and to dlisten (net_af_packet on a
-# veth), each in a namespace of its own; about 100 s. cargo test built the
+# veth), each in a namespace of its own; about 170 s. cargo test built the
 # binary; the build is a no-op then.
 /usr/bin/python3 -m unittest discover -s tests/differential -p 'test_*.py'
 cargo build --bin dlisten

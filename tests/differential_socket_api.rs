@@ -10,14 +10,17 @@
 mod common;
 use common::*;
 use dlisten::engine::errno::Errno;
+use dlisten::engine::listen::Family;
 use dlisten::engine::socket::{Fd, SockType, Stack, StackConfig};
 use dlisten::engine::sysctl::Sysctls;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::path::Path;
 
 const OWNED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const OWNED6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
 
 fn errno_name(e: Errno) -> String {
     // Errno's message starts with the name ("EINVAL: ...").
@@ -28,7 +31,7 @@ fn answer(r: Result<(), Errno>) -> String {
     r.map_or_else(errno_name, |()| "ok".into())
 }
 
-fn sockaddr(v: &Value) -> SocketAddrV4 {
+fn sockaddr(v: &Value) -> SocketAddr {
     v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad addr {v}"))
 }
 
@@ -39,8 +42,11 @@ fn run_step(st: &Stack, socks: &mut HashMap<String, Fd>, s: &Value) -> String {
     match op {
         "socket" => {
             let kind = if s["type"] == "stream" { SockType::Stream } else { SockType::Dgram };
-            match st.socket(kind) {
+            let family = if s["family"] == "inet6" { Family::Inet6 } else { Family::Inet };
+            match st.socket_in(family, kind) {
                 Ok(fd) => {
+                    // Linux hands out the lowest free number: a closed socket's name no longer owns it.
+                    socks.retain(|_, f| *f != fd);
                     socks.insert(s["sock"].as_str().unwrap().into(), fd);
                     "ok".into()
                 }
@@ -52,9 +58,22 @@ fn run_step(st: &Stack, socks: &mut HashMap<String, Fd>, s: &Value) -> String {
             "ok".into()
         }
         "send_q" => {
-            let addr = sockaddr(&s["addr"]);
-            st.listeners().iter().find(|l| l.local == addr).map_or("absent".into(), |l| l.send_q.to_string())
+            // Named as ss prints it (`*:80` is a dual-stack `[::]:80`).
+            let addr = s["addr"].as_str().unwrap();
+            st.listeners().iter().find(|l| l.ss_local() == addr).map_or("absent".into(), |l| l.send_q.to_string())
         }
+        "lookup" => {
+            // The listener a SYN reaches, named by the socket that owns it.
+            let to = sockaddr(&s["addr"]);
+            match st.lookup(0, to.ip(), to.port(), 0) {
+                None => "ECONNREFUSED".into(),
+                Some(l) => socks
+                    .iter()
+                    .find(|(_, fd)| st.listener(**fd).is_ok_and(|m| Arc::ptr_eq(&m, &l)))
+                    .map_or("none".into(), |(name, _)| name.clone()),
+            }
+        }
+        "v6only" => answer(st.set_v6only(fd(), s["value"] == 1)),
         "listen" => answer(st.listen(fd(), s["backlog"].as_i64().unwrap() as i32)),
         "bind" => answer(st.bind(fd(), sockaddr(&s["addr"]))),
         "accept" => answer(st.accept(fd()).map(|_| ())),
@@ -65,7 +84,10 @@ fn run_step(st: &Stack, socks: &mut HashMap<String, Fd>, s: &Value) -> String {
             Ok(a) => {
                 let (low, high) = st.sysctls().ip_local_port_range;
                 if (low..=high).contains(&a.port()) {
-                    format!("{}:ephemeral", a.ip())
+                    match a.ip() {
+                        IpAddr::V4(ip) => format!("{ip}:ephemeral"),
+                        IpAddr::V6(ip) => format!("[{ip}]:ephemeral"),
+                    }
                 } else {
                     a.to_string()
                 }
@@ -81,9 +103,12 @@ fn kernel_answers(spec: &Path) -> Vec<String> {
     let ns = Netns::new("sock");
     // A veth (the dummy module may be missing) gives the namespace its address.
     ns.ok(&["ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+    ns.ok(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0"]);
     ns.ok(&["ip", "addr", "add", "198.18.0.1/24", "dev", "d0"]);
     ns.ok(&["ip", "link", "set", "d0", "up"]);
     ns.ok(&["ip", "link", "set", "d1", "up"]);
+    ns.ok(&["sysctl", "-qw", "net.ipv6.conf.d0.disable_ipv6=0"]);
+    ns.ok(&["ip", "-6", "addr", "add", "2001:2::1/64", "dev", "d0", "nodad"]);
     // The defaults Stack is built with.
     ns.ok(&["sysctl", "-qw", "net.core.somaxconn=4096", "net.ipv4.ip_local_port_range=32768 60999"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/differential/socket_api.py");
@@ -102,7 +127,7 @@ fn socket_calls_answer_as_the_kernel_does() {
     assert_eq!(kernel.len(), steps.len(), "socket_api.py answered every step");
 
     let sysctls = Sysctls { somaxconn: 4096, ip_local_port_range: (32768, 60999), ..Sysctls::DEFAULT };
-    let st = Stack::new(StackConfig { workers: 1, local_addrs: vec![OWNED], sysctls, seed: 7 });
+    let st = Stack::new(StackConfig { workers: 1, local_addrs: vec![OWNED], local_addrs6: vec![OWNED6], sysctls, seed: 7 });
     let mut socks = HashMap::new();
     let mut differ = Vec::new();
     let (mut same, mut deviations) = (0, 0);

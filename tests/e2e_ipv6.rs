@@ -98,7 +98,7 @@ fn http_over_ipv6() {
     let ns = Netns::new("v6h");
     let mut server = Server::start(
         &ns,
-        ServerOpts { queues: 2, serve_args: &["--addr", SERVER_IP6, "--listen", "0.0.0.0:80", "--app", "http"] },
+        ServerOpts { queues: 2, serve_args: &["--addr", SERVER_IP6, "--listen", "[2001:2::1]:80", "--app", "http"] },
     );
     let tap = server.tap.clone();
     client_ipv6(&ns, &tap);
@@ -145,7 +145,7 @@ send(IPv6(src="{CLIENT_IP6}", dst="{SERVER_IP6}") / TCP(sport=RandShort(), dport
 print("sent")
 "#
     );
-    let mut scapy = ns.cmd(&[PY, "-c", &flood]).stdout(std::process::Stdio::piped()).spawn().expect("scapy");
+    let scapy = ns.cmd(&[PY, "-c", &flood]).stdout(std::process::Stdio::piped()).spawn().expect("scapy");
     std::thread::sleep(std::time::Duration::from_millis(300));
     for _ in 0..3 {
         let curl = ns.run(&["curl", "-6", "-s", "--max-time", "5", &url]);
@@ -160,4 +160,23 @@ print("sent")
     assert!(counter(&report, "TcpPassiveOpens") >= 13, "{report}");
     assert!(counter(&report, "TcpInSegs") >= 4000, "{report}");
     assert!(counter(&report, "TcpOutRsts") >= 1, "{report}");
+}
+
+/// A dual-stack `[::]:80` listener accepts an IPv4 and an IPv6 client.
+#[test]
+fn dual_stack_listener_serves_ipv4_and_ipv6() {
+    require_root();
+    let _serial = serial();
+    let ns = Netns::new("v6d");
+    let mut server =
+        Server::start(&ns, ServerOpts { queues: 1, serve_args: &["--addr", SERVER_IP6, "--listen", "[::]:80", "--app", "http"] });
+    let tap = server.tap.clone();
+    client_ipv6(&ns, &tap);
+    for url in [format!("http://{SERVER_IP}/"), format!("http://[{SERVER_IP6}]/")] {
+        let curl = ns.run(&["curl", "-s", "--max-time", "5", &url]);
+        assert!(curl.status.success(), "{url}: {}", server.output());
+        assert_eq!(stdout(&curl), "hello from dlisten\n", "{url}");
+    }
+    let report = server.stop();
+    assert_eq!(counter(&report, "TcpPassiveOpens"), 2, "{report}");
 }

@@ -27,6 +27,7 @@ impl StatsSource for Fake {
                 recv_q: 0,
                 send_q: 4096,
                 local: "198.18.0.1:80".parse().unwrap(),
+                v6only: false,
                 reuseport_group: 0,
                 group_size: 1,
                 syn_qlen: 0,

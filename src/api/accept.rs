@@ -78,7 +78,7 @@ mod tests {
     const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 
     fn sockets() -> Sockets {
-        let config = StackConfig { workers: 2, local_addrs: vec![A], sysctls: Sysctls::default(), seed: 42 };
+        let config = StackConfig { workers: 2, local_addrs: vec![A], local_addrs6: Vec::new(), sysctls: Sysctls::default(), seed: 42 };
         Sockets::new(Arc::new(Stack::new(config)))
     }
 

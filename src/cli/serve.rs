@@ -16,7 +16,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
@@ -97,9 +97,10 @@ struct ServeFlags {
     /// while (0 = pure busy polling, the DPDK norm; tests on shared cores use ~20).
     #[arg(long, default_value_t = 0)]
     idle_sleep_us: u64,
-    /// A TCP address to listen on, e.g. `198.18.0.1:80` or `0.0.0.0:80`. Repeatable.
+    /// A TCP address to listen on, e.g. `198.18.0.1:80`, `0.0.0.0:80`,
+    /// `[2001:2::1]:80` or `[::]:80` (IPv4 too unless --bindv6only 1). Repeatable.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
-    listens: Vec<SocketAddrV4>,
+    listens: Vec<SocketAddr>,
     /// listen()'s backlog for every --listen (clamped to --somaxconn as Linux does;
     /// a negative value becomes somaxconn).
     #[arg(long, default_value_t = 4096, allow_hyphen_values = true)]
@@ -204,6 +205,10 @@ struct ServeFlags {
     /// net.ipv4.tcp_migrate_req: 1 = migrate requests when a reuseport member closes.
     #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_migrate_req as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
     migrate_req: u8,
+    /// net.ipv6.bindv6only: 1 = a `[::]` listener takes IPv6 connections
+    /// only (IPV6_V6ONLY); 0 = IPv4 ones too, as v4-mapped peers.
+    #[arg(long, default_value_t = Sysctls::DEFAULT.bindv6only as u8, value_parser = clap::value_parser!(u8).range(0..=1))]
+    bindv6only: u8,
     /// net.ipv4.tcp_retries2: retransmissions before an established connection gives up.
     #[arg(long, default_value_t = Sysctls::DEFAULT.tcp_retries2)]
     retries2: u8,
@@ -479,6 +484,7 @@ impl ServeFlags {
             tcp_migrate_req: self.migrate_req == 1,
             tcp_timestamps: self.timestamps == 1,
             tcp_retries2: self.retries2,
+            bindv6only: self.bindv6only == 1,
             ..Sysctls::DEFAULT
         }
     }

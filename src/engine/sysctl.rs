@@ -44,6 +44,9 @@ pub struct Sysctls {
     pub tcp_max_tw_buckets: u32,
     /// `net.ipv4.tcp_fin_timeout` in seconds (orphaned FIN_WAIT_2).
     pub tcp_fin_timeout: u32,
+    /// `net.ipv6.bindv6only`: IPV6_V6ONLY of new AF_INET6 sockets (0: an
+    /// AF_INET6 listener on `::` takes IPv4 connections too).
+    pub bindv6only: bool,
 }
 
 impl Sysctls {
@@ -65,6 +68,7 @@ impl Sysctls {
         tcp_retries2: 15,
         tcp_max_tw_buckets: 262_144,
         tcp_fin_timeout: 60,
+        bindv6only: false,
     };
 }
 

@@ -5,14 +5,14 @@ use crate::engine::keys::fastopen::TfoKeys;
 use crate::engine::keys::{FleetKeys, KeyFileError, SipKey};
 use crate::engine::sysctl::Sysctls;
 use crate::worker::apps::ConnLimits;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// One `--listen`.
 #[derive(Clone, Copy, Debug)]
 pub struct ListenSpec {
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     pub backlog: i32,
     /// TCP_FASTOPEN queue length (0 = not set).
     pub fastopen_qlen: u32,

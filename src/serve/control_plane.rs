@@ -57,6 +57,7 @@ impl ControlPlane {
         let stack = Arc::new(Stack::new(StackConfig {
             workers: cfg.workers,
             local_addrs: cfg.addrs.clone(),
+            local_addrs6: cfg.addrs6.clone(),
             sysctls: cfg.sysctls,
             seed: ephemeral_port_seed(&secrets),
         }));

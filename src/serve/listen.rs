@@ -2,6 +2,7 @@
 
 use super::{ListenSpec, ServeConfig, ServeError};
 use crate::engine::listen::Listener;
+use crate::engine::listen::Family;
 use crate::engine::socket::{Fd, SockType, Stack};
 use std::sync::Arc;
 
@@ -45,7 +46,8 @@ impl Listening {
 /// Open one listening socket as an application would: socket, options, bind, listen.
 fn open_listener(stack: &Stack, l: &ListenSpec, incoming_cpu: Option<u16>) -> Result<Fd, ServeError> {
     let err = |call, errno| ServeError::Socket { call, addr: l.addr, errno };
-    let fd = stack.socket(SockType::Stream).map_err(|e| err("socket", e))?;
+    let family = if l.addr.is_ipv6() { Family::Inet6 } else { Family::Inet };
+    let fd = stack.socket_in(family, SockType::Stream).map_err(|e| err("socket", e))?;
     stack.set_reuseaddr(fd, true).map_err(|e| err("setsockopt(SO_REUSEADDR)", e))?;
     if incoming_cpu.is_some() {
         stack.set_reuseport(fd, true).map_err(|e| err("setsockopt(SO_REUSEPORT)", e))?;

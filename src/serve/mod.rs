@@ -29,7 +29,7 @@ use crate::engine::errno::Errno;
 use control_plane::ControlPlane;
 use eal::Dpdk;
 use running::Running;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use thiserror::Error;
 
@@ -42,9 +42,9 @@ pub enum ServeError {
     #[error("cannot install the SIGINT/SIGTERM handler: {0}")]
     Signal(std::io::Error),
     #[error("{call} {addr}: {errno}")]
-    Socket { call: &'static str, addr: SocketAddrV4, errno: Errno },
+    Socket { call: &'static str, addr: SocketAddr, errno: Errno },
     #[error("{addr}: listen() succeeded but the socket has no listener: {errno}")]
-    NoListener { addr: SocketAddrV4, errno: Errno },
+    NoListener { addr: SocketAddr, errno: Errno },
     #[error(transparent)]
     Random(#[from] crate::engine::keys::RandomError),
     #[error("event log {0}: {1}")]

@@ -416,7 +416,6 @@ mod tests {
     use crate::stats::Metric;
     use crate::telemetry::latency::{LatencyHub, WorkerLatency};
     use crate::stats::{Counters, Runtime};
-    use std::net::SocketAddrV4;
     use std::sync::atomic::AtomicU64;
 
     /// A fake serve: two workers whose counters grow by a known amount per
@@ -453,7 +452,8 @@ mod tests {
                 state: "LISTEN",
                 recv_q: 4,
                 send_q: 128,
-                local: "198.18.0.1:80".parse::<SocketAddrV4>().unwrap(),
+                local: "198.18.0.1:80".parse().unwrap(),
+                v6only: false,
                 reuseport_group: 0,
                 group_size: 1,
                 syn_qlen: 2,

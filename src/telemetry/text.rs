@@ -49,8 +49,8 @@ pub fn format_ss_lnt(list: &[ListenerInfo]) -> String {
             l.state,
             l.recv_q,
             l.send_q,
-            l.local.to_string(),
-            "0.0.0.0:*",
+            l.ss_local(),
+            l.ss_peer(),
             l.reuseport_group,
             l.group_size,
             l.syn_qlen,
@@ -63,7 +63,6 @@ pub fn format_ss_lnt(list: &[ListenerInfo]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddrV4;
 
     fn info(recv_q: u32, send_q: u32, local: &str) -> ListenerInfo {
         ListenerInfo {
@@ -71,7 +70,8 @@ mod tests {
             state: "LISTEN",
             recv_q,
             send_q,
-            local: local.parse::<SocketAddrV4>().unwrap(),
+            local: local.parse().unwrap(),
+            v6only: false,
             reuseport_group: 0,
             group_size: 1,
             syn_qlen: 1,
@@ -111,5 +111,22 @@ mod tests {
         assert_eq!(&row[..5], &["LISTEN", "1", "128", "0.0.0.0:22", "0.0.0.0:*"]);
         let row: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(&row[..5], &["LISTEN", "0", "4096", "198.18.0.1:80", "0.0.0.0:*"]);
+    }
+
+    /// The forms `ss -lnt` prints on Linux 6.18 for AF_INET6 listeners.
+    #[test]
+    fn ss_lnt_ipv6_forms() {
+        let dual = info(0, 5, "[::]:9100");
+        let only = ListenerInfo { v6only: true, ..info(0, 5, "[::]:9101") };
+        let lo = ListenerInfo { v6only: true, ..info(0, 5, "[2001:2::1]:9102") };
+        let mapped = info(0, 5, "[::ffff:198.18.0.1]:9103");
+        let cols = |l: &ListenerInfo| (l.ss_local(), l.ss_peer());
+        assert_eq!(cols(&dual), ("*:9100".into(), "*:*".into()));
+        assert_eq!(cols(&only), ("[::]:9101".into(), "[::]:*".into()));
+        assert_eq!(cols(&lo), ("[2001:2::1]:9102".into(), "[::]:*".into()));
+        assert_eq!(cols(&mapped), ("[::ffff:198.18.0.1]:9103".into(), "*:*".into()));
+        let text = format_ss_lnt(&[dual]);
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(&row[..5], &["LISTEN", "0", "5", "*:9100", "*:*"]);
     }
 }

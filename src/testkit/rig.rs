@@ -102,6 +102,7 @@ impl Rig {
         let stack = Arc::new(Stack::new(StackConfig {
             workers: cfg.workers,
             local_addrs: cfg.addrs.clone(),
+            local_addrs6: Vec::new(),
             sysctls: cfg.sysctls,
             seed: cfg.stack_seed,
         }));

@@ -15,10 +15,13 @@ import difflib
 import re
 import struct
 
-from frames import (CLIENT_IP, CLOSED_PORT, OTHER_IP, OTHER_MAC, SERVER_IP, SERVER_MAC, TSVAL, arp_request,
-                    eth, icmp_echo, ip_proto, linux_opts, raw_bytes, syn, tcp, tfo_exp_opts, tfo_opts, udp)
+from frames import (ALL_NODES, ALL_NODES_MAC, CLIENT_IP, CLIENT_IP6, CLOSED_PORT, OTHER_IP, OTHER_IP6, OTHER_MAC, SERVER_IP,
+                    SERVER_IP6, SERVER_MAC, TSVAL, HBHOptUnknown, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment,
+                    IPv6ExtHdrHopByHop, arp_request, eth, icmp6_echo, icmp_echo, ip6_next_header, ip_proto,
+                    linux_opts, neighbor_solicit, raw_bytes, syn, syn6, tcp, tcp6, tfo_exp_opts, tfo_opts, udp, udp6)
 from normalise import ACK, SYN
 from scapy.all import ICMP, IP, IPOption, Raw
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6Unknown, IPv6ExtHdrRouting
 
 # Compared in every case: the listen path's, and the host's, counters that
 # dlisten keeps under Linux's names.
@@ -31,6 +34,21 @@ COUNTERS = [
     "IpInReceives", "IpInHdrErrors", "IpInAddrErrors", "IpInUnknownProtos",
     "IcmpInMsgs", "IcmpInEchos", "IcmpOutEchoReps", "IcmpOutDestUnreachs", "IcmpInErrors",
     "UdpNoPorts", "UdpInErrors", "UdpInCsumErrors", "IpExtInTruncatedPkts",
+]
+# The IPv6 cases': TCP's counters are one set for both families (as in
+# Linux), then Ip6/Icmp6/Udp6. Not compared: Icmp6OutMsgs and Ip6OutRequests
+# (the kernel's own MLD reports count there), Ip6Reasm* (Linux queues a
+# fragment for 60 s; dlisten counts it failed at once).
+COUNTERS6 = [
+    "TcpPassiveOpens", "TcpAttemptFails", "TcpOutRsts", "TcpInErrs", "TcpInCsumErrors",
+    "TcpExtListenOverflows", "TcpExtListenDrops", "TcpExtTCPReqQFullDrop", "TcpExtTCPReqQFullDoCookies",
+    "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "TcpExtEmbryonicRsts",
+    "Ip6InReceives", "Ip6InHdrErrors", "Ip6InAddrErrors", "Ip6InUnknownProtos", "Ip6InTruncatedPkts",
+    "Ip6InDelivers", "Ip6InMcastPkts",
+    "Icmp6InMsgs", "Icmp6InErrors", "Icmp6InCsumErrors", "Icmp6InEchos", "Icmp6InNeighborSolicits",
+    "Icmp6OutEchoReplies", "Icmp6OutNeighborAdvertisements", "Icmp6OutDestUnreachs", "Icmp6OutParmProblems",
+    "Icmp6OutRateLimitHost",
+    "Udp6NoPorts", "Udp6InErrors", "Udp6InCsumErrors",
 ]
 
 def _established(line):
@@ -65,7 +83,7 @@ def mask_fin_ack_at_once(lines):
 
 
 def mask_icmp_error_counters(lines):
-    return [l for l in lines if not l.startswith(("IcmpInErrors=", "IcmpInDestUnreachs="))]
+    return [l for l in lines if not l.startswith(("IcmpInErrors=", "IcmpInDestUnreachs=", "Icmp6InErrors=", "Icmp6InDestUnreachs="))]
 
 
 # The README's "Where dlisten differs from Linux" rows, by key: the mask
@@ -80,13 +98,17 @@ DEVIATIONS = {
 class Case:
     def __init__(self, name, script, *, syncookies=1, synack_retries=5, abort_on_overflow=0, fastopen=1,
                  timestamps=1, listen=True, backlog=128, fastopen_qlen=0, app="discard", settle=0.3,
-                 timed=False, pending_fix=None, deviation=(), counters=()):
+                 timed=False, pending_fix=None, deviation=(), counters=(), family=4, listen6=None):
         self.name, self.script = name, script
         self.syncookies, self.synack_retries, self.abort_on_overflow = syncookies, synack_retries, abort_on_overflow
         self.fastopen, self.timestamps, self.listen, self.backlog = fastopen, timestamps, listen, backlog
         self.fastopen_qlen, self.app, self.settle, self.timed = fastopen_qlen, app, settle, timed
         self.pending_fix, self.deviation = pending_fix, deviation
-        self.counters = COUNTERS + list(counters)
+        # family 6: IPv6 on the kernel target, both targets own SERVER_IP6
+        # too and listen on [listen6]:80 besides the IPv4 listener.
+        self.family = family
+        self.listen6 = listen6 or SERVER_IP6
+        self.counters = (COUNTERS6 if family == 6 else COUNTERS) + list(counters)
 
     def mark_text(self):
         marks = []
@@ -831,3 +853,436 @@ def tcp_segment_shorter_than_header(t):
 @case()
 def udp_length_beyond_datagram(t):
     t.send(udp(41103, 9, b"hello", len=40))
+
+
+# ---- IPv6: the host (ip6_input.c, icmp.c, ndisc.c, exthdrs.c) ----
+#
+# The IPv6 twins of the cases above, family=6: both targets own 2001:2::1
+# too, the tester is 2001:2::2.
+
+V6 = dict(family=6)
+
+
+@case(**V6)
+def v6_icmp_echo_request(t):
+    # icmpv6_echo_reply: the traffic class and code reflected, hop limit 64.
+    t.send(icmp6_echo(ip={"tc": 0x28, "hlim": 9}, code=9))
+
+
+@case(**V6)
+def v6_icmp_echo_bad_checksum(t):
+    t.send(icmp6_echo(cksum=0x1234))
+
+
+@case(**V6)
+def v6_icmp_echo_to_all_nodes(t):
+    # echo_ignore_multicast 0: a request to ff02::1 is answered, from our address.
+    p = icmp6_echo(ip={"dst": ALL_NODES})
+    p.dst = ALL_NODES_MAC
+    t.send(p)
+
+
+@case(**V6)
+def v6_icmp_echo_from_unspecified(t):
+    # No address to answer to.
+    t.send(icmp6_echo(ip={"src": "::"}))
+
+
+@case(**V6)
+def v6_icmp_unknown_informational(t):
+    # icmpv6_rcv: an unknown informational type (128 and above) is dropped
+    # silently (RFC 4443 2.4 (b)).
+    t.send(eth() / IPv6(src=CLIENT_IP6, dst=SERVER_IP6) / ICMPv6Unknown(type=200, msgbody=b"abcd"))
+
+
+@case(counters=["Icmp6InDestUnreachs"], deviation=("icmp-errors-ignored",), **V6)
+def v6_icmp_dest_unreachable_received(t):
+    # Port unreachable quoting a segment of ours: Linux hands it to
+    # tcp_v6_err, which finds no socket and counts Icmp6InErrors.
+    quoted = bytes(tcp6(80, "SA", 1, ack=1001, dport=42000))[14:14 + 60]
+    t.send(eth() / IPv6(src=CLIENT_IP6, dst=SERVER_IP6) / ICMPv6DestUnreach(code=4) / Raw(quoted))
+
+
+@case(**V6)
+def v6_ns_multicast(t):
+    # Address resolution: to the solicited-node group, with the sender's
+    # link-layer address; NA S|O with our link-layer address (ndisc_recv_ns).
+    t.send(neighbor_solicit())
+
+
+@case(**V6)
+def v6_ns_unicast(t):
+    # Reachability confirmation: unicast, no link-layer option; NA S only,
+    # without the option (override and inc_opt are the multicast ones).
+    t.send(neighbor_solicit(multicast=False, lladdr=False))
+
+
+@case(**V6)
+def v6_ns_unicast_with_lladdr(t):
+    t.send(neighbor_solicit(multicast=False))
+
+
+@case(**V6)
+def v6_ns_dad(t):
+    # Someone's DAD for our address (source ::): defended to ff02::1, O only.
+    t.send(neighbor_solicit(src="::", lladdr=False))
+
+
+@case(**V6)
+def v6_ns_multicast_no_lladdr_known_sender(t):
+    # Without the option, a multicast NS is answered only if the sender is
+    # already a neighbour (__neigh_lookup with create = 0): an echo first.
+    t.send(icmp6_echo())
+    t.send(neighbor_solicit(lladdr=False))
+
+
+@case(**V6)
+def v6_ns_for_another(t):
+    t.send(neighbor_solicit(OTHER_IP6))
+
+
+# To a group MAC we are not in: a veth filters no multicast, so the kernel
+# counts the packet at IPv6 (Ip6InReceives, Ip6InMcastPkts) before finding
+# the group is not ours; a NIC's multicast filter, and dlisten's, drops it
+# before IPv6 sees it. The frames (none) and the rest are compared.
+CASES[-1].counters = [n for n in COUNTERS6 if n not in ("Ip6InReceives", "Ip6InMcastPkts")]
+
+
+@case(**V6)
+def v6_ns_hop_limit_not_255(t):
+    # RFC 4861 7.1.1: a hop limit below 255 came through a router, invalid.
+    p = neighbor_solicit()
+    p[IPv6].hlim = 64
+    t.send(p)
+
+
+# ---- IPv6: closed ports (tcp_v6_send_reset, __udp6_lib_rcv) ----
+
+@case(**V6)
+def v6_closed_syn(t):
+    # The RST reflects the traffic class without its ECN bits.
+    t.send(tcp6(42100, "S", 1000, opts=linux_opts(mss=1440), dport=CLOSED_PORT, ip={"tc": 0x2b}))
+
+
+@case(**V6)
+def v6_closed_syn_with_data(t):
+    t.send(tcp6(42101, "S", 1000, opts=linux_opts(mss=1440), data=b"abc", dport=CLOSED_PORT))
+
+
+@case(**V6)
+def v6_closed_ack(t):
+    t.send(tcp6(42102, "A", 1000, ack=5555, dport=CLOSED_PORT))
+
+
+@case(**V6)
+def v6_closed_fin(t):
+    t.send(tcp6(42103, "F", 1000, dport=CLOSED_PORT))
+
+
+@case(**V6)
+def v6_closed_fin_ack(t):
+    t.send(tcp6(42104, "FA", 1000, ack=9, dport=CLOSED_PORT))
+
+
+@case(**V6)
+def v6_closed_syn_fin(t):
+    t.send(tcp6(42105, "SF", 1000, dport=CLOSED_PORT))
+
+
+@case(**V6)
+def v6_closed_rst(t):
+    t.send(tcp6(42106, "R", 1000, dport=CLOSED_PORT))
+    t.send(tcp6(42107, "RA", 1000, ack=77, dport=CLOSED_PORT))
+
+
+@case(**V6)
+def v6_closed_data(t):
+    t.send(tcp6(42108, "PA", 1000, ack=4242, data=b"GET / HTTP/1.0\r\n\r\n", dport=CLOSED_PORT))
+
+
+@case(**V6)
+def v6_closed_no_flags(t):
+    t.send(tcp6(42109, "", 1000, dport=CLOSED_PORT))
+
+
+@case(listen=False, **V6)
+def v6_closed_no_listener_at_all(t):
+    t.send(syn6(42110))
+
+
+@case(**V6)
+def v6_udp_closed_port(t):
+    t.send(udp6(42111, 9, b"hello"))
+
+
+@case(**V6)
+def v6_udp_bad_checksum(t):
+    t.send(udp6(42112, 9, b"hello", chksum=0x1234))
+
+
+@case(**V6)
+def v6_udp_zero_checksum(t):
+    # RFC 8200 8.1: no checksum is not allowed over IPv6; dropped as an error.
+    t.send(udp6(42113, 9, b"hello", chksum=0))
+
+
+@case(**V6)
+def v6_udp_length_beyond_datagram(t):
+    t.send(udp6(42114, 9, b"hello", len=40))
+
+
+# ---- IPv6: malformed headers and extension headers ----
+
+@case(**V6)
+def v6_bad_tcp_checksum(t):
+    t.send(tcp6(42200, "S", 1000, opts=linux_opts(mss=1440), chksum=0x1234))
+
+
+@case(**V6)
+def v6_tcp_data_offset_too_small(t):
+    t.send(tcp6(42201, "S", 1000, dataofs=4))
+
+
+@case(**V6)
+def v6_tcp_segment_shorter_than_header(t):
+    t.send(ip6_next_header(6, bytes(tcp6(42202, "S", 1000))[54:54 + 19]))
+
+
+@case(**V6)
+def v6_payload_length_beyond_frame(t):
+    t.send(syn6(42203, ip={"plen": 200}))
+
+
+@case(**V6)
+def v6_version_4_in_ipv6_frame(t):
+    t.send(raw_bytes(syn6(42204), lambda b: b.__setitem__(14, 0x40 | (b[14] & 0x0F))))
+
+
+@case(**V6)
+def v6_dst_not_ours(t):
+    # Forwarding off: someone else's address is dropped (Ip6InAddrErrors).
+    t.send(icmp6_echo(ip={"dst": OTHER_IP6}))
+
+
+@case(**V6)
+def v6_source_multicast(t):
+    t.send(icmp6_echo(ip={"src": "ff02::5"}))
+
+
+@case(**V6)
+def v6_unknown_next_header(t):
+    # No handler for 253: parameter problem 1 pointing at the next header field.
+    t.send(ip6_next_header(253))
+
+
+@case(**V6)
+def v6_hbh_option_skip(t):
+    # Type bits 00: skipped, the echo behind it answered.
+    t.send(icmp6_echo(ext=IPv6ExtHdrHopByHop(options=[HBHOptUnknown(otype=0x1e, optdata=b"\0\0")])))
+
+
+@case(**V6)
+def v6_hbh_option_discard_icmp(t):
+    # Type bits 10 (ip6_tlvopt_unknown): discard, parameter problem 2
+    # pointing at the option's type byte (offset 42).
+    t.send(icmp6_echo(ext=IPv6ExtHdrHopByHop(options=[HBHOptUnknown(otype=0x9e, optdata=b"\0\0")])))
+
+
+@case(**V6)
+def v6_hbh_option_discard_icmp_to_multicast(t):
+    # 10 reports even about a packet to a group; 11 (the next step) does not.
+    for otype in (0x9e, 0xde):
+        p = icmp6_echo(ip={"dst": ALL_NODES}, ext=IPv6ExtHdrHopByHop(options=[HBHOptUnknown(otype=otype, optdata=b"\0\0")]))
+        p.dst = ALL_NODES_MAC
+        t.send(p)
+
+
+@case(**V6)
+def v6_hbh_not_first(t):
+    # A hop-by-hop header after a destination options header: parameter
+    # problem 1 (unrecognised next header) pointing at the dstopt's next header.
+    ext = IPv6ExtHdrDestOpt(nh=0) / IPv6ExtHdrHopByHop()
+    t.send(icmp6_echo(ext=ext))
+
+
+@case(**V6)
+def v6_dstopt_discard_icmp(t):
+    t.send(icmp6_echo(ext=IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=0x9e, optdata=b"\0\0")])))
+
+
+@case(**V6)
+def v6_routing_header_type0(t):
+    # RFC 5095: type 0 with segments left is refused, parameter problem 0
+    # pointing at the routing type (ipv6_rthdr_rcv).
+    t.send(icmp6_echo(ext=IPv6ExtHdrRouting(type=0, segleft=1, addresses=["2001:2::5"])))
+
+
+@case(**V6)
+def v6_routing_header_no_segments_left(t):
+    # Segments left 0: the header is passed over, the echo answered.
+    t.send(icmp6_echo(ext=IPv6ExtHdrRouting(type=0, segleft=0, addresses=["2001:2::5"])))
+
+
+@case(**V6)
+def v6_atomic_fragment(t):
+    # Offset 0 and no M (RFC 6946): not a fragment at all, the echo answered.
+    t.send(icmp6_echo(ext=IPv6ExtHdrFragment(offset=0, m=0, id=7)))
+
+
+@case(**V6)
+def v6_first_fragment(t):
+    # A first fragment whose rest never comes: nothing answered within the
+    # case (Linux queues it for 60 s; dlisten counts it failed at once).
+    t.send(icmp6_echo(ext=IPv6ExtHdrFragment(offset=0, m=1, id=8)))
+
+
+@case(**V6)
+def v6_fragment_not_multiple_of_8(t):
+    # M set and a length not a multiple of 8: parameter problem 0 pointing
+    # at the payload length (ip6_frag_queue).
+    t.send(icmp6_echo(data=b"pingdat", ext=IPv6ExtHdrFragment(offset=0, m=1, id=9)))
+
+
+# ---- IPv6: the listen path (tcp_v6_conn_request, tcp_v6_syn_recv_sock) ----
+#
+# MSS 1440 on a 1500-byte link (1500 - 40 - 20). Until dlisten has its IPv6
+# TCP listen path every segment there gets the closed port's RST: the cases
+# that need a listener are pending_fix; those a listener answers with the
+# closed port's RST too (a bare ACK, a SYN-ACK, data with ACK:
+# tcp_v6_do_rcv's reset of an unmatched segment) already match.
+
+V6_LISTEN = dict(family=6, pending_fix="IPv6 TCP listen path")
+
+
+def synack6_to(sport):
+    return lambda f: f.tcp and f.ip6 and f.dport == sport and f.flags & (SYN | ACK) == SYN | ACK
+
+
+def open_request6(t, sport, seq=1000, opts=None, **kw):
+    t.send(syn6(sport, seq, opts, **kw))
+    sa = t.expect(synack6_to(sport))
+    return (sa.seq, sa.tsval or 0) if sa else (0, 0)
+
+
+def final_ack6(t, sport, seq, isn, tsecr, data=b"", flags="A", ts=True, tsval=TSVAL + 1):
+    opts = [("NOP", None), ("NOP", None), ("Timestamp", (tsval, tsecr))] if ts else []
+    t.send(tcp6(sport, flags if not data else flags + "P", seq + 1, isn + 1, opts=opts, data=data, win=502))
+
+
+@case(**V6_LISTEN)
+def v6_syn_linux_options(t):
+    t.send(syn6(42300))
+    t.wait(0.1)
+
+
+@case(**V6_LISTEN)
+def v6_syn_no_options(t):
+    t.send(syn6(42301, opts=[]))
+    t.wait(0.1)
+
+
+@case(**V6_LISTEN)
+def v6_syn_mss_only(t):
+    t.send(syn6(42302, opts=[("MSS", 536)]))
+    t.wait(0.1)
+
+
+@case(**V6_LISTEN)
+def v6_syn_wscale_over_14(t):
+    t.send(syn6(42303, opts=[("MSS", 1440), ("NOP", None), ("WScale", 15)]))
+    t.wait(0.1)
+
+
+@case(**V6_LISTEN)
+def v6_syn_timestamps_no_sack(t):
+    t.send(syn6(42304, opts=[("MSS", 1400), ("NOP", None), ("NOP", None), ("Timestamp", (TSVAL, 0))]))
+    t.wait(0.1)
+
+
+@case(listen6="::", **V6_LISTEN)
+def v6_syn_to_any_address_listener(t):
+    # A listener on [::]:80 (IPV6_V6ONLY) takes the SYN to 2001:2::1.
+    t.send(syn6(42305))
+    t.wait(0.1)
+
+
+@case(deviation=("established-window-and-ip-id", "fin-acked-at-once"), **V6_LISTEN)
+def v6_handshake_then_data_then_fin(t):
+    isn, tsv = open_request6(t, 42310)
+    final_ack6(t, 42310, 1000, isn, tsv)
+    t.wait(0.05)
+    ts = lambda k: [("NOP", None), ("NOP", None), ("Timestamp", (TSVAL + k, tsv))]  # noqa: E731
+    t.send(tcp6(42310, "PA", 1001, isn + 1, opts=ts(2), data=b"hello", win=502))
+    t.wait(0.1)
+    t.send(tcp6(42310, "FA", 1006, isn + 1, opts=ts(3), win=502))
+    t.wait(0.05)
+    t.send(tcp6(42310, "A", 1007, isn + 2, opts=ts(4), win=502))
+    t.wait(0.15)
+
+
+@case(deviation=("established-window-and-ip-id",), **V6_LISTEN)
+def v6_final_ack_with_data(t):
+    isn, tsv = open_request6(t, 42311)
+    final_ack6(t, 42311, 1000, isn, tsv, data=b"first bytes")
+    t.wait(0.2)
+
+
+@case(**V6_LISTEN)
+def v6_final_ack_wrong_ack_number(t):
+    isn, tsv = open_request6(t, 42312)
+    t.send(tcp6(42312, "A", 1001, isn + 5, opts=[("NOP", None), ("NOP", None), ("Timestamp", (TSVAL + 1, tsv))]))
+    t.wait(0.1)
+    final_ack6(t, 42312, 1000, isn, tsv, tsval=TSVAL + 2)
+
+
+def cookie_handshake6(t, sport, opts, ts):
+    isn, tsv = open_request6(t, sport, 1000, opts)
+    final_ack6(t, sport, 1000, isn, tsv, ts=ts, data=b"after cookie")
+    t.wait(0.2)
+
+
+@case(syncookies=2, deviation=("established-window-and-ip-id",), **V6_LISTEN)
+def v6_cookies_always_with_timestamps(t):
+    cookie_handshake6(t, 42320, linux_opts(mss=1440), ts=True)
+
+
+@case(syncookies=2, deviation=("established-window-and-ip-id",), **V6_LISTEN)
+def v6_cookies_always_without_timestamps(t):
+    cookie_handshake6(t, 42321, [("MSS", 1440), ("NOP", None), ("WScale", 7), ("SAckOK", b"")], ts=False)
+
+
+@case(syncookies=2, **V6_LISTEN)
+def v6_cookie_bad_ack(t):
+    isn, tsv = open_request6(t, 42322)
+    final_ack6(t, 42322, 1000, isn + 12345, tsv)
+    t.wait(0.1)
+
+
+@case(**V6)
+def v6_listener_bare_ack(t):
+    t.send(tcp6(42330, "A", 1000, ack=123456))
+
+
+@case(**V6)
+def v6_listener_syn_ack(t):
+    t.send(tcp6(42331, "SA", 1000, ack=99, opts=linux_opts(mss=1440)))
+
+
+@case(**V6_LISTEN)
+def v6_listener_rst_fin_data(t):
+    t.send(tcp6(42332, "R", 1000))
+    t.send(tcp6(42333, "F", 1000))
+    t.send(tcp6(42334, "P", 1000, data=b"x"))
+
+
+@case(**V6)
+def v6_listener_ack_with_data(t):
+    t.send(tcp6(42335, "PA", 1000, ack=777, data=b"hello?"))
+
+
+@case(**V6_LISTEN)
+def v6_rst_to_request_at_rcv_nxt(t):
+    isn, tsv = open_request6(t, 42336)
+    t.send(tcp6(42336, "R", 1001))
+    t.wait(0.1)
+    final_ack6(t, 42336, 1000, isn, tsv)

@@ -4,7 +4,10 @@ namespace it runs in, made with the socket module, reporting on stdout (one
 JSON object a line) what dlisten's --event-log reports: listening, accept,
 data, eof, reset.
 
-  kernel_listener.py --addr 198.18.0.1 --port 80 --backlog N [--fastopen Q] --mode discard|hold
+  kernel_listener.py --addr 198.18.0.1 [--addr 2001:2::1] --port 80 --backlog N [--fastopen Q] --mode discard|hold
+
+One listener per --addr: an IPv6 one (`2001:2::1`, or `::` for any) is
+IPV6_V6ONLY, so it takes no IPv4 connection from the IPv4 one.
 
 discard: accept every connection, read and drop, close at EOF (dlisten's
 --app discard). hold: never accept (dlisten's --app hold). Runs until SIGTERM.
@@ -24,7 +27,7 @@ def emit(**event):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--addr", required=True)
+    p.add_argument("--addr", action="append", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--backlog", type=int, required=True)
     p.add_argument("--fastopen", type=int, default=0)
@@ -34,25 +37,32 @@ def main():
     running = [True]
     signal.signal(signal.SIGTERM, lambda *_: running.__setitem__(0, False))
 
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if a.fastopen:
-        ls.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, a.fastopen)
-    ls.bind((a.addr, a.port))
-    ls.listen(a.backlog)
-    ls.setblocking(False)
-    emit(event="listening", addr=f"{a.addr}:{a.port}")
+    listeners = []
+    for addr in a.addr:
+        v6 = ":" in addr
+        ls = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+        if v6:
+            ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if a.fastopen:
+            ls.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, a.fastopen)
+        ls.bind((addr, a.port))
+        ls.listen(a.backlog)
+        ls.setblocking(False)
+        listeners.append(ls)
+    # One line once all are bound: run.py starts the case on it.
+    emit(event="listening", addr=" ".join(f"[{x}]:{a.port}" if ":" in x else f"{x}:{a.port}" for x in a.addr))
 
     conns = {}  # socket -> "ip:port"
     while running[0]:
-        watch = list(conns) + ([ls] if a.mode == "discard" else [])
+        watch = list(conns) + (listeners if a.mode == "discard" else [])
         try:
             ready, _, _ = select.select(watch, [], [], 0.05)
         except InterruptedError:
             continue
         for s in ready:
-            if s is ls:
+            if s in listeners:
                 try:
-                    c, peer = ls.accept()
+                    c, peer = s.accept()
                 except BlockingIOError:
                     continue
                 c.setblocking(False)
@@ -77,7 +87,8 @@ def main():
                 s.close()
     for s in conns:
         s.close()
-    ls.close()
+    for ls in listeners:
+        ls.close()
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ acknowledgment numbers as relations (S0+1: the target's first ISN in this
 flow plus one; C0+4: the client's ISN plus four; A0: the first ack value the
 client sent), the window, the TCP options in order with the timestamps as
 relations (TSval nz/0, TSecr T+k: the client's k-th TSval), payload, the IP
-header fields that are policy (TOS, TTL, DF, ID zero or not) and whether every
-checksum is right. Frames are grouped by the step (client frame) after which
+header fields that are policy (TOS, TTL, DF, ID zero or not; over IPv6 the
+addresses, traffic class, hop limit, flow label zero or not, extension headers
+and a multicast Ethernet destination) and whether every checksum is right.
+ICMPv6 reads as echo (identifier, sequence, data), neighbour discovery (the
+R/S/O flags, target, options) or an error (what it quotes); the MLD reports
+and router solicitations a Linux host sends unasked are left out. Frames are grouped by the step (client frame) after which
 they arrived; timed cases add the arrival time since the first step rounded
 to 0.5 s (answers within 0.2 s of their step are "now"). The application's events become one line each (per peer: accept,
 the bytes read, eof or reset); counters are compared by their nstat names.
 """
+import ipaddress
 import math
 import re
 import struct
@@ -69,10 +74,12 @@ def parse(data):
         f.arp_op = struct.unpack("!H", p[6:8])[0]
         f.sha, f.spa, f.tha, f.tpa = mac(p[8:14]), ip4(p[14:18]), mac(p[18:24]), ip4(p[24:28])
         return f
+    if f.ethertype == 0x86DD and len(p) >= 40:
+        return _ipv6(f, p)
     if f.ethertype != 0x0800 or len(p) < 20:
         return f
     ihl = (p[0] & 15) * 4
-    f.kind = "ipv4"
+    f.kind, f.ip6 = "ipv4", False
     f.ip_tos, f.ip_len, f.ip_id = p[1], struct.unpack("!H", p[2:4])[0], struct.unpack("!H", p[4:6])[0]
     frag = struct.unpack("!H", p[6:8])[0]
     f.ip_df, f.ip_frag = bool(frag & 0x4000), frag & 0x3FFF
@@ -83,6 +90,48 @@ def parse(data):
     f.csum_ok = csum(p[:ihl]) == 0xFFFF
     l4 = p[ihl:f.ip_len]
     pseudo = p[12:20] + struct.pack("!BBH", 0, f.proto, len(l4))
+    if f.proto == 1 and len(l4) >= 8:
+        f.kind = "icmp"
+        f.icmp_type, f.icmp_code = l4[0], l4[1]
+        f.icmp_rest = l4[4:8]
+        f.payload = l4[8:]
+        f.csum_ok = f.csum_ok and csum(l4) == 0xFFFF
+        return f
+    return _l4(f, l4, pseudo)
+
+
+# Extension headers a received IPv6 packet may carry before its upper layer
+# (hop-by-hop, routing, fragment, destination options): next header and length.
+IPV6_EXT = {0, 43, 44, 60}
+
+
+def _ipv6(f, p):
+    vtf, plen, nh, f.ip6_hop = struct.unpack("!IHBB", p[:8])
+    f.kind, f.ip6 = "ipv6", True
+    f.ip6_tc, f.ip6_fl = (vtf >> 20) & 0xFF, vtf & 0xFFFFF
+    f.ip_src, f.ip_dst = str(ipaddress.IPv6Address(p[8:24])), str(ipaddress.IPv6Address(p[24:40]))
+    f.ip_bytes = p[:40 + plen]
+    f.ip6_ext = []
+    off, end = 40, 40 + plen
+    while nh in IPV6_EXT and off + 8 <= end:
+        f.ip6_ext.append(nh)
+        nh, hlen = p[off], (8 if nh == 44 else (p[off + 1] + 1) * 8)
+        off += hlen
+    f.proto, f.csum_ok = nh, True
+    l4 = p[off:end]
+    pseudo = p[8:40] + struct.pack("!IxxxB", len(l4), nh)
+    if nh == 58 and len(l4) >= 4:
+        f.kind = "icmp6"
+        f.icmp_type, f.icmp_code = l4[0], l4[1]
+        f.icmp_rest = l4[4:8]
+        f.payload = l4[8:]
+        f.csum_ok = csum(pseudo + l4) == 0xFFFF
+        return f
+    return _l4(f, l4, pseudo)
+
+
+def _l4(f, l4, pseudo):
+    """TCP or UDP over either IP version (`pseudo`: its pseudo-header)."""
     if f.proto == 6 and len(l4) >= 20:
         f.kind, f.tcp = "tcp", True
         f.sport, f.dport, f.seq, f.ack = struct.unpack("!HHII", l4[:12])
@@ -99,13 +148,8 @@ def parse(data):
         f.kind = "udp"
         f.sport, f.dport, f.udp_len, uc = struct.unpack("!HHHH", l4[:8])
         f.payload = l4[8:]
-        f.csum_ok = f.csum_ok and (uc == 0 or csum(pseudo + l4) == 0xFFFF)
-    elif f.proto == 1 and len(l4) >= 8:
-        f.kind = "icmp"
-        f.icmp_type, f.icmp_code = l4[0], l4[1]
-        f.icmp_rest = l4[4:8]
-        f.payload = l4[8:]
-        f.csum_ok = f.csum_ok and csum(l4) == 0xFFFF
+        # A zero checksum is "none" over IPv4 only (RFC 8200 8.1).
+        f.csum_ok = f.csum_ok and ((uc == 0 and not f.ip6) or csum(pseudo + l4) == 0xFFFF)
     return f
 
 
@@ -177,6 +221,13 @@ def option_str(kind, v, flow):
 
 
 def ip_str(f):
+    if f.ip6:
+        s = f"{f.ip_src}>{f.ip_dst} tc={f.ip6_tc:#x} hop={f.ip6_hop} fl={'0' if f.ip6_fl == 0 else 'nz'}"
+        if f.ip6_ext:
+            s += " ext=" + ",".join(str(h) for h in f.ip6_ext)
+        if int(f.eth_dst[:2], 16) & 1:
+            s += f" eth={f.eth_dst}"
+        return s
     s = f"tos={f.ip_tos:#x} ttl={f.ip_ttl} {'DF' if f.ip_df else 'noDF'} id={'0' if f.ip_id == 0 else 'nz'}"
     if f.ip_opts:
         s += f" ipopts={f.ip_opts.hex()}"
@@ -185,8 +236,55 @@ def ip_str(f):
     return s
 
 
+# ICMPv6 a Linux host sends of its own accord on a link: MLD queries and
+# reports (130-132, 143; RFC 2710, RFC 3810) and router solicitations (133).
+# Not answers to anything a case sent; dlisten sends none of them.
+ICMP6_CHATTER = {130, 131, 132, 133, 143}
+NA_FLAGS = ((0x80, "R"), (0x40, "S"), (0x20, "O"))
+
+
+def nd_options(b):
+    """Neighbour discovery options (RFC 4861 4.6) as text: sll/tll with the
+    link-layer address, other types by number."""
+    out, i = [], 0
+    while i + 2 <= len(b):
+        kind, n = b[i], b[i + 1] * 8
+        if n == 0 or i + n > len(b):
+            out.append(f"BAD:{b[i:].hex()}")
+            break
+        v = b[i + 2:i + n]
+        out.append(f"{ {1: 'sll', 2: 'tll'}[kind]}:{mac(v[:6])}" if kind in (1, 2) and n == 8 else f"nd{kind}:{v.hex()}")
+        i += n
+    return ",".join(out)
+
+
+def quote_str(f, sent_ip):
+    """An ICMP error's quoted packet: which step's packet it is, whole or cut."""
+    q = f.payload
+    which = [i for i, b in enumerate(sent_ip) if q and b.startswith(q)]
+    whole = [i for i in which if len(sent_ip[i]) == len(q)]
+    return f"rest={f.icmp_rest.hex()} quote={len(q)}B" + (
+        " of step %d%s" % (which[-1], " (whole)" if whole else "") if which else " (not ours)")
+
+
+def icmp6_str(f, sent_ip):
+    t = f.icmp_type
+    s = f"icmp6 {t}/{f.icmp_code}"
+    if t in (128, 129) and len(f.icmp_rest) == 4:
+        ident, seq = struct.unpack("!HH", f.icmp_rest)
+        return f"{s} id={ident} seq={seq} data={f.payload.hex()}"
+    if t in (135, 136) and len(f.payload) >= 16:
+        target = ipaddress.IPv6Address(f.payload[:16])
+        flags = "".join(n for bit, n in NA_FLAGS if f.icmp_rest[0] & bit) if t == 136 else ""
+        reserved = f" reserved={f.icmp_rest.hex()}" if (t == 135 and any(f.icmp_rest)) or (t == 136 and (f.icmp_rest[0] & 0x1F or any(f.icmp_rest[1:]))) else ""
+        return f"{s} {'na' if t == 136 else 'ns'} flags={flags or '-'} target={target} [{nd_options(f.payload[16:])}]{reserved}"
+    if t < 128:
+        return f"{s} {quote_str(f, sent_ip)}"
+    return f"{s} rest={f.icmp_rest.hex()} data={f.payload[:32].hex()}"
+
+
 def describe(f, flows, sent_ip):
-    """One received frame as its normalised line."""
+    """One received frame as its normalised line, None for link chatter."""
     bad = "" if getattr(f, "csum_ok", True) else " CSUM-BAD"
     if f.kind == "arp":
         return f"arp op={f.arp_op} {f.sha} {f.spa} -> {f.tha} {f.tpa} (eth to {f.eth_dst})"
@@ -208,21 +306,24 @@ def describe(f, flows, sent_ip):
             ident, seq = struct.unpack("!HH", f.icmp_rest)
             s += f" id={ident} seq={seq} data={f.payload.hex()}"
         else:
-            q = f.payload
-            which = [i for i, b in enumerate(sent_ip) if q and b.startswith(q)]
-            whole = [i for i in which if len(sent_ip[i]) == len(q)]
-            s += f" rest={f.icmp_rest.hex()} quote={len(q)}B" + (
-                " of step %d%s" % (which[-1], " (whole)" if whole else "") if which else " (not ours)")
+            s += " " + quote_str(f, sent_ip)
         return f"{s} | {ip_str(f)}{bad}"
+    if f.kind == "icmp6":
+        if f.icmp_type in ICMP6_CHATTER:
+            return None
+        return f"{icmp6_str(f, sent_ip)} | {ip_str(f)}{bad}"
     if f.kind == "udp":
         return f"udp {f.sport}>{f.dport} len={f.udp_len} data={f.payload.hex()} | {ip_str(f)}{bad}"
     if f.kind == "ipv4":
         return f"ipv4 proto={f.proto} len={f.ip_len} | {ip_str(f)}{bad}"
+    if f.kind == "ipv6":
+        return f"ipv6 nh={f.proto} len={len(f.ip_bytes)} | {ip_str(f)}{bad}"
     return f"eth type={getattr(f, 'ethertype', 0):#06x} len={f.len}"
 
 
-def frames_summary(case, target):
-    """[(step label, line)] of every frame the target sent back."""
+def frames_summary(case, target, chatter=None):
+    """[(step label, line)] of every frame the target sent back; link
+    chatter (ICMP6_CHATTER) is left out, appended to `chatter` if given."""
     flows = {}
     sent = [(t, 0, parse(b)) for t, b in target.sent]
     recv = [(t, 1, parse(b)) for t, b in target.received()]
@@ -239,6 +340,10 @@ def frames_summary(case, target):
                 flows.setdefault(("tcp", f.sport, f.dport), Flow()).sent(f)
             continue
         line = describe(f, flows, sent_ip)
+        if line is None:
+            if chatter is not None:
+                chatter.append(f)
+            continue
         if case.timed:
             # An answer to its step is "now"; a later one (a timer's) gets its
             # time since the first step, to the nearest 0.5 s.
@@ -273,11 +378,12 @@ def app_summary(events):
 
 
 def summary(case, target):
-    frames = [f"{step}: {line}" for step, line in frames_summary(case, target)]
+    chatter = []
+    frames = [f"{step}: {line}" for step, line in frames_summary(case, target, chatter)]
     app = app_summary(target.events)
     counters = [f"{n}={target.counters.get(n, 0)}" for n in case.counters]
     return SimpleNamespace(frames=frames, app=app, counters=counters, lines=frames + app + counters,
-                           all_counters=target.counters)
+                           all_counters=target.counters, chatter=[f"icmp6 {f.icmp_type}" for f in chatter])
 
 
 def parse_nstat(text):

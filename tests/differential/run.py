@@ -9,7 +9,12 @@ As root. Per case it creates two namespaces (kernel, dlisten), each joined by a
 veth to a tester namespace created once, with offloads off so checksums are
 really computed and checked, and removes them afterwards (and on any exit).
 Addresses: 198.18.0.1 (both targets) and 198.18.0.2 (the tester, which has no
-address of its own: frames go out and come back through AF_PACKET only).
+address of its own: frames go out and come back through AF_PACKET only); the
+IPv6 cases add 2001:2::1 (both targets) and 2001:2::2 (the tester). IPv6 is
+on only in the kernel target's namespace of an IPv6 case, configured to send
+nothing unasked (no DAD, no router solicitation, no link-local address, no
+automatic flow label); the MLD reports a Linux host cannot be kept from
+sending when it joins its solicited-node group are left out by normalise.py.
 
 A case is a function in cases.py run once per target, concurrently, on the
 same script. What is compared (see normalise.py): the frames each target sent
@@ -34,7 +39,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases as case_defs  # noqa: E402
 import normalise  # noqa: E402
-from frames import CLIENT_IP, CLIENT_MAC, SERVER_IP, SERVER_MAC, TFO_KEY  # noqa: E402
+from frames import CLIENT_IP, CLIENT_IP6, CLIENT_MAC, SERVER_IP, SERVER_IP6, SERVER_MAC, TFO_KEY  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"  # Debian's, with python3-scapy
@@ -45,8 +50,28 @@ SEND_GAP = 0.05
 CASE_DEADLINE = 30.0  # no case may run longer (seconds)
 
 libc = ctypes.CDLL(None, use_errno=True)
+# The kernel target of an IPv6 case: IPv6 on, and nothing sent that no case
+# frame asked for.
+IPV6_QUIET = [
+    "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+    # No link-local address (addr_gen_mode 1, "none"), so no DAD of it, no
+    # router solicitation from it and no MLD report for its group.
+    "net.ipv6.conf.default.addr_gen_mode=1",
+    "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.default.dad_transmits=0",
+    "net.ipv6.conf.default.router_solicitations=0", "net.ipv6.conf.default.accept_ra=0",
+    # The solicited-node group's unsolicited reports all go out within a
+    # millisecond of the address, before the first step (and are dropped).
+    "net.ipv6.conf.default.mldv1_unsolicited_report_interval=1",
+    "net.ipv6.conf.default.mldv2_unsolicited_report_interval=1",
+    # dlisten sends flow label 0 (RFC 6437: "not labelled"); so does Linux
+    # without auto_flowlabels (the README's table), and labels are compared.
+    "net.ipv6.auto_flowlabels=0",
+]
 # Every application process this run started, killed (by PID) on any exit.
 PROCS = []
+# Whether this dlisten takes an IPv6 --listen (see main); without one its
+# IPv6 cases run with the IPv4 listener only.
+DLISTEN_LISTENS_V6 = [False]
 
 
 def sh(*argv, check=True, timeout=20):
@@ -67,12 +92,16 @@ class Namespaces:
         self.names = []
         self.lock = threading.Lock()
 
-    def add(self, name):
+    def add(self, name, ipv6=False):
         sh("ip", "netns", "add", name)
         with self.lock:
             self.names.append(name)
-        # No IPv6 chatter (router solicitations, MLD) on the links.
-        ns_exec(name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        if ipv6:
+            # Set before the veth exists: its interface takes the defaults.
+            ns_exec(name, "sysctl", "-qw", *IPV6_QUIET)
+        else:
+            # No IPv6 chatter (router solicitations, MLD) on the links.
+            ns_exec(name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
         sh("ip", "-n", name, "link", "set", "lo", "up")
         return name
 
@@ -176,7 +205,7 @@ class Target:
 
     # ---- setup and teardown ----
     def setup(self):
-        self.nss.add(self.ns)
+        self.nss.add(self.ns, ipv6=self.kind == "kernel" and self.case.family == 6)
         link(self.tester_ns, self.tester_if, self.ns, "v0")
         self.cap = Capture(packet_socket(self.tester_ns, self.tester_if))
         if self.kind == "kernel":
@@ -189,6 +218,9 @@ class Target:
         ns_exec(self.ns, "ip", "addr", "add", f"{SERVER_IP}/24", "dev", "v0")
         # The tester answers no ARP: the kernel knows its MAC for good.
         ns_exec(self.ns, "ip", "neigh", "replace", CLIENT_IP, "lladdr", CLIENT_MAC, "dev", "v0", "nud", "permanent")
+        if c.family == 6:
+            ns_exec(self.ns, "ip", "-6", "addr", "add", f"{SERVER_IP6}/64", "dev", "v0", "nodad")
+            ns_exec(self.ns, "ip", "-6", "neigh", "replace", CLIENT_IP6, "lladdr", CLIENT_MAC, "dev", "v0", "nud", "permanent")
         sysctls = {
             "net.ipv4.tcp_syncookies": c.syncookies,
             "net.ipv4.tcp_synack_retries": c.synack_retries,
@@ -205,7 +237,8 @@ class Target:
         ns_exec(self.ns, "sysctl", "-qw", *[f"{k}={v}" for k, v in sysctls.items()])
         if c.listen:
             argv = ["ip", "netns", "exec", self.ns, PYTHON, os.path.join(HERE, "kernel_listener.py"),
-                    "--addr", SERVER_IP, "--port", "80", "--backlog", str(c.backlog),
+                    "--addr", SERVER_IP, *(["--addr", c.listen6] if c.family == 6 else []),
+                    "--port", "80", "--backlog", str(c.backlog),
                     "--fastopen", str(c.fastopen_qlen), "--mode", c.app]
             self._spawn(argv, "listening")
 
@@ -213,6 +246,7 @@ class Target:
         c = self.case
         self.event_log = os.path.join(self.tmp, "events.jsonl")
         argv = ["ip", "netns", "exec", self.ns, self.dlisten, "serve", "--addr", SERVER_IP,
+                *(["--addr", SERVER_IP6] if c.family == 6 else []),
                 "--idle-sleep-us", "20", "--app", c.app, "--event-log", self.event_log,
                 "--syncookies", str(c.syncookies), "--synack-retries", str(c.synack_retries),
                 "--abort-on-overflow", str(c.abort_on_overflow), "--fastopen", hex(c.fastopen),
@@ -220,6 +254,8 @@ class Target:
                 "--somaxconn", "4096", "--max-syn-backlog", "4096"]
         if c.listen:
             argv += ["--listen", f"{SERVER_IP}:80", "--backlog", str(c.backlog), "--fastopen-qlen", str(c.fastopen_qlen)]
+            if c.family == 6 and DLISTEN_LISTENS_V6[0]:
+                argv += ["--listen", f"[{c.listen6}]:80"]
         prefix = f"dfd{os.getpid() % 100000}x{self.ns.rsplit('x', 1)[1]}"
         argv += ["--control-socket", os.path.join(self.tmp, "ctl.sock"),
                  "--", "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--file-prefix", prefix,
@@ -390,6 +426,11 @@ def main():
         print(f"run.py: {a.dlisten} is not an executable dlisten (cargo build first)", file=sys.stderr)
         return 2
     dlisten = os.path.abspath(a.dlisten)
+    probe = subprocess.run([dlisten, "serve", "--check", "--addr", SERVER_IP, "--addr", SERVER_IP6, "--listen", f"[{SERVER_IP6}]:80"],
+                           capture_output=True, text=True, timeout=20)
+    DLISTEN_LISTENS_V6[0] = probe.returncode == 0
+    if not DLISTEN_LISTENS_V6[0] and any(c.family == 6 and c.listen for c in cases):
+        print("run.py: this dlisten has no IPv6 --listen; its IPv6 cases run with the IPv4 listener only", flush=True)
 
     nss = Namespaces()
 
@@ -426,6 +467,9 @@ def main():
                 print(normalise.side_by_side(k, d))
                 print("      nonzero counters, kernel: " + " ".join(f"{n}={v}" for n, v in sorted(k.all_counters.items()) if v))
                 print("      nonzero counters, dlisten: " + " ".join(f"{n}={v}" for n, v in sorted(d.all_counters.items()) if v))
+                for side, x in (("kernel", k), ("dlisten", d)):
+                    if x.chatter:
+                        print(f"      link chatter left out, {side}: " + " ".join(x.chatter))
     finally:
         clean_up()
     print(f"\n{len(cases)} cases in {time.monotonic() - start:.0f}s: " +

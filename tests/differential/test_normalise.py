@@ -12,7 +12,9 @@ from types import SimpleNamespace
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases  # noqa: E402
 import normalise  # noqa: E402
-from frames import IP, TCP, Ether, syn, tcp  # noqa: E402
+from frames import IP, TCP, UDP, Ether, IPv6, Raw, icmp6_echo, solicited_node, syn, syn6, tcp, udp6  # noqa: E402
+from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6MLReport2, ICMPv6ND_NA, ICMPv6ND_RS,  # noqa: E402
+                                ICMPv6NDOptDstLLAddr, ICMPv6ParamProblem, IPv6ExtHdrHopByHop)
 
 
 def synack(seq, ack, tsval=7, tsecr=100, sport=80, dport=40000, **ipkw):
@@ -20,6 +22,17 @@ def synack(seq, ack, tsval=7, tsecr=100, sport=80, dport=40000, **ipkw):
     return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
                  / IP(src="198.18.0.1", dst="198.18.0.2", flags="DF", id=0, **ipkw)
                  / TCP(sport=sport, dport=dport, flags="SA", seq=seq, ack=ack, window=65160, options=opts))
+
+
+SERVER_MAC, CLIENT_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
+
+
+def from_server6(*layers, dst="2001:2::2", eth_dst=CLIENT_MAC, **ipkw):
+    """A frame dlisten or the kernel might send the tester over IPv6."""
+    p = Ether(src=SERVER_MAC, dst=eth_dst) / IPv6(src="2001:2::1", dst=dst, **ipkw)
+    for layer in layers:
+        p = p / layer
+    return bytes(p)
 
 
 class FakeTarget:
@@ -46,6 +59,73 @@ class Parse(unittest.TestCase):
     def test_malformed_options_do_not_raise(self):
         self.assertEqual(normalise.tcp_options(b"\x02\x09\x05"), [("bad", b"\x02\x09\x05")])
         self.assertEqual(normalise.tcp_options(b"\x01\x00"), [(1, b""), (0, b"")])
+
+
+class Ipv6(unittest.TestCase):
+    def line(self, frame, sent=()):
+        sent = [(0.0, f) for f in sent] or [(0.0, syn6(40000))]
+        lines = normalise.frames_summary(cases.Case("x", None), FakeTarget(sent, [(0.01, frame)]))
+        return lines[0][1] if lines else None
+
+    def test_rst_fields_relations_and_checksum(self):
+        rst = from_server6(TCP(sport=80, dport=40000, flags="RA", seq=0, ack=1001, window=0), tc=0x28, hlim=64)
+        f = normalise.parse(rst)
+        self.assertEqual((f.kind, f.ip6, f.ip6_tc, f.ip6_hop, f.ip6_fl, f.csum_ok), ("tcp", True, 0x28, 64, 0, True))
+        self.assertEqual(self.line(rst), "tcp 80>40000 RA seq=0 ack=C0+1 win=0 [] | 2001:2::1>2001:2::2 tc=0x28 hop=64 fl=0")
+        bad = bytearray(rst)
+        bad[-1] ^= 1  # the urgent pointer: the checksum over the pseudo-header no longer holds
+        self.assertTrue(self.line(bytes(bad)).endswith(" CSUM-BAD"))
+        # A flow label shows as nonzero, not by value (Linux's is a keyed hash).
+        self.assertIn(" fl=nz", self.line(from_server6(TCP(sport=80, dport=40000, flags="R", seq=5), fl=0x12345)))
+
+    def test_neighbour_advertisement_flags_target_and_option(self):
+        na = from_server6(ICMPv6ND_NA(R=0, S=1, O=1, tgt="2001:2::1"), ICMPv6NDOptDstLLAddr(lladdr=SERVER_MAC), hlim=255)
+        self.assertEqual(self.line(na), "icmp6 136/0 na flags=SO target=2001:2::1 [tll:02:00:00:00:00:01]"
+                                        " | 2001:2::1>2001:2::2 tc=0x0 hop=255 fl=0")
+        # DAD's answer: to all nodes, so the Ethernet group address is shown.
+        dad = from_server6(ICMPv6ND_NA(R=0, S=0, O=1, tgt="2001:2::1"), dst="ff02::1", eth_dst="33:33:00:00:00:01", hlim=255)
+        self.assertEqual(self.line(dad), "icmp6 136/0 na flags=O target=2001:2::1 []"
+                                         " | 2001:2::1>ff02::1 tc=0x0 hop=255 fl=0 eth=33:33:00:00:00:01")
+        self.assertEqual(normalise.nd_options(b"\x02\x00\x01"), "BAD:020001")
+
+    def test_echo_reply_and_error_quoting_the_step(self):
+        echo = icmp6_echo()
+        reply = from_server6(ICMPv6EchoReply(id=5, seq=9, data=b"pingdata"))
+        self.assertEqual(self.line(reply, [echo]), "icmp6 129/0 id=5 seq=9 data=70696e6764617461"
+                                                   " | 2001:2::1>2001:2::2 tc=0x0 hop=64 fl=0")
+        quoted = bytes(echo)[14:]
+        pp = from_server6(ICMPv6ParamProblem(code=2, ptr=42), Raw(quoted))
+        self.assertEqual(self.line(pp, [echo]), f"icmp6 4/2 rest=0000002a quote={len(quoted)}B of step 0 (whole)"
+                                                " | 2001:2::1>2001:2::2 tc=0x0 hop=64 fl=0")
+        cut = from_server6(ICMPv6ParamProblem(code=2, ptr=42), Raw(quoted[:48]))
+        self.assertIn("quote=48B of step 0 |", self.line(cut, [echo]))
+
+    def test_mld_reports_and_router_solicitations_are_left_out(self):
+        mld = bytes(Ether(src=SERVER_MAC, dst="33:33:00:00:00:16") / IPv6(src="::", dst="ff02::16", hlim=1)
+                    / IPv6ExtHdrHopByHop(options=[]) / ICMPv6MLReport2())
+        rs = from_server6(ICMPv6ND_RS(), dst="ff02::2", eth_dst="33:33:00:00:00:02", hlim=255)
+        self.assertEqual(normalise.parse(mld).icmp_type, 143, "read through the hop-by-hop header")
+        target = FakeTarget([(0.0, syn6(40000))], [(0.01, mld), (0.02, rs)])
+        s = normalise.summary(cases.Case("x", None, family=6), target)
+        self.assertEqual(s.frames, [])
+        self.assertEqual(s.chatter, ["icmp6 143", "icmp6 133"])
+
+    def test_extension_headers_are_walked_and_shown(self):
+        echo = from_server6(IPv6ExtHdrHopByHop(options=[]), ICMPv6EchoReply(id=1, seq=2))
+        self.assertIn("icmp6 129/0 id=1 seq=2 data= | 2001:2::1>2001:2::2 tc=0x0 hop=64 fl=0 ext=0", self.line(echo))
+
+    def test_udp_zero_checksum_is_bad_only_over_ipv6(self):
+        v6 = bytearray(from_server6(UDP(sport=9, dport=40000) / Raw(b"x")))
+        v6[14 + 40 + 6:14 + 40 + 8] = b"\0\0"
+        self.assertFalse(normalise.parse(bytes(v6)).csum_ok)
+        v4 = bytearray(bytes(Ether() / IP(src="198.18.0.1", dst="198.18.0.2") / UDP(sport=9, dport=40000) / Raw(b"x")))
+        v4[14 + 20 + 6:14 + 20 + 8] = b"\0\0"
+        self.assertTrue(normalise.parse(bytes(v4)).csum_ok)
+        self.assertTrue(normalise.parse(bytes(udp6(40000, 9))).csum_ok)
+
+    def test_solicited_node_group(self):
+        self.assertEqual(solicited_node("2001:2::1"), ("ff02::1:ff00:1", "33:33:ff:00:00:01"))
+        self.assertEqual(solicited_node("2001:2::abcd:1234"), ("ff02::1:ffcd:1234", "33:33:ff:cd:12:34"))
 
 
 class Relations(unittest.TestCase):
@@ -116,6 +196,10 @@ class Verdicts(unittest.TestCase):
         self.assertEqual(cases.mask_fin_ack_at_once([ack, fin]), [fin])
         self.assertEqual(cases.mask_fin_ack_at_once([ack]), [ack])
 
+    def test_icmp_errors_ignored_masks_both_families_counters_only(self):
+        lines = ["IcmpInErrors=1", "Icmp6InErrors=1", "Icmp6InDestUnreachs=1", "Icmp6InMsgs=1", "step 0: icmp6 1/4 x"]
+        self.assertEqual(cases.mask_icmp_error_counters(lines), ["Icmp6InMsgs=1", "step 0: icmp6 1/4 x"])
+
     def test_every_case_is_well_formed(self):
         names = [c.name for c in cases.CASES]
         self.assertEqual(len(names), len(set(names)))
@@ -123,7 +207,7 @@ class Verdicts(unittest.TestCase):
         for c in cases.CASES:
             for key in c.deviation:
                 self.assertIn(key, cases.DEVIATIONS, c.name)
-            self.assertFalse(set(c.counters) - set(cases.COUNTERS) - {"TcpExtTSEcrRejected", "IcmpInDestUnreachs"}, c.name)
+            self.assertFalse(set(c.counters) - set(cases.COUNTERS) - set(cases.COUNTERS6) - {"TcpExtTSEcrRejected", "IcmpInDestUnreachs", "Icmp6InDestUnreachs"}, c.name)
 
 
 class Counters(unittest.TestCase):

@@ -11,21 +11,21 @@
 //! destination address first, then the wildcard one, so an exact-address
 //! listener beats a wildcard one.
 
-use super::listener::Listener;
+use super::listener::{Family, Listener};
 use super::reuseport::ReuseportGroup;
 use crate::engine::errno::Errno;
 use crate::sync::lock;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Shards (by port) of the listening hash.
 const SHARDS: usize = 64;
 
-/// A cheap hasher for our packed (addr, port) keys: keys come from our own
+/// A cheap hasher for our (addr, port) keys: keys come from our own
 /// listen() calls, not from the network, so no keyed hash is needed.
 #[derive(Default)]
 pub struct KeyHasher(u64);
@@ -40,12 +40,61 @@ impl Hasher for KeyHasher {
         }
     }
     fn write_u64(&mut self, k: u64) {
-        self.0 = (k ^ (k >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = (self.0 ^ k ^ (k >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
-fn key(addr: Ipv4Addr, port: u16) -> u64 {
-    (u64::from(u32::from(addr)) << 16) | u64::from(port)
+/// One reuseport group's place in the hash. Linux's lhash2 bucket is
+/// (address, port); within a bucket a group is also told apart by family
+/// and IPV6_V6ONLY, as `inet_reuseport_add_sock` joins only sockets that
+/// agree on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub port: u16,
+    /// The bound address in IPv6 form ([`ipv6_form`]).
+    pub addr: Ipv6Addr,
+    pub family: Family,
+    pub v6only: bool,
+}
+
+impl GroupKey {
+    pub fn of(l: &Listener) -> GroupKey {
+        GroupKey { port: l.local.port(), addr: l.addr_v6_form(), family: l.family(), v6only: l.v6only }
+    }
+
+    /// The address as bound: V4 for AF_INET, V6 (maybe mapped) for AF_INET6.
+    pub fn ip(&self) -> IpAddr {
+        match self.family {
+            Family::Inet => IpAddr::V4(self.addr.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            Family::Inet6 => IpAddr::V6(self.addr),
+        }
+    }
+
+    /// Whether a SYN to an IPv4 address reaches this group: AF_INET
+    /// groups, and AF_INET6 ones without IPV6_V6ONLY bound to `::` or to
+    /// an IPv4-mapped address (`compute_score`'s `!ipv6_only_sock`).
+    pub fn takes_ipv4(&self) -> bool {
+        match self.family {
+            Family::Inet => true,
+            Family::Inet6 => !self.v6only && (self.addr.is_unspecified() || self.addr.to_ipv4_mapped().is_some()),
+        }
+    }
+
+    /// Whether a SYN to an IPv6 address reaches this group: AF_INET6 groups
+    /// not bound to an IPv4-mapped address (`inet6`'s `compute_score`).
+    pub fn takes_ipv6(&self) -> bool {
+        self.family == Family::Inet6 && (self.addr.is_unspecified() || self.addr.to_ipv4_mapped().is_none())
+    }
+
+    /// The wildcard bucket: 0.0.0.0 or `::`.
+    pub fn is_wildcard(&self) -> bool {
+        self.addr.is_unspecified() || self.addr == Ipv4Addr::UNSPECIFIED.to_ipv6_mapped()
+    }
+
+    /// The IPv4 address of an IPv4-reachable group (0 for a wildcard).
+    pub fn ipv4(&self) -> u32 {
+        self.addr.to_ipv4_mapped().map_or(0, u32::from)
+    }
 }
 
 fn shard_of(port: u16) -> usize {
@@ -55,18 +104,45 @@ fn shard_of(port: u16) -> usize {
 /// One shard's published table.
 #[derive(Default, Clone)]
 pub struct ShardTable {
-    map: HashMap<u64, Arc<ReuseportGroup>, BuildHasherDefault<KeyHasher>>,
+    map: HashMap<GroupKey, Arc<ReuseportGroup>, BuildHasherDefault<KeyHasher>>,
+}
+
+/// Linux's `compute_score` order among the groups a SYN can reach in one
+/// bucket: for an IPv4 SYN an AF_INET socket scores one more than a
+/// dual-stack one; otherwise the first hashed wins (group ids grow).
+fn rank(k: &GroupKey, g: &ReuseportGroup) -> (Family, u64) {
+    (k.family, g.id)
 }
 
 impl ShardTable {
-    /// The group bound exactly to (addr, port).
-    pub fn group(&self, addr: Ipv4Addr, port: u16) -> Option<&Arc<ReuseportGroup>> {
-        self.map.get(&key(addr, port))
+    /// The group at exactly `key`.
+    pub fn group(&self, key: &GroupKey) -> Option<&Arc<ReuseportGroup>> {
+        self.map.get(key)
     }
 
-    /// Exact address first, then the wildcard; then the reuseport pick.
-    pub fn lookup(&self, worker: u16, daddr: Ipv4Addr, dport: u16, flow_hash: u32) -> Option<&Arc<Listener>> {
-        let group = self.group(daddr, dport).or_else(|| self.group(Ipv4Addr::UNSPECIFIED, dport))?;
+    /// The best group in the bucket (`addr`, `port`) for a SYN of `ipv6`-ness.
+    fn best_in_bucket(&self, addr: Ipv6Addr, port: u16, ipv6: bool) -> Option<&Arc<ReuseportGroup>> {
+        self.map
+            .iter()
+            .filter(|(k, _)| k.port == port && k.addr == addr && if ipv6 { k.takes_ipv6() } else { k.takes_ipv4() })
+            .min_by_key(|(k, g)| rank(k, g))
+            .map(|(_, g)| g)
+    }
+
+    /// Linux's `__inet_lookup_listener` / `inet6_lookup_listener`: the
+    /// bucket of the exact destination address first, then the wildcard's
+    /// (0.0.0.0's and `::`'s for IPv4, `::`'s for IPv6); then the
+    /// reuseport pick.
+    pub fn lookup(&self, worker: u16, daddr: IpAddr, dport: u16, flow_hash: u32) -> Option<&Arc<Listener>> {
+        let group = match daddr {
+            IpAddr::V4(a) => self
+                .best_in_bucket(a.to_ipv6_mapped(), dport, false)
+                .or_else(|| self.best_in_bucket(Ipv4Addr::UNSPECIFIED.to_ipv6_mapped(), dport, false))
+                .or_else(|| self.best_in_bucket(Ipv6Addr::UNSPECIFIED, dport, false)),
+            IpAddr::V6(a) => self
+                .best_in_bucket(a, dport, true)
+                .or_else(|| self.best_in_bucket(Ipv6Addr::UNSPECIFIED, dport, true)),
+        }?;
         group.select_by_hash(worker, flow_hash)
     }
 
@@ -111,9 +187,9 @@ impl Lhash {
 
     /// The listener that gets a SYN to `daddr:dport` with `flow_hash`, as seen
     /// by `worker`. Lock-free.
-    pub fn lookup(&self, worker: u16, daddr: Ipv4Addr, dport: u16, flow_hash: u32) -> Option<Arc<Listener>> {
+    pub fn lookup(&self, worker: u16, daddr: impl Into<IpAddr>, dport: u16, flow_hash: u32) -> Option<Arc<Listener>> {
         let table = self.shards[shard_of(dport)].table.load();
-        table.lookup(worker, daddr, dport, flow_hash).cloned()
+        table.lookup(worker, daddr.into(), dport, flow_hash).cloned()
     }
 
     /// Edit one shard under its lock and publish the result.
@@ -134,27 +210,27 @@ impl Lhash {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Every group with its (address, port): what a worker's view copies.
-    pub fn groups(&self) -> Vec<(Ipv4Addr, u16, Arc<ReuseportGroup>)> {
+    /// Every group with its key: what a worker's view copies.
+    pub fn groups(&self) -> Vec<(GroupKey, Arc<ReuseportGroup>)> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let table = shard.table.load();
-            for (&k, g) in &table.map {
-                out.push((Ipv4Addr::from((k >> 16) as u32), k as u16, g.clone()));
+            for (k, g) in &table.map {
+                out.push((*k, g.clone()));
             }
         }
         out
     }
 
     /// `inet_hash` for a listener: join the reuseport group bound to the same
-    /// exact address and port (Linux's `inet_reuseport_add_sock` requires
+    /// exact address and port, family and IPV6_V6ONLY (Linux's
+    /// `inet_reuseport_add_sock` requires all of them and
     /// `inet_rcv_saddr_equal(sk, sk2, false)`: a wildcard and a specific
     /// listener never share a group), or start a new entry. Returns the group
     /// id, also stored in the listener.
     pub fn insert(&self, listener: Arc<Listener>) -> Result<u64, Errno> {
-        let (addr, port) = (*listener.local.ip(), listener.local.port());
-        self.update(port, |t| {
-            let k = key(addr, port);
+        let k = GroupKey::of(&listener);
+        self.update(k.port, |t| {
             let (id, reuseport, mut members) = match t.map.get(&k) {
                 Some(g) if g.reuseport && listener.reuseport => (g.id, true, g.members().to_vec()),
                 // bind conflicts keep a non-reuseport listener alone on its
@@ -172,9 +248,8 @@ impl Lhash {
     /// `inet_unhash` + reuseport detach: the listener leaves its group (the
     /// last member takes its slot). Returns what is left of the group.
     pub fn remove(&self, listener: &Arc<Listener>) -> Option<Arc<ReuseportGroup>> {
-        let (addr, port) = (*listener.local.ip(), listener.local.port());
-        self.update(port, |t| {
-            let k = key(addr, port);
+        let k = GroupKey::of(listener);
+        self.update(k.port, |t| {
             let g = t.map.get(&k)?;
             let mut members = g.members().to_vec();
             let pos = members.iter().position(|m| Arc::ptr_eq(m, listener))?;
@@ -192,9 +267,8 @@ impl Lhash {
     /// Rebuild the steering tables of the listener's group (its
     /// SO_INCOMING_CPU changed: Linux's `reuseport_update_incoming_cpu`).
     pub fn refresh(&self, listener: &Arc<Listener>) {
-        let (addr, port) = (*listener.local.ip(), listener.local.port());
-        self.update(port, |t| {
-            let k = key(addr, port);
+        let k = GroupKey::of(listener);
+        self.update(k.port, |t| {
             if let Some(g) = t.map.get(&k) {
                 let g = ReuseportGroup::new(g.id, g.reuseport, g.members().to_vec(), self.workers);
                 t.map.insert(k, Arc::new(g));
@@ -211,7 +285,7 @@ impl Lhash {
             return None;
         }
         let table = self.shards[shard_of(closed.local.port())].table.load();
-        let g = table.group(*closed.local.ip(), closed.local.port())?;
+        let g = table.group(&GroupKey::of(closed))?;
         if g.id != closed.group_id() {
             return None;
         }
@@ -235,6 +309,10 @@ impl Lhash {
 mod tests {
     use super::*;
     use std::net::SocketAddrV4;
+
+    fn any_key(port: u16) -> GroupKey {
+        GroupKey { port, addr: Ipv4Addr::UNSPECIFIED.to_ipv6_mapped(), family: Family::Inet, v6only: false }
+    }
 
     const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -321,14 +399,14 @@ mod tests {
         h.insert(l2.clone()).unwrap();
         h.remove(&l1);
         // The reader's snapshot still has exactly the old group.
-        let g = old.group(Ipv4Addr::UNSPECIFIED, 8080).unwrap();
+        let g = old.group(&any_key(8080)).unwrap();
         assert_eq!(g.members().iter().map(|m| m.id).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(old.lookup(0, A, 8080, 99).unwrap().id, 1);
+        assert_eq!(old.lookup(0, A.into(), 8080, 99).unwrap().id, 1);
         // New readers see only l2.
         assert_eq!(h.lookup(0, A, 8080, 99).unwrap().id, 2);
         h.remove(&l2);
         assert!(h.lookup(0, A, 8080, 99).is_none());
-        assert_eq!(old.lookup(0, A, 8080, 99).unwrap().id, 1);
+        assert_eq!(old.lookup(0, A.into(), 8080, 99).unwrap().id, 1);
     }
 
     #[test]
@@ -350,7 +428,7 @@ mod tests {
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let snap = h.snapshot(9000);
-                        let g = snap.group(Ipv4Addr::UNSPECIFIED, 9000).unwrap();
+                        let g = snap.group(&any_key(9000)).unwrap();
                         let ids: Vec<u64> = g.members().iter().map(|m| m.id).collect();
                         assert!(ids == [1, 2] || ids == [1, 2, 3], "{ids:?}");
                         reads[r].fetch_add(1, Ordering::Relaxed);

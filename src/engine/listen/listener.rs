@@ -6,7 +6,7 @@
 
 use super::accept_queue::AcceptQueue;
 use crate::engine::time::Instant;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// An established connection waiting in (or taken from) an accept queue.
@@ -26,14 +26,34 @@ pub struct ChildSock {
     pub flow_hash: u32,
 }
 
+/// A socket's address family: what `socket(AF_INET | AF_INET6, ...)` made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Inet,
+    Inet6,
+}
+
+/// `addr` in IPv6 form: an IPv4 address as its IPv4-mapped twin
+/// (`::ffff:a.b.c.d`), 0.0.0.0 as `::ffff:0.0.0.0`.
+pub fn ipv6_form(addr: IpAddr) -> Ipv6Addr {
+    match addr {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
+}
+
 /// `incoming_cpu` value meaning "not set" (Linux: -1).
 const NO_CPU: u32 = u32::MAX;
 
 /// A socket in LISTEN, shared by the control plane and all workers (`Arc`).
 pub struct Listener {
     pub id: u64,
-    /// Bound address (0.0.0.0 = wildcard) and port.
-    pub local: SocketAddrV4,
+    /// Bound address (0.0.0.0 or `::` = wildcard) and port. An AF_INET6
+    /// socket's address is always IPv6, IPv4-mapped when it was bound so.
+    pub local: SocketAddr,
+    /// IPV6_V6ONLY (`sk_ipv6only`) as it was when the listener was hashed:
+    /// an AF_INET6 listener without it also takes IPv4 connections.
+    pub v6only: bool,
     /// SO_REUSEPORT as it was when the listener entered the listening hash
     /// (Linux fixes group membership at hash time).
     pub reuseport: bool,
@@ -66,10 +86,13 @@ fn dec_saturating(a: &AtomicU32) {
 }
 
 impl Listener {
-    pub fn new(id: u64, local: SocketAddrV4, max_ack_backlog: u32, reuseport: bool) -> Self {
+    /// An AF_INET listener for a V4 address, an AF_INET6 one (IPV6_V6ONLY
+    /// off) for a V6 address.
+    pub fn new(id: u64, local: impl Into<SocketAddr>, max_ack_backlog: u32, reuseport: bool) -> Self {
         Listener {
             id,
-            local,
+            local: local.into(),
+            v6only: false,
             reuseport,
             max_ack_backlog: AtomicU32::new(max_ack_backlog),
             accept_queue: AcceptQueue::new(max_ack_backlog),
@@ -82,6 +105,31 @@ impl Listener {
             defer_accept: AtomicU32::new(0),
             last_synq_overflow_ms: AtomicU64::new(0),
         }
+    }
+
+    /// The same listener with IPV6_V6ONLY set as `v6only` (meaningful only
+    /// for AF_INET6).
+    pub fn with_v6only(mut self, v6only: bool) -> Self {
+        self.v6only = v6only && self.family() == Family::Inet6;
+        self
+    }
+
+    /// AF_INET for a V4 address, AF_INET6 for a V6 one (mapped included).
+    pub fn family(&self) -> Family {
+        match self.local {
+            SocketAddr::V4(_) => Family::Inet,
+            SocketAddr::V6(_) => Family::Inet6,
+        }
+    }
+
+    /// The bound address in IPv6 form (see [`ipv6_form`]).
+    pub fn addr_v6_form(&self) -> Ipv6Addr {
+        ipv6_form(self.local.ip())
+    }
+
+    /// Whether the bound address is a wildcard (0.0.0.0 or `::`).
+    pub fn is_wildcard(&self) -> bool {
+        self.local.ip().is_unspecified()
     }
 
     // --- accept queue (full sockets) ---
@@ -289,7 +337,7 @@ impl std::fmt::Debug for Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     pub(crate) fn child(worker: u16, conn_id: u32) -> ChildSock {
         ChildSock {

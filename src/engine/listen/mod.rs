@@ -25,7 +25,7 @@ pub mod reuseport;
 pub mod view;
 
 pub use accept_queue::AcceptQueue;
-pub use lhash::Lhash;
-pub use listener::{ChildSock, Listener};
+pub use lhash::{GroupKey, Lhash};
+pub use listener::{ipv6_form, ChildSock, Family, Listener};
 pub use reuseport::{reciprocal_scale, ReuseportGroup};
 pub use view::{ListenView, ListenerAt};

@@ -14,7 +14,7 @@
 use crate::engine::errno::Errno;
 use crate::sync::lock;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard};
 
 /// A socket's identity in the bind table.
@@ -25,8 +25,8 @@ pub type SockId = u64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BindOwner {
     pub sock: SockId,
-    /// Bound address; 0.0.0.0 is the wildcard.
-    pub addr: Ipv4Addr,
+    /// Bound address (0.0.0.0 or `::` is the wildcard), with its family.
+    pub addr: BoundAddr,
     /// SO_REUSEADDR (`sk_reuse`).
     pub reuseaddr: bool,
     /// SO_REUSEPORT (`sk_reuseport`).
@@ -35,10 +35,91 @@ pub struct BindOwner {
     pub listening: bool,
 }
 
+/// A socket's bound address as the conflict rules see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundAddr {
+    /// An AF_INET socket's `inet_rcv_saddr`.
+    V4(Ipv4Addr),
+    /// An AF_INET6 socket's `sk_v6_rcv_saddr` (IPv4-mapped when it was bound
+    /// to an IPv4 address) and its IPV6_V6ONLY.
+    V6 { addr: Ipv6Addr, v6only: bool },
+}
+
+/// Linux's `LOOPBACK4_IPV6` (127.0.0.6): the `inet_rcv_saddr` an AF_INET6
+/// socket bound to a real IPv6 address gets, so that it never matches an
+/// IPv4 address.
+const LOOPBACK4_IPV6: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
+
+impl BoundAddr {
+    /// `inet_rcv_saddr`: the IPv4 side of the address.
+    fn rcv_saddr(&self) -> Ipv4Addr {
+        match *self {
+            BoundAddr::V4(a) => a,
+            BoundAddr::V6 { addr, .. } if addr.is_unspecified() => Ipv4Addr::UNSPECIFIED,
+            BoundAddr::V6 { addr, .. } => addr.to_ipv4_mapped().unwrap_or(LOOPBACK4_IPV6),
+        }
+    }
+
+    fn v6only(&self) -> bool {
+        matches!(self, BoundAddr::V6 { v6only: true, .. })
+    }
+}
+
+/// `ipv6_addr_type`, as far as the conflict rules look at it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AddrType {
+    Any,
+    Mapped,
+    Other,
+}
+
+fn addr_type(a: &Ipv6Addr) -> AddrType {
+    if a.is_unspecified() {
+        AddrType::Any
+    } else if a.to_ipv4_mapped().is_some() {
+        AddrType::Mapped
+    } else {
+        AddrType::Other
+    }
+}
+
+/// `ipv4_rcv_saddr_equal`.
+fn ipv4_rcv_saddr_equal(a: Ipv4Addr, b: Ipv4Addr, b_v6only: bool, match_wildcard: bool) -> bool {
+    !b_v6only && (a == b || (match_wildcard && (a.is_unspecified() || b.is_unspecified())))
+}
+
+/// `inet_rcv_saddr_equal(sk, sk2, match_wildcard)`, with the IPv6 rules of
+/// `ipv6_rcv_saddr_equal` when `sk` is AF_INET6 (an AF_INET `sk2` counts
+/// as IPv4-mapped there).
+pub fn rcv_saddr_equal(sk: &BoundAddr, sk2: &BoundAddr, match_wildcard: bool) -> bool {
+    let BoundAddr::V6 { addr: a6, v6only: a_v6only } = *sk else {
+        return ipv4_rcv_saddr_equal(sk.rcv_saddr(), sk2.rcv_saddr(), sk2.v6only(), match_wildcard);
+    };
+    let b6 = match sk2 {
+        BoundAddr::V6 { addr, .. } => Some(*addr),
+        BoundAddr::V4(_) => None,
+    };
+    let (t1, t2) = (addr_type(&a6), b6.as_ref().map_or(AddrType::Mapped, addr_type));
+    let b_v6only = sk2.v6only();
+    if t1 == AddrType::Mapped && t2 == AddrType::Mapped {
+        return ipv4_rcv_saddr_equal(sk.rcv_saddr(), sk2.rcv_saddr(), b_v6only, match_wildcard);
+    }
+    if t1 == AddrType::Any && t2 == AddrType::Any {
+        return true;
+    }
+    if t2 == AddrType::Any && match_wildcard && !(b_v6only && t1 == AddrType::Mapped) {
+        return true;
+    }
+    if t1 == AddrType::Any && match_wildcard && !(a_v6only && t2 == AddrType::Mapped) {
+        return true;
+    }
+    b6 == Some(a6)
+}
+
 /// `inet_rcv_saddr_equal(sk, sk2, match_wildcard = true)`: the same address,
-/// or either one is the wildcard.
-pub fn addrs_overlap(a: Ipv4Addr, b: Ipv4Addr) -> bool {
-    a == b || a.is_unspecified() || b.is_unspecified()
+/// or either one is a wildcard that covers the other.
+pub fn addrs_overlap(a: BoundAddr, b: BoundAddr) -> bool {
+    rcv_saddr_equal(&a, &b, true)
 }
 
 /// Linux's `inet_bind_conflict` for two owners of one port, with the address
@@ -212,12 +293,53 @@ impl BindTable {
 mod tests {
     use super::*;
 
-    const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-    const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-    const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+    const A: BoundAddr = BoundAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+    const B: BoundAddr = BoundAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
+    const ANY: BoundAddr = BoundAddr::V4(Ipv4Addr::UNSPECIFIED);
 
-    fn o(sock: SockId, addr: Ipv4Addr, reuseaddr: bool, reuseport: bool, listening: bool) -> BindOwner {
+    fn o(sock: SockId, addr: BoundAddr, reuseaddr: bool, reuseport: bool, listening: bool) -> BindOwner {
         BindOwner { sock, addr, reuseaddr, reuseport, listening }
+    }
+
+    fn v6(addr: &str, v6only: bool) -> BoundAddr {
+        BoundAddr::V6 { addr: addr.parse().unwrap(), v6only }
+    }
+
+    /// `inet_rcv_saddr_equal` across families, both ways round, with the
+    /// wildcard matched: what decides a v4/v6 bind conflict.
+    #[test]
+    fn dual_stack_overlap_rules() {
+        let any6 = v6("::", false);
+        let any6_only = v6("::", true);
+        let a6 = v6("2001:2::1", true);
+        let a_mapped = v6("::ffff:198.18.0.1", false);
+        let any_mapped = v6("::ffff:0.0.0.0", false);
+        let cases = [
+            (any6, ANY, true),            // [::] without V6ONLY covers 0.0.0.0
+            (any6_only, ANY, false),      // with V6ONLY it does not
+            (any6, A, true),              // nor a specific IPv4 address
+            (any6_only, A, false),
+            (any6_only, any6, true),      // two `::` always overlap
+            (a6, ANY, false),             // a real IPv6 address never meets IPv4
+            (a6, any6, true),
+            (a6, any6_only, true),
+            (a6, v6("2001:2::2", true), false),
+            (a_mapped, A, true),          // a mapped address is its IPv4 twin
+            (a_mapped, B, false),
+            (a_mapped, ANY, true),
+            (a_mapped, any6, true),
+            (a_mapped, any6_only, false),
+            (any_mapped, A, true),        // ::ffff:0.0.0.0 is the IPv4 wildcard
+            (any_mapped, a6, false),
+        ];
+        for (x, y, want) in cases {
+            assert_eq!(addrs_overlap(x, y), want, "{x:?} vs {y:?}");
+            assert_eq!(addrs_overlap(y, x), want, "{y:?} vs {x:?}");
+        }
+        // Without the wildcard (reuseport grouping): only equal addresses.
+        assert!(!rcv_saddr_equal(&any6, &A, false));
+        assert!(rcv_saddr_equal(&a_mapped, &A, false));
+        assert!(rcv_saddr_equal(&any6, &any6_only, false));
     }
 
     #[test]

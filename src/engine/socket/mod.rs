@@ -10,15 +10,15 @@
 
 pub mod bind_table;
 
-use bind_table::{BindOwner, BindTable, SockId};
+use bind_table::{BindOwner, BindTable, BoundAddr, SockId};
 use crate::engine::errno::Errno;
-use crate::engine::listen::{ChildSock, Lhash, Listener};
+use crate::engine::listen::{ipv6_form, ChildSock, Family, Lhash, Listener};
 use crate::engine::sysctl::{tfo, Sysctls};
 use crate::stats::{Counter, CounterSnapshot, Counters};
 use crate::sync::{lock, unpoison};
 use arc_swap::ArcSwap;
 use crossbeam::queue::SegQueue;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -69,6 +69,8 @@ pub struct StackConfig {
     pub workers: u16,
     /// Local addresses bind() accepts (besides 0.0.0.0).
     pub local_addrs: Vec<Ipv4Addr>,
+    /// Local IPv6 addresses bind() accepts (besides `::`).
+    pub local_addrs6: Vec<Ipv6Addr>,
     pub sysctls: Sysctls,
     /// Seed of the ephemeral-port RNG (tests pin it; servers use getrandom).
     pub seed: u64,
@@ -84,7 +86,10 @@ pub struct ListenerInfo {
     pub recv_q: u32,
     /// `sk_max_ack_backlog`.
     pub send_q: u32,
-    pub local: SocketAddrV4,
+    /// The bound address: IPv6 (in brackets when shown) for AF_INET6.
+    pub local: SocketAddr,
+    /// IPV6_V6ONLY of an AF_INET6 listener.
+    pub v6only: bool,
     pub reuseport_group: u64,
     /// Members of the reuseport group (1 without SO_REUSEPORT).
     pub group_size: usize,
@@ -92,6 +97,32 @@ pub struct ListenerInfo {
     pub syn_qlen: u32,
     pub fastopen_max_qlen: u32,
     pub incoming_cpu: Option<u16>,
+}
+
+impl ListenerInfo {
+    /// The Local Address:Port column as `ss -lnt` prints it: IPv6 in
+    /// brackets, and `*` for `::` without IPV6_V6ONLY (it takes IPv4 too).
+    pub fn ss_local(&self) -> String {
+        format!("{}:{}", ss_addr(self.local.ip(), self.v6only), self.local.port())
+    }
+
+    /// The Peer Address:Port column of a listener (`0.0.0.0:*`, `[::]:*`, `*:*`).
+    pub fn ss_peer(&self) -> String {
+        let any = match self.local {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        format!("{}:*", ss_addr(any, self.v6only))
+    }
+}
+
+/// iproute2's address form: `*` for a dual-stack `::`.
+fn ss_addr(ip: IpAddr, v6only: bool) -> String {
+    match ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) if a.is_unspecified() && !v6only => "*".into(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
 }
 
 /// Linux's `secs_to_retrans` for TCP_DEFER_ACCEPT: the number of SYN-ACK
@@ -114,6 +145,10 @@ pub fn secs_to_retrans(secs: i32) -> u32 {
 }
 
 struct Sock {
+    family: Family,
+    /// IPV6_V6ONLY (`sk_ipv6only`): from `net.ipv6.bindv6only` at socket(),
+    /// forced on by a bind to a real IPv6 address, as Linux does.
+    v6only: bool,
     state: TcpState,
     reuseaddr: bool,
     reuseport: bool,
@@ -122,8 +157,8 @@ struct Sock {
     fastopen_max_qlen: u32,
     /// TCP_DEFER_ACCEPT in retransmits.
     defer_accept: u32,
-    /// Local address once bound (port 0 only for raw sockets).
-    bound: Option<SocketAddrV4>,
+    /// Local address once bound (port 0 only for raw sockets); V6 for AF_INET6.
+    bound: Option<SocketAddr>,
     listener: Option<Arc<Listener>>,
 }
 
@@ -137,6 +172,7 @@ struct SockEntry {
 pub struct Stack {
     workers: u16,
     local_addrs: Vec<Ipv4Addr>,
+    local_addrs6: Vec<Ipv6Addr>,
     sysctls: ArcSwap<Sysctls>,
     /// Bumped by every [`Stack::set_sysctls`]: a worker compares it between
     /// bursts and reloads only when it moved.
@@ -163,6 +199,7 @@ impl Stack {
         Stack {
             workers: config.workers,
             local_addrs: config.local_addrs,
+            local_addrs6: config.local_addrs6,
             sysctls: ArcSwap::from_pointee(config.sysctls),
             sysctls_generation: AtomicU64::new(0),
             fds: RwLock::new(Vec::new()),
@@ -205,7 +242,7 @@ impl Stack {
     }
 
     /// The listener a SYN to `daddr:dport` reaches on `worker`. Lock-free.
-    pub fn lookup(&self, worker: u16, daddr: Ipv4Addr, dport: u16, flow_hash: u32) -> Option<Arc<Listener>> {
+    pub fn lookup(&self, worker: u16, daddr: impl Into<IpAddr>, dport: u16, flow_hash: u32) -> Option<Arc<Listener>> {
         self.lhash.lookup(worker, daddr, dport, flow_hash)
     }
 
@@ -275,10 +312,24 @@ impl Stack {
 
     /// `socket(AF_INET, kind, 0)`.
     pub fn socket(&self, kind: SockType) -> Result<Fd, Errno> {
+        self.socket_in(Family::Inet, kind)
+    }
+
+    /// `socket(AF_INET6, kind, 0)`.
+    pub fn socket6(&self, kind: SockType) -> Result<Fd, Errno> {
+        self.socket_in(Family::Inet6, kind)
+    }
+
+    /// `socket(family, kind, 0)`. An AF_INET6 socket starts with
+    /// IPV6_V6ONLY = `net.ipv6.bindv6only` (`inet6_create`).
+    pub fn socket_in(&self, family: Family, kind: SockType) -> Result<Fd, Errno> {
+        let v6only = family == Family::Inet6 && self.sysctls().bindv6only;
         let entry = Arc::new(SockEntry {
             id: self.next_sock.fetch_add(1, Ordering::Relaxed),
             kind,
             sock: Mutex::new(Sock {
+                family,
+                v6only,
                 state: TcpState::Close,
                 reuseaddr: false,
                 reuseport: false,
@@ -385,47 +436,146 @@ impl Stack {
         Ok(())
     }
 
-    fn owner(e: &SockEntry, s: &Sock, addr: Ipv4Addr, listening: bool) -> BindOwner {
-        BindOwner { sock: e.id, addr, reuseaddr: s.reuseaddr, reuseport: s.reuseport, listening }
+    /// IPV6_V6ONLY: AF_INET6 only (ENOPROTOOPT on AF_INET, whose
+    /// `ip_setsockopt` does not know the level), and only before bind
+    /// (`do_ipv6_setsockopt`: EINVAL once `inet_num` is set).
+    pub fn set_v6only(&self, fd: Fd, on: bool) -> Result<(), Errno> {
+        let e = self.entry(fd)?;
+        let mut s = lock(&e.sock);
+        if s.family != Family::Inet6 {
+            return Err(Errno::Enoprotoopt);
+        }
+        if s.bound.is_some_and(|a| a.port() != 0) {
+            return Err(Errno::Einval);
+        }
+        s.v6only = on;
+        Ok(())
     }
 
-    /// `bind(fd, addr)` (Linux's `__inet_bind`). Port 0 picks an ephemeral
-    /// port. Stream sockets bind in the TCP port space, datagram sockets in
-    /// the UDP one (same conflict rules), raw sockets only record the
-    /// address.
-    pub fn bind(&self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+    /// IPV6_V6ONLY as getsockopt reads it (false for AF_INET).
+    pub fn v6only(&self, fd: Fd) -> Result<bool, Errno> {
         let e = self.entry(fd)?;
+        let s = lock(&e.sock);
+        Ok(s.v6only)
+    }
+
+    /// The address the bind table records for `s` bound to `ip`.
+    fn bound_addr(s: &Sock, ip: IpAddr) -> BoundAddr {
+        match s.family {
+            Family::Inet => BoundAddr::V4(match ip {
+                IpAddr::V4(a) => a,
+                IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+            }),
+            Family::Inet6 => BoundAddr::V6 { addr: ipv6_form(ip), v6only: s.v6only },
+        }
+    }
+
+    fn owner(e: &SockEntry, s: &Sock, ip: IpAddr, listening: bool) -> BindOwner {
+        BindOwner { sock: e.id, addr: Self::bound_addr(s, ip), reuseaddr: s.reuseaddr, reuseport: s.reuseport, listening }
+    }
+
+    /// The wildcard of the socket's family, port 0.
+    fn unbound(family: Family) -> SocketAddr {
+        match family {
+            Family::Inet => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into(),
+            Family::Inet6 => SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0).into(),
+        }
+    }
+
+    /// `bind(fd, addr)` (Linux's `__inet_bind` / `__inet6_bind`). Port 0
+    /// picks an ephemeral port. Stream sockets bind in the TCP port space,
+    /// datagram sockets in the UDP one (same conflict rules), raw sockets
+    /// only record the address.
+    pub fn bind(&self, fd: Fd, addr: impl Into<SocketAddr>) -> Result<(), Errno> {
+        let addr = addr.into();
+        let e = self.entry(fd)?;
+        let family = lock(&e.sock).family;
+        match (family, addr) {
+            (Family::Inet, SocketAddr::V4(a)) => self.bind4(&e, a),
+            // inet_bind: "if (addr->sin_family != AF_INET) ... -EAFNOSUPPORT".
+            (Family::Inet, SocketAddr::V6(_)) => Err(Errno::Eafnosupport),
+            // inet6_bind: a sockaddr_in is shorter than SIN6_LEN_RFC2133.
+            (Family::Inet6, SocketAddr::V4(_)) => Err(Errno::Einval),
+            (Family::Inet6, SocketAddr::V6(a)) => self.bind6(&e, a),
+        }
+    }
+
+    fn bind4(&self, e: &SockEntry, addr: SocketAddrV4) -> Result<(), Errno> {
         // The address is checked before the socket state, as Linux does.
         if !addr.ip().is_unspecified() && !self.local_addrs.contains(addr.ip()) {
             return Err(Errno::Eaddrnotavail);
         }
         let mut s = lock(&e.sock);
+        self.bind_port(e, &mut s, IpAddr::V4(*addr.ip()), addr.port())
+    }
+
+    /// `__inet6_bind`: multicast on a stream socket, then the socket state,
+    /// then the address (a mapped one as IPv4, refused with IPV6_V6ONLY); a
+    /// real IPv6 address turns IPV6_V6ONLY on, back off if the port fails.
+    fn bind6(&self, e: &SockEntry, addr: SocketAddrV6) -> Result<(), Errno> {
+        let ip = *addr.ip();
+        if ip.is_multicast() && e.kind == SockType::Stream {
+            return Err(Errno::Einval);
+        }
+        let mut s = lock(&e.sock);
+        if self.bhash(e.kind).is_some() && (s.state != TcpState::Close || s.bound.is_some()) {
+            return Err(Errno::Einval);
+        }
+        let saved_v6only = s.v6only;
+        if let Some(v4) = ip.to_ipv4_mapped() {
+            if s.v6only {
+                return Err(Errno::Einval);
+            }
+            if !v4.is_unspecified() && !self.local_addrs.contains(&v4) {
+                return Err(Errno::Eaddrnotavail);
+            }
+        } else if !ip.is_unspecified() {
+            // Link-local needs an interface (SO_BINDTODEVICE, scope id),
+            // which dlisten's sockets do not have.
+            if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                return Err(Errno::Einval);
+            }
+            if !ip.is_multicast() && !self.local_addrs6.contains(&ip) {
+                return Err(Errno::Eaddrnotavail);
+            }
+            s.v6only = true;
+        }
+        let r = self.bind_port(e, &mut s, IpAddr::V6(ip), addr.port());
+        if r.is_err() {
+            s.v6only = saved_v6only;
+        }
+        r
+    }
+
+    /// The port half of bind: the conflict check (or an ephemeral pick) and
+    /// the record.
+    fn bind_port(&self, e: &SockEntry, s: &mut Sock, ip: IpAddr, port: u16) -> Result<(), Errno> {
         let Some(table) = self.bhash(e.kind) else {
             // raw_bind: no port, rebinding allowed.
-            s.bound = Some(SocketAddrV4::new(*addr.ip(), 0));
+            s.bound = Some(SocketAddr::new(ip, 0));
             return Ok(());
         };
         // "if (sk->sk_state != TCP_CLOSE || inet->inet_num) -> EINVAL"
         if s.state != TcpState::Close || s.bound.is_some() {
             return Err(Errno::Einval);
         }
-        let owner = Self::owner(&e, &s, *addr.ip(), false);
-        let port = if addr.port() == 0 {
+        let owner = Self::owner(e, s, ip, false);
+        let port = if port == 0 {
             let range = self.sysctls().ip_local_port_range;
             table.find_open_port(owner, range, &mut |n| self.rand_below(n))?
         } else {
-            table.get_port(owner, addr.port())?;
-            addr.port()
+            table.get_port(owner, port)?;
+            port
         };
-        s.bound = Some(SocketAddrV4::new(*addr.ip(), port));
+        s.bound = Some(SocketAddr::new(ip, port));
         Ok(())
     }
 
-    /// `getsockname`: 0.0.0.0:0 while unbound.
-    pub fn getsockname(&self, fd: Fd) -> Result<SocketAddrV4, Errno> {
+    /// `getsockname`: the family's wildcard, port 0, while unbound.
+    pub fn getsockname(&self, fd: Fd) -> Result<SocketAddr, Errno> {
         let e = self.entry(fd)?;
         let s = lock(&e.sock);
-        Ok(s.bound.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))
+        Ok(s.bound.unwrap_or(Self::unbound(s.family)))
     }
 
     /// The socket's TCP state.
@@ -482,21 +632,22 @@ impl Stack {
     fn listen_start(&self, e: &SockEntry, s: &mut Sock, backlog: u32, sys: &Sysctls) -> Result<(), Errno> {
         let (local, auto_bound) = match s.bound {
             Some(a) => {
-                let owner = Self::owner(e, s, *a.ip(), true);
+                let owner = Self::owner(e, s, a.ip(), true);
                 self.tcp_bhash.get_port(owner, a.port()).map_err(|_| Errno::Eaddrinuse)?;
                 (a, false)
             }
             None => {
-                let owner = Self::owner(e, s, Ipv4Addr::UNSPECIFIED, true);
+                let any = Self::unbound(s.family);
+                let owner = Self::owner(e, s, any.ip(), true);
                 let port = self
                     .tcp_bhash
                     .find_open_port(owner, sys.ip_local_port_range, &mut |n| self.rand_below(n))
                     .map_err(|_| Errno::Eaddrinuse)?;
-                (SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port), true)
+                (SocketAddr::new(any.ip(), port), true)
             }
         };
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
-        let listener = Arc::new(Listener::new(id, local, backlog, s.reuseport));
+        let listener = Arc::new(Listener::new(id, local, backlog, s.reuseport).with_v6only(s.v6only));
         listener.set_fastopen_max_qlen(s.fastopen_max_qlen);
         listener.set_incoming_cpu(s.incoming_cpu);
         listener.set_defer_accept_retrans(s.defer_accept);
@@ -611,6 +762,7 @@ impl Stack {
                 recv_q: l.sk_ack_backlog(),
                 send_q: l.sk_max_ack_backlog(),
                 local: l.local,
+                v6only: l.v6only,
                 reuseport_group: l.group_id(),
                 group_size: n,
                 syn_qlen: l.reqsk_queue_len(),
@@ -618,7 +770,7 @@ impl Stack {
                 incoming_cpu: l.incoming_cpu(),
             })
             .collect();
-        v.sort_by_key(|i| (i.local.port(), u32::from(*i.local.ip()), i.id));
+        v.sort_by_key(|i| (i.local.port(), ipv6_form(i.local.ip()), i.id));
         v
     }
 }
@@ -631,9 +783,10 @@ mod tests {
     const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
     const ANY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+    const A6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
 
     fn stack_with(sysctls: Sysctls) -> Stack {
-        Stack::new(StackConfig { workers: 2, local_addrs: vec![A, B], sysctls, seed: 42 })
+        Stack::new(StackConfig { workers: 2, local_addrs: vec![A, B], local_addrs6: vec![A6], sysctls, seed: 42 })
     }
 
     fn stack() -> Stack {
@@ -716,7 +869,7 @@ mod tests {
         assert!(Arc::ptr_eq(&l, &l2), "same listener, same queue");
         assert_eq!(l2.sk_max_ack_backlog(), 10);
         assert!(!l2.sk_acceptq_is_full());
-        assert_eq!(st.getsockname(fd).unwrap(), sa(A, 80));
+        assert_eq!(st.getsockname(fd).unwrap(), SocketAddr::from(sa(A, 80)));
         assert_eq!(st.listeners().len(), 1);
         assert_eq!(st.accept(fd).unwrap().conn_id, 1);
         assert_eq!(st.accept(fd).unwrap().conn_id, 2);
@@ -738,11 +891,11 @@ mod tests {
         assert_eq!(st.state(b).unwrap(), TcpState::Close);
         assert_eq!(st.accept(b), Err(Errno::Einval));
         // b is still bound; once a is gone, b can listen.
-        assert_eq!(st.getsockname(b).unwrap(), sa(A, 8080));
+        assert_eq!(st.getsockname(b).unwrap(), SocketAddr::from(sa(A, 8080)));
         st.close(a).unwrap();
         st.listen(b, 16).unwrap();
         assert_eq!(st.state(b).unwrap(), TcpState::Listen);
-        assert_eq!(st.lookup(0, A, 8080, 1).unwrap().local, sa(A, 8080));
+        assert_eq!(st.lookup(0, A, 8080, 1).unwrap().local, SocketAddr::from(sa(A, 8080)));
     }
 
     #[test]
@@ -752,7 +905,7 @@ mod tests {
         let fd = st.socket(SockType::Stream).unwrap();
         assert_eq!(st.bind(fd, sa(A, 80)), Err(Errno::Eaddrinuse));
         // A failed bind leaves the socket unbound: it can bind elsewhere.
-        assert_eq!(st.getsockname(fd).unwrap(), sa(ANY, 0));
+        assert_eq!(st.getsockname(fd).unwrap(), SocketAddr::from(sa(ANY, 0)));
         st.bind(fd, sa(A, 81)).unwrap();
     }
 
@@ -762,7 +915,7 @@ mod tests {
         let fd = st.socket(SockType::Stream).unwrap();
         st.listen(fd, 5).unwrap();
         let local = st.getsockname(fd).unwrap();
-        assert_eq!(*local.ip(), ANY);
+        assert_eq!(local.ip(), ANY);
         assert!((32768..=60999).contains(&local.port()), "{local}");
         assert_eq!(local.port() % 2, 1, "bind takes the parity opposite to the range start");
         assert_eq!(st.lookup(1, B, local.port(), 0).unwrap().local, local);
@@ -1017,7 +1170,7 @@ mod tests {
         let r = st.socket(SockType::Raw).unwrap();
         st.bind(r, sa(A, 53)).unwrap();
         st.bind(r, sa(B, 0)).unwrap();
-        assert_eq!(st.getsockname(r).unwrap(), sa(B, 0));
+        assert_eq!(st.getsockname(r).unwrap(), SocketAddr::from(sa(B, 0)));
     }
 
     #[test]
@@ -1044,8 +1197,8 @@ mod tests {
         assert_eq!(info.len(), 2);
         assert_eq!((info[0].recv_q, info[0].send_q, info[0].syn_qlen), (1, 128, 1));
         assert_eq!(info[1].send_q, 4096);
-        assert_eq!(info[0].local, sa(ANY, 22));
-        assert_eq!(info[1].local, sa(A, 80));
+        assert_eq!(info[0].local, SocketAddr::from(sa(ANY, 22)));
+        assert_eq!(info[1].local, SocketAddr::from(sa(A, 80)));
     }
 
     /// Workers keep completing handshakes while the control plane closes one

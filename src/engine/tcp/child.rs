@@ -103,8 +103,8 @@ impl TcpEngine {
         let child = ChildSock {
             worker: self.cfg.worker,
             conn_id: id,
-            local: key.local_addr(),
-            peer: key.peer_addr(),
+            local: child_addr(listener, key.local, key.local_port, key.is_v4()),
+            peer: child_addr(listener, key.peer, key.peer_port, key.is_v4()),
             established_at: now,
             flow_hash: hash,
         };
@@ -187,5 +187,17 @@ impl TcpEngine {
         }
         self.proven.insert(key.peer);
         self.rearm(id);
+    }
+}
+
+/// An address of a child as accept() returns it: an IPv4 connection of an
+/// AF_INET6 listener sees IPv4-mapped addresses (`tcp_v6_syn_recv_sock`'s
+/// `ipv6_addr_set_v4mapped`), of an AF_INET one IPv4 addresses.
+fn child_addr(listener: &Listener, addr: u128, port: u16, v4: bool) -> std::net::SocketAddr {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    if v4 && listener.local.is_ipv4() {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(addr as u32), port))
+    } else {
+        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(addr), port, 0, 0))
     }
 }

@@ -550,15 +550,14 @@ impl TcpEngine {
     }
 }
 
-/// The listener for a segment of `key` in `view`. An IPv6 flow is taken
-/// by a wildcard listener (as by a dual-stack `[::]` socket).
+/// The listener for a segment of `key` in `view` (`__inet_lookup_listener`
+/// or `inet6_lookup_listener` by the flow's family).
 #[inline(always)]
 fn listen_lookup(view: &ListenView, worker: u16, key: &FlowKey, hash: u32) -> Option<ListenerAt> {
     if key.is_v4() {
         view.lookup(worker, key.local_v4(), key.local_port, hash)
     } else {
-        // 0 matches no exact group: only the wildcard group takes it.
-        view.lookup(worker, 0, key.local_port, hash)
+        view.lookup_v6(worker, key.local_ip6(), key.local_port, hash)
     }
 }
 

@@ -144,9 +144,19 @@ impl Bench6 {
         Bench6::with(|_| {})
     }
 
-    /// A wildcard listener on port 80.
+    /// A dual-stack `[::]:80` listener.
     fn listen(&mut self, backlog: i32) -> Fd {
-        self.rig.listen_on(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), backlog, |_, _| {})
+        self.listen6(backlog, false)
+    }
+
+    /// An AF_INET6 listener on `[::]:80`, with IPV6_V6ONLY or without.
+    fn listen6(&mut self, backlog: i32, v6only: bool) -> Fd {
+        let st = &self.rig.stack;
+        let fd = st.socket6(crate::engine::socket::SockType::Stream).expect("socket");
+        st.set_v6only(fd, v6only).expect("IPV6_V6ONLY");
+        st.bind(fd, SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, PORT, 0, 0)).expect("bind");
+        st.listen(fd, backlog).expect("listen");
+        fd
     }
 
     fn send(&mut self, seg: &Seg6) -> Vec<Out6> {
@@ -372,4 +382,41 @@ fn data_and_fin_on_an_established_ipv6_connection() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert!(out[0].flags.contains(TcpFlags::FIN));
     assert_eq!(out[0].dst, SocketAddrV6::new(CLIENT6, CLIENT_PORT, 0, 0));
+}
+
+/// A dual-stack `[::]` listener takes an IPv4 client too; accept() shows
+/// it IPv4-mapped (`tcp_v6_syn_recv_sock`), and the segments stay IPv4.
+#[test]
+fn dual_stack_listener_takes_ipv4_as_v4_mapped() {
+    let mut b = Bench6::linux();
+    let fd = b.listen(128);
+    let v4 = Seg::syn(CISN);
+    b.rig.rx(0, &v4.frame(), RxMeta::default(), &mut b.sink);
+    let frames = b.sink.take();
+    assert_eq!(frames.len(), 1);
+    let sa = parse_sent_tcp(b.rig.now, &frames[0]).expect("an IPv4 SYN-ACK");
+    assert_eq!(sa.syn.mss, Some(1460));
+    let (tsval, _) = sa.ts().unwrap();
+    b.rig.rx(0, &Seg::ack(CISN + 1, sa.seq + 1).ts(101, tsval).frame(), RxMeta::default(), &mut b.sink);
+    let child = b.rig.stack.accept(fd).expect("v4 child");
+    assert_eq!(child.peer.to_string(), "[::ffff:198.18.0.2]:40000");
+    // And an IPv6 one on the same listener.
+    let (id6, _) = b.handshake(fd);
+    assert!(b.rig.workers[0].engine.connections().get(id6).is_some());
+}
+
+/// IPV6_V6ONLY: no IPv4 for the `[::]` listener (RST from the closed
+/// port), and a 0.0.0.0 listener takes no IPv6.
+#[test]
+fn v6only_and_ipv4_listeners_keep_to_their_family() {
+    let mut b = Bench6::linux();
+    b.listen6(128, true);
+    b.rig.rx(0, &Seg::syn(CISN).frame(), RxMeta::default(), &mut b.sink);
+    let frames = b.sink.take();
+    let out = parse_sent_tcp(b.rig.now, &frames[0]).expect("IPv4");
+    assert_eq!(out.flags, TcpFlags::RST | TcpFlags::ACK);
+    let mut b = Bench6::linux();
+    b.rig.listen_on(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 128, |_, _| {});
+    let out = b.send(&Seg6::syn(CISN));
+    assert_eq!(out[0].flags, TcpFlags::RST | TcpFlags::ACK);
 }
