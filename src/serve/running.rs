@@ -106,7 +106,7 @@ impl Running {
         print!("{}", format_ss_lnt(&control.stack.listeners()));
         if let Some(s) = &control.events {
             for l in &cfg.listens {
-                s.send(AppEvent::Listening { addr: l.addr.into() });
+                s.send(AppEvent::Listening { addr: l.addr });
             }
         }
         let app_threads = match spawn_app_threads(cfg, &control, sockets, latency, epoch) {

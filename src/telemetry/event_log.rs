@@ -252,7 +252,7 @@ mod tests {
         let (log, tx) = EventLog::open(&path).unwrap();
         let payload: Vec<u8> = (0..100u8).collect();
         let tx2 = tx.clone();
-        assert!(tx.send(AppEvent::Listening { addr: addr("198.18.0.1:80").into() }));
+        assert!(tx.send(AppEvent::Listening { addr: addr("198.18.0.1:80") }));
         std::thread::spawn(move || {
             assert!(tx2.send(AppEvent::Accept {
                 listener: addr("198.18.0.1:80"),
