@@ -106,7 +106,7 @@ fn reuseport(c: &mut Criterion) {
 /// SYN cookie mint and check (SipHash of the 4-tuple + counter).
 fn cookie(c: &mut Criterion) {
     let keys = Secrets::from_seed([7; 32]).syncookie;
-    let flow = |peer: u32| FlowKey { local: u32::from(LOCAL), peer, local_port: 80, peer_port: 40000 };
+    let flow = |peer: u32| FlowKey::v4(u32::from(LOCAL), peer, 80, 40000);
     let saddr = u32::from(clients::peer(1).0);
     let counter = syncookie::counter(EngineInstant::from_secs(1_000));
     c.bench_function("syncookie/make", |b| {
@@ -164,8 +164,8 @@ fn accept_queue(c: &mut Criterion) {
     let child = ChildSock {
         worker: 0,
         conn_id: 1,
-        local: SocketAddrV4::new(LOCAL, 80),
-        peer: SocketAddrV4::new(clients::peer(1).0, 40000),
+        local: SocketAddrV4::new(LOCAL, 80).into(),
+        peer: SocketAddrV4::new(clients::peer(1).0, 40000).into(),
         established_at: EngineInstant::ZERO,
         flow_hash: 7,
     };

@@ -93,8 +93,8 @@ mod tests {
         ChildSock {
             worker,
             conn_id,
-            local: SocketAddrV4::new(A, 80),
-            peer: SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 1), 40_000),
+            local: SocketAddrV4::new(A, 80).into(),
+            peer: SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 1), 40_000).into(),
             established_at: EngineInstant::from_millis(1),
             flow_hash: 0,
         }

@@ -41,7 +41,7 @@ use crate::engine::listen::ChildSock;
 use crate::engine::socket::Stack;
 use crate::sync::lock;
 use crossbeam::queue::{ArrayQueue, SegQueue};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::Thread;
@@ -245,11 +245,13 @@ impl Connection {
         Connection { child, shared, cmds: sockets.cmds.clone(), partial: None, poller: poller.clone() }
     }
 
-    pub fn peer(&self) -> SocketAddrV4 {
+    /// The peer: IPv4 for an IPv4 connection, IPv6 (an IPv4 peer of a
+    /// dual-stack listener v4-mapped) for an IPv6 one.
+    pub fn peer(&self) -> SocketAddr {
         self.child.peer
     }
 
-    pub fn local(&self) -> SocketAddrV4 {
+    pub fn local(&self) -> SocketAddr {
         self.child.local
     }
 

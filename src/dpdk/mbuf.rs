@@ -249,6 +249,12 @@ impl Mbuf {
         );
     }
 
+    /// Ask the NIC to fill the TCP checksum of an IPv6 packet (which has no
+    /// header checksum); the TCP field holds the IPv6 pseudo-header sum.
+    pub fn request_tx_csum_ipv6_tcp(&mut self, l2_len: u8, l3_len: u16) {
+        self.set_tx_offload(ffi::RTE_MBUF_F_TX_IPV6 | ffi::RTE_MBUF_F_TX_TCP_CKSUM, l2_len, l3_len);
+    }
+
     /// As [`Mbuf::request_tx_csum_ipv4_tcp`], for UDP.
     pub fn request_tx_csum_ipv4_udp(&mut self, l2_len: u8, l3_len: u16) {
         self.set_tx_offload(

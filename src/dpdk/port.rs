@@ -24,6 +24,10 @@ pub const RSS_IPV4: u64 = 1 << 2;
 pub const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
 /// RTE_ETH_RSS_NONFRAG_IPV4_UDP.
 pub const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+/// RTE_ETH_RSS_IPV6: hash on the IPv6 addresses (fragments, non-TCP).
+pub const RSS_IPV6: u64 = 1 << 8;
+/// RTE_ETH_RSS_NONFRAG_IPV6_TCP: hash on the IPv6 TCP 4-tuple.
+pub const RSS_NONFRAG_IPV6_TCP: u64 = 1 << 10;
 /// RTE_ETH_RX_OFFLOAD_IPV4_CKSUM / UDP_CKSUM / TCP_CKSUM / RSS_HASH.
 pub const RX_OFFLOAD_IPV4_CKSUM: u64 = 1 << 1;
 pub const RX_OFFLOAD_UDP_CKSUM: u64 = 1 << 2;
@@ -36,8 +40,10 @@ pub const TX_OFFLOAD_TCP_CKSUM: u64 = 1 << 3;
 
 /// The flow types dlisten wants RSS to hash: the TCP 4-tuple, so every
 /// segment of a connection lands on the worker that owns it, and the
-/// address pair for everything else.
-pub const WANTED_RSS_HF: u64 = RSS_IPV4 | RSS_NONFRAG_IPV4_TCP;
+/// address pair for everything else; the same over IPv6 where the PMD
+/// offers it (without it IPv6 lands by the address pair, which keeps a
+/// connection on one worker too).
+pub const WANTED_RSS_HF: u64 = RSS_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_IPV6 | RSS_NONFRAG_IPV6_TCP;
 
 const CSUM_RX: u64 = RX_OFFLOAD_IPV4_CKSUM | RX_OFFLOAD_TCP_CKSUM | RX_OFFLOAD_UDP_CKSUM;
 const CSUM_TX: u64 = TX_OFFLOAD_IPV4_CKSUM | TX_OFFLOAD_TCP_CKSUM | TX_OFFLOAD_UDP_CKSUM;
@@ -885,6 +891,13 @@ mod tests {
         assert_eq!(plan.rss_hf, RSS_IPV4 | RSS_NONFRAG_IPV4_TCP);
         assert_eq!(plan.rx_offloads, RX_OFFLOAD_RSS_HASH);
         assert_eq!(plan.tx_offloads, 0);
+    }
+
+    #[test]
+    fn rss_hashes_the_ipv6_4_tuple_where_offered() {
+        let caps = Capabilities { flow_type_rss_offloads: ALL_RSS | RSS_IPV6 | RSS_NONFRAG_IPV6_TCP | (1 << 11), ..nic() };
+        let plan = plan_offloads(&caps, 4, true, false);
+        assert_eq!(plan.rss_hf, RSS_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_IPV6 | RSS_NONFRAG_IPV6_TCP);
     }
 
     #[test]

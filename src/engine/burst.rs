@@ -48,7 +48,8 @@ impl SeenFlows {
     /// Record `key`; true when it (or a key with the same hash) was seen before.
     #[inline]
     fn insert(&mut self, key: &FlowKey) -> bool {
-        let x = key.peer ^ key.local.rotate_left(13) ^ (u32::from(key.peer_port) << 16 | u32::from(key.local_port));
+        let fold = |a: u128| a as u32 ^ (a >> 64) as u32 ^ (a >> 96) as u32;
+        let x = fold(key.peer) ^ fold(key.local).rotate_left(13) ^ (u32::from(key.peer_port) << 16 | u32::from(key.local_port));
         let h = (x.wrapping_mul(0x9e37_79b1) >> 22) as usize;
         let (word, bit) = (h / 64, 1u64 << (h % 64));
         let seen = self.0[word] & bit != 0;
@@ -124,7 +125,7 @@ mod tests {
     use super::*;
 
     fn key(peer_port: u16) -> FlowKey {
-        FlowKey { local: 0xc612_0001, peer: 0xc612_0002, local_port: 80, peer_port }
+        FlowKey::v4(0xc612_0001, 0xc612_0002, 80, peer_port)
     }
 
     #[test]

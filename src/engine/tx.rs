@@ -13,6 +13,9 @@ pub enum TxOffload {
     /// IPv4 header checksum and the TCP checksum (the TCP field holds the
     /// pseudo-header sum, as DPDK requires).
     Ipv4Tcp { l2_len: u8, l3_len: u8 },
+    /// The TCP checksum of an IPv6 packet (the field holds the IPv6
+    /// pseudo-header sum).
+    Ipv6Tcp { l2_len: u8, l3_len: u8 },
 }
 
 /// A frame the builder wrote: its length and what the port must finish.

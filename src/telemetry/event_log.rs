@@ -17,7 +17,7 @@ use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError}
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,20 +37,20 @@ pub enum AppEvent {
     /// A listener entered LISTEN.
     Listening { addr: SocketAddr },
     /// accept() returned a connection.
-    Accept { listener: SocketAddrV4, peer: SocketAddrV4, worker: u16 },
+    Accept { listener: SocketAddr, peer: SocketAddr, worker: u16 },
     /// Data read from a connection: the first [`DATA_BYTES_MAX`] bytes and the full length.
-    Data { peer: SocketAddrV4, bytes: Vec<u8>, len: usize },
+    Data { peer: SocketAddr, bytes: Vec<u8>, len: usize },
     /// The peer sent FIN.
-    Eof { peer: SocketAddrV4 },
+    Eof { peer: SocketAddr },
     /// The connection was reset (by the peer or by us).
-    Reset { peer: SocketAddrV4 },
+    Reset { peer: SocketAddr },
     /// The application closed the connection.
-    Close { peer: SocketAddrV4 },
+    Close { peer: SocketAddr },
 }
 
 impl AppEvent {
     /// A `Data` event keeping only the first [`DATA_BYTES_MAX`] bytes of `payload`.
-    pub fn data(peer: SocketAddrV4, payload: &[u8]) -> AppEvent {
+    pub fn data(peer: SocketAddr, payload: &[u8]) -> AppEvent {
         let keep = payload.len().min(DATA_BYTES_MAX);
         AppEvent::Data { peer, bytes: payload[..keep].to_vec(), len: payload.len() }
     }
@@ -238,7 +238,7 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn addr(s: &str) -> SocketAddrV4 {
+    fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
     }
 
@@ -252,7 +252,7 @@ mod tests {
         let (log, tx) = EventLog::open(&path).unwrap();
         let payload: Vec<u8> = (0..100u8).collect();
         let tx2 = tx.clone();
-        assert!(tx.send(AppEvent::Listening { addr: addr("198.18.0.1:80").into() }));
+        assert!(tx.send(AppEvent::Listening { addr: addr("198.18.0.1:80") }));
         std::thread::spawn(move || {
             assert!(tx2.send(AppEvent::Accept {
                 listener: addr("198.18.0.1:80"),

@@ -35,6 +35,8 @@ pub struct RigConfig {
     pub sysctls: Sysctls,
     /// The addresses we own (the host answers for them, bind() accepts them).
     pub addrs: Vec<Ipv4Addr>,
+    /// Our IPv6 addresses (none by default).
+    pub addrs6: Vec<std::net::Ipv6Addr>,
     /// Seed of the stack's ephemeral-port RNG.
     pub stack_seed: u64,
     pub secrets: Secrets,
@@ -49,6 +51,7 @@ impl Default for RigConfig {
             workers: 1,
             sysctls: Sysctls::default(),
             addrs: vec![OUR_IP],
+            addrs6: Vec::new(),
             stack_seed: 7,
             secrets: secrets(),
             tcp: TcpConfig::new,
@@ -110,7 +113,8 @@ impl Rig {
 
     fn worker(&self, w: u16) -> RigWorker {
         let counters = Arc::new(Counters::new());
-        let host = Host::new(HostConfig { mac: OUR_MAC, addrs: self.cfg.addrs.clone(), utc_ms_at_zero: 0 }, counters.clone());
+        let host = Host::new(HostConfig { mac: OUR_MAC, addrs: self.cfg.addrs.clone(), utc_ms_at_zero: 0 }, counters.clone())
+            .with_ipv6(self.cfg.addrs6.clone());
         let engine = TcpEngine::new((self.cfg.tcp)(w), self.stack.clone(), self.cfg.secrets.clone(), self.now);
         RigWorker { host, engine, counters }
     }

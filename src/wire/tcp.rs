@@ -172,6 +172,8 @@ mod field {
 
 /// Length of a header without options.
 pub const HEADER_LEN: usize = field::URGENT.end;
+/// Offset of the checksum field (RFC 9293 3.1).
+pub const CHECKSUM_AT: usize = field::CHECKSUM.start;
 /// Longest header: data offset 15.
 pub const MAX_HEADER_LEN: usize = 60;
 /// Most option bytes a header can carry (Linux MAX_TCP_OPTION_SPACE).

@@ -16,7 +16,7 @@ use crate::stats::{Counter, Counters, Metric};
 use crate::telemetry::latency::WorkerLatency;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,13 +62,42 @@ impl ConnLimits {
     }
 }
 
+/// A peer's address packed into 19 bytes (a `SocketAddr` takes 32).
+#[derive(Clone, Copy)]
+struct PeerAddr {
+    ip: [u8; 16],
+    port: u16,
+    v4: bool,
+}
+
+impl PeerAddr {
+    fn new(a: SocketAddr) -> PeerAddr {
+        match a {
+            SocketAddr::V4(a) => PeerAddr { ip: a.ip().to_ipv6_mapped().octets(), port: a.port(), v4: true },
+            SocketAddr::V6(a) => PeerAddr { ip: a.ip().octets(), port: a.port(), v4: false },
+        }
+    }
+
+    fn ip(&self) -> IpAddr {
+        let v6 = std::net::Ipv6Addr::from(self.ip);
+        match v6.to_ipv4_mapped() {
+            Some(v4) if self.v4 => IpAddr::V4(v4),
+            _ => IpAddr::V6(v6),
+        }
+    }
+
+    fn get(&self) -> SocketAddr {
+        SocketAddr::new(self.ip(), self.port)
+    }
+}
+
 /// One accepted connection's application state (kept small: a worker
 /// may hold a million idle ones).
 struct AppConn {
     conn_id: u32,
     /// Index of the listener in `PerCoreApps::listeners`.
     listener: u16,
-    peer: SocketAddrV4,
+    peer: PeerAddr,
     session: Session,
     /// The peer's FIN was read.
     eof: bool,
@@ -104,7 +133,7 @@ pub struct PerCoreApps {
     /// the early entry pops (as Linux's keepalive timer re-arms itself).
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
     /// Open connections by client address, while a per-source cap is set.
-    per_source: HashMap<Ipv4Addr, u32>,
+    per_source: HashMap<IpAddr, u32>,
     /// Set by the server at SIGTERM.
     drain: Arc<AtomicBool>,
     draining: bool,
@@ -192,7 +221,7 @@ impl PerCoreApps {
         let Some(service) = self.kind.new_service() else { return };
         let cap = self.limits.max_conns_per_source;
         if cap > 0 {
-            let open = self.per_source.entry(*child.peer.ip()).or_insert(0);
+            let open = self.per_source.entry(child.peer.ip()).or_insert(0);
             if *open >= cap {
                 // Like nginx's limit_conn, refused after the handshake; a
                 // reset rather than a response, as there is no request yet.
@@ -218,7 +247,7 @@ impl PerCoreApps {
             Some(AppConn {
                 conn_id: child.conn_id,
                 listener,
-                peer: child.peer,
+                peer: PeerAddr::new(child.peer),
                 session,
                 eof: false,
                 closed: false,
@@ -236,7 +265,7 @@ impl PerCoreApps {
         if conn.conn_id != id {
             return;
         }
-        let peer = conn.peer;
+        let peer = conn.peer.get();
         let listener_id = self.listeners.get(usize::from(conn.listener)).map_or(0, |l| l.id);
         if ev.contains(Events::RESET) {
             if let Some(s) = &self.events {
@@ -346,7 +375,7 @@ impl PerCoreApps {
             });
             conn.closed = true;
             conn.session.drop_output();
-            let peer = conn.peer;
+            let peer = conn.peer.get();
             self.log(|| AppEvent::Close { peer });
             tcp.close(now, id, tx);
         }
@@ -379,7 +408,7 @@ impl PerCoreApps {
             self.counters.inc(Counter::DrainFinished);
         }
         if self.limits.max_conns_per_source > 0 {
-            let ip = *conn.peer.ip();
+            let ip = conn.peer.ip();
             if let Some(open) = self.per_source.get_mut(&ip) {
                 *open -= 1;
                 if *open == 0 {
@@ -441,7 +470,7 @@ mod tests {
     impl Bed {
         fn new(limits: ConnLimits) -> Bed {
             let rig = Rig::new(RigConfig::default());
-            let fd = rig.listen_on(SocketAddrV4::new(OUR_IP, clients::PORT), 128, |_, _| {});
+            let fd = rig.listen_on(std::net::SocketAddrV4::new(OUR_IP, clients::PORT), 128, |_, _| {});
             let listener = rig.stack.listener(fd).unwrap();
             let drain = Arc::new(AtomicBool::new(false));
             let counters = rig.workers[0].counters.clone();
@@ -629,6 +658,7 @@ mod tests {
     fn app_state_per_connection_is_small() {
         let size = std::mem::size_of::<Option<AppConn>>();
         println!("size_of::<Option<AppConn>>() = {size}");
-        assert!(size <= 112, "{size} bytes");
+        // 112 with IPv4 peers only; an IPv6 peer's address adds 8.
+        assert!(size <= 120, "{size} bytes");
     }
 }

@@ -73,8 +73,10 @@ impl TxSink for MbufSink<'_> {
         if frame.len == 0 || !m.set_len(frame.len) {
             return false;
         }
-        if let TxOffload::Ipv4Tcp { l2_len, l3_len } = frame.offload {
-            m.request_tx_csum_ipv4_tcp(l2_len, u16::from(l3_len));
+        match frame.offload {
+            TxOffload::Ipv4Tcp { l2_len, l3_len } => m.request_tx_csum_ipv4_tcp(l2_len, u16::from(l3_len)),
+            TxOffload::Ipv6Tcp { l2_len, l3_len } => m.request_tx_csum_ipv6_tcp(l2_len, u16::from(l3_len)),
+            TxOffload::None => {}
         }
         self.batch.push(m).is_ok()
     }

@@ -3,16 +3,16 @@
 //! does not forward: the header checks, the extension-header walk, our
 //! addresses and multicast groups, ICMPv6 echo (`icmpv6_echo_reply`) and
 //! errors (`icmp6_send`, rate limited by `icmpv6_xrlim_allow`), UDP to a
-//! closed port (`__udp6_lib_rcv`: port unreachable) and TCP to a closed
-//! port (`tcp_v6_send_reset`). Neighbour discovery is [`super::ndisc`]'s.
+//! closed port (`__udp6_lib_rcv`: port unreachable) and TCP's header checks
+//! (`tcp_v6_rcv`). Neighbour discovery is [`super::ndisc`]'s.
 //!
-//! There is no TCP listen path over IPv6 yet: every TCP segment to one of
-//! our IPv6 addresses gets the closed port's answer.
+//! TCP goes to the TCP layer as over IPv4 ([`TcpInput`] with the IPv6
+//! header); a segment no socket takes gets the closed port's answer.
 //!
 //! Linux sends an automatic flow label (a hash of the flow under a boot-time
 //! random key, `auto_flowlabels` = 1); we send 0, "not labelled" (RFC 6437).
 
-use super::{write_eth, Host, DEFAULT_TTL};
+use super::{write_eth, Host, IpHeader, TcpInput, DEFAULT_TTL};
 use crate::engine::time::Instant;
 use crate::engine::tx::{TxFrame, TxSink};
 use crate::stats::Counter;
@@ -20,12 +20,9 @@ use crate::wire::ethernet::{self, EtherType, EthernetAddress, EthernetFrame};
 use crate::wire::icmpv6::{self, Icmpv6Packet, Icmpv6ParamProblem, Icmpv6Repr, Icmpv6Type, Icmpv6Unreachable};
 use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr, NextHeader};
 use crate::wire::ipv6_ext::{self, ExtError, UpperLayer};
-use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment, HEADER_LEN as TCP_HEADER_LEN};
+use crate::wire::tcp::{TcpSegment, HEADER_LEN as TCP_HEADER_LEN};
 use crate::wire::udp::UdpPacket;
 use std::net::Ipv6Addr;
-
-/// Offset of the TCP checksum field (RFC 9293 3.1).
-const TCP_CHECKSUM_AT: usize = 16;
 
 /// Hop limit of what we originate (Linux: net.ipv6.conf.*.hop_limit).
 pub const DEFAULT_HOP_LIMIT: u8 = DEFAULT_TTL;
@@ -98,18 +95,18 @@ impl Host {
     /// `ipv6_rcv` for one frame of EtherType 0x86DD.
     // Off the IPv4 receive path's inlined code.
     #[inline(never)]
-    pub(super) fn ipv6(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, meta: super::RxMeta, tx: &mut impl TxSink) {
+    pub(super) fn ipv6<'a>(&mut self, now: Instant, eth: &EthernetFrame<&'a [u8]>, meta: super::RxMeta, tx: &mut impl TxSink) -> Option<TcpInput<'a>> {
         let c = &*self.counters;
         c.inc(Counter::Ip6InReceives);
         let buf = eth.payload();
         if buf.len() < ipv6::HEADER_LEN {
             c.inc(Counter::Ip6InHdrErrors);
-            return;
+            return None;
         }
         let ip = Ipv6Packet::new_unchecked(buf);
         if ip.version() != 6 {
             c.inc(Counter::Ip6InHdrErrors);
-            return;
+            return None;
         }
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         // ip6_rcv_core: loopback on the wire (RFC 4291 2.5.3), interface-local
@@ -121,36 +118,42 @@ impl Host {
             || src.is_multicast()
         {
             c.inc(Counter::Ip6InHdrErrors);
-            return;
+            return None;
         }
         if buf.len() < ip.total_len() {
             c.inc(Counter::Ip6InTruncatedPkts);
-            return;
+            return None;
         }
         let ip = Ipv6Packet::new_unchecked(&buf[..ip.total_len()]);
         let packet = ip.packet();
         let cursor = match ipv6_ext::hop_by_hop(packet, dst_mc) {
             Ok(cur) => cur,
-            Err(e) => return self.ext_error(now, eth, &ip, e, tx),
+            Err(e) => {
+                self.ext_error(now, eth, &ip, e, tx);
+                return None;
+            }
         };
         // ip6_route_input: ours, a group we are in, or someone else's
         // (forwarding is off: ip6_forward counts an address error).
         if dst_mc {
             c.inc(Counter::Ip6InMcastPkts);
             if !self.v6.in_group(&dst) {
-                return;
+                return None;
             }
         } else if !self.v6.is_ours(&dst) {
             c.inc(Counter::Ip6InAddrErrors);
-            return;
+            return None;
         }
         let upper = match ipv6_ext::walk_from(packet, cursor, dst_mc) {
             Ok(u) => u,
-            Err(e) => return self.ext_error(now, eth, &ip, e, tx),
+            Err(e) => {
+                self.ext_error(now, eth, &ip, e, tx);
+                return None;
+            }
         };
         if upper.fragment.is_some() {
             c.inc(Counter::Ip6ReasmFails);
-            return;
+            return None;
         }
         let c = &*self.counters;
         match upper.next_header {
@@ -166,7 +169,7 @@ impl Host {
             NextHeader::Tcp => {
                 c.inc(Counter::Ip6InDelivers);
                 self.learn6(now, eth, &ip);
-                self.tcp6(eth, &ip, upper.offset, meta, tx);
+                return self.tcp6(eth, &ip, upper.offset, meta);
             }
             // dst_discard, which returns 0: delivered, to nobody.
             NextHeader::NoNextHeader => c.inc(Counter::Ip6InDelivers),
@@ -177,6 +180,7 @@ impl Host {
                 self.icmp6_error(now, eth, &ip, Icmpv6Type::ParamProblem, u8::from(Icmpv6ParamProblem::UnrecognizedNextHeader), pointer, tx);
             }
         }
+        None
     }
 
     /// A unicast packet to us teaches its sender's MAC (as the IPv4 side
@@ -312,16 +316,15 @@ impl Host {
         self.icmp6_error(now, eth, ip, Icmpv6Type::DstUnreachable, u8::from(Icmpv6Unreachable::PortUnreachable), 0, tx);
     }
 
-    /// `tcp_v6_rcv` without sockets, then `tcp_v6_send_reset`: never to an
-    /// RST; seq = its ack if it carried ACK, else RST|ACK acknowledging
-    /// seq + SYN + FIN + payload; window 0, no options, the traffic class
-    /// reflected without its ECN bits, hop limit 64.
-    fn tcp6(&mut self, eth: &EthernetFrame<&[u8]>, ip: &Ipv6Packet<&[u8]>, offset: usize, meta: super::RxMeta, tx: &mut impl TxSink) {
+    /// `tcp_v6_rcv` before the socket lookup: the TCP header's checks;
+    /// the segment goes to the TCP layer, and a closed port's RST is
+    /// [`super::reset`]'s (`tcp_v6_send_reset`).
+    fn tcp6<'a>(&mut self, eth: &EthernetFrame<&'a [u8]>, ip: &Ipv6Packet<&'a [u8]>, offset: usize, meta: super::RxMeta) -> Option<TcpInput<'a>> {
         let c = &*self.counters;
         let (peer, ours) = (ip.src_addr(), ip.dst_addr());
         // tcp_v6_rcv: only PACKET_HOST; ipv6_unicast_destination for the reset.
         if ours.is_multicast() || eth.dst_addr() != self.cfg.mac {
-            return;
+            return None;
         }
         c.inc(Counter::TcpInSegs);
         let bytes = &ip.packet()[offset..];
@@ -329,63 +332,15 @@ impl Host {
             if bytes.len() >= TCP_HEADER_LEN && usize::from(TcpSegment::new_unchecked(bytes).header_len()) < TCP_HEADER_LEN {
                 c.inc(Counter::TcpInErrs);
             }
-            return;
+            return None;
         };
         let csum_ok = meta.l4_csum.ok_or_else(|| ipv6::verify_upper_layer(&peer, &ours, u8::from(NextHeader::Tcp), bytes));
         if !csum_ok {
             c.inc(Counter::TcpInCsumErrors);
             c.inc(Counter::TcpInErrs);
-            return;
+            return None;
         }
-        let flags = seg.flags();
-        if flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK) {
-            c.inc(Counter::TcpSynNoListener);
-        }
-        if flags.contains(TcpFlags::RST) {
-            return;
-        }
-        let (seq, ack, out_flags) = if flags.contains(TcpFlags::ACK) {
-            (seg.ack_number(), 0, TcpFlags::RST)
-        } else {
-            let len = seg.payload().len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
-            (0, seg.seq_number().wrapping_add(len), TcpFlags::RST | TcpFlags::ACK)
-        };
-        let ip_repr = Ipv6Repr {
-            src_addr: ours,
-            dst_addr: peer,
-            next_header: NextHeader::Tcp,
-            payload_len: tcp::HEADER_LEN as u16,
-            hop_limit: DEFAULT_HOP_LIMIT,
-            traffic_class: ip.traffic_class() & !0x03,
-            flow_label: 0,
-        };
-        let tcp_repr = TcpRepr {
-            src_port: seg.dst_port(),
-            dst_port: seg.src_port(),
-            seq_number: seq,
-            ack_number: ack,
-            flags: out_flags,
-            window_len: 0,
-        };
-        let (mac, peer_mac) = (self.cfg.mac, eth.src_addr());
-        const LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + tcp::HEADER_LEN;
-        let sent = tx.emit(LEN, |buf| {
-            let (l2, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
-            write_eth(l2, peer_mac, mac, EtherType::Ipv6);
-            let (l3, l4) = rest.split_at_mut(ipv6::HEADER_LEN);
-            let _ = ip_repr.emit(l3);
-            let l4 = &mut l4[..tcp::HEADER_LEN];
-            let _ = tcp_repr.emit_header(l4, 0);
-            let _ = ipv6::fill_upper_layer(&ours, &peer, NextHeader::Tcp, l4, TCP_CHECKSUM_AT);
-            TxFrame::done(LEN)
-        });
-        if sent {
-            let c = &*self.counters;
-            c.inc(Counter::TcpOutSegs);
-            c.inc(Counter::TcpOutRsts);
-            c.inc(Counter::Ip6OutRequests);
-            c.inc(Counter::TxFrames);
-        }
+        Some(TcpInput { eth_src: eth.src_addr(), ip: IpHeader::V6(ip.clone(), offset), seg, meta })
     }
 
     /// `icmp6_send`: an error about `ip`, quoting as much of it as fits in

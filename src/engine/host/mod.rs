@@ -27,6 +27,7 @@ use crate::wire::ethernet::{EtherType, EthernetAddress, EthernetFrame};
 use crate::wire;
 use crate::wire::ipv4::{IpProtocol, Ipv4Packet, HEADER_LEN as IP_HEADER_LEN};
 use crate::wire::ipv4_options;
+use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::tcp::{TcpFlags, TcpSegment, HEADER_LEN as TCP_HEADER_LEN};
 use crate::wire::udp::UdpPacket;
 use crate::wire::ethernet;
@@ -85,13 +86,72 @@ impl HostConfig {
     }
 }
 
-/// A TCP segment addressed to us, with its IPv4 context, as the host hands
+/// A TCP segment addressed to us, with its IP context, as the host hands
 /// it to the TCP layer.
 pub struct TcpInput<'a> {
     pub eth_src: EthernetAddress,
-    pub ip: Ipv4Packet<&'a [u8]>,
+    pub ip: IpHeader<'a>,
     pub seg: TcpSegment<&'a [u8]>,
     pub meta: RxMeta,
+}
+
+/// The IP header a TCP segment came in: what the TCP layer reads of it
+/// (addresses, ECN, and IPv4's options, which a reply echoes).
+#[derive(Clone, Debug)]
+pub enum IpHeader<'a> {
+    V4(Ipv4Packet<&'a [u8]>),
+    /// The IPv6 header and the offset of the TCP header in the packet
+    /// (after any extension headers).
+    V6(Ipv6Packet<&'a [u8]>, usize),
+}
+
+impl<'a> IpHeader<'a> {
+    /// IPv4 with options (IPv6 extension headers are never echoed).
+    #[inline(always)]
+    pub fn has_options(&self) -> bool {
+        match self {
+            IpHeader::V4(ip) => ip.has_options(),
+            IpHeader::V6(..) => false,
+        }
+    }
+
+    /// The ECN field (IPv4 TOS or IPv6 traffic class, low two bits).
+    #[inline(always)]
+    pub fn ecn(&self) -> u8 {
+        match self {
+            IpHeader::V4(ip) => ip.ecn(),
+            IpHeader::V6(ip, _) => ip.traffic_class() & 0x03,
+        }
+    }
+
+    /// The IPv4 header, for an IPv4 segment.
+    #[inline(always)]
+    pub fn v4(&self) -> Option<&Ipv4Packet<&'a [u8]>> {
+        match self {
+            IpHeader::V4(ip) => Some(ip),
+            IpHeader::V6(..) => None,
+        }
+    }
+
+    pub fn is_v6(&self) -> bool {
+        matches!(self, IpHeader::V6(..))
+    }
+
+    /// The peer's address (the packet's source).
+    pub fn src_addr(&self) -> std::net::IpAddr {
+        match self {
+            IpHeader::V4(ip) => ip.src_addr().into(),
+            IpHeader::V6(ip, _) => ip.src_addr().into(),
+        }
+    }
+
+    /// The bytes of the IP packet (header onwards).
+    pub fn into_inner(self) -> &'a [u8] {
+        match self {
+            IpHeader::V4(ip) => ip.into_inner(),
+            IpHeader::V6(ip, _) => ip.into_inner(),
+        }
+    }
 }
 
 /// The TCP layer above the host. `None` means "no socket took it": the host
@@ -216,10 +276,7 @@ impl Host {
                 None
             }
             EtherType::Ipv4 => self.ipv4(now, eth, meta, tx),
-            EtherType::Ipv6 if !self.v6.addrs.is_empty() => {
-                self.ipv6(now, &eth, meta, tx);
-                None
-            }
+            EtherType::Ipv6 if !self.v6.addrs.is_empty() => self.ipv6(now, &eth, meta, tx),
             _ => {
                 c.inc(Counter::RxUnknownEthertype);
                 None
@@ -227,7 +284,8 @@ impl Host {
         }
     }
 
-    /// A TCP segment no socket took: Linux's closed port (`tcp_v4_send_reset`).
+    /// A TCP segment no socket took: Linux's closed port (`tcp_v4_send_reset`,
+    /// `tcp_v6_send_reset`).
     pub fn no_socket(&self, now: Instant, input: &TcpInput<'_>, tx: &mut impl TxSink) {
         let c = &*self.counters;
         let flags = input.seg.flags();
@@ -354,7 +412,7 @@ impl Host {
         // SYN|FIN and SYN|RST go on to the socket lookup as in Linux: a
         // closed port answers SYN|FIN with RST|ACK (tcp_v4_send_reset), a
         // listener discards it (tcp_rcv_state_process, TCP_LISTEN).
-        Some(TcpInput { eth_src: eth.src_addr(), ip, seg, meta })
+        Some(TcpInput { eth_src: eth.src_addr(), ip: IpHeader::V4(ip), seg, meta })
     }
 }
 

@@ -8,7 +8,7 @@
 //! A plain SYN (SYN alone, reserved bits clear, no data) is what the SYN
 //! lane takes.
 
-use super::{CsumStatus, Host, RxMeta, TcpInput};
+use super::{CsumStatus, Host, IpHeader, RxMeta, TcpInput};
 use crate::wire::ethernet::{self, EthernetAddress};
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::tcp::{self, TcpSegment};
@@ -62,7 +62,7 @@ impl Host {
         }
         let input = TcpInput {
             eth_src: EthernetAddress([f[6], f[7], f[8], f[9], f[10], f[11]]),
-            ip,
+            ip: IpHeader::V4(ip),
             seg,
             meta,
         };

@@ -42,6 +42,27 @@ impl BlockPrf {
     }
 }
 
+impl BlockPrf {
+    /// The low 32 bits of the CBC-MAC of the three blocks `a`, `b`, `c`
+    /// (IPv6: two addresses and a block of the rest). Messages of the
+    /// other lengths under the same key are never a prefix of these:
+    /// callers tag the last block, and the full tag is never revealed.
+    #[inline]
+    pub fn mac3(&self, a: [u8; 16], b: [u8; 16], c: [u32; 4]) -> u32 {
+        let mut x = GenericArray::from(a);
+        self.aes.encrypt_block(&mut x);
+        for (x, b) in x.iter_mut().zip(b) {
+            *x ^= b;
+        }
+        self.aes.encrypt_block(&mut x);
+        for (x, c) in x.iter_mut().zip(words_to_block(c)) {
+            *x ^= c;
+        }
+        self.aes.encrypt_block(&mut x);
+        u32::from_le_bytes([x[0], x[1], x[2], x[3]])
+    }
+}
+
 #[inline(always)]
 fn words_to_block(w: [u32; 4]) -> [u8; 16] {
     let mut out = [0u8; 16];

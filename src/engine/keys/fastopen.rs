@@ -75,26 +75,40 @@ fn cookie_word(key: SipKey, saddr: u32, daddr: u32) -> u64 {
     key.hash::<2, 4>(&[u64::from_le_bytes(bytes)], 0, 0)
 }
 
+/// Over IPv6 Linux hashes the 32 bytes saddr ‖ daddr of the IPv6 header
+/// (`__tcp_fastopen_cookie_gen_cipher`), read as little-endian words.
+fn cookie_word6(key: SipKey, pair: &[u8; 32]) -> u64 {
+    let w: [u64; 4] = std::array::from_fn(|i| u64::from_le_bytes(pair[8 * i..8 * i + 8].try_into().unwrap_or([0; 8])));
+    key.hash::<2, 4>(&w, 0, 0)
+}
+
+fn flow_word(key: SipKey, flow: &FlowKey) -> u64 {
+    if flow.is_v4() {
+        cookie_word(key, flow.peer_v4(), flow.local_v4())
+    } else {
+        cookie_word6(key, &flow.addr_pair_bytes())
+    }
+}
+
 /// The cookie for the client of `flow` talking to our address, under the
 /// primary key (Linux: over the SYN's saddr and daddr only).
 pub fn gen(keys: &TfoKeys, flow: &FlowKey) -> [u8; TCP_FASTOPEN_COOKIE_SIZE] {
-    cookie_word(keys.primary, flow.peer, flow.local).to_le_bytes()
+    flow_word(keys.primary, flow).to_le_bytes()
 }
 
 /// Checks the cookie a client sent in its SYN. Only our own 8-byte cookies
 /// can be valid: any other length (RFC 7413 allows 4..=16) is invalid, as
 /// in Linux, which compares length and bytes.
 pub fn check(keys: &TfoKeys, flow: &FlowKey, cookie: &[u8]) -> TfoCookieCheck {
-    let (saddr, daddr) = (flow.peer, flow.local);
     let Ok(got) = <[u8; TCP_FASTOPEN_COOKIE_SIZE]>::try_from(cookie) else {
         return TfoCookieCheck::Invalid;
     };
     let got = u64::from_le_bytes(got);
-    if got == cookie_word(keys.primary, saddr, daddr) {
+    if got == flow_word(keys.primary, flow) {
         return TfoCookieCheck::Valid;
     }
     match keys.backup {
-        Some(backup) if got == cookie_word(backup, saddr, daddr) => TfoCookieCheck::ValidBackup,
+        Some(backup) if got == flow_word(backup, flow) => TfoCookieCheck::ValidBackup,
         _ => TfoCookieCheck::Invalid,
     }
 }
@@ -109,7 +123,7 @@ mod tests {
 
     /// The flow of a SYN from `saddr` (the client) to our `daddr`; ports do not matter.
     fn flow(saddr: u32, daddr: u32) -> FlowKey {
-        FlowKey { local: daddr, peer: saddr, local_port: 80, peer_port: 40000 }
+        FlowKey::v4(daddr, saddr, 80, 40000)
     }
 
     fn keys() -> TfoKeys {
@@ -124,6 +138,22 @@ mod tests {
         let hdr = [198, 18, 0, 2, 198, 18, 0, 1];
         let reference = SipHasher24::new_with_key(b"dlisten-tfo-key1").hash(&hdr);
         assert_eq!(gen(&k, &flow(CLIENT, SERVER)), reference.to_le_bytes());
+    }
+
+    #[test]
+    fn ipv6_cookie_is_siphash_of_both_addresses() {
+        // Linux: siphash(&ip6h->saddr, 32, key) over saddr then daddr.
+        let k = keys();
+        let (client, server): (std::net::Ipv6Addr, std::net::Ipv6Addr) = ("2001:2::2".parse().unwrap(), "2001:2::1".parse().unwrap());
+        let mut hdr = [0u8; 32];
+        hdr[..16].copy_from_slice(&client.octets());
+        hdr[16..].copy_from_slice(&server.octets());
+        let reference = SipHasher24::new_with_key(b"dlisten-tfo-key1").hash(&hdr);
+        let f6 = FlowKey::v6(server, client, 80, 40000);
+        assert_eq!(gen(&k, &f6), reference.to_le_bytes());
+        assert_eq!(check(&k, &f6, &reference.to_le_bytes()), TfoCookieCheck::Valid);
+        let other = FlowKey::v6(server, "2001:2::3".parse().unwrap(), 80, 40000);
+        assert_eq!(check(&k, &other, &reference.to_le_bytes()), TfoCookieCheck::Invalid);
     }
 
     #[test]

@@ -34,10 +34,22 @@ impl IsnGen {
 
     /// The ISN for `flow` at `now`: F over the 4-tuple, plus the 64 ns
     /// clock (Linux's `secure_tcp_seq`).
+    /// Over IPv6 (Linux's `secure_tcpv6_seq`) F covers both 16-byte
+    /// addresses: a three-block CBC-MAC, its last block tagged 6.
     #[inline]
     pub fn isn(&self, now: Instant, flow: &FlowKey) -> u32 {
         let ports = (u32::from(flow.local_port) << 16) | u32::from(flow.peer_port);
-        self.prf.block([flow.local, flow.peer, ports, 0]).wrapping_add(isn_clock(now))
+        let f = if flow.is_v4() {
+            self.prf.block([flow.local_v4(), flow.peer_v4(), ports, 0])
+        } else {
+            self.isn6(flow, ports)
+        };
+        f.wrapping_add(isn_clock(now))
+    }
+
+    #[inline(never)]
+    fn isn6(&self, flow: &FlowKey, ports: u32) -> u32 {
+        self.prf.mac3(flow.local.to_be_bytes(), flow.peer.to_be_bytes(), [ports, 0, 0, 6])
     }
 }
 
@@ -46,8 +58,13 @@ impl IsnGen {
 /// connections to different addresses). Linux only applies it when
 /// `tcp_timestamps == 1` (2 means timestamps without offsets); that choice
 /// is the caller's.
+/// Over IPv6 (`secure_tcpv6_ts_off`) the hash covers both 16-byte addresses.
 pub fn ts_off(key: SipKey, flow: &FlowKey) -> u32 {
-    key.hash::<2, 4>(&[(u64::from(flow.local) << 32) | u64::from(flow.peer)], 0, 0) as u32
+    if flow.is_v4() {
+        return key.hash::<2, 4>(&[(u64::from(flow.local_v4()) << 32) | u64::from(flow.peer_v4())], 0, 0) as u32;
+    }
+    let (l, p) = (flow.local, flow.peer);
+    key.hash::<2, 4>(&[(l >> 64) as u64, l as u64, (p >> 64) as u64, p as u64], 0, 0) as u32
 }
 
 /// Address pairs' timestamp offsets, remembered: a flood from one client,
@@ -59,6 +76,7 @@ pub struct TsOffCache {
     key: SipKey,
     /// Added to every offset (see [`TsOffCache::with_base`]).
     base: u32,
+    /// IPv4 pairs only: an IPv6 pair's offset is computed each time.
     slots: Box<[(u32, u32, u32)]>,
 }
 
@@ -82,13 +100,17 @@ impl TsOffCache {
     /// [`ts_off`] of `flow`'s address pair.
     #[inline]
     pub fn get(&mut self, flow: &FlowKey) -> u32 {
-        let i = (flow.peer ^ flow.local.rotate_left(16)).wrapping_mul(0x9e37_79b1) >> 20;
+        if !flow.is_v4() {
+            return ts_off(self.key, flow).wrapping_add(self.base);
+        }
+        let (peer, local) = (flow.peer_v4(), flow.local_v4());
+        let i = (peer ^ local.rotate_left(16)).wrapping_mul(0x9e37_79b1) >> 20;
         let slot = &mut self.slots[i as usize % TS_OFF_SLOTS];
-        if slot.0 == flow.peer && slot.1 == flow.local {
+        if slot.0 == peer && slot.1 == local {
             return slot.2.wrapping_add(self.base);
         }
         let off = ts_off(self.key, flow);
-        *slot = (flow.peer, flow.local, off);
+        *slot = (peer, local, off);
         off.wrapping_add(self.base)
     }
 }
@@ -109,7 +131,7 @@ mod tests {
 
     /// The flow from `laddr:lport` (us) to `raddr:rport` (the peer).
     fn flow(laddr: u32, lport: u16, raddr: u32, rport: u16) -> FlowKey {
-        FlowKey { local: laddr, peer: raddr, local_port: lport, peer_port: rport }
+        FlowKey::v4(laddr, raddr, lport, rport)
     }
 
     /// RFC 9293 sequence comparison: `a` is before `b`.

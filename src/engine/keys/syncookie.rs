@@ -80,6 +80,17 @@ use crate::engine::time::{Duration, Instant};
 /// entry not above the client's MSS.
 pub const MSSTAB: [u16; 4] = [536, 1300, 1440, 1460];
 
+/// Linux's IPv6 MSS table (net/ipv6/syncookies.c `msstab`): the IPv6
+/// minimum MTU, 1480 (IPv6 in IPv4), Ethernet and 9000-byte jumbo frames,
+/// each less 60 bytes of headers.
+pub const MSSTAB6: [u16; 4] = [1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60];
+
+/// The MSS table of `flow`'s family.
+#[inline(always)]
+pub fn msstab(flow: &FlowKey) -> &'static [u16; 4] {
+    if flow.is_v4() { &MSSTAB } else { &MSSTAB6 }
+}
+
 /// Linux's `MAX_SYNCOOKIE_AGE`: a counter difference of 2 or more is refused.
 pub const MAX_SYNCOOKIE_AGE: u32 = 2;
 
@@ -199,8 +210,14 @@ pub fn counter(now: Instant) -> u32 {
 /// below every entry. Linux then uses 536 even if the client announced less,
 /// exactly like `__cookie_v4_init_sequence`.
 pub fn mss_index(mss: u16) -> usize {
-    let mut i = MSSTAB.len() - 1;
-    while i > 0 && mss < MSSTAB[i] {
+    mss_index_in(&MSSTAB, mss)
+}
+
+/// [`mss_index`] in `tab`.
+#[inline]
+pub fn mss_index_in(tab: &[u16; 4], mss: u16) -> usize {
+    let mut i = tab.len() - 1;
+    while i > 0 && mss < tab[i] {
         i -= 1;
     }
     i
@@ -211,7 +228,17 @@ pub fn mss_index(mss: u16) -> usize {
 #[inline]
 fn cookie_hash(prf: &BlockPrf, flow: &FlowKey, client_isn: u32, count: u32) -> u32 {
     let ports = (u32::from(flow.peer_port) << 16) | u32::from(flow.local_port);
-    prf.mac([flow.peer, flow.local, ports, client_isn], [count, 0, 0, 0])
+    if !flow.is_v4() {
+        return cookie_hash6(prf, flow, ports, client_isn, count);
+    }
+    prf.mac([flow.peer_v4(), flow.local_v4(), ports, client_isn], [count, 0, 0, 0])
+}
+
+/// Over IPv6 (`__cookie_v6_init_sequence`) the MAC binds both 16-byte
+/// addresses: three blocks, the last tagged 6.
+#[inline(never)]
+fn cookie_hash6(prf: &BlockPrf, flow: &FlowKey, ports: u32, client_isn: u32, count: u32) -> u32 {
+    prf.mac3(flow.peer.to_be_bytes(), flow.local.to_be_bytes(), [ports, client_isn, count, 6])
 }
 
 /// Mints a cookie ISN for a SYN of `flow` (from the client's port to ours)
@@ -220,10 +247,11 @@ fn cookie_hash(prf: &BlockPrf, flow: &FlowKey, client_isn: u32, count: u32) -> u
 /// and the MSS the connection will use (the [`MSSTAB`] entry encoded).
 #[inline]
 pub fn make(keys: &SyncookieKeys, flow: &FlowKey, client_isn: u32, mss: u16, counter: u32) -> (u32, u16) {
-    let mssind = mss_index(mss);
+    let tab = msstab(flow);
+    let mssind = mss_index_in(tab, mss);
     let h = cookie_hash(&keys.current_prf, flow, client_isn, counter);
     let field = (h ^ codeword(mssind)) & FIELD_MASK;
-    ((counter << FIELD_BITS) | field, MSSTAB[mssind])
+    ((counter << FIELD_BITS) | field, tab[mssind])
 }
 
 /// Recovers the MSS index from a cookie for one key, trying the one
@@ -237,7 +265,7 @@ fn check_with(key: &BlockPrf, flow: &FlowKey, client_isn: u32, cookie: u32, coun
         counter_now.wrapping_sub(1)
     };
     let h = cookie_hash(key, flow, client_isn, count);
-    decode_codeword((cookie ^ h) & FIELD_MASK).map(|i| MSSTAB[i])
+    decode_codeword((cookie ^ h) & FIELD_MASK).map(|i| msstab(flow)[i])
 }
 
 /// Validates the cookie of an ACK of `flow`: `client_isn` is the ACK's sequence number minus 1 and
@@ -367,6 +395,23 @@ pub fn decode_ts(tsecr: u32, sysctls: &Sysctls) -> Option<CookieOpts> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ipv6_cookies_use_the_ipv6_mss_table_and_both_addresses() {
+        let keys = SyncookieKeys::new(crate::engine::keys::sipkey::SipKey::from_bytes([3; 16]));
+        let (us, peer): (std::net::Ipv6Addr, std::net::Ipv6Addr) = ("2001:2::1".parse().unwrap(), "2001:2::2".parse().unwrap());
+        let f6 = FlowKey::v6(us, peer, 80, 40000);
+        // __cookie_v6_init_sequence: the largest entry not above the MSS, else 1220.
+        for (mss, want) in [(1460, 1440), (9000, 8940), (1440, 1440), (1300, 1220), (536, 1220), (1420, 1420)] {
+            let (cookie, enc) = make(&keys, &f6, 77, mss, 5);
+            assert_eq!(enc, want, "mss {mss}");
+            assert_eq!(check(&keys, &f6, 77, cookie, 5), Ok(want));
+            let other = FlowKey::v6(us, "2001:2::3".parse().unwrap(), 80, 40000);
+            assert_eq!(check(&keys, &other, 77, cookie, 5), Err(CookieError));
+            let other_local = FlowKey::v6("2001:2::9".parse().unwrap(), peer, 80, 40000);
+            assert_eq!(check(&keys, &other_local, 77, cookie, 5), Err(CookieError));
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 
@@ -379,7 +424,7 @@ mod tests {
 
     /// The flow of a SYN from `saddr:sport` (the client) to `daddr:dport` (us).
     fn flow(saddr: u32, daddr: u32, sport: u16, dport: u16) -> FlowKey {
-        FlowKey { local: daddr, peer: saddr, local_port: dport, peer_port: sport }
+        FlowKey::v4(daddr, saddr, dport, sport)
     }
 
     /// SplitMix64: a deterministic sample stream, so statistical tests

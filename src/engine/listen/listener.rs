@@ -6,7 +6,7 @@
 
 use super::accept_queue::AcceptQueue;
 use crate::engine::time::Instant;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// An established connection waiting in (or taken from) an accept queue.
@@ -17,8 +17,9 @@ pub struct ChildSock {
     pub worker: u16,
     /// The connection's id in that table.
     pub conn_id: u32,
-    pub local: SocketAddrV4,
-    pub peer: SocketAddrV4,
+    /// Our end and the peer: IPv4 for an IPv4 flow, IPv6 for an IPv6 one.
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
     pub established_at: Instant,
     /// The flow hash the worker used (Linux's `sk_hash`): picks the
     /// reuseport member a child migrates to when its listener closes.
@@ -336,14 +337,14 @@ impl std::fmt::Debug for Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     pub(crate) fn child(worker: u16, conn_id: u32) -> ChildSock {
         ChildSock {
             worker,
             conn_id,
-            local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80),
-            peer: SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 2), 40000 + conn_id as u16),
+            local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80).into(),
+            peer: SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 2), 40000 + conn_id as u16).into(),
             established_at: Instant::from_millis(5),
             flow_hash: conn_id.wrapping_mul(0x9e37_79b9),
         }

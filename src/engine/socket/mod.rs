@@ -801,8 +801,8 @@ mod tests {
         ChildSock {
             worker,
             conn_id,
-            local: sa(A, 80),
-            peer: sa(Ipv4Addr::new(198, 18, 1, 1), 40_000),
+            local: sa(A, 80).into(),
+            peer: sa(Ipv4Addr::new(198, 18, 1, 1), 40_000).into(),
             established_at: Instant::from_millis(1),
             flow_hash,
         }

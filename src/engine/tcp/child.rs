@@ -12,7 +12,6 @@ use crate::engine::time::{Duration, Instant};
 use crate::stats::{Counter, Counters, Metric};
 use crate::wire::ethernet::EthernetAddress;
 use crate::wire::tcp::TcpSegment;
-use std::net::SocketAddrV4;
 use std::sync::Arc;
 
 /// The parameters a connection is built from, from a request sock, a
@@ -94,7 +93,7 @@ impl TcpEngine {
             peer_mac,
             timer: None,
             tfo_pending: None,
-            tcb: self.passive_tcb(now, &p),
+            tcb: self.passive_tcb(now, &key, &p),
         };
         let Some(id) = self.conns.insert(conn) else {
             c.inc(Counter::ConnLimitRefused);
@@ -104,8 +103,8 @@ impl TcpEngine {
         let child = ChildSock {
             worker: self.cfg.worker,
             conn_id: id,
-            local: SocketAddrV4::new(key.local_ip(), key.local_port),
-            peer: SocketAddrV4::new(key.peer_ip(), key.peer_port),
+            local: child_addr(listener, key.local, key.local_port, key.is_v4()),
+            peer: child_addr(listener, key.peer, key.peer_port, key.is_v4()),
             established_at: now,
             flow_hash: hash,
         };
@@ -142,14 +141,14 @@ impl TcpEngine {
     }
 
     /// `tcp_create_openreq_child`: the TCB of a passive open.
-    fn passive_tcb(&self, now: Instant, p: &ChildParams<'_>) -> Tcb {
+    fn passive_tcb(&self, now: Instant, key: &FlowKey, p: &ChildParams<'_>) -> Tcb {
         let s = &self.sysctls;
         Tcb::new_passive(PassiveOpen {
             now,
             iss: p.iss,
             irs: p.irs,
             peer_mss: p.peer_mss,
-            our_mss: self.cfg.mss,
+            our_mss: self.cfg.mss_of(key),
             snd_wscale: p.snd_wscale,
             rcv_wscale: p.rcv_wscale,
             sack_ok: p.sack,
@@ -188,5 +187,17 @@ impl TcpEngine {
         }
         self.proven.insert(key.peer);
         self.rearm(id);
+    }
+}
+
+/// An address of a child as accept() returns it: an IPv4 connection of an
+/// AF_INET6 listener sees IPv4-mapped addresses (`tcp_v6_syn_recv_sock`'s
+/// `ipv6_addr_set_v4mapped`), of an AF_INET one IPv4 addresses.
+fn child_addr(listener: &Listener, addr: u128, port: u16, v4: bool) -> std::net::SocketAddr {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    if v4 && listener.local.is_ipv4() {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(addr as u32), port))
+    } else {
+        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(addr), port, 0, 0))
     }
 }

@@ -19,7 +19,8 @@ pub enum Origin {
 }
 
 /// An established connection: the TCB plus what the listen path knows.
-/// Kept small (at most 256 bytes with its TCB): a worker holds a million.
+/// Kept small (at most 288 bytes with its TCB and a flow key wide enough
+/// for IPv6): a worker holds a million.
 /// What the handshake negotiated is read back from the TCB.
 pub struct Conn {
     pub key: FlowKey,

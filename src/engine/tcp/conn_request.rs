@@ -102,6 +102,11 @@ impl Negotiation {
 impl TcpEngine {
     /// `tcp_conn_request`: a SYN for a listener.
     pub(super) fn conn_request(&mut self, rx: &Rx<'_, '_>, listener: &Arc<Listener>, c: &Counters) {
+        // tcp_v6_conn_request: a v4-mapped source over IPv6 is a header error.
+        if !rx.key.is_v4() && rx.key.peer >> 32 == 0xffff {
+            c.inc(Counter::Ip6InHdrErrors);
+            return;
+        }
         // A copy of plain data, not an Arc clone (an atomic RMW) per segment.
         let s = *self.sysctls;
         let Some(want_cookie) = syn_flood_action(&s, listener, c) else { return };
@@ -111,7 +116,7 @@ impl TcpEngine {
             return;
         }
         let opts = SynOptions::parse(rx.input.seg.options());
-        let n = Negotiation::new(&s, self.cfg.mss, &opts, rx.input, want_cookie);
+        let n = Negotiation::new(&s, self.cfg.mss_of(&rx.key), &opts, rx.input, want_cookie);
         if !want_cookie && s.tcp_syncookies == 0 && !self.backlog_room(&s, listener, rx.key.peer) {
             c.inc(Counter::ListenDrops);
             return;
@@ -141,7 +146,7 @@ impl TcpEngine {
     /// "Kill the following clause, if you dislike this way": without
     /// cookies the last quarter of the SYN backlog is for proven peers
     /// (`tcp_peer_is_proven`).
-    pub(super) fn backlog_room(&self, s: &Sysctls, listener: &Listener, peer: u32) -> bool {
+    pub(super) fn backlog_room(&self, s: &Sysctls, listener: &Listener, peer: u128) -> bool {
         let max = s.tcp_max_syn_backlog;
         max.saturating_sub(listener.reqsk_queue_len()) >= (max >> 2) || self.proven.contains(&peer)
     }
@@ -194,7 +199,8 @@ impl TcpEngine {
     /// names the address the SYN was sent to.
     #[cold]
     fn save_ip_options(&mut self, rx: &Rx<'_, '_>, kind: EchoIp) -> EchoIp {
-        let (opts, ours) = (rx.input.ip.options(), rx.key.local.to_be_bytes());
+        let Some(ip) = rx.input.ip.v4() else { return EchoIp::No };
+        let (opts, ours) = (ip.options(), rx.key.local_v4().to_be_bytes());
         let Ok(o) = ipv4_options::compile(opts, |a| a == ours, false) else { return EchoIp::No };
         let time = self.cfg.utc_ms_since_midnight(rx.now);
         match OptionsEcho::of_received(opts, &o, ours, time, |a| a == ours) {

@@ -73,6 +73,7 @@ impl TcpEngine {
     /// The TSval of a cookie SYN-ACK (Linux's `cookie_init_timestamp` plus
     /// `ts_off`, as `tcp_make_synack` adds it). With fleet keys the options go
     /// in the TSval itself: `ts_off` holds this server's clock base.
+    #[inline(always)]
     pub(super) fn cookie_tsval(&self, now: Instant, ts_off: u32, opts: CookieOpts) -> u32 {
         let ts_now = now.as_millis() as u32;
         let (wscale, sack, ecn) = (opts.wscale, opts.sack, opts.ecn);

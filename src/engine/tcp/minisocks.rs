@@ -63,7 +63,7 @@ fn send_req_ack(cfg: &TcpConfig, req: &RequestSock, rx: &Rx<'_, '_>, c: &Counter
         req.snt_isn.wrapping_add(1),
         req.rcv_isn.wrapping_add(1),
         TcpFlags::ACK,
-        (u32::from(cfg.synack_window(req.has(opt::TSTAMP))) >> wscale) as u16,
+        (u32::from(cfg.synack_window_of(&key, req.has(opt::TSTAMP))) >> wscale) as u16,
     );
     seg.timestamps = req.timestamps(now);
     if input.ip.has_options() {
@@ -76,8 +76,9 @@ fn send_req_ack(cfg: &TcpConfig, req: &RequestSock, rx: &Rx<'_, '_>, c: &Counter
 #[inline(never)]
 fn send_req_ack_with_options(cfg: &TcpConfig, rx: &Rx<'_, '_>, seg: &OutSegment, c: &Counters, tx: &mut impl TxSink) {
     let time = cfg.utc_ms_since_midnight(rx.now);
-    match ipv4_options::reply_echo(&rx.input.ip, time) {
-        Some(echo) => send_counted(&mut WithIpOptions::new(tx, &echo, rx.input.ip.dst_addr().octets(), time), rx.route, rx.key, seg, c),
+    let echo = rx.input.ip.v4().and_then(|ip| ipv4_options::reply_echo(ip, time).map(|e| (e, ip.dst_addr().octets())));
+    match echo {
+        Some((echo, ours)) => send_counted(&mut WithIpOptions::new(tx, &echo, ours, time), rx.route, rx.key, seg, c),
         None => send_counted(tx, rx.route, rx.key, seg, c),
     }
 }
@@ -123,7 +124,7 @@ fn check_req_segment(
         return ReqVerdict::Done;
     }
     let end_seq = seq.wrapping_add(seg.seq_len() as u32);
-    let window = u32::from(cfg.synack_window(req.has(opt::TSTAMP)));
+    let window = u32::from(cfg.synack_window_of(&key, req.has(opt::TSTAMP)));
     if paws_reject || tsecr_reject || !in_window(seq, end_seq, rcv_nxt, rcv_nxt.wrapping_add(window)) {
         if paws_reject {
             c.inc(Counter::PawsEstabRejected);

@@ -41,7 +41,7 @@ pub use mem::{MemWarning, TcpMem, TcpMemLimits};
 pub use minisocks::TimeWait;
 
 use crate::engine::flow::FlowKey;
-use crate::engine::host::{HostTx, TcpInput, TcpLayer, Taken};
+use crate::engine::host::{HostTx, IpHeader, TcpInput, TcpLayer, Taken};
 use crate::engine::keys::{isn, Secrets};
 use crate::engine::listen::{ListenView, Listener, ListenerAt};
 use crate::engine::socket::{ControlCmd, Stack};
@@ -133,7 +133,25 @@ impl TcpConfig {
     /// timestamp option when timestamps are on, at most 65535. Linux sends
     /// 65160 (45 x 1448) with timestamps, 64240 (44 x 1460) without.
     pub fn synack_window(&self, timestamps: bool) -> u16 {
-        let mss = u32::from(self.mss) - if timestamps { 12 } else { 0 };
+        self.synack_window_mss(self.mss, timestamps)
+    }
+
+    /// [`TcpConfig::synack_window`] for `key`'s family: over IPv6, 64260
+    /// (45 x 1428) with timestamps, 64800 (45 x 1440) without.
+    #[inline]
+    pub fn synack_window_of(&self, key: &FlowKey, timestamps: bool) -> u16 {
+        self.synack_window_mss(self.mss_of(key), timestamps)
+    }
+
+    /// Our MSS towards `key`'s peer: the IPv6 header is 20 bytes longer
+    /// than IPv4's, so 1440 on a 1500-byte MTU (Linux's advmss of the route).
+    #[inline(always)]
+    pub fn mss_of(&self, key: &FlowKey) -> u16 {
+        if key.is_v4() { self.mss } else { self.mss.saturating_sub(20) }
+    }
+
+    fn synack_window_mss(&self, mss: u16, timestamps: bool) -> u16 {
+        let mss = u32::from(mss).saturating_sub(if timestamps { 12 } else { 0 }).max(1);
         let space = self.rcv_space.min(u32::from(u16::MAX) << 14);
         let space = if space > mss { space - space % mss } else { space };
         space.min(u32::from(u16::MAX)) as u16
@@ -187,7 +205,7 @@ pub struct TcpEngine {
     synack_timers: synack_timers::SynAckTimers,
     /// Peers that completed a handshake: they keep the last quarter of
     /// tcp_max_syn_backlog when cookies are off (`tcp_peer_is_proven`).
-    proven: HashSet<u32>,
+    proven: HashSet<u128>,
     /// Seed for a software flow hash when the NIC gives none.
     hash_seed: u64,
     /// Connections with events for the application.
@@ -315,7 +333,8 @@ impl TcpEngine {
     /// `inet_ehashfn` is keyed too, so peers cannot aim at one member).
     #[inline]
     fn flow_hash(&self, key: &FlowKey) -> u32 {
-        let mut x = (u64::from(key.peer) << 32 | u64::from(key.local)) ^ self.hash_seed;
+        let fold = |a: u128| a as u64 ^ (a >> 64) as u64;
+        let mut x = (fold(key.peer) << 32 ^ fold(key.local)) ^ self.hash_seed;
         x ^= u64::from(key.peer_port) << 16 | u64::from(key.local_port);
         x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -378,6 +397,9 @@ impl TcpEngine {
             }
             c.inc(Counter::TcpOutSegs);
             c.inc(Counter::TxFrames);
+            if !p.key.is_v4() {
+                c.inc(Counter::Ip6OutRequests);
+            }
             if p.retransmit {
                 c.inc(Counter::TcpSynRetrans);
             }
@@ -395,7 +417,7 @@ impl TcpEngine {
     #[inline(never)]
     fn send_synack_with_ip_options(&mut self, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
         let Some((echo, at)) = self.synacks.ip_echo_for(p) else { return self.templates.send(&self.cfg, p, tx) };
-        let (ours, time) = (p.key.local.to_be_bytes(), self.cfg.utc_ms_since_midnight(at));
+        let (ours, time) = (p.key.local_v4().to_be_bytes(), self.cfg.utc_ms_since_midnight(at));
         // The general builder (the templates' bytes exactly), then the options.
         synack::send_general(&self.cfg, p, &mut WithIpOptions::new(tx, &echo, ours, time))
     }
@@ -436,14 +458,12 @@ impl TcpEngine {
     /// The lookup stage (Linux's `__inet_lookup_skb`): the flow's
     /// connection, else its TIME_WAIT entry, else its request sock, else
     /// the listener. Reads the tables, changes nothing.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&mut self, input: &TcpInput<'_>) -> Found {
-        let (ip, seg) = (&input.ip, &input.seg);
-        let key = FlowKey {
-            local: ip.dst_addr_u32(),
-            peer: ip.src_addr_u32(),
-            local_port: seg.dst_port(),
-            peer_port: seg.src_port(),
+        let seg = &input.seg;
+        let key = match &input.ip {
+            IpHeader::V4(ip) => FlowKey::v4(ip.dst_addr_u32(), ip.src_addr_u32(), seg.dst_port(), seg.src_port()),
+            IpHeader::V6(ip, _) => FlowKey::v6(ip.dst_addr(), ip.src_addr(), seg.dst_port(), seg.src_port()),
         };
         let place = if let Some(id) = self.conns.id_of(&key) {
             Place::Conn(id)
@@ -456,7 +476,7 @@ impl TcpEngine {
     }
 
     /// A request sock of this worker, else a listener from the listening hash.
-    #[inline]
+    #[inline(always)]
     fn find_listening(&mut self, key: &FlowKey, input: &TcpInput<'_>) -> Place {
         let hash = input.meta.rss_hash.unwrap_or_else(|| self.flow_hash(key));
         if self.reqs.contains_key(key) {
@@ -464,7 +484,7 @@ impl TcpEngine {
         }
         let Some(view) = self.view.as_mut() else { return Place::Nothing };
         view.refresh(self.stack.lhash());
-        match view.lookup(self.cfg.worker, key.local, key.local_port, hash) {
+        match listen_lookup(view, self.cfg.worker, key, hash) {
             Some(at) => Place::Listener(hash, at),
             None => Place::Nothing,
         }
@@ -527,6 +547,17 @@ impl TcpEngine {
             self.conn_request(rx, listener, c);
         }
         Taken::Yes
+    }
+}
+
+/// The listener for a segment of `key` in `view` (`__inet_lookup_listener`
+/// or `inet6_lookup_listener` by the flow's family).
+#[inline(always)]
+fn listen_lookup(view: &ListenView, worker: u16, key: &FlowKey, hash: u32) -> Option<ListenerAt> {
+    if key.is_v4() {
+        view.lookup(worker, key.local_v4(), key.local_port, hash)
+    } else {
+        view.lookup_v6(worker, key.local_ip6(), key.local_port, hash)
     }
 }
 

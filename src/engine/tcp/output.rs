@@ -2,6 +2,7 @@
 //! or a cookie), a bare ACK for an out-of-window segment, RST, and what a
 //! TCB hands out (Linux's tcp_output.c and `ip_build_and_send_pkt`).
 
+use crate::engine::host::ipv6::DEFAULT_HOP_LIMIT;
 use crate::engine::host::DEFAULT_TTL;
 use crate::engine::tcb::{Payload, SegOut};
 use crate::engine::tx::{TxFrame, TxOffload, TxSink};
@@ -9,6 +10,7 @@ use crate::stats::{Counter, Counters};
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
+use crate::wire::ipv6::{self, Ipv6Repr, NextHeader};
 use crate::wire::tcp::{self, TcpFlags, TcpRepr, TcpSegment};
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
 pub use crate::engine::flow::FlowKey;
@@ -74,8 +76,12 @@ fn write_options(opts: &mut [u8], ts: Option<(u32, u32)>, sack: &[(u32, u32)]) -
 const MAX_OPTIONS: usize = tcp::MAX_OPTIONS_LEN;
 
 /// Build and hand one segment of `key` to `tx`. IPv4 with DF and ident 0,
-/// TTL 64, TOS 0, as Linux's ip_build_and_send_pkt for a listener.
+/// TTL 64, TOS 0, as Linux's ip_build_and_send_pkt for a listener; IPv6
+/// with hop limit 64, traffic class 0 and flow label 0 (`ip6_xmit`).
 pub fn send_segment(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutSegment<'_>) -> bool {
+    if !key.is_v4() {
+        return send_segment6(tx, route, key, seg);
+    }
     let max = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN + MAX_OPTIONS + seg.payload_len();
     let offload = tx.csum_offload();
     tx.emit(max, |buf| {
@@ -130,6 +136,66 @@ pub fn send_segment(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutS
     })
 }
 
+/// The TCP header, options and payload of `seg` into `l4`; the length written.
+fn write_tcp(l4: &mut [u8], key: &FlowKey, seg: &OutSegment<'_>) -> usize {
+    let opts_len = {
+        let opts = &mut l4[tcp::HEADER_LEN..tcp::HEADER_LEN + MAX_OPTIONS];
+        match seg.syn_options {
+            Some(o) => o.emit(opts).unwrap_or(0),
+            None => write_options(opts, seg.timestamps, seg.sack),
+        }
+    };
+    let header_len = tcp::HEADER_LEN + opts_len;
+    let (a, b) = seg.payload;
+    let tcp_len = header_len + a.len() + b.len();
+    l4[header_len..header_len + a.len()].copy_from_slice(a);
+    l4[header_len + a.len()..tcp_len].copy_from_slice(b);
+    let repr = TcpRepr {
+        src_port: key.local_port,
+        dst_port: key.peer_port,
+        seq_number: seg.seq,
+        ack_number: seg.ack,
+        flags: seg.flags,
+        window_len: seg.window,
+    };
+    let _ = repr.emit_header(&mut l4[..tcp_len], opts_len);
+    tcp_len
+}
+
+#[inline(never)]
+fn send_segment6(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutSegment<'_>) -> bool {
+    const L3: usize = ipv6::HEADER_LEN;
+    let max = ethernet::HEADER_LEN + L3 + tcp::HEADER_LEN + MAX_OPTIONS + seg.payload_len();
+    let offload = tx.csum_offload();
+    let (src, dst) = (key.local_ip6(), key.peer_ip6());
+    tx.emit(max, |buf| {
+        let (l2, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
+        let _ = ethernet::emit_header(l2, route.peer_mac, route.our_mac, EtherType::Ipv6);
+        let (l3, l4) = rest.split_at_mut(L3);
+        let tcp_len = write_tcp(l4, &key, seg);
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: NextHeader::Tcp,
+            payload_len: tcp_len as u16,
+            hop_limit: DEFAULT_HOP_LIMIT,
+            traffic_class: 0,
+            flow_label: 0,
+        };
+        let _ = ip.emit(l3);
+        let len = ethernet::HEADER_LEN + L3 + tcp_len;
+        let l4 = &mut l4[..tcp_len];
+        if offload {
+            let sum = checksum::fold(ipv6::pseudo_header(&src, &dst, 6, tcp_len as u32));
+            l4[tcp::CHECKSUM_AT..tcp::CHECKSUM_AT + 2].copy_from_slice(&sum.to_be_bytes());
+            TxFrame { len, offload: TxOffload::Ipv6Tcp { l2_len: ethernet::HEADER_LEN as u8, l3_len: L3 as u8 } }
+        } else {
+            let _ = ipv6::fill_upper_layer(&src, &dst, NextHeader::Tcp, l4, tcp::CHECKSUM_AT);
+            TxFrame::done(len)
+        }
+    })
+}
+
 /// The options of a SYN-ACK answering what the client offered.
 #[derive(Clone, Copy)]
 pub struct SynAckOptions {
@@ -157,6 +223,9 @@ pub fn send_counted(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutS
     if send_segment(tx, route, key, seg) {
         c.inc(Counter::TcpOutSegs);
         c.inc(Counter::TxFrames);
+        if !key.is_v4() {
+            c.inc(Counter::Ip6OutRequests);
+        }
         if seg.flags.contains(TcpFlags::RST) {
             c.inc(Counter::TcpOutRsts);
         }

@@ -65,6 +65,7 @@ impl TcpEngine {
         if !want_cookie && opts.fastopen.is_some() {
             return false;
         }
+        // The lane is IPv4's (plain segments only): IPv4's MSS.
         let n = Negotiation::new(s, self.cfg.mss, &opts, input, want_cookie);
         if !want_cookie && s.tcp_syncookies == 0 && !self.backlog_room(s, listener, found.key.peer) {
             return false;

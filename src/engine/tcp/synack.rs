@@ -155,9 +155,10 @@ impl SynAckTemplates {
 
     /// Send `p`: from its template, or through the general builder when it
     /// carries a TFO cookie. False when the sink had no buffer.
-    #[inline]
+    #[inline(always)]
     pub fn send(&self, cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
-        if p.fastopen.is_some() {
+        // IPv6 and TFO cookies take the general builder.
+        if p.fastopen.is_some() || !p.key.is_v4() {
             return send_general(cfg, p, tx);
         }
         // The templates have no IP options: the sink adds them after.
@@ -237,8 +238,9 @@ impl Template {
         let k = &p.key;
         put(f, 0, &p.route.peer_mac.0);
         put(f, 6, &p.route.our_mac.0);
-        put(f, ETH + 12, &k.local.to_be_bytes());
-        put(f, ETH + 16, &k.peer.to_be_bytes());
+        let (local, peer) = (k.local_v4(), k.peer_v4());
+        put(f, ETH + 12, &local.to_be_bytes());
+        put(f, ETH + 16, &peer.to_be_bytes());
         const T: usize = ETH + IP;
         put(f, T, &k.local_port.to_be_bytes());
         put(f, T + 2, &k.peer_port.to_be_bytes());
@@ -247,7 +249,7 @@ impl Template {
         // One's-complement sums of 32-bit fields added as 64-bit integers
         // and folded once (2^16 = 1 modulo 0xffff, so the halves need not
         // be split).
-        let addrs = u64::from(k.local) + u64::from(k.peer);
+        let addrs = u64::from(local) + u64::from(peer);
         let mut tcp_sum = u64::from(self.tcp_sum)
             + u64::from(u32::from(k.local_port) << 16 | u32::from(k.peer_port))
             + u64::from(p.iss)
@@ -286,7 +288,7 @@ fn put<const N: usize>(f: &mut [u8; MAX_LEN], at: usize, bytes: &[u8; N]) {
 /// A SYN-ACK with a TFO cookie: built field by field.
 pub(super) fn send_general(cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
     let opts = SynAckOptions {
-        mss: cfg.mss,
+        mss: cfg.mss_of(&p.key),
         wscale: p.wscale.then_some(cfg.rcv_wscale),
         sack: p.sack,
         timestamps: p.ts,
@@ -301,7 +303,7 @@ pub(super) fn send_general(cfg: &TcpConfig, p: &PendingSynAck, tx: &mut impl TxS
         seq: p.iss,
         ack: p.ack,
         flags,
-        window: cfg.synack_window(p.ts.is_some()),
+        window: cfg.synack_window_of(&p.key, p.ts.is_some()),
         syn_options: Some(&wire_opts),
         timestamps: None,
         sack: &[],
@@ -337,7 +339,7 @@ mod tests {
                 our_mac: EthernetAddress([2, 0, 0, 0xc6, 0x12, 1]),
                 peer_mac: EthernetAddress([2, 0, 0, 0xc6, 0x12, 2]),
             },
-            key: FlowKey { local: 0xc612_0001, peer: 0xc612_8003, local_port: 80, peer_port: 40123 },
+            key: FlowKey::v4(0xc612_0001, 0xc612_8003, 80, 40123),
             iss: 0xdead_beef,
             ack: 0x0102_0304,
             ts: (bits & TS != 0).then_some((0x1111_2222, 0x8765_4321)),
@@ -379,8 +381,8 @@ mod tests {
         let f = &sink.0.frames[0];
         assert_eq!(&f[ETH + 10..ETH + 12], &[0, 0], "IP checksum left to the NIC");
         let pseudo = checksum::pseudo_header_ipv4(
-            p.key.local.to_be_bytes(),
-            p.key.peer.to_be_bytes(),
+            p.key.local_v4().to_be_bytes(),
+            p.key.peer_v4().to_be_bytes(),
             6,
             (f.len() - ETH - IP) as u16,
         );

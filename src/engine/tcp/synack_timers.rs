@@ -68,7 +68,7 @@ mod tests {
     use super::*;
 
     fn key(port: u16) -> FlowKey {
-        FlowKey { local: 1, peer: 2, local_port: 80, peer_port: port }
+        FlowKey::v4(1, 2, 80, port)
     }
 
     #[test]

@@ -909,7 +909,7 @@ struct TakeAll {
 impl TcpLayer for TakeAll {
     fn segment(&mut self, _: Instant, input: &TcpInput<'_>, _: &mut HostTx<'_>, _: &mut impl TxSink) -> Taken {
         let s = &input.seg;
-        self.seen.push((s.dst_port(), s.seq_number(), s.flags(), input.ip.src_addr(), input.eth_src));
+        self.seen.push((s.dst_port(), s.seq_number(), s.flags(), input.ip.v4().expect("IPv4").src_addr(), input.eth_src));
         Taken::Yes
     }
 }

@@ -111,8 +111,8 @@ fn right_ack_completes_and_accept_returns_the_child() {
     assert_eq!((l.reqsk_queue_len(), l.reqsk_queue_len_young(), b.request_socks()), (0, 0, 0));
     assert_eq!(l.sk_ack_backlog(), 1);
     let child = b.stack.accept(fd).expect("child");
-    assert_eq!(child.peer, SocketAddrV4::new(CLIENT, CLIENT_PORT));
-    assert_eq!(child.local, SocketAddrV4::new(SERVER, PORT));
+    assert_eq!(child.peer, SocketAddrV4::new(CLIENT, CLIENT_PORT).into());
+    assert_eq!(child.local, SocketAddrV4::new(SERVER, PORT).into());
     assert_eq!(child.worker, 0);
     let conn = b.workers[0].engine.connections().get(child.conn_id).expect("conn");
     assert_eq!((conn.snd_nxt(), conn.rcv_nxt()), (sa.seq + 1, CISN + 1));

@@ -166,10 +166,12 @@ fn pressure_follows_use_with_hysteresis() {
 }
 
 #[test]
-fn an_established_connection_is_at_most_256_bytes_of_control_state() {
+fn an_established_connection_is_at_most_288_bytes_of_control_state() {
     let conn = std::mem::size_of::<crate::engine::tcp::Conn>();
     let tcb = std::mem::size_of::<crate::engine::tcb::Tcb>();
     println!("size_of::<Conn>() = {conn}, of which the Tcb {tcb}");
     assert!(tcb <= 208, "Tcb is {tcb} bytes");
-    assert!(conn <= 256, "Conn is {conn} bytes");
+    // 256 with IPv4 addresses in the flow key; the two IPv6 addresses
+    // (16-byte aligned) add 32.
+    assert!(conn <= 288, "Conn is {conn} bytes");
 }

@@ -15,6 +15,7 @@ mod fastopen;
 mod burst;
 mod fuzz;
 mod handshake;
+mod ipv6;
 mod memory;
 mod queues;
 mod reuseport;
@@ -69,7 +70,7 @@ pub fn ts_off(peer: Ipv4Addr) -> u32 {
 
 /// The flow of a client at `peer:port` talking to our listener, from our side.
 pub fn flow_from(peer: Ipv4Addr, port: u16) -> FlowKey {
-    FlowKey { local: u32::from(SERVER), peer: u32::from(peer), local_port: PORT, peer_port: port }
+    FlowKey::v4(u32::from(SERVER), u32::from(peer), PORT, port)
 }
 
 /// The flow of the default client.

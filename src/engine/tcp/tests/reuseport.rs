@@ -58,7 +58,7 @@ fn closed_member_requests_migrate_when_tcp_migrate_req_is_on() {
     assert_eq!(b.request_socks(), 1);
     assert_eq!(b.counter(Counter::TcpPassiveOpens), 1);
     let child = b.stack.accept(other).expect("the migrated child");
-    assert_eq!(child.peer, SocketAddrV4::new(CLIENT, CLIENT_PORT));
+    assert_eq!(child.peer, SocketAddrV4::new(CLIENT, CLIENT_PORT).into());
 }
 
 #[test]
