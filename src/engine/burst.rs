@@ -48,7 +48,8 @@ impl SeenFlows {
     /// Record `key`; true when it (or a key with the same hash) was seen before.
     #[inline]
     fn insert(&mut self, key: &FlowKey) -> bool {
-        let fold = |a: u128| a as u32 ^ (a >> 64) as u32 ^ (a >> 96) as u32;
+        // The low word is an IPv4 address whole, an IPv6 one's interface id part.
+        let fold = |a: u128| a as u32 ^ (a >> 64) as u32;
         let x = fold(key.peer) ^ fold(key.local).rotate_left(13) ^ (u32::from(key.peer_port) << 16 | u32::from(key.local_port));
         let h = (x.wrapping_mul(0x9e37_79b1) >> 22) as usize;
         let (word, bit) = (h / 64, 1u64 << (h % 64));
@@ -104,8 +105,9 @@ fn receive_chunk(
     }
     clock.mark(Stage::Lookup, segs.len());
 
-    for (i, (seg, f)) in segs.iter().zip(found).enumerate() {
-        if plain_syns >> i & 1 != 0 && tcp.syn_lane(now, seg, &f, &host.tx_context(), tx) {
+    // By reference: moving the burst's lookups would copy them all again.
+    for (i, (seg, f)) in segs.iter().zip(found.iter()).enumerate() {
+        if plain_syns >> i & 1 != 0 && tcp.syn_lane(now, seg, f, &host.tx_context(), tx) {
             continue;
         }
         let taken = tcp.deliver(now, seg, f, &mut host.tx_context(), tx);

@@ -493,8 +493,14 @@ impl TcpEngine {
     /// The TCP stage (`tcp_v4_rcv` after the lookup): the segment to where
     /// its flow was found. `NoSocket` leaves the answer to the host.
     #[inline]
-    pub fn deliver(&mut self, now: Instant, input: &TcpInput<'_>, found: Found, host: &mut HostTx<'_>, tx: &mut impl TxSink) -> Taken {
-        let found = if found.stale { self.lookup(input) } else { found };
+    pub fn deliver(&mut self, now: Instant, input: &TcpInput<'_>, found: &Found, host: &mut HostTx<'_>, tx: &mut impl TxSink) -> Taken {
+        let fresh;
+        let found = if found.stale {
+            fresh = self.lookup(input);
+            &fresh
+        } else {
+            found
+        };
         let (key, c) = (found.key, host.counters);
         let place = match found.place {
             Place::Conn(id) => {
@@ -576,6 +582,7 @@ impl Found {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Place {
     Conn(u32),
     TimeWait,
@@ -597,6 +604,6 @@ impl TcpLayer for TcpEngine {
     #[inline]
     fn segment(&mut self, now: Instant, input: &TcpInput<'_>, host: &mut HostTx<'_>, tx: &mut impl TxSink) -> Taken {
         let found = self.lookup(input);
-        self.deliver(now, input, found, host, tx)
+        self.deliver(now, input, &found, host, tx)
     }
 }
