@@ -21,30 +21,67 @@ use crate::engine::host::RxMeta;
 use crate::engine::sysctl::Sysctls;
 use crate::engine::tcp::TcpConfig;
 use crate::engine::time::Duration;
+use crate::engine::tx::{TxFrame, TxSink};
 use crate::testkit::check::parse_sent_tcp;
-use crate::testkit::frame::{ip_frame, ip_to_us};
-use crate::testkit::rig::{Rig, RigConfig, VecSink};
-use crate::wire::ipv4::{IpProtocol, Ipv4Repr};
+use crate::testkit::frame::{ip_to_us, OUR_MAC, PEER_MAC};
+use crate::testkit::rig::{Rig, RigConfig, FRAME_MAX};
+use crate::wire::ethernet::{self, EtherType, EthernetFrame};
+use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
 use crate::wire::tcp::{self, TcpSegment};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-/// The client's TCP bytes, aimed at port 80 with a right checksum, in a frame.
-fn frame(client: Ipv4Addr, tcp_bytes: &[u8]) -> Vec<u8> {
-    let ip = Ipv4Repr { src_addr: client, ident: 1, ..ip_to_us(IpProtocol::Tcp) };
-    let mut l4 = tcp_bytes.to_vec();
+/// The client's TCP bytes, aimed at port 80 with a right checksum, in a
+/// frame written over `f` (one buffer for every record of a run).
+fn frame(f: &mut Vec<u8>, client: Ipv4Addr, tcp_bytes: &[u8]) {
+    let l4_at = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+    let ip = Ipv4Repr { src_addr: client, ident: 1, payload_len: tcp_bytes.len() as u16, ..ip_to_us(IpProtocol::Tcp) };
+    f.clear();
+    f.resize(l4_at, 0);
+    f.extend_from_slice(tcp_bytes);
+    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+    eth.set_dst_addr(OUR_MAC);
+    eth.set_src_addr(PEER_MAC);
+    eth.set_ethertype(EtherType::Ipv4);
+    let _ = ip.emit(&mut f[ethernet::HEADER_LEN..l4_at]);
+    let l4 = &mut f[l4_at..];
     if l4.len() >= tcp::HEADER_LEN {
         l4[2..4].copy_from_slice(&80u16.to_be_bytes());
-        TcpSegment::new_unchecked(&mut l4[..]).fill_checksum(client, ip.dst_addr);
+        TcpSegment::new_unchecked(l4).fill_checksum(client, ip.dst_addr);
     }
-    ip_frame(&ip, &l4)
 }
 
-fn check_frames(rig: &Rig, sink: &mut VecSink) {
-    for f in sink.take() {
-        if let Err(e) = parse_sent_tcp(rig.now, &f) {
+/// Keeps the frames sent since the last check in buffers reused for the
+/// whole run, each filled with 0xa5 first (which shows bytes a builder
+/// forgot to write, as the rig's `VecSink` does).
+#[derive(Default)]
+struct Sent {
+    bufs: Vec<Vec<u8>>,
+    /// How many of `bufs` hold a frame.
+    n: usize,
+}
+
+impl TxSink for Sent {
+    fn emit<F: FnOnce(&mut [u8]) -> TxFrame>(&mut self, max_len: usize, build: F) -> bool {
+        if self.n == self.bufs.len() {
+            self.bufs.push(Vec::with_capacity(FRAME_MAX));
+        }
+        let buf = &mut self.bufs[self.n];
+        buf.clear();
+        buf.resize(max_len, 0xa5);
+        let frame = build(buf);
+        buf.truncate(frame.len);
+        self.n += 1;
+        true
+    }
+}
+
+fn check_frames(rig: &Rig, sent: &mut Sent) {
+    for f in &sent.bufs[..sent.n] {
+        if let Err(e) = parse_sent_tcp(rig.now, f) {
             panic!("the engine sent a bad frame ({e}): {f:02x?}");
         }
     }
+    sent.n = 0;
 }
 
 /// Poll interval while the clock advances.
@@ -66,7 +103,8 @@ pub fn run(mut data: &[u8]) {
     let mut rig = Rig::new(RigConfig { sysctls, stack_seed: 1, tcp: small_tables, ..RigConfig::default() });
     let fd = rig.listen_on(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80), 2, |_, _| {});
     let listener = rig.stack.listener(fd).expect("listener");
-    let mut sink = VecSink::default();
+    let mut sink = Sent::default();
+    let mut f = Vec::with_capacity(FRAME_MAX);
     while let [ctl, len, rest @ ..] = data {
         let n = usize::from(*len).min(rest.len());
         let (bytes, next) = rest.split_at(n);
@@ -76,7 +114,8 @@ pub fn run(mut data: &[u8]) {
             let _ = rig.stack.accept(fd);
         }
         let client = Ipv4Addr::new(198, 18, 0, 2 + (ctl & 3));
-        rig.rx(0, &frame(client, bytes), RxMeta::default(), &mut sink);
+        frame(&mut f, client, bytes);
+        rig.rx(0, &f, RxMeta::default(), &mut sink);
         check_frames(&rig, &mut sink);
         assert_eq!(listener.reqsk_queue_len() as usize, rig.request_socks());
     }
