@@ -16,7 +16,7 @@ use crate::api::Sockets;
 use crate::dpdk::{tsc, tsc_hz, MulticastRx, Port, PortConfig};
 use crate::engine::host::ipv6::Ipv6Identity;
 use crate::engine::socket::Stack;
-use crate::stats::{Counter, CounterSnapshot, Counters, Runtime};
+use crate::stats::{Counter, CounterSnapshot, Counters, Gauges, Runtime};
 use super::telemetry::TelemetryView;
 use crate::telemetry::capture::{CaptureHub, CaptureInterface};
 use crate::telemetry::control::ControlServer;
@@ -86,6 +86,7 @@ impl Running {
         let counters: Vec<Arc<Counters>> = (0..cfg.workers).map(|_| Arc::new(Counters::new())).collect();
         let tsc_hz = tsc_hz(&dpdk.eal);
         let runtimes: Vec<Arc<Runtime>> = (0..cfg.workers).map(|_| Arc::new(Runtime::new(tsc_hz))).collect();
+        let gauges: Vec<Arc<Gauges>> = (0..cfg.workers).map(|_| Arc::new(Gauges::new())).collect();
         let capture = CaptureHub::new(usize::from(cfg.workers), tsc, tsc_hz, capture_interface(cfg, dpdk.port_id, &port, mac));
         let parts = WorkerParts {
             cfg,
@@ -98,6 +99,7 @@ impl Running {
             sockets: &sockets,
             counters: &counters,
             runtimes: &runtimes,
+            gauges: &gauges,
             latency: &latency,
             epoch,
             capture: &capture,
@@ -129,6 +131,7 @@ impl Running {
             started: epoch,
             counters,
             runtimes,
+            gauges,
             stack: control.stack.clone(),
             main: main_counters,
             hub,

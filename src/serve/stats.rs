@@ -2,7 +2,7 @@
 
 use super::live::Live;
 use crate::engine::socket::Stack;
-use crate::stats::{CounterSnapshot, Counters, Runtime};
+use crate::stats::{CounterSnapshot, Counters, Gauges, Runtime};
 use crate::telemetry::capture::CaptureHub;
 use crate::telemetry::control::{StatsSnapshot, StatsSource};
 use crate::telemetry::latency::LatencyHub;
@@ -18,6 +18,8 @@ pub(super) struct ServeStats {
     pub counters: Vec<Arc<Counters>>,
     /// One per worker.
     pub runtimes: Vec<Arc<Runtime>>,
+    /// One per worker.
+    pub gauges: Vec<Arc<Gauges>>,
     pub stack: Arc<Stack>,
     /// The main thread's own counters (the link's changes).
     pub main: Arc<Counters>,
@@ -66,6 +68,7 @@ impl StatsSource for ServeStats {
             latency_table,
             latency,
             runtime: self.runtimes.iter().map(|r| r.snapshot()).collect(),
+            gauges: self.gauges.iter().map(|g| g.snapshot()).collect(),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::dpdk::Port;
 use crate::engine::host::{Host, HostConfig};
 use crate::engine::tcp::{TcpConfig, TcpEngine};
 use crate::engine::time::Instant as EngineInstant;
-use crate::stats::{Counters, Runtime};
+use crate::stats::{Counters, Gauges, Runtime};
 use crate::telemetry::capture::CaptureHub;
 use crate::telemetry::latency::{LatencySender, WorkerLatency};
 use crate::wire::ethernet::EthernetAddress;
@@ -36,6 +36,8 @@ pub(super) struct WorkerParts<'a> {
     pub counters: &'a [Arc<Counters>],
     /// One per worker.
     pub runtimes: &'a [Arc<Runtime>],
+    /// One per worker.
+    pub gauges: &'a [Arc<Gauges>],
     pub latency: &'a LatencySender,
     /// Engine time zero.
     pub epoch: Instant,
@@ -117,6 +119,7 @@ impl WorkerParts<'_> {
             latency: WorkerLatency::default(),
             counters,
             runtime: self.runtimes[w as usize].clone(),
+            gauges: self.gauges[w as usize].clone(),
             stop: control.stop.clone(),
             idle_sleep: cfg.idle_sleep,
             tx_csum_offload: self.tx_csum_offload,

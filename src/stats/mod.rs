@@ -6,9 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod counters;
+pub mod gauges;
 pub mod metric;
 pub mod runtime;
 
 pub use counters::{Counter, CounterSnapshot, Counters};
+pub use gauges::{Gauge, GaugeSnapshot, Gauges};
 pub use metric::Metric;
 pub use runtime::{Runtime, RuntimeSnapshot, Stage};

@@ -9,7 +9,7 @@
 use crate::engine::socket::ListenerInfo;
 use crate::stats::{RuntimeSnapshot, Stage};
 use crate::telemetry::text::{format_runtime, format_ss_lnt};
-use crate::stats::{Counter, CounterSnapshot};
+use crate::stats::{Counter, CounterSnapshot, Gauge, GaugeSnapshot};
 use crate::telemetry::capture::{self, CaptureHub};
 use crate::telemetry::latency::LatencyRow;
 use serde_json::{json, Map, Value};
@@ -53,6 +53,8 @@ pub struct StatsSnapshot {
     pub latency: Vec<LatencyRow>,
     /// Each worker's cycles per stage, busy and idle, by worker id.
     pub runtime: Vec<RuntimeSnapshot>,
+    /// Each worker's gauges (what it holds now), by worker id.
+    pub gauges: Vec<GaugeSnapshot>,
 }
 
 impl StatsSnapshot {
@@ -135,14 +137,20 @@ pub fn stats_json(s: &StatsSnapshot) -> Value {
         .iter()
         .enumerate()
         .map(|(w, c)| {
-            json!({
+            let mut v = json!({
                 "worker": w,
                 "rx_frames": c.get(Counter::RxFrames),
                 "tx_frames": c.get(Counter::TxFrames),
                 "tx_drops": c.get(Counter::TxDrops),
                 "tx_no_mbuf": c.get(Counter::TxNoMbuf),
                 "passive_opens": c.get(Counter::TcpPassiveOpens),
-            })
+            });
+            if let (Some(g), Some(obj)) = (s.gauges.get(w), v.as_object_mut()) {
+                for &k in Gauge::ALL {
+                    obj.insert(k.name().to_string(), json!(g.get(k)));
+                }
+            }
+            v
         })
         .collect();
     let listeners: Vec<Value> = s
@@ -443,6 +451,9 @@ mod tests {
         w1.add(Counter::ListenDrops, 3);
         let control = Counters::new();
         control.add(Counter::TcpMigrateReqSuccess, 2);
+        let g0 = crate::stats::Gauges::new();
+        g0.set(Gauge::TimeWait, 5 * n);
+        g0.set(Gauge::MbufsInUse, 1024);
         StatsSnapshot {
             uptime: Duration::from_secs(n),
             per_worker: vec![w0.snapshot(), w1.snapshot()],
@@ -463,6 +474,7 @@ mod tests {
             latency_table: latency_table.to_string(),
             latency: latency.to_vec(),
             runtime: vec![fake_runtime(n)],
+            gauges: vec![g0.snapshot(), GaugeSnapshot::default()],
         }
     }
 
@@ -552,6 +564,11 @@ mod tests {
         assert_eq!(v["workers"][1]["rx_frames"], 30);
         assert_eq!(v["workers"][0]["tx_frames"], 2700);
         assert_eq!(v["workers"][0]["passive_opens"], 300);
+        // Gauges are the last value, not a sum or a rate.
+        assert_eq!(v["workers"][0]["time_wait"], 15);
+        assert_eq!(v["workers"][0]["mbufs_in_use"], 1024);
+        assert_eq!(v["workers"][1]["time_wait"], 0);
+        assert_eq!(v["workers"][1]["connections"], 0);
         assert_eq!(v["listeners"][0]["local"], "198.18.0.1:80");
         assert_eq!(v["listeners"][0]["recv_q"], 4);
         assert_eq!(v["listeners"][0]["send_q"], 128);

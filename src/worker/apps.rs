@@ -277,6 +277,7 @@ impl PerCoreApps {
             return;
         }
         let mut received = false;
+        let mut served = false;
         // Read, serve, write until nothing moves. Backpressure: while earlier
         // output waits for send-buffer space nothing more is read, so received
         // data stays in the TCB and its window closes; a WRITABLE event
@@ -307,6 +308,7 @@ impl PerCoreApps {
                             match conn.session.received(data) {
                                 // Timed once this run's responses are handed to TCP.
                                 Ok(requests) => {
+                                    served |= requests > 0;
                                     self.answered.extend(std::iter::repeat(listener_id).take(requests as usize))
                                 }
                                 Err(_) => {
@@ -342,7 +344,7 @@ impl PerCoreApps {
         } else {
             tcp.flush(now, id, tx);
             if !conn.closed {
-                rearm(conn, &self.limits, &mut self.timers, now, received);
+                rearm(conn, &self.limits, &mut self.timers, now, received, served);
             }
         }
     }
@@ -422,10 +424,23 @@ impl PerCoreApps {
 /// Set the connection's deadline for the phase it is in now: a new phase
 /// starts its timeout; the body timeout restarts on every read (nginx's
 /// "between two successive read operations"); the header timeout does not,
-/// so a head sent a byte at a time still ends at its deadline.
-fn rearm(conn: &mut AppConn, limits: &ConnLimits, timers: &mut BinaryHeap<Reverse<(Instant, u32)>>, now: Instant, received: bool) {
+/// so a head sent a byte at a time still ends at its deadline. A request
+/// answered (`served`) starts a new wait even when the phase looks the same
+/// as at the last look (idle, then a whole request answered at once, idle
+/// again): nginx arms keepalive_timeout anew after every response
+/// (`ngx_http_set_keepalive`).
+fn rearm(
+    conn: &mut AppConn,
+    limits: &ConnLimits,
+    timers: &mut BinaryHeap<Reverse<(Instant, u32)>>,
+    now: Instant,
+    received: bool,
+    served: bool,
+) {
     let phase = conn.session.phase();
-    let restart = phase != conn.phase || (phase == Phase::Body && received);
+    let restart = phase != conn.phase
+        || (phase == Phase::Body && received)
+        || (served && matches!(phase, Phase::Idle | Phase::Header));
     conn.phase = phase;
     let Some(timeout) = limits.timeout(phase) else { return };
     if !restart {
@@ -584,6 +599,22 @@ mod tests {
         assert_eq!(bed.sent_with(TcpFlags::FIN).0, 1);
         assert_eq!(bed.counter(Counter::HttpBodyTimeouts), 1);
         assert_eq!(bed.counter(Counter::HttpHeaderTimeouts), 0);
+    }
+
+    #[test]
+    fn a_busy_keep_alive_connection_is_not_closed_at_the_keepalive_timeout() {
+        let mut bed = Bed::new(limits(2, 3, 2, 0));
+        let mut c = bed.connect(0);
+        // A request every second for 8 s: each answer starts a new keep-alive wait.
+        for _ in 0..8 {
+            bed.data(&mut c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            bed.advance(SECOND);
+        }
+        assert_eq!(bed.sent_with(TcpFlags::FIN).0, 0);
+        assert_eq!(bed.counter(Counter::HttpIdleTimeouts) + bed.counter(Counter::HttpHeaderTimeouts), 0);
+        bed.advance(3 * SECOND);
+        assert!(bed.sent_with(TcpFlags::FIN).0 >= 1, "idle for 3 s after the last answer");
+        assert_eq!(bed.counter(Counter::HttpIdleTimeouts), 1);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::engine::burst::{self, StageClock};
 use crate::engine::host::{CsumStatus, Host, RxMeta};
 use crate::engine::tcp::TcpEngine;
 use crate::engine::time::Instant as EngineInstant;
-use crate::stats::{Counter, Counters, Runtime, Stage};
+use crate::stats::{Counter, Counters, Gauge, Gauges, Runtime, Stage};
 use arrayvec::ArrayVec;
 use apps::PerCoreApps;
 use csum_partial::PartialCsumWatch;
@@ -51,6 +51,8 @@ pub struct Worker {
     pub counters: Arc<Counters>,
     /// Cycles per stage, busy and idle (`dlisten stats` shows them).
     pub runtime: Arc<Runtime>,
+    /// What it holds now (connections, TIME_WAIT, mbufs), every half second.
+    pub gauges: Arc<Gauges>,
     pub stop: Arc<AtomicBool>,
     /// 0 = pure busy polling (production); tests on shared cores sleep a little when idle.
     pub idle_sleep: Duration,
@@ -153,7 +155,17 @@ impl Worker {
         if last_latency.elapsed() >= LATENCY_EVERY {
             *last_latency = Instant::now();
             self.send_latency();
+            self.publish_gauges();
         }
+    }
+
+    fn publish_gauges(&self) {
+        let g = &self.gauges;
+        g.set(Gauge::Connections, self.tcp.connections().len() as u64);
+        g.set(Gauge::TimeWait, self.tcp.time_wait_len() as u64);
+        g.set(Gauge::RequestSocks, self.tcp.request_socks() as u64);
+        g.set(Gauge::ConnMemBytes, self.tcp.mem().allocated());
+        g.set(Gauge::MbufsInUse, u64::from(self.pool.in_use_count()));
     }
 
     /// Hand connection events to whichever application side owns each connection.
