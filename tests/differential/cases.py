@@ -1145,13 +1145,9 @@ def v6_fragment_not_multiple_of_8(t):
 
 # ---- IPv6: the listen path (tcp_v6_conn_request, tcp_v6_syn_recv_sock) ----
 #
-# MSS 1440 on a 1500-byte link (1500 - 40 - 20). Until dlisten has its IPv6
-# TCP listen path every segment there gets the closed port's RST: the cases
-# that need a listener are pending_fix; those a listener answers with the
-# closed port's RST too (a bare ACK, a SYN-ACK, data with ACK:
-# tcp_v6_do_rcv's reset of an unmatched segment) already match.
+# MSS 1440 on a 1500-byte link (1500 - 40 - 20).
 
-V6_LISTEN = dict(family=6, pending_fix="IPv6 TCP listen path")
+V6_LISTEN = dict(family=6)
 
 
 def synack6_to(sport):
