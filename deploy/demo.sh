@@ -2,7 +2,8 @@
 # The main job, as root on Debian 12: dlisten on a net_tap device inside a
 # network namespace this script creates, real Linux clients against it, then
 # dlisten's counters. Installs what it needs first (deploy/setup.sh).
-# Traffic stays inside the namespace; addresses are from 198.18.0.0/15 only.
+# Traffic stays inside the namespace; addresses are from 198.18.0.0/15 and
+# 2001:2::/48 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ NS="dldemo$$"
 TAP="dldemo$$"
 SERVER=198.18.0.1
 CLIENT=198.18.0.2
+SERVER6=2001:2::1
+CLIENT6=2001:2::2
 LOG=$(mktemp -t dlisten-demo.XXXXXX)
 PID=""
 
@@ -35,12 +38,14 @@ trap cleanup EXIT
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
-ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+# IPv6 on, without router solicitations or duplicate address detection to wait for.
+ip netns exec "$NS" sysctl -qw net.ipv6.conf.default.router_solicitations=0 net.ipv6.conf.default.accept_ra=0 \
+  net.ipv6.conf.default.accept_dad=0
 
 SOCK="/run/dlisten/dldemo$$.sock"
 HGRM=$(mktemp -d -t dlisten-hgrm.XXXXXX)
-echo "== starting dlisten in namespace $NS on net_tap ($TAP): owns $SERVER, serves http on :80, 2 workers"
-ip netns exec "$NS" "$BIN" serve --addr "$SERVER" --listen "$SERVER:80" --app http --backlog 64 \
+echo "== starting dlisten in namespace $NS on net_tap ($TAP): owns $SERVER and $SERVER6, serves http on [::]:80 (IPv4 too), 2 workers"
+ip netns exec "$NS" "$BIN" serve --addr "$SERVER" --addr "$SERVER6" --listen "[::]:80" --app http --backlog 64 \
   --workers 2 --idle-sleep-us 20 --hgrm-dir "$HGRM" --control-socket "$SOCK" -- \
   --no-huge -m 512 --no-pci --no-shconf --file-prefix "dldemo$$" \
   --vdev "net_tap0,iface=$TAP" --log-level lib.eal:error >"$LOG" 2>&1 &
@@ -53,6 +58,7 @@ done
 grep -E "^(dlisten:|State|LISTEN)" "$LOG"
 ip -n "$NS" addr add "$CLIENT/24" dev "$TAP"
 ip -n "$NS" link set "$TAP" up
+ip -n "$NS" -6 addr add "$CLIENT6/64" dev "$TAP" nodad
 
 echo
 echo "== the Linux kernel ($CLIENT) pings dlisten ($SERVER)"
@@ -63,6 +69,10 @@ ip netns exec "$NS" nc -z -v -w 2 "$SERVER" 81 || true
 echo
 echo "== curl"
 ip netns exec "$NS" curl -sS -i --max-time 5 "http://$SERVER/"
+echo
+echo "== the same listener over IPv6: ping -6 and curl -6 from $CLIENT6"
+ip netns exec "$NS" ping -6 -c 3 -i 0.2 -W 2 "$SERVER6" || true
+ip netns exec "$NS" curl -6 -sS -i --max-time 5 "http://[$SERVER6]/"
 echo
 echo "== wrk, keep-alive, 5 s"
 ip netns exec "$NS" wrk -t1 -c16 -d5s --latency "http://$SERVER/" | sed -n '1,20p'
