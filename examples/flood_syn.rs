@@ -20,15 +20,15 @@ use dlisten::flood::packet::{self, FloodSyn, Link, Rx, SynTemplate, SYN_FRAME_LE
 use dlisten::testkit::frame::{write_tcp_frame, TcpHeader};
 use dlisten::wire::ethernet::EthernetAddress;
 use dlisten::wire::tcp::TcpFlags;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
 
 const BURST: usize = 32;
-const DST: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 18, 0, 1), 80);
+const DST: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 80);
 const US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0xc6, 0x12, 0x02]);
 const THEM: EthernetAddress = EthernetAddress([0x02, 0, 0, 0xc6, 0x12, 0x01]);
 
-fn generator() -> Generator {
+fn generator() -> Generator<Ipv4Addr> {
     // The default of `dlisten flood`: a /24 of sources, ports 1024-65535.
     let src = SrcRange::parse("198.18.1.0/24").expect("a valid prefix");
     Generator::new(GenConfig {
@@ -49,7 +49,7 @@ fn generator() -> Generator {
 /// One burst of flood SYNs written into `frames`, as the DPDK loop writes
 /// them into a burst of mbufs.
 #[inline(never)]
-fn flood_burst(g: &mut Generator, t: &SynTemplate, now_ns: u64, frames: &mut [[u8; SYN_FRAME_LEN]; BURST]) -> usize {
+fn flood_burst(g: &mut Generator<Ipv4Addr>, t: &SynTemplate<Ipv4Addr>, now_ns: u64, frames: &mut [[u8; SYN_FRAME_LEN]; BURST]) -> usize {
     let tsval = gen::tsval(now_ns);
     let mut n = 0;
     for f in frames.iter_mut() {
@@ -62,7 +62,7 @@ fn flood_burst(g: &mut Generator, t: &SynTemplate, now_ns: u64, frames: &mut [[u
 
 /// One burst of replies through the reply check.
 #[inline(never)]
-fn check_burst(g: &mut Generator, now_ns: u64, frames: &[Vec<u8>]) {
+fn check_burst(g: &mut Generator<Ipv4Addr>, now_ns: u64, frames: &[Vec<u8>]) {
     let mut out = Vec::new();
     for f in frames {
         if let Rx::Tcp(r) = packet::parse(f) {
@@ -73,7 +73,7 @@ fn check_burst(g: &mut Generator, now_ns: u64, frames: &[Vec<u8>]) {
 
 fn syn(count: u64) -> Result<(), String> {
     let mut g = generator();
-    let t = SynTemplate::new(&Link { our_mac: US, peer_mac: THEM }, DST);
+    let t = SynTemplate::<Ipv4Addr>::new(&Link { our_mac: US, peer_mac: THEM }, DST);
     let mut frames = [[0u8; SYN_FRAME_LEN]; BURST];
     let mut sent = 0u64;
     let mut now = 1_000u64;
@@ -82,7 +82,7 @@ fn syn(count: u64) -> Result<(), String> {
         now += 3_200;
     }
     // The last frame is a valid SYN of the last flow.
-    match packet::parse(&frames[BURST - 1]) {
+    match packet::parse::<Ipv4Addr>(&frames[BURST - 1]) {
         Rx::Tcp(r) if r.flags == TcpFlags::SYN && r.to == DST => {}
         other => return Err(format!("the last frame is not a SYN to {DST}: {other:?}")),
     }
@@ -93,7 +93,7 @@ fn syn(count: u64) -> Result<(), String> {
 
 fn reply(count: u64) -> Result<(), String> {
     let mut g = generator();
-    let mut syns: Vec<FloodSyn> = Vec::new();
+    let mut syns: Vec<FloodSyn<Ipv4Addr>> = Vec::new();
     for _ in 0..count {
         syns.push(g.next_flood_syn(0).ok_or("the flood stopped")?);
     }

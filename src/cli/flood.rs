@@ -4,7 +4,8 @@ use super::{eal_argv, CliError};
 use crate::flood::{self, FloodConfig, Mode};
 use crate::wire::ethernet::EthernetAddress;
 use clap::Args;
-use std::net::SocketAddrV4;
+use crate::flood::family::Family;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
@@ -21,15 +22,18 @@ pub struct FloodArgs {
     /// syn: SYNs only; handshake: full handshakes; mixed: both at once.
     #[arg(long, value_enum, default_value_t = FloodModeArg::Syn)]
     mode: FloodModeArg,
-    /// The target, inside 198.18.0.0/15.
-    #[arg(long, value_name = "IPV4:PORT")]
-    dst: SocketAddrV4,
+    /// The target: 198.18.0.1:80 inside 198.18.0.0/15, or [2001:2::1]:80
+    /// inside 2001:2::/48 (the flood is then IPv6).
+    #[arg(long, value_name = "ADDR:PORT")]
+    dst: SocketAddr,
     /// The target's MAC (default: resolved by ARP).
     #[arg(long, value_parser = parse_mac)]
     dst_mac: Option<EthernetAddress>,
-    /// Source addresses, a prefix inside 198.18.0.0/15 (we answer ARP for them).
-    #[arg(long, default_value = "198.18.1.0/24")]
-    src: String,
+    /// Source addresses, a prefix of --dst's family inside 198.18.0.0/15 or
+    /// 2001:2::/48 (we answer ARP and neighbour solicitations for them)
+    /// [default: 198.18.1.0/24, or 2001:2:0:1::/120 for an IPv6 --dst].
+    #[arg(long, value_name = "PREFIX")]
+    src: Option<String>,
     /// Source ports, LOW-HIGH.
     #[arg(long, default_value = "1024-65535", value_parser = parse_flood_ports)]
     sport: (u16, u16),
@@ -95,7 +99,7 @@ impl TryFrom<FloodArgs> for FloodConfig {
                 FloodModeArg::Mixed => Mode::Mixed,
             },
             dst: a.dst,
-            src_text: a.src,
+            src_text: a.src.unwrap_or_else(|| default_src(a.dst).to_string()),
             sports: a.sport,
             rate: a.rate.filter(|&r| r > 0),
             count: a.count,
@@ -141,6 +145,14 @@ fn write_hgrms(summary: &flood::report::Summary, dir: &Path) {
     match summary.write_hgrms(dir) {
         Ok(paths) => paths.iter().for_each(|p| println!("flood: wrote {}", p.display())),
         Err(e) => eprintln!("dlisten: {}: {e}", dir.display()),
+    }
+}
+
+/// `--src` when none is given: a prefix of `--dst`'s family.
+fn default_src(dst: SocketAddr) -> &'static str {
+    match dst {
+        SocketAddr::V4(_) => Ipv4Addr::DEFAULT_SRC,
+        SocketAddr::V6(_) => Ipv6Addr::DEFAULT_SRC,
     }
 }
 
