@@ -973,4 +973,60 @@ mod tests {
         let s = &g.stats;
         assert_eq!((s.legit_rst, s.legit_established, s.legit_syn_retrans, s.legit_timeouts), (1, 1, 2, 0));
     }
+
+    /// A whole handshake over IPv6, through the framing and the parse: the
+    /// generator's SYN, the target's SYN-ACK read back from a frame, the
+    /// third ACK with the request, the response, the RST.
+    #[test]
+    fn a_handshake_over_ipv6_through_frames() {
+        use super::super::packet::{build_segment, parse_v6, Link, Rx};
+        use crate::wire::ethernet::EthernetAddress;
+        use std::net::{Ipv6Addr, SocketAddrV6};
+        let dst: SocketAddrV6 = "[2001:2::1]:80".parse().unwrap();
+        let src = SrcRange::<Ipv6Addr>::parse("2001:2:0:1::/120").unwrap();
+        let mut g = Generator::new(GenConfig {
+            dst,
+            flood: None,
+            legit: Some(TupleSpace { src, ports: (3000, 3009) }),
+            flood_count: None,
+            legit_count: Some(1),
+            concurrency: 1,
+            request: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+            timeout_ns: SEC,
+            syn_retries: 0,
+            syn_rto_ns: SEC,
+            salt: 5,
+        });
+        let us = Link { our_mac: EthernetAddress([2, 0, 0, 0, 0, 2]), peer_mac: EthernetAddress([2, 0, 0, 0, 0, 1]) };
+        let them = Link { our_mac: us.peer_mac, peer_mac: us.our_mac };
+        let mut out = Vec::new();
+        g.open_connections(0, 1, &mut out);
+        let [Out::Syn { src: from, isn, .. }] = out[..] else { panic!("{out:?}") };
+        assert_eq!(from, "[2001:2:0:1::1]:3000".parse().unwrap());
+        let mut buf = [0u8; 256];
+        let n = build_segment(&mut buf, &us, &g.segment(&out[0], 1));
+        let Rx::Tcp(syn) = parse_v6(&buf[..n]) else { panic!("not a SYN") };
+        assert_eq!((syn.from, syn.to, syn.seq, syn.flags), (from, dst, isn, TcpFlags::SYN));
+        // The target answers.
+        let reply = Segment { src: dst, dst: from, seq: 900, ack: isn.wrapping_add(1), flags: TcpFlags::SYN | TcpFlags::ACK, ..g.segment(&out[0], 0) };
+        let n = build_segment(&mut buf, &them, &reply);
+        let Rx::Tcp(r) = parse_v6(&buf[..n]) else { panic!("not a SYN-ACK") };
+        out.clear();
+        g.on_reply(1_000, &r, &mut out);
+        assert_eq!(g.stats.legit_established, 1);
+        let [ack @ Out::Ack { with_request: true, .. }] = out[..] else { panic!("{out:?}") };
+        let n = build_segment(&mut buf, &us, &g.segment(&ack, 2));
+        let Rx::Tcp(a) = parse_v6(&buf[..n]) else { panic!("not an ACK") };
+        assert_eq!((a.seq, a.ack, a.payload_len, a.flags), (isn.wrapping_add(1), 901, 18, TcpFlags::ACK | TcpFlags::PSH));
+        out.clear();
+        let response = Reply { to: from, from: dst, seq: 901, ack: isn.wrapping_add(19), flags: TcpFlags::ACK | TcpFlags::PSH, payload_len: 10, options: &[] };
+        g.on_reply(2_000, &response, &mut out);
+        assert_eq!(out, vec![Out::Rst { src: from, seq: isn.wrapping_add(19) }]);
+        assert_eq!(g.stats.legit_responses, 1);
+        assert!(g.finished());
+        // A reply from another address is stray.
+        let other: SocketAddrV6 = "[2001:2::2]:80".parse().unwrap();
+        g.on_reply(3_000, &Reply { from: other, ..response }, &mut out);
+        assert_eq!(g.stats.stray, 1);
+    }
 }

@@ -324,6 +324,15 @@ fn wait_for_link(port: &Port, stop: &AtomicBool) {
     eprintln!("flood: the link is still down after {LINK_WAIT:?}; sending anyway");
 }
 
+/// Checks `cfg` as [`run`] does before it starts anything: addresses
+/// (family, benchmarking range), ports, the request.
+pub fn validate(cfg: &FloodConfig) -> Result<(), FloodError> {
+    match cfg.dst {
+        SocketAddr::V4(d) => gen_config::<Ipv4Addr>(cfg, d).map(drop),
+        SocketAddr::V6(d) => gen_config::<Ipv6Addr>(cfg, Sock::from_parts(*d.ip(), d.port())).map(drop),
+    }
+}
+
 pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
     match cfg.dst {
         SocketAddr::V4(d) => run_in::<Ipv4Addr>(&cfg, d),

@@ -675,4 +675,205 @@ mod tests {
             let _ = parse_v4(&buf[..cut]);
         }
     }
+
+    // IPv6.
+
+    const DST6: &str = "[2001:2::1]:80";
+
+    fn syn6() -> Segment<'static, Ipv6Addr> {
+        Segment {
+            src: "[2001:2:0:1::1]:40000".parse().unwrap(),
+            dst: DST6.parse().unwrap(),
+            seq: 0x0102_0304,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            syn: Some(syn_options::<Ipv6Addr>(42)),
+            timestamps: None,
+            payload: &[],
+            ident: 0,
+        }
+    }
+
+    /// The frame read back with the wire views: Ethernet, the IPv6 header's
+    /// fields, the TCP checksum over the pseudo-header; the segment bytes.
+    fn read_v6(frame: &[u8]) -> (Ipv6Repr, &[u8]) {
+        let eth = EthernetFrame::new_checked(frame).unwrap();
+        assert_eq!((eth.dst_addr(), eth.src_addr(), eth.ethertype()), (THEM, US, EtherType::Ipv6));
+        let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+        let repr = Ipv6Repr::parse(&ip);
+        assert_eq!(ip.total_len(), eth.payload().len(), "no trailing bytes");
+        assert!(ipv6::verify_upper_layer(&repr.src_addr, &repr.dst_addr, 6, ip.payload()), "TCP checksum over IPv6");
+        (repr, ip.payload())
+    }
+
+    #[test]
+    fn v6_syn_is_a_linux_syn_with_valid_checksums() {
+        let mut buf = [0xa5u8; 128];
+        let link = Link { our_mac: US, peer_mac: THEM };
+        let s = syn6();
+        let n = build_segment(&mut buf, &link, &s);
+        assert_eq!(n, 14 + 40 + 40);
+        assert_eq!((n, n), (segment_len(&s), SYN6_FRAME_LEN));
+        let (ip, seg) = read_v6(&buf[..n]);
+        let want = Ipv6Repr {
+            src_addr: *s.src.ip(),
+            dst_addr: *s.dst.ip(),
+            next_header: NextHeader::Tcp,
+            payload_len: 40,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+        };
+        assert_eq!(ip, want);
+        let tcp = TcpSegment::new_checked(seg).unwrap();
+        assert_eq!((tcp.src_port(), tcp.dst_port(), tcp.seq_number(), tcp.flags()), (40000, 80, 0x0102_0304, TcpFlags::SYN));
+        assert_eq!(tcp.window_len(), SYN_WINDOW);
+        // A Linux SYN over IPv6 on a 1500-byte MTU: MSS 1440, then as over IPv4.
+        assert_eq!(tcp.options(), [2, 4, 5, 0xa0, 4, 2, 8, 10, 0, 0, 0, 42, 0, 0, 0, 0, 1, 3, 3, 7]);
+    }
+
+    #[test]
+    fn v6_ack_with_request_and_a_synack_parse_back() {
+        let link = Link { our_mac: US, peer_mac: THEM };
+        let s = Segment { flags: TcpFlags::ACK | TcpFlags::PSH, syn: None, timestamps: Some((5, 6)), payload: b"GET / HTTP/1.1\r\n\r\n", ack: 99, ..syn6() };
+        let mut buf = [0u8; 256];
+        let n = build_segment(&mut buf, &link, &s);
+        assert_eq!(n, 14 + 40 + 32 + 18);
+        let (ip, _) = read_v6(&buf[..n]);
+        assert_eq!(ip.payload_len, 32 + 18);
+        let Rx::Tcp(r) = parse_v6(&buf[..n]) else { panic!("not tcp") };
+        assert_eq!((r.to, r.from, r.seq, r.ack, r.payload_len, r.tsval()), (s.dst, s.src, 0x0102_0304, 99, 18, Some(5)));
+        // The target's SYN-ACK, as our parse sees it.
+        let back = Link { our_mac: THEM, peer_mac: US };
+        let synack = Segment {
+            src: s.dst,
+            dst: s.src,
+            seq: 7,
+            ack: 0x0102_0305,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            syn: Some(SynOptions { timestamps: Some((77, 42)), ..syn_options::<Ipv6Addr>(77) }),
+            ..syn6()
+        };
+        let n = build_segment(&mut buf, &back, &synack);
+        // Ethernet padding after the packet is not data.
+        let Rx::Tcp(r) = parse_v6(&buf[..n + 4]) else { panic!("not tcp") };
+        assert_eq!((r.to, r.from, r.seq, r.ack, r.flags, r.payload_len), (s.src, s.dst, 7, 0x0102_0305, synack.flags, 0));
+        assert_eq!(r.tsval(), Some(77));
+        assert_eq!(parse_v4(&buf[..n]), Rx::Other, "an IPv6 frame is not an IPv4 reply");
+        assert_eq!(parse_v6(&buf[..n - 1]), Rx::Other, "truncated");
+        let mut other = buf;
+        other[ETH + 6] = 17;
+        assert_eq!(parse_v6(&other[..n]), Rx::Other, "UDP");
+    }
+
+    const OURS6: &str = "2001:2:0:1::5";
+
+    /// The target's neighbour solicitation for `target` from `src`.
+    fn ns_frame(src: Ipv6Addr, target: Ipv6Addr, hop_limit: u8) -> Vec<u8> {
+        let group = ipv6::solicited_node(&target);
+        let m = NdiscOut {
+            eth_dst: ipv6::multicast_mac(&group),
+            src,
+            dst: group,
+            repr: NdiscRepr::NeighborSolicit { target, source_lladdr: (!src.is_unspecified()).then_some(THEM), nonce: None },
+        };
+        let mut buf = vec![0u8; NEIGH_FRAME_MAX];
+        let n = build_ndisc(&mut buf, THEM, &m);
+        assert_eq!(n, ETH + 40 + m.repr.buffer_len());
+        buf.truncate(n);
+        buf[ETH + 7] = hop_limit;
+        buf
+    }
+
+    #[test]
+    fn a_neighbour_solicitation_for_our_source_gets_an_advertisement() {
+        let target_ip: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let ours: Ipv6Addr = OURS6.parse().unwrap();
+        let ns = ns_frame(target_ip, ours, 255);
+        let Rx::Ndisc(n) = parse_v6(&ns) else { panic!("not neighbour discovery: {:?}", parse_v6(&ns)) };
+        let rx = Rx::<Ipv6Addr>::Ndisc(n);
+        assert_eq!(rx.neigh_request_for(), Some(IpAddr::V6(ours)));
+        assert_eq!(rx.neigh_sender(), Some((IpAddr::V6(target_ip), THEM)), "the solicitor's MAC is learned too");
+        let na = n.advert_for(US).unwrap();
+        assert_eq!((na.eth_dst, na.src, na.dst), (THEM, ours, target_ip));
+        let mut buf = [0u8; NEIGH_FRAME_MAX];
+        let len = build_ndisc(&mut buf, US, &na);
+        assert_eq!(len, ETH + 40 + ndp::na_len(true));
+        // Read back as the target reads it: hop limit 255, checksum, flags.
+        let ip = Ipv6Packet::new_checked(&buf[ETH..len]).unwrap();
+        assert_eq!((ip.hop_limit(), ip.next_header()), (255, NextHeader::Icmpv6));
+        let Rx::Ndisc(adv) = parse_v6(&buf[..len]) else { panic!("not an advertisement") };
+        let flags = NaFlags { router: false, solicited: true, override_: true };
+        assert_eq!(adv.repr, NdiscRepr::NeighborAdvert { flags, target: ours, target_lladdr: Some(US) });
+        assert_eq!(Rx::<Ipv6Addr>::Ndisc(adv).neigh_sender(), Some((IpAddr::V6(ours), US)));
+        // Duplicate address detection: answered to all nodes, unsolicited.
+        let Rx::Ndisc(dad) = parse_v6(&ns_frame(Ipv6Addr::UNSPECIFIED, ours, 255)) else { panic!("DAD") };
+        let na = dad.advert_for(US).unwrap();
+        assert_eq!(na.dst, ipv6::LINK_LOCAL_ALL_NODES);
+        assert!(matches!(na.repr, NdiscRepr::NeighborAdvert { flags: NaFlags { solicited: false, .. }, .. }));
+        assert_eq!(Rx::<Ipv6Addr>::Ndisc(dad).neigh_sender(), None, "DAD tells no address");
+        // Not from the link (hop limit below 255): dropped, as Linux's ndisc_rcv does.
+        assert_eq!(parse_v6(&ns_frame(target_ip, ours, 64)), Rx::Other);
+        // A corrupted checksum: dropped.
+        let mut bad = ns_frame(target_ip, ours, 255);
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(parse_v6(&bad), Rx::Other);
+    }
+
+    #[test]
+    fn our_neighbour_solicitation_goes_to_the_solicited_node_group() {
+        let ours: Ipv6Addr = OURS6.parse().unwrap();
+        let target: Ipv6Addr = "2001:2::1".parse().unwrap();
+        let m = neighbour_solicit(US, ours, target);
+        let mut buf = [0u8; NEIGH_FRAME_MAX];
+        let n = build_ndisc(&mut buf, US, &m);
+        assert_eq!(n, NEIGH_FRAME_MAX);
+        assert_eq!(&buf[..6], &[0x33, 0x33, 0xff, 0, 0, 1]);
+        let Rx::Ndisc(ns) = parse_v6(&buf[..n]) else { panic!("not neighbour discovery") };
+        assert_eq!((ns.src, ns.dst, ns.eth_src), (ours, "ff02::1:ff00:1".parse().unwrap(), US));
+        assert_eq!(ns.repr, NdiscRepr::NeighborSolicit { target, source_lladdr: Some(US), nonce: None });
+        assert_eq!(build_ndisc(&mut buf[..n - 1], US, &m), 0, "too short a buffer builds nothing");
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The IPv6 template writes what the general builder writes, for
+        /// any source inside 2001:2::/48, and the checksum verifies.
+        #[test]
+        fn v6_syn_template_is_byte_for_byte_the_general_builder(low in any::<u128>(), port in any::<u16>(), isn in any::<u32>(), tsval in any::<u32>()) {
+            let link = Link { our_mac: US, peer_mac: THEM };
+            let dst: SocketAddrV6 = DST6.parse().unwrap();
+            let t = SynTemplate::<Ipv6Addr>::new(&link, dst);
+            let addr = Ipv6Addr::from((0x2001_0002_0000u128 << 80) | (low >> 48));
+            let s = FloodSyn::<Ipv6Addr> { src: SocketAddrV6::new(addr, port, 0, 0), isn, ident: 0 };
+            let mut fast = [0xa5u8; 100];
+            prop_assert!(t.write(&mut fast, &s, tsval));
+            let mut general = [0xa5u8; 100];
+            let seg = Segment { src: s.src, dst, seq: isn, syn: Some(syn_options::<Ipv6Addr>(tsval)), ..syn6() };
+            prop_assert_eq!(build_segment(&mut general, &link, &seg), SYN6_FRAME_LEN);
+            prop_assert_eq!(&fast[..], &general[..]);
+            let (ip, _) = read_v6(&fast[..SYN6_FRAME_LEN]);
+            prop_assert_eq!(ip.src_addr, addr);
+            prop_assert!(!t.write(&mut fast[..SYN6_FRAME_LEN - 1], &s, tsval));
+        }
+
+        /// Whatever arrives, the IPv6 parse returns, and a valid frame cut
+        /// short is never read as a reply.
+        #[test]
+        fn v6_parse_never_panics(data in proptest::collection::vec(any::<u8>(), 0..160), cut in 0usize..SYN6_FRAME_LEN) {
+            let _ = parse_v6(&data);
+            let mut frame = data.clone();
+            if frame.len() >= ETH + 40 {
+                frame[12..14].copy_from_slice(&[0x86, 0xdd]);
+                frame[ETH] = 0x60;
+                let _ = parse_v6(&frame);
+            }
+            let mut buf = [0u8; SYN6_FRAME_LEN];
+            build_segment(&mut buf, &Link { our_mac: US, peer_mac: THEM }, &syn6());
+            prop_assert_eq!(parse_v6(&buf[..cut]), Rx::Other);
+            prop_assert!(matches!(parse_v6(&buf), Rx::Tcp(_)));
+        }
+    }
 }
