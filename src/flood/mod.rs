@@ -80,8 +80,8 @@ pub struct FloodConfig {
 }
 
 /// How long to ask for the target's MAC (ARP or neighbour solicitation).
-const ARP_WAIT: Duration = Duration::from_secs(5);
-const ARP_RETRY: Duration = Duration::from_millis(500);
+const NEIGH_WAIT: Duration = Duration::from_secs(5);
+const NEIGH_RETRY: Duration = Duration::from_millis(500);
 
 /// The generator's view of `cfg`: which tuples flood and which handshake.
 pub fn gen_config<A: Family>(cfg: &FloodConfig, dst: A::Sock) -> Result<GenConfig<A>, FloodError> {
@@ -273,8 +273,8 @@ fn resolve<A: Family>(io: &mut Io, src: &SrcRange<A>, dst: A, stop: &AtomicBool)
     let started = Instant::now();
     let mut last_ask: Option<Instant> = None;
     let mut rx = MbufBatch::new();
-    while started.elapsed() < ARP_WAIT && !stop.load(Ordering::Relaxed) {
-        if last_ask.map_or(true, |t| t.elapsed() >= ARP_RETRY) {
+    while started.elapsed() < NEIGH_WAIT && !stop.load(Ordering::Relaxed) {
+        if last_ask.map_or(true, |t| t.elapsed() >= NEIGH_RETRY) {
             last_ask = Some(Instant::now());
             match (src.first().to_ip(), dst.to_ip()) {
                 (IpAddr::V4(ours), IpAddr::V4(target)) => {
@@ -302,7 +302,7 @@ fn resolve<A: Family>(io: &mut Io, src: &SrcRange<A>, dst: A, stop: &AtomicBool)
         }
     }
     let proto = if A::BITS == 32 { "ARP reply" } else { "neighbour advertisement" };
-    Err(FloodError::NeighTimeout { proto, addr: dst.to_ip(), wait: ARP_WAIT })
+    Err(FloodError::NeighTimeout { proto, addr: dst.to_ip(), wait: NEIGH_WAIT })
 }
 
 /// How long to wait for the port's link (a memif client until its server
@@ -405,7 +405,8 @@ impl StageClock<'_> {
     }
 }
 
-/// ARP, then the load until count, duration or a signal, then a bounded drain.
+/// The target's MAC (ARP or neighbour discovery), then the load until
+/// count, duration or a signal, then a bounded drain.
 fn drive<A: Family>(
     cfg: &FloodConfig,
     dst: A::Sock,
@@ -515,7 +516,7 @@ fn drained<A: Family>(g: &Generator<A>, now: u64, until: u64, timeout_ns: u64, s
     now >= until || g.in_flight() == 0 && flood_settled || stop.load(Ordering::Relaxed) && now + timeout_ns / 2 >= until
 }
 
-/// The replies of one RX burst to the generator, ARP answered.
+/// The replies of one RX burst to the generator, neighbour requests answered.
 fn check_replies<A: Family>(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator<A>, src: &SrcRange<A>, dst: A, now: u64, out: &mut Vec<Out<A>>) {
     for m in rx.drain() {
         match packet::parse::<A>(m.data()) {
