@@ -5,6 +5,8 @@
 #   (a) dlisten serve over net_memif        (two DPDK processes, shared memory)
 #   (b) dlisten serve on a veth via net_af_packet
 #   (c) the kernel's listener (python, backlog 4096) on the same kind of veth
+#   (d) the same kernel listener over IPv6, [2001:2::1]:80 on the same veth
+#       (`dlisten flood` answering the kernel's neighbour solicitations)
 #
 # clients: real kernel clients (wrk, a Python uploader) on one veth, against
 #   dlisten serve over net_af_xdp, dlisten serve over net_af_packet, and
@@ -18,7 +20,7 @@
 #   softirq+irq time; the client's side is steered to GEN_CPU the same way.
 #
 # Every run is bounded (--count and --duration, wrk -d, an upload byte cap);
-# only 198.18.0.0/15 is used, inside namespaces this script creates and
+# only 198.18.0.0/15 and 2001:2::/48 are used, inside namespaces this script creates and
 # removes (trap). Needs root, ethtool, wrk, nginx (deploy/setup.sh) and a
 # built binary (cargo build --release, or DLISTEN=target/debug/dlisten).
 #
@@ -85,10 +87,14 @@ flood() {
     local name=$1 ns=$2 vdev=$3 mode=$4; shift 4
     local pre=()
     [ -n "$ns" ] && pre=(ip netns exec "$ns")
-    "${pre[@]}" timeout 120 "$BIN" flood --mode "$mode" --dst 198.18.0.1:80 --duration 20 \
+    "${pre[@]}" timeout 120 "$BIN" flood --mode "$mode" --dst "$DST" --duration 20 \
         ${RATE:+--rate $RATE} "$@" -- "${EAL[@]}" -l "$GEN_CPU" --file-prefix "$TAG$name" --vdev "$vdev" > "$OUT/$name" 2>&1 \
         || { echo "flood $name failed:" >&2; cat "$OUT/$name" >&2; }
 }
+
+# The target and the three source prefixes of run_suite (IPv4; IPv6 for (d)).
+DST=198.18.0.1:80
+SRC_SYN=198.18.1.0/24 SRC_HS=198.18.2.0/24 SRC_MIXED=198.18.3.0/24
 
 # run_suite LABEL CLIENT_NS CLIENT_VDEV CPU_FN: syn, handshake and mixed, with server CPU per run.
 declare -A ROW
@@ -98,14 +104,14 @@ run_suite() {
     c0=$($cpufn); t0=$(date +%s.%N)
     # Each mode from its own sources: a request sock left by the SYN run would
     # answer a reused tuple with a SYN-ACK for the old ISN.
-    flood "$label-syn" "$ns" "$vdev" syn --src 198.18.1.0/24 --count "$SYNS"
+    flood "$label-syn" "$ns" "$vdev" syn --src "$SRC_SYN" --count "$SYNS"
     c1=$($cpufn); t1=$(date +%s.%N)
     ROW[$label,syn_cores]=$(echo "($c1 - $c0) / ($t1 - $t0)" | bc -l)
     c0=$($cpufn); t0=$(date +%s.%N)
-    flood "$label-hs" "$ns" "$vdev" handshake --src 198.18.2.0/24 --count "$HS" --concurrency 64
+    flood "$label-hs" "$ns" "$vdev" handshake --src "$SRC_HS" --count "$HS" --concurrency 64
     c1=$($cpufn); t1=$(date +%s.%N)
     ROW[$label,hs_cores]=$(echo "($c1 - $c0) / ($t1 - $t0)" | bc -l)
-    flood "$label-mixed" "$ns" "$vdev" mixed --src 198.18.3.0/24 --count "$SYNS" --concurrency 16
+    flood "$label-mixed" "$ns" "$vdev" mixed --src "$SRC_MIXED" --count "$SYNS" --concurrency 16
 }
 
 want() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -154,10 +160,29 @@ while True:
 ' & KPID=$!; PIDS+=($KPID)
 sleep 0.5
 run_suite kernel ${TAG}c "net_af_packet0,iface=$CLIENT_IF" kernel_cpu
+kill "$KPID" 2> /dev/null || true; wait "$KPID" 2> /dev/null || true
 
-# One table.
+# (d) the same kernel over IPv6: 2001:2::1/48 on its veth (no DAD: usable at
+# once), a python listener on [2001:2::1]:80, sources from 2001:2:0:N::/120
+# (255 each: every source is a neighbour entry, Linux's gc_thresh3 is 1024).
+ip netns exec ${TAG}k sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.${TAG}vk.disable_ipv6=0
+ip netns exec ${TAG}k ip -6 addr add 2001:2::1/48 dev ${TAG}vk nodad
+ip netns exec ${TAG}k taskset -c "$SERVER_CPU" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("2001:2::1", 80)); s.listen(4096)
+while True:
+    c, _ = s.accept(); c.close()
+' & KPID=$!; PIDS+=($KPID)
+sleep 0.5
+DST='[2001:2::1]:80'
+SRC_SYN=2001:2:0:1::/120 SRC_HS=2001:2:0:2::/120 SRC_MIXED=2001:2:0:3::/120
+run_suite kernel6 ${TAG}c "net_af_packet0,iface=$CLIENT_IF" kernel_cpu
+kill "$KPID" 2> /dev/null || true; wait "$KPID" 2> /dev/null || true
+
+# One table (kernel6: the kernel over IPv6; dlisten over IPv6 is not measured here).
 printf '\n%-9s %12s %12s %10s %10s %10s %12s %10s %10s\n' target "SYN-ACK/s" "handshk/s" "p50 us" "p99 us" "p99.9 us" "legit ok %" "syn cores" "hs cores"
-for t in memif afpacket kernel; do
+for t in memif afpacket kernel kernel6; do
     printf '%-9s %12s %12s %10s %10s %10s %12s %10.2f %10.2f\n' $t \
         "$(val "$OUT/$t-syn" SynAckPerSec)" "$(val "$OUT/$t-hs" HandshakesPerSec)" \
         "$(lat "$OUT/$t-hs" "connect (syn->synack)" 4)" "$(lat "$OUT/$t-hs" "connect (syn->synack)" 6)" \
@@ -171,7 +196,9 @@ for t in memif afpacket; do
     b=$(per_core $t hs HandshakesPerSec hs_cores); l=$(per_core kernel hs HandshakesPerSec hs_cores)
     echo "$t/kernel per core: SYN-ACKs $(echo "scale=2; $a / ($k + 1)" | bc -l)x ($a vs $k /s/core), handshakes $(echo "scale=2; $b / ($l + 1)" | bc -l)x ($b vs $l /s/core)"
 done
-kill "$KPID" 2> /dev/null || true; wait "$KPID" 2> /dev/null || true
+a=$(per_core kernel6 syn SynAckPerSec syn_cores); k=$(per_core kernel syn SynAckPerSec syn_cores)
+b=$(per_core kernel6 hs HandshakesPerSec hs_cores); l=$(per_core kernel hs HandshakesPerSec hs_cores)
+echo "kernel IPv6/IPv4 per core: SYN-ACKs $(echo "scale=2; $a / ($k + 1)" | bc -l)x ($a vs $k /s/core), handshakes $(echo "scale=2; $b / ($l + 1)" | bc -l)x ($b vs $l /s/core)"
 fi
 
 if want clients; then

@@ -3,7 +3,8 @@
 # counted by callgrind (repeatable, unlike wall-clock time on a shared
 # machine). The generator's work only: the next SYN (tuple, ISN, flow slot)
 # and its frame from the template; a SYN-ACK parsed and checked against its
-# flow. DPDK's part (mbuf allocation, the PMD's TX) is not in these figures:
+# flow; over IPv4 (syn, reply) and IPv6 (syn6, reply6). DPDK's part (mbuf
+# allocation, the PMD's TX) is not in these figures:
 # bench/flood_memif.sh times the whole path.
 #
 # Each mode runs examples/flood_syn twice, LO and HI packets, only
@@ -73,7 +74,7 @@ ir_memif() { # count -> collected Ir of the generator's loop
 
 row() { awk -v m="$1" -v lo="$2" -v hi="$3" -v a="$4" -v b="$5" 'BEGIN { printf "%-8s %8s %8s %12s %12s %10.1f\n", m, lo, hi, a, b, (b - a) / (hi - lo) }'; }
 printf '%-8s %8s %8s %12s %12s %10s\n' mode lo hi "Ir(lo)" "Ir(hi)" Ir/pkt
-for spec in syn:flood_burst reply:check_burst; do
+for spec in syn:flood_burst reply:check_burst syn6:flood_burst reply6:check_burst; do
   mode=${spec%%:*} fn=${spec#*:}
   row "$mode" "$LO" "$HI" "$(ir "$mode" "$fn" "$LO")" "$(ir "$mode" "$fn" "$HI")"
 done

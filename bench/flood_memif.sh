@@ -13,7 +13,9 @@
 # every frame, no copy, no second process): the generator alone, with
 # nothing else on the path that could be the limit.
 #
-# usage: [SINK=memif|null] bench/flood_memif.sh [SECS] [EXTRA FLOOD ARGS...]   (default 10 s)
+# With FAMILY=ipv6, the SYNs are IPv6 ([2001:2::1]:80 from 2001:2:0:1::/120).
+#
+# usage: [SINK=memif|null] [FAMILY=ipv4|ipv6] bench/flood_memif.sh [SECS] [EXTRA FLOOD ARGS...]   (default 10 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,13 +34,18 @@ FLOOD_CORE=${FLOOD_CORE:-1}
 SINK_CORE=${SINK_CORE:-0}
 OUT=bench/out
 mkdir -p "$OUT"
+case ${FAMILY:-ipv4} in
+  ipv4) ADDRS=(--dst 198.18.0.1:80 --src 198.18.1.0/24) ;;
+  ipv6) ADDRS=(--dst '[2001:2::1]:80' --src 2001:2:0:1::/120) ;;
+  *) echo "FAMILY is ipv4 or ipv6" >&2; exit 2 ;;
+esac
 
 nice -n 10 cargo build --release --bin dlisten --example memif_sink >&2
 EAL=(--no-huge -m 512 --no-pci --no-shconf --log-level lib.eal:error)
 
 if [ "${SINK:-memif}" = null ]; then
-  nice -n "$FLOOD_NICE" timeout $((SECS + 30)) target/release/dlisten flood --mode syn --dst 198.18.0.1:80 \
-    --dst-mac 02:00:00:00:00:01 --src 198.18.1.0/24 --duration "$SECS" --timeout-ms 1 --json "$OUT/flood_null.json" "$@" \
+  nice -n "$FLOOD_NICE" timeout $((SECS + 30)) target/release/dlisten flood --mode syn "${ADDRS[@]}" \
+    --dst-mac 02:00:00:00:00:01 --duration "$SECS" --timeout-ms 1 --json "$OUT/flood_null.json" "$@" \
     -- "${EAL[@]}" -l "$FLOOD_CORE" --file-prefix "dlflood$$" --vdev net_null0,no-rx=1 \
     >"$OUT/flood_null.txt" 2>&1 || { cat "$OUT/flood_null.txt" >&2; exit 1; }
   grep -E '^flood: +[0-9]+s|SynSent|SynPerSec|TxNoMbuf|TxDropped|^runtime|^  (stage|rx|check|build|tx) ' "$OUT/flood_null.txt"
@@ -54,8 +61,8 @@ cleanup() { kill -INT "$SINK" 2>/dev/null || true; wait "$SINK" 2>/dev/null || t
 trap cleanup EXIT
 sleep 2
 
-nice -n "$FLOOD_NICE" timeout $((SECS + 30)) target/release/dlisten flood --mode syn --dst 198.18.0.1:80 \
-  --dst-mac 02:00:00:00:00:01 --src 198.18.1.0/24 --duration "$SECS" --timeout-ms 1 --json "$OUT/flood_memif.json" "$@" \
+nice -n "$FLOOD_NICE" timeout $((SECS + 30)) target/release/dlisten flood --mode syn "${ADDRS[@]}" \
+  --dst-mac 02:00:00:00:00:01 --duration "$SECS" --timeout-ms 1 --json "$OUT/flood_memif.json" "$@" \
   -- "${EAL[@]}" -l "$FLOOD_CORE" --file-prefix "dlflood$$" --vdev "net_memif0,role=client,socket=$SOCK,rsize=$RSIZE" \
   >"$OUT/flood_memif.txt" 2>&1 || { cat "$OUT/flood_memif.txt" >&2; exit 1; }
 cleanup

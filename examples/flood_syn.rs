@@ -7,6 +7,7 @@
 //!          ISN, flow slot) and the frame written from the template
 //!   reply  COUNT SYN-ACKs to flood SYNs: parsed and checked against the
 //!          flow (the generator's reply check)
+//!   syn6, reply6: the same over IPv6 (sources 2001:2:0:1::/120)
 //! ```
 //!
 //! Only `flood_burst` and `check_burst` do the counted work, so
@@ -15,24 +16,30 @@
 //! generator did not do what the mode says.
 
 use dlisten::flood::addr::SrcRange;
+use dlisten::flood::family::{Family, Sock};
 use dlisten::flood::gen::{self, GenConfig, Generator, TupleSpace};
-use dlisten::flood::packet::{self, FloodSyn, Link, Rx, SynTemplate, SYN_FRAME_LEN};
-use dlisten::testkit::frame::{write_tcp_frame, TcpHeader};
+use dlisten::flood::packet::{self, FloodSyn, Link, Rx, Segment, SynTemplate};
 use dlisten::wire::ethernet::EthernetAddress;
 use dlisten::wire::tcp::TcpFlags;
-use std::net::SocketAddrV4;
+use dlisten::wire::tcp_options::SynOptions;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::ExitCode;
 
 const BURST: usize = 32;
-const DST: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 18, 0, 1), 80);
 const US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0xc6, 0x12, 0x02]);
 const THEM: EthernetAddress = EthernetAddress([0x02, 0, 0, 0xc6, 0x12, 0x01]);
 
-fn generator() -> Generator {
-    // The default of `dlisten flood`: a /24 of sources, ports 1024-65535.
-    let src = SrcRange::parse("198.18.1.0/24").expect("a valid prefix");
+/// The target and `dlisten flood`'s default sources of a family.
+fn dst<A: Family>() -> A::Sock {
+    let ip = if A::BITS == 32 { "198.18.0.1" } else { "2001:2::1" };
+    A::Sock::from_parts(A::from_ip(ip.parse().expect("an address")).expect("of the family"), 80)
+}
+
+fn generator<A: Family>() -> Generator<A> {
+    // The default of `dlisten flood`: its source prefix, ports 1024-65535.
+    let src = SrcRange::<A>::parse(A::DEFAULT_SRC).expect("a valid prefix");
     Generator::new(GenConfig {
-        dst: DST,
+        dst: dst::<A>(),
         flood: Some(TupleSpace { src, ports: (1024, 65535) }),
         legit: None,
         flood_count: None,
@@ -46,10 +53,13 @@ fn generator() -> Generator {
     })
 }
 
+/// Room for a SYN of either family.
+const FRAME: usize = packet::SYN6_FRAME_LEN;
+
 /// One burst of flood SYNs written into `frames`, as the DPDK loop writes
 /// them into a burst of mbufs.
 #[inline(never)]
-fn flood_burst(g: &mut Generator, t: &SynTemplate, now_ns: u64, frames: &mut [[u8; SYN_FRAME_LEN]; BURST]) -> usize {
+fn flood_burst<A: Family>(g: &mut Generator<A>, t: &SynTemplate<A>, now_ns: u64, frames: &mut [[u8; FRAME]; BURST]) -> usize {
     let tsval = gen::tsval(now_ns);
     let mut n = 0;
     for f in frames.iter_mut() {
@@ -62,19 +72,19 @@ fn flood_burst(g: &mut Generator, t: &SynTemplate, now_ns: u64, frames: &mut [[u
 
 /// One burst of replies through the reply check.
 #[inline(never)]
-fn check_burst(g: &mut Generator, now_ns: u64, frames: &[Vec<u8>]) {
+fn check_burst<A: Family>(g: &mut Generator<A>, now_ns: u64, frames: &[Vec<u8>]) {
     let mut out = Vec::new();
     for f in frames {
-        if let Rx::Tcp(r) = packet::parse(f) {
+        if let Rx::Tcp(r) = packet::parse::<A>(f) {
             g.on_reply(now_ns, &r, &mut out);
         }
     }
 }
 
-fn syn(count: u64) -> Result<(), String> {
-    let mut g = generator();
-    let t = SynTemplate::new(&Link { our_mac: US, peer_mac: THEM }, DST);
-    let mut frames = [[0u8; SYN_FRAME_LEN]; BURST];
+fn syn<A: Family>(count: u64) -> Result<(), String> {
+    let mut g = generator::<A>();
+    let t = SynTemplate::<A>::new(&Link { our_mac: US, peer_mac: THEM }, dst::<A>());
+    let mut frames = [[0u8; FRAME]; BURST];
     let mut sent = 0u64;
     let mut now = 1_000u64;
     while sent < count {
@@ -82,38 +92,40 @@ fn syn(count: u64) -> Result<(), String> {
         now += 3_200;
     }
     // The last frame is a valid SYN of the last flow.
-    match packet::parse(&frames[BURST - 1]) {
-        Rx::Tcp(r) if r.flags == TcpFlags::SYN && r.to == DST => {}
-        other => return Err(format!("the last frame is not a SYN to {DST}: {other:?}")),
+    match packet::parse::<A>(&frames[BURST - 1][..A::SYN_FRAME_LEN]) {
+        Rx::Tcp(r) if r.flags == TcpFlags::SYN && r.to == dst::<A>() => {}
+        other => return Err(format!("the last frame is not a SYN to {}: {other:?}", dst::<A>())),
     }
     check(g.stats.syn_sent == sent, format!("syn_sent {} != {sent}", g.stats.syn_sent))?;
     println!("flood_syn syn: {sent} SYNs");
     Ok(())
 }
 
-fn reply(count: u64) -> Result<(), String> {
-    let mut g = generator();
-    let mut syns: Vec<FloodSyn> = Vec::new();
+fn reply<A: Family>(count: u64) -> Result<(), String> {
+    let mut g = generator::<A>();
+    let mut syns: Vec<FloodSyn<A>> = Vec::new();
     for _ in 0..count {
         syns.push(g.next_flood_syn(0).ok_or("the flood stopped")?);
     }
+    let back = Link { our_mac: THEM, peer_mac: US };
     let frames: Vec<Vec<u8>> = syns
         .iter()
         .map(|s| {
-            let h = TcpHeader {
-                eth_dst: US,
-                eth_src: THEM,
-                src: DST,
+            // A Linux SYN-ACK: MSS, SACK-permitted, timestamps, window scale.
+            let opts = SynOptions { timestamps: Some((1, 0)), ..packet::syn_options::<A>(1) };
+            let seg = Segment::<A> {
+                src: dst::<A>(),
                 dst: s.src,
                 seq: 77,
                 ack: s.isn.wrapping_add(1),
                 flags: TcpFlags::SYN | TcpFlags::ACK,
-                ..TcpHeader::default()
+                syn: Some(opts),
+                timestamps: None,
+                payload: &[],
+                ident: 0,
             };
-            // A Linux SYN-ACK's options: MSS, SACK-permitted, timestamps, window scale.
-            let opts = [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
             let mut buf = vec![0u8; 128];
-            let n = write_tcp_frame(&mut buf, &h, &opts, &[]);
+            let n = packet::build_segment(&mut buf, &back, &seg);
             buf.truncate(n);
             buf
         })
@@ -125,7 +137,6 @@ fn reply(count: u64) -> Result<(), String> {
     println!("flood_syn reply: {count} SYN-ACKs checked");
     Ok(())
 }
-
 fn check(ok: bool, what: String) -> Result<(), String> {
     if ok {
         Ok(())
@@ -138,9 +149,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let count = args.get(2).and_then(|c| c.parse::<u64>().ok()).filter(|&c| (1..=10_000_000).contains(&c));
     let result = match (args.get(1).map(String::as_str), count) {
-        (Some("syn"), Some(c)) => syn(c),
-        (Some("reply"), Some(c)) => reply(c),
-        _ => Err("usage: flood_syn syn|reply COUNT (1..=10000000)".to_string()),
+        (Some("syn"), Some(c)) => syn::<Ipv4Addr>(c),
+        (Some("reply"), Some(c)) => reply::<Ipv4Addr>(c),
+        (Some("syn6"), Some(c)) => syn::<Ipv6Addr>(c),
+        (Some("reply6"), Some(c)) => reply::<Ipv6Addr>(c),
+        _ => Err("usage: flood_syn syn|reply|syn6|reply6 COUNT (1..=10000000)".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -181,11 +181,20 @@ fn mixed_load_keeps_legitimate_handshakes_working() {
 
 #[test]
 fn addresses_outside_the_benchmark_range_are_refused() {
-    for (dst, src) in [("192.0.2.1:80", "198.18.1.0/24"), ("198.18.0.1:80", "10.0.0.0/24"), ("198.18.1.5:80", "198.18.1.0/24")] {
+    for (dst, src, says) in [
+        ("192.0.2.1:80", "198.18.1.0/24", "198.18.0.0/15"),
+        ("198.18.0.1:80", "10.0.0.0/24", "198.18.0.0/15"),
+        ("198.18.1.5:80", "198.18.1.0/24", "inside --src"),
+        ("[2001:db8::1]:80", "2001:2:0:1::/120", "outside 2001:2::/48"),
+        ("[2001:2::1]:80", "2001:db8::/64", "outside 2001:2::/48"),
+        ("[2001:2::1]:80", "198.18.1.0/24", "different address families"),
+        ("198.18.0.1:80", "2001:2:0:1::/64", "different address families"),
+    ] {
         let out = Command::new(dlisten_bin()).args(["flood", "--dst", dst, "--src", src, "--", "--no-pci"]).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{dst} from {src} accepted");
-        assert!(err.contains("198.18.0.0/15") || err.contains("inside --src"), "{err}");
+        assert_eq!(out.status.code(), Some(2), "{dst} from {src}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains(says), "{dst} from {src}: {err}");
         assert!(!err.contains("EAL"), "refused before EAL starts: {err}");
     }
 }

@@ -4,7 +4,8 @@ use super::{eal_argv, CliError};
 use crate::flood::{self, FloodConfig, Mode};
 use crate::wire::ethernet::EthernetAddress;
 use clap::Args;
-use std::net::SocketAddrV4;
+use crate::flood::family::Family;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
@@ -21,15 +22,18 @@ pub struct FloodArgs {
     /// syn: SYNs only; handshake: full handshakes; mixed: both at once.
     #[arg(long, value_enum, default_value_t = FloodModeArg::Syn)]
     mode: FloodModeArg,
-    /// The target, inside 198.18.0.0/15.
-    #[arg(long, value_name = "IPV4:PORT")]
-    dst: SocketAddrV4,
+    /// The target: 198.18.0.1:80 inside 198.18.0.0/15, or [2001:2::1]:80
+    /// inside 2001:2::/48 (the flood is then IPv6).
+    #[arg(long, value_name = "ADDR:PORT")]
+    dst: SocketAddr,
     /// The target's MAC (default: resolved by ARP).
     #[arg(long, value_parser = parse_mac)]
     dst_mac: Option<EthernetAddress>,
-    /// Source addresses, a prefix inside 198.18.0.0/15 (we answer ARP for them).
-    #[arg(long, default_value = "198.18.1.0/24")]
-    src: String,
+    /// Source addresses, a prefix of --dst's family inside 198.18.0.0/15 or
+    /// 2001:2::/48 (we answer ARP and neighbour solicitations for them)
+    /// [default: 198.18.1.0/24, or 2001:2:0:1::/120 for an IPv6 --dst].
+    #[arg(long, value_name = "PREFIX")]
+    src: Option<String>,
     /// Source ports, LOW-HIGH.
     #[arg(long, default_value = "1024-65535", value_parser = parse_flood_ports)]
     sport: (u16, u16),
@@ -81,6 +85,9 @@ pub struct FloodArgs {
 pub enum FloodArgsError {
     #[error("--duration needs a non-negative number of seconds")]
     Duration,
+    /// Addresses, ports or request refused before anything starts.
+    #[error(transparent)]
+    Invalid(#[from] flood::FloodError),
 }
 
 impl TryFrom<FloodArgs> for FloodConfig {
@@ -95,7 +102,7 @@ impl TryFrom<FloodArgs> for FloodConfig {
                 FloodModeArg::Mixed => Mode::Mixed,
             },
             dst: a.dst,
-            src_text: a.src,
+            src_text: a.src.unwrap_or_else(|| default_src(a.dst).to_string()),
             sports: a.sport,
             rate: a.rate.filter(|&r| r > 0),
             count: a.count,
@@ -117,6 +124,7 @@ impl TryFrom<FloodArgs> for FloodConfig {
 /// `dlisten flood`: run the generator, print the summary, tables and .hgrm files.
 pub(super) fn run(a: FloodArgs) -> Result<(), CliError> {
     let cfg = FloodConfig::try_from(a)?;
+    flood::validate(&cfg).map_err(FloodArgsError::Invalid)?;
     let hgrm_dir = cfg.hgrm_dir.clone();
     let json = cfg.json.clone();
     let summary = flood::run(cfg)?;
@@ -141,6 +149,14 @@ fn write_hgrms(summary: &flood::report::Summary, dir: &Path) {
     match summary.write_hgrms(dir) {
         Ok(paths) => paths.iter().for_each(|p| println!("flood: wrote {}", p.display())),
         Err(e) => eprintln!("dlisten: {}: {e}", dir.display()),
+    }
+}
+
+/// `--src` when none is given: a prefix of `--dst`'s family.
+fn default_src(dst: SocketAddr) -> &'static str {
+    match dst {
+        SocketAddr::V4(_) => Ipv4Addr::DEFAULT_SRC,
+        SocketAddr::V6(_) => Ipv6Addr::DEFAULT_SRC,
     }
 }
 
@@ -228,6 +244,48 @@ mod tests {
         let negative = flood_args(&["--duration=-1"]).unwrap();
         assert!(matches!(FloodConfig::try_from(negative), Err(FloodArgsError::Duration)));
         assert!(Cli::try_parse_from(["dlisten", "flood"]).is_err(), "--dst is required");
+    }
+
+    fn flood_args_to(dst: &str, argv: &[&str]) -> Result<FloodConfig, String> {
+        let cli = Cli::try_parse_from(["dlisten", "flood", "--dst", dst].iter().chain(argv)).map_err(|e| e.to_string())?;
+        let Command::Flood(a) = cli.command else { panic!("not flood") };
+        let cfg = FloodConfig::try_from(*a).map_err(|e| e.to_string())?;
+        flood::validate(&cfg).map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn an_ipv6_dst_makes_an_ipv6_flood_with_its_own_default_source() {
+        let cfg = flood_args_to("[2001:2::1]:80", &[]).unwrap();
+        assert_eq!(cfg.dst, "[2001:2::1]:80".parse::<std::net::SocketAddr>().unwrap());
+        assert_eq!(cfg.src_text, "2001:2:0:1::/120");
+        let cfg = flood_args_to("[2001:2::1]:8080", &["--src", "2001:2:0:1::/64", "--mode", "handshake"]).unwrap();
+        assert_eq!((cfg.src_text.as_str(), cfg.dst.port(), cfg.mode), ("2001:2:0:1::/64", 8080, Mode::Handshake));
+        assert_eq!(flood_args_to("[2001:2::1]:80", &["--src", "2001:2:0:1::7"]).unwrap().src_text, "2001:2:0:1::7");
+        assert_eq!(flood_args_to("198.18.0.1:80", &[]).unwrap().src_text, "198.18.1.0/24");
+        assert!(flood_args_to("2001:2::1:80", &[]).is_err(), "an IPv6 --dst needs its brackets");
+    }
+
+    #[test]
+    fn addresses_outside_the_benchmarking_ranges_are_refused() {
+        for (dst, src, says) in [
+            ("[2001:db8::1]:80", None, "[2001:db8::1]:80 is outside 2001:2::/48"),
+            ("[::1]:80", None, "outside 2001:2::/48"),
+            ("[2001:2::1]:80", Some("2001:db8::/64"), "2001:db8::/64 is outside 2001:2::/48"),
+            ("[2001:2::1]:80", Some("2001:2::/47"), "2001:2::/47 is outside 2001:2::/48"),
+            ("[2001:2::1]:80", Some("2001:2::/120"), "--dst 2001:2::1 lies inside --src 2001:2::/120"),
+            ("[2001:2::1]:80", Some("198.18.1.0/24"), "--src 198.18.1.0/24 and --dst [2001:2::1]:80 are of different address families"),
+            ("198.18.0.1:80", Some("2001:2:0:1::/64"), "are of different address families"),
+            ("192.0.2.1:80", None, "192.0.2.1:80 is outside 198.18.0.0/15"),
+            ("198.18.0.1:80", Some("10.0.0.0/8"), "10.0.0.0/8 is outside 198.18.0.0/15"),
+            ("[2001:2::1]:80", Some("2001:2::zz/64"), "not an address prefix"),
+        ] {
+            let argv: Vec<&str> = src.map(|s| vec!["--src", s]).unwrap_or_default();
+            let e = flood_args_to(dst, &argv).expect_err(dst);
+            assert!(e.contains(says), "{dst} from {src:?}: {e:?} does not say {says:?}");
+        }
+        let e = FloodArgsError::Invalid(flood::FloodError::Addr(flood::addr::AddrError::OutsideBenchRange6("x".into())));
+        assert_eq!(crate::cli::CliError::from(e).exit_code(), crate::cli::EXIT_USAGE, "bad input: status 2");
     }
 
     #[test]

@@ -1,18 +1,19 @@
 //! `dlisten flood`: a DPDK SYN-flood and handshake load generator.
 pub mod addr;
+pub mod family;
 pub mod gen;
 pub mod packet;
 pub mod report;
 pub mod runtime;
 
 use crate::dpdk::{self, DpdkError, Eal, MbufBatch, Mempool, Port, PortConfig, RxQueue, TxQueue, BURST};
-use crate::wire::arp::ArpOperation;
 use crate::wire::ethernet::EthernetAddress;
 use addr::{AddrError, SrcRange};
+use family::{Family, Sock};
 use gen::{GenConfig, Generator, Out, TokenBucket, TupleSpace};
-use packet::{Link, Rx, SynTemplate, SYN_FRAME_LEN};
+use packet::{Link, Rx, SynTemplate};
 use runtime::{FloodRuntime, FloodStage};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,8 +26,8 @@ pub enum FloodError {
     Dpdk(#[from] DpdkError),
     #[error(transparent)]
     Addr(#[from] AddrError),
-    #[error("no ARP reply from {0} within {1:?}: is the target up on this link? (or pass --dst-mac)")]
-    ArpTimeout(Ipv4Addr, Duration),
+    #[error("no {proto} from {addr} within {wait:?}: is the target up on this link? (or pass --dst-mac)")]
+    NeighTimeout { proto: &'static str, addr: IpAddr, wait: Duration },
     #[error("--request is {0} bytes; at most {max} fit in one segment", max = packet::MAX_REQUEST)]
     RequestTooLong(usize),
     #[error("mixed mode needs at least 2 source ports (one for the legitimate load, the rest for the flood)")]
@@ -49,8 +50,9 @@ pub enum Mode {
 #[derive(Clone, Debug)]
 pub struct FloodConfig {
     pub mode: Mode,
-    pub dst: SocketAddrV4,
-    /// `--src` as written (for messages) and parsed.
+    /// The target, IPv4 or IPv6: the flood's family.
+    pub dst: SocketAddr,
+    /// `--src` as written (for messages) and parsed, of `dst`'s family.
     pub src_text: String,
     pub sports: (u16, u16),
     /// Flood SYNs per second (None: as fast as the TX ring takes them).
@@ -77,15 +79,15 @@ pub struct FloodConfig {
     pub eal_args: Vec<String>,
 }
 
-/// How long to ask for the target's MAC.
-const ARP_WAIT: Duration = Duration::from_secs(5);
-const ARP_RETRY: Duration = Duration::from_millis(500);
+/// How long to ask for the target's MAC (ARP or neighbour solicitation).
+const NEIGH_WAIT: Duration = Duration::from_secs(5);
+const NEIGH_RETRY: Duration = Duration::from_millis(500);
 
 /// The generator's view of `cfg`: which tuples flood and which handshake.
-pub fn gen_config(cfg: &FloodConfig) -> Result<GenConfig, FloodError> {
-    addr::check_dst(cfg.dst)?;
-    let src = SrcRange::parse(&cfg.src_text)?;
-    addr::check_all(cfg.dst, &cfg.src_text, &src)?;
+pub fn gen_config<A: Family>(cfg: &FloodConfig, dst: A::Sock) -> Result<GenConfig<A>, FloodError> {
+    addr::check_dst(dst)?;
+    let src = addr::parse_src::<A>(&cfg.src_text, cfg.dst)?;
+    addr::check_all(dst, &cfg.src_text, &src)?;
     if cfg.request.len() > packet::MAX_REQUEST {
         return Err(FloodError::RequestTooLong(cfg.request.len()));
     }
@@ -112,7 +114,7 @@ pub fn gen_config(cfg: &FloodConfig) -> Result<GenConfig, FloodError> {
         [b[0], b[1], b[2], b[3]]
     }).unwrap_or([0x5e, 0xed, 0, 1]));
     Ok(GenConfig {
-        dst: cfg.dst,
+        dst,
         flood,
         legit,
         flood_count: if cfg.mode == Mode::Handshake { None } else { cfg.count },
@@ -181,7 +183,7 @@ impl Io {
 
     /// Frame the generator's segments (handshakes, RSTs, retransmissions)
     /// with the general builder. Returns how many.
-    fn build_all(&mut self, g: &Generator, link: &Link, out: &mut Vec<Out>) -> usize {
+    fn build_all<A: Family>(&mut self, g: &Generator<A>, link: &Link, out: &mut Vec<Out<A>>) -> usize {
         let n = out.len();
         for o in out.drain(..) {
             self.ident = self.ident.wrapping_add(1);
@@ -192,20 +194,20 @@ impl Io {
         n
     }
 
-    fn send_all(&mut self, g: &Generator, link: &Link, out: &mut Vec<Out>) {
+    fn send_all<A: Family>(&mut self, g: &Generator<A>, link: &Link, out: &mut Vec<Out<A>>) {
         self.build_all(g, link, out);
         self.flush();
     }
 
     /// Up to `want` flood SYNs from the template into the TX batch's free
     /// slots, their mbufs taken from the pool with one call. Returns how many.
-    fn build_flood(&mut self, g: &mut Generator, tmpl: &SynTemplate, now_ns: u64, want: u64) -> usize {
+    fn build_flood<A: Family>(&mut self, g: &mut Generator<A>, tmpl: &SynTemplate<A>, now_ns: u64, want: u64) -> usize {
         let n = want.min(g.flood_left()).min(self.pending.room() as u64) as usize;
         if n == 0 {
             return 0;
         }
         let tsval = gen::tsval(now_ns);
-        let ok = self.pool.alloc_frames(&mut self.pending, n, SYN_FRAME_LEN as u16, |_, buf| {
+        let ok = self.pool.alloc_frames(&mut self.pending, n, A::SYN_FRAME_LEN as u16, |_, buf| {
             // n <= flood_left: there is a SYN for every buffer.
             if let Some(s) = g.next_flood_syn(now_ns) {
                 tmpl.write(buf, &s, tsval);
@@ -235,30 +237,54 @@ impl Io {
         self.push(42, |buf| packet::build_arp(buf, eth_dst, mac, arp));
         self.flush();
     }
+
+    fn send_ndisc(&mut self, m: &packet::NdiscOut) {
+        let mac = self.our_mac;
+        self.push(packet::NEIGH_FRAME_MAX, |buf| packet::build_ndisc(buf, mac, m));
+        self.flush();
+    }
 }
 
-/// Answer ARP requests for our source addresses (a listener ARPs for them
-/// before it answers a SYN); learn the target's MAC from its replies and
-/// requests. Returns the target's MAC when this frame told it.
-fn handle_arp(io: &mut Io, src: &SrcRange, dst: Ipv4Addr, arp: &crate::wire::arp::ArpRepr) -> Option<EthernetAddress> {
-    if arp.operation == ArpOperation::Request && src.contains(arp.target_protocol_addr) {
-        if let Some(reply) = arp.reply_to(io.our_mac, arp.target_protocol_addr) {
-            io.send_arp(arp.sender_hardware_addr, &reply);
+/// Answer neighbour requests for our source addresses (ARP requests,
+/// neighbour solicitations: a listener resolves them before it answers a
+/// SYN); learn the target's MAC from its replies and requests. Returns the
+/// target's MAC when this frame told it.
+fn handle_neigh<A: Family>(io: &mut Io, src: &SrcRange<A>, dst: A, rx: &Rx<'_, A>) -> Option<EthernetAddress> {
+    if rx.neigh_request_for().is_some_and(|a| src.contains_ip(a)) {
+        match rx {
+            Rx::Arp(arp) => {
+                if let Some(reply) = arp.reply_to(io.our_mac, arp.target_protocol_addr) {
+                    io.send_arp(arp.sender_hardware_addr, &reply);
+                }
+            }
+            Rx::Ndisc(ns) => {
+                if let Some(na) = ns.advert_for(io.our_mac) {
+                    io.send_ndisc(&na);
+                }
+            }
+            _ => {}
         }
     }
-    (arp.sender_protocol_addr == dst).then_some(arp.sender_hardware_addr)
+    rx.neigh_sender().and_then(|(ip, mac)| (ip == dst.to_ip()).then_some(mac))
 }
 
 /// Ask for the target's MAC from our first source address.
-fn resolve(io: &mut Io, src: &SrcRange, dst: Ipv4Addr, stop: &AtomicBool) -> Result<EthernetAddress, FloodError> {
+fn resolve<A: Family>(io: &mut Io, src: &SrcRange<A>, dst: A, stop: &AtomicBool) -> Result<EthernetAddress, FloodError> {
     let started = Instant::now();
     let mut last_ask: Option<Instant> = None;
     let mut rx = MbufBatch::new();
-    while started.elapsed() < ARP_WAIT && !stop.load(Ordering::Relaxed) {
-        if last_ask.map_or(true, |t| t.elapsed() >= ARP_RETRY) {
+    while started.elapsed() < NEIGH_WAIT && !stop.load(Ordering::Relaxed) {
+        if last_ask.map_or(true, |t| t.elapsed() >= NEIGH_RETRY) {
             last_ask = Some(Instant::now());
-            let req = packet::arp_request(io.our_mac, src.first(), dst);
-            io.send_arp(EthernetAddress::BROADCAST, &req);
+            match (src.first().to_ip(), dst.to_ip()) {
+                (IpAddr::V4(ours), IpAddr::V4(target)) => {
+                    let req = packet::arp_request(io.our_mac, ours, target);
+                    io.send_arp(EthernetAddress::BROADCAST, &req);
+                }
+                (IpAddr::V6(ours), IpAddr::V6(target)) => io.send_ndisc(&packet::neighbour_solicit(io.our_mac, ours, target)),
+                // One family by construction.
+                _ => {}
+            }
         }
         if io.rxq.rx_burst(&mut rx) == 0 {
             std::thread::sleep(Duration::from_micros(100));
@@ -266,15 +292,17 @@ fn resolve(io: &mut Io, src: &SrcRange, dst: Ipv4Addr, stop: &AtomicBool) -> Res
         }
         let mut found = None;
         for m in rx.drain() {
-            if let Rx::Arp(arp) = packet::parse(m.data()) {
-                found = found.or(handle_arp(io, src, dst, &arp));
+            let r = packet::parse::<A>(m.data());
+            if matches!(r, Rx::Arp(_) | Rx::Ndisc(_)) {
+                found = found.or(handle_neigh(io, src, dst, &r));
             }
         }
         if let Some(mac) = found {
             return Ok(mac);
         }
     }
-    Err(FloodError::ArpTimeout(dst, ARP_WAIT))
+    let proto = if A::BITS == 32 { "ARP reply" } else { "neighbour advertisement" };
+    Err(FloodError::NeighTimeout { proto, addr: dst.to_ip(), wait: NEIGH_WAIT })
 }
 
 /// How long to wait for the port's link (a memif client until its server
@@ -296,10 +324,28 @@ fn wait_for_link(port: &Port, stop: &AtomicBool) {
     eprintln!("flood: the link is still down after {LINK_WAIT:?}; sending anyway");
 }
 
+/// Checks `cfg` as [`run`] does before it starts anything: addresses
+/// (family, benchmarking range), ports, the request.
+pub fn validate(cfg: &FloodConfig) -> Result<(), FloodError> {
+    match cfg.dst {
+        SocketAddr::V4(d) => gen_config::<Ipv4Addr>(cfg, d).map(drop),
+        SocketAddr::V6(d) => gen_config::<Ipv6Addr>(cfg, Sock::from_parts(*d.ip(), d.port())).map(drop),
+    }
+}
+
 pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
+    match cfg.dst {
+        SocketAddr::V4(d) => run_in::<Ipv4Addr>(&cfg, d),
+        // Scope and flow label dropped: replies are matched on address and port.
+        SocketAddr::V6(d) => run_in::<Ipv6Addr>(&cfg, Sock::from_parts(*d.ip(), d.port())),
+    }
+}
+
+/// A flood in family `A`.
+fn run_in<A: Family>(cfg: &FloodConfig, dst: A::Sock) -> Result<report::Summary, FloodError> {
     // Validate before touching EAL.
-    let gcfg = gen_config(&cfg)?;
-    let src = SrcRange::parse(&cfg.src_text)?;
+    let gcfg = gen_config::<A>(cfg, dst)?;
+    let src = addr::parse_src::<A>(&cfg.src_text, cfg.dst)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(FloodError::Signal)?;
@@ -327,7 +373,7 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
         no_mbuf: 0,
     };
     let tsc_hz = dpdk::tsc_hz(&eal);
-    let result = drive(&cfg, gcfg, &src, &mut io, &stop, tsc_hz);
+    let result = drive(cfg, dst, gcfg, &src, &mut io, &stop, tsc_hz);
     drop(io);
     let stats = port.stats().unwrap_or_default();
     if let Err(e) = port.stop() {
@@ -359,18 +405,27 @@ impl StageClock<'_> {
     }
 }
 
-/// ARP, then the load until count, duration or a signal, then a bounded drain.
-fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: &AtomicBool, tsc_hz: u64) -> Result<report::Summary, FloodError> {
+/// The target's MAC (ARP or neighbour discovery), then the load until
+/// count, duration or a signal, then a bounded drain.
+fn drive<A: Family>(
+    cfg: &FloodConfig,
+    dst: A::Sock,
+    gcfg: GenConfig<A>,
+    src: &SrcRange<A>,
+    io: &mut Io,
+    stop: &AtomicBool,
+    tsc_hz: u64,
+) -> Result<report::Summary, FloodError> {
     let peer_mac = match cfg.dst_mac {
         Some(m) => m,
         None => {
-            let m = resolve(io, src, *cfg.dst.ip(), stop)?;
-            println!("flood: {} is at {m}", cfg.dst.ip());
+            let m = resolve(io, src, *dst.ip(), stop)?;
+            println!("flood: {} is at {m}", dst.ip());
             m
         }
     };
     let link = Link { our_mac: io.our_mac, peer_mac };
-    let template = SynTemplate::new(&link, cfg.dst);
+    let template = SynTemplate::<A>::new(&link, dst);
     let mut g = Generator::new(gcfg);
     // Up to 1 ms of tokens (at least 4 bursts): a loop iteration longer than
     // one burst's worth of time must not lose its tokens, or the rate undershoots.
@@ -405,7 +460,7 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
         clock.mark(FloodStage::Rx, n);
         if n > 0 {
             rx_frames += n as u64;
-            check_replies(io, &mut rx, &mut g, src, *cfg.dst.ip(), now, &mut out);
+            check_replies(io, &mut rx, &mut g, src, *dst.ip(), now, &mut out);
             clock.mark(FloodStage::Check, n);
         }
         g.expire(now, &mut out);
@@ -447,7 +502,7 @@ fn drive(cfg: &FloodConfig, gcfg: GenConfig, src: &SrcRange, io: &mut Io, stop: 
 }
 
 /// Stop sending at the count, the duration, or a signal; then drain.
-fn done_sending(cfg: &FloodConfig, g: &Generator, duration_over: bool, stop: &AtomicBool) -> bool {
+fn done_sending<A: Family>(cfg: &FloodConfig, g: &Generator<A>, duration_over: bool, stop: &AtomicBool) -> bool {
     stop.load(Ordering::Relaxed)
         || duration_over
         || g.flood_left() == 0 && g.legit_left() == 0
@@ -456,18 +511,18 @@ fn done_sending(cfg: &FloodConfig, g: &Generator, duration_over: bool, stop: &At
 
 /// The drain ends at its deadline, once every flow settled, or half a
 /// timeout early after a signal.
-fn drained(g: &Generator, now: u64, until: u64, timeout_ns: u64, stop: &AtomicBool) -> bool {
+fn drained<A: Family>(g: &Generator<A>, now: u64, until: u64, timeout_ns: u64, stop: &AtomicBool) -> bool {
     let flood_settled = g.stats.synack + g.stats.rst + g.stats.unanswered + g.stats.bad_ack >= g.stats.syn_sent;
     now >= until || g.in_flight() == 0 && flood_settled || stop.load(Ordering::Relaxed) && now + timeout_ns / 2 >= until
 }
 
-/// The replies of one RX burst to the generator, ARP answered.
-fn check_replies(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator, src: &SrcRange, dst: Ipv4Addr, now: u64, out: &mut Vec<Out>) {
+/// The replies of one RX burst to the generator, neighbour requests answered.
+fn check_replies<A: Family>(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator<A>, src: &SrcRange<A>, dst: A, now: u64, out: &mut Vec<Out<A>>) {
     for m in rx.drain() {
-        match packet::parse(m.data()) {
+        match packet::parse::<A>(m.data()) {
             Rx::Tcp(r) => g.on_reply(now, &r, out),
-            Rx::Arp(arp) => {
-                handle_arp(io, src, dst, &arp);
+            neigh @ (Rx::Arp(_) | Rx::Ndisc(_)) => {
+                handle_neigh(io, src, dst, &neigh);
             }
             Rx::Other => {}
         }
@@ -477,15 +532,15 @@ fn check_replies(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator, src: &SrcRa
 /// New handshakes up to the concurrency, and flood SYNs as the rate allows
 /// (from the template). Returns the frames built.
 #[allow(clippy::too_many_arguments)]
-fn new_work(
+fn new_work<A: Family>(
     cfg: &FloodConfig,
-    g: &mut Generator,
+    g: &mut Generator<A>,
     io: &mut Io,
-    template: &SynTemplate,
+    template: &SynTemplate<A>,
     link: &Link,
     bucket: Option<&mut TokenBucket>,
     now: u64,
-    out: &mut Vec<Out>,
+    out: &mut Vec<Out<A>>,
 ) -> usize {
     let mut built = 0;
     if cfg.mode != Mode::Syn {

@@ -2,6 +2,7 @@
 //! `  name value` lines (the format of `serve`'s counters, so scripts parse
 //! both alike), percentile tables and `.hgrm` files.
 
+use super::family::Family;
 use super::gen::{Generator, SendWindow, Stats};
 use super::runtime::FloodRuntime;
 use super::Mode;
@@ -32,7 +33,7 @@ impl Progress {
 
     /// A progress line when a second has passed since the last one: the
     /// second's rates and the generator's own runtime over it.
-    pub fn tick(&mut self, elapsed: Duration, g: &Generator, runtime: &FloodRuntime) -> Option<String> {
+    pub fn tick<A: Family>(&mut self, elapsed: Duration, g: &Generator<A>, runtime: &FloodRuntime) -> Option<String> {
         if elapsed < self.next {
             return None;
         }
@@ -86,7 +87,7 @@ fn pct(part: u64, whole: u64) -> f64 {
 }
 
 impl Summary {
-    pub fn new(mode: Mode, elapsed: Duration, g: &Generator, tx_frames: u64, rx_frames: u64, no_mbuf: u64) -> Summary {
+    pub fn new<A: Family>(mode: Mode, elapsed: Duration, g: &Generator<A>, tx_frames: u64, rx_frames: u64, no_mbuf: u64) -> Summary {
         Summary {
             mode,
             elapsed,
@@ -255,7 +256,7 @@ mod tests {
     use super::*;
     use crate::flood::gen::GenConfig;
 
-    fn generator() -> Generator {
+    fn generator() -> Generator<std::net::Ipv4Addr> {
         Generator::new(GenConfig {
             dst: "198.18.0.1:80".parse().unwrap(),
             flood: None,
