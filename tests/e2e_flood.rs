@@ -45,13 +45,18 @@ impl MemifServer {
 
     /// `dlisten flood` on the client side; its whole output.
     fn flood(&self, args: &[&str]) -> String {
+        self.flood_to(&format!("{SERVER_IP}:80"), "198.18.1.0/24", args)
+    }
+
+    /// `dlisten flood` to `dst` from the prefix `src`; its whole output.
+    fn flood_to(&self, dst: &str, src: &str, args: &[&str]) -> String {
         let prefix = unique("dlflcli");
         let vdev = format!("net_memif0,role=client,socket={}", self.socket);
         let out = Command::new("timeout")
             .arg("40")
             .arg(dlisten_bin())
             .arg("flood")
-            .args(["--dst", &format!("{SERVER_IP}:80"), "--src", "198.18.1.0/24"])
+            .args(["--dst", dst, "--src", src])
             .args(args)
             .arg("--")
             .args(EAL)
@@ -163,6 +168,33 @@ fn handshakes_complete_and_match_passive_opens() {
     // Every attempt ends one way; a retransmitted SYN is still one attempt.
     let ended = ["HandshakesCompleted", "HandshakesRefused", "HandshakesTimedOut", "HandshakesUnfinished"].map(|n| counter(&out, n));
     assert_eq!(ended.iter().sum::<u64>(), 2000, "{out}");
+}
+
+/// dlisten against dlisten over IPv6: a dual-stack `[::]:80` listener, the
+/// generator's IPv6 handshakes with a request each, then a mixed load that
+/// pushes the server into SYN cookies over IPv6.
+#[test]
+fn ipv6_handshakes_and_cookies_between_generator_and_server() {
+    require_root();
+    let _serial = serial();
+    let server = MemifServer::start(&[
+        "--addr", "2001:2::1", "--listen", "[::]:80", "--app", "http", "--backlog", "64", "--max-syn-backlog", "64",
+    ]);
+    let out = server.flood_to("[2001:2::1]:80", "2001:2:0:1::/120", &[
+        "--mode", "handshake", "--count", "1000", "--concurrency", "16", "--duration", "15",
+        "--request", "GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n",
+    ]);
+    let completed = counter(&out, "HandshakesCompleted");
+    assert_eq!(counter(&out, "HandshakesAttempted"), 1000, "{out}");
+    assert!(completed >= 990, "fewer than 99% IPv6 handshakes:\n{out}");
+    assert!(counter(&out, "Responses") >= 990, "the http app answered too few IPv6 requests:\n{out}");
+    let mixed = server.flood_to("[2001:2::1]:80", "2001:2:0:1::/120", &[
+        "--mode", "mixed", "--count", "10000", "--rate", "5000", "--concurrency", "8", "--duration", "10",
+    ]);
+    let report = server.stop();
+    assert!(percent(&mixed, "HandshakePercent") >= 99.0, "legitimate IPv6 load suffered:\n{mixed}\n{report}");
+    assert!(counter(&report, "TcpExtSyncookiesSent") > 0, "the IPv6 flood should have pushed the server into cookies:\n{report}");
+    assert_eq!(counter(&report, "TcpPassiveOpens"), completed + counter(&mixed, "HandshakesCompleted"), "server:\n{report}");
 }
 
 #[test]
