@@ -18,7 +18,7 @@
 use dlisten::flood::addr::SrcRange;
 use dlisten::flood::family::{Family, Sock};
 use dlisten::flood::gen::{self, GenConfig, Generator, TupleSpace};
-use dlisten::flood::packet::{self, FloodSyn, Link, Rx, Segment, SynTemplate};
+use dlisten::flood::packet::{self, FloodSyn, Link, ParseReply, Rx, Segment, SynTemplate};
 use dlisten::wire::ethernet::EthernetAddress;
 use dlisten::wire::tcp::TcpFlags;
 use dlisten::wire::tcp_options::SynOptions;
@@ -72,7 +72,7 @@ fn flood_burst<A: Family>(g: &mut Generator<A>, t: &SynTemplate<A>, now_ns: u64,
 
 /// One burst of replies through the reply check.
 #[inline(never)]
-fn check_burst<A: Family>(g: &mut Generator<A>, now_ns: u64, frames: &[Vec<u8>]) {
+fn check_burst<A: ParseReply>(g: &mut Generator<A>, now_ns: u64, frames: &[Vec<u8>]) {
     let mut out = Vec::new();
     for f in frames {
         if let Rx::Tcp(r) = packet::parse::<A>(f) {
@@ -81,7 +81,7 @@ fn check_burst<A: Family>(g: &mut Generator<A>, now_ns: u64, frames: &[Vec<u8>])
     }
 }
 
-fn syn<A: Family>(count: u64) -> Result<(), String> {
+fn syn<A: ParseReply>(count: u64) -> Result<(), String> {
     let mut g = generator::<A>();
     let t = SynTemplate::<A>::new(&Link { our_mac: US, peer_mac: THEM }, dst::<A>());
     let mut frames = [[0u8; FRAME]; BURST];
@@ -101,7 +101,7 @@ fn syn<A: Family>(count: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn reply<A: Family>(count: u64) -> Result<(), String> {
+fn reply<A: ParseReply>(count: u64) -> Result<(), String> {
     let mut g = generator::<A>();
     let mut syns: Vec<FloodSyn<A>> = Vec::new();
     for _ in 0..count {

@@ -3,12 +3,10 @@
 //! sends to and from 198.18.0.0/15 (RFC 2544) or 2001:2::/48 (RFC 5180).
 
 use super::family::{Family, Sock};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use thiserror::Error;
 
-/// RFC 2544's benchmarking range, the only IPv4 addresses dlisten floods.
-pub const BENCH_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
-pub const BENCH_PREFIX: u8 = 15;
+pub use super::family::{in_bench_range, BENCH_NET, BENCH_PREFIX};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AddrError {
@@ -26,9 +24,13 @@ pub enum AddrError {
     BadPortRange(String),
 }
 
-/// True when `a` is in 198.18.0.0/15.
-pub fn in_bench_range(a: Ipv4Addr) -> bool {
-    u32::from(a) >> (32 - BENCH_PREFIX) == u32::from(BENCH_NET) >> (32 - BENCH_PREFIX)
+/// The error for `what` outside `A`'s benchmarking range.
+fn outside_bench_range<A: Family>(what: String) -> AddrError {
+    if A::BITS == 128 {
+        AddrError::OutsideBenchRange6(what)
+    } else {
+        AddrError::OutsideBenchRange(what)
+    }
 }
 
 /// Refuse a target outside the benchmarking range.
@@ -36,7 +38,7 @@ pub fn check_dst<S: Sock>(dst: S) -> Result<S, AddrError> {
     if dst.ip().in_bench_range() {
         Ok(dst)
     } else {
-        Err(<S::Ip as Family>::outside_bench_range(dst.to_string()))
+        Err(outside_bench_range::<S::Ip>(dst.to_string()))
     }
 }
 
@@ -75,7 +77,7 @@ impl<A: Family> SrcRange<A> {
         // The last address too: a prefix shorter than the range's spills out.
         let last = A::from_bits(addr.to_bits() | !mask);
         if !net.in_bench_range() || !last.in_bench_range() {
-            return Err(A::outside_bench_range(s.to_string()));
+            return Err(outside_bench_range::<A>(s.to_string()));
         }
         let size = if host_bits >= 64 { u64::MAX } else { 1u64 << host_bits };
         let (first, count) = match (A::BITS, size > 2) {
@@ -159,7 +161,7 @@ pub fn parse_src<A: Family>(src: &str, dst: SocketAddr) -> Result<SrcRange<A>, A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
     type V4 = SrcRange<Ipv4Addr>;
     type V6 = SrcRange<Ipv6Addr>;

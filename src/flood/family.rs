@@ -4,8 +4,6 @@
 //! templates and the DPDK loop are written once over [`Family`] and
 //! monomorphised, so the IPv4 path costs what it did before IPv6 existed.
 
-use super::addr::AddrError;
-use super::packet::{self, Rx};
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, EtherType};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
@@ -89,8 +87,6 @@ pub trait Family: Copy + Eq + Debug + Display + Send + Sync + 'static {
     fn from_bits(b: u128) -> Self;
     /// True inside the benchmarking range (198.18.0.0/15, 2001:2::/48).
     fn in_bench_range(self) -> bool;
-    /// The error for `what` outside the benchmarking range.
-    fn outside_bench_range(what: String) -> AddrError;
     /// `self + i`, wrapping.
     fn add(self, i: u32) -> Self;
     /// `self - base` when it fits in 32 bits.
@@ -103,8 +99,6 @@ pub trait Family: Copy + Eq + Debug + Display + Send + Sync + 'static {
     fn pseudo_sum(src: Self, dst: Self, len: u16) -> u32;
     /// Writes the IP header of a TCP packet with `payload_len` bytes of TCP.
     fn emit_ip(buf: &mut [u8], src: Self, dst: Self, payload_len: u16, ident: u16) -> bool;
-    /// Classifies a received frame.
-    fn parse(frame: &[u8]) -> Rx<'_, Self>;
 }
 
 impl Family for Ipv4Addr {
@@ -134,10 +128,7 @@ impl Family for Ipv4Addr {
         Ipv4Addr::from(b as u32)
     }
     fn in_bench_range(self) -> bool {
-        super::addr::in_bench_range(self)
-    }
-    fn outside_bench_range(what: String) -> AddrError {
-        AddrError::OutsideBenchRange(what)
+        in_bench_range(self)
     }
     #[inline]
     fn add(self, i: u32) -> Self {
@@ -163,10 +154,15 @@ impl Family for Ipv4Addr {
         let ip = Ipv4Repr { src_addr: src, dst_addr: dst, protocol: IpProtocol::Tcp, payload_len, ttl: 64, ident, dont_frag: true, tos: 0 };
         ip.emit(buf).is_ok()
     }
-    #[inline]
-    fn parse(frame: &[u8]) -> Rx<'_, Self> {
-        packet::parse_v4(frame)
-    }
+}
+
+/// RFC 2544's benchmarking range, the only IPv4 addresses dlisten floods.
+pub const BENCH_NET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
+pub const BENCH_PREFIX: u8 = 15;
+
+/// True when `a` is in 198.18.0.0/15.
+pub fn in_bench_range(a: Ipv4Addr) -> bool {
+    u32::from(a) >> (32 - BENCH_PREFIX) == u32::from(BENCH_NET) >> (32 - BENCH_PREFIX)
 }
 
 /// 2001:2::/48 (RFC 5180), as its top 48 bits.
@@ -203,9 +199,6 @@ impl Family for Ipv6Addr {
     fn in_bench_range(self) -> bool {
         u128::from(self) >> 80 == BENCH6_NET >> 80
     }
-    fn outside_bench_range(what: String) -> AddrError {
-        AddrError::OutsideBenchRange6(what)
-    }
     #[inline]
     fn add(self, i: u32) -> Self {
         Ipv6Addr::from(u128::from(self).wrapping_add(u128::from(i)))
@@ -231,9 +224,6 @@ impl Family for Ipv6Addr {
     fn emit_ip(buf: &mut [u8], src: Self, dst: Self, payload_len: u16, _ident: u16) -> bool {
         let ip = Ipv6Repr { src_addr: src, dst_addr: dst, next_header: NextHeader::Tcp, payload_len, hop_limit: 64, traffic_class: 0, flow_label: 0 };
         ip.emit(buf).is_ok()
-    }
-    fn parse(frame: &[u8]) -> Rx<'_, Self> {
-        packet::parse_v6(frame)
     }
 }
 

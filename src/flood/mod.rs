@@ -11,7 +11,7 @@ use crate::wire::ethernet::EthernetAddress;
 use addr::{AddrError, SrcRange};
 use family::{Family, Sock};
 use gen::{GenConfig, Generator, Out, TokenBucket, TupleSpace};
-use packet::{Link, Rx, SynTemplate};
+use packet::{Link, ParseReply, Rx, SynTemplate};
 use runtime::{FloodRuntime, FloodStage};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -269,7 +269,7 @@ fn handle_neigh<A: Family>(io: &mut Io, src: &SrcRange<A>, dst: A, rx: &Rx<'_, A
 }
 
 /// Ask for the target's MAC from our first source address.
-fn resolve<A: Family>(io: &mut Io, src: &SrcRange<A>, dst: A, stop: &AtomicBool) -> Result<EthernetAddress, FloodError> {
+fn resolve<A: ParseReply>(io: &mut Io, src: &SrcRange<A>, dst: A, stop: &AtomicBool) -> Result<EthernetAddress, FloodError> {
     let started = Instant::now();
     let mut last_ask: Option<Instant> = None;
     let mut rx = MbufBatch::new();
@@ -342,7 +342,7 @@ pub fn run(cfg: FloodConfig) -> Result<report::Summary, FloodError> {
 }
 
 /// A flood in family `A`.
-fn run_in<A: Family>(cfg: &FloodConfig, dst: A::Sock) -> Result<report::Summary, FloodError> {
+fn run_in<A: ParseReply>(cfg: &FloodConfig, dst: A::Sock) -> Result<report::Summary, FloodError> {
     // Validate before touching EAL.
     let gcfg = gen_config::<A>(cfg, dst)?;
     let src = addr::parse_src::<A>(&cfg.src_text, cfg.dst)?;
@@ -407,7 +407,7 @@ impl StageClock<'_> {
 
 /// The target's MAC (ARP or neighbour discovery), then the load until
 /// count, duration or a signal, then a bounded drain.
-fn drive<A: Family>(
+fn drive<A: ParseReply>(
     cfg: &FloodConfig,
     dst: A::Sock,
     gcfg: GenConfig<A>,
@@ -517,7 +517,7 @@ fn drained<A: Family>(g: &Generator<A>, now: u64, until: u64, timeout_ns: u64, s
 }
 
 /// The replies of one RX burst to the generator, neighbour requests answered.
-fn check_replies<A: Family>(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator<A>, src: &SrcRange<A>, dst: A, now: u64, out: &mut Vec<Out<A>>) {
+fn check_replies<A: ParseReply>(io: &mut Io, rx: &mut MbufBatch, g: &mut Generator<A>, src: &SrcRange<A>, dst: A, now: u64, out: &mut Vec<Out<A>>) {
     for m in rx.drain() {
         match packet::parse::<A>(m.data()) {
             Rx::Tcp(r) => g.on_reply(now, &r, out),

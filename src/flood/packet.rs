@@ -371,8 +371,26 @@ pub enum Rx<'a, A: Family> {
 /// the generator counts replies, it does not validate the target (and
 /// reads only frames of its own link).
 #[inline]
-pub fn parse<A: Family>(frame: &[u8]) -> Rx<'_, A> {
+pub fn parse<A: ParseReply>(frame: &[u8]) -> Rx<'_, A> {
     A::parse(frame)
+}
+
+/// The reply parser of a family ([`parse_v4`], [`parse_v6`]).
+pub trait ParseReply: Family {
+    fn parse(frame: &[u8]) -> Rx<'_, Self>;
+}
+
+impl ParseReply for Ipv4Addr {
+    #[inline]
+    fn parse(frame: &[u8]) -> Rx<'_, Self> {
+        parse_v4(frame)
+    }
+}
+
+impl ParseReply for Ipv6Addr {
+    fn parse(frame: &[u8]) -> Rx<'_, Self> {
+        parse_v6(frame)
+    }
 }
 
 /// [`parse`] over IPv4: TCP and ARP.
