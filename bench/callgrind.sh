@@ -28,6 +28,9 @@ MODES=(
   "cookie-sw-csum|cookie|--sw-csum|"
   "handshake|handshake||"
   "cookie-handshake|cookie-handshake||"
+  # The same SYNs over IPv6 to a dual-stack [::]:80 listener.
+  "cookie-ipv6|cookie|--ipv6|"
+  "queue-ipv6|queue|--ipv6|"
   # A flood from 2^15 source addresses, past the 16384-entry neighbour
   # table (both counts beyond it: the full-table regime only). ~40 s.
   "cookie-spread-peers|cookie|--spread-peers|20000 30000"

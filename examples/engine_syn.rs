@@ -94,17 +94,21 @@ fn engine_rx_burst(w: &mut RigWorker, now: Instant, frames: &[(&[u8], RxMeta)], 
 }
 
 /// COUNT SYNs, each answered by a SYN-ACK (request sock or cookie).
-fn run_syns(path: Path, count: u32, meta: RxMeta, spread: bool) -> Result<(), String> {
-    let (mut rig, _fd) = bench_rig(path, count.max(1) * 2);
+fn run_syns(path: Path, count: u32, meta: RxMeta, spread: bool, ipv6: bool) -> Result<(), String> {
+    let (mut rig, _fd) = clients::bench_rig_in(path, count.max(1) * 2, ipv6);
     let now = rig.now;
-    let frames = if spread { clients::spread_syn_frames(0, count) } else { clients::syn_frames(0, count) };
+    let (frames, syn_len) = match (ipv6, spread) {
+        (true, _) => (clients::syn6_frames(0, count), clients::SYN6_LEN),
+        (false, true) => (clients::spread_syn_frames(0, count), SYN_LEN),
+        (false, false) => (clients::syn_frames(0, count), SYN_LEN),
+    };
     let mut tx = BurstSink::default();
     // Warm-up (the first SYNs grow tables, the neighbour table up to its
     // 16384 entries with spread peers), then the allocation check.
     let warm = if spread { count.min(17_384) } else { (count / 10).min(1000) } as usize;
     let mut allocs_in_loop = 0;
     let mut burst: Vec<(&[u8], RxMeta)> = Vec::with_capacity(BURST);
-    for (k, f) in frames.chunks_exact(SYN_LEN).enumerate() {
+    for (k, f) in frames.chunks_exact(syn_len).enumerate() {
         if k == warm {
             allocs_in_loop = allocs();
         }
@@ -263,6 +267,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let sw = args.iter().any(|a| a == "--sw-csum");
     let spread = args.iter().any(|a| a == "--spread-peers");
+    let ipv6 = args.iter().any(|a| a == "--ipv6");
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let (Some(mode), Some(count)) = (pos.first(), pos.get(1).and_then(|s| s.parse::<u32>().ok())) else {
         eprintln!("usage: engine_syn queue|cookie|handshake|cookie-handshake|mem COUNT [--sw-csum] [--spread-peers]");
@@ -271,8 +276,8 @@ fn main() -> ExitCode {
     let meta = if sw { clients::META_SOFTWARE } else { clients::META_OFFLOAD };
     println!("mode {mode}, count {count}, rx checksums {}, peers {}", if sw { "software" } else { "offloaded" }, if spread { "spread" } else { "few" });
     let r = match mode.as_str() {
-        "queue" => run_syns(Path::Queue, count, meta, spread),
-        "cookie" => run_syns(Path::Cookie, count, meta, spread),
+        "queue" => run_syns(Path::Queue, count, meta, spread, ipv6),
+        "cookie" => run_syns(Path::Cookie, count, meta, spread, ipv6),
         "handshake" => run_handshakes(Path::Queue, count, meta),
         "cookie-handshake" => run_handshakes(Path::Cookie, count, meta),
         "mem" => run_mem(count),

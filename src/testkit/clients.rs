@@ -15,12 +15,16 @@ use crate::wire::ethernet::EthernetFrame;
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::tcp::{TcpFlags, TcpSegment};
 use crate::wire::tcp_options::{self, SynOptions};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 /// The listener's port.
 pub const PORT: u16 = 80;
 /// A Linux SYN: 14 + 20 + 20 + 20 bytes of options.
 pub const SYN_LEN: usize = 74;
+/// A Linux SYN over IPv6: 14 + 40 + 20 + 20 bytes of options.
+pub const SYN6_LEN: usize = 94;
+/// Our IPv6 address in the IPv6 benches.
+pub const OUR_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
 /// Flows per client address; the address changes after that many ports.
 const PORTS_PER_PEER: u32 = 50_000;
 
@@ -128,6 +132,61 @@ pub fn segment_frame(ours: &[u8], sent: u32, flags: TcpFlags, payload: &[u8], bu
     write_tcp_frame(buf, &h, &opts[..opts_len], payload)
 }
 
+/// Client `i` over IPv6: 2001:2:0:1::/64, one address per
+/// `PORTS_PER_PEER` flows as [`peer`].
+pub fn peer6(i: u32) -> (Ipv6Addr, u16) {
+    let (v4, port) = peer(i);
+    let base = u128::from(Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0));
+    (Ipv6Addr::from(base | u128::from(u32::from(v4) & 0x7fff)), port)
+}
+
+/// Client `i`'s SYN over IPv6 to `OUR_IP6`, with [`syn_frame`]'s options,
+/// ISN and TSval; returns its length ([`SYN6_LEN`]).
+pub fn syn6_frame(i: u32, buf: &mut [u8]) -> usize {
+    use crate::wire::ethernet::{self, EtherType};
+    use crate::wire::ipv6::{self, Ipv6Repr, NextHeader};
+    use crate::wire::tcp::{TcpRepr, CHECKSUM_AT};
+    let (addr, port) = peer6(i);
+    let mut v4 = [0u8; SYN_LEN];
+    syn_frame(i, &mut v4);
+    let tcp = &v4[SYN_LEN - 40..];
+    let f = &mut buf[..SYN6_LEN];
+    let _ = ethernet::emit_header(f, super::frame::OUR_MAC, super::frame::PEER_MAC, EtherType::Ipv6);
+    let ip = Ipv6Repr {
+        src_addr: addr,
+        dst_addr: OUR_IP6,
+        next_header: NextHeader::Tcp,
+        payload_len: 40,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    let _ = ip.emit(&mut f[ethernet::HEADER_LEN..]);
+    let l4 = &mut f[ethernet::HEADER_LEN + ipv6::HEADER_LEN..];
+    l4.copy_from_slice(tcp);
+    let seg = TcpSegment::new_unchecked(&*l4);
+    let repr = TcpRepr {
+        src_port: port,
+        dst_port: PORT,
+        seq_number: seg.seq_number(),
+        ack_number: 0,
+        flags: TcpFlags::SYN,
+        window_len: seg.window_len(),
+    };
+    let _ = repr.emit_header(l4, 20);
+    let _ = ipv6::fill_upper_layer(&addr, &OUR_IP6, NextHeader::Tcp, l4, CHECKSUM_AT);
+    SYN6_LEN
+}
+
+/// `n` IPv6 SYN frames back to back, `SYN6_LEN` bytes each.
+pub fn syn6_frames(first: u32, n: u32) -> Vec<u8> {
+    let mut v = vec![0u8; n as usize * SYN6_LEN];
+    for (k, chunk) in v.chunks_exact_mut(SYN6_LEN).enumerate() {
+        syn6_frame(first + k as u32, chunk);
+    }
+    v
+}
+
 /// `n` SYN frames back to back, `SYN_LEN` bytes each (client `first + k`).
 pub fn syn_frames(first: u32, n: u32) -> Vec<u8> {
     frames_of(first, n, syn_frame)
@@ -161,6 +220,12 @@ pub enum Path {
 /// clamped by somaxconn as listen() does; somaxconn is raised to it so
 /// that the queue path holds every request of a run.
 pub fn bench_rig(path: Path, backlog: u32) -> (Rig, Fd) {
+    bench_rig_in(path, backlog, false)
+}
+
+/// [`bench_rig`], with `ipv6`: the listener is a dual-stack `[::]:80` and
+/// the host owns [`OUR_IP6`] too.
+pub fn bench_rig_in(path: Path, backlog: u32, ipv6: bool) -> (Rig, Fd) {
     let sysctls = Sysctls {
         somaxconn: backlog,
         tcp_max_syn_backlog: backlog,
@@ -178,8 +243,16 @@ pub fn bench_rig(path: Path, backlog: u32) -> (Rig, Fd) {
         stack_seed: 1,
         secrets: Secrets::from_seed([7; 32]),
         tcp: uncapped,
+        addrs6: if ipv6 { vec![OUR_IP6] } else { Vec::new() },
         ..RigConfig::default()
     });
-    let fd = rig.listen_on(SocketAddrV4::new(OUR_IP, PORT), backlog as i32, |_, _| {});
+    if !ipv6 {
+        let fd = rig.listen_on(SocketAddrV4::new(OUR_IP, PORT), backlog as i32, |_, _| {});
+        return (rig, fd);
+    }
+    let st = &rig.stack;
+    let fd = st.socket6(crate::engine::socket::SockType::Stream).expect("socket6");
+    st.bind(fd, SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, PORT, 0, 0)).expect("bind [::]:80");
+    st.listen(fd, backlog as i32).expect("listen");
     (rig, fd)
 }
