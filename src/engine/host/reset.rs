@@ -69,14 +69,7 @@ fn reset(input: &TcpInput<'_>, ip: &Ipv4Packet<&[u8]>, mac: EthernetAddress, c: 
         dont_frag: true,
         tos: tos_of(ip),
     };
-    let tcp_repr = TcpRepr {
-        src_port: seg.dst_port(),
-        dst_port: seg.src_port(),
-        seq_number: seq,
-        ack_number: ack,
-        flags: out_flags,
-        window_len: 0,
-    };
+    let tcp_repr = reset_repr(seg, seq, ack, out_flags);
     let peer_mac = input.eth_src;
     const LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN;
     let sent = tx.emit(LEN, |buf| {
@@ -96,6 +89,11 @@ fn reset(input: &TcpInput<'_>, ip: &Ipv4Packet<&[u8]>, mac: EthernetAddress, c: 
     }
 }
 
+/// The RST's TCP header: back to the segment's sender, window 0.
+fn reset_repr(seg: &TcpSegment<&[u8]>, seq: u32, ack: u32, flags: TcpFlags) -> TcpRepr {
+    TcpRepr { src_port: seg.dst_port(), dst_port: seg.src_port(), seq_number: seq, ack_number: ack, flags, window_len: 0 }
+}
+
 #[inline(never)]
 fn reset6(input: &TcpInput<'_>, ip: &Ipv6Packet<&[u8]>, mac: EthernetAddress, c: &Counters, tx: &mut impl TxSink) {
     let seg = &input.seg;
@@ -110,14 +108,7 @@ fn reset6(input: &TcpInput<'_>, ip: &Ipv6Packet<&[u8]>, mac: EthernetAddress, c:
         traffic_class: ip.traffic_class() & !0x03,
         flow_label: 0,
     };
-    let tcp_repr = TcpRepr {
-        src_port: seg.dst_port(),
-        dst_port: seg.src_port(),
-        seq_number: seq,
-        ack_number: ack,
-        flags: out_flags,
-        window_len: 0,
-    };
+    let tcp_repr = reset_repr(seg, seq, ack, out_flags);
     let peer_mac = input.eth_src;
     const LEN: usize = ethernet::HEADER_LEN + wire_ipv6::HEADER_LEN + tcp::HEADER_LEN;
     let sent = tx.emit(LEN, |buf| {
