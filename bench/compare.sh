@@ -3,6 +3,7 @@
 #
 # flood: measured with `dlisten flood`:
 #   (a) dlisten serve over net_memif        (two DPDK processes, shared memory)
+#   (a6) the same over IPv6: a dual-stack [::]:80 listener, SYNs to [2001:2::1]:80
 #   (b) dlisten serve on a veth via net_af_packet
 #   (c) the kernel's listener (python, backlog 4096) on the same kind of veth
 #   (d) the same kernel listener over IPv6, [2001:2::1]:80 on the same veth
@@ -128,6 +129,20 @@ cpu_a() { cpu_of "$SPID"; }
 run_suite memif "" "net_memif0,role=client,socket=$SOCK" cpu_a
 kill -INT $SPID; wait $SPID || true
 
+# (a6) dlisten over memif, IPv6: the same server with 2001:2::1 and a
+# dual-stack [::]:80 listener, sources from 2001:2:0:N::/120.
+SOCK=/run/dlisten/${TAG}a6.memif
+"$BIN" serve --addr 198.18.0.1 --addr 2001:2::1 --listen '[::]:80' --backlog 4096 --cores "$SERVER_CPU" \
+    -- "${EAL[@]}" -l "$SERVER_CPU" --file-prefix ${TAG}a6s \
+    --vdev net_memif0,role=server,socket=$SOCK > "$OUT/serve-memif6" 2>&1 &
+SPID=$!; PIDS+=($SPID); wait_ready "$OUT/serve-memif6"
+DST='[2001:2::1]:80'
+SRC_SYN=2001:2:0:4::/120 SRC_HS=2001:2:0:5::/120 SRC_MIXED=2001:2:0:6::/120
+run_suite memif6 "" "net_memif0,role=client,socket=$SOCK" cpu_a
+kill -INT $SPID; wait $SPID || true
+DST=198.18.0.1:80
+SRC_SYN=198.18.1.0/24 SRC_HS=198.18.2.0/24 SRC_MIXED=198.18.3.0/24
+
 # (b) dlisten on a veth through af_packet: client ns <-> server ns
 newns ${TAG}c; newns ${TAG}s
 ip link add ${TAG}vc netns ${TAG}c type veth peer name ${TAG}vs netns ${TAG}s
@@ -180,9 +195,9 @@ SRC_SYN=2001:2:0:1::/120 SRC_HS=2001:2:0:2::/120 SRC_MIXED=2001:2:0:3::/120
 run_suite kernel6 ${TAG}c "net_af_packet0,iface=$CLIENT_IF" kernel_cpu
 kill "$KPID" 2> /dev/null || true; wait "$KPID" 2> /dev/null || true
 
-# One table (kernel6: the kernel over IPv6; dlisten over IPv6 is not measured here).
+# One table (memif6, kernel6: dlisten over memif and the kernel, over IPv6).
 printf '\n%-9s %12s %12s %10s %10s %10s %12s %10s %10s\n' target "SYN-ACK/s" "handshk/s" "p50 us" "p99 us" "p99.9 us" "legit ok %" "syn cores" "hs cores"
-for t in memif afpacket kernel kernel6; do
+for t in memif memif6 afpacket kernel kernel6; do
     printf '%-9s %12s %12s %10s %10s %10s %12s %10.2f %10.2f\n' $t \
         "$(val "$OUT/$t-syn" SynAckPerSec)" "$(val "$OUT/$t-hs" HandshakesPerSec)" \
         "$(lat "$OUT/$t-hs" "connect (syn->synack)" 4)" "$(lat "$OUT/$t-hs" "connect (syn->synack)" 6)" \
@@ -191,11 +206,14 @@ for t in memif afpacket kernel kernel6; do
 done
 per_core() { echo "scale=0; $(val "$OUT/$1-$2" "$3") / (${ROW[$1,$4]} + 0.0001)" | bc -l; }
 echo
-for t in memif afpacket; do
+for t in memif memif6 afpacket; do
     a=$(per_core $t syn SynAckPerSec syn_cores); k=$(per_core kernel syn SynAckPerSec syn_cores)
     b=$(per_core $t hs HandshakesPerSec hs_cores); l=$(per_core kernel hs HandshakesPerSec hs_cores)
     echo "$t/kernel per core: SYN-ACKs $(echo "scale=2; $a / ($k + 1)" | bc -l)x ($a vs $k /s/core), handshakes $(echo "scale=2; $b / ($l + 1)" | bc -l)x ($b vs $l /s/core)"
 done
+a=$(per_core memif6 syn SynAckPerSec syn_cores); k=$(per_core memif syn SynAckPerSec syn_cores)
+b=$(per_core memif6 hs HandshakesPerSec hs_cores); l=$(per_core memif hs HandshakesPerSec hs_cores)
+echo "dlisten (memif) IPv6/IPv4 per core: SYN-ACKs $(echo "scale=2; $a / ($k + 1)" | bc -l)x ($a vs $k /s/core), handshakes $(echo "scale=2; $b / ($l + 1)" | bc -l)x ($b vs $l /s/core)"
 a=$(per_core kernel6 syn SynAckPerSec syn_cores); k=$(per_core kernel syn SynAckPerSec syn_cores)
 b=$(per_core kernel6 hs HandshakesPerSec hs_cores); l=$(per_core kernel hs HandshakesPerSec hs_cores)
 echo "kernel IPv6/IPv4 per core: SYN-ACKs $(echo "scale=2; $a / ($k + 1)" | bc -l)x ($a vs $k /s/core), handshakes $(echo "scale=2; $b / ($l + 1)" | bc -l)x ($b vs $l /s/core)"

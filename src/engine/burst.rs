@@ -12,7 +12,7 @@
 //! a segment whose flow may have come earlier in the burst is looked up
 //! again when it is delivered.
 
-use crate::engine::host::{Host, RxMeta, TcpInput, Taken};
+use crate::engine::host::{Host, PlainCount, RxMeta, TcpInput, Taken};
 use crate::engine::flow::FlowKey;
 use crate::engine::tcp::{Found, TcpEngine};
 use crate::engine::time::Instant;
@@ -83,11 +83,15 @@ fn receive_chunk(
 ) {
     let mut segs: ArrayVec<TcpInput<'_>, MAX_BURST> = ArrayVec::new();
     // Bit i: segs[i] is a plain SYN (MAX_BURST is 64).
-    let (mut plain_syns, mut plain) = (0u64, 0u64);
+    let (mut plain_syns, mut plain) = (0u64, PlainCount::default());
     for &(frame, meta) in frames {
         if let Some((seg, syn)) = host.plain_tcp(frame, meta) {
             plain_syns |= u64::from(syn) << segs.len();
-            plain += 1;
+            plain.v4 += 1;
+            segs.push(seg);
+        } else if let Some((seg, syn)) = host.plain_tcp6(frame, meta) {
+            plain_syns |= u64::from(syn) << segs.len();
+            plain.v6 += 1;
             segs.push(seg);
         } else if let Some(seg) = host.parse(now, frame, meta, tx) {
             segs.push(seg);

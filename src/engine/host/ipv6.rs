@@ -33,6 +33,8 @@ pub const DEFAULT_HOP_LIMIT: u8 = DEFAULT_TTL;
 #[derive(Debug, Default, Clone)]
 pub struct Ipv6Identity {
     pub addrs: Vec<Ipv6Addr>,
+    /// The same as 128-bit words (two compares each on the plain TCP check).
+    words: Vec<u128>,
     groups: Vec<Ipv6Addr>,
     macs: Vec<EthernetAddress>,
 }
@@ -50,11 +52,18 @@ impl Ipv6Identity {
             }
         }
         let macs = groups.iter().map(ipv6::multicast_mac).collect();
-        Ipv6Identity { addrs, groups, macs }
+        let words = addrs.iter().map(|&a| u128::from(a)).collect();
+        Ipv6Identity { addrs, words, groups, macs }
     }
 
     pub fn is_ours(&self, a: &Ipv6Addr) -> bool {
         self.addrs.contains(a)
+    }
+
+    /// [`Ipv6Identity::is_ours`] of an address as a 128-bit word.
+    #[inline]
+    pub fn is_ours_word(&self, a: u128) -> bool {
+        self.words.contains(&a)
     }
 
     /// A multicast group we are in.
@@ -166,9 +175,11 @@ impl Host {
                 self.learn6(now, eth, &ip);
                 self.udp6(now, eth, &ip, upper.offset, meta, tx);
             }
+            // No learning from TCP, as over IPv4: request socks and
+            // connections keep their peer's MAC, and the SYN path pays no
+            // table insert.
             NextHeader::Tcp => {
                 c.inc(Counter::Ip6InDelivers);
-                self.learn6(now, eth, &ip);
                 return self.tcp6(eth, &ip, upper.offset, meta);
             }
             // dst_discard, which returns 0: delivered, to nobody.
@@ -183,8 +194,8 @@ impl Host {
         None
     }
 
-    /// A unicast packet to us teaches its sender's MAC (as the IPv4 side
-    /// learns from traffic). Neighbour discovery messages update the table
+    /// A unicast echo request or UDP datagram to us teaches its sender's
+    /// MAC, for the answer. Neighbour discovery messages update the table
     /// by their own rules instead.
     fn learn6(&mut self, now: Instant, eth: &EthernetFrame<&[u8]>, ip: &Ipv6Packet<&[u8]>) {
         let src = ip.src_addr();

@@ -16,6 +16,7 @@ pub mod neighbor;
 mod plain_tcp;
 mod reset;
 
+pub use plain_tcp::PlainCount;
 pub use reset::send_reset;
 
 use icmp_limit::IcmpRateLimiter;

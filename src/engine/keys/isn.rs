@@ -76,11 +76,23 @@ pub struct TsOffCache {
     key: SipKey,
     /// Added to every offset (see [`TsOffCache::with_base`]).
     base: u32,
-    /// IPv4 pairs only: an IPv6 pair's offset is computed each time.
+    /// IPv4 pairs: (peer, local, offset).
     slots: Box<[(u32, u32, u32)]>,
+    /// IPv6 pairs, allocated with the first one (an IPv4-only server
+    /// never pays for them).
+    slots6: Vec<Slot6>,
+}
+
+/// An IPv6 pair and its offset.
+#[derive(Clone, Copy, Default)]
+struct Slot6 {
+    peer: u128,
+    local: u128,
+    off: u32,
 }
 
 const TS_OFF_SLOTS: usize = 4096;
+const TS_OFF_SLOTS6: usize = 1024;
 
 impl TsOffCache {
     pub fn new(key: SipKey) -> TsOffCache {
@@ -94,14 +106,14 @@ impl TsOffCache {
     /// check, Linux's `tcp_paws_discard`, would drop).
     pub fn with_base(key: SipKey, base: u32) -> TsOffCache {
         // (0, 0) is never a pair we answer: 0.0.0.0 is a martian source.
-        TsOffCache { key, base, slots: vec![(0, 0, 0); TS_OFF_SLOTS].into_boxed_slice() }
+        TsOffCache { key, base, slots: vec![(0, 0, 0); TS_OFF_SLOTS].into_boxed_slice(), slots6: Vec::new() }
     }
 
     /// [`ts_off`] of `flow`'s address pair.
     #[inline]
     pub fn get(&mut self, flow: &FlowKey) -> u32 {
         if !flow.is_v4() {
-            return ts_off(self.key, flow).wrapping_add(self.base);
+            return self.get6(flow);
         }
         let (peer, local) = (flow.peer_v4(), flow.local_v4());
         let i = (peer ^ local.rotate_left(16)).wrapping_mul(0x9e37_79b1) >> 20;
@@ -111,6 +123,30 @@ impl TsOffCache {
         }
         let off = ts_off(self.key, flow);
         *slot = (peer, local, off);
+        off.wrapping_add(self.base)
+    }
+
+    #[inline(never)]
+    fn get6(&mut self, flow: &FlowKey) -> u32 {
+        // The interface ids' low words: what differs between peers of a
+        // prefix (and a collision is only a miss).
+        let i = (flow.peer as u32 ^ (flow.local as u32).rotate_left(16)).wrapping_mul(0x9e37_79b1) >> 22;
+        match self.slots6.get(i as usize % TS_OFF_SLOTS6) {
+            Some(slot) if slot.peer == flow.peer && slot.local == flow.local => slot.off.wrapping_add(self.base),
+            _ => self.fill6(flow, i as usize % TS_OFF_SLOTS6),
+        }
+    }
+
+    /// A miss: the offset computed and kept in slot `i`.
+    #[cold]
+    #[inline(never)]
+    fn fill6(&mut self, flow: &FlowKey, i: usize) -> u32 {
+        if self.slots6.is_empty() {
+            // (::, ::) is never a pair we answer: :: is no one's address.
+            self.slots6 = vec![Slot6::default(); TS_OFF_SLOTS6];
+        }
+        let off = ts_off(self.key, flow);
+        self.slots6[i] = Slot6 { peer: flow.peer, local: flow.local, off };
         off.wrapping_add(self.base)
     }
 }
@@ -144,6 +180,17 @@ mod tests {
         let mut cache = TsOffCache::new(KEY);
         for peer in (0..20_000u32).map(|i| R + (i % 7000)) {
             let f = flow(L, 80, peer, 40000 + (peer % 100) as u16);
+            assert_eq!(cache.get(&f), ts_off(KEY, &f));
+        }
+    }
+
+    #[test]
+    fn the_cache_gives_what_ts_off_computes_over_ipv6() {
+        let mut cache = TsOffCache::new(KEY);
+        let ours: std::net::Ipv6Addr = "2001:2::1".parse().unwrap();
+        for i in 0..6000u128 {
+            let peer = std::net::Ipv6Addr::from(0x2001_0002_0000_0001_0000_0000_0000_0000u128 + (i % 2500) * 0x1_0001);
+            let f = FlowKey::v6(ours, peer, 80, 40000 + (i % 100) as u16);
             assert_eq!(cache.get(&f), ts_off(KEY, &f));
         }
     }

@@ -235,10 +235,11 @@ fn cookie_hash(prf: &BlockPrf, flow: &FlowKey, client_isn: u32, count: u32) -> u
 }
 
 /// Over IPv6 (`__cookie_v6_init_sequence`) the MAC binds both 16-byte
-/// addresses: three blocks, the last tagged 6.
+/// addresses: three blocks, ours first (its encryption is remembered),
+/// the last tagged 6.
 #[inline(never)]
 fn cookie_hash6(prf: &BlockPrf, flow: &FlowKey, ports: u32, client_isn: u32, count: u32) -> u32 {
-    prf.mac3(flow.peer.to_be_bytes(), flow.local.to_be_bytes(), [ports, client_isn, count, 6])
+    prf.mac3(flow.local.to_be_bytes(), flow.peer.to_be_bytes(), [ports, client_isn, count, 6])
 }
 
 /// Mints a cookie ISN for a SYN of `flow` (from the client's port to ours)

@@ -176,7 +176,13 @@ impl TcpEngine {
         c.inc(Counter::SyncookiesSent);
         listener.synq_overflow(now);
         let opts = syncookie::CookieOpts { wscale: n.wscale, sack: n.sack, ecn: n.ecn };
-        let tsval = n.ts.map(|(tsval, _)| (self.cookie_tsval(now, ts_off, opts), tsval));
+        // A match, not a closure: the closure is a call of its own once the
+        // lane's code outgrows the inliner's budget.
+        #[allow(clippy::manual_map)]
+        let tsval = match n.ts {
+            Some((tsval, _)) => Some((self.cookie_tsval(now, ts_off, opts), tsval)),
+            None => None,
+        };
         PendingSynAck {
             route: rx.route,
             key: rx.key,

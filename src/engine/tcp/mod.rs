@@ -387,19 +387,17 @@ impl TcpEngine {
         // Taken out and put back, so its capacity is reused: no allocation per burst.
         let mut pending = self.synacks.take();
         for p in pending.drain(..) {
+            // Ip6OutRequests is counted by the templates.
             let sent = if p.ip_options == EchoIp::No {
-                self.templates.send(&self.cfg, &p, tx)
+                self.templates.send(&self.cfg, &p, c, tx)
             } else {
-                self.send_synack_with_ip_options(&p, tx)
+                self.send_synack_with_ip_options(&p, c, tx)
             };
             if !sent {
                 continue;
             }
             c.inc(Counter::TcpOutSegs);
             c.inc(Counter::TxFrames);
-            if !p.key.is_v4() {
-                c.inc(Counter::Ip6OutRequests);
-            }
             if p.retransmit {
                 c.inc(Counter::TcpSynRetrans);
             }
@@ -415,8 +413,9 @@ impl TcpEngine {
     /// in with our address and the time filled in.
     #[cold]
     #[inline(never)]
-    fn send_synack_with_ip_options(&mut self, p: &PendingSynAck, tx: &mut impl TxSink) -> bool {
-        let Some((echo, at)) = self.synacks.ip_echo_for(p) else { return self.templates.send(&self.cfg, p, tx) };
+    fn send_synack_with_ip_options(&mut self, p: &PendingSynAck, c: &Counters, tx: &mut impl TxSink) -> bool {
+        // IPv4 only: IPv6 extension headers are never echoed.
+        let Some((echo, at)) = self.synacks.ip_echo_for(p) else { return self.templates.send(&self.cfg, p, c, tx) };
         let (ours, time) = (p.key.local_v4().to_be_bytes(), self.cfg.utc_ms_since_midnight(at));
         // The general builder (the templates' bytes exactly), then the options.
         synack::send_general(&self.cfg, p, &mut WithIpOptions::new(tx, &echo, ours, time))

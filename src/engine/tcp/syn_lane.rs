@@ -1,5 +1,6 @@
-//! The SYN lane: a plain SYN (`Host::plain_tcp`: no IP options, checksums
-//! verified by the NIC, SYN alone, no data) found for a listener is decided
+//! The SYN lane: a plain SYN (`Host::plain_tcp`: IPv4 without options or
+//! IPv6 without extension headers, checksums right, SYN alone, no data)
+//! found for a listener is decided
 //! and its SYN-ACK written in the TCP stage, in one pass: no records
 //! between stages, no SYN-ACK queue. What a SYN flood and every connecting
 //! client cost is this path. The decisions are `tcp_conn_request`'s,
@@ -65,8 +66,7 @@ impl TcpEngine {
         if !want_cookie && opts.fastopen.is_some() {
             return false;
         }
-        // The lane is IPv4's (plain segments only): IPv4's MSS.
-        let n = Negotiation::new(s, self.cfg.mss, &opts, input, want_cookie);
+        let n = Negotiation::new(s, self.cfg.mss_of(&found.key), &opts, input, want_cookie);
         if !want_cookie && s.tcp_syncookies == 0 && !self.backlog_room(s, listener, found.key.peer) {
             return false;
         }
@@ -80,7 +80,7 @@ impl TcpEngine {
             let synack = request_synack(&rx, listener, &n, iss, ts_off, None, EchoIp::No);
             self.add_request(&rx, listener.clone(), &n, iss, ts_off, synack)
         };
-        if self.templates.send(&self.cfg, &p, tx) {
+        if self.templates.send(&self.cfg, &p, c, tx) {
             c.inc(Counter::TcpOutSegs);
             c.inc(Counter::TxFrames);
             if let Some((listener_id, at)) = p.sample {

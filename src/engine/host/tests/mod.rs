@@ -1070,7 +1070,8 @@ mod plain_tcp {
     use crate::engine::time::Instant;
     use crate::engine::tx::{TxFrame, TxSink};
     use crate::stats::{Counter, Counters};
-    use crate::testkit::clients::syn_frame as write_syn;
+    use crate::engine::host::PlainCount;
+    use crate::testkit::clients::{syn6_frame as write_syn6, syn_frame as write_syn, OUR_IP6};
     use crate::testkit::frame::{OUR_IP as OURS, OUR_MAC as MAC};
     use proptest::prelude::*;
     use std::sync::Arc;
@@ -1084,7 +1085,18 @@ mod plain_tcp {
 
     fn host() -> Host {
         let cfg = HostConfig { mac: MAC, addrs: vec![OURS], utc_ms_at_zero: 0 };
-        Host::new(cfg, Arc::new(Counters::new()))
+        Host::new(cfg, Arc::new(Counters::new())).with_ipv6(vec![OUR_IP6])
+    }
+
+    /// Count one plain segment of the family `input` came in.
+    fn count_one(h: &Host, input: &crate::engine::host::TcpInput<'_>) {
+        let v6 = input.ip.is_v6();
+        h.count_plain(PlainCount { v4: u64::from(!v6), v6: u64::from(v6) });
+    }
+
+    /// The plain check of either family.
+    fn plain<'a>(h: &Host, frame: &'a [u8], meta: RxMeta) -> Option<(crate::engine::host::TcpInput<'a>, bool)> {
+        h.plain_tcp(frame, meta).or_else(|| h.plain_tcp6(frame, meta))
     }
 
     fn good() -> RxMeta {
@@ -1095,6 +1107,14 @@ mod plain_tcp {
     fn syn_frame() -> Vec<u8> {
         let mut buf = vec![0u8; 128];
         let n = write_syn(3, &mut buf);
+        buf.truncate(n);
+        buf
+    }
+
+    /// The same SYN over IPv6.
+    fn syn6_frame() -> Vec<u8> {
+        let mut buf = vec![0u8; 128];
+        let n = write_syn6(3, &mut buf);
         buf.truncate(n);
         buf
     }
@@ -1113,31 +1133,41 @@ mod plain_tcp {
 
     #[test]
     fn a_linux_syn_is_plain_and_its_input_is_the_general_one() {
-        let frame = syn_frame();
+        for frame in [syn_frame(), syn6_frame()] {
+            a_syn_is_plain_and_its_input_is_the_general_one(&frame);
+        }
+    }
+
+    fn a_syn_is_plain_and_its_input_is_the_general_one(frame: &[u8]) {
         let h = host();
-        let (plain, syn) = h.plain_tcp(&frame, good()).expect("plain");
+        let (plain, syn) = plain(&h, frame, good()).expect("plain");
         assert!(syn);
-        let (want, counters) = general(&frame, good());
+        count_one(&h, &plain);
+        let (want, counters) = general(frame, good());
         let want = want.expect("the general path takes it");
         assert_eq!(plain.ip.into_inner(), &want.0[..]);
         assert_eq!(plain.seg.into_inner(), &want.1[..]);
         assert_eq!(plain.eth_src, want.2);
-        h.count_plain(1);
         let c = h.counters();
         assert_eq!(Counter::ALL.iter().map(|&k| c.get(k)).collect::<Vec<_>>(), counters, "same counters as the general path");
     }
 
     #[test]
     fn without_the_nics_verdict_the_checksums_are_verified_here() {
-        let mut frame = syn_frame();
+        for frame in [syn_frame(), syn6_frame()] {
+            checksums_are_verified_here(frame);
+        }
+    }
+
+    fn checksums_are_verified_here(mut frame: Vec<u8>) {
         let meta = RxMeta { l4_csum: CsumStatus::Unknown, ip_csum: CsumStatus::Unknown, rss_hash: None };
-        assert!(host().plain_tcp(&frame, meta).is_some());
+        assert!(plain(&host(), &frame, meta).is_some());
         let bad = RxMeta { l4_csum: CsumStatus::Bad, ..good() };
-        assert!(host().plain_tcp(&frame, bad).is_none(), "the NIC's bad verdict");
+        assert!(plain(&host(), &frame, bad).is_none(), "the NIC's bad verdict");
         let last = frame.len() - 1;
         frame[last] ^= 1;
-        assert!(host().plain_tcp(&frame, meta).is_none(), "a wrong TCP checksum");
-        assert!(host().plain_tcp(&frame, good()).is_some(), "the NIC's word is taken");
+        assert!(plain(&host(), &frame, meta).is_none(), "a wrong TCP checksum");
+        assert!(plain(&host(), &frame, good()).is_some(), "the NIC's word is taken");
     }
 
     proptest! {
@@ -1146,12 +1176,13 @@ mod plain_tcp {
         /// real SYN explore the edges (flags, lengths, addresses, MACs).
         #[test]
         fn plain_means_what_the_general_path_does(
-            edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
+            edits in proptest::collection::vec((0usize..100, any::<u8>()), 0..4),
             cut in 0usize..8,
             software in any::<bool>(),
+            v6 in any::<bool>(),
         ) {
             let meta = if software { RxMeta::default() } else { good() };
-            let mut frame = syn_frame();
+            let mut frame = if v6 { syn6_frame() } else { syn_frame() };
             for (at, v) in edits {
                 if at < frame.len() {
                     frame[at] = v;
@@ -1159,7 +1190,8 @@ mod plain_tcp {
             }
             frame.truncate(frame.len().saturating_sub(cut));
             let h = host();
-            if let Some((plain, syn)) = h.plain_tcp(&frame, meta) {
+            if let Some((plain, syn)) = plain(&h, &frame, meta) {
+                count_one(&h, &plain);
                 let (want, counters) = general(&frame, meta);
                 let want = want.expect("the general path takes every plain segment");
                 if syn {
@@ -1169,7 +1201,6 @@ mod plain_tcp {
                 prop_assert_eq!(plain.ip.into_inner(), &want.0[..]);
                 prop_assert_eq!(plain.seg.into_inner(), &want.1[..]);
                 prop_assert_eq!(plain.eth_src, want.2);
-                h.count_plain(1);
                 let c = h.counters();
                 prop_assert_eq!(Counter::ALL.iter().map(|&k| c.get(k)).collect::<Vec<_>>(), counters);
             }
