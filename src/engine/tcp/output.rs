@@ -164,6 +164,20 @@ fn write_tcp(l4: &mut [u8], key: &FlowKey, seg: &OutSegment<'_>) -> usize {
     tcp_len
 }
 
+/// The IPv6 header of a TCP segment we send: hop limit 64, traffic class 0
+/// and flow label 0 (`ip6_xmit` for a listener's and a connection's packets).
+pub(super) fn tcp6_header(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, tcp_len: usize) -> Ipv6Repr {
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: NextHeader::Tcp,
+        payload_len: tcp_len as u16,
+        hop_limit: DEFAULT_HOP_LIMIT,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+}
+
 #[inline(never)]
 fn send_segment6(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutSegment<'_>) -> bool {
     const L3: usize = ipv6::HEADER_LEN;
@@ -175,16 +189,7 @@ fn send_segment6(tx: &mut impl TxSink, route: Route, key: FlowKey, seg: &OutSegm
         let _ = ethernet::emit_header(l2, route.peer_mac, route.our_mac, EtherType::Ipv6);
         let (l3, l4) = rest.split_at_mut(L3);
         let tcp_len = write_tcp(l4, &key, seg);
-        let ip = Ipv6Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: NextHeader::Tcp,
-            payload_len: tcp_len as u16,
-            hop_limit: DEFAULT_HOP_LIMIT,
-            traffic_class: 0,
-            flow_label: 0,
-        };
-        let _ = ip.emit(l3);
+        let _ = tcp6_header(src, dst, tcp_len).emit(l3);
         let len = ethernet::HEADER_LEN + L3 + tcp_len;
         let l4 = &mut l4[..tcp_len];
         if offload {

@@ -9,10 +9,9 @@
 //! SYN-ACKs carrying a TFO cookie are rare and take the general builder
 //! (`output::send_segment`).
 
-use super::output::{send_segment, OutSegment, Route, SynAckOptions};
+use super::output::{send_segment, tcp6_header, OutSegment, Route, SynAckOptions};
 use super::TcpConfig;
 use crate::engine::flow::FlowKey;
-use crate::engine::host::ipv6::DEFAULT_HOP_LIMIT;
 use crate::engine::host::DEFAULT_TTL;
 use crate::engine::time::Instant;
 use crate::stats::{Counter, Counters};
@@ -20,7 +19,7 @@ use crate::engine::tx::{TxFrame, TxOffload, TxSink};
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress};
 use crate::wire::ipv4::{self, IpProtocol, Ipv4Repr};
-use crate::wire::ipv6::{self, Ipv6Repr, NextHeader};
+use crate::wire::ipv6;
 use crate::wire::tcp::{self, TcpFlags, TcpRepr};
 use crate::wire::ipv4_options::OptionsEcho;
 use crate::wire::tcp_options::{FastOpenCookie, SynOptions};
@@ -304,17 +303,7 @@ impl Template<MAX_LEN6> {
         let (l3, l4) = rest.split_at_mut(IP6);
         let any = std::net::Ipv6Addr::UNSPECIFIED;
         let tcp_len = tcp_template(cfg, bits, &FlowKey::v6(any, any, 0, 0), l4);
-        // ip6_xmit for a listener: traffic class 0, flow label 0, hop limit 64.
-        let ip = Ipv6Repr {
-            src_addr: any,
-            dst_addr: any,
-            next_header: NextHeader::Tcp,
-            payload_len: tcp_len as u16,
-            hop_limit: DEFAULT_HOP_LIMIT,
-            traffic_class: 0,
-            flow_label: 0,
-        };
-        let _ = ip.emit(l3);
+        let _ = tcp6_header(any, any, tcp_len).emit(l3);
         let tcp_sum = checksum::sum(&l4[..tcp_len]);
         Template { bytes, len: (ETH + IP6 + tcp_len) as u8, ip_sum: 0, tcp_sum }
     }
