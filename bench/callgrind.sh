@@ -28,6 +28,8 @@ MODES=(
   "cookie-sw-csum|cookie|--sw-csum|"
   "handshake|handshake||"
   "cookie-handshake|cookie-handshake||"
+  # One connection receiving full-sized segments in order (an upload).
+  "data|data||"
   # The same SYNs over IPv6 to a dual-stack [::]:80 listener.
   "cookie-ipv6|cookie|--ipv6|"
   "queue-ipv6|queue|--ipv6|"

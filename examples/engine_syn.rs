@@ -9,6 +9,8 @@
 //!   cookie            COUNT SYNs, tcp_syncookies=2: SYN cookies, no state
 //!   handshake         COUNT x (SYN, ACK from the SYN-ACK), request socks; accept() every 64
 //!   cookie-handshake  the same with tcp_syncookies=2 (the ACK is checked as a cookie)
+//!   data              one connection, then COUNT in-order 1448-byte segments (an
+//!                     upload, in bursts of 32, the application reading after each)
 //!   mem               sizes and heap bytes per request sock / connection (COUNT flows)
 //! ```
 //! `--sw-csum` makes the engine verify checksums in software (no RX offload).
@@ -27,6 +29,7 @@ use dlisten::engine::tcb::Tcb;
 use dlisten::engine::tcp::Conn;
 use dlisten::engine::listen::ChildSock;
 use dlisten::stats::Counter;
+use dlisten::wire::tcp::TcpFlags;
 use dlisten::engine::time::Instant;
 use dlisten::testkit::clients::{self, bench_rig, Path, SYN_LEN};
 use dlisten::testkit::rig::{BurstSink, ReuseSink, Rig, RigWorker, FRAME_MAX};
@@ -180,6 +183,56 @@ fn run_handshakes(path: Path, count: u32, meta: RxMeta) -> Result<(), String> {
     Ok(())
 }
 
+/// One established connection receiving COUNT full-sized segments in
+/// order, as one upload does: per segment, what the engine does between
+/// the frame and the ring (and the ACKs it sends). The application's
+/// read() after each burst is outside the count (it is the copy out a
+/// recv() pays in the application's time).
+fn run_data(count: u32, meta: RxMeta) -> Result<(), String> {
+    const BATCH: usize = 32;
+    const MSS: usize = 1448;
+    let (mut rig, fd) = bench_rig(Path::Queue, 64);
+    let now = rig.now;
+    let listener = rig.stack.listener(fd).map_err(|e| format!("listener: {e:?}"))?;
+    let w = &mut rig.workers[0];
+    let mut tx = BurstSink::default();
+    let syn = clients::syn_frames(0, 1);
+    engine_rx_burst(w, now, &[(&syn[..], meta)], &mut tx);
+    let synack = tx.sent().next().ok_or("no SYN-ACK")?.to_vec();
+    let mut ack = [0u8; FRAME_MAX];
+    let n = clients::ack_frame(&synack, &mut ack);
+    engine_rx_burst(w, now, &[(&ack[..n], meta)], &mut tx);
+    let id = listener.acceptq_remove().ok_or("not accepted")?.conn_id;
+    let payload = vec![0x5a; MSS];
+    let mut frames = vec![[0u8; FRAME_MAX]; BATCH];
+    let mut lens = [0usize; BATCH];
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut sent, mut read, mut acks) = (0u32, 0u64, 0u64);
+    let mut left = count as usize;
+    while left > 0 {
+        let n = left.min(BATCH);
+        for k in 0..n {
+            lens[k] = clients::segment_frame(&synack, sent, TcpFlags::ACK | TcpFlags::PSH, &payload, &mut frames[k]);
+            sent = sent.wrapping_add(MSS as u32);
+        }
+        let burst: Vec<(&[u8], RxMeta)> = (0..n).map(|k| (&frames[k][..lens[k]], meta)).collect();
+        engine_rx_burst(w, now, &burst, &mut tx);
+        acks += tx.sent().count() as u64;
+        while let Ok(got) = w.engine.read(id, &mut buf) {
+            if got == 0 {
+                break;
+            }
+            read += got as u64;
+        }
+        left -= n;
+    }
+    print_counters(&rig);
+    println!("bytes read: {read}, ACKs sent: {acks}");
+    let want = u64::from(count) * MSS as u64;
+    check(read == want, format!("read {read} of {want} bytes"))?;
+    check(acks > 0, "no ACKs".into())
+}
+
 /// Sizes, and heap bytes per request sock and per connection.
 fn run_mem(count: u32) -> Result<(), String> {
     println!("size_of::<RequestSock>()             = {:4} B  (target <= 64)", size_of::<RequestSock>());
@@ -280,6 +333,7 @@ fn main() -> ExitCode {
         "cookie" => run_syns(Path::Cookie, count, meta, spread, ipv6),
         "handshake" => run_handshakes(Path::Queue, count, meta),
         "cookie-handshake" => run_handshakes(Path::Cookie, count, meta),
+        "data" => run_data(count, meta),
         "mem" => run_mem(count),
         other => Err(format!("unknown mode {other}")),
     };

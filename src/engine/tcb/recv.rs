@@ -48,6 +48,10 @@ pub struct RecvBuf {
     len: u32,
     /// Window-rounding slack beyond `cap` (less than 2^14: the largest scale unit).
     slack: u16,
+    /// The size the ring had when it last drained, in 4 KiB units (at most
+    /// 1 MiB): the next data takes that much at once instead of growing
+    /// through every power of two again, burst after burst of an upload.
+    last_units: u8,
 }
 
 impl RecvBuf {
@@ -61,6 +65,7 @@ impl RecvBuf {
             slack: slack.min(u32::from(u16::MAX)) as u16,
             head: 0,
             len: 0,
+            last_units: 0,
         }
     }
 
@@ -147,6 +152,9 @@ impl RecvBuf {
     }
 
     fn release(&mut self) {
+        if !self.buf.is_empty() {
+            self.last_units = (self.buf.len() >> 12).min(usize::from(u8::MAX)) as u8;
+        }
         self.buf = Box::default();
         self.head = 0;
     }
@@ -168,7 +176,9 @@ impl RecvBuf {
         let need = self.len as usize + off as usize + data.len();
         if need > self.buf.len() {
             let forced = off == 0 && self.len == 0 && self.ooo.is_none();
-            let size = ring_size(self.buf.len(), need, self.ring_len() as usize, *mem_room, forced);
+            // A drained ring comes back at the size it had (within the window).
+            let want = if self.buf.is_empty() { need.max((usize::from(self.last_units) << 12).min(self.ring_len() as usize)) } else { need };
+            let size = ring_size(self.buf.len(), want, self.ring_len() as usize, *mem_room, forced);
             if size > self.buf.len() {
                 *mem_room = mem_room.saturating_sub((size - self.buf.len()) as u32);
                 // Rotating to the front keeps every offset from `head`
@@ -306,6 +316,29 @@ mod tests {
         let mut out = [0u8; 16];
         assert_eq!(b.read(&mut out), 8);
         assert_eq!(&out[..8], b"efghijkl");
+    }
+
+    /// An upload drains the ring after every burst: the next burst's data
+    /// takes the drained size at once (one allocation, no copies through
+    /// 4, 8, 16, 32 KiB), unless the memory grant is smaller.
+    #[test]
+    fn a_drained_ring_comes_back_at_its_size() {
+        let mut b = RecvBuf::new(64 * 1024, 0);
+        let seg = [7u8; 1448];
+        let mut nxt = 0u32;
+        for _ in 0..32 {
+            nxt = b.store_all(nxt, nxt, &seg).expect("stored");
+        }
+        assert_eq!(b.mem(), 64 * 1024);
+        let mut out = vec![0u8; 64 * 1024];
+        assert_eq!(b.read(&mut out), 32 * 1448);
+        assert_eq!(b.mem(), 0, "drained: nothing held");
+        nxt = b.store_all(nxt, nxt, &seg).expect("stored");
+        assert_eq!(b.mem(), 64 * 1024, "back at the drained size");
+        b.read(&mut out);
+        let mut room = 8192;
+        assert_eq!(b.store(nxt, nxt, &seg, &mut room), Some(nxt + 1448));
+        assert_eq!(b.mem(), 8192, "within the grant");
     }
 
     #[test]
