@@ -49,7 +49,7 @@ use crate::engine::errno::Errno;
 use crate::engine::time::{Duration, Instant};
 use rcv_space::RcvSpace;
 use recv::{RecvBuf, MAX_SACK_BLOCKS};
-use rtt::{RttEstimator, RTO_MAX};
+use rtt::{RttEstimator, RTO_MAX, RTO_MIN};
 use sack::Scoreboard;
 use send::SendBuf;
 use seq::{after, before, between, seq_max};
@@ -279,6 +279,12 @@ struct TcbExt {
     retrans_ts: u32,
     prior_cwnd: u32,
     prior_ssthresh: u32,
+    /// When (engine ms, 0 = none) the first RTO retransmission of the
+    /// current series went out (Linux `retrans_stamp`): the clock of the
+    /// give-up rule, and a TSecr older than our TSval then (`rto_stamp_ts`)
+    /// echoes an original transmission, not the retransmission.
+    rto_stamp_ms: u32,
+    rto_stamp_ts: u32,
 }
 
 // Bits of `Tcb::flags`.
@@ -1139,7 +1145,9 @@ impl Tcb {
         }
 
         self.rtt_sample_on_ack(now, seg, ack);
-        self.retransmits = 0;
+        if self.retransmits != 0 {
+            self.end_rto_series();
+        }
 
         let prior_una = ack.wrapping_sub(acked);
         if !self.sack_undo_if_delayed(seg, prior_una) {
@@ -1186,32 +1194,59 @@ impl Tcb {
             // The window opened: Linux tcp_ack_probe clears the backoff.
             self.set(F_PROBING, false);
             self.rtx_at = Deadline::NONE;
-            self.retransmits = 0;
+            self.end_rto_series();
         }
         (new_wnd, old_wnd)
     }
 
-    /// An RTT sample from an ACK of new data: the echoed timestamp, or
-    /// Karn's timed segment without timestamps.
+    /// An RTT sample from an ACK of new data. Linux's `tcp_ack_update_rtt`
+    /// first takes the acked segment's own send time (`seq_rtt_us`), and
+    /// the echoed timestamp only when the acked data was retransmitted.
+    /// We time one segment per round trip, with or without timestamps: a
+    /// peer may echo an old TS.Recent (RFC 7323 updates it only for
+    /// segments at or below Last.ACK.sent), and such an echo read as an RTT
+    /// once grew SRTT to seconds and kept a vanished peer's connection
+    /// retrying for many minutes.
     fn rtt_sample_on_ack(&mut self, now: Instant, seg: &SegIn<'_>, ack: u32) {
-        if self.has(F_TS) {
-            //= https://www.rfc-editor.org/rfc/rfc7323#section-4.1
-            //# A TSecr value received in a segment MAY be used to update the
-            //# averaged RTT measurement only if the segment advances the left
-            //# edge of the send window, i.e., SND.UNA is increased.
-            if let Some((_, tsecr)) = seg.ts {
-                let rtt_ms = self.ts_val(now).wrapping_sub(tsecr);
-                if tsecr != 0 && (rtt_ms as i32) >= 0 && self.retransmits == 0 {
-                    self.rtt.on_sample(Duration::from_millis(rtt_ms as u64));
-                }
-            }
-        } else if self.has(F_RTT_TIMING) && after(ack, self.rtt_seq) {
+        if self.has(F_RTT_TIMING) && after(ack, self.rtt_seq) {
             // Karn: the timed segment was never retransmitted (timing is
             // cancelled on retransmission).
             self.set(F_RTT_TIMING, false);
             let us = Self::now_us(now).wrapping_sub(self.rtt_time_us);
             self.rtt.on_sample(Duration::from_micros(u64::from(us)));
+        } else if self.retransmits > 0 && self.has(F_TS) {
+            //= https://www.rfc-editor.org/rfc/rfc7323#section-4.1
+            //# A TSecr value received in a segment MAY be used to update the
+            //# averaged RTT measurement only if the segment advances the left
+            //# edge of the send window, i.e., SND.UNA is increased.
+            let Some((_, tsecr)) = seg.ts else { return };
+            let since = self.ext.as_ref().map_or(0, |e| e.rto_stamp_ts);
+            // It must echo a retransmission, not the original (Karn).
+            let rtt_ms = self.ts_val(now).wrapping_sub(tsecr);
+            if tsecr != 0 && (rtt_ms as i32) >= 0 && !before(tsecr, since) {
+                self.rtt.on_sample(Duration::from_millis(rtt_ms as u64));
+            }
         }
+    }
+
+    /// Forward progress ends a series of RTO retransmissions: the backoff
+    /// and the give-up clock start again.
+    fn end_rto_series(&mut self) {
+        self.retransmits = 0;
+        if let Some(e) = self.ext.as_mut() {
+            e.rto_stamp_ms = 0;
+        }
+    }
+
+    /// Linux `retransmits_timed_out`: give up when the time since the first
+    /// retransmission reaches what `limit` retransmissions take from
+    /// `TCP_RTO_MIN` (`tcp_model_timeout`), however large the RTO is.
+    fn rto_series_timed_out(&self, now: Instant, limit: u8) -> bool {
+        let Some(e) = self.ext.as_ref().filter(|e| e.rto_stamp_ms != 0) else {
+            return self.retransmits > limit;
+        };
+        let since = Self::now_ms(now).wrapping_sub(e.rto_stamp_ms);
+        u64::from(since) >= rtt::model_timeout(limit, RTO_MIN).as_millis() as u64
     }
 
     /// Our FIN is acknowledged: FIN_WAIT_1 -> FIN_WAIT_2, CLOSING ->
@@ -1593,7 +1628,14 @@ impl Tcb {
         } else {
             self.retries2
         };
-        if self.retransmits >= limit {
+        // A TFO child's SYN-ACK counts its retries (Linux
+        // tcp_fastopen_synack_timer); data gives up by time.
+        let timed_out = if syn {
+            self.retransmits >= limit
+        } else {
+            self.retransmits > 0 && self.rto_series_timed_out(now, limit)
+        };
+        if timed_out {
             // Linux tcp_write_timeout -> tcp_write_err: ETIMEDOUT, no RST sent.
             self.error = Some(Errno::Etimedout);
             self.events.insert(Events::RESET);
@@ -1637,6 +1679,11 @@ impl Tcb {
         //# (5.5) The host MUST set RTO <- RTO * 2 ("back off the timer").
         self.retransmits = self.retransmits.saturating_add(1);
         self.rtx_at = Deadline::at(now + self.rto());
+        if !syn && self.ext.as_ref().map_or(true, |e| e.rto_stamp_ms == 0) {
+            let (ms, ts) = (Self::now_ms(now).max(1), self.ts_val(now));
+            let e = self.ext_mut();
+            (e.rto_stamp_ms, e.rto_stamp_ts) = (ms, ts);
+        }
         if syn {
             // A TFO child's SYN-ACK: the listen path adds the SYN options.
             // snd_una is our ISS while the SYN-ACK is unacknowledged.
@@ -2122,8 +2169,8 @@ impl Tcb {
                 f |= TcpFlags::FIN;
             }
             let seq = self.snd_nxt;
-            // Karn timing of new data, without timestamps.
-            if len > 0 && !self.has(F_TS) && !self.has(F_RTT_TIMING) && seq == self.snd_max {
+            // Karn timing of new data, one segment per round trip.
+            if len > 0 && !self.has(F_RTT_TIMING) && seq == self.snd_max {
                 self.set(F_RTT_TIMING, true);
                 self.rtt_seq = seq;
                 self.rtt_time_us = Self::now_us(now);

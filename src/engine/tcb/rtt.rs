@@ -13,6 +13,25 @@ pub const RTO_MAX: Duration = Duration::from_secs(120);
 //#       set RTO <- 1 second
 pub const RTO_INIT: Duration = Duration::from_secs(1);
 
+/// Linux `tcp_model_timeout`: how long `boundary` retransmissions take,
+/// counted from the first, if the RTO started at `base` and doubled up to
+/// `TCP_RTO_MAX`. A connection gives up when this much time has passed
+/// since its first retransmission (`retransmits_timed_out`), so a large
+/// measured RTO does not stretch `tcp_retries2` to hours.
+pub fn model_timeout(boundary: u8, base: Duration) -> Duration {
+    let base_ms = (base.as_millis() as u64).max(1);
+    let max_ms = RTO_MAX.as_millis() as u64;
+    // ilog2(TCP_RTO_MAX / base): the last doubling before the cap.
+    let thresh = (max_ms / base_ms).max(1).ilog2();
+    let b = u32::from(boundary);
+    let ms = if b <= thresh {
+        ((2u64 << b) - 1) * base_ms
+    } else {
+        ((2u64 << thresh) - 1) * base_ms + u64::from(b - thresh) * max_ms
+    };
+    Duration::from_millis(ms)
+}
+
 /// SRTT and RTTVAR in microseconds (u32: up to 71 minutes, far above RTO_MAX).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RttEstimator {
@@ -80,6 +99,18 @@ mod tests {
         }
         // Converges to ~1 ms + the 200 ms floor, as Linux on a LAN.
         assert!(r.rto() >= RTO_MIN && r.rto() < Duration::from_millis(210));
+    }
+
+    #[test]
+    fn model_timeouts_are_linux_s() {
+        // tcp(7): tcp_retries2 = 15 "corresponds to a hypothetical timeout
+        // of 924.6 seconds"; 6 to 25.4 s.
+        assert_eq!(model_timeout(15, RTO_MIN), Duration::from_millis(924_600));
+        assert_eq!(model_timeout(6, RTO_MIN), Duration::from_millis(25_400));
+        // A SYN-ACK's base is TCP_TIMEOUT_INIT: 5 retries = 63 s.
+        assert_eq!(model_timeout(5, RTO_INIT), Duration::from_secs(63));
+        // Past the cap the steps are TCP_RTO_MAX: 1 s base caps after 6.
+        assert_eq!(model_timeout(8, RTO_INIT), Duration::from_secs(127 + 2 * 120));
     }
 
     #[test]

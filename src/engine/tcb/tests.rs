@@ -964,20 +964,99 @@ fn retries_exhausted_resets_with_etimedout() {
     assert_eq!(s.tcb.state(), State::Closed);
     assert_eq!(s.tcb.error(), Some(Errno::Etimedout));
     assert!(s.events.contains(Events::RESET));
-    // 1 original + 15 retransmissions, spaced 1, 2, 4, ... s, capped at 120 s.
+    // Linux gives up by time (retransmits_timed_out): 924.6 s after the
+    // first retransmission, what 15 would take from a 200 ms RTO. With no
+    // RTT sample the RTO starts at 1 s: retransmissions at 1, 3, 7, ...,
+    // 127 s, then every 120 s; at 847 s (846 s in) one more, and at 967 s
+    // (966 s >= 924.6 s) it is over: 1 original + 13 retransmissions.
     let sends: Vec<Instant> = s
         .log
         .iter()
         .filter(|(_, x)| x.payload_len > 0)
         .map(|(t, _)| *t)
         .collect();
-    assert_eq!(sends.len(), 16);
+    assert_eq!(sends.len(), 14);
     assert_eq!(sends[1] - sends[0], Duration::from_secs(1));
     assert_eq!(sends[2] - sends[1], Duration::from_secs(2));
     assert_eq!(sends[8] - sends[7], Duration::from_secs(120));
-    // 1+2+...+64 = 127, then 120 s up to the 16th expiry: 127 + 9*120 = 1207 s.
-    assert_eq!(p.now - t0, Duration::from_secs(1207));
+    assert_eq!(p.now - t0, Duration::from_secs(967));
     assert_eq!(p.sides[SERVER].tcb.write(b"x"), Err(Errno::Etimedout));
+}
+
+#[test]
+fn at_the_rto_floor_the_time_rule_allows_one_retransmission_more() {
+    // As the live kernel on a veth with tcp_retries2=3: RTO 216 ms, three
+    // retransmissions, ETIMEDOUT at the fourth expiry (2.8 s + 14 * 16 ms
+    // after the first >= 3.0 s). At exactly 200 ms the fourth expiry is
+    // 2.8 s in, short of 3.0 s: one retransmission more, then the end.
+    for (rtt_ms, retransmissions) in [(16u64, 3usize), (0, 4)] {
+        let now = Instant::from_secs(10);
+        let mut pp = params(now);
+        pp.config.retries2 = 3;
+        let mut t = Tcb::new_passive(pp);
+        // An RTO of 200 ms + rtt: SRTT = rtt, RTTVAR = rtt / 2 (4 * RTTVAR
+        // is below the 200 ms floor).
+        t.rtt.on_sample(Duration::from_micros(if rtt_ms == 0 { 1 } else { rtt_ms * 1000 }));
+        t.write(b"into the void").unwrap();
+        let mut sent = Vec::new();
+        t.poll_transmit(now, &mut collect(&mut sent));
+        assert_eq!(sent.len(), 1);
+        let mut retx = 0;
+        while t.state() != State::Closed {
+            let now = t.next_timeout().expect("a timer while data is unacknowledged");
+            let mut sent = Vec::new();
+            t.on_timeout(now, &mut collect(&mut sent));
+            retx += sent.iter().filter(|(x, _)| x.payload_len > 0).count();
+            assert!(retx <= 10, "never gave up");
+        }
+        assert_eq!(retx, retransmissions, "rtt {rtt_ms} ms");
+        assert_eq!(t.error(), Some(Errno::Etimedout));
+    }
+}
+
+#[test]
+fn an_old_echoed_timestamp_is_not_a_round_trip() {
+    // A peer may echo an old TS.Recent (RFC 7323 updates it only for a
+    // segment at or below Last.ACK.sent). Read as an RTT, a 10 s old echo
+    // once grew SRTT to seconds; the timed segment gives the real 20 ms.
+    let mut t = server();
+    let t0 = Instant::from_secs(10);
+    t.write(&[7u8; 1000]).unwrap();
+    let mut sent = Vec::new();
+    t.poll_transmit(t0, &mut collect(&mut sent));
+    assert_eq!(sent.len(), 1);
+    let mut ack = seg(5001, 1001 + 1000, TcpFlags::empty(), &[]);
+    ack.ts = Some((300, 1));
+    input(&mut t, t0 + Duration::from_millis(20), &ack);
+    assert_eq!(t.snd_una(), 2001);
+    assert_eq!(t.srtt(), Duration::from_millis(20));
+}
+
+#[test]
+fn a_vanished_peer_is_given_up_by_time_however_large_the_rto() {
+    // SRTT of 20 s (a slow path, or a bad sample): the RTO is 60 s and
+    // backs off to 120 s, but the clock from the first retransmission
+    // stops it as Linux does: 25.4 s for tcp_retries2=6.
+    let now = Instant::from_secs(10);
+    let mut pp = params(now);
+    pp.config.retries2 = 6;
+    let mut t = Tcb::new_passive(pp);
+    t.rtt.on_sample(Duration::from_secs(20));
+    assert_eq!(t.rto(), Duration::from_secs(60));
+    t.write(b"gone").unwrap();
+    t.poll_transmit(now, &mut collect(&mut Vec::new()));
+    let mut at = now;
+    let mut retx = 0;
+    while t.state() != State::Closed {
+        at = t.next_timeout().unwrap();
+        let mut sent = Vec::new();
+        t.on_timeout(at, &mut collect(&mut sent));
+        retx += sent.iter().filter(|(x, _)| x.payload_len > 0).count();
+    }
+    // One retransmission at 60 s; at 180 s, 120 s in, it is over
+    // (counting six would have taken 60 + 120 * 6 = 780 s).
+    assert_eq!(retx, 1);
+    assert_eq!(at - now, Duration::from_secs(180));
 }
 
 #[test]
